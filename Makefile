@@ -1,0 +1,39 @@
+# make test | make demo | make bench: each creates .venv on first use and installs the project.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# CPU torch comes from the local wheel (never a multi-GB CUDA build); triton pinned to the GPU
+# machine's version so the interpreter in CI speaks the same language as compiled runs.
+TORCH_SPEC ?= torch==2.13.0
+TRITON_SPEC ?= triton==3.6.0
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: setup test demo bench bench-report clean
+
+setup: $(STAMP)
+
+$(STAMP): setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip setuptools wheel
+	$(PIP) install --quiet "$(TORCH_SPEC)" "$(TRITON_SPEC)"
+	$(PIP) install --quiet -e ".[test]"
+	touch $(STAMP)
+
+# pytest exits 5 when it collects nothing; that is a failure of the suite, not a pass.
+test: $(STAMP)
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(VENV)/bin/stemseg-fast demo --out demo_output
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+	$(PY) benchmarks/report.py
+
+bench-report: $(STAMP)
+	$(PY) benchmarks/report.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info demo_output .pytest_cache

@@ -1,0 +1,62 @@
+"""Argument checks shared by every op: errors name the argument, what was expected, what came.
+
+Plain ``ValueError``/``TypeError`` (never ``assert``, which ``python -O`` strips).
+"""
+import torch
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+INDEX_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
+
+
+def _describe_shape(shape):
+    return "[" + ", ".join("*" if size is None else str(size) for size in shape) + "]"
+
+
+def check_tensor(name, tensor, *, shape=None, dtypes=None):
+    """Check that ``tensor`` is a tensor with ``shape`` (``None`` entries match any size)
+    and one of ``dtypes``. Returns the tensor so checks read as assignments."""
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
+    if shape is not None:
+        matches = tensor.dim() == len(shape) and all(
+            expected is None or expected == actual for expected, actual in zip(shape, tensor.shape)
+        )
+        if not matches:
+            raise ValueError(
+                f"{name} must have shape {_describe_shape(shape)}, got {list(tensor.shape)}"
+            )
+    if dtypes is not None and tensor.dtype not in dtypes:
+        allowed = ", ".join(str(d).replace("torch.", "") for d in dtypes)
+        raise TypeError(f"{name} must have dtype in ({allowed}), got {tensor.dtype}")
+    return tensor
+
+
+def check_same_device(**tensors):
+    """All named tensors on one device."""
+    devices = {name: t.device for name, t in tensors.items()}
+    if len(set(devices.values())) > 1:
+        listing = ", ".join(f"{name} on {device}" for name, device in devices.items())
+        raise ValueError(f"all tensors must be on one device, got {listing}")
+
+
+def check_same_size(dim_name, **sizes):
+    """Named sizes that must agree, e.g. ``check_same_size("N", embeddings=..., ids=...)``."""
+    if len(set(sizes.values())) > 1:
+        listing = ", ".join(f"{name} has {size}" for name, size in sizes.items())
+        raise ValueError(f"size {dim_name} must agree across arguments, got {listing}")
+
+
+def check_index_range(name, tensor, low, high):
+    """Every value of an integer tensor in ``[low, high)``. Syncs with the device once."""
+    if tensor.numel() == 0:
+        return
+    smallest, largest = int(tensor.min()), int(tensor.max())
+    if smallest < low or largest >= high:
+        raise ValueError(
+            f"{name} must hold values in [{low}, {high}), got values in [{smallest}, {largest}]"
+        )
+
+
+def check_positive(name, value):
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value}")

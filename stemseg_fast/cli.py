@@ -1,0 +1,45 @@
+"""The ``stemseg-fast`` command: thin subcommands over the Python API.
+
+Each subcommand lives in the module that owns its feature and exposes
+``add_parser(subparsers)``, which registers the subcommand and sets ``func`` on its parser to a
+callable taking the parsed arguments and returning an exit code.
+"""
+import argparse
+import importlib
+import sys
+
+SUBCOMMAND_MODULES = (
+    "stemseg_fast.demo",
+)
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as one line, exit code 2, no traceback."""
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="stemseg-fast",
+        description="STEm-Seg video instance segmentation with Triton kernels.",
+    )
+    parser.add_argument("--traceback", action="store_true",
+                        help="show the full traceback of an error instead of one line")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in SUBCOMMAND_MODULES:
+        importlib.import_module(module_name).add_parser(subparsers)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except (CommandError, ValueError, TypeError, OSError) as error:
+        if args.traceback:
+            raise
+        print(f"stemseg-fast {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Test-wide setup.
+
+Triton kernels run on CPU through the interpreter, which ``@triton.jit`` selects when it
+decorates a kernel: ``TRITON_INTERPRET=1`` must be set before ``stemseg_fast.kernels`` is
+imported. This conftest is imported before any test module, so setting it here covers every
+test. With a GPU the kernels are compiled and the same tests run on CUDA tensors.
+"""
+import os
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+@pytest.fixture
+def device():
+    """Where the Triton backend runs: CUDA when present, else CPU under the interpreter."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.fixture
+def rng():
+    """A generator with a fresh seed per test run, printed so a failure can be replayed with
+    ``STEMSEG_FAST_TEST_SEED=<seed>``."""
+    seed = int(os.environ.get("STEMSEG_FAST_TEST_SEED", int.from_bytes(os.urandom(4), "little")))
+    print(f"random seed: STEMSEG_FAST_TEST_SEED={seed}")
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)

@@ -1,0 +1,67 @@
+"""Helpers every op test uses: tolerances per dtype, verbose comparison, random inputs,
+gradient comparison. Import as ``from helpers import ...`` (pytest puts tests/ on sys.path)."""
+import torch
+
+# (rtol, atol) for comparing a result computed in this dtype with the float64 reference.
+# fp32 from torchvision's test_ops; bf16/fp16 about twice PyTorch's own rounding error there.
+TOLERANCES = {
+    torch.float64: (1e-10, 1e-12),
+    torch.float32: (1e-5, 1e-5),
+    torch.float16: (2e-3, 2e-3),
+    torch.bfloat16: (1.6e-2, 1.6e-2),
+}
+
+
+def tolerance_for(*dtypes):
+    """The loosest tolerance among the dtypes that took part in the computation."""
+    return max((TOLERANCES[d] for d in dtypes), key=lambda tol: tol[0])
+
+
+def assert_close(actual, expected, *, dtype=None, name="result"):
+    """Compare with the float64 reference; on failure say how many elements differ and where.
+
+    NaN or inf in one tensor and not the other is a failure (poisoned outputs show as NaN).
+    """
+    rtol, atol = tolerance_for(dtype or actual.dtype)
+    if actual.shape != expected.shape:
+        raise AssertionError(f"{name}: shape {list(actual.shape)} != {list(expected.shape)}")
+    actual64 = actual.detach().to("cpu", torch.float64)
+    expected64 = expected.detach().to("cpu", torch.float64)
+    close = torch.isclose(actual64, expected64, rtol=rtol, atol=atol, equal_nan=False)
+    both_same_inf = torch.isinf(actual64) & (actual64 == expected64)
+    bad = ~(close | both_same_inf)
+    if bad.any():
+        where = bad.nonzero()[:5].tolist()
+        samples = ", ".join(
+            f"{tuple(idx)}: {actual64[tuple(idx)].item():.8g} vs {expected64[tuple(idx)].item():.8g}"
+            for idx in where)
+        raise AssertionError(
+            f"{name}: {int(bad.sum())} of {bad.numel()} elements differ beyond rtol={rtol}, "
+            f"atol={atol} (NaN in result: {int(torch.isnan(actual64).sum())}); first: {samples}")
+
+
+def random_upstream(outputs, rng):
+    """One random upstream gradient per output, shared by both backends."""
+    return [torch.randn(o.shape, generator=rng, dtype=torch.float64).to(o.device) for o in outputs]
+
+
+def gradients(outputs, inputs, upstream):
+    """d(sum_j <outputs_j, upstream_j>)/d inputs, zeros for inputs that do not take part."""
+    total = sum((o.to(torch.float64) * u).sum() for o, u in zip(outputs, upstream))
+    grads = torch.autograd.grad(total, inputs, allow_unused=True)
+    return [torch.zeros_like(x) if g is None else g for x, g in zip(inputs, grads)]
+
+
+def compare_gradients(outputs, reference_outputs, inputs, reference_inputs, rng, *, names,
+                      dtype=None):
+    """Drive both backends with the same random upstream gradient; compare every input grad."""
+    upstream = random_upstream(reference_outputs, rng)
+    grads = gradients(outputs, inputs, upstream)
+    reference_grads = gradients(reference_outputs, reference_inputs, upstream)
+    for name, grad, reference_grad in zip(names, grads, reference_grads):
+        assert_close(grad, reference_grad, dtype=dtype, name=f"grad of {name}")
+
+
+def leaf(tensor, dtype, device):
+    """A fresh leaf tensor with gradients, in the dtype and on the device of the test."""
+    return tensor.detach().to(device=device, dtype=dtype).requires_grad_(True)
