@@ -10,7 +10,7 @@ TRITON_SPEC ?= triton==3.6.0
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo bench bench-report clean
+.PHONY: setup test demo bench bench-report clean gpu-wheels
 
 setup: $(STAMP)
 
@@ -37,3 +37,11 @@ bench-report: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo_output .pytest_cache
+
+# Wheels the GPU machine lacks (it has no network): cp312 manylinux builds into .whl/.
+GPU_WHEELS ?= pycocotools==2.0.11
+gpu-wheels:
+	mkdir -p .whl
+	$(PYTHON) -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+	  --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+	  --platform manylinux2014_x86_64 -d .whl $(GPU_WHEELS)

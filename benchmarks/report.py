@@ -1,0 +1,120 @@
+"""Render the speed-up tables from committed benchmark results.
+
+    python benchmarks/report.py [RESULT.json ...] [--readme README.md]
+
+Without files, reads the newest result of every device under ``benchmarks/results/``. One table
+per device: each benchmark group (op, pass, preset) with the median time of every backend
+(CUDA-event median where measured on a GPU), the speed-up reference / triton of the same run,
+achieved GB/s and peak memory. ``--readme`` replaces the text between the markers
+``<!-- benchmarks:start -->`` and ``<!-- benchmarks:end -->`` in that file (atomically).
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import sys
+import tempfile
+from collections import defaultdict
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
+
+
+def newest_results():
+    files = []
+    for device_dir in sorted(glob.glob(os.path.join(RESULTS_DIR, "*"))):
+        dated = sorted(glob.glob(os.path.join(device_dir, "*.json")))
+        if dated:
+            files.append(dated[-1])
+    return files
+
+
+def _backend_of(bench):
+    backend = bench.get("params", {}).get("backend")
+    if backend:
+        return backend
+    match = re.search(r"\[(?:.*-)?([a-z_]+)\]$", bench["name"])
+    return match.group(1) if match else bench["name"]
+
+
+def _median_ms(bench):
+    info = bench.get("extra_info", {})
+    if "cuda_ms_median" in info:
+        return info["cuda_ms_median"]
+    return bench["stats"]["median"] * 1e3
+
+
+def _format_ms(ms):
+    return f"{ms:.3f}" if ms < 10 else f"{ms:.1f}"
+
+
+def render(path):
+    with open(path, encoding="utf-8") as handle:
+        data = json.load(handle)
+    machine = data.get("machine_info", {})
+    groups = defaultdict(dict)
+    for bench in data.get("benchmarks", []):
+        groups[bench.get("group") or bench["name"]][_backend_of(bench)] = bench
+    backends = sorted({backend for group in groups.values() for backend in group},
+                      key=lambda b: (b != "reference", b))
+    lines = [
+        f"**{machine.get('device', '?')}** — torch {machine.get('torch_version', '?')}, "
+        f"triton {machine.get('triton_version', '?')}, Python {machine.get('python_version', '?')}, "
+        f"commit {str(machine.get('git_commit', '?'))[:10]}, {data.get('datetime', machine.get('date', '?'))} "
+        f"(`{os.path.relpath(path)}`)",
+        "",
+        "| benchmark | " + " | ".join(f"{b} (ms)" for b in backends)
+        + " | speed-up | GB/s | peak MiB |",
+        "|---|" + "---:|" * (len(backends) + 3),
+    ]
+    for name in sorted(groups):
+        group = groups[name]
+        times = {backend: _median_ms(bench) for backend, bench in group.items()}
+        cells = [_format_ms(times[b]) if b in times else "–" for b in backends]
+        speedup = "–"
+        if "reference" in times and "triton" in times and times["triton"] > 0:
+            speedup = f"{times['reference'] / times['triton']:.1f}×"
+        fastest = group.get("triton") or next(iter(group.values()))
+        info = fastest.get("extra_info", {})
+        gbps = "–"
+        if "gbps" in info:
+            gbps = f"{info['gbps']:.0f}"
+        elif "bytes_moved" in info:
+            gbps = f"{info['bytes_moved'] / (_median_ms(fastest) * 1e-3) / 1e9:.1f}"
+        peak = (f"{info['peak_memory_bytes'] / 2**20:.0f}" if "peak_memory_bytes" in info else "–")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {speedup} | {gbps} | {peak} |")
+    return "\n".join(lines)
+
+
+def replace_between_markers(readme, text):
+    with open(readme, encoding="utf-8") as handle:
+        content = handle.read()
+    if START not in content or END not in content:
+        raise SystemExit(f"{readme}: markers {START} / {END} not found")
+    head, rest = content.split(START, 1)
+    _, tail = rest.split(END, 1)
+    handle, partial = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(readme)))
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(f"{head}{START}\n{text}\n{END}{tail}")
+    os.replace(partial, readme)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", nargs="*", help="result JSON files (default: newest per device)")
+    parser.add_argument("--readme", help="write the tables into this file between the markers")
+    args = parser.parse_args(argv)
+    files = args.results or newest_results()
+    if not files:
+        print("no benchmark results yet: run `make bench`", file=sys.stderr)
+        return 1
+    text = "\n\n".join(render(path) for path in files)
+    print(text)
+    if args.readme:
+        replace_between_markers(args.readme, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

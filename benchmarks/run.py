@@ -1,0 +1,57 @@
+"""Run the benchmark suite on whatever device exists and keep the raw result.
+
+    python benchmarks/run.py [--quick] [--out DIR] [-- extra pytest args]
+
+Writes ``benchmarks/results/<device-slug>/<yyyy-mm-dd>.json`` (pytest-benchmark JSON with the
+device, torch/triton/Python versions, git commit and date in ``machine_info``) unless ``--out``
+names another folder. ``--quick`` runs fewer rounds (for the time-boxed GPU runbook).
+"""
+import argparse
+import datetime
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import torch
+
+BENCHMARKS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def device_slug():
+    name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=os.path.join(BENCHMARKS_DIR, "results"),
+                        help="folder that gets <device-slug>/<date>.json")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds per benchmark")
+    parser.add_argument("pytest_args", nargs="*", help="passed on to pytest (after --)")
+    args = parser.parse_args(argv)
+
+    target_dir = os.path.join(args.out, device_slug())
+    os.makedirs(target_dir, exist_ok=True)
+    today = datetime.date.today().isoformat()
+    target = os.path.join(target_dir, f"{today}.json")
+    handle, partial = tempfile.mkstemp(suffix=".json.partial", dir=target_dir)
+    os.close(handle)
+    command = [sys.executable, "-m", "pytest", BENCHMARKS_DIR, "-q", "-p", "no:cacheprovider",
+               f"--benchmark-json={partial}", "--benchmark-columns=median,iqr,rounds",
+               "--benchmark-sort=name"]
+    if args.quick:
+        command.append("--benchmark-max-time=0.5")
+    result = subprocess.run(command + args.pytest_args, cwd=BENCHMARKS_DIR)
+    if result.returncode != 0 or os.path.getsize(partial) == 0:
+        os.unlink(partial)
+        print(f"benchmarks failed (exit {result.returncode}); no result written", file=sys.stderr)
+        return result.returncode or 1
+    os.replace(partial, target)
+    print(f"wrote {os.path.relpath(target)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
