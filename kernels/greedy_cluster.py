@@ -1,0 +1,460 @@
+"""Greedy seeded clustering of one clip's foreground voxels (official: SequentialClustering._process,
+inference/clusterers.py), on the device with a fixed launch sequence and no host synchronisation.
+
+The official algorithm, on the M foreground voxels of a clip (voxel order kept):
+
+    labels <- -1
+    for k in 0 .. max_instances-1:
+        A_k  = {i : labels_i == -1}                     (stop if empty: no secondary step)
+        s    = argmax_{i in A_k} seediness_i            (lowest index among equal values)
+        stop if seediness_s < min_seediness
+        c_k, b_k = embeddings_s, precisions_s           (the seed voxel alone, no averaging)
+        d_ik = sqrt(sum_e b_ke (x_ie - c_ke)^2)  for i in A_k,   d_ik = 1e8 otherwise
+        labels_i <- k  where i in A_k and exp(-d_ik / 2) > prob_threshold
+    secondary (only if a cluster exists and A was non-empty):
+        for i in A (the mask of the *last executed* iteration: stale after max_instances
+        iterations, so the voxels assigned in the last iteration are candidates again):
+            j = argmax_k d_ik  (the *farthest* cluster, first k among equal distances)
+            labels_i <- j  if exp(-d_ij / 2) > secondary_threshold
+
+Quirks kept by default (reference §4.2, §9 items 1-2) and the options that fix them:
+* ``distance_rule="official"``: p = exp(-d/2) with d the square *root* of the Mahalanobis form
+  (so p > 0.5 <=> d^2 < (2 ln 2)^2 ~ 1.92); ``"paper"``: p = exp(-d^2/2), as in training.
+* ``secondary_rule="official"``: the farthest cluster (``max`` over distances in a variable the
+  official code names "min") and the stale mask; ``"nearest"``: the nearest cluster, over the
+  voxels still unassigned after the loop (the intended rule).
+* The 1e8 sentinel stored for voxels assigned before cluster k never decides anything: a
+  secondary candidate was available in every executed iteration (availability only shrinks, and
+  the stale mask is the one of the last iteration), so all its distances are real, and every
+  other voxel is excluded by the mask. The reference keeps the sentinel to show it.
+
+Every decision is taken on distances, never on probabilities: p > t <=> d < -2 ln t, with the
+limit -2 ln t rounded once to float32. Both backends therefore agree bit for bit; against the
+official code they can differ only for a voxel whose float32 exp(-d/2) rounds across the
+threshold (one ulp). Arithmetic is float32 as in the official code (which asserts float32
+embeddings): d^2 accumulates ((x_e - c_e)^2 * b_e) over e = 0, 1, ... in order, d = sqrt
+correctly rounded, and the Triton kernels are compiled without fused multiply-adds.
+
+Memory traffic per seed (Triton): one pass reads the 1-byte voxel state of all N voxels and, for
+the still-available voxels only, E float32 embeddings and the seediness (the next seed's arg-max
+is reduced in the same pass), and writes the state of the newly assigned voxels: at most
+N * (1 + 4E + 4) bytes, N * (1 + 0.3 (4E + 4)) at 30 % foreground before any voxel is assigned.
+A last pass evaluates the K <= max_instances Gaussians again for the secondary candidates
+(K*E centres and bandwidths are a few hundred bytes) instead of carrying a running best through
+every seed pass (that would add 2 * 8 bytes per available voxel per seed), and writes the N int64
+labels. No [N, K] buffer, no compaction. The loop is a fixed sequence of 2 + 2 * max_instances
+launches: each "select seed" launch reduces the per-block arg-max partials in one program and
+writes a stop flag in device memory that every later launch reads (kernels then exit without
+touching memory), so the whole loop can be captured in a CUDA graph.
+
+The official code runs 20 iterations each compacting the N x E arrays (read N*E*4 + write), an
+arg-max, a distance pass and host syncs, and stacks an [N, K] float32 matrix: at OVIS input
+resolution (N ~ 5.9 M, 30 % foreground, 20 seeds) several GB of traffic and 40+ host round trips.
+"""
+import math
+
+import torch
+import triton
+import triton.language as tl
+from torch import nn
+
+from ._backend import resolve_backend
+from ._checks import FLOAT_DTYPES, check_same_device, check_same_size, check_tensor
+
+DISTANCE_RULES = ("official", "paper")
+SECONDARY_RULES = ("official", "nearest")
+# Distance stored by the official code for voxels that were not available when cluster k was
+# made (a Mahalanobis distance no real voxel reaches; exp(-1e8/2) = 0).
+ASSIGNED_DISTANCE_SENTINEL = 1e8
+
+
+def distance_limit(probability_threshold, distance_rule):
+    """The distance below which p > ``probability_threshold``, as float32 decisions use it.
+
+    ``official``: p = exp(-d/2) > t  <=>  d < -2 ln t (d = square root of the Mahalanobis form).
+    ``paper``:    p = exp(-d^2/2) > t <=>  d^2 < -2 ln t, so the "distance" there is d^2.
+    """
+    return -2.0 * math.log(probability_threshold)
+
+
+def _voxel_distance_reference(embeddings, centre, bandwidth, distance_rule):
+    """[M] float32: d (official) or d^2 (paper) of every voxel to one Gaussian, summed over the
+    E dims in order so the Triton kernel can reproduce each rounding."""
+    squared = torch.zeros(embeddings.shape[0], dtype=torch.float32, device=embeddings.device)
+    for dim in range(embeddings.shape[1]):
+        difference = embeddings[:, dim] - centre[dim]  # [M]
+        squared = squared + difference * difference * bandwidth[dim]
+    return squared.sqrt() if distance_rule == "official" else squared
+
+
+def greedy_cluster_reference(embeddings, precisions, seediness, foreground, *, min_seediness,
+                             prob_threshold, secondary_threshold, max_instances, distance_rule,
+                             secondary_rule):
+    """SequentialClustering._process step by step, with its host syncs, on the foreground
+    voxels. Arguments as :func:`greedy_cluster`; returns labels [N] int64."""
+    num_voxels = embeddings.shape[0]
+    device = embeddings.device
+    labels = torch.full((num_voxels,), -1, dtype=torch.int64, device=device)
+    foreground_index = foreground.nonzero().squeeze(1)  # [M], the official input voxels
+    if foreground_index.numel() == 0:
+        return labels
+    fg_embeddings = embeddings[foreground_index].float()  # [M, E]
+    fg_precisions = precisions[foreground_index].float()  # [M, E]
+    fg_seediness = seediness[foreground_index].float()  # [M]
+    fg_labels = torch.full_like(foreground_index, -1)  # [M]
+    float32_scalar = lambda value: torch.tensor(value, dtype=torch.float32, device=device)  # noqa: E731
+    min_seed = float32_scalar(min_seediness)
+    primary_limit = float32_scalar(distance_limit(prob_threshold, distance_rule))
+    secondary_limit = float32_scalar(distance_limit(secondary_threshold, distance_rule))
+    farthest = secondary_rule == "official"
+    # Running best over clusters of the stacked [M, K] distances (max: farthest, min: nearest);
+    # strict comparisons keep the first k among equal distances, as torch.max(dim=1) does.
+    best_distance = best_cluster = None
+    run_secondary = False
+    available = fg_labels == -1  # [M]
+    for cluster in range(max_instances):
+        available = fg_labels == -1
+        available_index = available.nonzero().squeeze(1)  # [A]
+        if available_index.numel() == 0:
+            run_secondary = False
+            break
+        seed = available_index[fg_seediness[available_index].argmax()]  # first of equal maxima
+        if fg_seediness[seed] < min_seed:
+            run_secondary = cluster > 0
+            break
+        run_secondary = True
+        distance = _voxel_distance_reference(fg_embeddings, fg_embeddings[seed],
+                                             fg_precisions[seed], distance_rule)  # [M]
+        distance = torch.where(available, distance, float32_scalar(ASSIGNED_DISTANCE_SENTINEL))
+        if best_distance is None:
+            best_distance, best_cluster = distance, torch.zeros_like(fg_labels)
+        else:
+            better = distance > best_distance if farthest else distance < best_distance
+            best_distance = torch.where(better, distance, best_distance)
+            best_cluster = torch.where(better, cluster, best_cluster)
+        fg_labels = torch.where(available & (distance < primary_limit), cluster, fg_labels)
+    if run_secondary:
+        # official: the mask of the last executed iteration (stale after max_instances of them)
+        candidates = available if farthest else fg_labels == -1
+        accepted = candidates & (best_distance < secondary_limit)
+        fg_labels = torch.where(accepted, best_cluster, fg_labels)
+    labels[foreground_index] = fg_labels
+    return labels
+
+
+# Voxel states (int8, -2 and -1 are below every cluster index):
+_BACKGROUND = -2
+_AVAILABLE = -1
+# control[4] int32, in device memory: stop flag, clusters made, "stopped because no voxel was
+# left" (the official loop then skips the secondary step), unused.
+_STOP, _NUM_CLUSTERS, _NONE_LEFT = 0, 1, 2
+
+
+@triton.jit
+def _voxel_distance(emb_ptr, n_offs, mask, centres_ptr, bandwidths_ptr, cluster,
+                    E: tl.constexpr, OFFICIAL_DISTANCE: tl.constexpr):
+    # d (official) or d^2 (paper) of BLOCK voxels to Gaussian `cluster`; the E terms are added
+    # in order, one column at a time, to round exactly as the reference does.
+    squared = tl.zeros(n_offs.shape, dtype=tl.float32)
+    for dim in tl.static_range(E):
+        x = tl.load(emb_ptr + n_offs.to(tl.int64) * E + dim, mask=mask, other=0.0)
+        centre = tl.load(centres_ptr + cluster * E + dim)
+        bandwidth = tl.load(bandwidths_ptr + cluster * E + dim)
+        difference = x - centre
+        squared = squared + difference * difference * bandwidth
+    if OFFICIAL_DISTANCE:
+        return tl.sqrt_rn(squared)
+    return squared
+
+
+@triton.jit
+def _block_argmax(seediness, available, n_offs, N):
+    # Largest seediness among available voxels and the lowest index holding it; (-inf, N) for
+    # a block without available voxels.
+    values = tl.where(available, seediness, float("-inf"))
+    best = tl.max(values, axis=0)
+    index = tl.min(tl.where(available & (values == best), n_offs, N), axis=0)
+    return best, index
+
+
+@triton.jit
+def _greedy_cluster_init_kernel(
+    foreground_ptr,  # [N] uint8
+    seediness_ptr,  # [N] float32
+    state_ptr,  # [N] int8 voxel state (written)
+    part_value_ptr,  # [P] float32 per-block max seediness
+    part_index_ptr,  # [P] int32 per-block arg-max
+    N,
+    BLOCK: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    n_offs = pid * BLOCK + tl.arange(0, BLOCK)
+    in_range = n_offs < N
+    foreground = tl.load(foreground_ptr + n_offs, mask=in_range, other=0) != 0
+    tl.store(state_ptr + n_offs, tl.where(foreground, -1, -2).to(tl.int8), mask=in_range)
+    seediness = tl.load(seediness_ptr + n_offs, mask=foreground, other=float("-inf"))
+    best, index = _block_argmax(seediness, foreground, n_offs, N)
+    tl.store(part_value_ptr + pid, best)
+    tl.store(part_index_ptr + pid, index)
+
+
+@triton.jit
+def _partials_argmax(part_value_ptr, part_index_ptr, start, P, N, running,
+                     BLOCK_P: tl.constexpr):
+    p_offs = start + tl.arange(0, BLOCK_P)
+    p_mask = (p_offs < P) & running
+    values = tl.load(part_value_ptr + p_offs, mask=p_mask, other=float("-inf"))
+    indices = tl.load(part_index_ptr + p_offs, mask=p_mask, other=N)
+    best = tl.max(values, axis=0)
+    return best, tl.min(tl.where(values == best, indices, N), axis=0)
+
+
+@triton.jit
+def _greedy_cluster_select_seed_kernel(
+    part_value_ptr,  # [P] float32
+    part_index_ptr,  # [P] int32
+    emb_ptr,  # [N, E] float32
+    prec_ptr,  # [N, E] float32
+    centres_ptr,  # [max_instances, E] float32 (row num_clusters written)
+    bandwidths_ptr,  # [max_instances, E] float32 (row num_clusters written)
+    control_ptr,  # [4] int32
+    P, N, min_seediness,
+    E: tl.constexpr, E_PAD: tl.constexpr, BLOCK_P: tl.constexpr,
+):
+    running = tl.load(control_ptr + 0) == 0
+    num_clusters = tl.load(control_ptr + 1)
+    best, index = _partials_argmax(part_value_ptr, part_index_ptr, 0, P, N, running, BLOCK_P)
+    for start in range(BLOCK_P, P, BLOCK_P):  # in order: ties keep the lowest voxel index
+        chunk_best, chunk_index = _partials_argmax(part_value_ptr, part_index_ptr, start, P, N,
+                                                   running, BLOCK_P)
+        take = (chunk_best > best) | ((chunk_best == best) & (chunk_index < index))
+        best = tl.where(take, chunk_best, best)
+        index = tl.where(take, chunk_index, index)
+    found = index < N
+    new_seed = running & found & (best >= min_seediness)
+    tl.store(control_ptr + 0, 1, mask=running & (new_seed == 0))
+    tl.store(control_ptr + 2, 1, mask=running & (index >= N))
+    d_offs = tl.arange(0, E_PAD)
+    d_mask = (d_offs < E) & new_seed
+    seed = tl.where(new_seed, index, 0).to(tl.int64)
+    centre = tl.load(emb_ptr + seed * E + d_offs, mask=d_mask, other=0.0)
+    bandwidth = tl.load(prec_ptr + seed * E + d_offs, mask=d_mask, other=0.0)
+    tl.store(centres_ptr + num_clusters * E + d_offs, centre, mask=d_mask)
+    tl.store(bandwidths_ptr + num_clusters * E + d_offs, bandwidth, mask=d_mask)
+    tl.store(control_ptr + 1, num_clusters + 1, mask=new_seed)
+
+
+@triton.jit
+def _greedy_cluster_assign_kernel(
+    emb_ptr,  # [N, E] float32
+    seediness_ptr,  # [N] float32
+    state_ptr,  # [N] int8 (newly assigned voxels written)
+    centres_ptr,  # [max_instances, E] float32
+    bandwidths_ptr,  # [max_instances, E] float32
+    control_ptr,  # [4] int32
+    part_value_ptr,  # [P] float32 (written: next seed's partial arg-max)
+    part_index_ptr,  # [P] int32
+    N, primary_limit,
+    E: tl.constexpr, OFFICIAL_DISTANCE: tl.constexpr, BLOCK: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    running = tl.load(control_ptr + 0) == 0
+    cluster = tl.maximum(tl.load(control_ptr + 1) - 1, 0)  # clamped: read even when stopped
+    n_offs = pid * BLOCK + tl.arange(0, BLOCK)
+    in_range = (n_offs < N) & running
+    state = tl.load(state_ptr + n_offs, mask=in_range, other=-2)
+    available = state == -1
+    distance = _voxel_distance(emb_ptr, n_offs, available, centres_ptr, bandwidths_ptr,
+                               cluster, E, OFFICIAL_DISTANCE)
+    assigned = available & (distance < primary_limit)
+    tl.store(state_ptr + n_offs, tl.zeros((BLOCK,), tl.int8) + cluster.to(tl.int8),
+             mask=assigned)
+    still_available = available & (assigned == 0)
+    seediness = tl.load(seediness_ptr + n_offs, mask=still_available, other=float("-inf"))
+    best, index = _block_argmax(seediness, still_available, n_offs, N)
+    tl.store(part_value_ptr + pid, best, mask=running)
+    tl.store(part_index_ptr + pid, index, mask=running)
+
+
+@triton.jit
+def _greedy_cluster_finalize_kernel(
+    emb_ptr,  # [N, E] float32
+    state_ptr,  # [N] int8
+    centres_ptr,  # [max_instances, E] float32
+    bandwidths_ptr,  # [max_instances, E] float32
+    control_ptr,  # [4] int32
+    labels_ptr,  # [N] int64 (written)
+    N, max_instances, secondary_limit,
+    E: tl.constexpr, OFFICIAL_DISTANCE: tl.constexpr, FARTHEST: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    completed = tl.load(control_ptr + 0) == 0  # the loop ran all max_instances iterations
+    num_clusters = tl.load(control_ptr + 1)
+    run_secondary = (num_clusters > 0) & (tl.load(control_ptr + 2) == 0)
+    n_offs = pid * BLOCK + tl.arange(0, BLOCK)
+    in_range = n_offs < N
+    state = tl.load(state_ptr + n_offs, mask=in_range, other=-2).to(tl.int32)
+    labels = tl.where(state >= 0, state, -1)
+    candidates = in_range & run_secondary & (state == -1)
+    if FARTHEST:
+        # official stale mask: after max_instances iterations the voxels of the last cluster
+        # are offered again; the farthest cluster wins
+        candidates = candidates | (in_range & run_secondary & completed
+                                   & (state == num_clusters - 1))
+        best_distance = tl.full((BLOCK,), float("-inf"), tl.float32)
+    else:
+        best_distance = tl.full((BLOCK,), float("inf"), tl.float32)
+    best_cluster = tl.zeros((BLOCK,), dtype=tl.int32)
+    for cluster in range(0, max_instances):
+        active = candidates & (cluster < num_clusters)
+        distance = _voxel_distance(emb_ptr, n_offs, active, centres_ptr, bandwidths_ptr,
+                                   cluster, E, OFFICIAL_DISTANCE)
+        if FARTHEST:
+            better = active & (distance > best_distance)  # strict: first cluster among ties
+        else:
+            better = active & (distance < best_distance)
+        best_distance = tl.where(better, distance, best_distance)
+        best_cluster = tl.where(better, cluster, best_cluster)
+    accepted = candidates & (best_distance < secondary_limit)
+    labels = tl.where(accepted, best_cluster, labels)
+    tl.store(labels_ptr + n_offs, labels.to(tl.int64), mask=in_range)
+
+
+_BLOCK = 1024
+_BLOCK_P = 1024
+# Triton launch option: no fused multiply-adds, so each product and sum rounds like PyTorch's.
+_EXACT_ROUNDING = dict(enable_fp_fusion=False)
+
+
+def _greedy_cluster_triton(embeddings, precisions, seediness, foreground, *, min_seediness,
+                           prob_threshold, secondary_threshold, max_instances, distance_rule,
+                           secondary_rule):
+    num_voxels, num_dims = embeddings.shape
+    device = embeddings.device
+    embeddings = embeddings.float().contiguous()
+    precisions = precisions.float().contiguous()
+    seediness = seediness.float().contiguous()
+    foreground = foreground.contiguous().view(torch.uint8)
+    labels = torch.empty(num_voxels, dtype=torch.int64, device=device)
+    if num_voxels == 0:
+        return labels
+    num_blocks = triton.cdiv(num_voxels, _BLOCK)
+    state = torch.empty(num_voxels, dtype=torch.int8, device=device)
+    part_value = torch.empty(num_blocks, dtype=torch.float32, device=device)
+    part_index = torch.empty(num_blocks, dtype=torch.int32, device=device)
+    centres = torch.empty(max(max_instances, 1), num_dims, dtype=torch.float32, device=device)
+    bandwidths = torch.empty_like(centres)
+    control = torch.zeros(4, dtype=torch.int32, device=device)
+    official_distance = distance_rule == "official"
+    grid = (num_blocks,)
+    _greedy_cluster_init_kernel[grid](foreground, seediness, state, part_value, part_index,
+                                      num_voxels, BLOCK=_BLOCK)
+    primary_limit = distance_limit(prob_threshold, distance_rule)
+    for _ in range(max_instances):  # fixed launches, no sync: the stop flag lives on the device
+        _greedy_cluster_select_seed_kernel[(1,)](
+            part_value, part_index, embeddings, precisions, centres, bandwidths, control,
+            num_blocks, num_voxels, float(min_seediness),
+            E=num_dims, E_PAD=triton.next_power_of_2(num_dims), BLOCK_P=_BLOCK_P)
+        _greedy_cluster_assign_kernel[grid](
+            embeddings, seediness, state, centres, bandwidths, control, part_value, part_index,
+            num_voxels, primary_limit,
+            E=num_dims, OFFICIAL_DISTANCE=official_distance, BLOCK=_BLOCK, **_EXACT_ROUNDING)
+    _greedy_cluster_finalize_kernel[grid](
+        embeddings, state, centres, bandwidths, control, labels, num_voxels, max_instances,
+        distance_limit(secondary_threshold, distance_rule),
+        E=num_dims, OFFICIAL_DISTANCE=official_distance,
+        FARTHEST=secondary_rule == "official", BLOCK=_BLOCK, **_EXACT_ROUNDING)
+    return labels
+
+
+def _check_probability(name, value):
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"{name} must be a probability in (0, 1), got {value}")
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
+@torch.compiler.disable
+@torch.no_grad()
+def greedy_cluster(embeddings, precisions, seediness, foreground, *, min_seediness=0.8,
+                   prob_threshold=0.5, secondary_threshold=0.3, max_instances=20,
+                   distance_rule="official", secondary_rule="official", backend="auto"):
+    """Greedy seeded clustering of one clip (official ``SequentialClustering``), see the module
+    docstring for the algorithm, the official quirks kept by default and the fixes offered.
+
+    Args:
+        embeddings (Tensor[N, E], float): voxel embeddings of the clip (N = T*H*W).
+        precisions (Tensor[N, E], float, > 0): full per-voxel precisions (bandwidths): the
+            predicted dims already activated (10 * exp(r)) and the free dims filled by the caller
+            (official 1 / 0.3^2). Only the seed voxels' rows are read.
+        seediness (Tensor[N], float, finite): seed score per voxel, usually in (0, 1).
+        foreground (Tensor[N], bool): voxels taking part; the others get -1.
+        min_seediness (float): stop when the best remaining seediness is below it (official 0.8,
+            KITTI-MOTS 0.95).
+        prob_threshold (float in (0, 1)): primary assignment, p > threshold (official 0.5).
+        secondary_threshold (float in (0, 1)): secondary assignment (official 0.3).
+        max_instances (int >= 0): seeds per clip (official 20).
+        distance_rule (str): ``"official"`` p = exp(-d/2) or ``"paper"`` p = exp(-d^2/2).
+        secondary_rule (str): ``"official"`` (farthest cluster, stale mask) or ``"nearest"``.
+        backend (str): ``"auto"``, ``"triton"`` or ``"reference"``.
+
+    Returns:
+        Tensor[N] int64: cluster k (0-based, in seed order) or -1 (background or outlier). Seeds
+        with equal seediness are taken lowest voxel index first in both backends, so they agree
+        exactly. Computed in float32 whatever the input float dtype; no gradient.
+    """
+    check_tensor("embeddings", embeddings, shape=(None, None), dtypes=FLOAT_DTYPES)
+    check_tensor("precisions", precisions, shape=tuple(embeddings.shape), dtypes=FLOAT_DTYPES)
+    check_tensor("seediness", seediness, shape=(None,), dtypes=FLOAT_DTYPES)
+    check_tensor("foreground", foreground, shape=(None,), dtypes=(torch.bool,))
+    check_same_size("N", embeddings=embeddings.shape[0], seediness=seediness.shape[0],
+                    foreground=foreground.shape[0])
+    check_same_device(embeddings=embeddings, precisions=precisions, seediness=seediness,
+                      foreground=foreground)
+    _check_probability("prob_threshold", prob_threshold)
+    _check_probability("secondary_threshold", secondary_threshold)
+    if not isinstance(max_instances, int) or not 0 <= max_instances <= 127:
+        raise ValueError(f"max_instances must be an int in [0, 127], got {max_instances!r}")
+    _check_choice("distance_rule", distance_rule, DISTANCE_RULES)
+    _check_choice("secondary_rule", secondary_rule, SECONDARY_RULES)
+    if embeddings.shape[0] >= 2**31 - 1:
+        raise ValueError(f"embeddings must have fewer than 2**31 - 1 voxels, got {embeddings.shape[0]}")
+    options = dict(min_seediness=float(min_seediness), prob_threshold=float(prob_threshold),
+                   secondary_threshold=float(secondary_threshold), max_instances=max_instances,
+                   distance_rule=distance_rule, secondary_rule=secondary_rule)
+    if resolve_backend(backend, embeddings, precisions, seediness, foreground) == "reference":
+        return greedy_cluster_reference(embeddings, precisions, seediness, foreground, **options)
+    return _greedy_cluster_triton(embeddings, precisions, seediness, foreground, **options)
+
+
+class GreedyCluster(nn.Module):
+    """Clustering with fixed hyper-parameters. See :func:`greedy_cluster`."""
+
+    def __init__(self, *, min_seediness=0.8, prob_threshold=0.5, secondary_threshold=0.3,
+                 max_instances=20, distance_rule="official", secondary_rule="official",
+                 backend="auto"):
+        super().__init__()
+        self.min_seediness = min_seediness
+        self.prob_threshold = prob_threshold
+        self.secondary_threshold = secondary_threshold
+        self.max_instances = max_instances
+        self.distance_rule = distance_rule
+        self.secondary_rule = secondary_rule
+        self.backend = backend
+
+    def forward(self, embeddings, precisions, seediness, foreground):
+        return greedy_cluster(
+            embeddings, precisions, seediness, foreground, min_seediness=self.min_seediness,
+            prob_threshold=self.prob_threshold, secondary_threshold=self.secondary_threshold,
+            max_instances=self.max_instances, distance_rule=self.distance_rule,
+            secondary_rule=self.secondary_rule, backend=self.backend)
+
+    def extra_repr(self):
+        return (f"min_seediness={self.min_seediness}, prob_threshold={self.prob_threshold}, "
+                f"secondary_threshold={self.secondary_threshold}, "
+                f"max_instances={self.max_instances}, distance_rule={self.distance_rule!r}, "
+                f"secondary_rule={self.secondary_rule!r}, backend={self.backend!r}")
