@@ -63,7 +63,6 @@ from ._launch import accumulation_dtype
 
 POOL_KERNEL = (3, 3, 3)
 POOL_STRIDE = (2, 1, 1)
-POOL_PADDING = (1, 1, 1)
 
 
 def pooled_num_frames(num_frames):
@@ -71,11 +70,21 @@ def pooled_num_frames(num_frames):
     return (num_frames - 1) // 2 + 1
 
 
+def temporal_avg_pool(y):
+    """The decoder's AvgPool3d(3, stride (2, 1, 1), padding 1, count_include_pad=True).
+
+    Written as an explicit zero pad and an unpadded pool, which is the same function (padding
+    counts as zeros in the 27-element average) but is also accepted by PyTorch for maps
+    smaller than the kernel (a 2 x 3 map at stride 32 of a 64 x 96 input).
+    """
+    return F.avg_pool3d(F.pad(y, (1, 1, 1, 1, 1, 1)), POOL_KERNEL, POOL_STRIDE)
+
+
 def group_norm_relu_pool_reference(x, weight, bias, num_groups, eps=1e-5, pool=False):
     """Plain PyTorch: ``GroupNorm -> ReLU [-> AvgPool3d]`` exactly as the official decoder."""
     y = F.relu(F.group_norm(x, num_groups, weight, bias, eps))  # [B, C, T, H, W]
     if pool:
-        y = F.avg_pool3d(y, POOL_KERNEL, POOL_STRIDE, POOL_PADDING, count_include_pad=True)
+        y = temporal_avg_pool(y)
     return y  # [B, C, T', H, W]
 
 
@@ -317,9 +326,11 @@ def _group_norm_relu_pool_fwd(x, weight, bias, num_groups, eps, pool):
 def _group_norm_relu_pool_bwd(grad_out, x, weight, bias, mean, rstd, num_groups, pool):
     batch, channels = x.shape[:2]
     dtype = mean.dtype
-    if pool:
-        grad_y = torch.ops.aten.avg_pool3d_backward(
-            grad_out, x, POOL_KERNEL, POOL_STRIDE, POOL_PADDING, False, True, None)
+    if pool:  # the pool is linear: its VJP does not depend on the point, zeros will do
+        with torch.enable_grad():
+            point = torch.zeros(x.shape, dtype=grad_out.dtype, device=x.device,
+                                requires_grad=True)
+            (grad_y,) = torch.autograd.grad(temporal_avg_pool(point), point, grad_out)
     else:
         grad_y = grad_out
     grouped = (batch, num_groups, -1)

@@ -1,0 +1,152 @@
+"""Model presets: frozen dataclasses to read, ``dataclasses.replace`` and build.
+
+Values come from the official configs (stemseg_reference.md sections 1, 4, 10): backbone,
+embedding mode, decoder widths, heads, and the inference constants that the inference stage
+reads (clip length and overlap, clustering thresholds, track limits, foreground rule, input
+sizes, clustering resolution). ``ovis`` is not an official model: it follows the OVIS
+challenge report (X-101-FPN, xyff) with the YouTube-VIS inference settings.
+
+Example::
+
+    from dataclasses import replace
+    config = replace(PRESETS["ytvis"], inference=replace(PRESETS["ytvis"].inference,
+                                                         clip_overlap=2))
+    model = build_stemseg(config)
+"""
+from dataclasses import asdict, dataclass, field, fields
+from typing import Optional, Tuple
+
+from stemseg_fast.kernels.instance_gaussians import FREE_DIM_PRECISION
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """ResNet/ResNeXt-FPN arguments (see :func:`stemseg_fast.model.backbone.build_backbone`)."""
+
+    blocks_per_stage: Tuple[int, ...] = (3, 4, 23, 3)
+    num_groups: int = 1
+    width_per_group: int = 64
+    stride_in_1x1: bool = True
+    stem_channels: int = 64
+    res2_out_channels: int = 256
+    fpn_channels: int = 256
+    freeze_at: int = 2  # stem and res2 frozen (official FREEZE_AT_STAGE 2)
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """TSE decoder widths (c32, c16, c8, c4) and GroupNorm groups."""
+
+    widths: Tuple[int, ...] = (256, 256, 128, 128)
+    num_groups: int = 32
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """Constants the inference stage reads (official inference/main.py, clusterers.py)."""
+
+    clip_length: int = 8  # T of an inference clip
+    clip_overlap: int = 4  # frames shared by consecutive clips
+    min_seediness: float = 0.8  # stop seeding below this seediness
+    primary_prob_threshold: float = 0.5  # assign voxels with exp(-d/2) above this
+    secondary_prob_threshold: float = 0.3  # leftover voxels' second chance
+    max_instances_per_clip: int = 20
+    max_tracks: int = 10  # tracks kept per video in the outputs
+    foreground_source: str = "semantic"  # "semantic": sigmoid(fg logit); "seediness"
+    foreground_threshold: float = 0.5
+    min_dim: int = 640  # resize rule: short side to min_dim ...
+    max_dim: int = 1196  # ... unless the long side would exceed max_dim
+    cluster_at_full_resolution: bool = True  # upsample x4 before clustering (YTVIS)
+
+
+@dataclass(frozen=True)
+class STEmSegConfig:
+    """Everything that defines a STEm-Seg network and how to run it.
+
+    ``seediness_decoder=None``: seediness comes from the embedding decoder (one more 1x1x1
+    conv); ``semantic_decoder=None``: no semantic head. ``num_classes`` counts the background.
+    """
+
+    name: str
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    embedding_mode: str = "xyff"
+    embedding_decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    seediness_decoder: Optional[DecoderConfig] = None
+    semantic_decoder: Optional[DecoderConfig] = field(default_factory=DecoderConfig)
+    num_classes: int = 41
+    free_dim_precision: float = FREE_DIM_PRECISION
+    train_clip_length: int = 8
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+
+    def to_dict(self):
+        """Plain dict (tuples, numbers, strings) for checkpoints."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        return _from_dict(cls, values, "config")
+
+
+_NESTED = {"backbone": BackboneConfig, "embedding_decoder": DecoderConfig,
+           "seediness_decoder": DecoderConfig, "semantic_decoder": DecoderConfig,
+           "inference": InferenceConfig}
+
+
+def _from_dict(cls, values, where):
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{where} has unknown keys {unknown}; known: {sorted(known)}")
+    kwargs = {}
+    for key, value in values.items():
+        if key in _NESTED and value is not None and cls is STEmSegConfig:
+            value = _from_dict(_NESTED[key], value, f"{where}.{key}")
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+R50 = BackboneConfig(blocks_per_stage=(3, 4, 6, 3))
+R101 = BackboneConfig()
+X101_32X8D = BackboneConfig(num_groups=32, width_per_group=8, stride_in_1x1=False)
+
+PRESETS = {
+    config.name: config
+    for config in (
+        STEmSegConfig(
+            "ytvis", backbone=R101, embedding_mode="xyff",
+            semantic_decoder=DecoderConfig(widths=(256, 256, 256, 256)), num_classes=41,
+            inference=InferenceConfig(clip_length=8, clip_overlap=4, max_tracks=10,
+                                      min_dim=640, max_dim=1196,
+                                      cluster_at_full_resolution=True)),
+        STEmSegConfig(
+            "davis", backbone=R101, embedding_mode="xyff", seediness_decoder=DecoderConfig(),
+            semantic_decoder=None, num_classes=2, train_clip_length=16,
+            inference=InferenceConfig(clip_length=16, clip_overlap=6, max_tracks=20,
+                                      foreground_source="seediness", foreground_threshold=0.25,
+                                      min_dim=736, max_dim=1248,
+                                      cluster_at_full_resolution=False)),
+        STEmSegConfig(
+            "kitti_mots", backbone=R101, embedding_mode="xyt", num_classes=3,
+            inference=InferenceConfig(clip_length=8, clip_overlap=4, min_seediness=0.95,
+                                      max_tracks=1000, min_dim=800, max_dim=1948,
+                                      cluster_at_full_resolution=False)),
+        STEmSegConfig(
+            "ovis", backbone=X101_32X8D, embedding_mode="xyff", num_classes=26,
+            inference=InferenceConfig(clip_length=8, clip_overlap=4, max_tracks=20,
+                                      min_dim=640, max_dim=1196,
+                                      cluster_at_full_resolution=True)),
+        # Tests and the demo: one bottleneck per stage, narrow everything; a CPU forward on a
+        # 4 x 64 x 96 clip takes a small fraction of a second.
+        STEmSegConfig(
+            "tiny",
+            backbone=BackboneConfig(blocks_per_stage=(1, 1, 1, 1), width_per_group=8,
+                                    stem_channels=16, res2_out_channels=32, fpn_channels=32),
+            embedding_mode="xyff", embedding_decoder=DecoderConfig(widths=(32, 32, 32, 32)),
+            semantic_decoder=DecoderConfig(widths=(32, 32, 32, 32)), num_classes=3,
+            inference=InferenceConfig(clip_length=4, clip_overlap=2, min_dim=64, max_dim=96,
+                                      cluster_at_full_resolution=False)),
+    )
+}
