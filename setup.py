@@ -49,6 +49,7 @@ setup(
         "opencv-python-headless>=4.9",
         "pyyaml>=6.0",
         "tqdm>=4.66",
+        "tensorboard>=2.14",
     ],
     extras_require={
         # The triton 3.6 interpreter (CPU tests) converts 1-element arrays to Python ints, which

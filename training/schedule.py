@@ -1,0 +1,32 @@
+"""Learning-rate schedules of the official configs (training/exponential_lr.py, utils.py).
+
+``exponential``: constant until ``decay_start``, then multiplied every step by
+gamma = ``decay_factor`` ** (1 / ``decay_steps``), i.e. the factor is reached ``decay_steps``
+after the start and the decay continues (official) if training runs longer.
+``step``: multiplied by ``gamma`` at each milestone (the official defaults.yaml).
+``constant``: the base rate throughout (DAVIS and KITTI-MOTS stage 2).
+"""
+import bisect
+
+import torch
+
+
+def lr_factor(step, *, kind, decay_start=0, decay_steps=1, decay_factor=1.0, milestones=(),
+              gamma=0.1):
+    """The multiplier of the base learning rate at optimiser step ``step`` (0-based)."""
+    if kind == "constant":
+        return 1.0
+    if kind == "exponential":
+        if step < decay_start:
+            return 1.0
+        return decay_factor ** ((step - decay_start) / decay_steps)
+    if kind == "step":
+        return gamma ** bisect.bisect_right(sorted(milestones), step)
+    raise ValueError(f"schedule kind must be 'constant', 'exponential' or 'step', got {kind!r}")
+
+
+def build_scheduler(optimizer, schedule):
+    """A ``LambdaLR`` following ``schedule`` (a :class:`ScheduleConfig`)."""
+    lr_factor(0, **schedule.as_kwargs())  # fail on a bad kind before training starts
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, **schedule.as_kwargs()))
