@@ -1,0 +1,1 @@
+"""Inference: frame reading, clip schedule, clustering and stitching calls, Predictor, tracks."""

@@ -1,0 +1,450 @@
+"""Video input: frame sources that stream one frame at a time, CLI input expansion, and the
+official clip schedule.
+
+Every source yields frames as ``np.ndarray[H, W, 3]`` uint8 in **BGR** order, the order OpenCV
+reads and the official network expects (``BGR_INPUT: True``, reference §1.1). Sources never
+hold the whole video: a 10,000-frame video costs one decoded frame of memory at a time.
+
+Sources:
+    * :class:`VideoFileSource`: a video file read with OpenCV ``VideoCapture`` (fps and frame
+      count from the container, size from the first decoded frame).
+    * :class:`ImageFilesSource`: a list of image files, e.g. a folder of frames
+      (:func:`folder_source`) or the ``file_names`` of a YouTube-VIS/OVIS annotation entry.
+    * :class:`ArraySource`: an array or tensor ``[T, H, W, 3]`` uint8 (BGR; ``rgb=True`` for
+      RGB data such as ``torchvision.io.read_video`` output), or a sequence of ``[H, W, 3]``
+      frames.
+
+Bad input ends in one error naming the thing at fault: :class:`FileNotFoundError` for a missing
+path, :class:`VideoInputError` (a ``ValueError``) for everything else, raised when the problem
+is met (a frame of another size is reported with its file or index when it is read).
+
+Pre-processing (resize to MIN/MAX_DIM, pad to 32, mean subtraction) belongs to the model
+package: the frames here are the untouched decoded images.
+"""
+import glob
+import json
+import os
+import re
+
+import cv2
+import numpy as np
+import torch
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+_GLOB_CHARACTERS = re.compile(r"[*?\[]")
+
+
+class VideoInputError(ValueError):
+    """An input video, frame folder, frame file or array that cannot be used."""
+
+
+def _natural_key(path):
+    """Sort key comparing digit runs as numbers: ``frame_2.jpg`` before ``frame_10.jpg``.
+    Zero-padded names (YouTube-VIS ``00005.jpg``, DAVIS) sort the same either way."""
+    name = os.path.basename(path)
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def _has_extension(path, extensions):
+    return os.path.splitext(path)[1].lower() in extensions
+
+
+def _size_mismatch(where, frame, frame_size):
+    height, width = frame.shape[:2]
+    return VideoInputError(
+        f"{where} is {width}x{height}, but the video's frames are "
+        f"{frame_size[1]}x{frame_size[0]} (width x height): all frames must have one size")
+
+
+class FrameSource:
+    """A video as a stream of BGR uint8 frames.
+
+    Attributes:
+        name (str): used for output file and folder names.
+        video_id (int or None): the dataset id (YouTube-VIS/OVIS ``videos[*].id``) if known.
+        fps (float or None): frames per second if known (video files; otherwise as given).
+
+    Properties ``num_frames`` and ``frame_size`` (``(height, width)``) are read lazily; iterate
+    the source (``for frame in source``) to stream frames, any number of times.
+    """
+
+    def __init__(self, name, *, video_id=None, fps=None):
+        self.name = name
+        self.video_id = video_id
+        self.fps = fps
+
+    @property
+    def num_frames(self):
+        raise NotImplementedError
+
+    @property
+    def frame_size(self):
+        raise NotImplementedError
+
+    def __len__(self):
+        return self.num_frames
+
+    def __iter__(self):
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+class VideoFileSource(FrameSource):
+    """A video file decoded with OpenCV.
+
+    The frame count comes from the container (``CAP_PROP_FRAME_COUNT``); when the container has
+    none, or with ``count_frames=True``, the frames are counted by one grab pass at open. A file
+    that ends before its announced count raises :class:`VideoInputError` when iteration gets
+    there, naming the frame.
+    """
+
+    def __init__(self, path, *, name=None, video_id=None, count_frames=False):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"video file {path} does not exist")
+        if os.path.isdir(path):
+            raise VideoInputError(f"video file {path} is a folder; use folder_source for frames")
+        stem = os.path.splitext(os.path.basename(path))[0]
+        super().__init__(name if name is not None else stem, video_id=video_id)
+        self.path = path
+        self._count_frames = count_frames
+        self._num_frames = None
+        self._frame_size = None
+        self._probed = False
+
+    def _open(self):
+        capture = cv2.VideoCapture(self.path)
+        if not capture.isOpened():
+            capture.release()
+            raise VideoInputError(
+                f"video file {self.path}: OpenCV cannot open it (not a video, or a codec this "
+                f"OpenCV build lacks)")
+        return capture
+
+    def _probe(self):
+        if self._probed:
+            return
+        capture = self._open()
+        try:
+            decoded, first = capture.read()
+            if not decoded:
+                raise VideoInputError(
+                    f"video file {self.path}: OpenCV cannot decode its first frame (corrupt, "
+                    f"empty or an unsupported codec)")
+            self._frame_size = first.shape[:2]
+            fps = capture.get(cv2.CAP_PROP_FPS)
+            self.fps = float(fps) if fps > 0 else None
+            announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+            if announced <= 0 or self._count_frames:
+                announced = 1
+                while capture.grab():
+                    announced += 1
+            self._num_frames = announced
+        finally:
+            capture.release()
+        self._probed = True
+
+    @property
+    def num_frames(self):
+        self._probe()
+        return self._num_frames
+
+    @property
+    def frame_size(self):
+        self._probe()
+        return self._frame_size
+
+    def __iter__(self):
+        self._probe()
+        capture = self._open()
+        try:
+            for index in range(self._num_frames):
+                decoded, frame = capture.read()
+                if not decoded:
+                    raise VideoInputError(
+                        f"video file {self.path}: decoding stopped at frame {index} of the "
+                        f"{self._num_frames} its container announces (corrupt or truncated file; "
+                        f"count_frames=True counts the decodable frames instead)")
+                if frame.shape[:2] != self._frame_size:
+                    raise _size_mismatch(f"frame {index} of video file {self.path}", frame,
+                                         self._frame_size)
+                yield frame
+        finally:
+            capture.release()
+
+
+class ImageFilesSource(FrameSource):
+    """Frames stored as image files, in the order given."""
+
+    def __init__(self, paths, *, name, video_id=None, fps=None):
+        paths = [os.fspath(path) for path in paths]
+        if not paths:
+            raise VideoInputError(f"video {name!r} has no frame files")
+        super().__init__(name, video_id=video_id, fps=fps)
+        self.paths = paths
+        self._frame_size = None
+
+    @staticmethod
+    def _read(path):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"frame file {path} does not exist")
+        frame = cv2.imread(path, cv2.IMREAD_COLOR)
+        if frame is None:
+            raise VideoInputError(f"frame file {path}: OpenCV cannot decode it as an image")
+        return frame
+
+    @property
+    def num_frames(self):
+        return len(self.paths)
+
+    @property
+    def frame_size(self):
+        if self._frame_size is None:
+            self._frame_size = self._read(self.paths[0]).shape[:2]
+        return self._frame_size
+
+    def __iter__(self):
+        for path in self.paths:
+            frame = self._read(path)
+            if self._frame_size is None:
+                self._frame_size = frame.shape[:2]
+            elif frame.shape[:2] != self._frame_size:
+                raise _size_mismatch(f"frame file {path}", frame, self._frame_size)
+            yield frame
+
+
+def folder_source(folder, *, name=None, video_id=None, fps=None):
+    """A folder of frames: its image files (``IMAGE_EXTENSIONS``, any case) in natural order."""
+    if not os.path.exists(folder):
+        raise FileNotFoundError(f"frame folder {folder} does not exist")
+    if not os.path.isdir(folder):
+        raise VideoInputError(f"frame folder {folder} is not a folder")
+    paths = sorted((os.path.join(folder, entry) for entry in os.listdir(folder)
+                    if _has_extension(entry, IMAGE_EXTENSIONS)), key=_natural_key)
+    if not paths:
+        raise VideoInputError(
+            f"frame folder {folder} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
+    name = name if name is not None else os.path.basename(os.path.normpath(folder))
+    return ImageFilesSource(paths, name=name, video_id=video_id, fps=fps)
+
+
+class ArraySource(FrameSource):
+    """Frames held in memory: ``np.ndarray`` or ``torch.Tensor`` ``[T, H, W, 3]`` uint8, or a
+    sequence of ``[H, W, 3]`` uint8 frames (checked one by one as they are yielded).
+
+    Args:
+        rgb (bool): the data is RGB (PIL, imageio, torchvision); frames are flipped to BGR as
+            they are yielded. Default False: the data is BGR like OpenCV's.
+    """
+
+    def __init__(self, frames, *, rgb=False, name="array", video_id=None, fps=None):
+        super().__init__(name, video_id=video_id, fps=fps)
+        if isinstance(frames, (np.ndarray, torch.Tensor)):
+            if frames.ndim != 4 or frames.shape[-1] != 3:
+                raise VideoInputError(
+                    f"frames must have shape [T, H, W, 3], got {list(frames.shape)}")
+            _check_uint8(frames, "frames")
+            if frames.shape[0] == 0:
+                raise VideoInputError("frames must hold at least one frame, got T = 0")
+        elif len(frames) == 0:
+            raise VideoInputError("frames must hold at least one frame, got an empty sequence")
+        self._frames = frames
+        self.rgb = rgb
+        self._frame_size = None
+
+    @property
+    def num_frames(self):
+        return len(self._frames)
+
+    @property
+    def frame_size(self):
+        if self._frame_size is None:
+            self._frame_size = tuple(self._frames[0].shape[:2])
+        return self._frame_size
+
+    def _frame(self, index):
+        frame = self._frames[index]
+        if isinstance(frame, torch.Tensor):
+            frame = frame.detach().cpu().numpy()
+        frame = np.asarray(frame)
+        if frame.ndim != 3 or frame.shape[-1] != 3:
+            raise VideoInputError(f"frame {index} must have shape [H, W, 3], got {list(frame.shape)}")
+        _check_uint8(frame, f"frame {index}")
+        return np.ascontiguousarray(frame[..., ::-1] if self.rgb else frame)
+
+    def __iter__(self):
+        for index in range(len(self._frames)):
+            frame = self._frame(index)
+            if frame.shape[:2] != self.frame_size:
+                raise _size_mismatch(f"frame {index}", frame, self.frame_size)
+            yield frame
+
+
+def _check_uint8(frames, what):
+    dtype = frames.dtype
+    if dtype != (torch.uint8 if isinstance(frames, torch.Tensor) else np.uint8):
+        raise VideoInputError(f"{what} must be uint8 (0..255), got {dtype}")
+
+
+def open_video(source, *, rgb=False, name=None, fps=None, count_frames=False):
+    """One frame source from a video file path, a folder of frames, an array/tensor or a
+    sequence of frames; a :class:`FrameSource` is returned as it is.
+
+    ``rgb`` applies to in-memory frames only (files are decoded by OpenCV as BGR); ``fps`` sets
+    the rate of sources that have none (folders, arrays); ``count_frames`` counts a video
+    file's frames by decoding instead of trusting its container.
+    """
+    if isinstance(source, FrameSource):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if os.path.isdir(path):
+            return folder_source(path, name=name, fps=fps)
+        return VideoFileSource(path, name=name, count_frames=count_frames)
+    return ArraySource(source, rgb=rgb, name=name if name is not None else "array", fps=fps)
+
+
+def _folder_videos(folder):
+    """The sources a folder stands for: itself if it holds frames, else each video file and
+    each sub-folder of frames in it (the YouTube-VIS ``JPEGImages/`` layout)."""
+    entries = sorted(os.listdir(folder), key=_natural_key)
+    if any(_has_extension(entry, IMAGE_EXTENSIONS) for entry in entries):
+        return [folder_source(folder)]
+    sources = []
+    for entry in entries:
+        path = os.path.join(folder, entry)
+        if os.path.isdir(path):
+            if any(_has_extension(inner, IMAGE_EXTENSIONS) for inner in os.listdir(path)):
+                sources.append(folder_source(path))
+        elif _has_extension(entry, VIDEO_EXTENSIONS):
+            sources.append(VideoFileSource(path))
+    if not sources:
+        raise VideoInputError(
+            f"folder {folder} holds no frames, video files ({', '.join(VIDEO_EXTENSIONS)}) or "
+            f"sub-folders of frames")
+    return sources
+
+
+def annotation_videos(annotation_file, image_root=None):
+    """The videos of a YouTube-VIS/OVIS annotation (or results-free test) file: one
+    :class:`ImageFilesSource` per ``videos[*]`` entry, frames ``image_root/file_names[i]``,
+    named after the folder of its first frame, ``video_id`` from the entry's ``id``.
+
+    ``image_root`` defaults to ``JPEGImages/`` beside the file if that exists (the YouTube-VIS
+    layout), else the file's folder.
+    """
+    if not os.path.exists(annotation_file):
+        raise FileNotFoundError(f"annotation file {annotation_file} does not exist")
+    try:
+        with open(annotation_file, encoding="utf-8") as handle:
+            dataset = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise VideoInputError(f"annotation file {annotation_file} is not valid JSON: {error}") from None
+    if not isinstance(dataset, dict) or not isinstance(dataset.get("videos"), list):
+        raise VideoInputError(
+            f"annotation file {annotation_file} has no 'videos' list (expected the YouTube-VIS/"
+            f"OVIS format)")
+    if image_root is None:
+        beside = os.path.join(os.path.dirname(os.path.abspath(annotation_file)), "JPEGImages")
+        image_root = beside if os.path.isdir(beside) else os.path.dirname(annotation_file)
+    sources = []
+    for position, video in enumerate(dataset["videos"]):
+        file_names = video.get("file_names") if isinstance(video, dict) else None
+        if not file_names or "id" not in video:
+            raise VideoInputError(
+                f"annotation file {annotation_file}: videos[{position}] needs 'id' and a "
+                f"non-empty 'file_names' list")
+        name = os.path.dirname(file_names[0]) or str(video["id"])
+        sources.append(ImageFilesSource([os.path.join(image_root, f) for f in file_names],
+                                        name=name, video_id=int(video["id"])))
+    return sources
+
+
+def expand_inputs(paths, *, image_root=None):
+    """The videos named by command-line inputs, in order.
+
+    Each input is a video file, a folder of frames, a folder of videos (video files and/or
+    sub-folders of frames), a glob pattern (quote it) over any of these, or a YouTube-VIS/OVIS
+    annotation file (``.json``; frames under ``image_root``, see :func:`annotation_videos`).
+
+    Returns:
+        list[FrameSource], names unique (they name the outputs).
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    sources = []
+    for raw in paths:
+        path = os.fspath(raw)
+        if not os.path.exists(path) and _GLOB_CHARACTERS.search(path):
+            matches = sorted(glob.glob(path), key=_natural_key)
+            if not matches:
+                raise FileNotFoundError(f"input pattern {path} matches nothing")
+            sources += expand_inputs(matches, image_root=image_root)
+        elif os.path.isdir(path):
+            sources += _folder_videos(path)
+        elif _has_extension(path, (".json",)):
+            sources += annotation_videos(path, image_root)
+        else:
+            sources.append(VideoFileSource(path))
+    seen = {}
+    for source in sources:
+        if source.name in seen:
+            raise VideoInputError(
+                f"two inputs share the name {source.name!r} ({seen[source.name]!r} and "
+                f"{source!r}); their outputs would overwrite each other: rename one")
+        seen[source.name] = source
+    return sources
+
+
+def clip_schedule(num_frames, clip_length, overlap):
+    """Frame indices of the clips the network sees, as the official ``get_subsequence_frames``.
+
+    Clips start at 0, stride, 2·stride, ... (stride = clip_length - overlap) while a whole clip
+    fits; if the last frame is not covered, one more clip aligned to the end of the video is
+    added (it overlaps its predecessor by more than ``overlap``). A video shorter than a clip
+    gives one clip left-padded by repeating frame 0; see :func:`clip_positions` for how the
+    duplicates collapse.
+
+    Examples (official presets: YouTube-VIS/KITTI-MOTS (8, 4), DAVIS (16, 6))::
+
+        clip_schedule(12, 8, 4) -> [[0..7], [4..11]]
+        clip_schedule(13, 8, 4) -> [[0..7], [4..11], [5..12]]
+        clip_schedule(5, 8, 4)  -> [[0, 0, 0, 0, 1, 2, 3, 4]]
+
+    Returns:
+        list[list[int]], each of length ``clip_length``.
+    """
+    for value, what in ((num_frames, "num_frames"), (clip_length, "clip_length"),
+                        (overlap, "overlap")):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+            raise TypeError(f"{what} must be an int, got {type(value).__name__}")
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    if clip_length < 1:
+        raise ValueError(f"clip_length must be >= 1, got {clip_length}")
+    if not 0 <= overlap < clip_length:
+        raise ValueError(f"overlap must be in [0, clip_length={clip_length}), got {overlap}")
+    if num_frames < clip_length:
+        return [[0] * (clip_length - num_frames) + list(range(num_frames))]
+    stride = clip_length - overlap
+    clips = [list(range(start, start + clip_length))
+             for start in range(0, num_frames - clip_length + 1, stride)]
+    if clips[-1][-1] != num_frames - 1:
+        clips.append(list(range(num_frames - clip_length, num_frames)))
+    return clips
+
+
+def clip_positions(clip):
+    """Collapse a clip's repeated frames: ``(frames, positions)`` with the distinct frame
+    indices in increasing order and, for each, the position of its **last** occurrence in the
+    clip. The official ``InferenceModel`` keeps the last occurrence's embeddings, precisions and
+    seediness (``{t: out[:, i] for i, t in enumerate(clip)}``), while semantic logits of every
+    occurrence enter the frame's average.
+
+    Example: ``clip_positions([0, 0, 0, 1, 2]) -> ([0, 1, 2], [2, 3, 4])``.
+    """
+    last = {frame: position for position, frame in enumerate(clip)}
+    frames = sorted(last)
+    return frames, [last[frame] for frame in frames]

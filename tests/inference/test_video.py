@@ -1,0 +1,269 @@
+"""Frame sources, input expansion and the official clip schedule."""
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from stemseg_fast.inference.video import (ArraySource, ImageFilesSource, VideoFileSource,
+                                          VideoInputError, annotation_videos, clip_positions,
+                                          clip_schedule, expand_inputs, folder_source, open_video)
+from stemseg_fast.synthetic import synthetic_clip
+
+FPS = 12.5
+
+
+def write_video(path, frames, fourcc="mp4v", fps=FPS):
+    height, width = frames.shape[1:3]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
+    assert writer.isOpened()
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return str(path)
+
+
+def write_frames(folder, frames, names=None):
+    os.makedirs(folder, exist_ok=True)
+    names = names or [f"{index:05d}.png" for index in range(len(frames))]
+    for name, frame in zip(names, frames):
+        cv2.imwrite(os.path.join(folder, name), frame)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return synthetic_clip(num_frames=6, height=32, width=48, num_objects=2, seed=5)
+
+
+# ---------------------------------------------------------------------------------------------
+# sources
+
+
+def test_video_file_source_reads_metadata_and_streams_frames(tmp_path, clip):
+    source = VideoFileSource(write_video(tmp_path / "walk.mp4", clip.frames))
+    assert source.name == "walk"
+    assert source.num_frames == len(source) == 6
+    assert source.frame_size == (32, 48)
+    assert source.fps == pytest.approx(FPS)
+    frames = list(source)
+    assert len(frames) == 6 and all(f.shape == (32, 48, 3) and f.dtype == np.uint8 for f in frames)
+    # lossy codec: close to the drawn frames, and frame order kept (each frame nearest its own)
+    errors = np.array([[np.abs(f.astype(int) - g).mean() for g in clip.frames] for f in frames])
+    assert np.array_equal(errors.argmin(axis=1), np.arange(6))
+    assert len(list(source)) == 6  # iterates again
+
+
+def test_folder_source_is_exact_and_naturally_sorted(tmp_path, clip):
+    names = [f"frame_{index}.png" for index in (0, 1, 2, 10, 11, 20)]
+    folder = write_frames(tmp_path / "seq", clip.frames, names)
+    (tmp_path / "seq" / "notes.txt").write_text("not a frame")
+    source = folder_source(folder)
+    assert source.name == "seq" and source.num_frames == 6 and source.fps is None
+    assert [os.path.basename(p) for p in source.paths] == names
+    assert source.frame_size == (32, 48)
+    assert np.array_equal(np.stack(list(source)), clip.frames)
+
+
+def test_array_source_bgr_default_rgb_option_and_tensors(clip):
+    assert np.array_equal(np.stack(list(ArraySource(clip.frames))), clip.frames)
+    rgb = clip.frames[..., ::-1]
+    assert np.array_equal(np.stack(list(ArraySource(rgb, rgb=True))), clip.frames)
+    tensor = torch.from_numpy(clip.frames.copy())
+    assert np.array_equal(np.stack(list(open_video(tensor, fps=24))), clip.frames)
+    assert open_video(tensor, fps=24).fps == 24
+    assert ArraySource(list(clip.frames)).frame_size == (32, 48)
+
+
+@pytest.mark.parametrize("frames, match", [
+    (np.zeros((4, 8, 8), np.uint8), r"shape \[T, H, W, 3\], got \[4, 8, 8\]"),
+    (np.zeros((2, 8, 8, 4), np.uint8), r"shape \[T, H, W, 3\]"),
+    (np.zeros((2, 8, 8, 3), np.float32), "must be uint8.*float32"),
+    (torch.zeros(2, 8, 8, 3), "must be uint8.*torch.float32"),
+    (np.zeros((0, 8, 8, 3), np.uint8), "at least one frame"),
+    ([], "at least one frame"),
+], ids=["3d", "4-channels", "float-array", "float-tensor", "zero-frames", "empty-list"])
+def test_array_source_rejects_bad_arrays(frames, match):
+    with pytest.raises(VideoInputError, match=match):
+        ArraySource(frames)
+
+
+def test_frames_of_another_size_are_named_when_met(tmp_path, clip):
+    frames = [clip.frames[0], clip.frames[1], np.zeros((16, 48, 3), np.uint8)]
+    source = ArraySource(frames)
+    iterator = iter(source)
+    next(iterator), next(iterator)  # streamed: the first two come out before the bad one
+    with pytest.raises(VideoInputError, match=r"frame 2 is 48x16.*48x32"):
+        next(iterator)
+    folder = write_frames(tmp_path / "mixed", frames)
+    with pytest.raises(VideoInputError, match=r"frame file .*00002\.png is 48x16"):
+        list(folder_source(folder))
+
+
+def test_undecodable_frame_file_is_named(tmp_path, clip):
+    folder = write_frames(tmp_path / "seq", clip.frames[:3])
+    (tmp_path / "seq" / "00001.png").write_bytes(b"not a png")
+    with pytest.raises(VideoInputError, match=r"00001\.png: OpenCV cannot decode"):
+        list(folder_source(folder))
+
+
+def test_missing_and_empty_inputs(tmp_path):
+    with pytest.raises(FileNotFoundError, match="video file .*nope.mp4 does not exist"):
+        VideoFileSource(str(tmp_path / "nope.mp4"))
+    with pytest.raises(FileNotFoundError, match="nope does not exist"):
+        folder_source(str(tmp_path / "nope"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(VideoInputError, match="empty holds no image files"):
+        folder_source(str(tmp_path / "empty"))
+    with pytest.raises(VideoInputError, match="has no frame files"):
+        ImageFilesSource([], name="x")
+
+
+def test_corrupt_video_file(tmp_path):
+    path = tmp_path / "broken.mp4"
+    path.write_bytes(os.urandom(2000))
+    source = VideoFileSource(str(path))  # lazy: opening costs nothing until needed
+    with pytest.raises(VideoInputError, match="broken.mp4: OpenCV cannot (open|decode)"):
+        source.num_frames
+
+
+def test_truncated_video_fails_at_the_missing_frame(tmp_path):
+    frames = synthetic_clip(num_frames=20, height=48, width=64, seed=1).frames
+    full = write_video(tmp_path / "full.avi", frames, fourcc="MJPG")
+    data = open(full, "rb").read()
+    (tmp_path / "cut.avi").write_bytes(data[:len(data) // 2])
+    source = VideoFileSource(str(tmp_path / "cut.avi"))
+    assert source.num_frames == 20  # what the container announces
+    with pytest.raises(VideoInputError, match=r"cut.avi: decoding stopped at frame \d+ of the 20"):
+        list(source)
+    counted = VideoFileSource(str(tmp_path / "cut.avi"), count_frames=True)
+    assert 0 < counted.num_frames < 20
+    assert len(list(counted)) == counted.num_frames
+
+
+# ---------------------------------------------------------------------------------------------
+# expand_inputs
+
+
+def test_expand_inputs_over_every_kind(tmp_path, clip):
+    video = write_video(tmp_path / "a.mp4", clip.frames)
+    frames = write_frames(tmp_path / "b", clip.frames)
+    videos = tmp_path / "many"
+    videos.mkdir()
+    write_video(videos / "c.mp4", clip.frames)
+    write_video(videos / "d.avi", clip.frames, fourcc="MJPG")
+    write_frames(videos / "e", clip.frames[:2])
+    (videos / "readme.txt").write_text("ignored")
+    globbed = tmp_path / "glob"
+    globbed.mkdir()
+    write_video(globbed / "f1.mp4", clip.frames)
+    write_video(globbed / "f2.mp4", clip.frames)
+    sources = expand_inputs([video, frames, str(videos), str(globbed / "f*.mp4")])
+    assert [s.name for s in sources] == ["a", "b", "c", "d", "e", "f1", "f2"]
+    assert [type(s).__name__ for s in sources] == [
+        "VideoFileSource", "ImageFilesSource", "VideoFileSource", "VideoFileSource",
+        "ImageFilesSource", "VideoFileSource", "VideoFileSource"]
+    assert sources[4].num_frames == 2
+    assert [s.name for s in expand_inputs(video)] == ["a"]
+
+
+def test_expand_inputs_reads_an_annotation_file(tmp_path, clip):
+    root = tmp_path / "valid" / "JPEGImages"
+    write_frames(root / "vid_a", clip.frames[:3], ["00000.jpg", "00005.jpg", "00010.jpg"])
+    write_frames(root / "vid_b", clip.frames[:2], ["00000.jpg", "00005.jpg"])
+    annotation = {"videos": [
+        {"id": 7, "file_names": ["vid_a/00000.jpg", "vid_a/00005.jpg", "vid_a/00010.jpg"]},
+        {"id": 9, "file_names": ["vid_b/00000.jpg", "vid_b/00005.jpg"]}],
+        "categories": [{"id": 1, "name": "disc"}]}
+    json_path = tmp_path / "valid" / "valid.json"
+    json_path.write_text(json.dumps(annotation))
+    sources = expand_inputs([str(json_path)])  # JPEGImages/ beside the file is the default root
+    assert [(s.name, s.video_id, s.num_frames) for s in sources] == [("vid_a", 7, 3), ("vid_b", 9, 2)]
+    assert np.stack(list(sources[1])).shape == (2, 32, 48, 3)
+    elsewhere = annotation_videos(str(json_path), image_root=str(root))
+    assert elsewhere[0].paths == sources[0].paths
+
+
+@pytest.mark.parametrize("content, match", [
+    ("{not json", "not valid JSON"),
+    ('{"annotations": []}', "no 'videos' list"),
+    ('{"videos": [{"id": 1, "file_names": []}]}', r"videos\[0\] needs 'id'"),
+], ids=["invalid-json", "no-videos", "no-file-names"])
+def test_bad_annotation_files(tmp_path, content, match):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(VideoInputError, match=match):
+        expand_inputs([str(path)])
+
+
+def test_expand_inputs_errors(tmp_path, clip):
+    with pytest.raises(FileNotFoundError, match="matches nothing"):
+        expand_inputs([str(tmp_path / "*.mp4")])
+    with pytest.raises(FileNotFoundError, match="missing.mp4 does not exist"):
+        expand_inputs([str(tmp_path / "missing.mp4")])
+    (tmp_path / "nothing").mkdir()
+    (tmp_path / "nothing" / "a.txt").write_text("x")
+    with pytest.raises(VideoInputError, match="holds no frames, video files"):
+        expand_inputs([str(tmp_path / "nothing")])
+    first = write_video(tmp_path / "same.mp4", clip.frames)
+    (tmp_path / "other").mkdir()
+    second = write_video(tmp_path / "other" / "same.mp4", clip.frames)
+    with pytest.raises(VideoInputError, match="share the name 'same'"):
+        expand_inputs([first, second])
+
+
+# ---------------------------------------------------------------------------------------------
+# clip schedule
+
+
+def span(start, stop):
+    return list(range(start, stop))
+
+
+@pytest.mark.parametrize("num_frames, clip_length, overlap, expected", [
+    (8, 8, 4, [span(0, 8)]),
+    (12, 8, 4, [span(0, 8), span(4, 12)]),
+    (13, 8, 4, [span(0, 8), span(4, 12), span(5, 13)]),
+    (15, 8, 4, [span(0, 8), span(4, 12), span(7, 15)]),
+    (16, 8, 4, [span(0, 8), span(4, 12), span(8, 16)]),
+    (5, 8, 4, [[0, 0, 0, 0, 1, 2, 3, 4]]),
+    (1, 8, 4, [[0] * 8]),
+    # DAVIS: T=16, overlap 6 -> stride 10; 50 frames: 0,10,20,30 fit, 34..49 added at the end
+    (50, 16, 6, [span(0, 16), span(10, 26), span(20, 36), span(30, 46), span(34, 50)]),
+    (36, 16, 6, [span(0, 16), span(10, 26), span(20, 36)]),
+    (10, 4, 0, [span(0, 4), span(4, 8), span(6, 10)]),
+    (3, 1, 0, [[0], [1], [2]]),
+], ids=lambda value: str(value) if isinstance(value, int) else None)
+def test_clip_schedule_worked_examples(num_frames, clip_length, overlap, expected):
+    assert clip_schedule(num_frames, clip_length, overlap) == expected
+
+
+def test_clip_schedule_covers_every_frame_and_overlaps_at_least_as_asked():
+    for num_frames in range(1, 60):
+        for clip_length, overlap in ((8, 4), (16, 6), (8, 0), (5, 4)):
+            clips = clip_schedule(num_frames, clip_length, overlap)
+            assert all(len(c) == clip_length for c in clips)
+            assert set().union(*clips) == set(range(num_frames))
+            for earlier, later in zip(clips, clips[1:]):
+                assert len(set(earlier) & set(later)) >= overlap
+
+
+@pytest.mark.parametrize("args, error, match", [
+    ((0, 8, 4), ValueError, "num_frames must be >= 1, got 0"),
+    ((10, 0, 0), ValueError, "clip_length must be >= 1"),
+    ((10, 8, 8), ValueError, r"overlap must be in \[0, clip_length=8\), got 8"),
+    ((10, 8, -1), ValueError, "overlap must be in"),
+    ((10.0, 8, 4), TypeError, "num_frames must be an int, got float"),
+])
+def test_clip_schedule_rejects_bad_arguments(args, error, match):
+    with pytest.raises(error, match=match):
+        clip_schedule(*args)
+
+
+def test_clip_positions_keep_the_last_occurrence():
+    assert clip_positions([0, 0, 0, 1, 2]) == ([0, 1, 2], [2, 3, 4])
+    assert clip_positions(span(4, 8)) == (span(4, 8), span(0, 4))
+    frames, positions = clip_positions(clip_schedule(3, 8, 4)[0])
+    assert frames == [0, 1, 2] and positions == [5, 6, 7]
