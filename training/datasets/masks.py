@@ -1,0 +1,140 @@
+"""Mask codecs and image checks shared by the readers.
+
+Annotations arrive as COCO-style RLE (compressed: ``counts`` a string; uncompressed: ``counts``
+a list of run lengths), polygons (a list of flat ``[x0, y0, x1, y1, ...]`` lists) or ``None``
+(instance absent in that frame). Readers keep every mask as *compressed* RLE, which pycocotools
+decodes in microseconds and which keeps a whole dataset's annotations in memory cheaply (as the
+official generic JSON does); dense masks exist only for the frames of the clip being loaded.
+"""
+import os
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+
+
+def encode_mask(mask):
+    """Compressed RLE of a 2-D binary mask (``counts`` as bytes, pycocotools' own form)."""
+    return mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+
+
+def rle_to_json(rle):
+    """The RLE with ``counts`` as str, as YouTube-VIS/COCO JSON files store it."""
+    counts = rle["counts"]
+    return {"size": [int(v) for v in rle["size"]],
+            "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
+
+
+def decode_rle(rle):
+    """[H, W] uint8 mask from a compressed RLE."""
+    # the list form: pycocotools' single-dict path warns under NumPy 2
+    return mask_utils.decode([rle])[:, :, 0]
+
+
+def to_compressed_rle(segmentation, height, width, *, where):
+    """Compressed RLE from any COCO/YouTube-VIS segmentation form, or None for ``None``.
+
+    Args:
+        segmentation: dict RLE (compressed or uncompressed), list of polygons, or None.
+        height, width: the image size the annotation must describe.
+        where: text naming the file and annotation, used in error messages.
+    Raises:
+        ValueError: unknown form, or an RLE whose size is not (height, width).
+    """
+    if segmentation is None:
+        return None
+    if isinstance(segmentation, dict):
+        size = segmentation.get("size")
+        counts = segmentation.get("counts")
+        if size is None or counts is None:
+            raise ValueError(f"{where}: RLE needs 'size' and 'counts', got keys {sorted(segmentation)}")
+        if [int(size[0]), int(size[1])] != [height, width]:
+            raise ValueError(f"{where}: RLE size {list(size)} does not match the image size "
+                             f"[{height}, {width}]")
+        if isinstance(counts, list):
+            return mask_utils.frPyObjects(segmentation, height, width)
+        return {"size": [height, width],
+                "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    if isinstance(segmentation, list):
+        polygons = [polygon for polygon in segmentation if len(polygon) >= 6]
+        if not polygons:
+            return encode_mask(np.zeros((height, width), np.uint8))
+        return mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
+    raise ValueError(f"{where}: segmentation must be an RLE dict, a polygon list or null, "
+                     f"got {type(segmentation).__name__}")
+
+
+def merge_rles(rles, height, width):
+    """Union of compressed RLEs (None entries skipped); None if nothing is left."""
+    present = [rle for rle in rles if rle is not None]
+    if not present:
+        return None
+    return present[0] if len(present) == 1 else mask_utils.merge(present)
+
+
+def rle_area(rle):
+    return 0 if rle is None else int(mask_utils.area(rle))
+
+
+def image_size(path):
+    """(height, width) of an image file, reading only its header when Pillow is installed."""
+    try:
+        from PIL import Image
+    except ImportError:
+        image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise ValueError(f"cannot read image {path}") from None
+        return image.shape[:2]
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except OSError as error:
+        raise ValueError(f"cannot read image {path}: {error}") from None
+    return height, width
+
+
+def check_images(paths, height, width, *, annotation_file, check_sizes="first"):
+    """Fail early, naming the file, when frames are missing or their size disagrees with the
+    annotation.
+
+    Args:
+        paths: frame image paths of one video (or one image).
+        check_sizes: "first" reads the header of the first path only (a whole video shares one
+            size), "all" every path, "none" no header. Existence is always checked.
+    """
+    if check_sizes not in ("first", "all", "none"):
+        raise ValueError(f"check_sizes must be 'first', 'all' or 'none', got {check_sizes!r}")
+    for path in paths:
+        if not os.path.isfile(path):
+            raise ValueError(f"{annotation_file}: image file {path} does not exist")
+    to_check = {"first": paths[:1], "all": paths, "none": []}[check_sizes]
+    for path in to_check:
+        found = tuple(image_size(path))
+        if found != (height, width):
+            raise ValueError(f"{annotation_file}: image {path} is {found[1]}x{found[0]} "
+                             f"(WxH) but the annotation says {width}x{height}")
+
+
+def read_image(path, height, width):
+    """[H, W, 3] uint8 BGR image; ValueError naming the file if unreadable or of another size."""
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"cannot read image {path}")
+    if image.shape[:2] != (height, width):
+        raise ValueError(f"image {path} is {image.shape[1]}x{image.shape[0]} (WxH) but its "
+                         f"annotation says {width}x{height}")
+    return image
+
+
+def read_indexed_png(path):
+    """[H, W] uint8 palette indices of an indexed PNG (DAVIS annotations). OpenCV expands
+    palettes to colours, so Pillow reads these."""
+    from PIL import Image
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ("P", "L"):
+                raise ValueError(f"annotation {path} must be an indexed (palette) or grey PNG, "
+                                 f"got mode {image.mode}")
+            return np.array(image, dtype=np.uint8)
+    except OSError as error:
+        raise ValueError(f"cannot read annotation {path}: {error}") from None
