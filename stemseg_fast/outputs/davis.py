@@ -1,0 +1,78 @@
+"""DAVIS (unsupervised) results: one indexed PNG per frame, ``<out_dir>/<sequence>/00000.png``,
+with the DAVIS palette (the PASCAL VOC colour map, official ``utils/vis.py::create_color_map``).
+
+Pixel value ``n + 1`` is the track at position ``n`` of ``VideoTracks.tracks`` (order it with
+:func:`stemseg_fast.inference.tracks.select_davis_tracks`); 0 is background; where masks
+overlap the later track wins (official ``DavisOutputGenerator``).
+
+OpenCV cannot write palette PNGs, so this module uses Pillow.
+"""
+import os
+
+import numpy as np
+
+from ._atomic import atomic_output_dir
+
+
+def davis_palette(num_colours=256):
+    """``np.ndarray[num_colours, 3]`` uint8 RGB: the PASCAL VOC / DAVIS colour map (index bits
+    spread over the high bits of R, G, B)."""
+    palette = np.zeros((num_colours, 3), dtype=np.uint8)
+    for index in range(num_colours):
+        code, red, green, blue = index, 0, 0, 0
+        for bit in range(8):
+            red |= ((code >> 0) & 1) << (7 - bit)
+            green |= ((code >> 1) & 1) << (7 - bit)
+            blue |= ((code >> 2) & 1) << (7 - bit)
+            code >>= 3
+        palette[index] = red, green, blue
+    return palette
+
+
+DAVIS_PALETTE = davis_palette()
+
+
+def _pillow():
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ImportError("DAVIS palette PNGs need Pillow: pip install pillow") from None
+    return Image
+
+
+def write_davis_pngs(out_dir, video_tracks, *, sequence=None):
+    """Write ``<out_dir>/<sequence>/%05d.png`` for every frame of the video.
+
+    The sequence folder is written whole or not at all (built beside, then moved in place).
+
+    Args:
+        sequence (str or None): folder name, default ``video_tracks.name``.
+    Returns:
+        the sequence folder.
+    """
+    if len(video_tracks.tracks) > 255:
+        raise ValueError(f"video {video_tracks.name!r} has {len(video_tracks.tracks)} tracks; "
+                         f"8-bit DAVIS PNGs hold at most 255")
+    image_module = _pillow()
+    sequence = video_tracks.name if sequence is None else sequence
+    sequence_dir = os.path.join(out_dir, sequence)
+    palette = DAVIS_PALETTE.flatten().tolist()
+    with atomic_output_dir(sequence_dir) as temporary:
+        for frame in range(video_tracks.num_frames):
+            image = image_module.fromarray(video_tracks.label_map(frame).astype(np.uint8))
+            image.putpalette(palette)  # turns the grey image into an indexed one
+            image.save(os.path.join(temporary, f"{frame:05d}.png"))
+    return sequence_dir
+
+
+def read_davis_png(path):
+    """``(indices [H, W] uint8, palette [256, 3] uint8 RGB)`` of an indexed PNG."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"PNG {path} does not exist")
+    image = _pillow().open(path)
+    if image.mode != "P":
+        raise ValueError(f"PNG {path} is not an indexed (palette) image, its mode is {image.mode}")
+    palette = np.zeros((256, 3), dtype=np.uint8)
+    colours = np.asarray(image.getpalette(), dtype=np.uint8).reshape(-1, 3)
+    palette[:len(colours)] = colours[:256]
+    return np.asarray(image), palette
