@@ -10,6 +10,7 @@ import sys
 
 SUBCOMMAND_MODULES = (
     "stemseg_fast.demo",
+    "stemseg_fast.outputs.cli",
 )
 
 

@@ -1,0 +1,113 @@
+"""Overlay video: the source frames with every track's mask blended in its colour, its outline,
+and a ``<class name> <track id>`` label; the source fps is kept.
+
+A track keeps one colour for its whole life: the colour is a function of its ``track_id``
+(golden-ratio hue steps, so consecutive ids get far-apart hues).
+
+Codec probe: ``avc1`` (H.264, plays in browsers) when the OpenCV build can encode it, else
+``mp4v`` (MPEG-4 part 2, in every OpenCV wheel), with a warning naming the fallback. The pip
+``opencv-python(-headless)`` wheels usually lack an H.264 encoder.
+"""
+import colorsys
+import warnings
+
+import cv2
+import numpy as np
+
+from ..fileio import atomic_output
+from ..inference.video import open_video
+
+DEFAULT_CODECS = ("avc1", "mp4v")
+DEFAULT_FPS = 30.0
+_GOLDEN_RATIO_CONJUGATE = 0.6180339887498949
+
+
+def track_colour(track_id):
+    """BGR uint8 colour of a track, fixed by its id."""
+    hue = (int(track_id) * _GOLDEN_RATIO_CONJUGATE) % 1.0
+    red, green, blue = colorsys.hsv_to_rgb(hue, 0.85, 0.95)
+    return int(blue * 255), int(green * 255), int(red * 255)
+
+
+def open_video_writer(path, fps, frame_size, codecs=DEFAULT_CODECS):
+    """An opened ``cv2.VideoWriter`` with the first codec of ``codecs`` that works here.
+
+    Args:
+        frame_size (tuple[int, int]): (height, width).
+    Returns:
+        (writer, codec).
+    """
+    if not codecs:
+        raise ValueError("codecs must name at least one FourCC code")
+    height, width = frame_size
+    for attempt, codec in enumerate(codecs):
+        if len(codec) != 4:
+            raise ValueError(f"codec must be a 4-character FourCC code, got {codec!r}")
+        writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*codec), float(fps), (width, height))
+        if writer.isOpened():
+            if attempt > 0:
+                warnings.warn(f"video codec {codecs[0]!r} is not available in this OpenCV build; "
+                              f"wrote {path} with {codec!r}", RuntimeWarning, stacklevel=3)
+            return writer, codec
+        writer.release()
+    raise RuntimeError(f"OpenCV cannot write {path} with any of the codecs {list(codecs)}")
+
+
+def draw_tracks(frame, video_tracks, frame_index, *, opacity=0.5):
+    """A copy of the BGR ``frame`` with the tracks present in ``frame_index`` drawn on it."""
+    image = frame.copy()
+    labels = []
+    for track in video_tracks.tracks:
+        if track.rle(frame_index) is None:
+            continue
+        mask = track.mask(frame_index).astype(bool)
+        if not mask.any():
+            continue
+        colour = np.array(track_colour(track.track_id), dtype=np.float32)
+        image[mask] = ((1.0 - opacity) * image[mask] + opacity * colour).astype(np.uint8)
+        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
+                                       cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(image, contours, -1, track_colour(track.track_id), 1)
+        rows, columns = np.nonzero(mask)
+        labels.append((track, int(columns.min()), int(rows.min())))
+    names = video_tracks.category_names or {}
+    for track, x, y in labels:  # after all masks, so no mask covers a label
+        category = track.category_id
+        name = names.get(category, "" if category is None else f"class {category}")
+        text = f"{name} {track.track_id}".strip()
+        origin = (x, max(y - 3, 10))
+        cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                    track_colour(track.track_id), 1, cv2.LINE_AA)
+    return image
+
+
+def write_overlay_video(path, frames, video_tracks, *, fps=None, codecs=DEFAULT_CODECS,
+                        opacity=0.5):
+    """Draw ``video_tracks`` on ``frames`` and write the video atomically.
+
+    Args:
+        frames: anything :func:`stemseg_fast.inference.video.open_video` takes (a frame source,
+            a video path, a folder of frames, an array [T, H, W, 3] uint8 BGR).
+        fps (float or None): default ``video_tracks.fps``, then the source's, then 30.
+    Returns:
+        the codec used (str).
+    """
+    source = open_video(frames)
+    if tuple(source.frame_size) != video_tracks.frame_size:
+        raise ValueError(
+            f"video {video_tracks.name!r}: tracks are {list(video_tracks.frame_size)} (h, w) but "
+            f"the frames of {source.name!r} are {list(source.frame_size)}")
+    if source.num_frames != video_tracks.num_frames:
+        raise ValueError(
+            f"video {video_tracks.name!r}: tracks cover {video_tracks.num_frames} frames but "
+            f"{source.name!r} has {source.num_frames}")
+    fps = next((value for value in (fps, video_tracks.fps, source.fps) if value), DEFAULT_FPS)
+    with atomic_output(path) as temporary:
+        writer, codec = open_video_writer(temporary, fps, video_tracks.frame_size, codecs)
+        try:
+            for index, frame in enumerate(source):
+                writer.write(draw_tracks(frame, video_tracks, index, opacity=opacity))
+        finally:
+            writer.release()
+    return codec
