@@ -18,7 +18,7 @@ from .kitti_mots import read_kitti_mots
 from .mixing import MIXTURES, MixedClipDataset, ResumableSampler, mixture_counts
 from .pseudo_clips import PseudoClipDataset
 from .samples import ImageSample, RawClip, VideoSample
-from .targets import IMAGE_MEAN_BGR, TargetBuilder, TrainingClip, resize_size
+from .targets import TargetBuilder, TrainingClip
 from .video_clips import VideoClipDataset, clip_frame_indices, sample_video_clips
 from .ytvis import read_ovis, read_ytvis
 
@@ -27,7 +27,6 @@ __all__ = [
     "make_pseudo_clip", "read_coco", "ClipBatch", "collate_clips", "convert_mask_folders",
     "read_davis", "duplicate_single_instance", "read_kitti_mots", "MIXTURES",
     "MixedClipDataset", "ResumableSampler", "mixture_counts", "PseudoClipDataset",
-    "ImageSample", "RawClip", "VideoSample", "IMAGE_MEAN_BGR", "TargetBuilder", "TrainingClip",
-    "resize_size", "VideoClipDataset", "clip_frame_indices", "sample_video_clips", "read_ovis",
+    "ImageSample", "RawClip", "VideoSample", "TargetBuilder", "TrainingClip", "VideoClipDataset", "clip_frame_indices", "sample_video_clips", "read_ovis",
     "read_ytvis",
 ]

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from stemseg_fast.model.preprocessing import IMAGE_MEAN_BGR
+
 from .samples import RawClip
-from .targets import IMAGE_MEAN_BGR
 
 
 @dataclass(frozen=True)

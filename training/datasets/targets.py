@@ -1,8 +1,9 @@
 """Network input and loss targets from a loaded clip (sections 1.1 and 3).
 
-Input: BGR, uint8 range, minus the Caffe mean ``IMAGE_MEAN_BGR``, no std; resized so the short
-side is ``min_dim`` unless the long side would exceed ``max_dim`` (then the long side is
-``max_dim``), bilinear (align_corners=False); zero-padded bottom/right to a multiple of 32 in the
+Input, by :func:`stemseg_fast.model.preprocessing.preprocess_clip` (shared with inference): BGR,
+uint8 range, minus the Caffe mean ``IMAGE_MEAN_BGR``, no std; resized so the short side is
+``min_dim`` unless the long side would exceed ``max_dim`` (then the long side is ``max_dim``),
+bilinear (align_corners=False); zero-padded bottom/right to a multiple of 32 in the
 normalised space (padding = mean colour).
 
 Targets, as the official ``TrainingModel.resize_masks``: instance and ignore masks resized to the
@@ -31,8 +32,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-IMAGE_MEAN_BGR = (102.9801, 115.9465, 122.7717)
-PAD_DIVISOR = 32
+from stemseg_fast.model.preprocessing import (SIZE_DIVISIBILITY, padded_size, preprocess_clip,
+                                              resized_size)
+
 TARGET_STRIDE = 4
 
 
@@ -46,24 +48,6 @@ class TrainingClip:
     categories: torch.Tensor  # [I] int64
     image_size: tuple  # (height, width) of the resized frames before padding
     name: str = ""
-
-
-def resize_size(height, width, min_dim, max_dim):
-    """(new_height, new_width) by the official rule (``compute_resize_params_2``)."""
-    scale = min_dim / min(height, width)
-    if max(height, width) * scale > max_dim:
-        scale = max_dim / max(height, width)
-    return int(round(scale * height)), int(round(scale * width))
-
-
-def padded_size(height, width, divisor=PAD_DIVISOR):
-    return -(-height // divisor) * divisor, -(-width // divisor) * divisor
-
-
-def normalize_images(images):
-    """[T, H, W, 3] BGR (uint8, or float32 in 0..255) -> [T, 3, H, W] float32 minus the mean."""
-    tensor = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
-    return tensor - torch.tensor(IMAGE_MEAN_BGR).view(1, 3, 1, 1)
 
 
 def resize_masks(masks, size):
@@ -112,33 +96,29 @@ class TargetBuilder:
     Args:
         min_dim, max_dim: the resize rule's bounds (YouTube-VIS 640/1196, DAVIS 736/1248,
             KITTI-MOTS 736/1792; section 1.1).
-        pad_divisor: pad to a multiple of this (32).
         stride: target stride (4).
     """
 
-    def __init__(self, min_dim, max_dim, *, pad_divisor=PAD_DIVISOR, stride=TARGET_STRIDE):
+    def __init__(self, min_dim, max_dim, *, stride=TARGET_STRIDE):
         if min_dim <= 0 or max_dim < min_dim:
             raise ValueError(f"need 0 < min_dim <= max_dim, got min_dim={min_dim}, "
                              f"max_dim={max_dim}")
-        if pad_divisor % stride:
-            raise ValueError(f"pad_divisor ({pad_divisor}) must be a multiple of stride ({stride})")
+        if SIZE_DIVISIBILITY % stride:
+            raise ValueError(f"stride must divide {SIZE_DIVISIBILITY}, got {stride}")
         self.min_dim, self.max_dim = min_dim, max_dim
-        self.pad_divisor, self.stride = pad_divisor, stride
+        self.stride = stride
 
     def __repr__(self):
         return (f"TargetBuilder(min_dim={self.min_dim}, max_dim={self.max_dim}, "
-                f"pad_divisor={self.pad_divisor}, stride={self.stride})")
+                f"stride={self.stride})")
 
     def __call__(self, clip):
         num_frames, height, width = clip.images.shape[:3]
-        size = resize_size(height, width, self.min_dim, self.max_dim)
-        padded = padded_size(*size, self.pad_divisor)
+        size = resized_size(height, width, self.min_dim, self.max_dim)
+        padded = padded_size(*size)
         padding = (0, padded[1] - size[1], 0, padded[0] - size[0])
-
-        images = normalize_images(clip.images)  # [T, 3, H, W]
-        if images.shape[-2:] != size:
-            images = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
-        images = F.pad(images, padding).permute(1, 0, 2, 3).contiguous()  # [3, T, Hp, Wp]
+        images = preprocess_clip(torch.from_numpy(np.ascontiguousarray(clip.images)),
+                                 self.min_dim, self.max_dim).clip  # [3, T, Hp, Wp]
 
         masks = torch.from_numpy(np.ascontiguousarray(clip.masks))  # [I, T, H, W]
         ignore = torch.from_numpy(np.ascontiguousarray(clip.ignore))  # [T, H, W]
