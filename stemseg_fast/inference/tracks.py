@@ -88,6 +88,9 @@ class Track:
         """Encode masks: a dict ``frame -> [H, W]`` binary mask (every frame listed is kept), or
         an array/tensor ``[T, H, W]`` (frames with at least one pixel are kept)."""
         if isinstance(masks, dict):
+            if not masks:
+                raise ValueError(f"track {track_id}: masks is an empty dict, so the frame size is "
+                                 f"unknown; pass an array [T, H, W] or build Track(...) directly")
             items = list(masks.items())
         else:
             if isinstance(masks, torch.Tensor):
@@ -296,6 +299,8 @@ def select_youtube_vis_tracks(track_ids, pixel_counts, first_frames, last_frames
     ids, arrays = _track_arrays(track_ids, first_frames, last_frames,
                                 pixel_counts=(pixel_counts, 1, np.int64),
                                 class_logit_sums=(class_logit_sums, 2, np.float64))
+    if arrays["class_logit_sums"].shape[1] < 2:
+        raise ValueError("class_logit_sums needs a background column and at least one class")
     kept = _by_lifetime_descending(ids, arrays["first_frames"],
                                    arrays["last_frames"])[:max_tracks]
     counts = arrays["pixel_counts"][kept].astype(np.float64)

@@ -270,7 +270,8 @@ class ArraySource(FrameSource):
             frame = frame.detach().cpu().numpy()
         frame = np.asarray(frame)
         if frame.ndim != 3 or frame.shape[-1] != 3:
-            raise VideoInputError(f"frame {index} must have shape [H, W, 3], got {list(frame.shape)}")
+            raise VideoInputError(
+                f"frame {index} must have shape [H, W, 3], got {list(frame.shape)}")
         _check_uint8(frame, f"frame {index}")
         return np.ascontiguousarray(frame[..., ::-1] if self.rgb else frame)
 
@@ -341,7 +342,8 @@ def annotation_videos(annotation_file, image_root=None):
         with open(annotation_file, encoding="utf-8") as handle:
             dataset = json.load(handle)
     except json.JSONDecodeError as error:
-        raise VideoInputError(f"annotation file {annotation_file} is not valid JSON: {error}") from None
+        raise VideoInputError(
+            f"annotation file {annotation_file} is not valid JSON: {error}") from None
     if not isinstance(dataset, dict) or not isinstance(dataset.get("videos"), list):
         raise VideoInputError(
             f"annotation file {annotation_file} has no 'videos' list (expected the YouTube-VIS/"

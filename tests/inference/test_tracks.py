@@ -44,6 +44,8 @@ def test_track_accepts_json_rles_and_rejects_wrong_sizes():
         Track(1, (4, 3), {0: as_json})
     with pytest.raises(ValueError, match=r"masks must have shape \[T, H, W\]"):
         Track.from_masks(1, np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="track 2: masks is an empty dict"):
+        Track.from_masks(2, {})
 
 
 def test_video_tracks_label_map_later_track_wins_and_checks_tracks():
@@ -144,7 +146,8 @@ def test_kitti_mots_rule_by_hand():
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda: select_davis_tracks([1, 2], [0], [0, 1]), "first_frames has 1 entries, track_ids has 2"),
+    (lambda: select_davis_tracks([1, 2], [0], [0, 1]),
+     "first_frames has 1 entries, track_ids has 2"),
     (lambda: select_davis_tracks([1], [3], [2]), "last_frames must be >= first_frames"),
     (lambda: select_davis_tracks([[1]], [0], [0]), r"track_ids must be 1-D, got shape \[1, 1\]"),
     (lambda: select_davis_tracks([1], [0], [0], max_tracks=-1), "max_tracks must be an int >= 0"),
@@ -152,6 +155,8 @@ def test_kitti_mots_rule_by_hand():
      "pixel_counts of kept tracks must be > 0"),
     (lambda: select_kitti_mots_tracks([1], [1], [0], [0], np.zeros((1, 1))),
      "class_votes needs a background column"),
+    (lambda: select_youtube_vis_tracks([1], [1], [0], [0], np.zeros((1, 1))),
+     "class_logit_sums needs a background column"),
 ])
 def test_selection_rules_reject_bad_arrays(call, match):
     with pytest.raises(ValueError, match=match):

@@ -180,7 +180,8 @@ def test_expand_inputs_reads_an_annotation_file(tmp_path, clip):
     json_path = tmp_path / "valid" / "valid.json"
     json_path.write_text(json.dumps(annotation))
     sources = expand_inputs([str(json_path)])  # JPEGImages/ beside the file is the default root
-    assert [(s.name, s.video_id, s.num_frames) for s in sources] == [("vid_a", 7, 3), ("vid_b", 9, 2)]
+    assert [(s.name, s.video_id, s.num_frames) for s in sources] == [
+        ("vid_a", 7, 3), ("vid_b", 9, 2)]
     assert np.stack(list(sources[1])).shape == (2, 32, 48, 3)
     elsewhere = annotation_videos(str(json_path), image_root=str(root))
     assert elsewhere[0].paths == sources[0].paths

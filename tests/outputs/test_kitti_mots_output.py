@@ -37,7 +37,8 @@ def test_listed_empty_frames_are_written_and_bad_classes_refused():
     masks = {0: np.ones((4, 4), bool), 1: np.zeros((4, 4), bool)}
     video = VideoTracks("v", [Track.from_masks(5, masks, category_id=2)], (4, 4), 2)
     detections = kitti_mots_detections(video)
-    assert [(d.frame, d.track_id, d.pixel_area) for d in detections] == [(0, 2001, 16), (1, 2001, 0)]
+    assert [(d.frame, d.track_id, d.pixel_area) for d in detections] == [
+        (0, 2001, 16), (1, 2001, 0)]
     video.tracks[0].category_id = 3
     with pytest.raises(ValueError, match="track 5 has category_id 3, KITTI-MOTS takes 1"):
         kitti_mots_detections(video)

@@ -114,7 +114,8 @@ def test_the_first_codec_that_opens_is_used_without_a_warning(tmp_path, monkeypa
 
 def test_no_codec_opens(tmp_path, clip, video_tracks, monkeypatch):
     monkeypatch.setattr(overlay_module.cv2, "VideoWriter", RefusingWriter({"avc1", "mp4v"}))
-    with pytest.raises(RuntimeError, match=r"cannot write .* with any of the codecs \['avc1', 'mp4v'\]"):
+    with pytest.raises(RuntimeError,
+                       match=r"cannot write .* with any of the codecs \['avc1', 'mp4v'\]"):
         write_overlay_video(tmp_path / "out.mp4", clip.frames, video_tracks)
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ValueError, match="4-character FourCC code, got 'h264x'"):
