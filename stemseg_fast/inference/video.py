@@ -19,7 +19,8 @@ path, :class:`VideoInputError` (a ``ValueError``) for everything else, raised wh
 is met (a frame of another size is reported with its file or index when it is read).
 
 Pre-processing (resize to MIN/MAX_DIM, pad to 32, mean subtraction) belongs to the model
-package: the frames here are the untouched decoded images.
+package (``stemseg_fast.model.preprocessing.preprocess_clip`` takes these frames stacked as
+``torch.from_numpy(np.stack(frames))``): the frames here are the untouched decoded images.
 """
 import glob
 import json
