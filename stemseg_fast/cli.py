@@ -10,6 +10,7 @@ import sys
 
 SUBCOMMAND_MODULES = (
     "stemseg_fast.demo",
+    "stemseg_fast.datasets_cli",
     "stemseg_fast.outputs.cli",
 )
 

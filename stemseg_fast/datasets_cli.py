@@ -1,0 +1,110 @@
+"""``stemseg-fast convert`` and ``stemseg-fast browse``: dataset preparation and inspection.
+
+``convert`` turns folders of frames and indexed-PNG instance masks (DAVIS layout) into a
+YouTube-VIS JSON, so your own videos can be trained on and evaluated. ``browse`` writes a few
+training clips, as the training loader produces them (sampling, duplication, pseudo-clip
+augmentation, targets), as PNG strips with the masks drawn.
+"""
+import argparse
+
+from stemseg_fast.training.datasets import (COCO_AUGMENTATION, PseudoClipDataset, TargetBuilder,
+                                            VideoClipDataset, convert_mask_folders, read_coco,
+                                            read_davis, read_kitti_mots, read_ytvis)
+from stemseg_fast.training.datasets.browse import write_clip_strips
+
+# (min_dim, max_dim, frame_span) per dataset: the official training configs (section 1.1, 5.3)
+BROWSE_DEFAULTS = {
+    "ytvis": (640, 1196, 8),
+    "ovis": (640, 1196, 8),
+    "coco": (640, 1196, 8),
+    "davis": (736, 1248, 16),
+    "kitti": (736, 1792, 8),
+}
+
+CONVERT_EXAMPLES = """examples:
+  stemseg-fast convert my_videos --out my_videos/train.json
+  stemseg-fast convert my_videos --out train.json --categories categories.json
+      categories.json: {"*": {"1": "person", "2": "dog"}, "video_7": {"1": "cat"}}
+"""
+
+BROWSE_EXAMPLES = """examples:
+  stemseg-fast browse --dataset ytvis --annotations ytvis/train.json \\
+      --images ytvis/train/JPEGImages --out browse_ytvis --count 8
+  stemseg-fast browse --dataset coco --annotations coco/instances_train2017.json \\
+      --images coco/train2017 --out browse_coco
+  stemseg-fast browse --dataset davis --images DAVIS --out browse_davis
+  stemseg-fast browse --dataset kitti --annotations kitti/instances_txt \\
+      --images kitti/training/image_02 --out browse_kitti
+"""
+
+
+def add_parser(subparsers):
+    convert = subparsers.add_parser(
+        "convert", help="frame folders + indexed-PNG masks -> YouTube-VIS JSON",
+        description="Convert <input>/JPEGImages/<video>/*.jpg + <input>/Annotations/<video>/"
+                    "*.png (0 background, k object k, 255 void) into a YouTube-VIS JSON.",
+        epilog=CONVERT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    convert.add_argument("input_dir", help="folder holding JPEGImages/ and Annotations/")
+    convert.add_argument("--out", required=True, help="the JSON file to write")
+    convert.add_argument("--categories", default=None,
+                         help="JSON mapping {video or '*': {mask value: category name}}; "
+                              "default: one class 'object'")
+    convert.set_defaults(func=run_convert)
+
+    browse = subparsers.add_parser(
+        "browse", help="write training clips with their masks drawn, to check a dataset",
+        description="Write COUNT training clips, augmented and with targets as the training "
+                    "loader makes them, as PNG strips (one frame after the other).",
+        epilog=BROWSE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    browse.add_argument("--dataset", required=True, choices=sorted(BROWSE_DEFAULTS))
+    browse.add_argument("--annotations", default=None,
+                        help="annotation JSON (ytvis, ovis, coco) or instances_txt folder "
+                             "(kitti); not used for davis")
+    browse.add_argument("--images", required=True,
+                        help="image root the annotations refer to (davis: the DAVIS root)")
+    browse.add_argument("--out", default="browse_output", help="folder for the PNG strips")
+    browse.add_argument("--count", type=int, default=4, help="number of clips (default 4)")
+    browse.add_argument("--clip-length", type=int, default=8, help="frames per clip (8)")
+    browse.add_argument("--frame-span", type=int, default=None,
+                        help="frames between first and last clip frame (dataset default)")
+    browse.add_argument("--min-dim", type=int, default=None, help="resize rule, short side")
+    browse.add_argument("--max-dim", type=int, default=None, help="resize rule, long side")
+    browse.add_argument("--seed", type=int, default=0)
+    browse.set_defaults(func=run_browse)
+
+
+def run_convert(args):
+    result = convert_mask_folders(args.input_dir, args.out, categories=args.categories)
+    print(f"wrote {len(result['videos'])} videos, {len(result['annotations'])} annotations, "
+          f"{len(result['categories'])} categories to {args.out}")
+    return 0
+
+
+def build_browse_dataset(args):
+    min_dim, max_dim, frame_span = BROWSE_DEFAULTS[args.dataset]
+    targets = TargetBuilder(args.min_dim or min_dim, args.max_dim or max_dim)
+    frame_span = args.frame_span or frame_span
+    if args.dataset != "davis" and not args.annotations:
+        raise ValueError(f"--annotations is required for --dataset {args.dataset}")
+    if args.dataset == "coco":
+        images, _ = read_coco(args.annotations, args.images)
+        return PseudoClipDataset(images, args.count, targets=targets,
+                                 clip_length=args.clip_length, augmentation=COCO_AUGMENTATION,
+                                 seed=args.seed, name=args.annotations)
+    if args.dataset in ("ytvis", "ovis"):
+        videos, _ = read_ytvis(args.annotations, args.images)
+    elif args.dataset == "davis":
+        videos = read_davis(args.images)
+    else:
+        videos = read_kitti_mots(args.annotations, args.images)
+    return VideoClipDataset(videos, args.count, targets=targets, clip_length=args.clip_length,
+                            frame_span=frame_span, category_agnostic=args.dataset == "davis",
+                            duplicate_single_instance=args.dataset in ("ytvis", "davis"),
+                            seed=args.seed, name=args.annotations or args.images)
+
+
+def run_browse(args):
+    dataset = build_browse_dataset(args)
+    paths = write_clip_strips(dataset, args.out, args.count, seed=args.seed)
+    print(f"wrote {len(paths)} clip strips to {args.out}")
+    return 0
