@@ -343,8 +343,9 @@ def _greedy_cluster_triton(embeddings, precisions, seediness, foreground, *, min
     state = torch.empty(num_voxels, dtype=torch.int8, device=device)
     part_value = torch.empty(num_blocks, dtype=torch.float32, device=device)
     part_index = torch.empty(num_blocks, dtype=torch.int32, device=device)
-    centres = torch.empty(max(max_instances, 1), num_dims, dtype=torch.float32, device=device)
-    bandwidths = torch.empty_like(centres)
+    # zeros: rows of clusters never made are read (and masked out) by the finalize pass
+    centres = torch.zeros(max(max_instances, 1), num_dims, dtype=torch.float32, device=device)
+    bandwidths = torch.zeros_like(centres)
     control = torch.zeros(4, dtype=torch.int32, device=device)
     official_distance = distance_rule == "official"
     grid = (num_blocks,)

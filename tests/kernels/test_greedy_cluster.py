@@ -1,0 +1,315 @@
+import importlib
+import math
+
+import pytest
+import torch
+
+from stemseg_fast.kernels.greedy_cluster import GreedyCluster, greedy_cluster
+
+# The package exports the function under the module's name; fetch the module itself.
+greedy_cluster_module = importlib.import_module("stemseg_fast.kernels.greedy_cluster")
+
+RULES = [
+    pytest.param("official", "official", id="official-farthest"),
+    pytest.param("official", "nearest", id="official-nearest"),
+    pytest.param("paper", "official", id="paper-farthest"),
+    pytest.param("paper", "nearest", id="paper-nearest"),
+]
+
+# (N voxels, E dims, foreground fraction, seediness levels (0: continuous), max_instances,
+#  bandwidth scale): the scale sets how tight the Gaussians are, hence how many seeds it takes.
+# The interpreter pays ~25 ms per launch and a call makes 2 + 2 * max_instances of them, so most
+# cases use few seeds; MAX_REACHED runs the official 20.
+MAX_REACHED = (300, 4, 0.7, 10, 20, 60.0)
+TIED = (1025, 5, 0.3, 5, 5, 2.0)
+CASES = [
+    pytest.param(1, 4, 1.0, 0, 4, 1.0, id="one-voxel"),
+    pytest.param(300, 4, 0.0, 0, 4, 1.0, id="no-foreground"),
+    pytest.param(257, 4, 1.0, 0, 6, 1.0, id="all-foreground-N257"),
+    pytest.param(1023, 3, 0.5, 0, 6, 4.0, id="xyt-N1023"),
+    pytest.param(*TIED, id="tied-seediness-N1025"),
+    pytest.param(*MAX_REACHED, id="max-instances-reached"),
+    pytest.param(500, 4, 0.6, 0, 3, 8.0, id="max-instances-3"),
+    pytest.param(400, 2, 0.8, 0, 0, 1.0, id="max-instances-0"),
+    pytest.param(600, 4, 0.5, 0, 1, 4.0, id="max-instances-1"),
+]
+# Every rule on every case: the rules on one case run by default, the full product is slow.
+RULE_CASES = [
+    pytest.param(*case.values, *rule.values, id=f"{case.id}-{rule.id}",
+                 marks=() if case.id == "tied-seediness-N1025" or rule.id == "official-farthest"
+                 else pytest.mark.slow)
+    for case in CASES for rule in RULES
+]
+
+
+def make_inputs(num_voxels, num_dims, foreground_fraction, seediness_levels, bandwidth_scale,
+                rng):
+    """A few blobs in embedding space so seeds gather real clusters; seediness high near the
+    blob centres, quantised to ``seediness_levels`` values (ties) when that is not 0."""
+    num_blobs = 6
+    blob = torch.randint(0, num_blobs, (num_voxels,), generator=rng)
+    centres = 2.0 * torch.randn(num_blobs, num_dims, generator=rng)
+    offsets = 0.4 * torch.randn(num_voxels, num_dims, generator=rng)
+    embeddings = centres[blob] + offsets
+    precisions = bandwidth_scale * (0.5 + torch.rand(num_voxels, num_dims, generator=rng))
+    closeness = torch.exp(-0.25 * offsets.pow(2).sum(1))  # [N] in (0, 1]
+    seediness = closeness * (0.8 + 0.2 * torch.rand(num_voxels, generator=rng))
+    if seediness_levels:
+        seediness = torch.round(seediness * seediness_levels) / seediness_levels
+    foreground = torch.rand(num_voxels, generator=rng) < foreground_fraction
+    return embeddings, precisions, seediness, foreground
+
+
+def official_clustering(embeddings, precisions, seediness, foreground, *, min_seediness=0.8,
+                        prob_threshold=0.5, secondary_threshold=0.3, max_instances=20):
+    """The official SequentialClustering._process as it runs: compaction of the foreground and
+    of the unassigned voxels every iteration, probabilities through exp(-d/2), the [M, K]
+    stack and its max. Written independently of the library as the parity oracle."""
+    index = foreground.nonzero().squeeze(1)
+    x, b, s = embeddings[index].float(), precisions[index].float(), seediness[index].float()
+    labels = torch.full((index.numel(),), -1, dtype=torch.int64)
+    stacked, unassigned, available = [], index.numel(), labels == -1
+    for cluster in range(max_instances):
+        available = labels == -1
+        unassigned = int(available.sum())
+        if unassigned == 0:
+            break
+        best = s[available].argmax()
+        if s[available][best] < min_seediness:
+            break
+        centre, bandwidth = x[available][best], b[available][best]
+        distance = torch.full((index.numel(),), 1e8)
+        distance[available] = ((x[available] - centre) ** 2 * bandwidth).sum(-1).sqrt()
+        stacked.append(distance)
+        prob = torch.zeros_like(distance)
+        prob[available] = torch.exp(-0.5 * distance[available])
+        labels = torch.where((prob > prob_threshold) & available, cluster, labels)
+    if unassigned > 0 and stacked:
+        farthest, farthest_cluster = torch.stack(stacked, 1).max(1)
+        accepted = (torch.exp(-0.5 * farthest) > secondary_threshold) & available
+        labels = torch.where(accepted, farthest_cluster, labels)
+    result = torch.full((embeddings.shape[0],), -1, dtype=torch.int64)
+    result[index] = labels
+    return result
+
+
+def assert_same_labels(actual, expected, name):
+    actual, expected = actual.cpu(), expected.cpu()
+    assert actual.dtype == torch.int64 and actual.shape == expected.shape, name
+    differ = (actual != expected).nonzero().squeeze(1)
+    assert differ.numel() == 0, (
+        f"{name}: {differ.numel()} of {expected.numel()} labels differ; first voxels "
+        f"{differ[:5].tolist()}: {actual[differ[:5]].tolist()} vs {expected[differ[:5]].tolist()}")
+
+
+@pytest.mark.parametrize(
+    "num_voxels,num_dims,fg,levels,max_instances,scale,distance_rule,secondary_rule", RULE_CASES)
+def test_triton_matches_reference(num_voxels, num_dims, fg, levels, max_instances, scale,
+                                  distance_rule, secondary_rule, device, rng):
+    inputs = make_inputs(num_voxels, num_dims, fg, levels, scale, rng)
+    options = dict(max_instances=max_instances, distance_rule=distance_rule,
+                   secondary_rule=secondary_rule)
+    expected = greedy_cluster(*inputs, backend="reference", **options)
+    result = greedy_cluster(*(x.to(device) for x in inputs), backend="triton", **options)
+    assert_same_labels(result, expected, "triton vs reference")
+
+
+def test_cases_reach_what_their_names_say(rng):
+    """The parametrised cases above exercise the paths they claim: 20 seeds, seediness ties."""
+    num_voxels, num_dims, fg, levels, max_instances, scale = MAX_REACHED
+    inputs = make_inputs(num_voxels, num_dims, fg, levels, scale, rng)
+    labels = greedy_cluster(*inputs, max_instances=max_instances, backend="reference")
+    assert int(labels.max()) == max_instances - 1
+    num_voxels, num_dims, fg, levels, _, scale = TIED
+    tied = make_inputs(num_voxels, num_dims, fg, levels, scale, rng)[2]
+    assert tied.unique().numel() <= levels + 1
+
+
+@pytest.mark.parametrize("num_voxels,num_dims,fg,levels,max_instances,scale", CASES)
+def test_reference_matches_official_semantics(num_voxels, num_dims, fg, levels, max_instances,
+                                              scale, rng):
+    inputs = make_inputs(num_voxels, num_dims, fg, levels, scale, rng)
+    expected = official_clustering(*inputs, max_instances=max_instances)
+    result = greedy_cluster(*inputs, max_instances=max_instances, backend="reference")
+    assert_same_labels(result, expected, "reference vs official")
+
+
+def hand_worked_inputs():
+    """Embeddings on a plane, bandwidth 1 (d = Euclidean distance). Seeds: voxel 0 (x=0, s=0.95)
+    then voxel 3 (x=2.5, s=0.9); the best voxel left then has s=0.4 < 0.8, so the loop stops.
+    Official limits: primary d < 2 ln 2 = 1.386, secondary d < -2 ln 0.3 = 2.408."""
+    points = [  # (x, y, seediness, foreground)
+        (0.0, 0.0, 0.95, True),  # 0: seed of cluster 0
+        (1.0, 0.0, 0.5, True),  # 1: d0 = 1 -> cluster 0
+        (1.5, 0.0, 0.6, True),  # 2: d0 = 1.5 (no), d1 = 1 -> cluster 1
+        (2.5, 0.0, 0.9, True),  # 3: seed of cluster 1
+        (3.5, 0.0, 0.7, True),  # 4: d1 = 1 -> cluster 1
+        (4.8, 0.0, 0.4, True),  # 5: d0 = 4.8, d1 = 2.3: only the nearest is within 2.408
+        (-1.9, 0.0, 0.3, True),  # 6: d0 = 1.9, d1 = 4.4: likewise
+        (1.4, 1.0, 0.2, True),  # 7: d0 = 1.72, d1 = 1.49: both within 2.408
+        (0.0, 0.0, 1.0, False),  # 8: background, though the most seedy voxel
+    ]
+    embeddings = torch.tensor([[x, y] for x, y, _, _ in points])
+    seediness = torch.tensor([s for _, _, s, _ in points])
+    foreground = torch.tensor([f for _, _, _, f in points])
+    return embeddings, torch.ones_like(embeddings), seediness, foreground
+
+
+HAND_WORKED = [
+    # the farthest cluster: voxel 7 goes to cluster 0 (d = 1.72 > 1.49), 5 and 6 stay outliers
+    pytest.param(dict(), [0, 0, 1, 1, 1, -1, -1, 0, -1], id="official"),
+    # the intended nearest cluster
+    pytest.param(dict(secondary_rule="nearest"), [0, 0, 1, 1, 1, 1, 0, 1, -1], id="nearest"),
+    # two iterations run in full: the stale mask offers voxels 2, 3, 4 of cluster 1 again; voxel
+    # 2 moves to its farthest cluster 0 (d = 1.5: p = 0.47 > 0.3); 3 and 4 are too far (d >= 2.5)
+    pytest.param(dict(max_instances=2), [0, 0, 0, 1, 1, -1, -1, 0, -1], id="stale-mask"),
+    pytest.param(dict(max_instances=2, secondary_rule="nearest"), [0, 0, 1, 1, 1, 1, 0, 1, -1],
+                 id="stale-mask-fixed"),
+    # paper rule: primary d < 1.177, secondary d < 1.552; voxel 7 is only near cluster 1
+    pytest.param(dict(distance_rule="paper"), [0, 0, 1, 1, 1, -1, -1, -1, -1], id="paper"),
+    pytest.param(dict(distance_rule="paper", secondary_rule="nearest"),
+                 [0, 0, 1, 1, 1, -1, -1, 1, -1], id="paper-nearest"),
+    # a single seed: the loop completes, the secondary step sees one cluster
+    pytest.param(dict(max_instances=1), [0, 0, 0, -1, -1, -1, 0, 0, -1], id="one-seed"),
+    pytest.param(dict(min_seediness=0.96), [-1] * 9, id="no-seed"),
+]
+
+
+@pytest.mark.parametrize("options,expected", HAND_WORKED)
+def test_hand_worked_case_reference(options, expected):
+    inputs = hand_worked_inputs()
+    assert greedy_cluster(*inputs, backend="reference", **options).tolist() == expected
+    if "secondary_rule" not in options and "distance_rule" not in options:
+        assert official_clustering(*inputs, **options).tolist() == expected
+
+
+@pytest.mark.parametrize("options,expected", [
+    pytest.param(*case.values, id=case.id,
+                 marks=() if case.id == "stale-mask" else pytest.mark.slow)
+    for case in HAND_WORKED
+])
+def test_hand_worked_case_triton(options, expected, device):
+    inputs = [x.to(device) for x in hand_worked_inputs()]
+    assert greedy_cluster(*inputs, backend="triton", **options).tolist() == expected
+
+
+def test_hand_worked_limits():
+    """The distances in hand_worked_inputs sit on the side of the limits the comments say."""
+    primary, secondary = 2 * math.log(2), -2 * math.log(0.3)
+    assert 1.0 < primary < 1.4866 and 2.3 < secondary < 2.5
+    assert math.sqrt(1.4**2 + 1) < secondary and math.exp(-0.75) > 0.3 > math.exp(-1.25)
+
+
+def test_many_partial_blocks(monkeypatch, device, rng):
+    """Small blocks so the seed selection reduces its partials over several chunks."""
+    monkeypatch.setattr(greedy_cluster_module, "_BLOCK", 16)
+    monkeypatch.setattr(greedy_cluster_module, "_BLOCK_P", 2)
+    inputs = make_inputs(101, 4, 0.6, 4, 6.0, rng)  # 7 blocks: 4 chunks of partials
+    expected = greedy_cluster(*inputs, max_instances=4, backend="reference")
+    result = greedy_cluster(*(x.to(device) for x in inputs), max_instances=4, backend="triton")
+    assert_same_labels(result, expected, "triton with 16-voxel blocks")
+
+
+def test_equal_seediness_takes_the_lowest_index(device):
+    # Three identical far-apart candidates with the same seediness: seeds in index order.
+    embeddings = torch.tensor([[9.0, 9.0], [0.0, 0.0], [5.0, 5.0], [-5.0, 5.0]])
+    seediness = torch.tensor([0.5, 0.9, 0.9, 0.9])
+    foreground = torch.ones(4, dtype=torch.bool)
+    for backend in ("reference", "triton"):
+        tensors = [x.to(device) if backend == "triton" else x
+                   for x in (embeddings, torch.ones_like(embeddings), seediness, foreground)]
+        labels = greedy_cluster(*tensors, max_instances=4, backend=backend)
+        assert labels.tolist() == [-1, 0, 1, 2], backend
+
+
+def test_dtypes_and_layouts(device, rng):
+    embeddings, precisions, seediness, foreground = make_inputs(211, 4, 0.7, 0, 3.0, rng)
+    expected = greedy_cluster(embeddings, precisions, seediness, foreground, max_instances=4,
+                              backend="reference")
+    wide = torch.zeros(211, 8)
+    wide[:, ::2] = embeddings
+    strided = wide[:, ::2]
+    assert not strided.is_contiguous()
+    for tensors in ([strided, precisions, seediness, foreground],
+                    [embeddings.double(), precisions.double(), seediness.double(), foreground]):
+        for backend in ("reference", "triton"):
+            moved = [x.to(device) if backend == "triton" else x for x in tensors]
+            labels = greedy_cluster(*moved, max_instances=4, backend=backend)
+            assert_same_labels(labels, expected, backend)
+
+
+def test_poisoned_outputs_catch_a_kernel_that_writes_nothing(monkeypatch, rng):
+    """The comparison can fail: skip the finalize kernel and the poisoned labels must show."""
+    inputs = make_inputs(64, 4, 0.8, 0, 2.0, rng)
+    expected = greedy_cluster(*inputs, max_instances=2, backend="reference")
+
+    class SkippedKernel:
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: None
+
+    monkeypatch.setattr(greedy_cluster_module, "_greedy_cluster_finalize_kernel",
+                        SkippedKernel())
+    result = greedy_cluster(*inputs, max_instances=2, backend="triton")
+    with pytest.raises(AssertionError, match="labels differ"):
+        assert_same_labels(result, expected, "skipped finalize")
+
+
+def test_result_changes_with_input(rng):
+    embeddings, precisions, seediness, foreground = make_inputs(200, 4, 1.0, 0, 2.0, rng)
+    options = dict(max_instances=3, backend="triton")
+    before = greedy_cluster(embeddings, precisions, seediness, foreground, **options)
+    seediness[before == 0] = 0.0  # the first cluster's voxels can no longer seed
+    after = greedy_cluster(embeddings, precisions, seediness, foreground, **options)
+    assert not torch.equal(before, after)
+
+
+def test_module_matches_function_and_repr(rng):
+    inputs = make_inputs(90, 4, 0.9, 0, 2.0, rng)
+    module = GreedyCluster(max_instances=5, secondary_rule="nearest", backend="reference")
+    expected = greedy_cluster(*inputs, max_instances=5, secondary_rule="nearest",
+                              backend="reference")
+    assert torch.equal(module(*inputs), expected)
+    assert repr(module) == (
+        "GreedyCluster(min_seediness=0.8, prob_threshold=0.5, secondary_threshold=0.3, "
+        "max_instances=5, distance_rule='official', secondary_rule='nearest', "
+        "backend='reference')")
+
+
+@pytest.mark.gpu
+def test_whole_loop_replays_in_a_cuda_graph(rng):
+    """No host synchronisation inside: the launch sequence captured once replays on new
+    inputs written into the same buffers and still matches the reference."""
+    inputs = [x.cuda() for x in make_inputs(5000, 4, 0.5, 0, 4.0, rng)]
+    greedy_cluster(*inputs, backend="triton")  # compile outside the capture
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        labels = greedy_cluster(*inputs, backend="triton")
+    for _ in range(2):
+        fresh = make_inputs(5000, 4, 0.5, 0, 4.0, rng)
+        for buffer, value in zip(inputs, fresh):
+            buffer.copy_(value)
+        graph.replay()
+        torch.cuda.synchronize()
+        assert_same_labels(labels, greedy_cluster(*fresh, backend="reference"), "graph replay")
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(embeddings=torch.zeros(5)), ValueError, r"embeddings must have shape \[\*, \*\]"),
+    (dict(precisions=torch.ones(5, 3)), ValueError, r"precisions must have shape \[5, 4\]"),
+    (dict(seediness=torch.zeros(4)), ValueError, "size N must agree"),
+    (dict(foreground=torch.ones(5)), TypeError, "foreground must have dtype"),
+    (dict(prob_threshold=1.0), ValueError, r"prob_threshold must be a probability in \(0, 1\)"),
+    (dict(secondary_threshold=0.0), ValueError, "secondary_threshold must be a probability"),
+    (dict(max_instances=-1), ValueError, r"max_instances must be an int in \[0, 127\]"),
+    (dict(max_instances=200), ValueError, "max_instances must be an int"),
+    (dict(distance_rule="gaussian"), ValueError, "distance_rule must be one of"),
+    (dict(secondary_rule="farthest"), ValueError, "secondary_rule must be one of"),
+    (dict(backend="cuda"), ValueError, "backend must be one of"),
+])
+def test_bad_arguments_are_named(kwargs, error, match):
+    arguments = dict(embeddings=torch.zeros(5, 4), precisions=torch.ones(5, 4),
+                     seediness=torch.zeros(5), foreground=torch.ones(5, dtype=torch.bool))
+    arguments.update(kwargs)
+    with pytest.raises(error, match=match):
+        greedy_cluster(**arguments)
