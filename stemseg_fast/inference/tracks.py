@@ -125,6 +125,14 @@ class Track:
             return np.zeros(self.frame_size, dtype=np.uint8)
         return decode_rle(rle)
 
+    def bbox(self, frame):
+        """``(x, y, width, height)`` of the frame's mask (pycocotools ``toBbox``, from the RLE
+        without decoding), ``(0, 0, 0, 0)`` if the mask is empty or absent."""
+        rle = self._rles.get(frame)
+        if rle is None:
+            return (0, 0, 0, 0)
+        return tuple(int(value) for value in mask_utils.toBbox(rle))
+
     def area(self, frame):
         rle = self._rles.get(frame)
         return 0 if rle is None else int(mask_utils.area(rle))
@@ -188,8 +196,10 @@ class VideoTracks:
         DAVIS rule)."""
         labels = np.zeros(self.frame_size, dtype=np.int32)
         for index, track in enumerate(self.tracks):
-            if track.rle(frame) is not None:
-                labels[track.mask(frame).astype(bool)] = index + 1
+            x, y, width, height = track.bbox(frame)
+            if width and height:
+                box = track.mask(frame)[y:y + height, x:x + width].astype(bool)
+                labels[y:y + height, x:x + width][box] = index + 1
         return labels
 
 

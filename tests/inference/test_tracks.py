@@ -26,6 +26,8 @@ def test_track_round_trips_masks_and_decodes_lazily():
     for frame in range(5):
         assert np.array_equal(track.mask(frame), masks[frame].astype(np.uint8))
     assert track.rle(0) is None and isinstance(track.rle(1)["counts"], bytes)
+    assert track.bbox(1) == (2, 1, 3, 2) and track.bbox(3) == (0, 4, 2, 2)
+    assert track.bbox(0) == (0, 0, 0, 0)
     assert repr(track) == "Track(track_id=4, category_id=2, score=0.500, frames=2)"
 
 

@@ -96,7 +96,8 @@ class RefusingWriter:
 def test_codec_fallback_really_happens_and_warns(tmp_path, clip, video_tracks, monkeypatch):
     writer = RefusingWriter({"avc1"})
     monkeypatch.setattr(overlay_module.cv2, "VideoWriter", writer)
-    with pytest.warns(RuntimeWarning, match="codec 'avc1' is not available.*with 'mp4v'"):
+    with pytest.warns(RuntimeWarning,
+                      match="codec 'avc1' is not available.*writing .*/out.mp4 with 'mp4v'"):
         codec = write_overlay_video(tmp_path / "out.mp4", clip.frames, video_tracks)
     assert codec == "mp4v" and writer.tried == ["avc1", "mp4v"]
     assert len(read_back(tmp_path / "out.mp4")[1]) == 6
