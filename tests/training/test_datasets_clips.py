@@ -94,6 +94,34 @@ def test_video_clip_dataset_end_to_end(tmp_path):
     assert last - first == 4 and raw.images.dtype == np.uint8  # no augmentation on real clips
 
 
+def test_photometric_jitter_option_changes_only_images(tmp_path):
+    path, image_root, _ = make_ytvis(str(tmp_path), num_videos=1)
+    videos, _ = read_ytvis(path, image_root)
+    plain = VideoClipDataset(videos, 2, clip_length=4, frame_span=4, seed=1)
+    jittered = VideoClipDataset(videos, 2, clip_length=4, frame_span=4, seed=1,
+                                photometric_jitter=True)
+    a, b = plain.raw_clip(0), jittered.raw_clip(0)
+    assert not np.array_equal(a.images, b.images)
+    np.testing.assert_array_equal(a.masks, b.masks)
+
+
+def test_duplication_cap_is_one_sided_unless_symmetric():
+    width = 100
+    mask = np.zeros((1, 40, width), np.uint8)
+    mask[0, 10:20, 30:75] = 1  # 45 wide: shift 34..45 px > the 30-px cap
+    images = np.zeros((1, 40, width, 3), np.uint8)
+    shifts = {True: set(), False: set()}
+    for symmetric in (False, True):
+        for seed in range(12):
+            result = duplicate_single_instance(images, mask, np.random.default_rng(seed),
+                                               symmetric_cap=symmetric)
+            columns = np.flatnonzero(result[1][1, 0].any(0))
+            shifts[symmetric].add(round(columns.min() - 30) if columns.min() > 30
+                                  else round(columns.max() - 74))
+    assert max(shifts[False]) <= 30 and min(shifts[False]) < -30  # official: min(shift, cap)
+    assert all(abs(s) <= 30 for s in shifts[True])
+
+
 def test_video_clip_dataset_duplicates_single_instances_on_davis(tmp_path):
     make_davis(str(tmp_path), sequences=("seq_a",))
     video = read_davis(str(tmp_path))[0]

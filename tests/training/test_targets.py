@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from stemseg_fast.model.preprocessing import IMAGE_MEAN_BGR
 from stemseg_fast.training.datasets import RawClip, TargetBuilder
@@ -24,23 +25,28 @@ def test_quarter_rule_is_one_only_where_all_four_taps_are_one():
     assert downsample_targets(mask)[0, 1, 1] == 1
 
 
-def test_quarter_rule_matches_brute_force_on_random_masks(rng):
+@pytest.mark.parametrize("stride", [2, 4, 8])
+def test_tap_rule_matches_the_official_bilinear_cast_on_random_masks(rng, stride):
     masks = (torch.rand(3, 24, 40, generator=rng) > 0.3).to(torch.uint8)
-    masks[0, 1:3, 1:3] = 1
+    tap = stride // 2 - 1
+    masks[0, tap:tap + 2, tap:tap + 2] = 1
 
-    def all_four_taps(m):
-        return m[:, 1::4, 1::4] & m[:, 2::4, 1::4] & m[:, 1::4, 2::4] & m[:, 2::4, 2::4]
+    def official(m):  # bilinear at 1/stride, then the truncating cast
+        return F.interpolate(m[:, None].float(), scale_factor=1 / stride, mode="bilinear",
+                             align_corners=False)[:, 0].to(torch.uint8)
 
-    assert torch.equal(downsample_targets(masks), all_four_taps(masks))
+    assert torch.equal(downsample_targets(masks, stride), official(masks))
     # the comparison can fail: removing one tap of a kept output changes the result
     broken = masks.clone()
-    broken[0, 1, 1] = 0
-    assert not torch.equal(downsample_targets(broken), all_four_taps(masks))
+    broken[0, tap, tap] = 0
+    assert not torch.equal(downsample_targets(broken, stride), official(masks))
 
 
 def test_downsample_requires_padded_masks():
     with pytest.raises(ValueError, match="multiple of 4, got 6x8"):
         downsample_targets(torch.zeros(1, 6, 8, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="stride must be even"):
+        downsample_targets(torch.zeros(1, 6, 6, dtype=torch.uint8), stride=3)
 
 
 def test_id_map_highest_index_wins_and_semantic_takes_max_category():
