@@ -50,6 +50,7 @@ setup(
         "pyyaml>=6.0",
         "tqdm>=4.66",
         "tensorboard>=2.14",
+        "pillow>=9.1",  # DAVIS palette PNGs (OpenCV cannot write indexed PNGs)
     ],
     extras_require={
         # The triton 3.6 interpreter (CPU tests) converts 1-element arrays to Python ints, which
