@@ -70,7 +70,8 @@ def test_photometric_steps():
     colourful = synthetic_clip(1, 16, 16, 2, seed=1).frames[0]
     np.testing.assert_array_equal(adjust_hue_saturation(colourful, 0),
                                   adjust_hue_saturation(adjust_hue_saturation(colourful, 0), 0))
-    assert not np.array_equal(adjust_hue_saturation(colourful, 5), adjust_hue_saturation(colourful, 0))
+    assert not np.array_equal(adjust_hue_saturation(colourful, 5),
+                              adjust_hue_saturation(colourful, 0))
     rng = np.random.default_rng(0)
     outputs = [photometric_jitter(colourful, rng) for _ in range(5)]
     assert all(o.dtype == np.uint8 and o.shape == colourful.shape for o in outputs)
@@ -100,7 +101,8 @@ def test_pseudo_clip_contains_the_source_and_aligned_masks():
         frame_value = clip.images[t][..., 0]
         on_object = clip.masks[0, t].astype(bool)
         assert on_object.sum() > 50
-        assert frame_value[on_object].mean() > frame_value[~on_object & (clip.ignore[t] == 0)].mean() + 100
+        background = ~on_object & (clip.ignore[t] == 0)
+        assert frame_value[on_object].mean() > frame_value[background].mean() + 100
 
 
 def test_pseudo_clip_dataset_is_deterministic_and_uses_every_image(tmp_path):

@@ -211,7 +211,8 @@ def test_collate_pads_mixed_sizes_with_background():
     batch = collate_clips([clip(32, 64), clip(64, 32)])
     assert batch.images.shape == (2, 3, 2, 64, 64)
     assert batch.images[0, :, :, 32:].abs().sum() == 0
-    assert (batch.instance_ids[0, :, 8:] == -1).all() and (batch.instance_ids[1, :, :, 8:] == -1).all()
+    assert (batch.instance_ids[0, :, 8:] == -1).all()
+    assert (batch.instance_ids[1, :, :, 8:] == -1).all()
     assert batch.ignore[0, :, 8:].sum() == 0 and batch.semantic[1, :, :, 8:].sum() == 0
     assert batch.masks[0].shape == (1, 2, 16, 16)
     with pytest.raises(ValueError, match="same length T"):

@@ -70,8 +70,8 @@ def test_ytvis_errors_name_the_file(tmp_path):
     with pytest.raises(ValueError, match=r"ytvis\.json: image .*00000\.jpg is 64x40 .*64x48"):
         read_ytvis(path, big)
 
-    short = dict(data, annotations=[dict(data["annotations"][0],
-                                         segmentations=data["annotations"][0]["segmentations"][:5])])
+    first = data["annotations"][0]
+    short = dict(data, annotations=[dict(first, segmentations=first["segmentations"][:5])])
     json.dump(short, open(path, "w"))
     with pytest.raises(ValueError, match="has 5 segmentations for 12 frames"):
         read_ytvis(path, image_root)

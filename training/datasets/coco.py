@@ -67,7 +67,7 @@ def read_coco(annotation_file, image_root, *, category_map=None, min_area=0,
         images.append(ImageSample(name=str(image["file_name"]), path=path, height=height,
                                   width=width, categories=tuple(categories),
                                   segmentations=tuple(rles),
-                                  ignore=merge_rles(crowds, height, width)))
+                                  ignore=merge_rles(crowds)))
     if not images:
         raise ValueError(f"{annotation_file}: no image with a (kept) annotated instance")
     if category_map is not None:

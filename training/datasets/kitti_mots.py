@@ -50,7 +50,8 @@ def _read_sequence(annotation_file, image_folder, sequence, split_gap, check_siz
         with open(annotation_file, encoding="utf-8") as handle:
             lines = [line.split() for line in handle if line.strip()]
     except OSError as error:
-        raise ValueError(f"cannot read annotation file {annotation_file}: {error.strerror}") from None
+        raise ValueError(f"cannot read annotation file {annotation_file}: "
+                         f"{error.strerror}") from None
     for number, fields in enumerate(lines, 1):
         where = f"{annotation_file}:{number}"
         if len(fields) != 6:
@@ -86,7 +87,7 @@ def _read_sequence(annotation_file, image_folder, sequence, split_gap, check_siz
             frame_paths=tuple(paths[f] for f in frames), height=height, width=width,
             categories=tuple(objects[o][0] for o in present),
             segmentations=tuple(tuple(objects[o][1].get(f) for o in present) for f in frames),
-            ignore=tuple(merge_rles(ignores.get(f, []), height, width) for f in frames)))
+            ignore=tuple(merge_rles(ignores.get(f, [])) for f in frames)))
     return videos
 
 

@@ -47,7 +47,8 @@ def to_compressed_rle(segmentation, height, width, *, where):
         size = segmentation.get("size")
         counts = segmentation.get("counts")
         if size is None or counts is None:
-            raise ValueError(f"{where}: RLE needs 'size' and 'counts', got keys {sorted(segmentation)}")
+            raise ValueError(f"{where}: RLE needs 'size' and 'counts', got keys "
+                             f"{sorted(segmentation)}")
         if [int(size[0]), int(size[1])] != [height, width]:
             raise ValueError(f"{where}: RLE size {list(size)} does not match the image size "
                              f"[{height}, {width}]")
@@ -64,7 +65,7 @@ def to_compressed_rle(segmentation, height, width, *, where):
                      f"got {type(segmentation).__name__}")
 
 
-def merge_rles(rles, height, width):
+def merge_rles(rles):
     """Union of compressed RLEs (None entries skipped); None if nothing is left."""
     present = [rle for rle in rles if rle is not None]
     if not present:

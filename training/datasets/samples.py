@@ -43,7 +43,8 @@ class VideoSample:
     def load(self, frames):
         """Loads a clip: images [T, H, W, 3] uint8 BGR, masks [I, T, H, W] uint8 (all I instances
         of the video, empty where absent), ignore [T, H, W] uint8."""
-        images = np.stack([read_image(self.frame_paths[f], self.height, self.width) for f in frames])
+        images = np.stack([read_image(self.frame_paths[f], self.height, self.width)
+                           for f in frames])
         masks = np.zeros((len(self.categories), len(frames), self.height, self.width), np.uint8)
         ignore = np.zeros((len(frames), self.height, self.width), np.uint8)
         for t, frame in enumerate(frames):

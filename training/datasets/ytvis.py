@@ -74,7 +74,7 @@ def read_ytvis(annotation_file, image_root, *, check_sizes="first"):
             frame_paths=paths, height=height, width=width,
             categories=tuple(category for category, _ in instances),
             segmentations=tuple(zip(*(rles for _, rles in instances))),
-            ignore=tuple(merge_rles([rles[f] for _, rles in crowds], height, width)
+            ignore=tuple(merge_rles([rles[f] for _, rles in crowds])
                          for f in range(num_frames))))
     if not videos:
         raise ValueError(f"{annotation_file}: no video with an annotated instance")
