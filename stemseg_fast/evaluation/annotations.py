@@ -1,0 +1,356 @@
+"""Reading and checking YouTube-VIS / OVIS ground truth and results for the video AP.
+
+Formats (the ``youtubevos/cocoapi`` ``YTVOS`` loader; OVIS uses the same files plus a per-frame
+``occlusion`` list in each ground-truth annotation)::
+
+    ground truth: {"videos": [{"id", "height", "width", "length" or "file_names", ...}],
+                   "categories": [{"id", "name"}],
+                   "annotations": [{"id", "video_id", "category_id", "iscrowd",
+                                    "segmentations": [RLE or polygons or None, one per frame],
+                                    "areas": [number or None, one per frame] (optional),
+                                    "occlusion": ["no_occlusion" | "slight_occlusion" |
+                                                  "severe_occlusion" | None, ...] (OVIS)}]}
+    results: [{"video_id", "category_id", "score", "segmentations": [RLE or None, ...]}]
+
+A segmentation is compressed RLE (``counts`` a string), uncompressed RLE (``counts`` a list of
+run lengths) or COCO polygons, as ``YTVOS.annToRLE`` accepts; a falsy one (``None``, ``{}``,
+``[]``) means the instance is absent from that frame (``if a:`` in the loader). Everything is
+normalised to compressed RLE with ``bytes`` counts.
+
+Checks, each a ``ValueError`` naming the video and annotation: the original loader's (every
+result's video id is a ground-truth video) plus what it leaves to crash or to silently wrong
+numbers: one segmentation per frame, masks of the video's size, run lengths that add up to
+height x width (pycocotools 2.0.11 loops forever in ``mask.iou`` on runs that fall short),
+known category ids (the original silently drops results of unknown categories), finite scores.
+Absent ``iscrowd`` reads as 0 (the original raises ``KeyError``).
+"""
+import dataclasses
+import json
+import math
+import os
+import zipfile
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+OCCLUSION_SCORES = {"no_occlusion": 0.0, "slight_occlusion": 0.25, "severe_occlusion": 0.75}
+"""OVIS toolkit ``OVISeval.occann2score``: per-frame occlusion label -> score."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Video:
+    id: int
+    height: int
+    width: int
+    num_frames: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Tube:
+    """One instance through a video.
+
+    Attributes:
+        masks (tuple[dict or None]): compressed RLE per frame, ``None`` where absent.
+        areas (ndarray[F] float64): pixels per frame, 0 where absent.
+    """
+    masks: tuple
+    areas: np.ndarray
+
+    @property
+    def mean_area(self):
+        """Mean area over the frames with a non-empty mask (the loader's ``avg_area``: ``[a for
+        a in areas if a]``), 0 for a tube without any."""
+        present = self.areas[self.areas > 0]
+        return float(present.mean()) if present.size else 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class GroundTruthInstance:
+    id: int
+    video_id: int
+    category_id: int
+    tube: Tube
+    mean_area: float
+    iscrowd: bool
+    occlusion_score: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Detection:
+    id: int
+    video_id: int
+    category_id: int
+    score: float
+    tube: Tube
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoGroundTruth:
+    """A ground-truth file, checked.
+
+    Attributes:
+        videos (dict[int, Video]), categories (dict[int, str]): by id.
+        instances (list[GroundTruthInstance]): in file order.
+    """
+    videos: dict
+    categories: dict
+    instances: list
+
+
+def _read_json(source, what):
+    if not isinstance(source, (str, os.PathLike)):
+        return source
+    path = os.fspath(source)
+    if not os.path.isfile(path):
+        raise ValueError(f"{what}: no such file: {path}")
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                members = [name for name in archive.namelist() if name.endswith(".json")]
+                if len(members) != 1:
+                    raise ValueError(f"{what}: expected one .json inside {path}, found {members}")
+                return json.loads(archive.read(members[0]).decode("utf-8"))
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{what}: {path} is not valid JSON ({error})") from None
+
+
+def _require(entry, key, where):
+    if not isinstance(entry, dict) or key not in entry:
+        raise ValueError(f"{where}: missing key '{key}'")
+    return entry[key]
+
+
+def _integer(value, where, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{where}: '{name}' must be an integer, got {value!r}")
+    return int(value)
+
+
+def compressed_run_lengths(counts):
+    """Run lengths of a compressed RLE string, decoded as ``rleFrString`` (pycocotools
+    ``maskApi.c``) reads it: 5 payload bits per character offset by 48, bit 0x20 continues the
+    value, bit 0x10 of its last character is the sign, and from the fourth run on each value is
+    a delta to the run two before. Used to check an RLE before pycocotools sees it.
+
+    Args:
+        counts (bytes or str): the ``counts`` field.
+    Returns:
+        ndarray[R] int64: the run lengths (alternating background / foreground).
+    Raises:
+        ValueError: characters out of range or a value cut short.
+    """
+    raw = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
+    codes = np.frombuffer(raw, dtype=np.uint8).astype(np.int64) - 48  # [C]
+    if codes.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if (codes < 0).any() or (codes > 63).any():
+        raise ValueError("characters outside the RLE alphabet")
+    continues = (codes & 0x20) != 0
+    if continues[-1]:
+        raise ValueError("the last run length is cut short")
+    ends = np.flatnonzero(~continues)  # [R] last character of each value
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts + 1
+    if lengths.max() > 12:  # 12 x 5 bits already exceed any mask's pixel count
+        raise ValueError("a run length is too long")
+    value_of_char = np.repeat(np.arange(ends.size), lengths)  # [C]
+    shift = 5 * (np.arange(codes.size) - starts[value_of_char])
+    values = np.zeros(ends.size, dtype=np.int64)
+    np.add.at(values, value_of_char, (codes & 0x1F) << shift)
+    negative = (codes[ends] & 0x10) != 0
+    values[negative] |= -(1 << (5 * lengths[negative]))
+    runs = values.copy()
+    runs[1::2] = np.cumsum(values[1::2])  # odd runs: deltas from run 3 on
+    runs[2::2] = np.cumsum(values[2::2])  # even runs: deltas from run 4 on (run 0 stands alone)
+    return runs
+
+
+def _check_runs(runs, height, width, where):
+    if (runs < 0).any() or int(runs.sum()) != height * width:
+        raise ValueError(f"{where}: malformed RLE: run lengths add up to {int(runs.sum())}"
+                         f"{' with negative runs' if (runs < 0).any() else ''}, expected "
+                         f"height x width = {height * width}")
+
+
+def _normalise_segmentation(segmentation, video, where):
+    """One frame's segmentation -> compressed RLE with bytes counts, or None if absent."""
+    if not segmentation:
+        return None
+    if isinstance(segmentation, list):
+        polygons = segmentation
+        for polygon in polygons:
+            if (not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2
+                    or not all(isinstance(v, (int, float)) for v in polygon)):
+                raise ValueError(f"{where}: malformed polygon (need lists of >= 3 x,y pairs)")
+        return mask_utils.merge(mask_utils.frPyObjects(polygons, video.height, video.width))
+    if not isinstance(segmentation, dict) or "counts" not in segmentation \
+            or "size" not in segmentation:
+        raise ValueError(f"{where}: malformed RLE: expected {{'size': [h, w], 'counts': ...}}, "
+                         f"got {type(segmentation).__name__}")
+    size = segmentation["size"]
+    if not isinstance(size, (list, tuple)) or len(size) != 2 \
+            or [v for v in size] != [video.height, video.width]:
+        raise ValueError(f"{where}: mask size {size} does not match the video's "
+                         f"[height, width] = [{video.height}, {video.width}]")
+    counts = segmentation["counts"]
+    if isinstance(counts, list):
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in counts):
+            raise ValueError(f"{where}: malformed RLE: uncompressed counts must be integers")
+        _check_runs(np.asarray(counts, dtype=np.int64), video.height, video.width, where)
+        return mask_utils.frPyObjects(segmentation, video.height, video.width)
+    if not isinstance(counts, (str, bytes)):
+        raise ValueError(f"{where}: malformed RLE: counts must be a string or a list, "
+                         f"got {type(counts).__name__}")
+    try:
+        runs = compressed_run_lengths(counts)
+    except (ValueError, UnicodeEncodeError) as error:
+        raise ValueError(f"{where}: malformed RLE: {error}") from None
+    _check_runs(runs, video.height, video.width, where)
+    counts = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
+    return {"size": [video.height, video.width], "counts": counts}
+
+
+def _tube(segmentations, video, where):
+    if not isinstance(segmentations, list):
+        raise ValueError(f"{where}: 'segmentations' must be a list, one entry per frame")
+    if len(segmentations) != video.num_frames:
+        raise ValueError(f"{where}: {len(segmentations)} segmentations for video {video.id} "
+                         f"of {video.num_frames} frames (one per frame expected)")
+    masks = tuple(_normalise_segmentation(s, video, f"{where} frame {t}")
+                  for t, s in enumerate(segmentations))
+    present = [t for t, m in enumerate(masks) if m is not None]
+    areas = np.zeros(video.num_frames, dtype=np.float64)
+    if present:
+        areas[present] = mask_utils.area([masks[t] for t in present])
+    return Tube(masks=masks, areas=areas)
+
+
+def _videos(dataset):
+    videos = {}
+    for index, entry in enumerate(_require(dataset, "videos", "ground truth")):
+        where = f"ground truth video #{index}"
+        video_id = _integer(_require(entry, "id", where), where, "id")
+        where = f"ground truth video {video_id}"
+        if video_id in videos:
+            raise ValueError(f"{where}: duplicate video id")
+        if "length" in entry:
+            num_frames = _integer(entry["length"], where, "length")
+        elif "file_names" in entry:
+            num_frames = len(entry["file_names"])
+        else:
+            raise ValueError(f"{where}: needs 'length' or 'file_names' to know its frame count")
+        videos[video_id] = Video(id=video_id,
+                                 height=_integer(_require(entry, "height", where), where, "height"),
+                                 width=_integer(_require(entry, "width", where), where, "width"),
+                                 num_frames=num_frames)
+    return videos
+
+
+def _occlusion_score(labels, where):
+    """OVIS toolkit ``OVISeval._prepare``: the mean of the top half (``ceil(n / 2)``) of the
+    per-frame occlusion scores over the frames with a label."""
+    if not isinstance(labels, list):
+        raise ValueError(f"{where}: 'occlusion' must be a list of per-frame labels")
+    unknown = {label for label in labels if label is not None and label not in OCCLUSION_SCORES}
+    if unknown:
+        raise ValueError(f"{where}: unknown occlusion labels {sorted(map(str, unknown))}; "
+                         f"expected one of {list(OCCLUSION_SCORES)} or null")
+    scores = sorted(OCCLUSION_SCORES[label] for label in labels if label is not None)
+    if not scores:
+        raise ValueError(f"{where}: 'occlusion' has no labelled frame")
+    top = scores[-math.ceil(len(scores) / 2):]
+    return sum(top) / len(top)
+
+
+def load_ground_truth(source, *, occlusion=False):
+    """Read and check a YouTube-VIS / OVIS ground-truth file.
+
+    Args:
+        source (str, PathLike or dict): a JSON path (or a zip holding one JSON) or the parsed
+            dict.
+        occlusion (bool): read each annotation's OVIS ``occlusion`` list (then required).
+    Returns:
+        VideoGroundTruth.
+    """
+    dataset = _read_json(source, "ground truth")
+    if not isinstance(dataset, dict):
+        raise ValueError(f"ground truth: expected a JSON object with 'videos', 'categories' and "
+                         f"'annotations', got {type(dataset).__name__}")
+    videos = _videos(dataset)
+    categories = {}
+    for index, entry in enumerate(_require(dataset, "categories", "ground truth")):
+        where = f"ground truth category #{index}"
+        category_id = _integer(_require(entry, "id", where), where, "id")
+        categories[category_id] = str(entry.get("name", category_id))
+    instances = []
+    seen_ids = set()
+    for index, entry in enumerate(_require(dataset, "annotations", "ground truth")):
+        where = f"ground truth annotation #{index}"
+        annotation_id = _integer(_require(entry, "id", where), where, "id")
+        video_id = _integer(_require(entry, "video_id", where), where, "video_id")
+        where = f"ground truth annotation {annotation_id} (video {video_id})"
+        if annotation_id in seen_ids:
+            raise ValueError(f"{where}: duplicate annotation id")
+        seen_ids.add(annotation_id)
+        if video_id not in videos:
+            raise ValueError(f"{where}: unknown video id {video_id}")
+        category_id = _integer(_require(entry, "category_id", where), where, "category_id")
+        if category_id not in categories:
+            raise ValueError(f"{where}: unknown category id {category_id}")
+        video = videos[video_id]
+        tube = _tube(_require(entry, "segmentations", where), video, where)
+        mean_area = tube.mean_area
+        if entry.get("areas") is not None:
+            # The loader takes the file's areas for the ground truth (its own for results).
+            areas = entry["areas"]
+            if not isinstance(areas, list) or len(areas) != video.num_frames or not all(
+                    a is None or isinstance(a, (int, float)) for a in areas):
+                raise ValueError(f"{where}: 'areas' must hold one number or null per frame")
+            present = [a for a in areas if a]
+            mean_area = float(np.mean(present)) if present else 0.0
+        occlusion_score = None
+        if occlusion:
+            occlusion_score = _occlusion_score(_require(entry, "occlusion", where), where)
+        instances.append(GroundTruthInstance(
+            id=annotation_id, video_id=video_id, category_id=category_id, tube=tube,
+            mean_area=mean_area, iscrowd=bool(entry.get("iscrowd", 0)),
+            occlusion_score=occlusion_score))
+    return VideoGroundTruth(videos=videos, categories=categories, instances=instances)
+
+
+def load_results(source, ground_truth):
+    """Read and check a YouTube-VIS / OVIS results file against its ground truth.
+
+    Args:
+        source (str, PathLike or list): a JSON path (or the CodaLab zip holding one JSON) or
+            the parsed list.
+        ground_truth (VideoGroundTruth).
+    Returns:
+        list[Detection]: in file order, ids 1, 2, ... as ``YTVOS.loadRes`` numbers them.
+    """
+    entries = _read_json(source, "results")
+    if not isinstance(entries, list):
+        raise ValueError(f"results: expected a JSON list of predictions, got "
+                         f"{type(entries).__name__}")
+    detections = []
+    for index, entry in enumerate(entries):
+        where = f"result #{index}"
+        video_id = _integer(_require(entry, "video_id", where), where, "video_id")
+        where = f"result #{index} (video {video_id})"
+        if video_id not in ground_truth.videos:
+            raise ValueError(f"{where}: video id {video_id} is not in the ground truth")
+        category_id = _integer(_require(entry, "category_id", where), where, "category_id")
+        if category_id not in ground_truth.categories:
+            raise ValueError(f"{where}: unknown category id {category_id} (ground truth has "
+                             f"{sorted(ground_truth.categories)})")
+        score = _require(entry, "score", where)
+        if isinstance(score, bool) or not isinstance(score, (int, float)) \
+                or not math.isfinite(score):
+            raise ValueError(f"{where}: 'score' must be a finite number, got {score!r}")
+        tube = _tube(_require(entry, "segmentations", where), ground_truth.videos[video_id],
+                     where)
+        detections.append(Detection(id=index + 1, video_id=video_id, category_id=category_id,
+                                    score=float(score), tube=tube))
+    return detections
