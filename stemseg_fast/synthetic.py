@@ -67,3 +67,153 @@ def synthetic_clip(num_frames=8, height=64, width=96, num_objects=3, *, seed=0):
             instance_ids[frame][inside] = index
         frames[frame] = image
     return SyntheticClip(frames, instance_ids, categories)
+
+
+# ----------------------------------------------------------------------------------------------
+# OVIS-like videos: objects cross the frame on intersecting paths, enter and leave it, and hide
+# behind each other; the per-frame occlusion level follows the OVIS annotation labels.
+
+OCCLUSION_LABELS = ("no_occlusion", "slight_occlusion", "severe_occlusion")
+SEVERE_OCCLUSION = 0.5  # hidden fraction of the object's full shape from which it is "severe"
+
+
+@dataclass(frozen=True)
+class SyntheticVideo:
+    frames: np.ndarray  # [T, H, W, 3] uint8, BGR
+    instance_ids: np.ndarray  # [T, H, W] int64, -1 = background, else object index (visible part)
+    categories: tuple  # class id (1-based) per object index
+    occlusion: tuple  # per object: per frame an OCCLUSION_LABELS entry, None where not visible
+
+
+def _textured(category, shape, rng):
+    """Class-specific texture: noise on discs, stripes on squares, a checkerboard on triangles."""
+    height, width = shape
+    colour = np.array(CLASSES[category - 1][1], dtype=np.float32)
+    rows, cols = np.mgrid[0:height, 0:width]
+    if category == 1:
+        pattern = rng.normal(0.0, 18.0, (height, width))
+    elif category == 2:
+        pattern = 30.0 * np.sign(np.sin(cols / 2.0))
+    else:
+        pattern = 30.0 * ((rows // 4 + cols // 4) % 2 * 2 - 1)
+    return np.clip(colour + pattern[..., None], 0, 255)
+
+
+def synthetic_video(num_frames=16, height=96, width=128, num_objects=4, *, seed=0):
+    """Draw an OVIS-like video: objects on paths through a common region of the frame (so they
+    cross and occlude), some starting or ending outside it. Painted back to front in object
+    order; ``instance_ids`` holds the visible part of each object."""
+    if num_frames < 1 or height < 16 or width < 16 or num_objects < 1:
+        raise ValueError(
+            f"need num_frames >= 1, height and width >= 16, num_objects >= 1; got {num_frames}, "
+            f"{height}, {width}, {num_objects}")
+    rng = np.random.default_rng(seed)
+    categories = tuple(int(c) for c in rng.integers(1, len(CLASSES) + 1, num_objects))
+    short_side = min(height, width)
+    radii = rng.integers(short_side // 8, short_side // 4 + 1, num_objects)
+    # Each object passes near a shared meeting point halfway through the video.
+    meeting = rng.uniform((0.35 * width, 0.35 * height), (0.65 * width, 0.65 * height))
+    passes = meeting + rng.normal(0.0, 0.12 * short_side, (num_objects, 2))
+    speeds = rng.uniform(0.6, 1.4, num_objects) * 1.2 * max(height, width) / num_frames
+    angles = rng.uniform(0, 2 * np.pi, num_objects)
+    velocities = speeds[:, None] * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    rows, cols = np.mgrid[0:height, 0:width]
+    background = (90 + 40 * np.sin(cols / (7 + 5 * rng.random())) * np.cos(rows / 9)
+                  + rng.normal(0, 6, (height, width)))
+    background = np.clip(np.repeat(background[..., None], 3, axis=2) * (0.8, 1.0, 0.9), 0, 255)
+
+    frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
+    instance_ids = np.full((num_frames, height, width), -1, dtype=np.int64)
+    occlusion = [[None] * num_frames for _ in range(num_objects)]
+    for frame in range(num_frames):
+        image = background.copy()
+        full_masks = []
+        for index in range(num_objects):
+            mask = np.zeros((height, width), dtype=np.uint8)
+            centre = passes[index] + (frame - num_frames / 2) * velocities[index]
+            _draw_shape(mask, categories[index], centre, int(radii[index]))
+            inside = mask.astype(bool)
+            image[inside] = _textured(categories[index], (height, width), rng)[inside]
+            instance_ids[frame][inside] = index
+            full_masks.append(inside)
+        for index, full in enumerate(full_masks):
+            full_area = int(full.sum())
+            visible = int((instance_ids[frame] == index).sum())
+            if visible == 0:
+                continue
+            hidden = 1.0 - visible / full_area
+            level = 0 if hidden == 0 else (2 if hidden >= SEVERE_OCCLUSION else 1)
+            occlusion[index][frame] = OCCLUSION_LABELS[level]
+        frames[frame] = image.astype(np.uint8)
+    return SyntheticVideo(frames, instance_ids, categories, tuple(map(tuple, occlusion)))
+
+
+def synthetic_annotations(videos, names):
+    """YouTube-VIS / OVIS annotation dict for ``videos`` stored as ``<name>/<frame:05d>.jpg``.
+
+    Objects never visible are left out; each annotation carries the OVIS ``occlusion`` list.
+    """
+    from pycocotools import mask as mask_utils
+
+    entries = {"videos": [], "annotations": [], "categories": [
+        {"id": index + 1, "name": name, "supercategory": "shape"}
+        for index, (name, _) in enumerate(CLASSES)]}
+    for video_id, (video, name) in enumerate(zip(videos, names), start=1):
+        num_frames, height, width = video.instance_ids.shape
+        entries["videos"].append({
+            "id": video_id, "width": width, "height": height, "length": num_frames,
+            "file_names": [f"{name}/{frame:05d}.jpg" for frame in range(num_frames)]})
+        for index, category in enumerate(video.categories):
+            masks = video.instance_ids == index
+            if not masks.any():
+                continue
+            segmentations, areas, boxes = [], [], []
+            for frame_mask in masks:
+                if not frame_mask.any():
+                    segmentations.append(None)
+                    areas.append(None)
+                    boxes.append(None)
+                    continue
+                rle = mask_utils.encode(np.asfortranarray(frame_mask.astype(np.uint8)))
+                areas.append(int(mask_utils.area(rle)))
+                boxes.append([float(v) for v in mask_utils.toBbox(rle)])
+                segmentations.append({"size": [height, width],
+                                      "counts": rle["counts"].decode("ascii")})
+            entries["annotations"].append({
+                "id": len(entries["annotations"]) + 1, "video_id": video_id,
+                "category_id": category, "iscrowd": 0, "height": height, "width": width,
+                "length": 1, "segmentations": segmentations, "areas": areas, "bboxes": boxes,
+                "occlusion": list(video.occlusion[index])})
+    return entries
+
+
+def write_synthetic_dataset(out_dir, num_videos, *, split="train", num_frames=16, height=96,
+                            width=128, objects=(2, 5)):
+    """Write ``num_videos`` videos as JPEG folders under ``out_dir/JPEGImages`` and their
+    annotations as ``out_dir/annotations.json`` (YouTube-VIS / OVIS format).
+
+    ``split`` picks disjoint seed ranges ("train", "val", "test"), so a split is the same
+    wherever it is drawn and never shares a video with another split.
+    """
+    from .fileio import atomic_output, write_json
+
+    splits = {"train": 0, "val": 1_000_000, "test": 2_000_000}
+    if split not in splits:
+        raise ValueError(f"split must be one of {sorted(splits)}, got {split!r}")
+    seed_rng = np.random.default_rng(splits[split])
+    videos, names = [], []
+    for number in range(num_videos):
+        seed = splits[split] + number
+        count = int(seed_rng.integers(objects[0], objects[1] + 1))
+        video = synthetic_video(num_frames, height, width, count, seed=seed)
+        name = f"{split}_{number:04d}"
+        for frame, image in enumerate(video.frames):
+            path = f"{out_dir}/JPEGImages/{name}/{frame:05d}.jpg"
+            with atomic_output(path) as temporary:
+                if not cv2.imwrite(temporary, image, [cv2.IMWRITE_JPEG_QUALITY, 95]):
+                    raise OSError(f"cannot write {path}")
+        videos.append(video)
+        names.append(name)
+    annotations = synthetic_annotations(videos, names)
+    write_json(f"{out_dir}/annotations.json", annotations)
+    return annotations
