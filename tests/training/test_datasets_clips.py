@@ -1,16 +1,17 @@
-"""Clip sampling, single-instance duplication, video clip datasets, mixing, the resumable
-sampler and batching through a DataLoader with workers."""
+"""Clip sampling, single-instance duplication, video clip datasets, mixing and batching through
+a DataLoader with workers."""
 import numpy as np
 import pytest
 import torch
 from dataset_fixtures import make_coco, make_davis, make_ytvis
 
 from stemseg_fast.training.datasets import (MIXTURES, ClipBatch, MixedClipDataset,
-                                            PseudoClipDataset, ResumableSampler, TargetBuilder,
+                                            PseudoClipDataset, TargetBuilder,
                                             VideoClipDataset, clip_frame_indices, collate_clips,
                                             duplicate_single_instance, mixture_counts,
                                             read_coco, read_davis, read_ytvis,
                                             sample_video_clips)
+from stemseg_fast.training.sampler import StepBatchSampler
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
@@ -151,21 +152,6 @@ def test_mixture_counts_are_exact_and_follow_presets():
         mixture_counts({"a": -1.0}, 10)
 
 
-def test_resumable_sampler_shards_and_resumes():
-    full = list(ResumableSampler(11, seed=4))
-    assert sorted(full) == list(range(11))
-    ranks = [list(ResumableSampler(11, seed=4, rank=r, world_size=2)) for r in range(2)]
-    assert len(ranks[0]) == len(ranks[1]) == 5
-    assert [i for pair in zip(*ranks) for i in pair] == full[:10]
-    sampler = ResumableSampler(11, seed=4, rank=1, world_size=2)
-    position = sampler.position_after(2)
-    resumed = list(ResumableSampler(11, seed=4, rank=1, world_size=2, start_position=position))
-    assert resumed == ranks[1][2:]
-    assert list(ResumableSampler(11, seed=5)) != full
-    with pytest.raises(ValueError, match="multiple of world_size"):
-        ResumableSampler(11, world_size=2, start_position=3)
-
-
 def test_mixed_dataset_through_dataloader_workers(tmp_path):
     path, image_root, _ = make_ytvis(str(tmp_path / "ytvis"))
     coco_path, coco_root = make_coco(str(tmp_path / "coco"))
@@ -178,9 +164,9 @@ def test_mixed_dataset_through_dataloader_workers(tmp_path):
                                   targets=targets, clip_length=4),
     })
     assert len(mixed) == 6 and mixed.source_of(0) == "ovis" and mixed.source_of(5) == "coco"
-    loader = torch.utils.data.DataLoader(mixed, batch_size=3, num_workers=2,
-                                         sampler=ResumableSampler(6, seed=0),
-                                         collate_fn=collate_clips)
+    loader = torch.utils.data.DataLoader(mixed, num_workers=2, collate_fn=collate_clips,
+                                         batch_sampler=StepBatchSampler(
+                                             6, global_batch=3, micro_batch=3, max_steps=2))
     batches = list(loader)
     assert len(batches) == 2 and all(isinstance(b, ClipBatch) for b in batches)
     batch = batches[0]
@@ -191,9 +177,9 @@ def test_mixed_dataset_through_dataloader_workers(tmp_path):
     assert batch.instance_ids.dtype == torch.int64 and len(batch.categories) == 3
     for masks, categories in zip(batch.masks, batch.categories):
         assert masks.shape[0] == len(categories)
-    single = list(torch.utils.data.DataLoader(mixed, batch_size=3, num_workers=0,
-                                              sampler=ResumableSampler(6, seed=0),
-                                              collate_fn=collate_clips))
+    single = list(torch.utils.data.DataLoader(mixed, num_workers=0, collate_fn=collate_clips,
+                                              batch_sampler=StepBatchSampler(
+                                                  6, global_batch=3, micro_batch=3, max_steps=2)))
     assert torch.equal(single[1].images, batches[1].images)  # workers do not change items
 
 

@@ -4,8 +4,8 @@ Flow: a reader (:func:`read_ytvis`/:func:`read_ovis`, :func:`read_coco`, :func:`
 :func:`read_kitti_mots`) -> samples (:class:`VideoSample`, :class:`ImageSample`) ->
 :class:`VideoClipDataset` / :class:`PseudoClipDataset` (a :class:`RawClip`, then a
 :class:`TargetBuilder` makes the :class:`TrainingClip`) -> :class:`MixedClipDataset` with
-:func:`mixture_counts` -> ``DataLoader(sampler=ResumableSampler(...),
-collate_fn=collate_clips)`` -> :class:`ClipBatch`.
+:func:`mixture_counts` -> ``DataLoader(batch_sampler=StepBatchSampler(...),
+collate_fn=collate_clips)`` (:mod:`stemseg_fast.training.sampler`) -> :class:`ClipBatch`.
 """
 from .augmentation import (COCO_AUGMENTATION, MAPILLARY_AUGMENTATION, VOC_AUGMENTATION,
                            PseudoClipAugmentation, make_pseudo_clip)
@@ -15,7 +15,7 @@ from .convert import convert_mask_folders
 from .davis import read_davis
 from .duplication import duplicate_single_instance
 from .kitti_mots import read_kitti_mots
-from .mixing import MIXTURES, MixedClipDataset, ResumableSampler, mixture_counts
+from .mixing import MIXTURES, MixedClipDataset, mixture_counts
 from .pseudo_clips import PseudoClipDataset
 from .samples import ImageSample, RawClip, VideoSample
 from .targets import TargetBuilder, TrainingClip
@@ -26,7 +26,7 @@ __all__ = [
     "COCO_AUGMENTATION", "VOC_AUGMENTATION", "MAPILLARY_AUGMENTATION", "PseudoClipAugmentation",
     "make_pseudo_clip", "read_coco", "ClipBatch", "collate_clips", "convert_mask_folders",
     "read_davis", "duplicate_single_instance", "read_kitti_mots", "MIXTURES",
-    "MixedClipDataset", "ResumableSampler", "mixture_counts", "PseudoClipDataset",
+    "MixedClipDataset", "mixture_counts", "PseudoClipDataset",
     "ImageSample", "RawClip", "VideoSample", "TargetBuilder", "TrainingClip", "VideoClipDataset", "clip_frame_indices", "sample_video_clips", "read_ovis",
     "read_ytvis",
 ]

@@ -1,18 +1,12 @@
-"""Mixing sources with fixed per-source counts (section 5.2) and a resumable, shardable sampler.
+"""Mixing sources with fixed per-source counts (section 5.2).
 
 The official ``ConcatDataset`` gives each source a fixed number of the MAX_ITER x BATCH samples
 of a run; :func:`mixture_counts` computes those counts (largest remainder, so they sum exactly to
-the total) and :class:`MixedClipDataset` concatenates the sources in a fixed order.
-
-:class:`ResumableSampler` walks one seeded permutation of the whole mixed dataset. The *data
-position* is the number of samples all ranks together have consumed; rank r of W takes
-permutation[position + r], permutation[position + r + W], ... (DistributedSampler's
-interleaving). A trainer stores ``sampler.position_after(samples_per_rank)`` in its checkpoint
-and restarts with ``start_position=`` that value: the resumed run sees exactly the samples the
-interrupted one had not, whatever the number of DataLoader workers.
+the total) and :class:`MixedClipDataset` concatenates the sources in a fixed order. Which sample
+each step, rank and micro-batch sees (and so the data position a resumed run restarts from) is
+the trainer's :class:`~stemseg_fast.training.sampler.StepBatchSampler`.
 """
-import torch
-from torch.utils.data import ConcatDataset, Sampler
+from torch.utils.data import ConcatDataset
 
 # Fractions of the run's samples per source, per training preset (section 5.2; OVIS from the
 # seed report: 65 % OVIS clips, 35 % COCO pseudo-clips).
@@ -63,45 +57,3 @@ class MixedClipDataset(ConcatDataset):
             if index < end:
                 return name
         raise IndexError(f"index {index} out of range for {len(self)} items")
-
-
-class ResumableSampler(Sampler):
-    """Seeded permutation, sharded over ranks, started at a data position.
-
-    Args:
-        num_samples: length of the dataset.
-        seed: fixes the permutation (same on every rank).
-        rank, world_size: this process and the number of processes.
-        start_position: samples already consumed by all ranks together; a multiple of
-            ``world_size``. The tail that does not fill a round of all ranks is dropped, so
-            every rank yields the same number of samples (DDP needs equal step counts).
-    """
-
-    def __init__(self, num_samples, *, seed=0, rank=0, world_size=1, start_position=0):
-        if num_samples <= 0:
-            raise ValueError(f"num_samples must be positive, got {num_samples}")
-        if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, "
-                             f"world_size={world_size}")
-        usable = num_samples - num_samples % world_size
-        if start_position % world_size or not 0 <= start_position <= usable:
-            raise ValueError(f"start_position must be a multiple of world_size ({world_size}) in "
-                             f"[0, {usable}], got {start_position}")
-        self.num_samples, self.seed = num_samples, seed
-        self.rank, self.world_size = rank, world_size
-        self.start_position, self.usable = start_position, usable
-
-    def permutation(self):
-        generator = torch.Generator().manual_seed(self.seed)
-        return torch.randperm(self.num_samples, generator=generator)
-
-    def __iter__(self):
-        order = self.permutation()[self.start_position + self.rank:self.usable:self.world_size]
-        return iter(order.tolist())
-
-    def __len__(self):
-        return (self.usable - self.start_position) // self.world_size
-
-    def position_after(self, samples_per_rank):
-        """The data position once every rank has consumed ``samples_per_rank`` more samples."""
-        return self.start_position + samples_per_rank * self.world_size
