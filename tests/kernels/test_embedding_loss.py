@@ -225,12 +225,15 @@ def test_poisoned_outputs_catch_a_kernel_that_writes_nothing(monkeypatch, rng):
 
 
 def test_result_changes_with_input(rng):
+    # Instance 1's seediness enters only its own seediness term (embeddings would move every
+    # row's Lovász term, since instance 1's voxels are negatives of instance 0).
     inputs64, ids, ignore = make_clip(50, 4, 2, 2, (), 0.3, 0.0, rng)
     before = embedding_loss(*inputs64, ids, ignore, 2, backend="triton")
-    inputs64[0][ids == 1] *= 1.5  # spreads instance 1 around its centre: its p changes
+    inputs64[2][ids == 1] = 1.0 - inputs64[2][ids == 1]
     after = embedding_loss(*inputs64, ids, ignore, 2, backend="triton")
-    assert before.lovasz_per_instance[0] == after.lovasz_per_instance[0]
-    assert before.lovasz_per_instance[1] != after.lovasz_per_instance[1]
+    assert torch.equal(before.lovasz_per_instance, after.lovasz_per_instance)
+    assert before.seediness_per_instance[0] == after.seediness_per_instance[0]
+    assert before.seediness_per_instance[1] != after.seediness_per_instance[1]
 
 
 def test_semantic_loss_official_and_fixed(rng):
