@@ -1,5 +1,6 @@
-"""Greedy seeded clustering of one clip's foreground voxels (official: SequentialClustering._process,
-inference/clusterers.py), on the device with a fixed launch sequence and no host synchronisation.
+"""Greedy seeded clustering of one clip's foreground voxels (official:
+SequentialClustering._process, inference/clusterers.py), on the device with a fixed launch
+sequence and no host synchronisation.
 
 The official algorithm, on the M foreground voxels of a clip (voxel order kept):
 
@@ -68,8 +69,8 @@ SECONDARY_RULES = ("official", "nearest")
 ASSIGNED_DISTANCE_SENTINEL = 1e8
 
 
-def distance_limit(probability_threshold, distance_rule):
-    """The distance below which p > ``probability_threshold``, as float32 decisions use it.
+def distance_limit(probability_threshold):
+    """The "distance" below which p > ``probability_threshold``: -2 ln t for both rules.
 
     ``official``: p = exp(-d/2) > t  <=>  d < -2 ln t (d = square root of the Mahalanobis form).
     ``paper``:    p = exp(-d^2/2) > t <=>  d^2 < -2 ln t, so the "distance" there is d^2.
@@ -102,10 +103,13 @@ def greedy_cluster_reference(embeddings, precisions, seediness, foreground, *, m
     fg_precisions = precisions[foreground_index].float()  # [M, E]
     fg_seediness = seediness[foreground_index].float()  # [M]
     fg_labels = torch.full_like(foreground_index, -1)  # [M]
-    float32_scalar = lambda value: torch.tensor(value, dtype=torch.float32, device=device)  # noqa: E731
+
+    def float32_scalar(value):
+        return torch.tensor(value, dtype=torch.float32, device=device)
+
     min_seed = float32_scalar(min_seediness)
-    primary_limit = float32_scalar(distance_limit(prob_threshold, distance_rule))
-    secondary_limit = float32_scalar(distance_limit(secondary_threshold, distance_rule))
+    primary_limit = float32_scalar(distance_limit(prob_threshold))
+    secondary_limit = float32_scalar(distance_limit(secondary_threshold))
     farthest = secondary_rule == "official"
     # Running best over clusters of the stacked [M, K] distances (max: farthest, min: nearest);
     # strict comparisons keep the first k among equal distances, as torch.max(dim=1) does.
@@ -351,7 +355,7 @@ def _greedy_cluster_triton(embeddings, precisions, seediness, foreground, *, min
     grid = (num_blocks,)
     _greedy_cluster_init_kernel[grid](foreground, seediness, state, part_value, part_index,
                                       num_voxels, BLOCK=_BLOCK)
-    primary_limit = distance_limit(prob_threshold, distance_rule)
+    primary_limit = distance_limit(prob_threshold)
     for _ in range(max_instances):  # fixed launches, no sync: the stop flag lives on the device
         _greedy_cluster_select_seed_kernel[(1,)](
             part_value, part_index, embeddings, precisions, centres, bandwidths, control,
@@ -363,7 +367,7 @@ def _greedy_cluster_triton(embeddings, precisions, seediness, foreground, *, min
             E=num_dims, OFFICIAL_DISTANCE=official_distance, BLOCK=_BLOCK, **_EXACT_ROUNDING)
     _greedy_cluster_finalize_kernel[grid](
         embeddings, state, centres, bandwidths, control, labels, num_voxels, max_instances,
-        distance_limit(secondary_threshold, distance_rule),
+        distance_limit(secondary_threshold),
         E=num_dims, OFFICIAL_DISTANCE=official_distance,
         FARTHEST=secondary_rule == "official", BLOCK=_BLOCK, **_EXACT_ROUNDING)
     return labels
@@ -423,7 +427,8 @@ def greedy_cluster(embeddings, precisions, seediness, foreground, *, min_seedine
     _check_choice("distance_rule", distance_rule, DISTANCE_RULES)
     _check_choice("secondary_rule", secondary_rule, SECONDARY_RULES)
     if embeddings.shape[0] >= 2**31 - 1:
-        raise ValueError(f"embeddings must have fewer than 2**31 - 1 voxels, got {embeddings.shape[0]}")
+        raise ValueError(
+            f"embeddings must have fewer than 2**31 - 1 voxels, got {embeddings.shape[0]}")
     options = dict(min_seediness=float(min_seediness), prob_threshold=float(prob_threshold),
                    secondary_threshold=float(secondary_threshold), max_instances=max_instances,
                    distance_rule=distance_rule, secondary_rule=secondary_rule)

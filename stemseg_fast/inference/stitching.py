@@ -284,7 +284,8 @@ class ClipStitcher:
         extra = size - self._pixel_counts.numel()
         if extra > 0:
             never = torch.iinfo(torch.long).max
-            self._pixel_counts = torch.cat([self._pixel_counts, self._pixel_counts.new_zeros(extra)])
+            self._pixel_counts = torch.cat([self._pixel_counts,
+                                            self._pixel_counts.new_zeros(extra)])
             self._first_frames = torch.cat([self._first_frames,
                                             self._first_frames.new_full((extra,), never)])
             self._last_frames = torch.cat([self._last_frames,
