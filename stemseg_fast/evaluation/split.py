@@ -4,8 +4,8 @@ YouTube-VIS and OVIS give no public validation ground truth (their val sets are 
 CodaLab), so local validation needs some training videos held out. Which videos go to
 validation depends only on the seed and the video ids: each video is ranked by the SHA-256 of
 ``"{seed}:{video id}"`` and the first ``round(fraction x videos)`` in that ranking are held out.
-The ranking needs no random generator, so it is the same on every platform and NumPy version,
-and a video keeps its side when other videos are added to the file.
+The ranking needs no random generator, so it is the same on every platform and NumPy version
+and whatever the order of the videos in the file.
 
 Files: YouTube-VIS / OVIS (``videos`` + ``annotations`` by ``video_id``, ``categories`` and any
 other keys copied to both halves) and STEm-Seg's generic format (``sequences`` by ``id``,
