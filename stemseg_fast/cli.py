@@ -13,6 +13,8 @@ SUBCOMMAND_MODULES = (
     "stemseg_fast.datasets_cli",
     "stemseg_fast.outputs.cli",
     "stemseg_fast.evaluation.cli",
+    "stemseg_fast.training.train",
+    "stemseg_fast.synthetic",
 )
 
 

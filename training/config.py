@@ -64,8 +64,14 @@ def from_dict(cls, values, *, where="config"):
     arguments = {}
     for name, value in values.items():
         field_type = fields[name].type
+        item_type = fields[name].metadata.get("items")
         if dataclasses.is_dataclass(field_type):
             value = from_dict(field_type, value, where=f"{where}.{name}")
+        elif item_type is not None:
+            if not isinstance(value, list):
+                raise ValueError(f"{where}.{name} must be a list, got {type(value).__name__}")
+            value = tuple(from_dict(item_type, item, where=f"{where}.{name}[{index}]")
+                          for index, item in enumerate(value))
         elif isinstance(value, list):
             value = tuple(value)
         arguments[name] = value

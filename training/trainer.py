@@ -26,8 +26,9 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def move_to_device(batch, device):
-    """Tensors anywhere inside dicts, lists and tuples go to ``device``; the rest stays."""
-    if isinstance(batch, torch.Tensor):
+    """Tensors anywhere inside dicts, lists and tuples, and batch objects with a ``to`` method,
+    go to ``device``; the rest stays."""
+    if isinstance(batch, torch.Tensor) or callable(getattr(batch, "to", None)):
         return batch.to(device, non_blocking=True)
     if isinstance(batch, dict):
         return {key: move_to_device(value, device) for key, value in batch.items()}

@@ -1,0 +1,275 @@
+"""``stemseg-fast train --config training/configs/<preset>.yaml`` and
+``torchrun --nproc_per_node N -m stemseg_fast.training.train --config ...``.
+
+A YAML config names the model preset, the data sources and their mixture, optimiser, schedule,
+loop and loss settings (:class:`TrainConfig`); ``--set key.sub=value`` overrides single values.
+Checkpoints and TensorBoard logs go to the run folder; a run that finds checkpoints there
+resumes from the newest. The final weights are written as a model checkpoint
+(``model_final.pth``) that ``stemseg-fast infer --checkpoint`` loads.
+"""
+import argparse
+import dataclasses
+import logging
+import sys
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+import yaml
+
+from stemseg_fast.model.checkpoints import (OFFICIAL_CHECKPOINT_URLS, download_official_checkpoint,
+                                            load_official_weights, read_checkpoint_file,
+                                            save_checkpoint)
+from stemseg_fast.model.presets import PRESETS, STEmSegConfig
+from stemseg_fast.model.stemseg import build_stemseg
+
+from .config import (LoopConfig, OptimizerConfig, ScheduleConfig, from_dict, load_yaml,
+                     to_dict)
+from .datasets import (COCO_AUGMENTATION, MAPILLARY_AUGMENTATION, VOC_AUGMENTATION,
+                       MixedClipDataset, PseudoClipDataset, TargetBuilder, VideoClipDataset,
+                       collate_clips, mixture_counts, read_coco, read_davis, read_kitti_mots,
+                       read_ytvis)
+from .distributed import init_distributed, shutdown_distributed
+from .objective import LossConfig, STEmSegObjective
+from .trainer import Trainer
+
+logger = logging.getLogger("stemseg_fast.training")
+
+AUGMENTATIONS = {"coco": COCO_AUGMENTATION, "voc": VOC_AUGMENTATION,
+                 "mapillary": MAPILLARY_AUGMENTATION}
+SOURCE_KINDS = ("ytvis", "ovis", "coco", "davis", "kitti_mots")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One data source. ``annotations``: the JSON file (ytvis, ovis, coco) or the folder of
+    per-sequence txt files (kitti_mots); ``images``: the image root (for davis: the dataset
+    root with JPEGImages/ and Annotations/)."""
+
+    kind: str
+    images: str
+    annotations: str = ""
+    weight: float = 1.0
+    category_agnostic: bool = False
+    duplicate_single_instance: bool = True
+    frame_span: int = 8
+    augmentation: str = "coco"  # pseudo-clips: coco (rotation 12 deg), voc / mapillary (10 deg)
+    category_map: Optional[dict] = None  # COCO category id -> training category id
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    sources: tuple = field(default=(), metadata={"items": SourceConfig})
+    clip_length: int = 8
+    min_dim: int = 640  # training resize rule (official INPUT.MIN_DIM / MAX_DIM)
+    max_dim: int = 1196
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A whole training run. ``model``: a preset name; ``model_overrides``: fields of its
+    :class:`STEmSegConfig` to replace (e.g. ``num_classes``). ``init_weights``: a named
+    official checkpoint, an official file (full model or ``mask_rcnn_*_backbone.pth``) or one of
+    our model checkpoints."""
+
+    model: str
+    data: DataConfig
+    run_dir: str = "runs/stemseg"
+    model_overrides: Optional[dict] = None
+    init_weights: Optional[str] = None
+    freeze_backbone: bool = False
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    losses: LossConfig = field(default_factory=LossConfig)
+
+
+def _set_dotted(values, dotted, raw):
+    """``a.b.0.c=value``: keys into mappings, numbers into lists (``data.sources.0.images``)."""
+    *parents, leaf = dotted.split(".")
+    node = values
+    for key in parents:
+        node = _child(node, key, dotted, create=True)
+    if isinstance(node, list):
+        node[_list_index(node, leaf, dotted)] = yaml.safe_load(raw)
+    else:
+        node[leaf] = yaml.safe_load(raw)
+
+
+def _list_index(node, key, dotted):
+    if not key.isdigit() or int(key) >= len(node):
+        raise ValueError(f"--set {dotted}: {key!r} is not an index of a list of {len(node)}")
+    return int(key)
+
+
+def _child(node, key, dotted, create):
+    if isinstance(node, list):
+        return node[_list_index(node, key, dotted)]
+    if not isinstance(node, dict):
+        raise ValueError(f"--set {dotted}: cannot index into a {type(node).__name__}")
+    return node.setdefault(key, {}) if create else node[key]
+
+
+def load_train_config(path, overrides=()):
+    """Read a YAML config and apply ``key.sub=value`` overrides (values parsed as YAML)."""
+    values = load_yaml(path)
+    for override in overrides:
+        if "=" not in override:
+            raise ValueError(f"--set expects key=value, got {override!r}")
+        key, raw = override.split("=", 1)
+        _set_dotted(values, key.strip(), raw)
+    config = from_dict(TrainConfig, values, where=str(path))
+    if config.model not in PRESETS:
+        raise ValueError(f"{path}: model must be one of {sorted(PRESETS)}, got {config.model!r}")
+    if not config.data.sources:
+        raise ValueError(f"{path}: data.sources is empty")
+    for source in config.data.sources:
+        if source.kind not in SOURCE_KINDS:
+            raise ValueError(f"{path}: source kind must be one of {SOURCE_KINDS}, got "
+                             f"{source.kind!r}")
+        if source.augmentation not in AUGMENTATIONS:
+            raise ValueError(f"{path}: augmentation must be one of {sorted(AUGMENTATIONS)}, "
+                             f"got {source.augmentation!r}")
+    return config
+
+
+def _deep_merge(base, overrides):
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            value = _deep_merge(merged[key], value)
+        merged[key] = value
+    return merged
+
+
+def model_config(config):
+    """The preset with ``model_overrides`` merged in (nested sections key by key)."""
+    preset = PRESETS[config.model]
+    if not config.model_overrides:
+        return preset
+    return STEmSegConfig.from_dict(_deep_merge(preset.to_dict(), config.model_overrides))
+
+
+def _source_dataset(source, count, data, targets, seed):
+    common = dict(targets=targets, clip_length=data.clip_length,
+                  category_agnostic=source.category_agnostic, seed=seed)
+    if source.kind == "coco":
+        category_map = ({int(k): int(v) for k, v in source.category_map.items()}
+                        if source.category_map else None)
+        images, _ = read_coco(source.annotations, source.images, category_map=category_map)
+        return PseudoClipDataset(images, count, augmentation=AUGMENTATIONS[source.augmentation],
+                                 **common)
+    if source.kind in ("ytvis", "ovis"):
+        videos, _ = read_ytvis(source.annotations, source.images)
+    elif source.kind == "davis":
+        videos = read_davis(source.images)
+    else:
+        videos = read_kitti_mots(source.annotations, source.images)
+    return VideoClipDataset(videos, count, frame_span=source.frame_span,
+                            duplicate_single_instance=source.duplicate_single_instance,
+                            **common)
+
+
+def build_dataset(config):
+    """The mixed training set: ``loop.max_steps * loop.global_batch`` clips split over the
+    sources by weight (official: MAX_ITER x BATCH_SIZE samples, fixed counts per source)."""
+    data = config.data
+    targets = TargetBuilder(data.min_dim, data.max_dim)
+    names = [f"{index}:{source.kind}" for index, source in enumerate(data.sources)]
+    total = config.loop.max_steps * config.loop.global_batch
+    counts = mixture_counts({name: source.weight for name, source in zip(names, data.sources)},
+                            total)
+    return MixedClipDataset({
+        name: _source_dataset(source, counts[name], data, targets, config.loop.seed + index)
+        for index, (name, source) in enumerate(zip(names, data.sources)) if counts[name] > 0})
+
+
+def _load_initial_weights(model, init_weights):
+    path = (download_official_checkpoint(init_weights)
+            if init_weights in OFFICIAL_CHECKPOINT_URLS else init_weights)
+    payload = read_checkpoint_file(path)
+    if isinstance(payload, dict) and "state_dict" in payload and "config" in payload:
+        missing, unexpected = model.load_state_dict(payload["state_dict"], strict=False)
+        if unexpected:
+            raise ValueError(f"{path}: keys the model does not have: {sorted(unexpected)}")
+        logger.info("initialised from %s (%d keys kept at their initial values)", path,
+                    len(missing))
+    else:
+        load_official_weights(model, payload)
+
+
+def build_model(config, device):
+    # Official: torch.manual_seed(42) right before the model is built.
+    torch.manual_seed(config.loop.seed)
+    model = build_stemseg(model_config(config), fused=device.type == "cuda")
+    if config.init_weights:
+        _load_initial_weights(model, config.init_weights)
+    if config.freeze_backbone:
+        model.backbone.requires_grad_(False)
+    return model
+
+
+def run(config, *, device=None):
+    """Train as ``config`` says; returns the path of the final model checkpoint."""
+    context = init_distributed(device)
+    try:
+        model = build_model(config, context.device)
+        objective = STEmSegObjective(config.losses,
+                                     free_dim_precision=model.config.free_dim_precision)
+        trainer = Trainer(model, objective, build_dataset(config), optimizer=config.optimizer,
+                          schedule=config.schedule, loop=config.loop, run_dir=config.run_dir,
+                          collate_fn=collate_clips, context=context,
+                          config_record=to_dict(config))
+        trainer.fit()
+        final = f"{config.run_dir}/model_final.pth"
+        if context.is_main:
+            save_checkpoint(trainer.module, final)
+        return final
+    finally:
+        shutdown_distributed()
+
+
+def _command(args):
+    config = load_train_config(args.config, args.set)
+    if args.run_dir:
+        config = dataclasses.replace(config, run_dir=args.run_dir)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    final = run(config, device=args.device)
+    print(f"wrote {final}")
+    return 0
+
+
+def _add_arguments(parser):
+    parser.add_argument("--config", required=True, help="training YAML (training/configs/)")
+    parser.add_argument("--run-dir", help="checkpoints and logs (default: the config's run_dir)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set loop.max_steps=100")
+    parser.add_argument("--device", help="default: cuda:<LOCAL_RANK> when CUDA exists, else cpu")
+    parser.set_defaults(func=_command)
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "train", help="train a STEm-Seg model", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  stemseg-fast train --config training/configs/ovis.yaml "
+               "--set loop.max_steps=1000\n  torchrun --nproc_per_node 4 -m "
+               "stemseg_fast.training.train --config training/configs/ovis.yaml")
+    _add_arguments(parser)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m stemseg_fast.training.train",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, OSError) as error:
+        print(f"train: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
