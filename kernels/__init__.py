@@ -7,22 +7,36 @@ Triton implementation; ``backend="auto" | "triton" | "reference"`` picks one (se
 from ._backend import BACKEND_ENV_VAR, BACKENDS, resolve_backend, triton_interpreter_active
 from .embedding_mixing import (EMBEDDING_MODES, EmbeddingMode, get_embedding_mode,
                                mix_embeddings, spatiotemporal_grid)
+from .greedy_cluster import (DISTANCE_RULES, SECONDARY_RULES, GreedyCluster, greedy_cluster,
+                             greedy_cluster_reference)
 from .instance_gaussians import (FREE_DIM_PRECISION, PRECISION_SCALE, InstanceGaussians,
                                  instance_gaussians, instance_gaussians_reference)
+from .tse_blocks import (group_norm_relu_pool, group_norm_relu_pool_reference,
+                         temporal_avg_pool, upsample_add, upsample_add_reference)
 
 __all__ = [
     "BACKENDS",
     "BACKEND_ENV_VAR",
+    "DISTANCE_RULES",
     "EMBEDDING_MODES",
     "EmbeddingMode",
     "FREE_DIM_PRECISION",
+    "GreedyCluster",
     "InstanceGaussians",
     "PRECISION_SCALE",
+    "SECONDARY_RULES",
     "get_embedding_mode",
+    "greedy_cluster",
+    "greedy_cluster_reference",
+    "group_norm_relu_pool",
+    "group_norm_relu_pool_reference",
     "instance_gaussians",
     "instance_gaussians_reference",
     "mix_embeddings",
     "resolve_backend",
     "spatiotemporal_grid",
+    "temporal_avg_pool",
     "triton_interpreter_active",
+    "upsample_add",
+    "upsample_add_reference",
 ]
