@@ -157,3 +157,12 @@ def test_cli_split(tmp_path, capsys):
     assert len(json.loads(val_out.read_text())["videos"]) == 4
     assert main(["split", str(tmp_path / "missing.json")]) == 2
     assert "annotations: no such file" in capsys.readouterr().err
+
+
+def test_public_api_imports_without_trackeval():
+    import subprocess
+    import sys
+    code = ("import sys; import stemseg_fast.evaluation as e; "
+            "assert all(hasattr(e, name) for name in e.__all__); "
+            "assert 'trackeval' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
