@@ -19,6 +19,7 @@ $(STAMP): setup.py
 	$(PIP) install --quiet --upgrade pip setuptools wheel
 	$(PIP) install --quiet "$(TORCH_SPEC)" "$(TRITON_SPEC)"
 	$(PIP) install --quiet -e ".[test]"
+	$(PIP) install --quiet --no-deps "trackeval==1.3.0"
 	touch $(STAMP)
 
 # pytest exits 5 when it collects nothing; that is a failure of the suite, not a pass.
