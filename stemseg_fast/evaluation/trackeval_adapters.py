@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 TRACKER_NAME = "stemseg_fast"
 KITTI_MOTS_CLASSES = ("car", "pedestrian")
 KITTI_MOTS_CLASS_IDS = {1: "car", 2: "pedestrian", 10: "ignore"}
+# The official STEm-Seg validation sequences (config/defaults.yaml DATA.KITTI_MOTS.VAL_SEQS).
 KITTI_MOTS_VAL_SEQUENCES = ("0002", "0006", "0007", "0008", "0010", "0013", "0014", "0016",
                             "0018")
 """The KITTI-MOTS validation sequences (Voigtlaender et al., MOTS, 2019), trackeval's
