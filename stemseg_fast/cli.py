@@ -12,6 +12,7 @@ SUBCOMMAND_MODULES = (
     "stemseg_fast.demo",
     "stemseg_fast.datasets_cli",
     "stemseg_fast.outputs.cli",
+    "stemseg_fast.inference.cli",
     "stemseg_fast.evaluation.cli",
     "stemseg_fast.training.train",
     "stemseg_fast.synthetic",

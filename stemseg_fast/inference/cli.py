@@ -1,0 +1,254 @@
+"""``stemseg-fast infer``: videos in, tracks out, in every output format from one network pass.
+
+Outputs under ``--out``:
+  ytvis    results.json (+ results.zip for CodaLab): YouTube-VIS/OVIS results, every video
+  davis    davis/<video>/00000.png ...: DAVIS palette PNGs
+  kitti    kitti_mots/results/<video>.txt and the official post-filter's kitti_mots/results_nms/
+  overlay  overlay/<video>.mp4 at the source fps, plus results.json describing what is drawn
+videos.json lists each video's id (the results' video_id), name, size, length and fps.
+
+Examples:
+  stemseg-fast infer clip.mp4 --checkpoint run/checkpoint.pth --out out/ --format overlay
+  stemseg-fast infer valid/JPEGImages --checkpoint youtube_vis --preset ytvis --out out/ \\
+      --format ytvis,overlay --confidence-threshold 0.1
+  stemseg-fast infer valid.json --image-root valid/JPEGImages --checkpoint youtube_vis --out out/
+  torchrun --nproc_per_node 4 -m stemseg_fast.inference.cli infer videos/ --checkpoint C --out out/
+"""
+import argparse
+import os
+import sys
+import time
+
+from stemseg_fast.cli import CommandError
+from stemseg_fast.fileio import write_json
+from stemseg_fast.model import PRESETS
+from stemseg_fast.model.checkpoints import CheckpointMismatchError
+
+from .sharding import close_process_group, gather_objects, shard_from_environment, shard_items
+from .video import expand_inputs
+
+FORMATS = ("ytvis", "davis", "kitti", "overlay")
+KITTI_MOTS_NUM_CLASSES = 3  # background, car, pedestrian
+
+
+def _formats(values):
+    formats = []
+    for value in values or ["ytvis"]:
+        for name in value.split(","):
+            name = name.strip()
+            if name not in FORMATS:
+                raise CommandError(f"--format must be among {', '.join(FORMATS)} (comma-separated "
+                                   f"or repeated), got {name!r}")
+            if name not in formats:
+                formats.append(name)
+    return formats
+
+
+def _kitti_path(results_dir, name):
+    from stemseg_fast.outputs import kitti_mots_sequence_path
+
+    if name.isdigit():
+        return kitti_mots_sequence_path(results_dir, int(name))
+    return os.path.join(results_dir, f"{name}.txt")
+
+
+def _check_formats(formats, predictor):
+    config = predictor.config
+    if "kitti" in formats and (config.semantic_decoder is None
+                               or config.num_classes != KITTI_MOTS_NUM_CLASSES):
+        raise CommandError(f"--format kitti needs a model classifying background, car and "
+                           f"pedestrian (num_classes 3); preset {config.name!r} has "
+                           f"{config.num_classes if config.semantic_decoder else 'no'} classes")
+    if "ytvis" in formats and config.semantic_decoder is None:
+        raise CommandError(f"--format ytvis needs a semantic head to classify tracks; preset "
+                           f"{config.name!r} has none (use davis or overlay)")
+
+
+def _predict_shard(predictor, mine, shard):
+    predictions, failure = [], None
+    for position, source in mine:
+        video_id = source.video_id if source.video_id is not None else position + 1
+        try:
+            predictions.append((position, predictor.predict(source, video_id=video_id)))
+        except (ValueError, TypeError, OSError) as error:
+            failure = f"video {source.name!r}: {error}"
+            break
+    failures = [message for message in gather_objects(failure, shard) if message]
+    if failures:  # every rank stops before writing anything
+        raise CommandError(failures[0])
+    return predictions
+
+
+def _write_video_outputs(prediction, source, formats, args, json_rule):
+    """Per-video files; returns (YouTube-VIS entries, videos.json entry)."""
+    from stemseg_fast.outputs import (kitti_mots_detections, write_davis_pngs,
+                                      write_kitti_mots_txt, write_overlay_video,
+                                      youtube_vis_predictions)
+
+    entries = []
+    if "davis" in formats:
+        write_davis_pngs(os.path.join(args.out, "davis"), prediction.tracks("davis"))
+    if "kitti" in formats:
+        tracks = prediction.tracks("kitti_mots")
+        write_kitti_mots_txt(_kitti_path(os.path.join(args.out, "kitti_mots", "results"),
+                                         prediction.name), kitti_mots_detections(tracks))
+    if "ytvis" in formats or "overlay" in formats:
+        tracks = prediction.tracks(json_rule, min_score=args.confidence_threshold)
+        entries = youtube_vis_predictions(tracks)
+        if "overlay" in formats:
+            write_overlay_video(os.path.join(args.out, "overlay", f"{prediction.name}.mp4"),
+                                source, tracks)
+    height, width = prediction.frame_size
+    video = {"id": prediction.video_id, "name": prediction.name, "length": prediction.num_frames,
+             "height": height, "width": width, "fps": prediction.fps}
+    return entries, video
+
+
+def _print_summary(reports, world_size, written):
+    frames = sum(report["frames"] for report in reports)
+    seconds = {}
+    for report in reports:
+        for stage, value in report["timings"].items():
+            seconds[stage] = seconds.get(stage, 0.0) + value
+    rows = (("decode", ("decode",)),
+            ("model (preprocess + backbone + heads)", ("preprocess", "backbone", "heads")),
+            ("clustering + stitching", ("clustering",)),
+            ("outputs (masks, RLE, files)", ("outputs",)),
+            ("overall", ("decode", "preprocess", "backbone", "heads", "clustering", "outputs")))
+    print(f"{len(reports)} videos, {frames} frames, {world_size} process"
+          f"{'es' if world_size > 1 else ''}; frames per second per process:")
+    for label, stages in rows:
+        total = sum(seconds.get(stage, 0.0) for stage in stages)
+        fps = frames / total if total > 0 else float("inf")
+        print(f"  {label:<40} {fps:10.2f} fps  ({total:.2f} s)")
+    for path in written:
+        print(f"wrote {path}")
+
+
+def _run(args, formats, shard):
+    from stemseg_fast.inference.predictor import Predictor, resolve_device
+    from stemseg_fast.outputs import postprocess_kitti_mots, write_youtube_vis_results
+
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise CommandError(f"--out {args.out} exists and is not a folder")
+    sources = expand_inputs(args.inputs, image_root=args.image_root)
+    for source in sources:  # open every input now: a bad one fails before anything is written
+        source.num_frames, source.frame_size  # noqa: B018 (probing reads the first frame)
+        if source.fps is None and args.fps is not None:
+            source.fps = args.fps
+    device = args.device
+    if device == "auto" and shard.world_size > 1:
+        import torch
+
+        device = f"cuda:{shard.local_rank}" if torch.cuda.is_available() else "cpu"
+    try:
+        predictor = Predictor(args.checkpoint, preset=args.preset, device=resolve_device(device),
+                              backend=args.backend, precision=args.precision,
+                              progress=not args.no_progress)
+    except CheckpointMismatchError as error:
+        raise CommandError(str(error)) from None
+    _check_formats(formats, predictor)
+    json_rule = "youtube_vis" if "ytvis" in formats else predictor.rule
+
+    mine = shard_items(sources, shard, key=lambda source: source.name)
+    sources_by_position = dict(mine)
+    predictions = _predict_shard(predictor, mine, shard)
+
+    results, failure = [], None
+    for position, prediction in predictions:
+        start = time.perf_counter()
+        try:
+            entries, video = _write_video_outputs(prediction, sources_by_position[position],
+                                                  formats, args, json_rule)
+        except (ValueError, OSError, RuntimeError) as error:
+            failure = f"video {prediction.name!r}: {error}"
+            break
+        prediction.timings["outputs"] += time.perf_counter() - start
+        results.append({"position": position, "entries": entries, "video": video,
+                        "frames": prediction.num_frames, "timings": prediction.timings})
+    gathered = gather_objects({"failure": failure, "results": results}, shard)
+    failures = [part["failure"] for part in gathered if part["failure"]]
+    if failures:
+        raise CommandError(failures[0])
+    if not shard.is_main:
+        return 0
+    reports = sorted((report for part in gathered for report in part["results"]),
+                     key=lambda report: report["position"])
+    written = []
+    start = time.perf_counter()
+    if "ytvis" in formats or "overlay" in formats:
+        path = os.path.join(args.out, "results.json")
+        zip_path = os.path.join(args.out, "results.zip") if "ytvis" in formats else None
+        write_youtube_vis_results(
+            path, [entry for report in reports for entry in report["entries"]], zip_path=zip_path)
+        written += [path] + ([zip_path] if zip_path else [])
+    if "kitti" in formats:
+        postprocess_kitti_mots(os.path.join(args.out, "kitti_mots", "results"))
+        written.append(os.path.join(args.out, "kitti_mots"))
+    for folder, wanted in (("davis", "davis"), ("overlay", "overlay")):
+        if wanted in formats:
+            written.append(os.path.join(args.out, folder))
+    videos_path = os.path.join(args.out, "videos.json")
+    write_json(videos_path, [report["video"] for report in reports], indent=1)
+    written.append(videos_path)
+    if reports:
+        reports[0]["timings"]["outputs"] += time.perf_counter() - start
+    _print_summary(reports, shard.world_size, written)
+    return 0
+
+
+def _command(args):
+    formats = _formats(args.format)
+    if args.confidence_threshold is not None and not 0.0 <= args.confidence_threshold <= 1.0:
+        raise CommandError(f"--confidence-threshold must be in [0, 1], got "
+                           f"{args.confidence_threshold}")
+    shard = shard_from_environment()
+    try:
+        return _run(args, formats, shard)
+    finally:
+        close_process_group()
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "infer", help="segment and track the objects of videos",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="video files, frame folders, folders of videos, quoted glob "
+                             "patterns, or YouTube-VIS/OVIS annotation JSON files")
+    parser.add_argument("--checkpoint", required=True,
+                        help="our checkpoint, an official checkpoint file (with --preset), or a "
+                             "named official checkpoint: youtube_vis, davis, kitti_mots")
+    parser.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                        help="network and inference constants (default: the checkpoint's)")
+    parser.add_argument("--out", default="infer_output", help="output folder (default: %(default)s)")
+    parser.add_argument("--format", action="append", metavar="FORMAT",
+                        help=f"one or more of {', '.join(FORMATS)}, comma-separated or repeated "
+                             f"(default: ytvis)")
+    parser.add_argument("--confidence-threshold", type=float, default=None,
+                        help="drop tracks of results.json and overlays scoring below this")
+    parser.add_argument("--image-root", default=None,
+                        help="frame root of annotation JSON inputs (default: JPEGImages/ beside)")
+    parser.add_argument("--fps", type=float, default=None,
+                        help="frame rate of inputs that have none (frame folders; default 30)")
+    parser.add_argument("--device", default="auto",
+                        help="auto (CUDA when available; cuda:LOCAL_RANK under torchrun), cpu, "
+                             "cuda, cuda:N (default: %(default)s)")
+    parser.add_argument("--backend", default="auto", choices=("auto", "triton", "reference"),
+                        help="kernels: Triton or the PyTorch references (default: %(default)s)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                        help="network autocast dtype; auto = bf16 on CUDA, fp32 on CPU")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar per video")
+    parser.set_defaults(func=_command)
+
+
+def main(argv=None):
+    """``python -m stemseg_fast.inference.cli infer ...`` (e.g. under torchrun): the full
+    ``stemseg-fast`` command line."""
+    from stemseg_fast.cli import main as stemseg_fast_main
+
+    return stemseg_fast_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

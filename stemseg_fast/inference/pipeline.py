@@ -1,0 +1,362 @@
+"""One video through the network, clustering and stitching, streamed clip by clip (official
+``InferenceModel.forward`` + ``TrackGenerator`` + ``OnlineChainer.process`` + the output
+generators' mask path; reference §4).
+
+Order of work, for clips C_0 .. C_{n-1} of :func:`~stemseg_fast.inference.video.clip_schedule`:
+
+1. **Backbone once per frame.** Before clip j's heads, the frames of C_j not seen yet are decoded,
+   pre-processed (resize rule, mean, pad to 32) and pushed through the backbone as one batch (at
+   most T frames). Features live in a cache keyed by frame index and are dropped as soon as the
+   last clip containing the frame has run its heads (official ``subseq_deps``); a repeated frame
+   of a short, left-padded clip is computed once.
+2. **Heads once per clip** (bf16 autocast on GPU by default). Semantic logits of every
+   occurrence of a frame enter its running sum (official: duplicates included), kept at stride 4
+   on the device; the embeddings, precisions (10 · exp(r), applied before any upsampling) and
+   seediness of a clip keep the **last** occurrence of a repeated frame
+   (:func:`~stemseg_fast.inference.video.clip_positions`).
+3. **A frame's semantics are final** once the last clip containing it has run its heads. Its
+   foreground then is ``sigmoid(avg fg logit) > threshold`` (``foreground_source="semantic"``)
+   or ``avg seediness > threshold`` (``"seediness"``, averaged over the clips containing it, one
+   entry per clip); the running sums are freed.
+4. **A clip is clustered** once all its frames are final (one or two clips after its heads):
+   embeddings, precisions and seediness upsampled x4 trilinearly in space (time scale 1) when the
+   preset clusters at full resolution (official ``--resize_embeddings``), free-dim precisions
+   appended, :func:`~stemseg_fast.kernels.greedy_cluster.greedy_cluster` on the clip's foreground
+   voxels, :class:`~stemseg_fast.inference.stitching.ClipStitcher` against the previous clip.
+5. **Frames the stitcher hands back are final**: per track present, the official mask path
+   (one-hot at clustering resolution -> x4 bilinear if clustering ran at stride 4 -> crop the
+   padding -> bilinear to the source frame size -> > 0.5) and one COCO RLE per track and frame;
+   per-track class-logit sums (YouTube-VIS rule) and argmax votes (KITTI-MOTS rule) at
+   clustering resolution.
+
+What is held at any time: features of at most ~2T frames, semantic sums of the frames of at most
+two clips, the outputs of at most two clips awaiting clustering, the stitcher's previous clip;
+plus per-track RLE dicts and counters that grow with the video. ``diagnostics`` of the result
+records the peak number of cached frames and clips.
+
+Semantics at full resolution: the official code upsamples each clip's logits x4 and averages;
+here the stride-4 average is upsampled when the frame is final (linear maps commute, equal up to
+float rounding), which keeps [C, H/4, W/4] per frame on the device instead of [C, H, W].
+Seediness averaged for the foreground likewise.
+
+Timings (seconds, every stage counted, CUDA synchronised at stage boundaries): ``decode``,
+``preprocess``, ``backbone``, ``heads``, ``clustering`` (clustering + stitching + foreground),
+``outputs`` (mask path, RLE encoding, class statistics). The official tool leaves the output
+generation out of its timers (§4.5).
+"""
+import time
+from collections import defaultdict
+
+import numpy as np
+import pycocotools.mask as mask_utils
+import torch
+import torch.nn.functional as F
+
+from stemseg_fast.kernels.embedding_mixing import get_embedding_mode
+from stemseg_fast.kernels.greedy_cluster import greedy_cluster
+from stemseg_fast.kernels.instance_gaussians import PRECISION_SCALE
+from stemseg_fast.model.preprocessing import padded_size, preprocess_clip, resized_size
+
+from .stitching import ClipStitcher
+from .video import clip_positions, clip_schedule
+
+EMBEDDING_STRIDE = 4  # decoder outputs are at stride 4 of the padded input (reference §1.5)
+STAGES = ("decode", "preprocess", "backbone", "heads", "clustering", "outputs")
+# Tracks turned into masks together: bounds the [K, H, W] float buffers of the mask path.
+MASK_CHUNK = 16
+
+
+class StageTimer:
+    """Adds wall time per stage; on CUDA, synchronises before reading the clock so each stage is
+    charged its own device work."""
+
+    def __init__(self, device):
+        self.seconds = dict.fromkeys(STAGES, 0.0)
+        self._cuda = torch.device(device).type == "cuda"
+        self._last = self._now()
+
+    def _now(self):
+        if self._cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def restart(self):
+        self._last = self._now()
+
+    def charge(self, stage):
+        now = self._now()
+        self.seconds[stage] += now - self._last
+        self._last = now
+
+
+class _GrowingRows:
+    """A [capacity, C] accumulator indexed by track id, grown by doubling as ids appear."""
+
+    def __init__(self, columns, dtype, device):
+        self.values = torch.zeros(0, columns, dtype=dtype, device=device)
+
+    def reserve(self, rows):
+        if rows > self.values.shape[0]:
+            grown = self.values.new_zeros(max(rows, 2 * self.values.shape[0]),
+                                          self.values.shape[1])
+            grown[:self.values.shape[0]] = self.values
+            self.values = grown
+
+
+class VideoRun:
+    """Streams one video through the model; :meth:`run` returns the raw per-track results.
+
+    Args:
+        model: a :class:`~stemseg_fast.model.STEmSeg` (or a module with its ``backbone_features``,
+            ``stack_clip`` and ``heads``), on ``device``, in eval mode.
+        config: the :class:`~stemseg_fast.model.STEmSegConfig` (embedding mode, free-dim
+            precision, ``inference`` constants).
+        source: a :class:`~stemseg_fast.inference.video.FrameSource`.
+        device: where every tensor lives.
+        backend: kernel backend for the clustering.
+        autocast_dtype: dtype of the network's autocast region, or None for float32.
+        progress: a tqdm bar (updated per decoded frame) or None.
+    """
+
+    def __init__(self, model, config, source, *, device, backend="auto", autocast_dtype=None,
+                 progress=None):
+        self.model = model
+        self.config = config
+        self.inference = config.inference
+        self.source = source
+        self.device = torch.device(device)
+        self.backend = backend
+        self.autocast_dtype = autocast_dtype
+        self.progress = progress
+        self.num_free_dims = get_embedding_mode(config.embedding_mode).num_free_dims
+        self.num_frames = source.num_frames
+        self.frame_size = tuple(source.frame_size)
+        self.resized = resized_size(*self.frame_size, self.inference.min_dim, self.inference.max_dim)
+        self.full_resolution = self.inference.cluster_at_full_resolution
+        self.timer = StageTimer(self.device)
+        self.diagnostics = defaultdict(int)
+        self.rles = defaultdict(dict)  # track id -> frame -> COCO RLE
+        self.class_logit_sums = None  # _GrowingRows [ids, C] float64, channel 0 background
+        self.class_votes = None  # _GrowingRows [ids, C] int64 of per-voxel argmax labels
+
+    # -- stage 1: frames and backbone ------------------------------------------------------------
+
+    def _read_frames(self, frame_iterator, count):
+        frames = []
+        for _ in range(count):
+            try:
+                frames.append(next(frame_iterator))
+            except StopIteration:
+                raise ValueError(f"video {self.source.name!r} ended after {self.frames_read} "
+                                 f"frames, {self.num_frames} were announced") from None
+            self.frames_read += 1
+        if self.progress is not None:
+            self.progress.update(count)
+        self.timer.charge("decode")
+        return frames
+
+    def _backbone(self, frames, first_index, features):
+        batch = torch.from_numpy(np.stack(frames)).to(self.device, non_blocking=True)
+        images = preprocess_clip(batch, self.inference.min_dim, self.inference.max_dim).clip
+        images = images.transpose(0, 1)  # [B, 3, H_pad, W_pad]
+        self.timer.charge("preprocess")
+        with self._autocast():
+            levels = self.model.backbone_features(images)  # each [B, C, h, w]
+        for offset in range(len(frames)):
+            # Views of the batch: the batch is freed once its last frame leaves the cache.
+            features[first_index + offset] = [level[offset:offset + 1] for level in levels]
+        self.timer.charge("backbone")
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                              enabled=self.autocast_dtype is not None)
+
+    # -- stage 2/3: heads, per-frame semantics ---------------------------------------------------
+
+    def _heads(self, clip, features):
+        with self._autocast():
+            output = self.model.heads(self.model.stack_clip([features[t] for t in clip]))
+        frames, positions = clip_positions(clip)
+        index = torch.tensor(positions, device=self.device)
+        embeddings = output.embeddings[0].float().index_select(1, index)  # [E, T', h, w]
+        precisions = PRECISION_SCALE * torch.exp(
+            output.log_precisions[0].float().index_select(1, index))  # [E-F, T', h, w]
+        seediness = output.seediness[0].float().index_select(1, index)  # [1, T', h, w]
+        semantic = output.semantic_logits
+        if semantic is not None:
+            for position, frame in enumerate(clip):  # every occurrence, as the official average
+                self._add(self.semantic_sums, frame, semantic[0, :, position].float())
+        elif self.inference.foreground_source == "semantic":
+            raise ValueError("the preset takes the foreground from the semantic head "
+                             "(foreground_source='semantic'), but the model has none")
+        if self.inference.foreground_source == "seediness":
+            for position, frame in enumerate(frames):
+                self._add(self.seediness_sums, frame, seediness[0, position])
+        self.timer.charge("heads")
+        return frames, embeddings, precisions, seediness
+
+    @staticmethod
+    def _add(sums, frame, value):
+        total, count = sums.get(frame, (0.0, 0))
+        sums[frame] = (value + total, count + 1)
+
+    def _upsample_frame(self, map_):
+        """[C, h, w] stride-4 map -> clustering resolution (unchanged at stride 4)."""
+        if not self.full_resolution:
+            return map_
+        return F.interpolate(map_[None], scale_factor=EMBEDDING_STRIDE, mode="bilinear",
+                             align_corners=False)[0]
+
+    def _finalise_frame(self, frame):
+        """Average the frame's semantics over its clips: foreground mask at clustering
+        resolution, class logits (stride 4) kept until the frame's labels are final."""
+        threshold = self.inference.foreground_threshold
+        if frame in self.semantic_sums:
+            total, count = self.semantic_sums.pop(frame)
+            average = total / count  # [C + 1, h, w]
+            if average.shape[0] > 2:
+                # class logits (channel 0 background), then the class-agnostic fg logit
+                self.class_logits[frame] = average[:-1]
+                fg_probability = torch.sigmoid(self._upsample_frame(average[-1:]))[0]
+            else:  # bg/fg logits only (official get_semseg_masks)
+                fg_probability = torch.softmax(self._upsample_frame(average), dim=0)[1]
+            if self.inference.foreground_source == "semantic":
+                self.foreground[frame] = fg_probability > threshold
+        if self.inference.foreground_source == "seediness":
+            total, count = self.seediness_sums.pop(frame)
+            self.foreground[frame] = self._upsample_frame((total / count)[None])[0] > threshold
+
+    # -- stage 4: clustering and stitching -------------------------------------------------------
+
+    def _upsample_clip(self, volume):
+        """[C, T, h, w] -> x4 in space, time scale 1 (official OnlineChainer.resize_tensors)."""
+        if not self.full_resolution:
+            return volume
+        return F.interpolate(volume[None], scale_factor=(1, EMBEDDING_STRIDE, EMBEDDING_STRIDE),
+                             mode="trilinear", align_corners=False)[0]
+
+    def _cluster(self, frames, embeddings, precisions, seediness):
+        embeddings = self._upsample_clip(embeddings)
+        precisions = self._upsample_clip(precisions)
+        seediness = self._upsample_clip(seediness)
+        num_dims, num_frames, height, width = embeddings.shape
+        free = precisions.new_full((self.num_free_dims, num_frames, height, width),
+                                   self.config.free_dim_precision)
+        precisions = torch.cat([precisions, free])  # [E, T', H, W]
+        foreground = torch.stack([self.foreground[t] for t in frames])  # [T', H, W]
+        inference = self.inference
+        labels = greedy_cluster(
+            embeddings.permute(1, 2, 3, 0).reshape(-1, num_dims),
+            precisions.permute(1, 2, 3, 0).reshape(-1, num_dims),
+            seediness.reshape(-1), foreground.reshape(-1),
+            min_seediness=inference.min_seediness,
+            prob_threshold=inference.primary_prob_threshold,
+            secondary_threshold=inference.secondary_prob_threshold,
+            max_instances=inference.max_instances_per_clip, backend=self.backend)
+        stitched = self.stitcher.add_clip(labels.view(num_frames, height, width), frames,
+                                          foreground=foreground)
+        self.timer.charge("clustering")
+        return stitched
+
+    # -- stage 5: outputs of final frames --------------------------------------------------------
+
+    def _emit_frame(self, frame, labels):
+        """Masks (RLE) and class statistics of one final frame; labels [H_c, W_c] int64."""
+        track_ids = torch.unique(labels)
+        track_ids = track_ids[track_ids >= 0]
+        class_logits = self.class_logits.pop(frame, None)
+        if len(track_ids) == 0:
+            return
+        highest = int(track_ids[-1])
+        if class_logits is not None:
+            self._accumulate_classes(labels, self._upsample_frame(class_logits), highest)
+        ids = track_ids.tolist()
+        for start in range(0, len(ids), MASK_CHUNK):
+            chunk = track_ids[start:start + MASK_CHUNK]
+            masks = self._frame_masks(labels, chunk)  # [K, W, H] uint8, transposed for RLE
+            encoded = mask_utils.encode(masks.cpu().numpy().transpose(2, 1, 0))
+            for track_id, rle in zip(ids[start:start + MASK_CHUNK], encoded):
+                self.rles[track_id][frame] = rle
+
+    def _frame_masks(self, labels, track_ids):
+        """The official output mask path for K tracks of one frame -> [K, W, H] uint8 (W before H,
+        so the host copy is the column-major array pycocotools encodes)."""
+        one_hot = (labels[None] == track_ids[:, None, None]).float()[None]  # [1, K, H_c, W_c]
+        if not self.full_resolution:
+            one_hot = F.interpolate(one_hot, scale_factor=EMBEDDING_STRIDE, mode="bilinear",
+                                    align_corners=False)
+        one_hot = one_hot[:, :, :self.resized[0], :self.resized[1]]
+        one_hot = F.interpolate(one_hot, size=self.frame_size, mode="bilinear",
+                                align_corners=False)
+        return (one_hot[0] > 0.5).to(torch.uint8).transpose(1, 2).contiguous()
+
+    def _accumulate_classes(self, labels, class_logits, highest):
+        """Per track: summed class logits and votes of the per-voxel argmax (channel 0 = bg)."""
+        num_classes = class_logits.shape[0]
+        if self.class_logit_sums is None:
+            self.class_logit_sums = _GrowingRows(num_classes, torch.float64, self.device)
+            self.class_votes = _GrowingRows(num_classes, torch.int64, self.device)
+        self.class_logit_sums.reserve(highest + 1)
+        self.class_votes.reserve(highest + 1)
+        flat_labels = labels.reshape(-1)
+        member = flat_labels >= 0
+        owners = flat_labels[member]  # [P]
+        logits = class_logits.reshape(num_classes, -1)[:, member].t()  # [P, C]
+        self.class_logit_sums.values.index_add_(0, owners, logits.double())
+        votes = torch.bincount(owners * num_classes + logits.argmax(dim=1),
+                               minlength=self.class_votes.values.numel())
+        self.class_votes.values += votes[:self.class_votes.values.numel()].view_as(
+            self.class_votes.values)
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def run(self):
+        inference = self.inference
+        clips = clip_schedule(self.num_frames, inference.clip_length, inference.clip_overlap)
+        last_clip_of = {}  # frame -> index of the last clip containing it
+        for index, clip in enumerate(clips):
+            for frame in clip:
+                last_clip_of[frame] = index
+        ready_after = [max(last_clip_of[t] for t in clip) for clip in clips]
+        clips_ending = defaultdict(list)  # clip index -> frames whose last clip it is
+        for frame, index in last_clip_of.items():
+            clips_ending[index].append(frame)
+
+        self.stitcher = ClipStitcher()
+        self.semantic_sums, self.seediness_sums = {}, {}
+        self.class_logits, self.foreground = {}, {}
+        features, pending = {}, []
+        self.frames_read = 0
+        frame_iterator = iter(self.source)
+        self.timer.restart()
+        for index, clip in enumerate(clips):
+            missing = sorted(set(clip) - set(features))
+            if missing:
+                frames = self._read_frames(frame_iterator, len(missing))
+                self._backbone(frames, missing[0], features)
+            self._note_peak("cached_frames", len(features))
+            pending.append(self._heads(clip, features))
+            self._note_peak("pending_clips", len(pending))
+            self._note_peak("semantic_frames", len(self.semantic_sums) + len(self.seediness_sums))
+            for frame in clips_ending[index]:
+                del features[frame]
+                self._finalise_frame(frame)
+            self.timer.charge("clustering")
+            while pending and ready_after[index - len(pending) + 1] <= index:
+                finished = index - len(pending) + 1
+                stitched = self._cluster(*pending.pop(0))
+                for frame in clips_ending[finished]:
+                    del self.foreground[frame]
+                for frame, labels in zip(stitched.frame_indices, stitched.labels.unbind(0)):
+                    self._emit_frame(frame, labels)
+                self.timer.charge("outputs")
+            self._note_peak("final_frames_held", len(self.foreground) + len(self.class_logits))
+        self.diagnostics["live_entries_at_end"] = (
+            len(features) + len(pending) + len(self.semantic_sums) + len(self.seediness_sums)
+            + len(self.class_logits) + len(self.foreground))
+        return self
+
+    def _note_peak(self, what, value):
+        key = f"peak_{what}"
+        self.diagnostics[key] = max(self.diagnostics[key], value)

@@ -1,0 +1,364 @@
+"""Drop-in inference: ``Predictor(checkpoint, preset=...)(video) -> VideoTracks``.
+
+Example::
+
+    from stemseg_fast import Predictor
+
+    predictor = Predictor("youtube_vis")                 # named official checkpoint (downloaded)
+    predictor = Predictor("run/checkpoint.pth")          # our checkpoint: carries its preset
+    predictor = Predictor("youtube_vis.pth", preset="ytvis")   # an official file
+    video_tracks = predictor("clip.mp4")                 # or a frame folder, or [T, H, W, 3] BGR
+    for track in video_tracks.tracks:
+        print(track.track_id, track.category_id, track.score, track.frames)
+    mask = video_tracks.tracks[0].mask(0)                # [H, W] uint8, decoded from its RLE
+    print(video_tracks.timings)                          # seconds per stage
+
+``predictor.predict(video)`` returns a :class:`VideoPrediction` holding every stitched track,
+from which each benchmark's selection rule builds its :class:`VideoTracks`
+(``prediction.tracks("youtube_vis" | "davis" | "kitti_mots")``): one network pass serves every
+output format. ``predictor(video)`` applies the preset's own rule.
+
+How a video is processed (streaming, memory bounded by the clip): see
+:mod:`stemseg_fast.inference.pipeline`.
+"""
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from stemseg_fast.kernels._backend import BACKENDS, resolve_backend
+from stemseg_fast.model import PRESETS, STEmSegConfig, build_stemseg
+from stemseg_fast.model.checkpoints import (CHECKPOINT_FORMAT, OFFICIAL_CHECKPOINT_PRESETS,
+                                            download_official_checkpoint, load_checkpoint,
+                                            load_official_weights, read_checkpoint_file)
+
+from .pipeline import STAGES, VideoRun
+from .tracks import (DAVIS_MAX_TRACKS, KITTI_MOTS_MAX_TRACKS, YOUTUBE_VIS_MAX_TRACKS, Track,
+                     VideoTracks, select_davis_tracks, select_kitti_mots_tracks,
+                     select_youtube_vis_tracks)
+from .video import open_video
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+RULES = ("youtube_vis", "davis", "kitti_mots")
+_RULE_MAX_TRACKS = {"youtube_vis": YOUTUBE_VIS_MAX_TRACKS, "davis": DAVIS_MAX_TRACKS,
+                    "kitti_mots": KITTI_MOTS_MAX_TRACKS}
+# The output rule each preset was made for; presets not listed: YouTube-VIS with a semantic
+# head, DAVIS without.
+PRESET_RULES = {"ytvis": "youtube_vis", "ovis": "youtube_vis", "tiny": "youtube_vis",
+                "davis": "davis", "kitti_mots": "kitti_mots"}
+
+
+def default_rule(config: STEmSegConfig) -> str:
+    """The selection rule a preset's outputs follow."""
+    if config.name in PRESET_RULES:
+        return PRESET_RULES[config.name]
+    return "youtube_vis" if config.semantic_decoder is not None else "davis"
+
+
+@dataclass
+class VideoPrediction:
+    """Every stitched track of one video, before a benchmark's selection rule.
+
+    Attributes:
+        name, frame_size ((height, width)), num_frames, fps, video_id: of the source.
+        rles (dict[int, dict[int, dict]]): track id -> frame -> COCO RLE at the source size, for
+            every frame where the track has a voxel at clustering resolution.
+        track_ids, pixel_counts, first_frames, last_frames (np.ndarray[M] int64): the stitcher's
+            counters (clustering resolution), ascending id.
+        class_logit_sums (np.ndarray[M, C] float64 or None): per track, averaged class logits
+            summed over its voxels (channel 0 background); None without a semantic head.
+        class_votes (np.ndarray[M, C] int64 or None): per track, voxels per argmax class.
+        rule (str): the preset's rule, used by :meth:`tracks` by default.
+        max_tracks (int): the preset's track limit for its own rule.
+        timings (dict[str, float]): seconds per stage (see ``pipeline.STAGES``).
+        diagnostics (dict[str, int]): peak numbers of cached frames / clips (memory bounds).
+        category_names (dict[int, str] or None): for drawing.
+    """
+
+    name: str
+    frame_size: tuple
+    num_frames: int
+    fps: Optional[float]
+    video_id: Optional[int]
+    rles: dict
+    track_ids: np.ndarray
+    pixel_counts: np.ndarray
+    first_frames: np.ndarray
+    last_frames: np.ndarray
+    class_logit_sums: Optional[np.ndarray]
+    class_votes: Optional[np.ndarray]
+    rule: str
+    max_tracks: int
+    timings: dict = field(default_factory=dict)
+    diagnostics: dict = field(default_factory=dict)
+    category_names: Optional[dict] = None
+
+    def tracks(self, rule=None, *, max_tracks=None, min_score=None) -> VideoTracks:
+        """The tracks a benchmark's rule keeps, in its output order (reference §4.4).
+
+        Args:
+            rule: ``"youtube_vis"`` (also OVIS: the longest-lived tracks, class from the summed
+                logits, score = relative pixel count), ``"davis"`` (the longest-lived, category
+                1, same score), ``"kitti_mots"`` (the largest, reordered by lifetime, class by
+                argmax vote, score 1). Default: the preset's.
+            max_tracks: default the preset's limit for its own rule, else the rule's official one.
+            min_score: drop tracks scoring below it (after the rule's selection and scoring).
+        """
+        rule = self.rule if rule is None else rule
+        if rule not in RULES:
+            raise ValueError(f"rule must be one of {', '.join(map(repr, RULES))}, got {rule!r}")
+        if max_tracks is None:
+            max_tracks = self.max_tracks if rule == self.rule else _RULE_MAX_TRACKS[rule]
+        arrays = (self.track_ids, self.first_frames, self.last_frames)
+        if rule == "youtube_vis":
+            logit_sums = self._per_class("youtube_vis", self.class_logit_sums)
+            selection = select_youtube_vis_tracks(
+                self.track_ids, self.pixel_counts, self.first_frames, self.last_frames,
+                logit_sums, max_tracks=max_tracks)
+            chosen = list(zip(selection.indices, selection.category_ids, selection.scores))
+        elif rule == "davis":
+            indices = select_davis_tracks(*arrays, max_tracks=max_tracks)
+            counts = self.pixel_counts[indices].astype(np.float64)
+            scores = counts / counts.max() if len(indices) else counts
+            chosen = [(index, 1, score) for index, score in zip(indices, scores)]
+        else:
+            votes = self._per_class("kitti_mots", self.class_votes)
+            selection = select_kitti_mots_tracks(
+                self.track_ids, self.pixel_counts, self.first_frames, self.last_frames, votes,
+                max_tracks=max_tracks)
+            chosen = [(index, class_id, 1.0)
+                      for index, class_id in zip(selection.indices, selection.class_ids)]
+        tracks = []
+        for index, category_id, score in chosen:
+            if min_score is not None and score < min_score:
+                continue
+            track_id = int(self.track_ids[index])
+            tracks.append(Track(track_id, self.frame_size, self.rles.get(track_id, {}),
+                                category_id=int(category_id), score=float(score)))
+        return VideoTracks(self.name, tracks, self.frame_size, self.num_frames, fps=self.fps,
+                           video_id=self.video_id, timings=dict(self.timings),
+                           category_names=self.category_names)
+
+    def _per_class(self, rule, values):
+        if values is None:
+            raise ValueError(f"the {rule!r} rule classifies tracks with the semantic head; "
+                             f"this model has none (use rule='davis')")
+        return values
+
+
+def _architecture_differences(saved: STEmSegConfig, wanted: STEmSegConfig):
+    """Names of the fields (other than the name and the inference constants) that differ."""
+    return [f.name for f in dataclasses.fields(STEmSegConfig)
+            if f.name not in ("name", "inference")
+            and getattr(saved, f.name) != getattr(wanted, f.name)]
+
+
+def _check_same_architecture(saved, wanted, where):
+    differences = _architecture_differences(saved, wanted)
+    if differences:
+        raise ValueError(f"{where} holds a {saved.name!r} network, which does not match preset "
+                         f"{wanted.name!r} (different {', '.join(differences)})")
+
+
+def _preset_config(preset):
+    if preset is None or isinstance(preset, STEmSegConfig):
+        return preset
+    if isinstance(preset, str):
+        if preset not in PRESETS:
+            raise ValueError(f"preset must be one of {', '.join(sorted(PRESETS))} or an "
+                             f"STEmSegConfig, got {preset!r}")
+        return PRESETS[preset]
+    raise TypeError(f"preset must be a preset name or an STEmSegConfig, got "
+                    f"{type(preset).__name__}")
+
+
+def load_model(checkpoint_or_model, preset=None, *, fused=False, backend="auto"):
+    """(model, config) from whatever :class:`Predictor` accepts.
+
+    Args:
+        checkpoint_or_model: a built network (an :class:`~stemseg_fast.model.STEmSeg`, or any
+            module with its ``backbone_features`` / ``stack_clip`` / ``heads``); a path to our
+            checkpoint (carries its preset); a path to an official checkpoint (needs
+            ``preset``); or a named official checkpoint (``youtube_vis``, ``davis``,
+            ``kitti_mots``: downloaded once, preset implied).
+        preset: preset name or :class:`~stemseg_fast.model.STEmSegConfig`. With a checkpoint
+            that carries a network, it must describe the same network (else ``ValueError``);
+            its ``inference`` constants are then the ones used.
+        fused, backend: how a network built here runs its decoders.
+    """
+    wanted = _preset_config(preset)
+    if isinstance(checkpoint_or_model, nn.Module):
+        model = checkpoint_or_model
+        for method in ("backbone_features", "stack_clip", "heads"):
+            if not callable(getattr(model, method, None)):
+                raise TypeError(f"checkpoint_or_model must be an STEmSeg-like module with "
+                                f"{method}(), got {type(model).__name__}")
+        saved = getattr(model, "config", None)
+        if saved is None and wanted is None:
+            raise ValueError("preset must be given for a model without a .config")
+        if saved is not None and wanted is not None:
+            _check_same_architecture(saved, wanted, "the model")
+        return model, wanted or saved
+    if not isinstance(checkpoint_or_model, (str, os.PathLike)):
+        raise TypeError(f"checkpoint_or_model must be an STEmSeg, a checkpoint path or an "
+                        f"official checkpoint name, got {type(checkpoint_or_model).__name__}")
+    path = os.fspath(checkpoint_or_model)
+    options = dict(fused=fused, backend=backend)
+    if not os.path.exists(path):
+        if path not in OFFICIAL_CHECKPOINT_PRESETS:
+            raise FileNotFoundError(
+                f"checkpoint {path} does not exist and is not a named official checkpoint "
+                f"({', '.join(sorted(OFFICIAL_CHECKPOINT_PRESETS))})")
+        official = PRESETS[OFFICIAL_CHECKPOINT_PRESETS[path]]
+        if wanted is not None:
+            _check_same_architecture(official, wanted, f"official checkpoint {path!r}")
+        config = wanted or official
+        model = build_stemseg(config, **options)
+        return load_official_weights(model, download_official_checkpoint(path)), config
+    if os.path.isdir(path):
+        raise ValueError(f"checkpoint {path} is a folder, expected a checkpoint file")
+    payload = read_checkpoint_file(path)
+    if isinstance(payload, Mapping) and payload.get("format") == CHECKPOINT_FORMAT:
+        model = load_checkpoint(path, **options)
+        if wanted is None:
+            return model, model.config
+        _check_same_architecture(model.config, wanted, f"checkpoint {path}")
+        return model, dataclasses.replace(model.config, inference=wanted.inference)
+    if wanted is None:
+        raise ValueError(f"checkpoint {path} is an official STEm-Seg file, which records no "
+                         f"preset: pass preset= (--preset), e.g. {', '.join(sorted(PRESETS))}")
+    model = build_stemseg(wanted, **options)
+    return load_official_weights(model, payload), wanted
+
+
+def resolve_device(device):
+    """``"auto"`` -> CUDA when available, else CPU."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device} was asked for, but CUDA is not available here")
+    return device
+
+
+class Predictor:
+    """Video instance segmentation with a STEm-Seg network, one video at a time.
+
+    Args:
+        checkpoint_or_model: see :func:`load_model` (a built network, our checkpoint, an
+            official checkpoint file with ``preset``, or a named official checkpoint).
+        preset (str or STEmSegConfig, optional): the preset whose network and inference
+            constants apply (clip length and overlap, thresholds, sizes, clustering resolution).
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+        backend: ``"auto"`` (Triton on CUDA, the PyTorch references on CPU), ``"triton"`` or
+            ``"reference"``: the clustering kernel and, for a network built here, the fused
+            decoder blocks.
+        precision: ``"auto"`` (bf16 autocast on CUDA, fp32 on CPU), ``"fp32"``, ``"bf16"``,
+            ``"fp16"``: the network's autocast dtype; its outputs, the clustering and the masks
+            are float32 whatever it is.
+        category_names (dict[int, str], optional): class id -> name, for overlays.
+        progress (bool): a tqdm bar per video.
+    """
+
+    def __init__(self, checkpoint_or_model, *, preset=None, device="auto", backend="auto",
+                 precision="auto", category_names=None, progress=False):
+        self.device = resolve_device(device)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got "
+                             f"{backend!r}")
+        try:
+            resolved = resolve_backend(backend, torch.empty(0, device=self.device))
+        except RuntimeError as error:
+            raise ValueError(str(error)) from None
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}, got "
+                             f"{precision!r}")
+        if precision == "auto":
+            precision = "bf16" if self.device.type == "cuda" else "fp32"
+        self.backend = backend
+        self.precision = precision
+        model, self.config = load_model(checkpoint_or_model, preset,
+                                        fused=resolved == "triton", backend=backend)
+        inference = self.config.inference
+        if inference.foreground_source not in ("semantic", "seediness"):
+            raise ValueError(f"preset inference.foreground_source must be 'semantic' or "
+                             f"'seediness', got {inference.foreground_source!r}")
+        if inference.foreground_source == "semantic" and self.config.semantic_decoder is None:
+            raise ValueError(f"preset {self.config.name!r} takes the foreground from a semantic "
+                             f"head it does not have (use foreground_source='seediness')")
+        self.model = model.to(self.device).eval()
+        self.rule = default_rule(self.config)
+        self.category_names = category_names
+        self.progress = progress
+
+    def predict(self, video, *, rgb=False, name=None, video_id=None, fps=None,
+                progress=None) -> VideoPrediction:
+        """Run the pipeline on one video; every stitched track, ready for any rule.
+
+        Args:
+            video: a video file path, a folder of frames, an array/tensor [T, H, W, 3] uint8
+                (BGR unless ``rgb=True``), or a :class:`~stemseg_fast.inference.video.FrameSource`.
+            name, video_id, fps: override the source's (names outputs; YouTube-VIS id; overlay
+                frame rate).
+        """
+        source = open_video(video, rgb=rgb, name=name, fps=fps)
+        progress = self.progress if progress is None else progress
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=source.num_frames, desc=source.name, unit="frame", leave=False)
+        try:
+            run = VideoRun(self.model, self.config, source, device=self.device,
+                           backend=self.backend, autocast_dtype=_AUTOCAST_DTYPES[self.precision],
+                           progress=bar).run()
+        finally:
+            if bar is not None:
+                bar.close()
+        return self._prediction(run, source, video_id)
+
+    def _prediction(self, run, source, video_id):
+        stats = run.stitcher.track_stats()
+        ids = stats.track_ids
+
+        def per_track(rows):
+            if rows is None:
+                return None
+            if ids.numel():
+                rows.reserve(int(ids.max()) + 1)
+            return rows.values[ids.to(rows.values.device)].cpu().numpy()
+
+        class_logit_sums, class_votes = per_track(run.class_logit_sums), per_track(run.class_votes)
+        if self.config.semantic_decoder is not None and class_logit_sums is None:
+            # no track anywhere in the video: empty per-class arrays, not "no semantic head"
+            class_logit_sums = np.zeros((0, self.config.num_classes), np.float64)
+            class_votes = np.zeros((0, self.config.num_classes), np.int64)
+        run.timer.charge("outputs")
+        timings = dict(run.timer.seconds)
+        timings["total"] = sum(timings[stage] for stage in STAGES)
+        return VideoPrediction(
+            name=source.name, frame_size=run.frame_size, num_frames=run.num_frames,
+            fps=source.fps, video_id=video_id if video_id is not None else source.video_id,
+            rles=dict(run.rles), track_ids=ids.cpu().numpy(),
+            pixel_counts=stats.pixel_counts.cpu().numpy(),
+            first_frames=stats.first_frames.cpu().numpy(),
+            last_frames=stats.last_frames.cpu().numpy(),
+            class_logit_sums=class_logit_sums, class_votes=class_votes, rule=self.rule,
+            max_tracks=self.config.inference.max_tracks, timings=timings,
+            diagnostics=dict(run.diagnostics), category_names=self.category_names)
+
+    def __call__(self, video, *, rule=None, rgb=False, name=None, video_id=None,
+                 fps=None) -> VideoTracks:
+        """The tracks of one video under ``rule`` (default: the preset's); see :meth:`predict`
+        and :meth:`VideoPrediction.tracks`."""
+        prediction = self.predict(video, rgb=rgb, name=name, video_id=video_id, fps=fps)
+        return prediction.tracks(rule)
+
+    def __repr__(self):
+        return (f"Predictor(preset={self.config.name!r}, device={str(self.device)!r}, "
+                f"backend={self.backend!r}, precision={self.precision!r}, rule={self.rule!r})")
