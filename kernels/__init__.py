@@ -7,10 +7,16 @@ Triton implementation; ``backend="auto" | "triton" | "reference"`` picks one (se
 from ._backend import BACKEND_ENV_VAR, BACKENDS, resolve_backend, triton_interpreter_active
 from .embedding_mixing import (EMBEDDING_MODES, EmbeddingMode, get_embedding_mode,
                                mix_embeddings, spatiotemporal_grid)
+from .embedding_loss import (LOVASZ_WEIGHT, SEEDINESS_WEIGHT, SMOOTHNESS_WEIGHT,
+                             EmbeddingLossTerms, SemanticLossTerms, embedding_loss,
+                             embedding_loss_batched_reference, embedding_loss_reference,
+                             semantic_loss)
+from .gaussian_probability import gaussian_probability, gaussian_probability_reference
 from .greedy_cluster import (DISTANCE_RULES, SECONDARY_RULES, GreedyCluster, greedy_cluster,
                              greedy_cluster_reference)
 from .instance_gaussians import (FREE_DIM_PRECISION, PRECISION_SCALE, InstanceGaussians,
                                  instance_gaussians, instance_gaussians_reference)
+from .lovasz_hinge import lovasz_hinge, lovasz_hinge_reference
 from .tse_blocks import (group_norm_relu_pool, group_norm_relu_pool_reference,
                          temporal_avg_pool, upsample_add, upsample_add_reference)
 
@@ -19,12 +25,22 @@ __all__ = [
     "BACKEND_ENV_VAR",
     "DISTANCE_RULES",
     "EMBEDDING_MODES",
-    "EmbeddingMode",
     "FREE_DIM_PRECISION",
-    "GreedyCluster",
-    "InstanceGaussians",
+    "LOVASZ_WEIGHT",
     "PRECISION_SCALE",
     "SECONDARY_RULES",
+    "SEEDINESS_WEIGHT",
+    "SMOOTHNESS_WEIGHT",
+    "EmbeddingLossTerms",
+    "EmbeddingMode",
+    "GreedyCluster",
+    "InstanceGaussians",
+    "SemanticLossTerms",
+    "embedding_loss",
+    "embedding_loss_batched_reference",
+    "embedding_loss_reference",
+    "gaussian_probability",
+    "gaussian_probability_reference",
     "get_embedding_mode",
     "greedy_cluster",
     "greedy_cluster_reference",
@@ -32,8 +48,11 @@ __all__ = [
     "group_norm_relu_pool_reference",
     "instance_gaussians",
     "instance_gaussians_reference",
+    "lovasz_hinge",
+    "lovasz_hinge_reference",
     "mix_embeddings",
     "resolve_backend",
+    "semantic_loss",
     "spatiotemporal_grid",
     "temporal_avg_pool",
     "triton_interpreter_active",
