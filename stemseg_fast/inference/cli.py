@@ -221,7 +221,8 @@ def add_parser(subparsers):
                              "named official checkpoint: youtube_vis, davis, kitti_mots")
     parser.add_argument("--preset", default=None, choices=sorted(PRESETS),
                         help="network and inference constants (default: the checkpoint's)")
-    parser.add_argument("--out", default="infer_output", help="output folder (default: %(default)s)")
+    parser.add_argument("--out", default="infer_output",
+                        help="output folder (default: %(default)s)")
     parser.add_argument("--format", action="append", metavar="FORMAT",
                         help=f"one or more of {', '.join(FORMATS)}, comma-separated or repeated "
                              f"(default: ytvis)")

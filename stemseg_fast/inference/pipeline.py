@@ -131,7 +131,8 @@ class VideoRun:
         self.num_free_dims = get_embedding_mode(config.embedding_mode).num_free_dims
         self.num_frames = source.num_frames
         self.frame_size = tuple(source.frame_size)
-        self.resized = resized_size(*self.frame_size, self.inference.min_dim, self.inference.max_dim)
+        self.resized = resized_size(*self.frame_size, self.inference.min_dim,
+                                    self.inference.max_dim)
         self.full_resolution = self.inference.cluster_at_full_resolution
         self.timer = StageTimer(self.device)
         self.diagnostics = defaultdict(int)

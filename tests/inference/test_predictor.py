@@ -247,7 +247,8 @@ def test_our_checkpoint_carries_its_preset(tmp_path):
     for name, value in model.state_dict().items():
         assert torch.equal(predictor.model.state_dict()[name], value)
     # a preset with the same network supplies its inference constants
-    assert Predictor(str(tmp_path / "model.pth"), preset="tiny").config.inference.min_seediness == 0.8
+    with_preset = Predictor(str(tmp_path / "model.pth"), preset="tiny")
+    assert with_preset.config.inference.min_seediness == 0.8
     with pytest.raises(ValueError, match="does not match preset 'ytvis'"):
         load_model(str(tmp_path / "model.pth"), "ytvis")
 
