@@ -212,7 +212,9 @@ def _command(args):
 def add_parser(subparsers):
     parser = subparsers.add_parser(
         "infer", help="segment and track the objects of videos",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=__doc__.split("Examples:")[0],
+        epilog="Examples:" + __doc__.split("Examples:")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="video files, frame folders, folders of videos, quoted glob "
                              "patterns, or YouTube-VIS/OVIS annotation JSON files")
