@@ -65,3 +65,15 @@ def compare_gradients(outputs, reference_outputs, inputs, reference_inputs, rng,
 def leaf(tensor, dtype, device):
     """A fresh leaf tensor with gradients, in the dtype and on the device of the test."""
     return tensor.detach().to(device=device, dtype=dtype).requires_grad_(True)
+
+
+def assert_within_dtype_error(actual, expected, baseline, *, name="result", atol=1e-6):
+    """flash-attn's rule for ill-conditioned low-precision results: the error of ``actual``
+    against the float64 ``expected`` is at most twice that of ``baseline``, PyTorch's own
+    computation in the same dtype, plus ``atol``."""
+    expected64 = expected.detach().to("cpu", torch.float64)
+    error = (actual.detach().to("cpu", torch.float64) - expected64).abs().max().item()
+    baseline_error = (baseline.detach().to("cpu", torch.float64) - expected64).abs().max().item()
+    if not error <= 2 * baseline_error + atol:  # also fails on NaN
+        raise AssertionError(f"{name}: max error {error:.3g} exceeds 2 x PyTorch's own error "
+                             f"in that dtype ({baseline_error:.3g}) + {atol:g}")

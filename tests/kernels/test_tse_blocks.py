@@ -2,7 +2,8 @@ import importlib
 
 import pytest
 import torch
-from helpers import assert_close, compare_gradients, leaf
+from helpers import (assert_close, assert_within_dtype_error, compare_gradients, gradients, leaf,
+                     random_upstream)
 
 tse_blocks = importlib.import_module("stemseg_fast.kernels.tse_blocks")
 group_norm_relu_pool = tse_blocks.group_norm_relu_pool
@@ -38,8 +39,21 @@ def test_group_norm_relu_pool_matches_float64_reference(batch, channels, groups,
     result = group_norm_relu_pool(*inputs, groups, pool=pool, backend="triton")
     assert result.dtype == dtype
     assert_close(result, expected, dtype=dtype, name="out")
-    compare_gradients([result], [expected], inputs, reference_inputs, rng,
-                      names=["x", "weight", "bias"], dtype=dtype)
+    if dtype == torch.float64:
+        compare_gradients([result], [expected], inputs, reference_inputs, rng,
+                          names=["x", "weight", "bias"], dtype=dtype)
+        return
+    # A group of few, close values has a tiny variance: its input gradient is ill-conditioned
+    # (rstd amplifies rounding), so fp32 gradients are judged against PyTorch's own fp32 error.
+    same_dtype_inputs = [leaf(t, dtype, "cpu") for t in inputs]
+    same_dtype = group_norm_relu_pool(*same_dtype_inputs, groups, pool=pool, backend="reference")
+    upstream = random_upstream([expected], rng)
+    for name, grad, reference_grad, baseline_grad in zip(
+            ["x", "weight", "bias"], gradients([result], inputs, upstream),
+            gradients([expected], reference_inputs, upstream),
+            gradients([same_dtype], same_dtype_inputs, upstream)):
+        assert_within_dtype_error(grad, reference_grad, baseline_grad, name=f"grad of {name}",
+                                  atol=1e-5)
 
 
 @pytest.mark.parametrize("pool", [False, True])
