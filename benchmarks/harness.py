@@ -7,8 +7,15 @@ On CPU only pytest-benchmark's timer runs. Bytes moved come from an explicit for
 achieved GB/s can be read against the device's copy bandwidth (see ``copy_bandwidth_gbps``).
 """
 import functools
+import os
+import time
 
 import torch
+
+# Seconds of repeated calls per benchmark after the warm-up; ``benchmarks/run.py --quick``
+# (the time-boxed GPU runbook) sets STEMSEG_FAST_BENCH_QUICK=1 for a shorter budget.
+TIME_BUDGET_SECONDS = 2.0
+QUICK_TIME_BUDGET_SECONDS = 0.5
 
 BACKENDS_ON_CUDA = ("reference", "triton")
 BACKENDS_ON_CPU = ("reference",)
@@ -39,6 +46,17 @@ def copy_bandwidth_gbps():
     return 2 * source.numel() / (milliseconds * 1e-3) / 1e9
 
 
+def _rounds_within_budget(fn, synchronise):
+    """Rounds that fit the time budget (3 to 20), from the time of one warm call."""
+    start = time.perf_counter()
+    fn()
+    synchronise()
+    seconds = time.perf_counter() - start
+    quick = os.environ.get("STEMSEG_FAST_BENCH_QUICK") == "1"
+    budget = QUICK_TIME_BUDGET_SECONDS if quick else TIME_BUDGET_SECONDS
+    return max(3, min(20, int(budget / max(seconds, 1e-9))))
+
+
 def run_benchmark(benchmark, fn, *, bytes_moved=None, flops=None, rounds=None):
     """Time ``fn()`` (inputs already built) and record device time, memory and throughput.
 
@@ -47,7 +65,8 @@ def run_benchmark(benchmark, fn, *, bytes_moved=None, flops=None, rounds=None):
         fn: a zero-argument callable running the measured work once.
         bytes_moved (int, optional): the fewest bytes the work must read and write.
         flops (int, optional): floating-point operations of one call.
-        rounds (int, optional): pytest-benchmark rounds (default: 20 on CUDA, 5 on CPU).
+        rounds (int, optional): pytest-benchmark rounds (default: as many as fit the time
+            budget after one warm call, 3 to 20).
     """
     info = benchmark.extra_info
     info["device"] = str(bench_device())
@@ -78,6 +97,8 @@ def run_benchmark(benchmark, fn, *, bytes_moved=None, flops=None, rounds=None):
             fn()
             torch.cuda.synchronize()
 
-        benchmark.pedantic(synchronised, rounds=rounds or 20, warmup_rounds=1)
+        rounds = rounds or _rounds_within_budget(fn, torch.cuda.synchronize)
+        benchmark.pedantic(synchronised, rounds=rounds, warmup_rounds=0)
     else:
-        benchmark.pedantic(fn, rounds=rounds or 5, warmup_rounds=1)
+        rounds = rounds or _rounds_within_budget(fn, lambda: None)
+        benchmark.pedantic(fn, rounds=rounds, warmup_rounds=0)

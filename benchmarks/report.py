@@ -3,16 +3,16 @@
     python benchmarks/report.py [RESULT.json ...] [--readme README.md]
 
 Without files, reads the newest result of every device under ``benchmarks/results/``. One table
-per device: each benchmark group (op, pass, preset) with the median time of every backend
-(CUDA-event median where measured on a GPU), the speed-up reference / triton of the same run,
-achieved GB/s and peak memory. ``--readme`` replaces the text between the markers
+per device: each benchmark group (op, pass, preset) with the median time of every variant
+(backend, loss implementation or inference path; CUDA-event median where measured on a GPU),
+the speed-up of the fast variant over the baseline in the same run, achieved GB/s and peak
+memory. ``--readme`` replaces the text between the markers
 ``<!-- benchmarks:start -->`` and ``<!-- benchmarks:end -->`` in that file (atomically).
 """
 import argparse
 import glob
 import json
 import os
-import re
 import sys
 import tempfile
 from collections import defaultdict
@@ -30,12 +30,25 @@ def newest_results():
     return files
 
 
-def _backend_of(bench):
-    backend = bench.get("params", {}).get("backend")
-    if backend:
-        return backend
-    match = re.search(r"\[(?:.*-)?([a-z_]+)\]$", bench["name"])
-    return match.group(1) if match else bench["name"]
+VARIANT_PARAMETERS = ("backend", "variant", "losses", "path")
+BASELINES = ("loop_reference", "reference")  # the first present is the speed-up's numerator
+FAST_VARIANTS = ("triton", "fused", "fast")
+
+
+def _variant_of(bench):
+    params = bench.get("params") or {}
+    for key in VARIANT_PARAMETERS:
+        if key in params:
+            return str(params[key])
+    return bench["name"]
+
+
+def _speedup(times):
+    baseline = next((times[name] for name in BASELINES if name in times), None)
+    fast = next((times[name] for name in FAST_VARIANTS if name in times), None)
+    if baseline is None or not fast:
+        return "–"
+    return f"{baseline / fast:.1f}×"
 
 
 def _median_ms(bench):
@@ -55,9 +68,10 @@ def render(path):
     machine = data.get("machine_info", {})
     groups = defaultdict(dict)
     for bench in data.get("benchmarks", []):
-        groups[bench.get("group") or bench["name"]][_backend_of(bench)] = bench
+        groups[bench.get("group") or bench["name"]][_variant_of(bench)] = bench
+    order = BASELINES + ("batched_reference",) + FAST_VARIANTS
     backends = sorted({backend for group in groups.values() for backend in group},
-                      key=lambda b: (b != "reference", b))
+                      key=lambda b: (order.index(b) if b in order else len(order), b))
     lines = [
         f"**{machine.get('device', '?')}** — torch {machine.get('torch_version', '?')}, "
         f"triton {machine.get('triton_version', '?')}, Python {machine.get('python_version', '?')}, "
@@ -72,10 +86,9 @@ def render(path):
         group = groups[name]
         times = {backend: _median_ms(bench) for backend, bench in group.items()}
         cells = [_format_ms(times[b]) if b in times else "–" for b in backends]
-        speedup = "–"
-        if "reference" in times and "triton" in times and times["triton"] > 0:
-            speedup = f"{times['reference'] / times['triton']:.1f}×"
-        fastest = group.get("triton") or next(iter(group.values()))
+        speedup = _speedup(times)
+        fastest = next((group[name] for name in FAST_VARIANTS if name in group),
+                       next(iter(group.values())))
         info = fastest.get("extra_info", {})
         gbps = "–"
         if "gbps" in info:

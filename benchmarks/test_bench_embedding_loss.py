@@ -20,7 +20,6 @@ from stemseg_fast.kernels.embedding_loss import embedding_loss, embedding_loss_r
 PRESET_NAMES = presets(("ytvis720_T8", "davis_T16"), ("cpu_small", "ytvis720_T8"))
 VARIANTS = (("loop_reference", "batched_reference", "triton") if torch.cuda.is_available()
             else ("loop_reference", "batched_reference"))
-CPU_ROUNDS = 3  # the loop reference at ytvis720_T8 takes seconds per call on 2 cores
 
 
 def setup_embedding_loss(preset_name, variant, *, requires_grad):
@@ -53,16 +52,12 @@ def backward_bytes(preset):
             + voxels * (8 * variance_dims + 8 + 4 * dims))
 
 
-def rounds():
-    return None if torch.cuda.is_available() else CPU_ROUNDS
-
-
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("preset_name", PRESET_NAMES)
 def test_embedding_loss_forward(benchmark, preset_name, variant):
     preset, _, forward = setup_embedding_loss(preset_name, variant, requires_grad=False)
     benchmark.group = f"embedding_loss-forward-{preset_name}"
-    run_benchmark(benchmark, forward, bytes_moved=forward_bytes(preset), rounds=rounds())
+    run_benchmark(benchmark, forward, bytes_moved=forward_bytes(preset))
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -75,4 +70,4 @@ def test_embedding_loss_forward_backward(benchmark, preset_name, variant):
         torch.autograd.grad(forward().total(), inputs)
 
     run_benchmark(benchmark, forward_backward,
-                  bytes_moved=forward_bytes(preset) + backward_bytes(preset), rounds=rounds())
+                  bytes_moved=forward_bytes(preset) + backward_bytes(preset))

@@ -55,5 +55,4 @@ def test_greedy_cluster(benchmark, preset_name, backend):
     info = benchmark.extra_info
     info.update(num_voxels=num_voxels, num_foreground=num_foreground, num_seeds=num_seeds,
                 bytes_per_seed=per_seed, bytes_all_seeds=per_seed * num_seeds)
-    run_benchmark(benchmark, cluster, bytes_moved=per_seed * num_seeds + setup_and_final,
-                  rounds=None if torch.cuda.is_available() else 3)
+    run_benchmark(benchmark, cluster, bytes_moved=per_seed * num_seeds + setup_and_final)

@@ -55,7 +55,7 @@ def test_inference_end_to_end(benchmark, preset_name, frames, height, width, pat
     def predict():
         last["prediction"] = predictor.predict(video, video_id=1)
 
-    run_benchmark(benchmark, predict, rounds=3)
+    run_benchmark(benchmark, predict)
     timings = last["prediction"].timings
     info = benchmark.extra_info
     info["frames"] = frames

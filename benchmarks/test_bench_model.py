@@ -58,4 +58,4 @@ def test_network_forward_per_clip(benchmark, preset_name, frames, height, width,
         with torch.no_grad(), autocast():
             return model(clip)
 
-    run_benchmark(benchmark, forward, rounds=3 if not ON_GPU else None)
+    run_benchmark(benchmark, forward)

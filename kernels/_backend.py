@@ -11,7 +11,6 @@ below is decorated together with every other kernel, so it reports the mode they
 """
 import os
 
-import torch
 import triton
 import triton.language as tl
 

@@ -261,7 +261,8 @@ class Predictor:
         precision: ``"auto"`` (bf16 autocast on CUDA, fp32 on CPU), ``"fp32"``, ``"bf16"``,
             ``"fp16"``: the network's autocast dtype; its outputs, the clustering and the masks
             are float32 whatever it is.
-        category_names (dict[int, str], optional): class id -> name, for overlays.
+        category_names (dict[int, str], optional): class id -> name, for overlays; default:
+            the names the checkpoint's config carries, if any.
         progress (bool): a tqdm bar per video.
     """
 
@@ -293,6 +294,8 @@ class Predictor:
                              f"head it does not have (use foreground_source='seediness')")
         self.model = model.to(self.device).eval()
         self.rule = default_rule(self.config)
+        if category_names is None and self.config.category_names:
+            category_names = dict(enumerate(self.config.category_names, start=1))
         self.category_names = category_names
         self.progress = progress
 

@@ -64,7 +64,8 @@ class STEmSegConfig:
     """Everything that defines a STEm-Seg network and how to run it.
 
     ``seediness_decoder=None``: seediness comes from the embedding decoder (one more 1x1x1
-    conv); ``semantic_decoder=None``: no semantic head. ``num_classes`` counts the background.
+    conv); ``semantic_decoder=None``: no semantic head. ``num_classes`` counts the background;
+    ``category_names`` optionally names classes 1 .. num_classes - 1 (for overlays and reports).
     """
 
     name: str
@@ -77,6 +78,7 @@ class STEmSegConfig:
     free_dim_precision: float = FREE_DIM_PRECISION
     train_clip_length: int = 8
     inference: InferenceConfig = field(default_factory=InferenceConfig)
+    category_names: Optional[Tuple[str, ...]] = None
 
     def to_dict(self):
         """Plain dict (tuples, numbers, strings) for checkpoints."""

@@ -43,7 +43,14 @@ def open_video_writer(path, fps, frame_size, codecs=DEFAULT_CODECS):
     for codec in codecs:
         if len(codec) != 4:
             raise ValueError(f"codec must be a 4-character FourCC code, got {codec!r}")
-        writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*codec), float(fps), (width, height))
+        # OpenCV logs its own ERROR line for a codec it lacks; the fallback warning says it.
+        log_level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        try:
+            writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*codec), float(fps),
+                                     (width, height))
+        finally:
+            cv2.utils.logging.setLogLevel(log_level)
         if writer.isOpened():
             return writer, codec
         writer.release()

@@ -1,6 +1,5 @@
 """The train command end to end on the project's synthetic videos with the tiny preset."""
 import pytest
-import torch
 import yaml
 
 from stemseg_fast.cli import main
