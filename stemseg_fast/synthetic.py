@@ -155,6 +155,8 @@ def synthetic_annotations(videos, names):
     """
     from pycocotools import mask as mask_utils
 
+    from .rle import encode_mask, to_json
+
     entries = {"videos": [], "annotations": [], "categories": [
         {"id": index + 1, "name": name, "supercategory": "shape"}
         for index, (name, _) in enumerate(CLASSES)]}
@@ -174,11 +176,10 @@ def synthetic_annotations(videos, names):
                     areas.append(None)
                     boxes.append(None)
                     continue
-                rle = mask_utils.encode(np.asfortranarray(frame_mask.astype(np.uint8)))
+                rle = encode_mask(frame_mask)
                 areas.append(int(mask_utils.area(rle)))
                 boxes.append([float(v) for v in mask_utils.toBbox(rle)])
-                segmentations.append({"size": [height, width],
-                                      "counts": rle["counts"].decode("ascii")})
+                segmentations.append(to_json(rle))
             entries["annotations"].append({
                 "id": len(entries["annotations"]) + 1, "video_id": video_id,
                 "category_id": category, "iscrowd": 0, "height": height, "width": width,

@@ -18,42 +18,18 @@ Lifetime is ``last - first`` (official ``TrackContainer.get_track_mask_idxes``).
 official order: its per-track dicts are filled frame by frame with ``unique()`` (ascending)
 labels, so equal keys stay in (first frame, track id) order.
 """
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pycocotools.mask as mask_utils
 import torch
 
+from stemseg_fast.rle import decode_rle, encode_mask, to_pycocotools
+
 OUTLIER_LABEL = -1
 YOUTUBE_VIS_MAX_TRACKS = 10
 DAVIS_MAX_TRACKS = 20
 KITTI_MOTS_MAX_TRACKS = 1000
-
-
-def encode_mask(mask):
-    """COCO compressed RLE of a binary ``[H, W]`` mask; ``counts`` is bytes (pycocotools)."""
-    mask = np.asarray(mask)
-    if mask.ndim != 2:
-        raise ValueError(f"mask must have shape [H, W], got {list(mask.shape)}")
-    return mask_utils.encode(np.asfortranarray(mask.astype(np.uint8, copy=False)))
-
-
-def decode_rle(rle):
-    """``np.ndarray[H, W]`` uint8 mask of a COCO RLE (``counts`` bytes)."""
-    with warnings.catch_warnings():
-        # pycocotools 2.0.x builds an array with copy=False from an object whose __array__
-        # predates NumPy 2's copy keyword: a DeprecationWarning on every decode, harmless.
-        warnings.filterwarnings("ignore", "__array__ implementation doesn't accept a copy",
-                                DeprecationWarning)
-        return mask_utils.decode(rle)
-
-
-def _rle_for_pycocotools(rle):
-    """pycocotools takes ``counts`` as bytes; JSON gives str."""
-    counts = rle["counts"]
-    return {"size": list(rle["size"]),
-            "counts": counts.encode("utf-8") if isinstance(counts, str) else counts}
 
 
 class Track:
@@ -76,7 +52,7 @@ class Track:
         self.score = float(score)
         self._rles = {}
         for frame, rle in rles.items():
-            rle = _rle_for_pycocotools(rle)
+            rle = to_pycocotools(rle)
             if tuple(rle["size"]) != self.frame_size:
                 raise ValueError(
                     f"track {self.track_id}: the mask of frame {frame} is {rle['size']} (h, w), "

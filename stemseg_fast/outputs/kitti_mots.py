@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import pycocotools.mask as mask_utils
 
 from ..fileio import atomic_output
+from ..rle import to_json
 
 CAR_CLASS_ID = 1
 PEDESTRIAN_CLASS_ID = 2
@@ -92,10 +93,9 @@ def kitti_mots_detections(video_tracks):
                              f"category_id {track.category_id}, KITTI-MOTS takes 1 (car) or 2 "
                              f"(pedestrian)")
         for frame in track.frames:
-            counts = track.rle(frame)["counts"]
             detections.append(KittiMOTSDetection(
                 frame, track.category_id * 1000 + number, track.category_id, height, width,
-                counts.decode("utf-8") if isinstance(counts, bytes) else counts))
+                to_json(track.rle(frame))["counts"]))
     return detections
 
 

@@ -19,15 +19,9 @@ import zipfile
 import numpy as np
 
 from ..fileio import atomic_output
-from ..inference.tracks import encode_mask
+from ..rle import encode_mask, to_json
 
 ABSENT_CHOICES = ("empty", "none")
-
-
-def _json_rle(rle):
-    counts = rle["counts"]
-    return {"size": [int(rle["size"][0]), int(rle["size"][1])],
-            "counts": counts.decode("utf-8") if isinstance(counts, bytes) else counts}
 
 
 def youtube_vis_predictions(video_tracks, *, video_id=None, absent="empty"):
@@ -47,7 +41,7 @@ def youtube_vis_predictions(video_tracks, *, video_id=None, absent="empty"):
         raise ValueError(
             f"video {video_tracks.name!r} has no video_id: YouTube-VIS results need the "
             f"dataset's id (pass video_id= or read the video from the annotation file)")
-    empty = (_json_rle(encode_mask(np.zeros(video_tracks.frame_size, dtype=np.uint8)))
+    empty = (to_json(encode_mask(np.zeros(video_tracks.frame_size, dtype=np.uint8)))
              if absent == "empty" else None)
     predictions = []
     for track in video_tracks.tracks:
@@ -57,7 +51,7 @@ def youtube_vis_predictions(video_tracks, *, video_id=None, absent="empty"):
         segmentations = []
         for frame in range(video_tracks.num_frames):
             rle = track.rle(frame)
-            segmentations.append(empty if rle is None else _json_rle(rle))
+            segmentations.append(empty if rle is None else to_json(rle))
         predictions.append({"video_id": int(video_id), "score": float(track.score),
                             "category_id": int(track.category_id),
                             "segmentations": segmentations})

@@ -10,7 +10,7 @@ from torch import nn
 
 import stemseg_fast
 from stemseg_fast.inference.predictor import Predictor, load_model
-from stemseg_fast.inference.tracks import decode_rle
+from stemseg_fast.rle import decode_rle
 from stemseg_fast.model import (PRESETS, CheckpointMismatchError, STEmSeg, STEmSegOutput,
                                 build_stemseg, save_checkpoint)
 from stemseg_fast.synthetic import synthetic_clip

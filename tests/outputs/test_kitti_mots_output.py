@@ -3,7 +3,8 @@ import numpy as np
 import pycocotools.mask as mask_utils
 import pytest
 
-from stemseg_fast.inference.tracks import Track, VideoTracks, encode_mask
+from stemseg_fast.inference.tracks import Track, VideoTracks
+from stemseg_fast.rle import encode_mask
 from stemseg_fast.outputs import (KittiMOTSDetection, KittiMOTSFilter,
                                   filter_kitti_mots_detections, kitti_mots_detections,
                                   kitti_mots_sequence_path, postprocess_kitti_mots,

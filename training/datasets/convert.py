@@ -22,7 +22,9 @@ from pycocotools import mask as mask_utils
 from stemseg_fast.fileio import write_json
 
 from .davis import VOID_VALUE
-from .masks import encode_mask, image_size, read_indexed_png, rle_to_json
+from stemseg_fast.rle import encode_mask, to_json
+
+from .masks import image_size, read_indexed_png
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
@@ -127,7 +129,7 @@ def _annotation(label_maps, *, value, video_id, category_id, iscrowd, height, wi
             boxes.append(None)
             continue
         rle = encode_mask(mask)
-        segmentations.append(rle_to_json(rle))
+        segmentations.append(to_json(rle))
         areas.append(int(mask_utils.area(rle)))
         boxes.append([float(v) for v in mask_utils.toBbox(rle)])
     return {"video_id": video_id, "category_id": category_id, "iscrowd": iscrowd,

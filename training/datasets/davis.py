@@ -10,7 +10,9 @@ import os
 
 import numpy as np
 
-from .masks import check_images, encode_mask, read_indexed_png
+from stemseg_fast.rle import encode_mask
+
+from .masks import check_images, read_indexed_png
 from .samples import VideoSample
 
 VOID_VALUE = 255

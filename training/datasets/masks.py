@@ -12,23 +12,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-
-def encode_mask(mask):
-    """Compressed RLE of a 2-D binary mask (``counts`` as bytes, pycocotools' own form)."""
-    return mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-
-
-def rle_to_json(rle):
-    """The RLE with ``counts`` as str, as YouTube-VIS/COCO JSON files store it."""
-    counts = rle["counts"]
-    return {"size": [int(v) for v in rle["size"]],
-            "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
-
-
-def decode_rle(rle):
-    """[H, W] uint8 mask from a compressed RLE."""
-    # the list form: pycocotools' single-dict path warns under NumPy 2
-    return mask_utils.decode([rle])[:, :, 0]
+from stemseg_fast.rle import encode_mask
 
 
 def to_compressed_rle(segmentation, height, width, *, where):

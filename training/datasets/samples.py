@@ -10,7 +10,9 @@ from typing import Optional
 
 import numpy as np
 
-from .masks import decode_rle, read_image, rle_area
+from stemseg_fast.rle import decode_rle
+
+from .masks import read_image, rle_area
 
 
 @dataclass(frozen=True)
