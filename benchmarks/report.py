@@ -14,8 +14,9 @@ import glob
 import json
 import os
 import sys
-import tempfile
 from collections import defaultdict
+
+from stemseg_fast.fileio import atomic_output
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
@@ -107,10 +108,9 @@ def replace_between_markers(readme, text):
         raise SystemExit(f"{readme}: markers {START} / {END} not found")
     head, rest = content.split(START, 1)
     _, tail = rest.split(END, 1)
-    handle, partial = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(readme)))
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        out.write(f"{head}{START}\n{text}\n{END}{tail}")
-    os.replace(partial, readme)
+    with atomic_output(readme) as partial:
+        with open(partial, "w", encoding="utf-8") as out:
+            out.write(f"{head}{START}\n{text}\n{END}{tail}")
 
 
 def main(argv=None):

@@ -12,9 +12,10 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 
 import torch
+
+from stemseg_fast.fileio import atomic_output
 
 BENCHMARKS_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -36,20 +37,18 @@ def main(argv=None):
     os.makedirs(target_dir, exist_ok=True)
     today = datetime.date.today().isoformat()
     target = os.path.join(target_dir, f"{today}.json")
-    handle, partial = tempfile.mkstemp(suffix=".json.partial", dir=target_dir)
-    os.close(handle)
-    command = [sys.executable, "-m", "pytest", BENCHMARKS_DIR, "-q", "-p", "no:cacheprovider",
-               f"--benchmark-json={partial}", "--benchmark-columns=median,iqr,rounds",
-               "--benchmark-sort=name"]
     environment = dict(os.environ)
     if args.quick:
         environment["STEMSEG_FAST_BENCH_QUICK"] = "1"
-    result = subprocess.run(command + args.pytest_args, cwd=BENCHMARKS_DIR, env=environment)
-    if result.returncode != 0 or os.path.getsize(partial) == 0:
-        os.unlink(partial)
-        print(f"benchmarks failed (exit {result.returncode}); no result written", file=sys.stderr)
-        return result.returncode or 1
-    os.replace(partial, target)
+    with atomic_output(target) as partial:
+        command = [sys.executable, "-m", "pytest", BENCHMARKS_DIR, "-q", "-p", "no:cacheprovider",
+                   f"--benchmark-json={partial}", "--benchmark-columns=median,iqr,rounds",
+                   "--benchmark-sort=name"]
+        result = subprocess.run(command + args.pytest_args, cwd=BENCHMARKS_DIR, env=environment)
+        if result.returncode != 0 or os.path.getsize(partial) == 0:
+            print(f"benchmarks failed (exit {result.returncode}); no result written",
+                  file=sys.stderr)
+            return result.returncode or 1
     print(f"wrote {os.path.relpath(target)}")
     return 0
 

@@ -1,8 +1,17 @@
-"""Writing outputs atomically: a reader never sees a partial file, a failed run leaves none."""
+"""Writing outputs atomically: a reader never sees a partial file or folder, and a failed run
+leaves none. Temporary names sit beside the target (same filesystem, so the final rename is
+atomic) and get the permissions a plain ``open`` would give (``mkstemp`` makes files 0600)."""
 import contextlib
 import json
 import os
+import shutil
 import tempfile
+
+
+def _default_mode(base):
+    umask = os.umask(0)
+    os.umask(umask)
+    return base & ~umask
 
 
 @contextlib.contextmanager
@@ -16,12 +25,38 @@ def atomic_output(path):
     handle, temporary = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".partial{extension}",
                                          dir=directory)
     os.close(handle)
+    os.chmod(temporary, _default_mode(0o666))
     try:
         yield temporary
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+@contextlib.contextmanager
+def atomic_output_dir(path):
+    """Yield a temporary folder beside ``path``; on success it replaces ``path`` (an existing
+    folder there is removed only after the new one is in place), on error it is removed."""
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    temporary = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".partial",
+                                 dir=parent)
+    os.chmod(temporary, _default_mode(0o777))
+    try:
+        yield temporary
+        if os.path.exists(path):
+            retired = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".old",
+                                       dir=parent)
+            os.replace(path, os.path.join(retired, "previous"))
+            os.replace(temporary, path)
+            shutil.rmtree(retired)
+        else:
+            os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            shutil.rmtree(temporary)
 
 
 def write_json(path, data, **dump_options):

@@ -19,3 +19,4 @@ def test_round_trip_through_both_forms():
 def test_encode_refuses_a_volume():
     with pytest.raises(ValueError, match=r"mask must have shape \[H, W\]"):
         encode_mask(np.zeros((2, 3, 4)))
+

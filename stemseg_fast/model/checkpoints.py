@@ -18,10 +18,11 @@ Our format (:func:`save_checkpoint` / :func:`load_checkpoint`): ``{"format", "co
 """
 import os
 import re
-import tempfile
 from typing import Dict, Mapping, Optional
 
 import torch
+
+from stemseg_fast.fileio import atomic_output
 
 from .presets import STEmSegConfig
 from .stemseg import STEmSeg, build_stemseg
@@ -160,17 +161,8 @@ def save_checkpoint(model: STEmSeg, path, config: Optional[STEmSegConfig] = None
         raise ValueError("config must be given for a model not built by build_stemseg")
     payload = {"format": CHECKPOINT_FORMAT, "config": config.to_dict(),
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp_", suffix=".pth")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    with atomic_output(path) as temporary:
+        torch.save(payload, temporary)
 
 
 def load_checkpoint(path, **build_options) -> STEmSeg:

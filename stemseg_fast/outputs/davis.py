@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from ._atomic import atomic_output_dir
+from ..fileio import atomic_output_dir
 
 
 def davis_palette(num_colours=256):
