@@ -8,9 +8,10 @@ stored on the frames it shares with the previous clip:
     for every track a present there and every cluster b of the new clip (outliers -1 excluded);
     Hungarian matching (``scipy.optimize.linear_sum_assignment``) on the cost 1 - IoU.
 
-All intersections and areas come from one joint histogram: ``bincount((a + 1) * (Q + 2) +
-(b + 1))`` over the overlapping voxels, an [P + 2, Q + 2] table of counts (P the highest track
-id, Q the highest cluster id), copied to the host once per clip. The official code loops over
+All intersections and areas come from one joint histogram: the labels of each side compacted
+to their distinct values (``torch.unique``), then one ``bincount`` of the combined index over
+the overlapping voxels, a table of at most (tracks present + 1) x (clusters + 1) counts, copied
+to the host once per clip. The official code loops over
 label pairs with two full-size boolean passes and an ``.item()`` sync per pair.
 
 Official semantics kept, each pinned by a test:
@@ -79,16 +80,25 @@ def _official_order(present_sorted):
     return list(set(present_sorted) - {OUTLIER_LABEL})
 
 
-def joint_histogram(previous_labels, current_labels, *, num_previous, num_current,
-                    foreground=None):
-    """[num_previous + 1, num_current + 1] int64 counts of (previous + 1, current + 1) pairs
-    over the voxels (where ``foreground``), labels in [-1, num_previous) and [-1, num_current).
-    One bincount of a combined index, on the labels' device."""
-    combined = (previous_labels.long() + 1) * (num_current + 1) + (current_labels.long() + 1)
+def joint_histogram(previous_labels, current_labels, *, foreground=None):
+    """Counts of every (previous, current) label pair over the voxels (where ``foreground``).
+
+    Labels are compacted first (``torch.unique``), so the table is [P, C] for the P and C
+    distinct labels present (-1 included), whatever the ids' magnitude: track ids only grow
+    along a video, and a table indexed by the ids themselves would grow with their square.
+    One bincount of a combined index, on the labels' device.
+
+    Returns:
+        (counts [P, C] int64, previous values [P], current values [C]), values ascending.
+    """
     if foreground is not None:
-        combined = combined[foreground]
-    counts = torch.bincount(combined.flatten(), minlength=(num_previous + 1) * (num_current + 1))
-    return counts.view(num_previous + 1, num_current + 1)
+        previous_labels, current_labels = previous_labels[foreground], current_labels[foreground]
+    previous_values, previous_index = torch.unique(previous_labels.flatten(), return_inverse=True)
+    current_values, current_index = torch.unique(current_labels.flatten(), return_inverse=True)
+    num_previous, num_current = len(previous_values), len(current_values)
+    counts = torch.bincount(previous_index * num_current + current_index,
+                            minlength=num_previous * num_current)
+    return counts.view(num_previous, num_current), previous_values, current_values
 
 
 def match_clusters(previous_labels, current_labels, *, foreground=None, iou_threshold=None):
@@ -113,19 +123,20 @@ def match_clusters(previous_labels, current_labels, *, foreground=None, iou_thre
     if foreground is not None and foreground.shape != previous_labels.shape:
         raise ValueError(f"foreground must have shape {list(previous_labels.shape)}, got "
                          f"{list(foreground.shape)}")
-    num_previous = _label_bound("previous_labels", previous_labels)
-    num_current = _label_bound("current_labels", current_labels)
-    counts = joint_histogram(previous_labels, current_labels, num_previous=num_previous,
-                             num_current=num_current, foreground=foreground).cpu().numpy()
-    previous_area, current_area = counts.sum(1), counts.sum(0)  # [P + 1], [Q + 1]
-    present_previous = (np.flatnonzero(previous_area) - 1).tolist()  # ascending, -1 included
-    present_current = (np.flatnonzero(current_area) - 1).tolist()
-    previous_ids, current_ids = _official_order(present_previous), _official_order(present_current)
+    _label_bound("previous_labels", previous_labels)
+    _label_bound("current_labels", current_labels)
+    counts, previous_values, current_values = joint_histogram(
+        previous_labels.long(), current_labels.long(), foreground=foreground)
+    counts = counts.cpu().numpy()
+    previous_values, current_values = previous_values.tolist(), current_values.tolist()
+    previous_area, current_area = counts.sum(1), counts.sum(0)  # [P], [C]
+    previous_ids = _official_order(previous_values)  # ascending in, official set order out
+    current_ids = _official_order(current_values)
     if set(previous_ids) & set(current_ids):
         raise ValueError("previous_labels and current_labels must use disjoint ids, both hold "
                          f"{sorted(set(previous_ids) & set(current_ids))}")
-    rows, columns = np.array(previous_ids, dtype=np.int64) + 1, np.array(current_ids,
-                                                                         dtype=np.int64) + 1
+    rows = np.array([previous_values.index(i) for i in previous_ids], dtype=np.int64)
+    columns = np.array([current_values.index(i) for i in current_ids], dtype=np.int64)
     intersection = counts[np.ix_(rows, columns)]  # [R, C]
     union = previous_area[rows][:, None] + current_area[columns][None, :] - intersection
     iou = intersection.astype(np.float32) / np.maximum(union, 1).astype(np.float32)

@@ -112,9 +112,22 @@ def test_joint_histogram_matches_brute_force_iou(rng):
     computed = {(a, b): float(matching.iou[i, j]) for i, a in enumerate(matching.previous_ids)
                 for j, b in enumerate(matching.current_ids)}
     assert computed == expected  # exact: the same float32 counts and division
-    counts = joint_histogram(previous, current, num_previous=7, num_current=15,
-                             foreground=foreground)
+    counts, previous_values, current_values = joint_histogram(previous, current,
+                                                              foreground=foreground)
     assert int(counts.sum()) == int(foreground.sum())
+    assert previous_values.tolist() == sorted(set(previous[foreground].tolist()))
+    assert current_values.tolist() == sorted(set(current[foreground].tolist()))
+
+
+def test_histogram_size_does_not_grow_with_track_ids():
+    # ids far along a long video: the table is indexed by the labels present, not the ids
+    previous = torch.tensor([[-1, 50_000, 50_000, 70_001]])
+    current = torch.tensor([[90_000, 90_000, -1, 90_003]])
+    counts, previous_values, current_values = joint_histogram(previous, current)
+    assert counts.shape == (3, 3)
+    assert counts.tolist() == [[0, 1, 0], [1, 1, 0], [0, 0, 1]]
+    matching = match_clusters(previous, current)
+    assert matching.matches == [(50_000, 90_000), (70_001, 90_003)]
 
 
 def test_joint_histogram_comparison_can_fail(rng):
