@@ -44,6 +44,19 @@ def _formats(values):
     return formats
 
 
+def _inference_overrides(assignments):
+    """``--set name=value`` pairs (values parsed as YAML: numbers, strings, null)."""
+    import yaml
+
+    overrides = {}
+    for assignment in assignments:
+        name, separator, value = assignment.partition("=")
+        if not separator or not name.strip():
+            raise CommandError(f"--set expects name=value, got {assignment!r}")
+        overrides[name.strip()] = yaml.safe_load(value)
+    return overrides
+
+
 def _kitti_path(results_dir, name):
     from stemseg_fast.outputs import kitti_mots_sequence_path
 
@@ -144,6 +157,7 @@ def _run(args, formats, shard):
     try:
         predictor = Predictor(args.checkpoint, preset=args.preset, device=resolve_device(device),
                               backend=args.backend, precision=args.precision,
+                              inference=_inference_overrides(args.set),
                               progress=not args.no_progress)
     except CheckpointMismatchError as error:
         raise CommandError(str(error)) from None
@@ -241,6 +255,12 @@ def add_parser(subparsers):
                         help="kernels: Triton or the PyTorch references (default: %(default)s)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                         help="network autocast dtype; auto = bf16 on CUDA, fp32 on CPU")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="replace an inference constant of the preset, repeatable: "
+                             "clip_overlap (official -fo), min_seediness (-msp), "
+                             "foreground_threshold (-st), max_tracks, min_dim, max_dim, "
+                             "cluster_at_full_resolution, distance_rule=paper, "
+                             "secondary_rule=nearest, stitch_iou_threshold, ...")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar per video")
     parser.set_defaults(func=_command)
 

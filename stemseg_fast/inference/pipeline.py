@@ -253,7 +253,9 @@ class VideoRun:
             min_seediness=inference.min_seediness,
             prob_threshold=inference.primary_prob_threshold,
             secondary_threshold=inference.secondary_prob_threshold,
-            max_instances=inference.max_instances_per_clip, backend=self.backend)
+            max_instances=inference.max_instances_per_clip,
+            distance_rule=inference.distance_rule, secondary_rule=inference.secondary_rule,
+            backend=self.backend)
         stitched = self.stitcher.add_clip(labels.view(num_frames, height, width), frames,
                                           foreground=foreground)
         self.timer.charge("clustering")
@@ -324,7 +326,7 @@ class VideoRun:
         for frame, index in last_clip_of.items():
             clips_ending[index].append(frame)
 
-        self.stitcher = ClipStitcher()
+        self.stitcher = ClipStitcher(iou_threshold=self.inference.stitch_iou_threshold)
         self.semantic_sums, self.seediness_sums = {}, {}
         self.class_logits, self.foreground = {}, {}
         features, pending = {}, []

@@ -32,6 +32,7 @@ from torch import nn
 
 from stemseg_fast.kernels._backend import BACKENDS, resolve_backend
 from stemseg_fast.model import PRESETS, STEmSegConfig, build_stemseg
+from stemseg_fast.model.presets import InferenceConfig
 from stemseg_fast.model.checkpoints import (CHECKPOINT_FORMAT, OFFICIAL_CHECKPOINT_PRESETS,
                                             download_official_checkpoint, load_checkpoint,
                                             load_official_weights, read_checkpoint_file)
@@ -236,6 +237,16 @@ def load_model(checkpoint_or_model, preset=None, *, fused=False, backend="auto")
     return load_official_weights(model, payload), wanted
 
 
+def _replace_inference(inference: InferenceConfig, overrides: Mapping) -> InferenceConfig:
+    """``inference`` with the named fields replaced; unknown names are an error listing the
+    known ones."""
+    known = {f.name for f in dataclasses.fields(InferenceConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown inference settings {unknown}; known: {sorted(known)}")
+    return dataclasses.replace(inference, **overrides)
+
+
 def resolve_device(device):
     """``"auto"`` -> CUDA when available, else CPU."""
     if device is None or device == "auto":
@@ -263,11 +274,14 @@ class Predictor:
             are float32 whatever it is.
         category_names (dict[int, str], optional): class id -> name, for overlays; default:
             the names the checkpoint's config carries, if any.
+        inference (dict, optional): inference constants to replace in the preset, e.g.
+            ``{"clip_overlap": 2, "min_seediness": 0.7, "distance_rule": "paper"}`` (the
+            official command line's -fo, -msp, ...; field names of ``InferenceConfig``).
         progress (bool): a tqdm bar per video.
     """
 
     def __init__(self, checkpoint_or_model, *, preset=None, device="auto", backend="auto",
-                 precision="auto", category_names=None, progress=False):
+                 precision="auto", category_names=None, inference=None, progress=False):
         self.device = resolve_device(device)
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got "
@@ -285,6 +299,9 @@ class Predictor:
         self.precision = precision
         model, self.config = load_model(checkpoint_or_model, preset,
                                         fused=resolved == "triton", backend=backend)
+        if inference:
+            self.config = dataclasses.replace(
+                self.config, inference=_replace_inference(self.config.inference, inference))
         inference = self.config.inference
         if inference.foreground_source not in ("semantic", "seediness"):
             raise ValueError(f"preset inference.foreground_source must be 'semantic' or "

@@ -57,6 +57,11 @@ class InferenceConfig:
     min_dim: int = 640  # resize rule: short side to min_dim ...
     max_dim: int = 1196  # ... unless the long side would exceed max_dim
     cluster_at_full_resolution: bool = True  # upsample x4 before clustering (YTVIS)
+    # The official quirks are the defaults; "paper", "nearest" and a threshold fix them (see
+    # stemseg_fast.kernels.greedy_cluster and stemseg_fast.inference.stitching).
+    distance_rule: str = "official"  # p = exp(-d/2) with d the root of the Mahalanobis form
+    secondary_rule: str = "official"  # leftover voxels go to the *farthest* cluster
+    stitch_iou_threshold: Optional[float] = None  # None: every Hungarian match, even IoU 0
 
 
 @dataclass(frozen=True)

@@ -153,12 +153,16 @@ def _bad_cases(tmp_path, checkpoint):
                                "not a named official checkpoint"),
         "format": ([frames, "--checkpoint", checkpoint, "--format", "ytvis,coco"],
                    "--format must be among"),
+        "unknown setting": ([frames, "--checkpoint", checkpoint, "--set", "overlap=2"],
+                            r"unknown inference settings \['overlap'\]"),
+        "bad setting": ([frames, "--checkpoint", checkpoint, "--set", "distance_rule=fast"],
+                        "distance_rule must be one of"),
     }
 
 
 @pytest.mark.parametrize("case", ["unreadable video", "empty folder", "missing input",
                                   "preset mismatch", "unknown keys", "missing checkpoint",
-                                  "format"])
+                                  "format", "unknown setting", "bad setting"])
 def test_bad_input_is_one_error_line_and_no_output(inputs, tmp_path, capsys, case):
     arguments, message = _bad_cases(tmp_path, inputs["checkpoint"])[case]
     out = tmp_path / "out"

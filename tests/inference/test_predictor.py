@@ -1,6 +1,7 @@
 """Predictor: the streaming pipeline against ground truth through an "oracle" network, short
 videos, bounded memory on long streams, backend parity, checkpoint loading and input kinds."""
 import dataclasses
+import importlib
 import math
 
 import numpy as np
@@ -283,3 +284,33 @@ def test_bad_arguments_are_one_clear_error(tmp_path):
         Predictor(build_stemseg(TINY), backend="cuda")
     with pytest.raises(TypeError, match="checkpoint_or_model must be"):
         Predictor(3)
+
+
+def test_inference_settings_reach_clustering_and_stitching(monkeypatch):
+    clip = synthetic_clip(num_frames=8, height=64, width=96, num_objects=3, seed=4)
+    calls = {}
+    pipeline = importlib.import_module("stemseg_fast.inference.pipeline")
+    real_cluster, real_stitcher = pipeline.greedy_cluster, pipeline.ClipStitcher
+
+    def spy_cluster(*args, **kwargs):
+        calls["cluster"] = kwargs
+        return real_cluster(*args, **kwargs)
+
+    def spy_stitcher(**kwargs):
+        calls["stitcher"] = kwargs
+        return real_stitcher(**kwargs)
+
+    monkeypatch.setattr(pipeline, "greedy_cluster", spy_cluster)
+    monkeypatch.setattr(pipeline, "ClipStitcher", spy_stitcher)
+    config = dataclasses.replace(tiny_config(), num_classes=4)
+    network = OracleNetwork(clip.instance_ids, clip.categories, config)
+    predictor = Predictor(network, backend="reference",
+                          inference={"distance_rule": "paper", "secondary_rule": "nearest",
+                                     "stitch_iou_threshold": 0.1, "min_seediness": 0.9})
+    assert len(predictor(clip.frames).tracks) == 3
+    assert calls["cluster"]["distance_rule"] == "paper"
+    assert calls["cluster"]["secondary_rule"] == "nearest"
+    assert calls["cluster"]["min_seediness"] == 0.9
+    assert calls["stitcher"] == {"iou_threshold": 0.1}
+    with pytest.raises(ValueError, match=r"unknown inference settings \['overlap'\]"):
+        Predictor(build_stemseg(TINY), inference={"overlap": 2})
