@@ -3,8 +3,9 @@
 The global sample order is a seeded permutation of the dataset per epoch. Step ``s`` consumes
 the ``global_batch`` samples at positions ``[s * global_batch, (s + 1) * global_batch)`` of that
 order; rank ``r`` of ``W`` takes the ``r``-th contiguous share and splits it into micro-batches
-of ``micro_batch`` clips (gradient accumulation). One process with the same global batch sees the
-same samples in total, so its update equals the DDP update up to float rounding.
+of ``micro_batch`` clips (gradient accumulation). One process with the same global batch and
+micro-batch size sees the same samples in the same micro-batches, so its update equals the DDP
+update up to float rounding.
 """
 import torch
 

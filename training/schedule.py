@@ -1,8 +1,10 @@
 """Learning-rate schedules of the official configs (training/exponential_lr.py, utils.py).
 
-``exponential``: constant until ``decay_start``, then multiplied every step by
-gamma = ``decay_factor`` ** (1 / ``decay_steps``), i.e. the factor is reached ``decay_steps``
-after the start and the decay continues (official) if training runs longer.
+``exponential``: constant before ``decay_start``, then multiplied every step by
+gamma = ``decay_factor`` ** (1 / ``decay_steps``), the first time at step ``decay_start``
+itself (the official scheduler multiplies when its counter reaches the start), so the factor
+is reached at step ``decay_start + decay_steps - 1`` and the decay continues if training runs
+longer.
 ``step``: multiplied by ``gamma`` at each milestone (the official defaults.yaml).
 ``constant``: the base rate throughout (DAVIS and KITTI-MOTS stage 2).
 """
@@ -19,7 +21,7 @@ def lr_factor(step, *, kind, decay_start=0, decay_steps=1, decay_factor=1.0, mil
     if kind == "exponential":
         if step < decay_start:
             return 1.0
-        return decay_factor ** ((step - decay_start) / decay_steps)
+        return decay_factor ** ((step - decay_start + 1) / decay_steps)
     if kind == "step":
         return gamma ** bisect.bisect_right(sorted(milestones), step)
     raise ValueError(f"schedule kind must be 'constant', 'exponential' or 'step', got {kind!r}")

@@ -17,6 +17,7 @@ from typing import Optional
 import torch
 import yaml
 
+from stemseg_fast.categories import check_target_names, resolve_category_map
 from stemseg_fast.model.checkpoints import (OFFICIAL_CHECKPOINT_URLS, download_official_checkpoint,
                                             load_official_weights, read_checkpoint_file,
                                             save_checkpoint)
@@ -42,9 +43,18 @@ SOURCE_KINDS = ("ytvis", "ovis", "coco", "davis", "kitti_mots")
 
 @dataclass(frozen=True)
 class SourceConfig:
-    """One data source. ``annotations``: the JSON file (ytvis, ovis, coco) or the folder of
-    per-sequence txt files (kitti_mots); ``images``: the image root (for davis: the dataset
-    root with JPEGImages/ and Annotations/)."""
+    """One data source.
+
+    ``annotations``: the JSON file (ytvis, ovis, coco), the folder of per-sequence txt files
+    (kitti_mots), or the annotation folder name under the root (davis; default
+    ``Annotations``). ``images``: the image root (davis: the dataset root). ``sequences``
+    (davis, kitti_mots): the sequence names to train on, or a text file listing them one per
+    line (e.g. ``ImageSets/2017/train.txt``); None reads every sequence. ``category_map``
+    (coco): a name from :data:`stemseg_fast.categories.CATEGORY_MAPS` (the official
+    ``coco_to_ytvis``, ``voc_to_ytvis``, ``coco_davis``, ``voc_davis``; ``coco_to_ovis``) or
+    an explicit {image class id: training class id}; classes it does not list are dropped.
+    ``min_area``: smaller instances are dropped (official VOC for DAVIS: 50 px).
+    """
 
     kind: str
     images: str
@@ -54,7 +64,9 @@ class SourceConfig:
     duplicate_single_instance: bool = True
     frame_span: int = 8
     augmentation: str = "coco"  # pseudo-clips: coco (rotation 12 deg), voc / mapillary (10 deg)
-    category_map: Optional[dict] = None  # COCO category id -> training category id
+    category_map: Optional[object] = None
+    min_area: int = 0
+    sequences: Optional[object] = None
 
 
 @dataclass(frozen=True)
@@ -150,38 +162,79 @@ def model_config(config):
     return STEmSegConfig.from_dict(_deep_merge(preset.to_dict(), config.model_overrides))
 
 
-def _source_dataset(source, count, data, targets, seed):
-    common = dict(targets=targets, clip_length=data.clip_length,
-                  category_agnostic=source.category_agnostic, seed=seed)
+def _sequences(source):
+    """Sequence names from a list or from a text file with one name per line."""
+    if source.sequences is None or isinstance(source.sequences, (list, tuple)):
+        return source.sequences
+    try:
+        with open(source.sequences, encoding="utf-8") as handle:
+            return [line.strip() for line in handle if line.strip()]
+    except OSError as error:
+        raise ValueError(f"cannot read the sequence list {source.sequences}: "
+                         f"{error.strerror}") from None
+
+
+def _read_source(source):
+    """(samples, their class names {id: name} or None, target class names of the source's
+    category map or None)."""
     if source.kind == "coco":
-        category_map = ({int(k): int(v) for k, v in source.category_map.items()}
-                        if source.category_map else None)
-        images, _ = read_coco(source.annotations, source.images, category_map=category_map)
-        return PseudoClipDataset(images, count, augmentation=AUGMENTATIONS[source.augmentation],
-                                 **common)
+        category_map, target_names = (resolve_category_map(source.category_map)
+                                      if source.category_map is not None else (None, None))
+        images, _ = read_coco(source.annotations, source.images, category_map=category_map,
+                              min_area=source.min_area)
+        return images, None, target_names
     if source.kind in ("ytvis", "ovis"):
-        videos, _ = read_ytvis(source.annotations, source.images)
-    elif source.kind == "davis":
-        videos = read_davis(source.images)
-    else:
-        videos = read_kitti_mots(source.annotations, source.images)
-    return VideoClipDataset(videos, count, frame_span=source.frame_span,
-                            duplicate_single_instance=source.duplicate_single_instance,
-                            **common)
+        videos, names = read_ytvis(source.annotations, source.images)
+        return videos, names, None
+    if source.kind == "davis":
+        return read_davis(source.images, sequences=_sequences(source),
+                          annotation_folder=source.annotations or "Annotations"), None, None
+    return read_kitti_mots(source.annotations, source.images,
+                           sequences=_sequences(source)), None, None
+
+
+def _check_classes(samples, source, num_classes, where):
+    """Every training class must be one the semantic head has, before training starts."""
+    if source.category_agnostic:
+        return
+    largest = max((max(sample.categories, default=0) for sample in samples), default=0)
+    if largest >= num_classes:
+        hint = (" (map COCO/VOC classes with category_map)" if source.kind == "coco" else "")
+        raise ValueError(f"{where}: class ids go up to {largest}, but the model has "
+                         f"{num_classes} classes including the background{hint}")
 
 
 def build_dataset(config):
     """The mixed training set: ``loop.max_steps * loop.global_batch`` clips split over the
     sources by weight (official: MAX_ITER x BATCH_SIZE samples, fixed counts per source)."""
     data = config.data
+    num_classes = model_config(config).num_classes
     targets = TargetBuilder(data.min_dim, data.max_dim)
     names = [f"{index}:{source.kind}" for index, source in enumerate(data.sources)]
     total = config.loop.max_steps * config.loop.global_batch
     counts = mixture_counts({name: source.weight for name, source in zip(names, data.sources)},
                             total)
-    return MixedClipDataset({
-        name: _source_dataset(source, counts[name], data, targets, config.loop.seed + index)
-        for index, (name, source) in enumerate(zip(names, data.sources)) if counts[name] > 0})
+    read = {name: _read_source(source) for name, source in zip(names, data.sources)}
+    video_class_names = [names_ for _, names_, _ in read.values() if names_]
+    datasets = {}
+    for index, (name, source) in enumerate(zip(names, data.sources)):
+        samples, _, target_names = read[name]
+        where = f"data.sources[{index}] ({source.kind})"
+        if target_names and video_class_names:
+            check_target_names(target_names, video_class_names[0], where)
+        _check_classes(samples, source, num_classes, where)
+        if counts[name] == 0:
+            continue
+        common = dict(targets=targets, clip_length=data.clip_length,
+                      category_agnostic=source.category_agnostic, seed=config.loop.seed + index)
+        if source.kind == "coco":
+            datasets[name] = PseudoClipDataset(
+                samples, counts[name], augmentation=AUGMENTATIONS[source.augmentation], **common)
+        else:
+            datasets[name] = VideoClipDataset(
+                samples, counts[name], frame_span=source.frame_span,
+                duplicate_single_instance=source.duplicate_single_instance, **common)
+    return MixedClipDataset(datasets)
 
 
 def _load_initial_weights(model, init_weights):
@@ -210,7 +263,8 @@ def build_model(config, device):
 
 
 def run(config, *, device=None):
-    """Train as ``config`` says; returns the path of the final model checkpoint."""
+    """Train as ``config`` says; returns the path of the final model checkpoint, or None when
+    a signal stopped training early (after writing a checkpoint to resume from)."""
     context = init_distributed(device)
     try:
         model = build_model(config, context.device)
@@ -220,7 +274,10 @@ def run(config, *, device=None):
                           schedule=config.schedule, loop=config.loop, run_dir=config.run_dir,
                           collate_fn=collate_clips, context=context,
                           config_record=to_dict(config))
-        trainer.fit()
+        if trainer.fit() < config.loop.max_steps:
+            # Stopped by a signal: the checkpoint resumes it; a final model would mislead the
+            # next stage that initialises from it.
+            return None
         final = f"{config.run_dir}/model_final.pth"
         if context.is_main:
             save_checkpoint(trainer.module, final)
@@ -235,6 +292,10 @@ def _command(args):
         config = dataclasses.replace(config, run_dir=args.run_dir)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     final = run(config, device=args.device)
+    if final is None:
+        print(f"training stopped early; run the same command again to resume from the newest "
+              f"checkpoint in {config.run_dir}", file=sys.stderr)
+        return 3
     print(f"wrote {final}")
     return 0
 

@@ -157,17 +157,26 @@ class Trainer:
                     progress.set_postfix(loss=f"{terms['total']:.4f}")
                 if after_step is not None:
                     after_step(self.step, terms)
-                if self.step % self.loop.checkpoint_every == 0 or self.step == self.loop.max_steps:
+                stopping = self._agreed(stop.requested)
+                if (self.step % self.loop.checkpoint_every == 0
+                        or self.step == self.loop.max_steps or stopping):
                     self.save()
-                elif stop.requested:
-                    self.save()
-                if stop.requested:
+                if stopping:
                     break
         if progress is not None:
             progress.close()
         if writer is not None:
             writer.close()
         return self.step
+
+    def _agreed(self, requested):
+        """Whether any rank was asked to stop: every rank must leave at the same step, or the
+        others would wait forever in the next gradient all-reduce."""
+        if self.context.world_size == 1:
+            return requested
+        flag = torch.tensor([int(requested)], device=self.context.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
 
     def _train_step(self, batches, accumulation):
         self.optimizer.zero_grad(set_to_none=True)
@@ -180,9 +189,10 @@ class Trainer:
             with no_sync:
                 with self._autocast():
                     terms = self.objective(self.model, batch)
-                # Every micro-batch's loss is a mean over its clips; dividing by the number of
-                # micro-batches (and DDP averaging over ranks) makes the step's gradient the mean
-                # over the whole global batch, whatever the split.
+                # Dividing each micro-batch's loss by the number of micro-batches (and DDP
+                # averaging over ranks) makes the step's gradient the mean of the micro-batch
+                # losses. The official loss normalises by the instances of its batch, so the
+                # update equals the official one for the official split (one clip per forward).
                 self.scaler.scale(terms["total"].float() / accumulation).backward()
             for name, value in terms.items():
                 totals[name] = totals.get(name, 0.0) + float(value.detach()) / accumulation

@@ -16,6 +16,7 @@ Example::
 from dataclasses import asdict, dataclass, field, fields
 from typing import Optional, Tuple
 
+from stemseg_fast.categories import OVIS_CATEGORIES, YOUTUBE_VIS_CATEGORIES
 from stemseg_fast.kernels.instance_gaussians import FREE_DIM_PRECISION
 
 
@@ -85,6 +86,11 @@ class STEmSegConfig:
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     category_names: Optional[Tuple[str, ...]] = None
 
+    def __post_init__(self):
+        if self.category_names is not None and len(self.category_names) != self.num_classes - 1:
+            raise ValueError(f"category_names must name the {self.num_classes - 1} classes "
+                             f"after the background, got {len(self.category_names)} names")
+
     def to_dict(self):
         """Plain dict (tuples, numbers, strings) for checkpoints."""
         return asdict(self)
@@ -125,6 +131,7 @@ PRESETS = {
         STEmSegConfig(
             "ytvis", backbone=R101, embedding_mode="xyff",
             semantic_decoder=DecoderConfig(widths=(256, 256, 256, 256)), num_classes=41,
+            category_names=YOUTUBE_VIS_CATEGORIES,
             inference=InferenceConfig(clip_length=8, clip_overlap=4, max_tracks=10,
                                       min_dim=640, max_dim=1196,
                                       cluster_at_full_resolution=True)),
@@ -137,11 +144,13 @@ PRESETS = {
                                       cluster_at_full_resolution=False)),
         STEmSegConfig(
             "kitti_mots", backbone=R101, embedding_mode="xyt", num_classes=3,
+            category_names=("car", "pedestrian"),
             inference=InferenceConfig(clip_length=8, clip_overlap=4, min_seediness=0.95,
                                       max_tracks=1000, min_dim=800, max_dim=1948,
                                       cluster_at_full_resolution=False)),
         STEmSegConfig(
             "ovis", backbone=X101_32X8D, embedding_mode="xyff", num_classes=26,
+            category_names=OVIS_CATEGORIES,
             inference=InferenceConfig(clip_length=8, clip_overlap=4, max_tracks=20,
                                       min_dim=640, max_dim=1196,
                                       cluster_at_full_resolution=True)),

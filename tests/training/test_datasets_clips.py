@@ -133,7 +133,11 @@ def test_video_clip_dataset_duplicates_single_instances_on_davis(tmp_path):
     off = VideoClipDataset([single], 3, clip_length=4, frame_span=4, seed=0,
                            duplicate_single_instance=False)
     assert len(off.raw_clip(0).categories) == 1
-    assert on.raw_clip(0).categories == (1, 1)
+    clip = on.raw_clip(0)
+    assert clip.categories == (1, 1)
+    # DAVIS ignores the background; the pasted copy is annotated, so it is not ignored
+    copy = clip.masks[1].astype(bool)
+    assert copy.any() and not clip.ignore[copy].any()
 
 
 def test_empty_video_dataset_raises(tmp_path):

@@ -6,11 +6,14 @@ from stemseg_fast.training.schedule import lr_factor
 
 
 def test_official_youtube_vis_schedule():
-    # 1e-3 until 60k, then x0.01 over 100k -> 1e-5 at 160k (youtube_vis.yaml)
+    # 1e-3 until 60k, then x0.01 over 100k -> 1e-5 by the end of 160k steps (youtube_vis.yaml);
+    # the official scheduler first multiplies by gamma at the start step itself.
     kwargs = dict(kind="exponential", decay_start=60_000, decay_steps=100_000, decay_factor=0.01)
+    gamma = 0.01 ** (1 / 100_000)
     assert lr_factor(59_999, **kwargs) == 1.0
-    assert lr_factor(110_000, **kwargs) == pytest.approx(0.1)
-    assert lr_factor(160_000, **kwargs) == pytest.approx(0.01)
+    assert lr_factor(60_000, **kwargs) == pytest.approx(gamma, rel=1e-12)
+    assert lr_factor(109_999, **kwargs) == pytest.approx(0.1, rel=1e-9)
+    assert lr_factor(159_999, **kwargs) == pytest.approx(0.01, rel=1e-9)
 
 
 def test_step_and_constant_schedules():

@@ -1,11 +1,15 @@
 """The train command end to end on the project's synthetic videos with the tiny preset."""
+import pathlib
+
 import pytest
 import yaml
 
 from stemseg_fast.cli import main
 from stemseg_fast.model.checkpoints import load_checkpoint
 from stemseg_fast.synthetic import write_synthetic_dataset
-from stemseg_fast.training.train import load_train_config, model_config
+from stemseg_fast.training.train import build_dataset, load_train_config, model_config
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def write_config(tmp_path, **loop):
@@ -64,3 +68,46 @@ def test_missing_images_fail_before_training(tmp_path, capsys):
     assert main(["train", "--config", str(path)]) == 2
     error = capsys.readouterr().err
     assert "00000.jpg" in error and "Traceback" not in error
+
+
+def test_every_shipped_config_loads():
+    for path in sorted((REPO / "training" / "configs").glob("*.yaml")):
+        config = load_train_config(path)
+        assert config.data.sources, path
+
+
+def _with_coco_source(tmp_path, **source):
+    from dataset_fixtures import make_coco
+
+    path = write_config(tmp_path)
+    values = yaml.safe_load(path.read_text())
+    coco_path, coco_root = make_coco(str(tmp_path / "coco"))
+    values["data"]["sources"].append({"kind": "coco", "annotations": coco_path,
+                                      "images": coco_root, **source})
+    path.write_text(yaml.safe_dump(values))
+    return load_train_config(path)
+
+
+def test_classes_beyond_the_semantic_head_fail_before_training(tmp_path):
+    # the fixture's COCO classes 1..3 fit the 4-class model; remapped to 7 they do not
+    config = _with_coco_source(tmp_path, category_map={1: 7, 2: 7, 3: 7})
+    with pytest.raises(ValueError, match=r"data.sources\[1\] \(coco\): class ids go up to 7"):
+        build_dataset(config)
+    assert len(build_dataset(_with_coco_source(tmp_path / "ok", category_map={1: 1, 2: 2, 3: 3})))
+
+
+def test_a_named_category_map_must_agree_with_the_video_classes(tmp_path):
+    # coco_to_ovis sends people to class 1 "Person"; the synthetic videos call class 1 "disc"
+    config = _with_coco_source(tmp_path, category_map="coco_to_ovis")
+    with pytest.raises(ValueError, match="class 1 'Person', but the annotations call class 1 'disc'"):
+        build_dataset(config)
+
+
+def test_a_run_stopped_early_writes_no_final_model(tmp_path, monkeypatch, capsys):
+    from stemseg_fast.training import trainer as trainer_module
+
+    path = write_config(tmp_path)
+    monkeypatch.setattr(trainer_module.Trainer, "fit", lambda self, **kw: 1)  # a signal at step 1
+    assert main(["train", "--config", str(path)]) == 3
+    assert not (tmp_path / "run" / "model_final.pth").exists()
+    assert "run the same command again to resume" in capsys.readouterr().err

@@ -61,7 +61,7 @@ def test_training_reduces_the_loss_and_keeps_frozen_parameters(tmp_path):
     assert [step for step, _ in list_checkpoints(tmp_path)] == [12]
     assert os.listdir(tmp_path / "tensorboard")
     # the exponential schedule: constant for 2 steps, then x0.1 over 4 steps and on
-    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.05 * 0.1 ** (10 / 4))
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.05 * 0.1 ** (11 / 4))
 
 
 def test_micro_batches_accumulate_to_the_same_update(tmp_path):

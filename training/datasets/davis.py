@@ -19,7 +19,7 @@ VOID_VALUE = 255
 
 
 def read_davis(root, *, sequences=None, resolution="480p", background_as_ignore=True,
-               check_sizes="first"):
+               annotation_folder="Annotations", check_sizes="first"):
     """Reads DAVIS-layout folders.
 
     Args:
@@ -28,11 +28,12 @@ def read_davis(root, *, sequences=None, resolution="480p", background_as_ignore=
             folder under ``Annotations/<resolution>``.
         background_as_ignore: background and void pixels form the ignore region (official
             DAVIS training); False makes only void (255) ignored.
+        annotation_folder: ``Annotations`` (DAVIS 2017) or e.g. ``Annotations_unsupervised``.
     Returns:
         list[VideoSample].
     """
     image_dir = os.path.join(root, "JPEGImages", resolution)
-    annotation_dir = os.path.join(root, "Annotations", resolution)
+    annotation_dir = os.path.join(root, annotation_folder, resolution)
     if not os.path.isdir(annotation_dir):
         raise ValueError(f"DAVIS root {root}: folder {annotation_dir} does not exist")
     if sequences is None:

@@ -102,8 +102,11 @@ class VideoClipDataset(Dataset):
         if self.duplicate_single_instance and len(clip.categories) == 1:
             duplicated = duplicate_single_instance(clip.images, clip.masks[0], rng)
             if duplicated is not None:
-                clip = RawClip(duplicated[0], duplicated[1], clip.ignore,
-                               clip.categories * 2, clip.name)
+                images, masks = duplicated
+                # The pasted copy is annotated: it leaves the ignore region (DAVIS ignores the
+                # whole background, and the official loader derives ignore after pasting).
+                ignore = np.where(masks[1].astype(bool), 0, clip.ignore).astype(clip.ignore.dtype)
+                clip = RawClip(images, masks, ignore, clip.categories * 2, clip.name)
         if self.photometric_jitter:
             clip = RawClip(np.stack([photometric_jitter(image, rng, COCO_AUGMENTATION)
                                      for image in clip.images]),
