@@ -40,7 +40,7 @@ clean:
 	rm -rf $(VENV) build *.egg-info demo_output .pytest_cache
 
 # Wheels the GPU machine lacks (it has no network): cp312 manylinux builds into .whl/.
-GPU_WHEELS ?= pycocotools==2.0.11
+GPU_WHEELS ?= pycocotools==2.0.11 trackeval==1.3.0
 gpu-wheels:
 	mkdir -p .whl
 	$(PYTHON) -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
