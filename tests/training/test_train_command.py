@@ -2,6 +2,7 @@
 import pathlib
 
 import pytest
+import torch
 import yaml
 
 from stemseg_fast.cli import main
@@ -24,7 +25,7 @@ def write_config(tmp_path, **loop):
              "images": str(data / "JPEGImages"), "frame_span": 4}]},
         "optimizer": {"lr": 0.02},
         "schedule": {"kind": "constant"},
-        "loop": {"max_steps": 12, "global_batch": 2, "micro_batch": 2, "checkpoint_every": 6,
+        "loop": {"max_steps": 12, "global_batch": 2, "micro_batch": 1, "checkpoint_every": 6,
                  "log_every": 1, "num_workers": 0, "progress_bar": False, **loop},
     }
     path = tmp_path / "config.yaml"
@@ -111,3 +112,37 @@ def test_a_run_stopped_early_writes_no_final_model(tmp_path, monkeypatch, capsys
     assert main(["train", "--config", str(path)]) == 3
     assert not (tmp_path / "run" / "model_final.pth").exists()
     assert "run the same command again to resume" in capsys.readouterr().err
+
+
+def _train_worker(rank, world_size, port, config_path, run_dir):
+    import os
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    assert main(["train", "--config", config_path, "--run-dir", run_dir, "--device", "cpu"]) == 0
+
+
+@pytest.mark.slow
+def test_two_process_ddp_training_of_the_tiny_preset_equals_one_process(tmp_path):
+    """torchrun semantics through the real train command: 2 gloo ranks x 1 clip per step give
+    the parameters of 1 process accumulating 2 clips."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    path = write_config(tmp_path, max_steps=3, checkpoint_every=3)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each rank: the same kernels, so the same rounding
+    try:
+        assert main(["train", "--config", str(path), "--run-dir", str(tmp_path / "single")]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_train_worker, args=(2, port, str(path), str(tmp_path / "ddp")), nprocs=2)
+    single = load_checkpoint(tmp_path / "single" / "model_final.pth").state_dict()
+    ddp = load_checkpoint(tmp_path / "ddp" / "model_final.pth").state_dict()
+    for name, value in single.items():
+        torch.testing.assert_close(ddp[name], value, rtol=1e-4, atol=1e-5, msg=name)
