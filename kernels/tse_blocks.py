@@ -217,6 +217,20 @@ def _group_norm_stats(x, num_groups, eps, channels_last, *, block=_STATS_BLOCK, 
 
 
 @triton.jit
+def _channel_affine(mean_ptr, rstd_ptr, weight_ptr, bias_ptr, C, G):
+    """This program's (batch, channel) and the GroupNorm affine of its channel folded into one
+    scale and shift: y = x * scale + shift."""
+    bc = tl.program_id(0)
+    b = bc // C
+    c = bc % C
+    bg = b * G + c // (C // G)
+    acc_dtype = mean_ptr.dtype.element_ty
+    scale = tl.load(rstd_ptr + bg) * tl.load(weight_ptr + c).to(acc_dtype)
+    shift = tl.load(bias_ptr + c).to(acc_dtype) - tl.load(mean_ptr + bg) * scale
+    return b, c, scale, shift
+
+
+@triton.jit
 def _group_norm_relu_kernel(
     x_ptr,  # [B, C, T, H, W]
     out_ptr,  # [B, C, T, H, W], same layout
@@ -225,13 +239,8 @@ def _group_norm_relu_kernel(
     C, S, G,
     CHANNELS_LAST: tl.constexpr, BLOCK: tl.constexpr,
 ):
-    bc = tl.program_id(0)
-    b = bc // C
-    c = bc % C
-    bg = b * G + c // (C // G)
+    b, c, scale, shift = _channel_affine(mean_ptr, rstd_ptr, weight_ptr, bias_ptr, C, G)
     acc_dtype = mean_ptr.dtype.element_ty
-    scale = tl.load(rstd_ptr + bg) * tl.load(weight_ptr + c).to(acc_dtype)
-    shift = tl.load(bias_ptr + c).to(acc_dtype) - tl.load(mean_ptr + bg) * scale
     s = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     valid = s < S
     offsets = _element_offset(b, c, s, C, S, CHANNELS_LAST)
@@ -249,13 +258,8 @@ def _group_norm_relu_pool_kernel(
     C, G, T, H, W, T_out,
     CHANNELS_LAST: tl.constexpr, BLOCK: tl.constexpr,
 ):
-    bc = tl.program_id(0)
-    b = bc // C
-    c = bc % C
-    bg = b * G + c // (C // G)
+    b, c, scale, shift = _channel_affine(mean_ptr, rstd_ptr, weight_ptr, bias_ptr, C, G)
     acc_dtype = mean_ptr.dtype.element_ty
-    scale = tl.load(rstd_ptr + bg) * tl.load(weight_ptr + c).to(acc_dtype)
-    shift = tl.load(bias_ptr + c).to(acc_dtype) - tl.load(mean_ptr + bg) * scale
     s_out = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     valid = s_out < T_out * H * W
     t_out = s_out // (H * W)
