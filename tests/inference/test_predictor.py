@@ -83,7 +83,7 @@ class OracleNetwork(nn.Module):
 def oracle_predictor(clip, **inference):
     config = dataclasses.replace(tiny_config(**inference), num_classes=4)  # bg + 3 shapes
     network = OracleNetwork(clip.instance_ids, clip.categories, config)
-    return Predictor(network, backend="reference"), network
+    return Predictor(network, device="cpu", backend="reference"), network
 
 
 def ideal_masks(instance_ids, index):
@@ -176,7 +176,8 @@ def test_semantic_average_counts_every_occurrence_of_a_padded_frame():
         return output._replace(semantic_logits=semantic)
 
     network.heads = heads_with_conflicting_classes
-    prediction = Predictor(network, backend="reference").predict(clip.frames, video_id=1)
+    predictor = Predictor(network, device="cpu", backend="reference")
+    prediction = predictor.predict(clip.frames, video_id=1)
     sums = prediction.class_logit_sums  # [1 track, 5 channels]
     assert sums.shape[0] == 1
     np.testing.assert_allclose(sums[0, 1:], 0.0, atol=1e-4)
@@ -195,13 +196,14 @@ def test_long_stream_keeps_a_bounded_number_of_frames_alive():
     assert peaks[0] == peaks[1]  # independent of the video's length
 
 
-def test_reference_and_triton_clustering_give_the_same_tracks():
+def test_reference_and_triton_clustering_give_the_same_tracks(device):
     torch.manual_seed(0)
     model = build_stemseg(tiny_config(min_seediness=0.3))
     clip = synthetic_clip(num_frames=5, height=64, width=96, seed=2)
     results = {}
     for backend in ("reference", "triton"):
-        prediction = Predictor(model, backend=backend).predict(clip.frames, video_id=1)
+        predictor = Predictor(model, device=device, backend=backend)
+        prediction = predictor.predict(clip.frames, video_id=1)
         results[backend] = prediction
     reference, triton = results["reference"], results["triton"]
     assert len(reference.track_ids) > 0
@@ -304,7 +306,7 @@ def test_inference_settings_reach_clustering_and_stitching(monkeypatch):
     monkeypatch.setattr(pipeline, "ClipStitcher", spy_stitcher)
     config = dataclasses.replace(tiny_config(), num_classes=4)
     network = OracleNetwork(clip.instance_ids, clip.categories, config)
-    predictor = Predictor(network, backend="reference",
+    predictor = Predictor(network, device="cpu", backend="reference",
                           inference={"distance_rule": "paper", "secondary_rule": "nearest",
                                      "stitch_iou_threshold": 0.1, "min_seediness": 0.9})
     assert len(predictor(clip.frames).tracks) == 3

@@ -11,12 +11,12 @@ def test_auto_picks_triton_on_cuda_and_the_reference_elsewhere(monkeypatch):
     assert resolve_backend("auto", torch.zeros(1, device=device)) == expected
 
 
-def test_environment_overrides_auto_only(monkeypatch):
+def test_environment_overrides_auto_only(monkeypatch, device):
     monkeypatch.setenv(BACKEND_ENV_VAR, "reference")
-    assert resolve_backend("auto", torch.zeros(1)) == "reference"
+    assert resolve_backend("auto", torch.zeros(1, device=device)) == "reference"
     monkeypatch.setenv(BACKEND_ENV_VAR, "triton")
-    assert resolve_backend("auto", torch.zeros(1)) == "triton"  # interpreter or CUDA here
-    assert resolve_backend("reference", torch.zeros(1)) == "reference"
+    assert resolve_backend("auto", torch.zeros(1, device=device)) == "triton"  # interpreter or CUDA
+    assert resolve_backend("reference", torch.zeros(1, device=device)) == "reference"
 
 
 def test_unknown_names_list_the_choices(monkeypatch):

@@ -49,6 +49,10 @@ def make_clip(num_voxels, num_dims, num_variance_dims, num_instances, vanished, 
     return (embeddings, log_precisions, seediness), ids, ignore_mask
 
 
+def clip_on(device, inputs64, ids, ignore):
+    return [x.to(device) for x in inputs64], ids.to(device), ignore.to(device)
+
+
 def terms_of(result):
     return [getattr(result, name) for name in TERM_NAMES]
 
@@ -133,7 +137,7 @@ def test_reference_gradcheck(rng):
 def test_vanished_id_does_not_shift_other_instances(device, rng):
     """The official index-shift bug cannot occur: ids {0, 2} of K = 3 give the same terms as
     the compacted ids {0, 1} of K = 2 (official: instance 2's Gaussian would meet mask 1)."""
-    inputs64, ids, ignore = make_clip(120, 4, 2, 3, (1,), 0.3, 0.1, rng)
+    inputs64, ids, ignore = clip_on(device, *make_clip(120, 4, 2, 3, (1,), 0.3, 0.1, rng))
     compact = torch.where(ids == 2, 1, ids)
     for backend in ("reference", "triton"):
         sparse = embedding_loss(*inputs64, ids, ignore, 3, backend=backend)
@@ -145,10 +149,10 @@ def test_vanished_id_does_not_shift_other_instances(device, rng):
         assert int(sparse.num_instances) == 2
 
 
-def test_ignore_handling_options(rng):
+def test_ignore_handling_options(device, rng):
     """Default (official): the ignore mask leaves the Lovász term unchanged. Excluding equals
     removing the ignored background voxels from the Lovász rows."""
-    inputs64, ids, ignore = make_clip(150, 4, 2, 4, (), 0.5, 0.3, rng)
+    inputs64, ids, ignore = clip_on(device, *make_clip(150, 4, 2, 4, (), 0.5, 0.3, rng))
     # Ignored background voxels inside instance 0: large hinge errors, so dropping them matters.
     ignored_background = ignore & (ids < 0)
     inputs64[0][ignored_background] = inputs64[0][ids == 0].mean(dim=0)
@@ -168,15 +172,15 @@ def test_ignore_handling_options(rng):
         assert excluded.lovasz_per_instance[0] < official.lovasz_per_instance[0] - 0.01
 
 
-def test_seediness_background_by_hand():
+def test_seediness_background_by_hand(device):
     # Three background voxels (one ignored) with seediness 0.5, 0.2, 0.9 (ignored):
     # (0.25 + 0.04 + 0) / 3 -- the ignored voxel stays in the denominator (official).
     # One instance voxel with seediness 1 and p = 1 (it is its own mean): error 0.
-    embeddings = torch.zeros(4, 4, dtype=torch.float64)
-    log_precisions = torch.zeros(4, 2, dtype=torch.float64)
-    seediness = torch.tensor([1.0, 0.5, 0.2, 0.9], dtype=torch.float64)
-    ids = torch.tensor([0, -1, -1, -1])
-    ignore = torch.tensor([False, False, False, True])
+    embeddings = torch.zeros(4, 4, dtype=torch.float64, device=device)
+    log_precisions = torch.zeros(4, 2, dtype=torch.float64, device=device)
+    seediness = torch.tensor([1.0, 0.5, 0.2, 0.9], dtype=torch.float64, device=device)
+    ids = torch.tensor([0, -1, -1, -1], device=device)
+    ignore = torch.tensor([False, False, False, True], device=device)
     for backend in ("reference", "triton"):
         terms = embedding_loss(embeddings, log_precisions, seediness, ids, ignore,
                                backend=backend)
@@ -209,7 +213,7 @@ def test_total_applies_official_weights(rng):
     assert_close(terms.total(), terms.lovasz + 10.0 * terms.smoothness + terms.seediness)
 
 
-def test_poisoned_outputs_catch_a_kernel_that_writes_nothing(monkeypatch, rng):
+def test_poisoned_outputs_catch_a_kernel_that_writes_nothing(monkeypatch, device, rng):
     """The harness can fail: skip the errors kernel and the NaN poison must show."""
     inputs64, ids, ignore = make_clip(50, 4, 2, 2, (), 0.3, 0.0, rng)
     expected = embedding_loss(*inputs64, ids, ignore, 2, backend="reference")
@@ -219,15 +223,16 @@ def test_poisoned_outputs_catch_a_kernel_that_writes_nothing(monkeypatch, rng):
             return lambda *args, **kwargs: None
 
     monkeypatch.setattr(embedding_loss_module, "_embedding_loss_errors_kernel", SkippedKernel())
-    result = embedding_loss(*inputs64, ids, ignore, 2, backend="triton")
+    inputs, ids, ignore = clip_on(device, inputs64, ids, ignore)
+    result = embedding_loss(*inputs, ids, ignore, 2, backend="triton")
     with pytest.raises(AssertionError, match="differ"):
         assert_close(result.seediness, expected.seediness, name="seediness")
 
 
-def test_result_changes_with_input(rng):
+def test_result_changes_with_input(device, rng):
     # Instance 1's seediness enters only its own seediness term (embeddings would move every
     # row's Lovász term, since instance 1's voxels are negatives of instance 0).
-    inputs64, ids, ignore = make_clip(50, 4, 2, 2, (), 0.3, 0.0, rng)
+    inputs64, ids, ignore = clip_on(device, *make_clip(50, 4, 2, 2, (), 0.3, 0.0, rng))
     before = embedding_loss(*inputs64, ids, ignore, 2, backend="triton")
     inputs64[2][ids == 1] = 1.0 - inputs64[2][ids == 1]
     after = embedding_loss(*inputs64, ids, ignore, 2, backend="triton")

@@ -48,12 +48,13 @@ def test_triton_matches_float64_reference(num_voxels, num_dims, num_instances, d
                       names=["embeddings", "means", "precisions"], dtype=dtype)
 
 
-def test_values_by_hand():
+def test_values_by_hand(device):
     # One instance at the origin with precisions (1, 4): voxel (1, 0) has squared distance 1,
     # voxel (0, 1) has 4, the origin 0 -> exp(-1/2), exp(-2), 1.
-    embeddings = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]], dtype=torch.float64)
-    means = torch.zeros(1, 2, dtype=torch.float64)
-    precisions = torch.tensor([[1.0, 4.0]], dtype=torch.float64)
+    embeddings = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]], dtype=torch.float64,
+                              device=device)
+    means = torch.zeros(1, 2, dtype=torch.float64, device=device)
+    precisions = torch.tensor([[1.0, 4.0]], dtype=torch.float64, device=device)
     expected = torch.exp(torch.tensor([[-0.5, -2.0, 0.0]], dtype=torch.float64))
     for backend in ("reference", "triton"):
         assert_close(gaussian_probability(embeddings, means, precisions, backend=backend),
@@ -98,7 +99,7 @@ def test_non_contiguous_inputs(device, rng):
     assert_close(result, expected, name="prob")
 
 
-def test_poisoned_outputs_catch_a_kernel_that_writes_nothing(monkeypatch, rng):
+def test_poisoned_outputs_catch_a_kernel_that_writes_nothing(monkeypatch, device, rng):
     """The harness can fail: skip the forward kernel and the NaN poison must show."""
     inputs = make_inputs(40, 4, 2, rng)
     expected = gaussian_probability(*inputs, backend="reference")
@@ -109,13 +110,13 @@ def test_poisoned_outputs_catch_a_kernel_that_writes_nothing(monkeypatch, rng):
 
     monkeypatch.setattr(gaussian_probability_module, "_gaussian_probability_fwd_kernel",
                         SkippedKernel())
-    result = gaussian_probability(*inputs, backend="triton")
+    result = gaussian_probability(*(x.to(device) for x in inputs), backend="triton")
     with pytest.raises(AssertionError, match="differ"):
         assert_close(result, expected, name="prob")
 
 
-def test_result_changes_with_input(rng):
-    embeddings, means, precisions = make_inputs(30, 4, 2, rng)
+def test_result_changes_with_input(device, rng):
+    embeddings, means, precisions = (x.to(device) for x in make_inputs(30, 4, 2, rng))
     before = gaussian_probability(embeddings, means, precisions, backend="triton")
     means[1] += 0.1
     after = gaussian_probability(embeddings, means, precisions, backend="triton")

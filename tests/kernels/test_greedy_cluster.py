@@ -238,7 +238,7 @@ def test_dtypes_and_layouts(device, rng):
             assert_same_labels(labels, expected, backend)
 
 
-def test_poisoned_outputs_catch_a_kernel_that_writes_nothing(monkeypatch, rng):
+def test_poisoned_outputs_catch_a_kernel_that_writes_nothing(monkeypatch, device, rng):
     """The comparison can fail: skip the finalize kernel and the poisoned labels must show."""
     inputs = make_inputs(64, 4, 0.8, 0, 2.0, rng)
     expected = greedy_cluster(*inputs, max_instances=2, backend="reference")
@@ -249,13 +249,14 @@ def test_poisoned_outputs_catch_a_kernel_that_writes_nothing(monkeypatch, rng):
 
     monkeypatch.setattr(greedy_cluster_module, "_greedy_cluster_finalize_kernel",
                         SkippedKernel())
-    result = greedy_cluster(*inputs, max_instances=2, backend="triton")
+    result = greedy_cluster(*(x.to(device) for x in inputs), max_instances=2, backend="triton")
     with pytest.raises(AssertionError, match="labels differ"):
         assert_same_labels(result, expected, "skipped finalize")
 
 
-def test_result_changes_with_input(rng):
-    embeddings, precisions, seediness, foreground = make_inputs(200, 4, 1.0, 0, 2.0, rng)
+def test_result_changes_with_input(device, rng):
+    embeddings, precisions, seediness, foreground = (
+        x.to(device) for x in make_inputs(200, 4, 1.0, 0, 2.0, rng))
     options = dict(max_instances=3, backend="triton")
     before = greedy_cluster(embeddings, precisions, seediness, foreground, **options)
     seediness[before == 0] = 0.0  # the first cluster's voxels can no longer seed

@@ -53,13 +53,13 @@ def test_triton_matches_float64_reference(num_voxels, num_dims, num_variance_dim
                       names=["embeddings", "log_precisions"], dtype=dtype)
 
 
-def test_values_by_hand():
+def test_values_by_hand(device):
     # Two instances over four voxels; voxel 2 belongs to none.
     embeddings = torch.tensor([[1.0, 2.0, 0.5], [3.0, 4.0, 0.1], [9.0, 9.0, 9.0], [5.0, 0.0, 0.3]],
-                              dtype=torch.float64)
+                              dtype=torch.float64, device=device)
     log_precisions = torch.log(torch.tensor([[0.1, 0.2], [0.3, 0.4], [5.0, 5.0], [0.2, 0.2]],
-                                            dtype=torch.float64))
-    ids = torch.tensor([0, 0, -1, 1])
+                                            dtype=torch.float64, device=device))
+    ids = torch.tensor([0, 0, -1, 1], device=device)
     for backend in ("reference", "triton"):
         means, precisions, counts = instance_gaussians(embeddings, log_precisions, ids, 3,
                                                        backend=backend)
@@ -106,7 +106,7 @@ def test_overflowing_precision_outside_the_instance_does_not_leak(device):
         assert torch.isfinite(precisions).all(), backend
 
 
-def test_poisoned_outputs_catch_a_kernel_that_writes_nothing(monkeypatch, rng):
+def test_poisoned_outputs_catch_a_kernel_that_writes_nothing(monkeypatch, device, rng):
     """The harness can fail: skip the finalize kernel and the NaN poison must show."""
     embeddings, log_precisions, ids = make_inputs(64, 4, 2, 3, 0.0, rng)
     expected = instance_gaussians(embeddings, log_precisions, ids, 3, backend="reference")
@@ -117,13 +117,14 @@ def test_poisoned_outputs_catch_a_kernel_that_writes_nothing(monkeypatch, rng):
 
     monkeypatch.setattr(instance_gaussians_module, "_instance_gaussians_finalize_kernel",
                         SkippedKernel())
-    result = instance_gaussians(embeddings, log_precisions, ids, 3, backend="triton")
+    result = instance_gaussians(embeddings.to(device), log_precisions.to(device), ids.to(device), 3,
+                                backend="triton")
     with pytest.raises(AssertionError, match="differ"):
         assert_close(result.means, expected.means, name="means")
 
 
-def test_result_changes_with_input(rng):
-    embeddings, log_precisions, ids = make_inputs(50, 4, 2, 2, 0.0, rng)
+def test_result_changes_with_input(device, rng):
+    embeddings, log_precisions, ids = (x.to(device) for x in make_inputs(50, 4, 2, 2, 0.0, rng))
     before = instance_gaussians(embeddings, log_precisions, ids, 2, backend="triton").means
     embeddings[ids == 1] += 1.0
     after = instance_gaussians(embeddings, log_precisions, ids, 2, backend="triton").means

@@ -56,7 +56,7 @@ def test_label_dtypes(label_dtype, device, rng):
     assert_close(result, expected, name=f"loss with {label_dtype} labels")
 
 
-def test_hand_worked_case():
+def test_hand_worked_case(device):
     # One row, logits x = (2, -1, 0.5, 0), labels y = (1, 0, 0, 1), sign = (1, -1, -1, 1).
     # errors = 1 - x * sign = (1 - 2, 1 - 1, 1 + 0.5, 1 - 0) = (-1, 0, 1.5, 1).
     # Sorted descending: 1.5 (y=0), 1 (y=1), 0 (y=0), -1 (y=1); gts = 2.
@@ -69,8 +69,8 @@ def test_hand_worked_case():
     # loss = relu(1.5)/3 + relu(1)/3 + relu(0)/12 + relu(-1)/4 = 0.5 + 1/3 = 5/6.
     # d loss / d x_i = -sign_i * grad(i) where the error is > 0: voxel 2 (sorted 0, sign -1)
     # gets +1/3, voxel 3 (sorted 1, sign +1) gets -1/3, voxels 0 and 1 (error <= 0) get 0.
-    logits = torch.tensor([[2.0, -1.0, 0.5, 0.0]], dtype=torch.float64)
-    labels = torch.tensor([[1, 0, 0, 1]])
+    logits = torch.tensor([[2.0, -1.0, 0.5, 0.0]], dtype=torch.float64, device=device)
+    labels = torch.tensor([[1, 0, 0, 1]], device=device)
     for backend in ("reference", "triton"):
         x = logits.clone().requires_grad_(True)
         loss = lovasz_hinge(x, labels, backend=backend)
@@ -80,10 +80,11 @@ def test_hand_worked_case():
                                           dtype=torch.float64), name=f"{backend} grad")
 
 
-def test_row_without_positives_is_the_largest_error():
+def test_row_without_positives_is_the_largest_error(device):
     # gts = 0: J_j = 1 from the first position, so grad = (1, 0, ...) and loss = relu(max).
-    logits = torch.tensor([[0.25, -3.0, 0.5], [-2.0, -3.0, -4.0]], dtype=torch.float64)
-    labels = torch.zeros(2, 3, dtype=torch.bool)
+    logits = torch.tensor([[0.25, -3.0, 0.5], [-2.0, -3.0, -4.0]], dtype=torch.float64,
+                          device=device)
+    labels = torch.zeros(2, 3, dtype=torch.bool, device=device)
     for backend in ("reference", "triton"):
         loss = lovasz_hinge(logits, labels, backend=backend)
         assert_close(loss, torch.tensor([1.5, 0.0], dtype=torch.float64), name=backend)
@@ -124,7 +125,7 @@ def test_non_contiguous_inputs(device, rng):
     assert_close(result, expected, name="loss")
 
 
-def test_poisoned_outputs_catch_a_kernel_that_writes_nothing(monkeypatch, rng):
+def test_poisoned_outputs_catch_a_kernel_that_writes_nothing(monkeypatch, device, rng):
     """The harness can fail: skip the gradient kernel and the NaN poison must show."""
     logits, labels = make_inputs(2, 60, 0.5, rng)
     expected = lovasz_hinge(logits, labels, backend="reference")
@@ -134,13 +135,13 @@ def test_poisoned_outputs_catch_a_kernel_that_writes_nothing(monkeypatch, rng):
             return lambda *args, **kwargs: None
 
     monkeypatch.setattr(lovasz_hinge_module, "_lovasz_gradient_kernel", SkippedKernel())
-    result = lovasz_hinge(logits, labels, backend="triton")
+    result = lovasz_hinge(logits.to(device), labels.to(device), backend="triton")
     with pytest.raises(AssertionError, match="differ"):
         assert_close(result, expected, name="loss")
 
 
-def test_result_changes_with_input(rng):
-    logits, labels = make_inputs(2, 30, 0.5, rng)
+def test_result_changes_with_input(device, rng):
+    logits, labels = (x.to(device) for x in make_inputs(2, 30, 0.5, rng))
     before = lovasz_hinge(logits, labels, backend="triton")
     labels[1] = ~labels[1]
     after = lovasz_hinge(logits, labels, backend="triton")
