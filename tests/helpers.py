@@ -77,3 +77,32 @@ def assert_within_dtype_error(actual, expected, baseline, *, name="result", atol
     if not error <= 2 * baseline_error + atol:  # also fails on NaN
         raise AssertionError(f"{name}: max error {error:.3g} exceeds 2 x PyTorch's own error "
                              f"in that dtype ({baseline_error:.3g}) + {atol:g}")
+
+
+VIDEO_FPS = 12.5  # an unusual rate, so a writer that drops the source fps is caught
+
+
+def write_video(path, frames, fourcc="mp4v", fps=VIDEO_FPS):
+    """Write BGR ``frames`` [T, H, W, 3] as a video file; returns the path as str."""
+    import cv2
+
+    height, width = frames.shape[1:3]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
+    assert writer.isOpened(), f"OpenCV cannot write {fourcc} here"
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return str(path)
+
+
+def write_frames(folder, frames, names=None, extension="png"):
+    """Write BGR ``frames`` as numbered images (or ``names``) in ``folder``; returns it as str."""
+    import os
+
+    import cv2
+
+    os.makedirs(folder, exist_ok=True)
+    names = names or [f"{index:05d}.{extension}" for index in range(len(frames))]
+    for name, frame in zip(names, frames):
+        cv2.imwrite(os.path.join(folder, name), frame)
+    return str(folder)

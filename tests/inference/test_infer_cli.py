@@ -13,13 +13,14 @@ import pycocotools.mask as mask_utils
 import pytest
 import torch
 import torch.multiprocessing as mp
+from helpers import VIDEO_FPS as FPS
+from helpers import write_frames, write_video
 
 from stemseg_fast.cli import main
 from stemseg_fast.model import PRESETS, build_stemseg, save_checkpoint
 from stemseg_fast.outputs import read_davis_png, read_kitti_mots_txt
 from stemseg_fast.synthetic import synthetic_clip
 
-FPS = 12.5
 pytestmark = pytest.mark.filterwarnings("ignore:video codec:RuntimeWarning")  # mp4v fallback
 SIZES = {"alpha": (6, 48, 80), "beta": (3, 64, 96), "gamma": (7, 40, 60)}  # (T, H, W)
 
@@ -40,20 +41,6 @@ def tiny_checkpoint(path):
         tiny, inference=dataclasses.replace(tiny.inference, min_seediness=0.3))
     save_checkpoint(build_stemseg(config), path)
     return str(path)
-
-
-def write_frames(folder, frames):
-    folder.mkdir(parents=True)
-    for index, frame in enumerate(frames):
-        cv2.imwrite(str(folder / f"{index:05d}.png"), frame)
-
-
-def write_video(path, frames):
-    height, width = frames.shape[1:3]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (width, height))
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
 
 
 @pytest.fixture(scope="module")

@@ -2,35 +2,17 @@
 import json
 import os
 
-import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import VIDEO_FPS as FPS
+from helpers import write_frames, write_video
 
 from stemseg_fast.inference.video import (ArraySource, ImageFilesSource, VideoFileSource,
                                           VideoInputError, annotation_videos, clip_positions,
                                           clip_schedule, expand_inputs, folder_source, open_video)
 from stemseg_fast.synthetic import synthetic_clip
 
-FPS = 12.5
-
-
-def write_video(path, frames, fourcc="mp4v", fps=FPS):
-    height, width = frames.shape[1:3]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
-    assert writer.isOpened()
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
-    return str(path)
-
-
-def write_frames(folder, frames, names=None):
-    os.makedirs(folder, exist_ok=True)
-    names = names or [f"{index:05d}.png" for index in range(len(frames))]
-    for name, frame in zip(names, frames):
-        cv2.imwrite(os.path.join(folder, name), frame)
-    return str(folder)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ import warnings
 import cv2
 import numpy as np
 import pytest
+from helpers import write_frames, write_video
 
 from stemseg_fast.inference.video import VideoInputError
 from stemseg_fast.outputs import (DEFAULT_CODECS, draw_tracks, open_video_writer, track_colour,
@@ -38,7 +39,7 @@ def test_overlay_video_opens_with_the_right_count_fps_and_size(tmp_path, clip, v
 
 
 def test_fps_comes_from_the_argument_then_the_tracks_then_the_source(tmp_path, clip,
-                                                                     video_tracks, write_video):
+                                                                     video_tracks):
     write_overlay_video(tmp_path / "a.mp4", clip.frames, video_tracks, fps=5)
     assert read_back(tmp_path / "a.mp4")[0] == pytest.approx(5)
     video_tracks.fps = None
@@ -131,7 +132,7 @@ def test_mismatched_frames_are_refused(tmp_path, clip, video_tracks):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_failure_mid_write_leaves_no_file(tmp_path, clip, video_tracks, write_frames):
+def test_a_failure_mid_write_leaves_no_file(tmp_path, clip, video_tracks):
     folder = write_frames(tmp_path / "frames", clip.frames)
     (tmp_path / "frames" / "00004.png").write_bytes(b"broken")
     out = tmp_path / "out"

@@ -3,6 +3,7 @@ import json
 
 import cv2
 import pytest
+from helpers import write_frames, write_video
 
 from stemseg_fast.cli import main
 from stemseg_fast.outputs import render, write_youtube_vis_results, youtube_vis_predictions
@@ -18,7 +19,7 @@ def frame_count(path):
 
 
 @pytest.fixture
-def dataset(tmp_path, clip, video_tracks, write_frames):
+def dataset(tmp_path, clip, video_tracks):
     """A YouTube-VIS-like layout: frames under JPEGImages/<name>/, an annotation file, results."""
     root = tmp_path / "JPEGImages"
     write_frames(root / "synthetic", clip.frames, extension="jpg")
@@ -39,7 +40,7 @@ def test_render_with_the_annotation_file(tmp_path, dataset):
     assert frame_count(written[0]) == 6
 
 
-def test_render_with_videos_named_by_id(tmp_path, clip, dataset, write_video):
+def test_render_with_videos_named_by_id(tmp_path, clip, dataset):
     results, _, _ = dataset
     (tmp_path / "videos").mkdir()
     write_video(tmp_path / "videos" / "3.mp4", clip.frames)
