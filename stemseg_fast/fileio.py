@@ -59,6 +59,20 @@ def atomic_output_dir(path):
             shutil.rmtree(temporary)
 
 
+def read_json(path, what):
+    """Parse a JSON file; errors name ``what`` it is ("results file", ...) and the path:
+    FileNotFoundError if it is missing, ValueError if it is unreadable or not JSON."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} {path} does not exist") from None
+    except OSError as error:
+        raise ValueError(f"cannot read {what} {path}: {error.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{what} {path} is not valid JSON: {error}") from None
+
+
 def write_json(path, data, **dump_options):
     """Dump ``data`` as JSON to ``path`` atomically."""
     with atomic_output(path) as temporary:

@@ -23,13 +23,14 @@ package (``stemseg_fast.model.preprocessing.preprocess_clip`` takes these frames
 ``torch.from_numpy(np.stack(frames))``): the frames here are the untouched decoded images.
 """
 import glob
-import json
 import os
 import re
 
 import cv2
 import numpy as np
 import torch
+
+from stemseg_fast.fileio import read_json
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
@@ -337,14 +338,10 @@ def annotation_videos(annotation_file, image_root=None):
     ``image_root`` defaults to ``JPEGImages/`` beside the file if that exists (the YouTube-VIS
     layout), else the file's folder.
     """
-    if not os.path.exists(annotation_file):
-        raise FileNotFoundError(f"annotation file {annotation_file} does not exist")
     try:
-        with open(annotation_file, encoding="utf-8") as handle:
-            dataset = json.load(handle)
-    except json.JSONDecodeError as error:
-        raise VideoInputError(
-            f"annotation file {annotation_file} is not valid JSON: {error}") from None
+        dataset = read_json(annotation_file, "annotation file")
+    except ValueError as error:
+        raise VideoInputError(str(error)) from None
     if not isinstance(dataset, dict) or not isinstance(dataset.get("videos"), list):
         raise VideoInputError(
             f"annotation file {annotation_file} has no 'videos' list (expected the YouTube-VIS/"

@@ -18,7 +18,7 @@ import zipfile
 
 import numpy as np
 
-from ..fileio import atomic_output
+from ..fileio import atomic_output, read_json
 from ..rle import encode_mask, to_json
 
 ABSENT_CHOICES = ("empty", "none")
@@ -79,13 +79,7 @@ def write_youtube_vis_results(path, predictions, *, zip_path=None):
 
 def read_youtube_vis_results(path):
     """Load a results file and check its shape; returns the list of entries."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"results file {path} does not exist")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            predictions = json.load(handle)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"results file {path} is not valid JSON: {error}") from None
+    predictions = read_json(path, "results file")
     if not isinstance(predictions, list):
         raise ValueError(f"results file {path} must hold a list of predictions, got "
                          f"{type(predictions).__name__}")

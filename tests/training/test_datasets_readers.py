@@ -84,7 +84,7 @@ def test_ytvis_errors_name_the_file(tmp_path):
     with pytest.raises(ValueError, match="missing key 'annotations'"):
         read_ytvis(path, image_root)
 
-    with pytest.raises(ValueError, match="cannot read annotation file .*nope.json"):
+    with pytest.raises(FileNotFoundError, match="annotation file .*nope.json does not exist"):
         read_ytvis(os.path.join(str(tmp_path), "nope.json"), image_root)
 
 

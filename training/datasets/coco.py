@@ -5,9 +5,10 @@ segmentation: polygons or RLE, area}], ``categories``. Crowd annotations become 
 """
 import os
 
+from stemseg_fast.fileio import read_json
+
 from .masks import check_images, merge_rles, rle_area, to_compressed_rle
 from .samples import ImageSample
-from .ytvis import load_json
 
 
 def read_coco(annotation_file, image_root, *, category_map=None, min_area=0,
@@ -27,7 +28,7 @@ def read_coco(annotation_file, image_root, *, category_map=None, min_area=0,
         (images: list[ImageSample], category_names: dict[int, str]), images without any kept
         instance left out.
     """
-    data = load_json(annotation_file)
+    data = read_json(annotation_file, "annotation file")
     for key in ("images", "annotations", "categories"):
         if key not in data:
             raise ValueError(f"{annotation_file}: missing key '{key}' (expected COCO format)")

@@ -5,21 +5,12 @@ Format (both datasets share it): ``videos`` [{id, file_names, height, width, ...
 uncompressed), polygons or null}], ``categories`` [{id, name}]. ``file_names`` are relative to
 the image root (``<root>/<video>/<frame>.jpg``). Crowd annotations become the ignore region.
 """
-import json
 import os
+
+from stemseg_fast.fileio import read_json
 
 from .masks import check_images, merge_rles, to_compressed_rle
 from .samples import VideoSample
-
-
-def load_json(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except OSError as error:
-        raise ValueError(f"cannot read annotation file {path}: {error.strerror}") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from None
 
 
 def read_ytvis(annotation_file, image_root, *, check_sizes="first"):
@@ -36,7 +27,7 @@ def read_ytvis(annotation_file, image_root, *, check_sizes="first"):
         ValueError naming the file: unreadable JSON, missing keys, missing images, sizes that
         disagree, an annotation with the wrong number of frames, or no usable video.
     """
-    data = load_json(annotation_file)
+    data = read_json(annotation_file, "annotation file")
     for key in ("videos", "annotations", "categories"):
         if key not in data:
             raise ValueError(f"{annotation_file}: missing key '{key}' (expected YouTube-VIS/OVIS "
