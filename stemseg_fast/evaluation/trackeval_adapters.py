@@ -32,6 +32,7 @@ import tempfile
 
 import numpy as np
 
+from ..outputs.kitti_mots import read_kitti_mots_txt
 from .annotations import compressed_run_lengths
 
 logger = logging.getLogger(__name__)
@@ -151,32 +152,21 @@ def _check_kitti_mots_file(path, what):
     trackeval reports a malformed line without its number, and pycocotools hangs on an RLE
     whose runs fall short of height x width, so the lines are checked here first."""
     last_frame = -1
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{what} {path} line {number}"
-            fields = line.split()
-            if len(fields) != 6:
-                raise ValueError(f"{where}: expected 6 fields 'frame track_id class_id height "
-                                 f"width rle', got {len(fields)}")
-            try:
-                frame, _, class_id, height, width = (int(v) for v in fields[:5])
-            except ValueError:
-                raise ValueError(f"{where}: the first five fields must be integers") from None
-            if frame < 0:
-                raise ValueError(f"{where}: negative frame index {frame}")
-            if class_id not in KITTI_MOTS_CLASS_IDS:
-                raise ValueError(f"{where}: unknown class id {class_id}; expected "
-                                 f"{sorted(KITTI_MOTS_CLASS_IDS)} ({KITTI_MOTS_CLASS_IDS})")
-            try:
-                runs = compressed_run_lengths(fields[5])
-            except ValueError as error:
-                raise ValueError(f"{where}: malformed RLE: {error}") from None
-            if (runs < 0).any() or int(runs.sum()) != height * width:
-                raise ValueError(f"{where}: malformed RLE: runs add up to {int(runs.sum())}, "
-                                 f"expected height x width = {height * width}")
-            last_frame = max(last_frame, frame)
+    for number, line in enumerate(read_kitti_mots_txt(path, what), start=1):
+        where = f"{what} {path} line {number}"
+        if line.frame < 0:
+            raise ValueError(f"{where}: negative frame index {line.frame}")
+        if line.class_id not in KITTI_MOTS_CLASS_IDS:
+            raise ValueError(f"{where}: unknown class id {line.class_id}; expected "
+                             f"{sorted(KITTI_MOTS_CLASS_IDS)} ({KITTI_MOTS_CLASS_IDS})")
+        try:
+            runs = compressed_run_lengths(line.counts)
+        except ValueError as error:
+            raise ValueError(f"{where}: malformed RLE: {error}") from None
+        if (runs < 0).any() or int(runs.sum()) != line.height * line.width:
+            raise ValueError(f"{where}: malformed RLE: runs add up to {int(runs.sum())}, "
+                             f"expected height x width = {line.height * line.width}")
+        last_frame = max(last_frame, line.frame)
     return last_frame
 
 

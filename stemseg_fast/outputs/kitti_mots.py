@@ -112,11 +112,13 @@ def kitti_mots_sequence_path(results_dir, sequence_id):
     return os.path.join(results_dir, f"{int(sequence_id):04d}.txt")
 
 
-def read_kitti_mots_txt(path):
+def read_kitti_mots_txt(path, what="KITTI-MOTS file"):
+    """The detections (or ground-truth objects) of one sequence's txt file; errors name the
+    file and line."""
     if not os.path.exists(path):
-        raise FileNotFoundError(f"KITTI-MOTS results file {path} does not exist")
+        raise FileNotFoundError(f"{what} {path} does not exist")
     with open(path, encoding="utf-8") as handle:
-        return [KittiMOTSDetection.from_line(line, f"{path}:{number}")
+        return [KittiMOTSDetection.from_line(line, f"{what} {path} line {number}")
                 for number, line in enumerate(handle, 1) if line.strip()]
 
 

@@ -165,7 +165,8 @@ def test_kitti_mots_errors(tmp_path):
     txt = os.path.join(annotation_dir, "0002.txt")
     lines = open(txt).read().splitlines()
     open(txt, "w").write("\n".join(lines + ["3 1001 1 40"]) + "\n")
-    with pytest.raises(ValueError, match=r"0002\.txt:\d+: expected 'frame id class height"):
+    with pytest.raises(ValueError,
+                       match=r"0002\.txt line \d+: expected 'frame track_id class h w rle'"):
         read_kitti_mots(annotation_dir, image_root)
     open(txt, "w").write("\n".join(lines) + "\n")
     os.remove(os.path.join(image_root, "0002", "000000.png"))

@@ -8,6 +8,8 @@ frames contain no car or pedestrian, so clips never bridge long object-free stre
 """
 import os
 
+from stemseg_fast.outputs.kitti_mots import read_kitti_mots_txt
+
 from .masks import check_images, merge_rles, to_compressed_rle
 from .samples import VideoSample
 
@@ -46,29 +48,19 @@ def _read_sequence(annotation_file, image_folder, sequence, split_gap, check_siz
     objects = {}  # object id -> (class id, {frame: rle})
     ignores = {}  # frame -> [rle]
     height = width = None
-    try:
-        with open(annotation_file, encoding="utf-8") as handle:
-            lines = [line.split() for line in handle if line.strip()]
-    except OSError as error:
-        raise ValueError(f"cannot read annotation file {annotation_file}: "
-                         f"{error.strerror}") from None
-    for number, fields in enumerate(lines, 1):
-        where = f"{annotation_file}:{number}"
-        if len(fields) != 6:
-            raise ValueError(f"{where}: expected 'frame id class height width rle', got "
-                             f"{len(fields)} fields")
-        frame, object_id, class_id, line_height, line_width = map(int, fields[:5])
+    for number, line in enumerate(read_kitti_mots_txt(annotation_file, "annotation file"), 1):
+        where = f"annotation file {annotation_file} line {number}"
         if height is None:
-            height, width = line_height, line_width
-        elif (line_height, line_width) != (height, width):
-            raise ValueError(f"{where}: size {line_width}x{line_height} differs from the "
+            height, width = line.height, line.width
+        elif (line.height, line.width) != (height, width):
+            raise ValueError(f"{where}: size {line.width}x{line.height} differs from the "
                              f"sequence's {width}x{height}")
-        rle = to_compressed_rle({"size": [height, width], "counts": fields[5]}, height, width,
+        rle = to_compressed_rle({"size": [height, width], "counts": line.counts}, height, width,
                                 where=where)
-        if class_id == IGNORE_CLASS:
-            ignores.setdefault(frame, []).append(rle)
+        if line.class_id == IGNORE_CLASS:
+            ignores.setdefault(line.frame, []).append(rle)
         else:
-            objects.setdefault(object_id, (class_id, {}))[1][frame] = rle
+            objects.setdefault(line.track_id, (line.class_id, {}))[1][line.frame] = rle
     if not objects:
         return []
     annotated_frames = sorted({f for _, frames in objects.values() for f in frames})
