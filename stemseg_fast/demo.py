@@ -1,109 +1,60 @@
-"""``stemseg-fast demo``: run the pipeline pieces on a synthetic clip the project draws itself.
+"""``stemseg-fast demo``: the main job end to end on the embedded default, on a CPU, in minutes.
 
-Today's pipeline: a synthetic clip with occluding objects -> ideal ("oracle") embeddings on the
-stride-4 grid of the clip -> per-instance Gaussians (``instance_gaussians``) with every backend
-this machine can run, checked against each other -> a summary JSON and an overlay image.
+1. Draw a held-out set of synthetic OVIS-like videos (``stemseg-fast synthesize --split val``):
+   textured shapes crossing and hiding behind each other, entering and leaving the frame.
+2. Segment and track them with the bundled model (``stemseg_fast/assets/tiny_synthetic.pth``:
+   the ``tiny`` preset trained by ``training/configs/tiny_synthetic.yaml`` on the train split)
+   through ``stemseg-fast infer``: the results JSON and an overlay video per video.
+3. Score the results with ``stemseg-fast eval --metric ovis``: video AP/AR and the OVIS
+   occlusion breakdown; the per-stage frame rates come from ``infer``.
 """
-import time
+import os
 
-import cv2
-import numpy as np
-import torch
-import torch.nn.functional as F
+from .cli import main as cli_main
 
-from .fileio import atomic_output, write_json
-from .kernels import PRECISION_SCALE, instance_gaussians, spatiotemporal_grid
-from .synthetic import CLASSES, synthetic_clip
-
-STRIDE = 4
+BUNDLED_CHECKPOINT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets",
+                                  "tiny_synthetic.pth")
+# The synthetic set the bundled model was trained on (frames of 96 x 128): see the config.
+VIDEO_SIZE = {"--frames": 24, "--height": 96, "--width": 128}
 
 
-def oracle_embeddings(instance_ids, *, seed=0):
-    """Embeddings a perfectly trained xyff network would emit: each instance's voxels share
-    its mean grid position and two free coordinates, background voxels sit on the grid.
-
-    Args:
-        instance_ids (Tensor[T, H, W] int64): -1 for background.
-    Returns:
-        embeddings [N, 4], log-precisions [N, 2] (N = T*H*W).
-    """
-    generator = torch.Generator().manual_seed(seed)
-    grid = spatiotemporal_grid("xyff", *instance_ids.shape).flatten(1).t()  # [N, 4]
-    ids = instance_ids.flatten()
-    embeddings = grid.clone()
-    for instance in ids[ids >= 0].unique().tolist():
-        members = ids == instance
-        centre = grid[members, :2].mean(0)
-        embeddings[members, :2] = centre
-        embeddings[members, 2:] = torch.rand(2, generator=generator) * 1.6 - 0.8
-    embeddings += 0.01 * torch.randn(embeddings.shape, generator=generator)
-    log_precisions = torch.full((ids.numel(), 2), float(np.log(100.0 / PRECISION_SCALE)))
-    return embeddings, log_precisions
-
-
-def _overlay(frame, instance_ids):
-    image = frame.copy()
-    for instance in np.unique(instance_ids[instance_ids >= 0]):
-        colour = np.array(CLASSES[int(instance) % len(CLASSES)][1], dtype=np.float32)
-        inside = instance_ids == instance
-        image[inside] = (0.5 * image[inside] + 0.5 * colour).astype(np.uint8)
-    return image
-
-
-def run_demo(out_dir, *, seed=0):
-    clip = synthetic_clip(num_frames=8, height=128, width=192, num_objects=4, seed=seed)
-    ids_full = torch.from_numpy(clip.instance_ids)
-    # Targets at stride 4 as in training (nearest here; the loss issue adds the official rule).
-    ids = F.interpolate(ids_full[None, None].float(), scale_factor=1 / STRIDE,
-                        mode="nearest")[0, 0].long()
-    embeddings, log_precisions = oracle_embeddings(ids, seed=seed)
-    flat_ids = ids.flatten()
-    backends = ["reference"] + (["triton"] if torch.cuda.is_available() else [])
-    results, timings = {}, {}
-    for backend in backends:
-        device = "cuda" if backend == "triton" else "cpu"
-        start = time.perf_counter()
-        results[backend] = instance_gaussians(embeddings.to(device), log_precisions.to(device),
-                                              flat_ids.to(device), len(clip.categories),
-                                              backend=backend)
-        timings[backend] = time.perf_counter() - start
-    reference = results["reference"]
-    for backend, result in results.items():
-        if not torch.allclose(result.means.cpu(), reference.means, atol=1e-5):
-            raise RuntimeError(f"backend {backend} disagrees with the reference")
-
-    summary = {
-        "clip": {"frames": list(clip.frames.shape[:3]), "stride4_map": list(ids.shape),
-                 "objects": [CLASSES[c - 1][0] for c in clip.categories]},
-        "instances": [
-            {"index": k, "voxels": int(reference.counts[k]),
-             "mean_embedding": [round(v, 4) for v in reference.means[k].tolist()],
-             "precision": [round(v, 3) for v in reference.precisions[k].tolist()]}
-            for k in range(len(clip.categories))
-        ],
-        "seconds": timings,
-    }
-    write_json(f"{out_dir}/summary.json", summary, indent=2)
-    with atomic_output(f"{out_dir}/overlay_frame0.png") as temporary:
-        cv2.imwrite(temporary, _overlay(clip.frames[0], clip.instance_ids[0]))
-    return summary
-
-
-def _command(args):
-    summary = run_demo(args.out, seed=args.seed)
-    print(f"synthetic clip {summary['clip']['frames']} with {summary['clip']['objects']}")
-    print(f"{'instance':>8} {'voxels':>7}  mean embedding (y, x, f, f)        precision")
-    for row in summary["instances"]:
-        print(f"{row['index']:>8} {row['voxels']:>7}  {row['mean_embedding']}  {row['precision']}")
-    for backend, seconds in summary["seconds"].items():
-        print(f"instance_gaussians [{backend}]: {seconds * 1e3:.2f} ms")
-    print(f"wrote {args.out}/summary.json and {args.out}/overlay_frame0.png")
+def run_demo(out_dir, *, checkpoint=BUNDLED_CHECKPOINT, videos=6, device="auto",
+             backend="auto"):
+    """Synthesize, infer, evaluate; returns the exit code of the first step that fails."""
+    data_dir = os.path.join(out_dir, "synthetic_val")
+    predictions = os.path.join(out_dir, "predictions")
+    annotations = os.path.join(data_dir, "annotations.json")
+    size = [str(item) for pair in VIDEO_SIZE.items() for item in pair]
+    steps = [
+        ["synthesize", "--split", "val", "--videos", str(videos), "--out", data_dir, *size],
+        ["infer", annotations, "--checkpoint", checkpoint, "--out", predictions,
+         "--format", "ytvis,overlay", "--device", device, "--backend", backend],
+        ["eval", "--metric", "ovis", "--gt", annotations,
+         "--results", os.path.join(predictions, "results.json"),
+         "--json", os.path.join(out_dir, "ap.json")],
+    ]
+    for step in steps:
+        print(f"\n$ stemseg-fast {' '.join(step)}", flush=True)
+        code = cli_main(step)
+        if code:
+            return code
+    print(f"\noverlay videos: {os.path.join(predictions, 'overlay')}/, results: "
+          f"{os.path.join(predictions, 'results.json')}, scores: {os.path.join(out_dir, 'ap.json')}")
     return 0
 
 
+def _command(args):
+    return run_demo(args.out, checkpoint=args.checkpoint, videos=args.videos, device=args.device,
+                    backend=args.backend)
+
+
 def add_parser(subparsers):
-    parser = subparsers.add_parser("demo", help="run the pipeline on a synthetic clip",
+    parser = subparsers.add_parser("demo", help="synthesize videos, segment them, score them",
                                    description=__doc__)
     parser.add_argument("--out", default="demo_output", help="output folder (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="synthetic clip seed")
+    parser.add_argument("--checkpoint", default=BUNDLED_CHECKPOINT,
+                        help="model checkpoint (default: the bundled tiny synthetic model)")
+    parser.add_argument("--videos", type=int, default=6, help="held-out videos to draw")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--backend", default="auto", choices=("auto", "triton", "reference"))
     parser.set_defaults(func=_command)

@@ -22,6 +22,10 @@ IMPORT_EVERYTHING = textwrap.dedent("""
             names.append(module.name)
     import stemseg_fast.cli
     stemseg_fast.cli.build_parser()
+    from stemseg_fast.demo import BUNDLED_CHECKPOINT
+    assert os.path.isfile(BUNDLED_CHECKPOINT), BUNDLED_CHECKPOINT
+    configs = os.path.join(os.path.dirname(stemseg_fast.training.__file__), "configs")
+    assert "ovis.yaml" in os.listdir(configs), configs
     print(" ".join(names))
 """)
 
