@@ -108,6 +108,16 @@ def _element_offset(b, c, s, C, S, CHANNELS_LAST: tl.constexpr):
 
 
 @triton.jit
+def _chan_merge(count, mean, m2, other_count, other_mean, other_m2):
+    """Chan et al.'s pairwise merge of two (count, mean, sum of squared deviations) summaries:
+    exact in the number of elements, no E[x^2] - E[x]^2 cancellation."""
+    total = count + other_count
+    delta = other_mean - mean
+    weight = other_count / tl.maximum(total, 1.0)
+    return total, mean + delta * weight, m2 + other_m2 + delta * delta * count * weight
+
+
+@triton.jit
 def _group_norm_partial_stats_kernel(
     x_ptr,  # [B, C, T, H, W] (NCDHW or NDHWC memory)
     partial_ptr,  # [B*G, num_splits, 3] (count, mean, M2) per chunk
@@ -133,13 +143,7 @@ def _group_norm_partial_stats_kernel(
         tile_mean = tl.sum(x, axis=0) / tl.maximum(tile_count, 1.0)
         centred = tl.where(valid, x - tile_mean, 0.0)
         tile_m2 = tl.sum(centred * centred, axis=0)
-        # Chan et al.: merge (count, mean, M2) of the running sums and of this tile.
-        total = count + tile_count
-        delta = tile_mean - mean
-        weight = tile_count / tl.maximum(total, 1.0)
-        mean = mean + delta * weight
-        m2 = m2 + tile_m2 + delta * delta * count * weight
-        count = total
+        count, mean, m2 = _chan_merge(count, mean, m2, tile_count, tile_mean, tile_m2)
     out = partial_ptr + (bg * num_splits + split) * 3
     tl.store(out, count)
     tl.store(out + 1, mean)
@@ -162,12 +166,7 @@ def _group_norm_finalize_stats_kernel(
         other_count = tl.load(base + split * 3)
         other_mean = tl.load(base + split * 3 + 1)
         other_m2 = tl.load(base + split * 3 + 2)
-        total = count + other_count
-        delta = other_mean - mean
-        weight = other_count / tl.maximum(total, 1.0)
-        mean = mean + delta * weight
-        m2 = m2 + other_m2 + delta * delta * count * weight
-        count = total
+        count, mean, m2 = _chan_merge(count, mean, m2, other_count, other_mean, other_m2)
     variance = m2 / tl.maximum(count, 1.0)
     tl.store(mean_ptr + bg, mean)
     tl.store(rstd_ptr + bg, 1.0 / tl.sqrt(variance + eps))
