@@ -23,11 +23,13 @@ START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
 
 
 def newest_results():
+    """Per device, every result file of its newest date (a run may be split in parts)."""
     files = []
     for device_dir in sorted(glob.glob(os.path.join(RESULTS_DIR, "*"))):
         dated = sorted(glob.glob(os.path.join(device_dir, "*.json")))
         if dated:
-            files.append(dated[-1])
+            newest = os.path.basename(dated[-1])[:10]  # yyyy-mm-dd
+            files += [path for path in dated if os.path.basename(path).startswith(newest)]
     return files
 
 

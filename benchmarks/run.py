@@ -1,10 +1,11 @@
 """Run the benchmark suite on whatever device exists and keep the raw result.
 
-    python benchmarks/run.py [--quick] [--out DIR] [-- extra pytest args]
+    python benchmarks/run.py [--quick] [--out DIR] [--part NAME] [-- BENCHMARK FILES / pytest args]
 
-Writes ``benchmarks/results/<device-slug>/<yyyy-mm-dd>.json`` (pytest-benchmark JSON with the
-device, torch/triton/Python versions, git commit and date in ``machine_info``) unless ``--out``
-names another folder. ``--quick`` runs fewer rounds (for the time-boxed GPU runbook).
+Writes ``benchmarks/results/<device-slug>/<yyyy-mm-dd>[-<part>].json`` (pytest-benchmark JSON
+with the device, torch/triton/Python versions, git commit and date in ``machine_info``) unless
+``--out`` names another folder. ``--quick`` runs fewer rounds (for the time-boxed GPU runbook),
+``--part`` names a run of some of the files, so a time limit hitting one part keeps the others.
 """
 import argparse
 import datetime
@@ -30,21 +31,26 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(BENCHMARKS_DIR, "results"),
                         help="folder that gets <device-slug>/<date>.json")
     parser.add_argument("--quick", action="store_true", help="fewer rounds per benchmark")
+    parser.add_argument("--part", default="",
+                        help="suffix of the result file, <date>-<part>.json, for a run of some "
+                             "of the benchmark files (pass the files after --)")
     parser.add_argument("pytest_args", nargs="*", help="passed on to pytest (after --)")
     args = parser.parse_args(argv)
 
     target_dir = os.path.join(args.out, device_slug())
     os.makedirs(target_dir, exist_ok=True)
     today = datetime.date.today().isoformat()
-    target = os.path.join(target_dir, f"{today}.json")
+    target = os.path.join(target_dir, f"{today}-{args.part}.json" if args.part
+                          else f"{today}.json")
     environment = dict(os.environ)
     if args.quick:
         environment["STEMSEG_FAST_BENCH_QUICK"] = "1"
+    selection = args.pytest_args or [BENCHMARKS_DIR]
     with atomic_output(target) as partial:
-        command = [sys.executable, "-m", "pytest", BENCHMARKS_DIR, "-q", "-p", "no:cacheprovider",
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                    f"--benchmark-json={partial}", "--benchmark-columns=median,iqr,rounds",
                    "--benchmark-sort=name"]
-        result = subprocess.run(command + args.pytest_args, cwd=BENCHMARKS_DIR, env=environment)
+        result = subprocess.run(command + selection, cwd=BENCHMARKS_DIR, env=environment)
         if result.returncode != 0 or os.path.getsize(partial) == 0:
             print(f"benchmarks failed (exit {result.returncode}); no result written",
                   file=sys.stderr)
