@@ -66,7 +66,6 @@ setup(
     entry_points={"console_scripts": ["stemseg-fast=stemseg_fast.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
-        "License :: OSI Approved :: MIT License",
         "Topic :: Scientific/Engineering :: Image Recognition",
     ],
 )
