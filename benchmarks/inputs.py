@@ -36,3 +36,15 @@ def embedding_inputs(preset, *, device, dtype=torch.float32, seed=0):
     seediness = torch.rand(preset.num_voxels, generator=generator)
     return (embeddings.to(device, dtype), log_precisions.to(device, dtype),
             seediness.to(device, dtype))
+
+
+def instance_gaussian_inputs(preset, *, device):
+    """Embeddings [N, E], instance ids [N] and the instances' means and precisions [K, E]
+    (the Gaussians the losses evaluate every voxel under)."""
+    from stemseg_fast.kernels import instance_gaussians_reference
+
+    embeddings, log_precisions, _ = embedding_inputs(preset, device=device)
+    ids = instance_id_map(preset, device=device).flatten()
+    means, precisions, _ = instance_gaussians_reference(embeddings, log_precisions, ids,
+                                                        preset.num_instances)
+    return embeddings, ids, means, precisions

@@ -9,22 +9,17 @@ instead writes and reads back a [K, N, E] difference, its square and product (ab
 import pytest
 import torch
 from harness import backends, bench_device, presets, run_benchmark
-from inputs import embedding_inputs, instance_id_map
+from inputs import instance_gaussian_inputs
 from presets import PRESETS
 
 from stemseg_fast.kernels.gaussian_probability import gaussian_probability
-from stemseg_fast.kernels.instance_gaussians import instance_gaussians_reference
 
 PRESET_NAMES = presets(("ytvis720_T8", "davis_T16"), ("cpu_small", "ytvis720_T8"))
 
 
 def setup_gaussian_probability(preset_name, backend, *, requires_grad):
     preset = PRESETS[preset_name]
-    device = bench_device()
-    embeddings, log_precisions, _ = embedding_inputs(preset, device=device)
-    ids = instance_id_map(preset, device=device).flatten()
-    means, precisions, _ = instance_gaussians_reference(embeddings, log_precisions, ids,
-                                                        preset.num_instances)
+    embeddings, _, means, precisions = instance_gaussian_inputs(preset, device=bench_device())
     inputs = [x.detach().requires_grad_(requires_grad) for x in (embeddings, means, precisions)]
 
     def forward():

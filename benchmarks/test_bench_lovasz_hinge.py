@@ -10,11 +10,10 @@ times more (gather, two cumsums, division, difference, product, each a [K, N] pa
 import pytest
 import torch
 from harness import backends, bench_device, presets, run_benchmark
-from inputs import embedding_inputs, instance_id_map
+from inputs import instance_gaussian_inputs
 from presets import PRESETS
 
 from stemseg_fast.kernels.gaussian_probability import gaussian_probability_reference
-from stemseg_fast.kernels.instance_gaussians import instance_gaussians_reference
 from stemseg_fast.kernels.lovasz_hinge import lovasz_hinge
 
 PRESET_NAMES = presets(("ytvis720_T8", "davis_T16"), ("cpu_small", "ytvis720_T8"))
@@ -24,10 +23,7 @@ def setup_lovasz_hinge(preset_name, backend, *, requires_grad):
     """Logits 2p - 1 of the preset's instances (the embedding loss's real input) and labels."""
     preset = PRESETS[preset_name]
     device = bench_device()
-    embeddings, log_precisions, _ = embedding_inputs(preset, device=device)
-    ids = instance_id_map(preset, device=device).flatten()
-    means, precisions, _ = instance_gaussians_reference(embeddings, log_precisions, ids,
-                                                        preset.num_instances)
+    embeddings, ids, means, precisions = instance_gaussian_inputs(preset, device=device)
     logits = 2.0 * gaussian_probability_reference(embeddings, means, precisions) - 1.0
     logits = logits.detach().requires_grad_(requires_grad)
     labels = ids[None, :] == torch.arange(preset.num_instances, device=device)[:, None]
