@@ -21,10 +21,12 @@ def test_frozen_batch_norm_has_eps_zero_and_four_buffers(rng):
     bn = FrozenBatchNorm2d(3)
     bn.weight.copy_(torch.tensor([1.0, 2.0, -1.0]))
     bn.bias.copy_(torch.tensor([0.5, 0.0, 1.0]))
-    bn.running_mean.copy_(torch.tensor([1.0, -1.0, 0.0]))
+    # Channel 1 has mean 0: with a scale of 2e6, a non-zero mean would fold into a shift that
+    # cancels catastrophically against x * scale in fp32 (the official folded form does too).
+    bn.running_mean.copy_(torch.tensor([1.0, 0.0, 0.0]))
     bn.running_var.copy_(torch.tensor([4.0, 1e-12, 0.25]))
     x = torch.randn(2, 3, 4, 5, generator=rng)
-    expected = torch.stack([(x[:, 0] - 1) / 2 + 0.5, 2 * (x[:, 1] + 1) / 1e-6,
+    expected = torch.stack([(x[:, 0] - 1) / 2 + 0.5, 2 * x[:, 1] / 1e-6,
                             -x[:, 2] / 0.5 + 1], dim=1)
     # A tiny variance is not damped by an epsilon (nn.BatchNorm2d would use 1e-5).
     torch.testing.assert_close(bn(x), expected, rtol=1e-5, atol=1e-3)
