@@ -6,7 +6,9 @@ callable taking the parsed arguments and returning an exit code.
 """
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 SUBCOMMAND_MODULES = (
     "stemseg_fast.demo",
@@ -36,15 +38,40 @@ def build_parser():
     return parser
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C so every ``finally`` (the atomic writers'
+    clean-up of their temporaries) runs before the process ends."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    from stemseg_fast.model.checkpoints import CheckpointMismatchError
+
+    # Commands that must checkpoint on SIGTERM (training) install their own handler; signal
+    # handlers can only be set from the main thread (an embedding program may call us elsewhere).
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         return args.func(args) or 0
-    except (CommandError, ValueError, TypeError, OSError) as error:
+    except (CommandError, ValueError, TypeError, OSError, CheckpointMismatchError) as error:
         if args.traceback:
             raise
         print(f"stemseg-fast {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as interruption:
+        if args.traceback:
+            raise
+        terminated = isinstance(interruption, _Terminated)
+        print(f"stemseg-fast {args.command}: {'terminated' if terminated else 'interrupted'}; "
+              f"no partial output was left", file=sys.stderr)
+        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

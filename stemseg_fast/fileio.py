@@ -1,11 +1,70 @@
-"""Writing outputs atomically: a reader never sees a partial file or folder, and a failed run
-leaves none. Temporary names sit beside the target (same filesystem, so the final rename is
-atomic) and get the permissions a plain ``open`` would give (``mkstemp`` makes files 0600)."""
+"""Writing outputs safely.
+
+Atomic: a reader never sees a partial file or folder, and a failed run leaves none. Temporary
+names sit beside the target (same filesystem, so the final rename is atomic) and get the
+permissions a plain ``open`` would give (``mkstemp`` makes files 0600).
+
+Contained: every name that comes from an input (a video's folder name in an annotation file, a
+sequence name) becomes an output name only through :func:`output_path`, which accepts a single
+path component and proves the result lies inside the output folder the user named. A folder
+writer replaces an existing folder only when it recognises it as its own output.
+"""
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
+from typing import Callable, Iterator, Optional
+
+# The names mkstemp/mkdtemp give our temporaries: ".<stem>.<8 random chars>.partial[<ext>]",
+# and ".<stem>.<8 random chars>.old" for a folder being retired.
+_TEMPORARY_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.(partial(\.[A-Za-z0-9]+)?|old)$")
+
+
+class UnsafeOutputError(ValueError):
+    """An output name or path that would leave the output folder or replace foreign data."""
+
+
+def check_output_name(name: str, what: str) -> str:
+    """``name`` if it can name one file or folder inside an output folder: a non-empty single
+    path component, not ``.`` or ``..``, without ``/``, ``\\`` or NUL. ``what`` says where the
+    name came from (e.g. "annotation file a.json: videos[3] folder name")."""
+    if (not isinstance(name, str) or name in ("", ".", "..")
+            or any(character in name for character in "/\\\0")):
+        raise UnsafeOutputError(
+            f"{what} {name!r} cannot name an output: expected a single file or folder name "
+            f"(no '/', '\\', '..', and not an absolute path)")
+    return name
+
+
+def output_path(out_dir, *names: str, what: str = "output name") -> str:
+    """``out_dir/names[0]/names[1]/...`` as an absolute path, each name checked by
+    :func:`check_output_name`; raises :class:`UnsafeOutputError` unless the result lies inside
+    ``out_dir``. Every writer that takes a name from an input builds its path here."""
+    root = os.path.abspath(os.fspath(out_dir))
+    path = os.path.join(root, *(check_output_name(name, what) for name in names))
+    if os.path.commonpath([root, path]) != root or path == root:
+        raise UnsafeOutputError(f"{what}: {path} is not inside the output folder {root}")
+    return path
+
+
+def remove_partial_outputs(folder) -> list:
+    """Delete the temporaries an interrupted earlier run left directly in ``folder`` (only names
+    of the form this module gives them); returns the removed paths."""
+    if not os.path.isdir(folder):
+        return []
+    removed = []
+    for entry in os.listdir(folder):
+        path = os.path.join(folder, entry)
+        if not _TEMPORARY_NAME.match(entry) or os.path.islink(path):
+            continue
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+        removed.append(path)
+    return removed
 
 
 def _default_mode(base):
@@ -15,11 +74,14 @@ def _default_mode(base):
 
 
 @contextlib.contextmanager
-def atomic_output(path):
+def atomic_output(path) -> Iterator[str]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is
     removed. The temporary name keeps the extension, so writers that pick a format by the file
     name (OpenCV, PIL) still work."""
-    directory = os.path.dirname(os.path.abspath(path))
+    # One absolute spelling for both names: the kernel resolves "a/../b" component by
+    # component, so the raw path and its abspath can name different folders.
+    path = os.path.abspath(os.fspath(path))
+    directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     stem, extension = os.path.splitext(os.path.basename(path))
     handle, temporary = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".partial{extension}",
@@ -35,11 +97,22 @@ def atomic_output(path):
 
 
 @contextlib.contextmanager
-def atomic_output_dir(path):
-    """Yield a temporary folder beside ``path``; on success it replaces ``path`` (an existing
-    folder there is removed only after the new one is in place), on error it is removed."""
-    path = os.path.abspath(path)
+def atomic_output_dir(path, *, replaceable: Optional[Callable[[str], bool]] = None
+                      ) -> Iterator[str]:
+    """Yield a temporary folder beside ``path``; on success it replaces ``path``, on error it is
+    removed.
+
+    An existing folder at ``path`` is replaced only if ``replaceable(path)`` says it is this
+    tool's own output (e.g. an earlier run's), and removed only after the new one is in place;
+    anything else there raises :class:`UnsafeOutputError` before any work is done.
+    """
+    path = os.path.abspath(os.fspath(path))
     parent = os.path.dirname(path)
+    if os.path.lexists(path) and (os.path.islink(path) or not os.path.isdir(path)
+                                  or replaceable is None or not replaceable(path)):
+        raise UnsafeOutputError(
+            f"{path} already exists and is not an output of this tool; move it away or choose "
+            f"another output folder")
     os.makedirs(parent, exist_ok=True)
     temporary = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".partial",
                                  dir=parent)
@@ -69,8 +142,11 @@ def read_json(path, what):
         raise FileNotFoundError(f"{what} {path} does not exist") from None
     except OSError as error:
         raise ValueError(f"cannot read {what} {path}: {error.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except json.JSONDecodeError as error:
         raise ValueError(f"{what} {path} is not valid JSON: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{what} {path} is not UTF-8 text (byte {error.start}); expected a "
+                         f"JSON file") from None
 
 
 def write_json(path, data, **dump_options):

@@ -1,5 +1,14 @@
 """COCO run-length encoding of binary masks, through pycocotools, in the two forms the project
-meets: pycocotools' own (``counts`` bytes) and JSON files' (``counts`` str)."""
+meets: pycocotools' own (``counts`` bytes) and JSON files' (``counts`` str), and the checks that
+stand between an untrusted file and pycocotools.
+
+pycocotools trusts its input: an RLE whose runs fall short of height x width makes 2.0.11 loop
+forever in ``mask.iou``, and a NaN polygon coordinate sends ``frPyObjects`` into a loop that
+allocates without bound. :func:`checked_rle` and :func:`polygons_to_rle` refuse such data with a
+``ValueError`` naming where it came from.
+"""
+import math
+
 import numpy as np
 from pycocotools import mask as mask_utils
 
@@ -30,3 +39,111 @@ def to_json(rle):
     counts = rle["counts"]
     return {"size": [int(v) for v in rle["size"]],
             "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
+
+
+def compressed_run_lengths(counts):
+    """Run lengths of a compressed RLE string, decoded as ``rleFrString`` (pycocotools
+    ``maskApi.c``) reads it: 5 payload bits per character offset by 48, bit 0x20 continues the
+    value, bit 0x10 of its last character is the sign, and from the fourth run on each value is
+    a delta to the run two before. Used to check an RLE before pycocotools sees it.
+
+    Args:
+        counts (bytes or str): the ``counts`` field.
+    Returns:
+        ndarray[R] int64: the run lengths (alternating background / foreground).
+    Raises:
+        ValueError: characters out of range or a value cut short.
+    """
+    raw = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
+    codes = np.frombuffer(raw, dtype=np.uint8).astype(np.int64) - 48  # [C]
+    if codes.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if (codes < 0).any() or (codes > 63).any():
+        raise ValueError("characters outside the RLE alphabet")
+    continues = (codes & 0x20) != 0
+    if continues[-1]:
+        raise ValueError("the last run length is cut short")
+    ends = np.flatnonzero(~continues)  # [R] last character of each value
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts + 1
+    if lengths.max() > 12:  # 12 x 5 bits already exceed any mask's pixel count
+        raise ValueError("a run length is too long")
+    value_of_char = np.repeat(np.arange(ends.size), lengths)  # [C]
+    shift = 5 * (np.arange(codes.size) - starts[value_of_char])
+    values = np.zeros(ends.size, dtype=np.int64)
+    np.add.at(values, value_of_char, (codes & 0x1F) << shift)
+    negative = (codes[ends] & 0x10) != 0
+    values[negative] |= -(1 << (5 * lengths[negative]))
+    runs = values.copy()
+    runs[1::2] = np.cumsum(values[1::2])  # odd runs: deltas from run 3 on
+    runs[2::2] = np.cumsum(values[2::2])  # even runs: deltas from run 4 on (run 0 stands alone)
+    return runs
+
+
+def _check_runs(runs, height, width, where):
+    if (runs < 0).any() or int(runs.sum()) != height * width:
+        raise ValueError(f"{where}: malformed RLE: run lengths add up to {int(runs.sum())}"
+                         f"{' with negative runs' if (runs < 0).any() else ''}, expected "
+                         f"height x width = {height * width}")
+
+
+def checked_rle(segmentation, height, width, where):
+    """A dict RLE (compressed ``counts`` str/bytes, or uncompressed ``counts`` list) of an
+    ``[height, width]`` mask, checked, as compressed RLE with bytes counts."""
+    if not isinstance(segmentation, dict) or "counts" not in segmentation \
+            or "size" not in segmentation:
+        raise ValueError(f"{where}: malformed RLE: expected {{'size': [h, w], 'counts': ...}}, "
+                         f"got {type(segmentation).__name__}")
+    size = segmentation["size"]
+    if not isinstance(size, (list, tuple)) or list(size) != [height, width]:
+        raise ValueError(f"{where}: RLE size {size} does not match the frame size "
+                         f"[height, width] = [{height}, {width}]")
+    counts = segmentation["counts"]
+    if isinstance(counts, list):
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in counts):
+            raise ValueError(f"{where}: malformed RLE: uncompressed counts must be integers")
+        _check_runs(np.asarray(counts, dtype=np.int64), height, width, where)
+        return mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
+    if not isinstance(counts, (str, bytes)):
+        raise ValueError(f"{where}: malformed RLE: counts must be a string or a list, "
+                         f"got {type(counts).__name__}")
+    try:
+        runs = compressed_run_lengths(counts)
+    except (ValueError, UnicodeEncodeError) as error:
+        raise ValueError(f"{where}: malformed RLE: {error}") from None
+    _check_runs(runs, height, width, where)
+    counts = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
+    return {"size": [height, width], "counts": counts}
+
+
+def polygons_to_rle(polygons, height, width, where, *, skip_degenerate=False):
+    """The union of COCO polygons (flat ``[x0, y0, x1, y1, ...]`` lists) on an
+    ``[height, width]`` frame as compressed RLE.
+
+    Every coordinate must be a finite number within one frame size of the frame (COCO polygons
+    may overshoot the border slightly; pycocotools' rasteriser walks every edge, so a huge or NaN
+    coordinate costs unbounded time and memory). ``skip_degenerate`` drops polygons of fewer
+    than three points (as training readers do) instead of refusing them.
+    """
+    if not isinstance(polygons, list):
+        raise ValueError(f"{where}: polygons must be a list of [x0, y0, x1, y1, ...] lists")
+    kept = []
+    for polygon in polygons:
+        if not isinstance(polygon, list) or len(polygon) % 2 or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in polygon):
+            raise ValueError(f"{where}: malformed polygon (need lists of x,y number pairs)")
+        if len(polygon) < 6:
+            if skip_degenerate:
+                continue
+            raise ValueError(f"{where}: malformed polygon (need lists of >= 3 x,y pairs)")
+        xs, ys = polygon[0::2], polygon[1::2]
+        if not all(math.isfinite(v) for v in polygon) or not (
+                -width <= min(xs) and max(xs) <= 2 * width
+                and -height <= min(ys) and max(ys) <= 2 * height):
+            raise ValueError(f"{where}: polygon coordinates must be finite and within one frame "
+                             f"size of the {width}x{height} frame (x in [{-width}, {2 * width}], "
+                             f"y in [{-height}, {2 * height}])")
+        kept.append(polygon)
+    if not kept:
+        return encode_mask(np.zeros((height, width), np.uint8))
+    return mask_utils.merge(mask_utils.frPyObjects(kept, height, width))

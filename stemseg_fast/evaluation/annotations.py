@@ -33,6 +33,9 @@ import zipfile
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from ..rle import checked_rle, polygons_to_rle
+
+MAX_VIDEO_EXTENT = 100_000  # frames or pixels a side; beyond it a file is damaged, not a video
 OCCLUSION_SCORES = {"no_occlusion": 0.0, "slight_occlusion": 0.25, "severe_occlusion": 0.75}
 """OVIS toolkit ``OVISeval.occann2score``: per-frame occlusion label -> score."""
 
@@ -114,6 +117,11 @@ def _read_json(source, what):
             return json.load(handle)
     except json.JSONDecodeError as error:
         raise ValueError(f"{what}: {path} is not valid JSON ({error})") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{what}: {path} is not UTF-8 text (byte {error.start}); expected a "
+                         f"JSON file") from None
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ValueError(f"{what}: cannot read {path}: {error}") from None
 
 
 def _require(entry, key, where):
@@ -128,88 +136,13 @@ def _integer(value, where, name):
     return int(value)
 
 
-def compressed_run_lengths(counts):
-    """Run lengths of a compressed RLE string, decoded as ``rleFrString`` (pycocotools
-    ``maskApi.c``) reads it: 5 payload bits per character offset by 48, bit 0x20 continues the
-    value, bit 0x10 of its last character is the sign, and from the fourth run on each value is
-    a delta to the run two before. Used to check an RLE before pycocotools sees it.
-
-    Args:
-        counts (bytes or str): the ``counts`` field.
-    Returns:
-        ndarray[R] int64: the run lengths (alternating background / foreground).
-    Raises:
-        ValueError: characters out of range or a value cut short.
-    """
-    raw = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
-    codes = np.frombuffer(raw, dtype=np.uint8).astype(np.int64) - 48  # [C]
-    if codes.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    if (codes < 0).any() or (codes > 63).any():
-        raise ValueError("characters outside the RLE alphabet")
-    continues = (codes & 0x20) != 0
-    if continues[-1]:
-        raise ValueError("the last run length is cut short")
-    ends = np.flatnonzero(~continues)  # [R] last character of each value
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    lengths = ends - starts + 1
-    if lengths.max() > 12:  # 12 x 5 bits already exceed any mask's pixel count
-        raise ValueError("a run length is too long")
-    value_of_char = np.repeat(np.arange(ends.size), lengths)  # [C]
-    shift = 5 * (np.arange(codes.size) - starts[value_of_char])
-    values = np.zeros(ends.size, dtype=np.int64)
-    np.add.at(values, value_of_char, (codes & 0x1F) << shift)
-    negative = (codes[ends] & 0x10) != 0
-    values[negative] |= -(1 << (5 * lengths[negative]))
-    runs = values.copy()
-    runs[1::2] = np.cumsum(values[1::2])  # odd runs: deltas from run 3 on
-    runs[2::2] = np.cumsum(values[2::2])  # even runs: deltas from run 4 on (run 0 stands alone)
-    return runs
-
-
-def _check_runs(runs, height, width, where):
-    if (runs < 0).any() or int(runs.sum()) != height * width:
-        raise ValueError(f"{where}: malformed RLE: run lengths add up to {int(runs.sum())}"
-                         f"{' with negative runs' if (runs < 0).any() else ''}, expected "
-                         f"height x width = {height * width}")
-
-
 def _normalise_segmentation(segmentation, video, where):
     """One frame's segmentation -> compressed RLE with bytes counts, or None if absent."""
     if not segmentation:
         return None
     if isinstance(segmentation, list):
-        polygons = segmentation
-        for polygon in polygons:
-            if (not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2
-                    or not all(isinstance(v, (int, float)) for v in polygon)):
-                raise ValueError(f"{where}: malformed polygon (need lists of >= 3 x,y pairs)")
-        return mask_utils.merge(mask_utils.frPyObjects(polygons, video.height, video.width))
-    if not isinstance(segmentation, dict) or "counts" not in segmentation \
-            or "size" not in segmentation:
-        raise ValueError(f"{where}: malformed RLE: expected {{'size': [h, w], 'counts': ...}}, "
-                         f"got {type(segmentation).__name__}")
-    size = segmentation["size"]
-    if not isinstance(size, (list, tuple)) or len(size) != 2 \
-            or [v for v in size] != [video.height, video.width]:
-        raise ValueError(f"{where}: mask size {size} does not match the video's "
-                         f"[height, width] = [{video.height}, {video.width}]")
-    counts = segmentation["counts"]
-    if isinstance(counts, list):
-        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in counts):
-            raise ValueError(f"{where}: malformed RLE: uncompressed counts must be integers")
-        _check_runs(np.asarray(counts, dtype=np.int64), video.height, video.width, where)
-        return mask_utils.frPyObjects(segmentation, video.height, video.width)
-    if not isinstance(counts, (str, bytes)):
-        raise ValueError(f"{where}: malformed RLE: counts must be a string or a list, "
-                         f"got {type(counts).__name__}")
-    try:
-        runs = compressed_run_lengths(counts)
-    except (ValueError, UnicodeEncodeError) as error:
-        raise ValueError(f"{where}: malformed RLE: {error}") from None
-    _check_runs(runs, video.height, video.width, where)
-    counts = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
-    return {"size": [video.height, video.width], "counts": counts}
+        return polygons_to_rle(segmentation, video.height, video.width, where)
+    return checked_rle(segmentation, video.height, video.width, where)
 
 
 def _tube(segmentations, video, where):
@@ -241,10 +174,13 @@ def _videos(dataset):
             num_frames = len(entry["file_names"])
         else:
             raise ValueError(f"{where}: needs 'length' or 'file_names' to know its frame count")
-        videos[video_id] = Video(id=video_id,
-                                 height=_integer(_require(entry, "height", where), where, "height"),
-                                 width=_integer(_require(entry, "width", where), where, "width"),
-                                 num_frames=num_frames)
+        height = _integer(_require(entry, "height", where), where, "height")
+        width = _integer(_require(entry, "width", where), where, "width")
+        for name, value in (("height", height), ("width", width), ("length", num_frames)):
+            if not 1 <= value <= MAX_VIDEO_EXTENT:
+                raise ValueError(f"{where}: '{name}' must be in [1, {MAX_VIDEO_EXTENT}], got "
+                                 f"{value}")
+        videos[video_id] = Video(id=video_id, height=height, width=width, num_frames=num_frames)
     return videos
 
 
@@ -283,6 +219,8 @@ def load_ground_truth(source, *, occlusion=False):
     for index, entry in enumerate(_require(dataset, "categories", "ground truth")):
         where = f"ground truth category #{index}"
         category_id = _integer(_require(entry, "id", where), where, "id")
+        if category_id in categories:
+            raise ValueError(f"ground truth category {category_id}: duplicate category id")
         categories[category_id] = str(entry.get("name", category_id))
     instances = []
     seen_ids = set()
@@ -306,8 +244,10 @@ def load_ground_truth(source, *, occlusion=False):
             # The loader takes the file's areas for the ground truth (its own for results).
             areas = entry["areas"]
             if not isinstance(areas, list) or len(areas) != video.num_frames or not all(
-                    a is None or isinstance(a, (int, float)) for a in areas):
-                raise ValueError(f"{where}: 'areas' must hold one number or null per frame")
+                    a is None or (isinstance(a, (int, float)) and not isinstance(a, bool)
+                                  and math.isfinite(a) and a >= 0) for a in areas):
+                raise ValueError(f"{where}: 'areas' must hold one finite number >= 0 or null "
+                                 f"per frame")
             present = [a for a in areas if a]
             mean_area = float(np.mean(present)) if present else 0.0
         occlusion_score = None

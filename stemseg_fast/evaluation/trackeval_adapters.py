@@ -33,7 +33,7 @@ import tempfile
 import numpy as np
 
 from ..outputs.kitti_mots import read_kitti_mots_txt
-from .annotations import compressed_run_lengths
+from ..rle import compressed_run_lengths
 
 logger = logging.getLogger(__name__)
 

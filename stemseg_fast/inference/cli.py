@@ -20,7 +20,8 @@ import sys
 import time
 
 from stemseg_fast.cli import CommandError
-from stemseg_fast.fileio import write_json
+from stemseg_fast.fileio import (check_output_name, output_path, remove_partial_outputs,
+                                 write_json)
 from stemseg_fast.model import PRESETS
 from stemseg_fast.model.checkpoints import CheckpointMismatchError
 
@@ -29,6 +30,8 @@ from .video import expand_inputs
 
 FORMATS = ("ytvis", "davis", "kitti", "overlay")
 KITTI_MOTS_NUM_CLASSES = 3  # background, car, pedestrian
+KITTI_RESULTS_FOLDER = ("kitti_mots", "results")
+KITTI_FILTERED_FOLDER = ("kitti_mots", "results_nms")  # the official post-filter's, beside
 
 
 def _formats(values):
@@ -53,16 +56,38 @@ def _inference_overrides(assignments):
         name, separator, value = assignment.partition("=")
         if not separator or not name.strip():
             raise CommandError(f"--set expects name=value, got {assignment!r}")
-        overrides[name.strip()] = yaml.safe_load(value)
+        try:
+            overrides[name.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise CommandError(f"--set {name.strip()}: cannot read the value {value!r} (expected "
+                               f"a number, true/false, null or a word)") from None
     return overrides
 
 
-def _kitti_path(results_dir, name):
+def _video_output_paths(out, name, formats):
+    """Where each per-video format of the video ``name`` goes; raises
+    :class:`~stemseg_fast.fileio.UnsafeOutputError` for a name that is not one file name, or for
+    an existing folder this tool did not write. Called for every input before any work."""
     from stemseg_fast.outputs import kitti_mots_sequence_path
+    from stemseg_fast.outputs.davis import davis_sequence_folder
 
-    if name.isdigit():
-        return kitti_mots_sequence_path(results_dir, int(name))
-    return os.path.join(results_dir, f"{name}.txt")
+    check_output_name(name, "video name")
+    paths = {}
+    if "davis" in formats:
+        paths["davis"] = davis_sequence_folder(output_path(out, "davis"), name)
+    if "kitti" in formats:
+        results_dir = output_path(out, *KITTI_RESULTS_FOLDER)
+        paths["kitti"] = (kitti_mots_sequence_path(results_dir, int(name)) if name.isdigit()
+                          else output_path(results_dir, f"{name}.txt"))
+    if "overlay" in formats:
+        paths["overlay"] = output_path(out, "overlay", f"{name}.mp4")
+    return paths
+
+
+def _remove_debris(out):
+    """Temporaries an interrupted earlier run of this command left in the folders it writes."""
+    for folder in ((), ("davis",), ("overlay",), KITTI_RESULTS_FOLDER, KITTI_FILTERED_FOLDER):
+        remove_partial_outputs(os.path.join(out, *folder))
 
 
 def _check_formats(formats, predictor):
@@ -92,25 +117,26 @@ def _predict_shard(predictor, mine, shard):
     return predictions
 
 
-def _write_video_outputs(prediction, source, formats, args, json_rule):
-    """Per-video files; returns (YouTube-VIS entries, videos.json entry)."""
+def _write_video_outputs(prediction, source, paths, formats, args, json_rule):
+    """Per-video files at ``paths`` (from :func:`_video_output_paths`); returns (YouTube-VIS
+    entries, videos.json entry)."""
     from stemseg_fast.outputs import (kitti_mots_detections, write_davis_pngs,
                                       write_kitti_mots_txt, write_overlay_video,
                                       youtube_vis_predictions)
 
     entries = []
     if "davis" in formats:
-        write_davis_pngs(os.path.join(args.out, "davis"), prediction.tracks("davis"))
+        folder = paths["davis"]
+        write_davis_pngs(os.path.dirname(folder), prediction.tracks("davis"),
+                         sequence=os.path.basename(folder))
     if "kitti" in formats:
         tracks = prediction.tracks("kitti_mots")
-        write_kitti_mots_txt(_kitti_path(os.path.join(args.out, "kitti_mots", "results"),
-                                         prediction.name), kitti_mots_detections(tracks))
+        write_kitti_mots_txt(paths["kitti"], kitti_mots_detections(tracks))
     if "ytvis" in formats or "overlay" in formats:
         tracks = prediction.tracks(json_rule, min_score=args.confidence_threshold)
         entries = youtube_vis_predictions(tracks)
         if "overlay" in formats:
-            write_overlay_video(os.path.join(args.out, "overlay", f"{prediction.name}.mp4"),
-                                source, tracks)
+            write_overlay_video(paths["overlay"], source, tracks)
     height, width = prediction.frame_size
     video = {"id": prediction.video_id, "name": prediction.name, "length": prediction.num_frames,
              "height": height, "width": width, "fps": prediction.fps}
@@ -145,10 +171,14 @@ def _run(args, formats, shard):
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CommandError(f"--out {args.out} exists and is not a folder")
     sources = expand_inputs(args.inputs, image_root=args.image_root)
+    paths = {}
     for source in sources:  # open every input now: a bad one fails before anything is written
         source.num_frames, source.frame_size  # noqa: B018 (probing reads the first frame)
         if source.fps is None and args.fps is not None:
             source.fps = args.fps
+        paths[source.name] = _video_output_paths(args.out, source.name, formats)
+    if shard.is_main:  # the other ranks write nothing before the gather after prediction
+        _remove_debris(args.out)
     device = args.device
     if device == "auto" and shard.world_size > 1:
         import torch
@@ -173,7 +203,8 @@ def _run(args, formats, shard):
         start = time.perf_counter()
         try:
             entries, video = _write_video_outputs(prediction, sources_by_position[position],
-                                                  formats, args, json_rule)
+                                                  paths[prediction.name], formats, args,
+                                                  json_rule)
         except (ValueError, OSError, RuntimeError) as error:
             failure = f"video {prediction.name!r}: {error}"
             break
@@ -191,18 +222,18 @@ def _run(args, formats, shard):
     written = []
     start = time.perf_counter()
     if "ytvis" in formats or "overlay" in formats:
-        path = os.path.join(args.out, "results.json")
-        zip_path = os.path.join(args.out, "results.zip") if "ytvis" in formats else None
+        path = output_path(args.out, "results.json")
+        zip_path = output_path(args.out, "results.zip") if "ytvis" in formats else None
         write_youtube_vis_results(
             path, [entry for report in reports for entry in report["entries"]], zip_path=zip_path)
         written += [path] + ([zip_path] if zip_path else [])
     if "kitti" in formats:
-        postprocess_kitti_mots(os.path.join(args.out, "kitti_mots", "results"))
-        written.append(os.path.join(args.out, "kitti_mots"))
+        postprocess_kitti_mots(output_path(args.out, *KITTI_RESULTS_FOLDER))
+        written.append(output_path(args.out, "kitti_mots"))
     for folder, wanted in (("davis", "davis"), ("overlay", "overlay")):
         if wanted in formats:
-            written.append(os.path.join(args.out, folder))
-    videos_path = os.path.join(args.out, "videos.json")
+            written.append(output_path(args.out, folder))
+    videos_path = output_path(args.out, "videos.json")
     write_json(videos_path, [report["video"] for report in reports], indent=1)
     written.append(videos_path)
     if reports:

@@ -220,7 +220,9 @@ def load_model(checkpoint_or_model, preset=None, *, fused=False, backend="auto")
             _check_same_architecture(official, wanted, f"official checkpoint {path!r}")
         config = wanted or official
         model = build_stemseg(config, **options)
-        return load_official_weights(model, download_official_checkpoint(path)), config
+        file = download_official_checkpoint(path,
+                                            check=lambda file: load_official_weights(model, file))
+        return load_official_weights(model, file), config
     if os.path.isdir(path):
         raise ValueError(f"checkpoint {path} is a folder, expected a checkpoint file")
     payload = read_checkpoint_file(path)
@@ -302,11 +304,7 @@ class Predictor:
         if inference:
             self.config = dataclasses.replace(
                 self.config, inference=_replace_inference(self.config.inference, inference))
-        inference = self.config.inference
-        if inference.foreground_source not in ("semantic", "seediness"):
-            raise ValueError(f"preset inference.foreground_source must be 'semantic' or "
-                             f"'seediness', got {inference.foreground_source!r}")
-        if inference.foreground_source == "semantic" and self.config.semantic_decoder is None:
+        if self.config.inference.foreground_source == "semantic" and self.config.semantic_decoder is None:
             raise ValueError(f"preset {self.config.name!r} takes the foreground from a semantic "
                              f"head it does not have (use foreground_source='seediness')")
         self.model = model.to(self.device).eval()

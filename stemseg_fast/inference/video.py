@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 import torch
 
-from stemseg_fast.fileio import read_json
+from stemseg_fast.fileio import UnsafeOutputError, check_output_name, read_json
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
@@ -228,7 +228,8 @@ def folder_source(folder, *, name=None, video_id=None, fps=None):
     if not paths:
         raise VideoInputError(
             f"frame folder {folder} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
-    name = name if name is not None else os.path.basename(os.path.normpath(folder))
+    # abspath: "." or "frames/" must name the folder itself, not "." or "".
+    name = name if name is not None else os.path.basename(os.path.abspath(folder))
     return ImageFilesSource(paths, name=name, video_id=video_id, fps=fps)
 
 
@@ -351,15 +352,35 @@ def annotation_videos(annotation_file, image_root=None):
         image_root = beside if os.path.isdir(beside) else os.path.dirname(annotation_file)
     sources = []
     for position, video in enumerate(dataset["videos"]):
+        where = f"annotation file {annotation_file}: videos[{position}]"
         file_names = video.get("file_names") if isinstance(video, dict) else None
-        if not file_names or "id" not in video:
-            raise VideoInputError(
-                f"annotation file {annotation_file}: videos[{position}] needs 'id' and a "
-                f"non-empty 'file_names' list")
-        name = os.path.dirname(file_names[0]) or str(video["id"])
+        if not isinstance(file_names, list) or not file_names or "id" not in video:
+            raise VideoInputError(f"{where} needs 'id' and a non-empty 'file_names' list")
+        video_id = video["id"]
+        if isinstance(video_id, bool) or not isinstance(video_id, int):
+            raise VideoInputError(f"{where}: 'id' must be an integer, got {video_id!r}")
+        for index, file_name in enumerate(file_names):
+            _check_relative_frame_path(file_name, f"{where}.file_names[{index}]")
+        # The folder of the first frame names the outputs (DAVIS folders, overlay videos).
+        name = os.path.dirname(file_names[0]) or str(video_id)
+        try:
+            check_output_name(name, f"{where}: the folder of file_names[0],")
+        except UnsafeOutputError as error:
+            raise VideoInputError(str(error)) from None
         sources.append(ImageFilesSource([os.path.join(image_root, f) for f in file_names],
-                                        name=name, video_id=int(video["id"])))
+                                        name=name, video_id=video_id))
     return sources
+
+
+def _check_relative_frame_path(file_name, where):
+    """Frames of an annotation file lie below its image root: no absolute path, no ``..``."""
+    if not isinstance(file_name, str) or not file_name:
+        raise VideoInputError(f"{where} must be a non-empty string, got {file_name!r}")
+    parts = file_name.replace("\\", "/").split("/")
+    if os.path.isabs(file_name) or file_name.startswith("\\") or ".." in parts \
+            or "\0" in file_name:
+        raise VideoInputError(f"{where} {file_name!r} must be a path relative to the image root "
+                              f"without '..' (frames outside the image root are not read)")
 
 
 def expand_inputs(paths, *, image_root=None):

@@ -16,13 +16,14 @@ must equal the preset's ``free_dim_precision``).
 Our format (:func:`save_checkpoint` / :func:`load_checkpoint`): ``{"format", "config",
 "state_dict"}``, the config as plain values, written to a temporary file then ``os.replace``d.
 """
+import hashlib
 import os
 import re
-from typing import Dict, Mapping, Optional
+from typing import Callable, Dict, Mapping, Optional
 
 import torch
 
-from stemseg_fast.fileio import atomic_output
+from stemseg_fast.fileio import atomic_output, remove_partial_outputs
 
 from .presets import STEmSegConfig
 from .stemseg import STEmSeg, build_stemseg
@@ -64,12 +65,12 @@ def rename_official_key(key: str) -> str:
     return key
 
 
-def _official_state_dict(checkpoint):
+def _official_state_dict(checkpoint, source="checkpoint"):
     """The weights of an official file: under 'model' for full models, bare for backbones."""
     if isinstance(checkpoint, Mapping) and "model" in checkpoint and isinstance(
             checkpoint["model"], Mapping):
-        return checkpoint["model"]
-    return checkpoint
+        checkpoint = checkpoint["model"]
+    return check_state_dict(checkpoint, source)
 
 
 def _check_official_buffers(state_dict, free_dim_precision):
@@ -85,11 +86,11 @@ def _check_official_buffers(state_dict, free_dim_precision):
                          f"{free_dim_precision:.6g}, got {bandwidths.flatten().tolist()}")
 
 
-def remap_official_state_dict(checkpoint, *,
-                              free_dim_precision: float = 1 / 0.3**2) -> Dict[str, torch.Tensor]:
+def remap_official_state_dict(checkpoint, *, free_dim_precision: float = 1 / 0.3**2,
+                              source: str = "checkpoint") -> Dict[str, torch.Tensor]:
     """An official checkpoint (full file dict, its 'model' dict, or a bare backbone dict) as a
     state dict with our key names. The two non-parameter buffers are checked and dropped."""
-    state_dict = _official_state_dict(checkpoint)
+    state_dict = _official_state_dict(checkpoint, source)
     _check_official_buffers(state_dict, free_dim_precision)
     remapped = {}
     for key, value in state_dict.items():
@@ -116,20 +117,57 @@ def _strict_load(module, state_dict, what):
     module.load_state_dict(state_dict, strict=True)
 
 
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTOCOL_2 = b"\x80\x02"  # how torch's legacy (non-zip) format opens
+_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+
+
 def read_checkpoint_file(path, *, allowed_globals=()):
     """``torch.load`` on the CPU with ``weights_only=True`` (legacy and zip formats).
 
     ``allowed_globals`` extends the safe-unpickling allow-list (e.g. a class an optimizer state
-    holds); nothing else is ever unpickled.
+    holds); nothing else is ever unpickled. Every failure is one ``ValueError`` line naming the
+    file: not a PyTorch file at all, damaged or truncated, or holding Python objects.
     """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if not head.startswith((_ZIP_MAGIC, _PICKLE_PROTOCOL_2)):
+        raise ValueError(f"checkpoint {path} is not a PyTorch checkpoint (neither torch.save's "
+                         f"zip archive nor its legacy format)")
     try:
         with torch.serialization.safe_globals(list(allowed_globals)):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # pickle.UnpicklingError and friends: say which file and why
-        if "weights_only" in str(error) or "Unsupported global" in str(error):
-            raise ValueError(f"{path} holds objects other than tensors and plain containers; "
-                             f"refusing to unpickle them (weights_only=True): {error}") from None
-        raise
+    except Exception as error:  # pickle.UnpicklingError, RuntimeError, EOFError and friends
+        message = str(error)
+        refused = _UNSUPPORTED_GLOBAL.search(message)
+        if refused or "weights_only" in message:
+            what = f" ({refused.group(1)})" if refused else ""
+            raise ValueError(f"checkpoint {path} holds Python objects other than tensors and "
+                             f"plain containers{what}; refusing to unpickle them "
+                             f"(weights_only=True)") from None
+        raise ValueError(f"checkpoint {path} is damaged or truncated: "
+                         f"{message.splitlines()[0] if message else type(error).__name__}"
+                         ) from None
+
+
+def check_state_dict(state_dict, source: str) -> Mapping[str, torch.Tensor]:
+    """``state_dict`` if it maps names to tensors with finite floating values; a ``ValueError``
+    naming ``source`` and the first offending entry otherwise (a diverged or damaged model
+    would run and silently find nothing)."""
+    if not isinstance(state_dict, Mapping):
+        raise ValueError(f"{source} holds a {type(state_dict).__name__}, expected a state dict "
+                         f"(names -> tensors) or a training checkpoint with a 'model' entry")
+    for key, value in state_dict.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise ValueError(f"{source}: entry {key!r} is a {type(value).__name__}, expected "
+                             f"named tensors only")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{source}: weight {key!r} holds NaN or infinite values (a diverged "
+                             f"or damaged model)")
+    return state_dict
 
 
 def load_official_weights(model: STEmSeg, checkpoint) -> STEmSeg:
@@ -145,7 +183,8 @@ def load_official_weights(model: STEmSeg, checkpoint) -> STEmSeg:
     else:
         source = "checkpoint"
     free_dim_precision = model.config.free_dim_precision if model.config else 1 / 0.3**2
-    state_dict = remap_official_state_dict(checkpoint, free_dim_precision=free_dim_precision)
+    state_dict = remap_official_state_dict(checkpoint, free_dim_precision=free_dim_precision,
+                                           source=source)
     if state_dict and all(key.startswith("backbone.") for key in state_dict):
         backbone_state = {key[len("backbone."):]: value for key, value in state_dict.items()}
         _strict_load(model.backbone, backbone_state, f"backbone weights of {source}")
@@ -173,15 +212,48 @@ def load_checkpoint(path, **build_options) -> STEmSeg:
         found = payload.get("format") if isinstance(payload, Mapping) else type(payload).__name__
         raise ValueError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint (format {found!r}); "
                          "official files load with load_official_weights")
-    config = STEmSegConfig.from_dict(payload["config"])
+    config = checkpoint_config(payload, path)
     model = build_stemseg(config, **build_options)
-    _strict_load(model, payload["state_dict"], str(path))
+    _strict_load(model, check_state_dict(payload.get("state_dict"), f"checkpoint {path}"),
+                 str(path))
     return model
 
 
+def checkpoint_config(payload: Mapping, path) -> STEmSegConfig:
+    """The network config stored in one of our checkpoints, or one ``ValueError`` saying why
+    it is not a valid one."""
+    values = payload.get("config")
+    if not isinstance(values, Mapping):
+        raise ValueError(f"checkpoint {path} has no config mapping")
+    try:
+        return STEmSegConfig.from_dict(values)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"checkpoint {path}: its config is not valid: {error}") from None
+
+
+def _sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_readable_official_file(path):
+    _official_state_dict(read_checkpoint_file(path), f"downloaded checkpoint {path}")
+
+
 def download_official_checkpoint(name: str, *, cache_dir=None, progress: bool = True,
-                                 urls: Mapping[str, str] = OFFICIAL_CHECKPOINT_URLS) -> str:
+                                 urls: Mapping[str, str] = OFFICIAL_CHECKPOINT_URLS,
+                                 check: Optional[Callable[[str], object]] = None) -> str:
     """Path of a named official file, downloaded once into ``<torch hub>/checkpoints/stemseg``.
+
+    The download goes to a temporary name and is kept only if ``check(temporary_path)`` passes
+    (default: it reads as a checkpoint of finite tensors; the loaders pass a check that fills
+    the model, so every key and shape is verified too). Its SHA-256 is then recorded beside
+    it (``<name>.pth.sha256``) and verified on every later use, so a damaged or replaced cache
+    file is an error, never a model. The project knows no published hashes of the official
+    files (their README gives none), so the first download is trusted once it passes ``check``.
 
     Args:
         name: one of ``youtube_vis``, ``davis``, ``kitti_mots``,
@@ -189,16 +261,51 @@ def download_official_checkpoint(name: str, *, cache_dir=None, progress: bool = 
         cache_dir: folder to keep files in (default under ``torch.hub.get_dir()``).
         progress: show a progress bar while downloading.
         urls: name -> URL (the official links by default).
+        check: raises ``ValueError`` for a file that must not be cached.
     """
     if name not in urls:
         raise ValueError(f"name must be one of {sorted(urls)}, got {name!r}")
-    cache_dir = cache_dir or os.path.join(torch.hub.get_dir(), "checkpoints", "stemseg")
-    os.makedirs(cache_dir, exist_ok=True)
+    cache_dir = os.fspath(cache_dir or os.path.join(torch.hub.get_dir(), "checkpoints", "stemseg"))
     path = os.path.join(cache_dir, f"{name}.pth")
+    digest_path = path + ".sha256"
+    check = check or _check_readable_official_file
     if not os.path.exists(path):
-        # Writes to a temporary file and moves it into place when complete.
-        torch.hub.download_url_to_file(urls[name], path, progress=progress)
+        os.makedirs(cache_dir, exist_ok=True)
+        remove_partial_outputs(cache_dir)
+        with atomic_output(path) as temporary:
+            try:
+                torch.hub.download_url_to_file(urls[name], temporary, progress=progress)
+            except (OSError, ValueError) as error:  # URLError is an OSError
+                raise ValueError(
+                    f"cannot download official checkpoint {name!r} from {urls[name]} ({error}); "
+                    f"download it by hand and place it at {path}, or pass the file itself with "
+                    f"its preset") from None
+            check(temporary)
+            _record_digest(digest_path, _sha256(temporary))
+        return path
+    recorded = _recorded_digest(digest_path)
+    if recorded is None:  # placed by hand, or the run that downloaded it stopped here
+        check(path)
+        _record_digest(digest_path, _sha256(path))
+    elif recorded != _sha256(path):
+        raise ValueError(f"cached checkpoint {path} does not match the SHA-256 recorded when it "
+                         f"was downloaded and checked ({digest_path}); delete both files to "
+                         f"download it again")
     return path
+
+
+def _record_digest(digest_path, digest):
+    with atomic_output(digest_path) as temporary:
+        with open(temporary, "w", encoding="ascii") as handle:
+            handle.write(digest + "\n")
+
+
+def _recorded_digest(digest_path) -> Optional[str]:
+    try:
+        with open(digest_path, encoding="ascii") as handle:
+            return handle.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def stemseg_from_official(name: str, *, cache_dir=None, progress: bool = True,
@@ -211,5 +318,6 @@ def stemseg_from_official(name: str, *, cache_dir=None, progress: bool = True,
         raise ValueError(f"name must be one of {sorted(OFFICIAL_CHECKPOINT_PRESETS)}, got "
                          f"{name!r}")
     model = build_stemseg(PRESETS[OFFICIAL_CHECKPOINT_PRESETS[name]], **build_options)
-    path = download_official_checkpoint(name, cache_dir=cache_dir, progress=progress, urls=urls)
+    path = download_official_checkpoint(name, cache_dir=cache_dir, progress=progress, urls=urls,
+                                        check=lambda file: load_official_weights(model, file))
     return load_official_weights(model, path)

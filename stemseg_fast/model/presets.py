@@ -64,6 +64,51 @@ class InferenceConfig:
     secondary_rule: str = "official"  # leftover voxels go to the *farthest* cluster
     stitch_iou_threshold: Optional[float] = None  # None: every Hungarian match, even IoU 0
 
+    def __post_init__(self):
+        # Settings reach here from --set, checkpoints and config files: check type and range
+        # now, naming the setting, rather than fail deep inside interpolate or a kernel.
+        for name in ("min_seediness", "primary_prob_threshold", "secondary_prob_threshold",
+                     "foreground_threshold"):
+            self._set(name, _number_in(getattr(self, name), name, 0.0, 1.0))
+        if self.stitch_iou_threshold is not None:
+            self._set("stitch_iou_threshold",
+                      _number_in(self.stitch_iou_threshold, "stitch_iou_threshold", 0.0, 1.0))
+        _integer_in(self.clip_length, "clip_length", 1, 256)
+        _integer_in(self.clip_overlap, "clip_overlap", 0, self.clip_length - 1)
+        _integer_in(self.max_instances_per_clip, "max_instances_per_clip", 1, 1024)
+        _integer_in(self.max_tracks, "max_tracks", 1, 100_000)
+        _integer_in(self.min_dim, "min_dim", 32, MAX_INPUT_DIM)
+        _integer_in(self.max_dim, "max_dim", self.min_dim, MAX_INPUT_DIM)
+        if not isinstance(self.cluster_at_full_resolution, bool):
+            raise ValueError(f"inference setting cluster_at_full_resolution must be true or "
+                             f"false, got {self.cluster_at_full_resolution!r}")
+        for name, choices in (("foreground_source", ("semantic", "seediness")),
+                              ("distance_rule", ("official", "paper")),
+                              ("secondary_rule", ("official", "nearest"))):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"inference setting {name} must be one of "
+                                 f"{', '.join(choices)}, got {getattr(self, name)!r}")
+
+    def _set(self, name, value):
+        object.__setattr__(self, name, value)
+
+
+MAX_INPUT_DIM = 8192  # pixels; a frame side beyond it is a typo, not a video
+
+
+def _number_in(value, name, low, high):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not low <= value <= high:  # NaN fails both comparisons
+        raise ValueError(f"inference setting {name} must be a number in [{low:g}, {high:g}], got "
+                         f"{value!r}")
+    return float(value)
+
+
+def _integer_in(value, name, low, high):
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"inference setting {name} must be an integer in [{low}, {high}], got "
+                         f"{value!r}")
+
 
 @dataclass(frozen=True)
 class STEmSegConfig:

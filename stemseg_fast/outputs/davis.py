@@ -8,10 +8,13 @@ overlap the later track wins (official ``DavisOutputGenerator``).
 OpenCV cannot write palette PNGs, so this module uses Pillow.
 """
 import os
+import re
 
 import numpy as np
 
-from ..fileio import atomic_output_dir
+from ..fileio import UnsafeOutputError, atomic_output_dir, output_path
+
+_DAVIS_FRAME_NAME = re.compile(r"^\d{5}\.png$")
 
 
 def davis_palette(num_colours=256):
@@ -40,13 +43,34 @@ def _pillow():
     return Image
 
 
+def is_davis_sequence_folder(path) -> bool:
+    """Whether ``path`` is a folder holding only DAVIS frame PNGs (``00000.png`` ...), as this
+    module writes them: the only kind of existing folder :func:`write_davis_pngs` replaces."""
+    return os.path.isdir(path) and all(_DAVIS_FRAME_NAME.match(entry) and
+                                       os.path.isfile(os.path.join(path, entry))
+                                       for entry in os.listdir(path))
+
+
+def davis_sequence_folder(out_dir, sequence: str) -> str:
+    """``<out_dir>/<sequence>``, the sequence name checked to be one folder name; raises
+    :class:`stemseg_fast.fileio.UnsafeOutputError` if it is not, or if a folder there holds
+    anything but DAVIS frame PNGs (so it is not ours to replace)."""
+    path = output_path(out_dir, sequence, what="DAVIS sequence name")
+    if os.path.lexists(path) and not is_davis_sequence_folder(path):
+        raise UnsafeOutputError(f"{path} already exists and holds files other than DAVIS frame "
+                                f"PNGs; move it away or choose another output folder")
+    return path
+
+
 def write_davis_pngs(out_dir, video_tracks, *, sequence=None):
     """Write ``<out_dir>/<sequence>/%05d.png`` for every frame of the video.
 
-    The sequence folder is written whole or not at all (built beside, then moved in place).
+    The sequence folder is written whole or not at all (built beside, then moved in place); an
+    existing folder there is replaced only if it holds nothing but DAVIS frame PNGs.
 
     Args:
-        sequence (str or None): folder name, default ``video_tracks.name``.
+        sequence (str or None): folder name (one path component), default
+            ``video_tracks.name``.
     Returns:
         the sequence folder.
     """
@@ -55,9 +79,9 @@ def write_davis_pngs(out_dir, video_tracks, *, sequence=None):
                          f"8-bit DAVIS PNGs hold at most 255")
     image_module = _pillow()
     sequence = video_tracks.name if sequence is None else sequence
-    sequence_dir = os.path.join(out_dir, sequence)
+    sequence_dir = davis_sequence_folder(out_dir, sequence)
     palette = DAVIS_PALETTE.flatten().tolist()
-    with atomic_output_dir(sequence_dir) as temporary:
+    with atomic_output_dir(sequence_dir, replaceable=is_davis_sequence_folder) as temporary:
         for frame in range(video_tracks.num_frames):
             image = image_module.fromarray(video_tracks.label_map(frame).astype(np.uint8))
             image.putpalette(palette)  # turns the grey image into an indexed one

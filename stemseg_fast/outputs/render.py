@@ -1,18 +1,25 @@
 """Render an existing YouTube-VIS/OVIS results file onto its videos, without the model."""
-import json
-import os
 from collections import defaultdict
 
+from ..fileio import output_path, read_json, remove_partial_outputs
 from ..inference.tracks import Track, VideoTracks
 from ..inference.video import annotation_videos, expand_inputs
+from ..rle import checked_rle
 from .overlay import DEFAULT_CODECS, write_overlay_video
 from .youtube_vis import read_youtube_vis_results
 
 
 def _category_names(annotations):
-    with open(annotations, encoding="utf-8") as handle:
-        categories = json.load(handle).get("categories") or []
-    return {int(category["id"]): str(category["name"]) for category in categories}
+    dataset = read_json(annotations, "annotation file")
+    categories = dataset.get("categories") if isinstance(dataset, dict) else None
+    names = {}
+    for position, category in enumerate(categories or []):
+        if not isinstance(category, dict) or isinstance(category.get("id"), bool) \
+                or not isinstance(category.get("id"), int):
+            raise ValueError(f"annotation file {annotations}: categories[{position}] needs an "
+                             f"integer 'id'")
+        names[category["id"]] = str(category.get("name", category["id"]))
+    return names
 
 
 def render(results_json, videos_dir, out_dir, *, annotations=None, score_threshold=0.0,
@@ -31,6 +38,7 @@ def render(results_json, videos_dir, out_dir, *, annotations=None, score_thresho
         list of the written paths.
     """
     predictions = read_youtube_vis_results(results_json)
+    remove_partial_outputs(out_dir)
     if annotations is not None:
         sources = annotation_videos(annotations, image_root=videos_dir)
         category_names = _category_names(annotations)
@@ -60,13 +68,16 @@ def render(results_json, videos_dir, out_dir, *, annotations=None, score_thresho
                 raise ValueError(f"results file {results_json}: a prediction for video_id "
                                  f"{video_id} has {len(segmentations)} segmentations, the video "
                                  f"{source.name!r} has {source.num_frames} frames")
-            rles = {frame: rle for frame, rle in enumerate(segmentations) if rle}
+            rles = {frame: checked_rle(rle, *source.frame_size,
+                                       f"results file {results_json}: video_id {video_id} "
+                                       f"frame {frame}")
+                    for frame, rle in enumerate(segmentations) if rle}
             tracks.append(Track(number, source.frame_size, rles,
                                 category_id=prediction["category_id"], score=prediction["score"]))
         video_tracks = VideoTracks(source.name, tracks, source.frame_size, source.num_frames,
                                    fps=source.fps, video_id=video_id,
                                    category_names=category_names)
-        path = os.path.join(out_dir, f"{source.name}.mp4")
+        path = output_path(out_dir, f"{source.name}.mp4", what="video name")
         write_overlay_video(path, source, video_tracks, codecs=codecs)
         written.append(path)
     return written

@@ -13,6 +13,7 @@ evaluation gives both the same IoU, so ``absent="empty"`` (default, parity) and
 ``absent="none"`` (smaller files) are equivalent to the scorer.
 """
 import json
+import math
 import os
 import zipfile
 
@@ -84,7 +85,19 @@ def read_youtube_vis_results(path):
         raise ValueError(f"results file {path} must hold a list of predictions, got "
                          f"{type(predictions).__name__}")
     for position, entry in enumerate(predictions):
+        where = f"results file {path}: entry {position}"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where} must be an object, got {type(entry).__name__}")
         missing = {"video_id", "score", "category_id", "segmentations"} - set(entry)
         if missing:
-            raise ValueError(f"results file {path}: entry {position} lacks {sorted(missing)}")
+            raise ValueError(f"{where} lacks {sorted(missing)}")
+        for key in ("video_id", "category_id"):
+            if isinstance(entry[key], bool) or not isinstance(entry[key], int):
+                raise ValueError(f"{where}: '{key}' must be an integer, got {entry[key]!r}")
+        score = entry["score"]
+        if isinstance(score, bool) or not isinstance(score, (int, float)) \
+                or not math.isfinite(score):
+            raise ValueError(f"{where}: 'score' must be a finite number, got {score!r}")
+        if not isinstance(entry["segmentations"], list):
+            raise ValueError(f"{where}: 'segmentations' must be a list, one entry per frame")
     return predictions

@@ -70,7 +70,7 @@ def test_results_zip_and_files(scene, tmp_path):
     (lambda r: r["segmentations"].append(None),
      r"3 segmentations for video 7 of 2 frames \(one per frame expected\)"),
     (lambda r: r["segmentations"][0].update(size=[32, 33]),
-     r"result #0 \(video 7\) frame 0: mask size \[32, 33\] does not match the video's "
+     r"result #0 \(video 7\) frame 0: RLE size \[32, 33\] does not match the frame size "
      r"\[height, width\] = \[32, 32\]"),
     (lambda r: r["segmentations"][0].update(counts="0:0"),
      r"frame 0: malformed RLE: run lengths add up to 10, expected height x width = 1024"),

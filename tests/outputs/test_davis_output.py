@@ -46,7 +46,7 @@ def test_later_tracks_win_and_empty_frames_are_written(tmp_path):
 def test_a_failure_mid_write_leaves_the_old_results(tmp_path, video_tracks, monkeypatch):
     sequence = tmp_path / "synthetic"
     sequence.mkdir()
-    (sequence / "old.txt").write_text("previous run")
+    (sequence / "00000.png").write_bytes(b"previous run")
     original = VideoTracks.label_map
 
     def failing_label_map(self, frame):
@@ -58,11 +58,25 @@ def test_a_failure_mid_write_leaves_the_old_results(tmp_path, video_tracks, monk
     with pytest.raises(OSError, match="disk full"):
         write_davis_pngs(tmp_path, video_tracks)
     assert [p.name for p in tmp_path.iterdir()] == ["synthetic"]
-    assert [p.name for p in sequence.iterdir()] == ["old.txt"]
+    assert [p.name for p in sequence.iterdir()] == ["00000.png"]
     monkeypatch.setattr(VideoTracks, "label_map", original)
     write_davis_pngs(tmp_path, video_tracks)  # a run that succeeds replaces the folder whole
-    assert len(list(sequence.iterdir())) == 6 and not (sequence / "old.txt").exists()
+    assert len(list(sequence.iterdir())) == 6
+    assert (sequence / "00000.png").read_bytes() != b"previous run"
     assert [p.name for p in tmp_path.iterdir()] == ["synthetic"]
+
+
+def test_a_folder_this_writer_did_not_make_is_never_replaced(tmp_path, video_tracks):
+    sequence = tmp_path / "synthetic"
+    sequence.mkdir()
+    (sequence / "00000.jpg").write_bytes(b"a source frame")
+    with pytest.raises(ValueError, match="holds files other than DAVIS frame PNGs"):
+        write_davis_pngs(tmp_path, video_tracks)
+    assert [p.name for p in sequence.iterdir()] == ["00000.jpg"]
+    for name in ("../escape", "/abs", "..", ""):
+        with pytest.raises(ValueError, match="cannot name an output"):
+            write_davis_pngs(tmp_path / "out", video_tracks, sequence=name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["synthetic"]
 
 
 def test_errors(tmp_path):

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from stemseg_fast.rle import encode_mask
+from stemseg_fast.rle import checked_rle, encode_mask, polygons_to_rle
 
 
 def to_compressed_rle(segmentation, height, width, *, where):
@@ -23,28 +23,15 @@ def to_compressed_rle(segmentation, height, width, *, where):
         height, width: the image size the annotation must describe.
         where: text naming the file and annotation, used in error messages.
     Raises:
-        ValueError: unknown form, or an RLE whose size is not (height, width).
+        ValueError: unknown form, an RLE whose size is not (height, width) or whose runs do not
+            cover it, a polygon with non-finite or far-off coordinates.
     """
     if segmentation is None:
         return None
     if isinstance(segmentation, dict):
-        size = segmentation.get("size")
-        counts = segmentation.get("counts")
-        if size is None or counts is None:
-            raise ValueError(f"{where}: RLE needs 'size' and 'counts', got keys "
-                             f"{sorted(segmentation)}")
-        if [int(size[0]), int(size[1])] != [height, width]:
-            raise ValueError(f"{where}: RLE size {list(size)} does not match the image size "
-                             f"[{height}, {width}]")
-        if isinstance(counts, list):
-            return mask_utils.frPyObjects(segmentation, height, width)
-        return {"size": [height, width],
-                "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+        return checked_rle(segmentation, height, width, where)
     if isinstance(segmentation, list):
-        polygons = [polygon for polygon in segmentation if len(polygon) >= 6]
-        if not polygons:
-            return encode_mask(np.zeros((height, width), np.uint8))
-        return mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
+        return polygons_to_rle(segmentation, height, width, where, skip_degenerate=True)
     raise ValueError(f"{where}: segmentation must be an RLE dict, a polygon list or null, "
                      f"got {type(segmentation).__name__}")
 
