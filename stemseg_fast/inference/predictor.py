@@ -35,7 +35,8 @@ from stemseg_fast.model import PRESETS, STEmSegConfig, build_stemseg
 from stemseg_fast.model.presets import InferenceConfig
 from stemseg_fast.model.checkpoints import (CHECKPOINT_FORMAT, OFFICIAL_CHECKPOINT_PRESETS,
                                             download_official_checkpoint, load_checkpoint,
-                                            load_official_weights, read_checkpoint_file)
+                                            load_official_weights, official_state_dict,
+                                            read_checkpoint_file)
 
 from .pipeline import STAGES, VideoRun
 from .tracks import (DAVIS_MAX_TRACKS, KITTI_MOTS_MAX_TRACKS, YOUTUBE_VIS_MAX_TRACKS, Track,
@@ -232,6 +233,7 @@ def load_model(checkpoint_or_model, preset=None, *, fused=False, backend="auto")
             return model, model.config
         _check_same_architecture(model.config, wanted, f"checkpoint {path}")
         return model, dataclasses.replace(model.config, inference=wanted.inference)
+    official_state_dict(payload, f"checkpoint {path}")  # named tensors, or one clear error
     if wanted is None:
         raise ValueError(f"checkpoint {path} is an official STEm-Seg file, which records no "
                          f"preset: pass preset= (--preset), e.g. {', '.join(sorted(PRESETS))}")

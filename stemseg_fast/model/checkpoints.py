@@ -65,7 +65,7 @@ def rename_official_key(key: str) -> str:
     return key
 
 
-def _official_state_dict(checkpoint, source="checkpoint"):
+def official_state_dict(checkpoint, source="checkpoint"):
     """The weights of an official file: under 'model' for full models, bare for backbones."""
     if isinstance(checkpoint, Mapping) and "model" in checkpoint and isinstance(
             checkpoint["model"], Mapping):
@@ -90,7 +90,7 @@ def remap_official_state_dict(checkpoint, *, free_dim_precision: float = 1 / 0.3
                               source: str = "checkpoint") -> Dict[str, torch.Tensor]:
     """An official checkpoint (full file dict, its 'model' dict, or a bare backbone dict) as a
     state dict with our key names. The two non-parameter buffers are checked and dropped."""
-    state_dict = _official_state_dict(checkpoint, source)
+    state_dict = official_state_dict(checkpoint, source)
     _check_official_buffers(state_dict, free_dim_precision)
     remapped = {}
     for key, value in state_dict.items():
@@ -240,7 +240,7 @@ def _sha256(path) -> str:
 
 
 def _check_readable_official_file(path):
-    _official_state_dict(read_checkpoint_file(path), f"downloaded checkpoint {path}")
+    official_state_dict(read_checkpoint_file(path), f"downloaded checkpoint {path}")
 
 
 def download_official_checkpoint(name: str, *, cache_dir=None, progress: bool = True,
