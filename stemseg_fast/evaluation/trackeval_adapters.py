@@ -34,6 +34,7 @@ import numpy as np
 
 from ..outputs.kitti_mots import read_kitti_mots_txt
 from ..rle import compressed_run_lengths
+from .annotations import MAX_VIDEO_EXTENT
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ KITTI_MOTS_VAL_SEQUENCES = ("0002", "0006", "0007", "0008", "0010", "0013", "001
 """The KITTI-MOTS validation sequences (Voigtlaender et al., MOTS, 2019), trackeval's
 ``evaluate_mots.seqmap.val``."""
 DAVIS_MAX_PROPOSALS = 20
+# trackeval builds per-frame lists up to the largest index; KITTI sequences have ~1,100 frames.
+MAX_SEQUENCE_FRAMES = 1_000_000
 INSTALL_HINT = ("pip install --no-deps trackeval==1.3.0 && pip install pillow tabulate "
                 "scikit-image")
 
@@ -154,8 +157,12 @@ def _check_kitti_mots_file(path, what):
     last_frame = -1
     for number, line in enumerate(read_kitti_mots_txt(path, what), start=1):
         where = f"{what} {path} line {number}"
-        if line.frame < 0:
-            raise ValueError(f"{where}: negative frame index {line.frame}")
+        if not 0 <= line.frame < MAX_SEQUENCE_FRAMES:
+            raise ValueError(f"{where}: frame index {line.frame} is outside [0, "
+                             f"{MAX_SEQUENCE_FRAMES})")
+        if not (1 <= line.height <= MAX_VIDEO_EXTENT and 1 <= line.width <= MAX_VIDEO_EXTENT):
+            raise ValueError(f"{where}: mask size {line.height}x{line.width} (h x w) is outside "
+                             f"[1, {MAX_VIDEO_EXTENT}]")
         if line.class_id not in KITTI_MOTS_CLASS_IDS:
             raise ValueError(f"{where}: unknown class id {line.class_id}; expected "
                              f"{sorted(KITTI_MOTS_CLASS_IDS)} ({KITTI_MOTS_CLASS_IDS})")

@@ -97,7 +97,7 @@ def test_bad_results_name_the_entry(scene, edit, message):
      r"ground truth annotation 1 \(video 7\): unknown category id 9"),
     (lambda d: d["annotations"][0]["segmentations"].pop(),
      r"1 segmentations for video 7 of 2 frames"),
-    (lambda d: d["annotations"][0].update(areas=[100]), r"'areas' must hold one number"),
+    (lambda d: d["annotations"][0].update(areas=[100]), r"'areas' must hold one finite number"),
     (lambda d: d["videos"][0].pop("length") and d["videos"][0].pop("file_names"),
      r"ground truth video 7: needs 'length' or 'file_names'"),
     (lambda d: d["videos"].append(dict(d["videos"][0])), r"video 7: duplicate video id"),
