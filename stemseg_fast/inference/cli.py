@@ -5,7 +5,8 @@ Outputs under ``--out``:
   davis    davis/<video>/00000.png ...: DAVIS palette PNGs
   kitti    kitti_mots/results/<video>.txt and the official post-filter's kitti_mots/results_nms/
   overlay  overlay/<video>.mp4 at the source fps, plus results.json describing what is drawn
-videos.json lists each video's id (the results' video_id), name, size, length and fps.
+videos.json lists each video's id (the results' video_id), name, size, length and fps. Ids come
+from annotation inputs or --ids-from; other inputs are numbered 1, 2, ... in input order.
 
 Examples:
   stemseg-fast infer clip.mp4 --checkpoint run/checkpoint.pth --out out/ --format overlay
@@ -26,7 +27,7 @@ from stemseg_fast.model import PRESETS
 from stemseg_fast.model.checkpoints import CheckpointMismatchError
 
 from .sharding import close_process_group, gather_objects, shard_from_environment, shard_items
-from .video import expand_inputs
+from .video import annotation_videos, expand_inputs
 
 FORMATS = ("ytvis", "davis", "kitti", "overlay")
 KITTI_MOTS_NUM_CLASSES = 3  # background, car, pedestrian
@@ -84,6 +85,34 @@ def _video_output_paths(out, name, formats):
     return paths
 
 
+def _assign_video_ids(sources, ids_from):
+    """Dataset ids for inputs that have none: from ``--ids-from`` (matched by name, the folder
+    of an entry's first frame), else their position (1, 2, ...). Returns how many were numbered
+    by position (a benchmark's server scores by id, so the summary says so)."""
+    if ids_from is not None:
+        ids = {video.name: video.video_id for video in annotation_videos(ids_from)}
+        for source in sources:
+            if source.video_id is None:
+                if source.name not in ids:
+                    raise CommandError(
+                        f"--ids-from {ids_from}: no video named {source.name!r} (videos are "
+                        f"named by the folder of their first frame)")
+                source.video_id = ids[source.name]
+    numbered = 0
+    for position, source in enumerate(sources):
+        if source.video_id is None:
+            source.video_id = position + 1
+            numbered += 1
+    owners = {}
+    for source in sources:
+        if source.video_id in owners:
+            raise CommandError(f"inputs {owners[source.video_id]!r} and {source.name!r} both get "
+                               f"video_id {source.video_id}; give every input its dataset id "
+                               f"(--ids-from)")
+        owners[source.video_id] = source.name
+    return numbered
+
+
 def _remove_debris(out):
     """Temporaries an interrupted earlier run of this command left in the folders it writes."""
     for folder in ((), ("davis",), ("overlay",), KITTI_RESULTS_FOLDER, KITTI_FILTERED_FOLDER):
@@ -105,9 +134,8 @@ def _check_formats(formats, predictor):
 def _predict_shard(predictor, mine, shard):
     predictions, failure = [], None
     for position, source in mine:
-        video_id = source.video_id if source.video_id is not None else position + 1
         try:
-            predictions.append((position, predictor.predict(source, video_id=video_id)))
+            predictions.append((position, predictor.predict(source, video_id=source.video_id)))
         except (ValueError, TypeError, OSError) as error:
             failure = f"video {source.name!r}: {error}"
             break
@@ -171,6 +199,7 @@ def _run(args, formats, shard):
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CommandError(f"--out {args.out} exists and is not a folder")
     sources = expand_inputs(args.inputs, image_root=args.image_root)
+    numbered_by_position = _assign_video_ids(sources, args.ids_from)
     paths = {}
     for source in sources:  # open every input now: a bad one fails before anything is written
         source.num_frames, source.frame_size  # noqa: B018 (probing reads the first frame)
@@ -239,6 +268,10 @@ def _run(args, formats, shard):
     if reports:
         reports[0]["timings"]["outputs"] += time.perf_counter() - start
     _print_summary(reports, shard.world_size, written)
+    if numbered_by_position and "ytvis" in formats:
+        print(f"video ids: {numbered_by_position} of {len(reports)} videos had no dataset id and "
+              f"were numbered by input position (see videos.json); pass --ids-from "
+              f"ANNOTATIONS.json to use a benchmark's ids")
     return 0
 
 
@@ -275,6 +308,10 @@ def add_parser(subparsers):
                              f"(default: ytvis)")
     parser.add_argument("--confidence-threshold", type=float, default=None,
                         help="drop tracks of results.json and overlays scoring below this")
+    parser.add_argument("--ids-from", default=None, metavar="ANNOTATIONS",
+                        help="YouTube-VIS/OVIS annotation JSON giving the video_id of each "
+                             "input by name (default: ids of annotation inputs, else 1, 2, ... "
+                             "in input order)")
     parser.add_argument("--image-root", default=None,
                         help="frame root of annotation JSON inputs (default: JPEGImages/ beside)")
     parser.add_argument("--fps", type=float, default=None,
