@@ -9,6 +9,7 @@ import importlib
 import signal
 import sys
 import threading
+import warnings
 
 SUBCOMMAND_MODULES = (
     "stemseg_fast.demo",
@@ -47,6 +48,14 @@ def _raise_terminated(signum, frame):
     raise _Terminated()
 
 
+def _one_line_warning(command):
+    """Warnings as one plain line, ``stemseg-fast <command>: warning: ...``, instead of Python's
+    two-line form that echoes a line of the library's source."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"stemseg-fast {command}: warning: {message}", file=file or sys.stderr)
+    return show
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     from stemseg_fast.model.checkpoints import CheckpointMismatchError
@@ -56,7 +65,9 @@ def main(argv=None):
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
-        return args.func(args) or 0
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(args.command)
+            return args.func(args) or 0
     except (CommandError, ValueError, TypeError, OSError, CheckpointMismatchError) as error:
         if args.traceback:
             raise

@@ -2,7 +2,10 @@
 ``InferenceModel.forward`` + ``TrackGenerator`` + ``OnlineChainer.process`` + the output
 generators' mask path; reference §4).
 
-Order of work, for clips C_0 .. C_{n-1} of :func:`~stemseg_fast.inference.video.clip_schedule`:
+Order of work, for clips C_0 .. C_{n-1} of the official schedule
+(:func:`~stemseg_fast.inference.video.clip_schedule`), planned as the frames arrive
+(:func:`~stemseg_fast.inference.video.streamed_clip_schedule`): the video's length is what its
+stream yields, learnt at its end, never a container's announced count:
 
 1. **Backbone once per frame.** Before clip j's heads, the frames of C_j not seen yet are decoded,
    pre-processed (resize rule, mean, pad to 32) and pushed through the backbone as one batch (at
@@ -58,7 +61,7 @@ from stemseg_fast.kernels.instance_gaussians import PRECISION_SCALE
 from stemseg_fast.model.preprocessing import preprocess_clip, resized_size
 
 from .stitching import ClipStitcher
-from .video import clip_positions, clip_schedule
+from .video import clip_positions, streamed_clip_schedule
 
 EMBEDDING_STRIDE = 4  # decoder outputs are at stride 4 of the padded input (reference §1.5)
 STAGES = ("decode", "preprocess", "backbone", "heads", "clustering", "outputs")
@@ -129,7 +132,7 @@ class VideoRun:
         self.autocast_dtype = autocast_dtype
         self.progress = progress
         self.num_free_dims = get_embedding_mode(config.embedding_mode).num_free_dims
-        self.num_frames = source.num_frames
+        self.num_frames = None  # what the stream yields, known when it ends
         self.frame_size = tuple(source.frame_size)
         self.resized = resized_size(*self.frame_size, self.inference.min_dim,
                                     self.inference.max_dim)
@@ -142,30 +145,32 @@ class VideoRun:
 
     # -- stage 1: frames and backbone ------------------------------------------------------------
 
-    def _read_frames(self, frame_iterator, count):
-        frames = []
-        for _ in range(count):
+    def _has_frame(self, index):
+        """Decode the stream up to frame ``index`` (kept until the backbone takes it); whether it
+        exists. The length is learnt when the stream ends, not from the container."""
+        while self.frames_read <= index and not self._stream_ended:
             try:
-                frames.append(next(frame_iterator))
+                self._decoded[self.frames_read] = next(self._frame_iterator)
             except StopIteration:
-                raise ValueError(f"video {self.source.name!r} ended after {self.frames_read} "
-                                 f"frames, {self.num_frames} were announced") from None
+                self._stream_ended = True
+                break
             self.frames_read += 1
-        if self.progress is not None:
-            self.progress.update(count)
+            if self.progress is not None:
+                self.progress.update(1)
         self.timer.charge("decode")
-        return frames
+        return index < self.frames_read
 
-    def _backbone(self, frames, first_index, features):
+    def _backbone(self, frame_indices, features):
+        frames = [self._decoded.pop(index) for index in frame_indices]
         batch = torch.from_numpy(np.stack(frames)).to(self.device, non_blocking=True)
         images = preprocess_clip(batch, self.inference.min_dim, self.inference.max_dim).clip
         images = images.transpose(0, 1)  # [B, 3, H_pad, W_pad]
         self.timer.charge("preprocess")
         with self._autocast():
             levels = self.model.backbone_features(images)  # each [B, C, h, w]
-        for offset in range(len(frames)):
+        for offset, index in enumerate(frame_indices):
             # Views of the batch: the batch is freed once its last frame leaves the cache.
-            features[first_index + offset] = [level[offset:offset + 1] for level in levels]
+            features[index] = [level[offset:offset + 1] for level in levels]
         self.timer.charge("backbone")
 
     def _autocast(self):
@@ -316,48 +321,47 @@ class VideoRun:
     @torch.inference_mode()
     def run(self):
         inference = self.inference
-        clips = clip_schedule(self.num_frames, inference.clip_length, inference.clip_overlap)
-        last_clip_of = {}  # frame -> index of the last clip containing it
-        for index, clip in enumerate(clips):
-            for frame in clip:
-                last_clip_of[frame] = index
-        ready_after = [max(last_clip_of[t] for t in clip) for clip in clips]
-        clips_ending = defaultdict(list)  # clip index -> frames whose last clip it is
-        for frame, index in last_clip_of.items():
-            clips_ending[index].append(frame)
-
         self.stitcher = ClipStitcher(iou_threshold=self.inference.stitch_iou_threshold)
         self.semantic_sums, self.seediness_sums = {}, {}
         self.class_logits, self.foreground = {}, {}
-        features, pending = {}, []
-        self.frames_read = 0
-        frame_iterator = iter(self.source)
+        features, pending = {}, []  # pending: (clip index, heads outputs) awaiting clustering
+        finished_by_clip, final_frames = {}, set()
+        self._decoded, self._stream_ended, self.frames_read = {}, False, 0
+        self._frame_iterator = iter(self.source)
         self.timer.restart()
-        for index, clip in enumerate(clips):
+        schedule = streamed_clip_schedule(self._has_frame, inference.clip_length,
+                                          inference.clip_overlap)
+        for index, (clip, finished) in enumerate(schedule):
             missing = sorted(set(clip) - set(features))
             if missing:
-                frames = self._read_frames(frame_iterator, len(missing))
-                self._backbone(frames, missing[0], features)
+                self._backbone(missing, features)
             self._note_peak("cached_frames", len(features))
-            pending.append(self._heads(clip, features))
+            pending.append((index, self._heads(clip, features)))
             self._note_peak("pending_clips", len(pending))
             self._note_peak("semantic_frames", len(self.semantic_sums) + len(self.seediness_sums))
-            for frame in clips_ending[index]:
+            finished_by_clip[index] = finished
+            for frame in finished:
                 del features[frame]
                 self._finalise_frame(frame)
+            final_frames.update(finished)
             self.timer.charge("clustering")
-            while pending and ready_after[index - len(pending) + 1] <= index:
-                finished = index - len(pending) + 1
-                stitched = self._cluster(*pending.pop(0))
-                for frame in clips_ending[finished]:
+            # A clip is clustered once every frame of it is final, in order (the stitcher
+            # chains each clip to the previous one).
+            while pending and final_frames.issuperset(pending[0][1][0]):
+                clustered, outputs = pending.pop(0)
+                stitched = self._cluster(*outputs)
+                for frame in finished_by_clip.pop(clustered):
                     del self.foreground[frame]
+                    final_frames.discard(frame)
                 for frame, labels in zip(stitched.frame_indices, stitched.labels.unbind(0)):
                     self._emit_frame(frame, labels)
                 self.timer.charge("outputs")
             self._note_peak("final_frames_held", len(self.foreground) + len(self.class_logits))
+        self.num_frames = self.frames_read
         self.diagnostics["live_entries_at_end"] = (
             len(features) + len(pending) + len(self.semantic_sums) + len(self.seediness_sums)
-            + len(self.class_logits) + len(self.foreground))
+            + len(self.class_logits) + len(self.foreground) + len(self._decoded)
+            + len(final_frames))
         return self
 
     def _note_peak(self, what, value):

@@ -337,6 +337,9 @@ class Predictor:
             run = VideoRun(self.model, self.config, source, device=self.device,
                            backend=self.backend, autocast_dtype=_AUTOCAST_DTYPES[self.precision],
                            progress=bar).run()
+            if bar is not None and bar.total != run.num_frames:  # the container misstated it
+                bar.total = run.num_frames
+                bar.refresh()
         finally:
             if bar is not None:
                 bar.close()

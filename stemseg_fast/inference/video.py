@@ -25,6 +25,7 @@ package (``stemseg_fast.model.preprocessing.preprocess_clip`` takes these frames
 import glob
 import os
 import re
+import warnings
 
 import cv2
 import numpy as np
@@ -39,6 +40,11 @@ _GLOB_CHARACTERS = re.compile(r"[*?\[]")
 
 class VideoInputError(ValueError):
     """An input video, frame folder, frame file or array that cannot be used."""
+
+
+class VideoLengthWarning(UserWarning):
+    """A video file whose stream ends before (or after) the frame count its container
+    announces."""
 
 
 def _natural_key(path):
@@ -68,7 +74,9 @@ class FrameSource:
         fps (float or None): frames per second if known (video files; otherwise as given).
 
     Properties ``num_frames`` and ``frame_size`` (``(height, width)``) are read lazily; iterate
-    the source (``for frame in source``) to stream frames, any number of times.
+    the source (``for frame in source``) to stream frames, any number of times. ``num_frames``
+    is what the source knows before it is read: exact for frame files and arrays, a video
+    container's announcement (None if it has none) for video files, None for live streams.
     """
 
     def __init__(self, name, *, video_id=None, fps=None):
@@ -84,9 +92,6 @@ class FrameSource:
     def frame_size(self):
         raise NotImplementedError
 
-    def __len__(self):
-        return self.num_frames
-
     def __iter__(self):
         raise NotImplementedError
 
@@ -97,13 +102,14 @@ class FrameSource:
 class VideoFileSource(FrameSource):
     """A video file decoded with OpenCV.
 
-    The frame count comes from the container (``CAP_PROP_FRAME_COUNT``); when the container has
-    none, or with ``count_frames=True``, the frames are counted by one grab pass at open. A file
-    that ends before its announced count raises :class:`VideoInputError` when iteration gets
-    there, naming the frame.
+    ``num_frames`` is the count the container announces (``CAP_PROP_FRAME_COUNT``), or None when
+    it has none; real files often misstate it. Iteration yields every frame that decodes and
+    stops at the first that does not (the end of a truncated file, or a damaged frame), with one
+    :class:`VideoLengthWarning` when that is before the announced count: inference uses what the
+    stream yields, never the announced count.
     """
 
-    def __init__(self, path, *, name=None, video_id=None, count_frames=False):
+    def __init__(self, path, *, name=None, video_id=None):
         if not os.path.exists(path):
             raise FileNotFoundError(f"video file {path} does not exist")
         if os.path.isdir(path):
@@ -111,7 +117,6 @@ class VideoFileSource(FrameSource):
         stem = os.path.splitext(os.path.basename(path))[0]
         super().__init__(name if name is not None else stem, video_id=video_id)
         self.path = path
-        self._count_frames = count_frames
         self._num_frames = None
         self._frame_size = None
         self._probed = False
@@ -139,11 +144,7 @@ class VideoFileSource(FrameSource):
             fps = capture.get(cv2.CAP_PROP_FPS)
             self.fps = float(fps) if fps > 0 else None
             announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-            if announced <= 0 or self._count_frames:
-                announced = 1
-                while capture.grab():
-                    announced += 1
-            self._num_frames = announced
+            self._num_frames = announced if announced > 0 else None
         finally:
             capture.release()
         self._probed = True
@@ -161,20 +162,22 @@ class VideoFileSource(FrameSource):
     def __iter__(self):
         self._probe()
         capture = self._open()
+        index = 0
         try:
-            for index in range(self._num_frames):
+            while True:
                 decoded, frame = capture.read()
                 if not decoded:
-                    raise VideoInputError(
-                        f"video file {self.path}: decoding stopped at frame {index} of the "
-                        f"{self._num_frames} its container announces (corrupt or truncated file; "
-                        f"count_frames=True counts the decodable frames instead)")
+                    break
                 if frame.shape[:2] != self._frame_size:
                     raise _size_mismatch(f"frame {index} of video file {self.path}", frame,
                                          self._frame_size)
+                index += 1
                 yield frame
         finally:
             capture.release()
+        if self._num_frames is not None and index != self._num_frames:
+            warnings.warn(f"video file {self.path}: its container announces {self._num_frames} "
+                          f"frames, {index} decoded; using the {index}", VideoLengthWarning)
 
 
 class ImageFilesSource(FrameSource):
@@ -292,13 +295,12 @@ def _check_uint8(frames, what):
         raise VideoInputError(f"{what} must be uint8 (0..255), got {dtype}")
 
 
-def open_video(source, *, rgb=False, name=None, fps=None, count_frames=False):
+def open_video(source, *, rgb=False, name=None, fps=None):
     """One frame source from a video file path, a folder of frames, an array/tensor or a
     sequence of frames; a :class:`FrameSource` is returned as it is.
 
     ``rgb`` applies to in-memory frames only (files are decoded by OpenCV as BGR); ``fps`` sets
-    the rate of sources that have none (folders, arrays); ``count_frames`` counts a video
-    file's frames by decoding instead of trusting its container.
+    the rate of sources that have none (folders, arrays).
     """
     if isinstance(source, FrameSource):
         return source
@@ -306,7 +308,7 @@ def open_video(source, *, rgb=False, name=None, fps=None, count_frames=False):
         path = os.fspath(source)
         if os.path.isdir(path):
             return folder_source(path, name=name, fps=fps)
-        return VideoFileSource(path, name=name, count_frames=count_frames)
+        return VideoFileSource(path, name=name)
     return ArraySource(source, rgb=rgb, name=name if name is not None else "array", fps=fps)
 
 
@@ -419,6 +421,56 @@ def expand_inputs(paths, *, image_root=None):
     return sources
 
 
+def _check_clip_arguments(clip_length, overlap):
+    for value, what in ((clip_length, "clip_length"), (overlap, "overlap")):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+            raise TypeError(f"{what} must be an int, got {type(value).__name__}")
+    if clip_length < 1:
+        raise ValueError(f"clip_length must be >= 1, got {clip_length}")
+    if not 0 <= overlap < clip_length:
+        raise ValueError(f"overlap must be in [0, clip_length={clip_length}), got {overlap}")
+
+
+def streamed_clip_schedule(has_frame, clip_length, overlap):
+    """The official clip schedule (:func:`clip_schedule`) of a video whose length is learnt only
+    when it ends: live streams, and files whose container misstates their frame count.
+
+    Args:
+        has_frame (callable): ``has_frame(i)`` reads the stream up to frame ``i`` if needed and
+            says whether it exists; it is asked for at most one clip beyond the current one.
+    Yields:
+        ``(clip, finished)``: the clip's frame indices, and the frames no later clip contains
+        (their last clip is this one), in increasing order.
+    Raises:
+        ValueError: the stream has no frame at all.
+    """
+    _check_clip_arguments(clip_length, overlap)
+    if not has_frame(0):
+        raise ValueError("the video has no frames")
+    if not has_frame(clip_length - 1):
+        num_frames = next(count for count in range(1, clip_length) if not has_frame(count))
+        yield [0] * (clip_length - num_frames) + list(range(num_frames)), list(range(num_frames))
+        return
+    stride = clip_length - overlap
+    start = 0
+    while True:
+        clip = list(range(start, start + clip_length))
+        if has_frame(start + stride + clip_length - 1):  # the next regular clip fits
+            yield clip, list(range(start, start + stride))
+            start += stride
+            continue
+        # The stream ends before the next regular clip: find its length (< one stride more).
+        num_frames = next(count for count in range(start + clip_length, start + stride
+                                                   + clip_length) if not has_frame(count))
+        if clip[-1] == num_frames - 1:
+            yield clip, clip
+            return
+        tail_start = num_frames - clip_length  # one more clip, aligned to the end
+        yield clip, list(range(start, tail_start))
+        yield list(range(tail_start, num_frames)), list(range(tail_start, num_frames))
+        return
+
+
 def clip_schedule(num_frames, clip_length, overlap):
     """Frame indices of the clips the network sees, as the official ``get_subsequence_frames``.
 
@@ -437,24 +489,12 @@ def clip_schedule(num_frames, clip_length, overlap):
     Returns:
         list[list[int]], each of length ``clip_length``.
     """
-    for value, what in ((num_frames, "num_frames"), (clip_length, "clip_length"),
-                        (overlap, "overlap")):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-            raise TypeError(f"{what} must be an int, got {type(value).__name__}")
+    if not isinstance(num_frames, (int, np.integer)) or isinstance(num_frames, bool):
+        raise TypeError(f"num_frames must be an int, got {type(num_frames).__name__}")
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-    if clip_length < 1:
-        raise ValueError(f"clip_length must be >= 1, got {clip_length}")
-    if not 0 <= overlap < clip_length:
-        raise ValueError(f"overlap must be in [0, clip_length={clip_length}), got {overlap}")
-    if num_frames < clip_length:
-        return [[0] * (clip_length - num_frames) + list(range(num_frames))]
-    stride = clip_length - overlap
-    clips = [list(range(start, start + clip_length))
-             for start in range(0, num_frames - clip_length + 1, stride)]
-    if clips[-1][-1] != num_frames - 1:
-        clips.append(list(range(num_frames - clip_length, num_frames)))
-    return clips
+    return [clip for clip, _ in streamed_clip_schedule(lambda index: index < num_frames,
+                                                       clip_length, overlap)]
 
 
 def clip_positions(clip):

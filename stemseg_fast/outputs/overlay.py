@@ -103,19 +103,26 @@ def write_overlay_video(path, frames, video_tracks, *, fps=None, codecs=DEFAULT_
         raise ValueError(
             f"video {video_tracks.name!r}: tracks are {list(video_tracks.frame_size)} (h, w) but "
             f"the frames of {source.name!r} are {list(source.frame_size)}")
-    if source.num_frames != video_tracks.num_frames:
-        raise ValueError(
-            f"video {video_tracks.name!r}: tracks cover {video_tracks.num_frames} frames but "
-            f"{source.name!r} has {source.num_frames}")
     fps = next((value for value in (fps, video_tracks.fps, source.fps) if value), DEFAULT_FPS)
     with atomic_output(path) as temporary:
         writer, codec = open_video_writer(temporary, fps, video_tracks.frame_size, codecs)
         if codec != codecs[0]:
+            # One message per run (the warnings filter shows a repeated message once).
             warnings.warn(f"video codec {codecs[0]!r} is not available in this OpenCV build; "
-                          f"writing {path} with {codec!r}", RuntimeWarning, stacklevel=2)
+                          f"overlays are written with {codec!r}", RuntimeWarning)
+        drawn = 0
         try:
+            # The frame count is what the stream yields (a container may misstate it).
             for index, frame in enumerate(source):
+                if index == video_tracks.num_frames:
+                    raise ValueError(f"video {video_tracks.name!r}: tracks cover "
+                                     f"{video_tracks.num_frames} frames but {source.name!r} has "
+                                     f"more")
                 writer.write(draw_tracks(frame, video_tracks, index, opacity=opacity))
+                drawn += 1
         finally:
             writer.release()
+        if drawn != video_tracks.num_frames:
+            raise ValueError(f"video {video_tracks.name!r}: tracks cover "
+                             f"{video_tracks.num_frames} frames but {source.name!r} has {drawn}")
     return codec

@@ -64,17 +64,19 @@ def render(results_json, videos_dir, out_dir, *, annotations=None, score_thresho
         tracks = []
         for number, prediction in enumerate(video_predictions, 1):
             segmentations = prediction["segmentations"]
-            if len(segmentations) != source.num_frames:
-                raise ValueError(f"results file {results_json}: a prediction for video_id "
-                                 f"{video_id} has {len(segmentations)} segmentations, the video "
-                                 f"{source.name!r} has {source.num_frames} frames")
+            if len(segmentations) != len(video_predictions[0]["segmentations"]) or not (
+                    segmentations):
+                raise ValueError(f"results file {results_json}: the predictions for video_id "
+                                 f"{video_id} need one segmentation per frame, the same number "
+                                 f"each (the overlay checks it against the video's frames)")
             rles = {frame: checked_rle(rle, *source.frame_size,
                                        f"results file {results_json}: video_id {video_id} "
                                        f"frame {frame}")
                     for frame, rle in enumerate(segmentations) if rle}
             tracks.append(Track(number, source.frame_size, rles,
                                 category_id=prediction["category_id"], score=prediction["score"]))
-        video_tracks = VideoTracks(source.name, tracks, source.frame_size, source.num_frames,
+        num_frames = len(video_predictions[0]["segmentations"])
+        video_tracks = VideoTracks(source.name, tracks, source.frame_size, num_frames,
                                    fps=source.fps, video_id=video_id,
                                    category_names=category_names)
         path = output_path(out_dir, f"{source.name}.mp4", what="video name")

@@ -2,6 +2,7 @@
 import json
 import os
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -9,10 +10,11 @@ from helpers import VIDEO_FPS as FPS
 from helpers import write_frames, write_video
 
 from stemseg_fast.inference.video import (ArraySource, ImageFilesSource, VideoFileSource,
-                                          VideoInputError, annotation_videos, clip_positions,
-                                          clip_schedule, expand_inputs, folder_source, open_video)
+                                          VideoInputError, VideoLengthWarning,
+                                          annotation_videos, clip_positions,
+                                          clip_schedule, expand_inputs, folder_source, open_video,
+                                          streamed_clip_schedule)
 from stemseg_fast.synthetic import synthetic_clip
-
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +29,7 @@ def clip():
 def test_video_file_source_reads_metadata_and_streams_frames(tmp_path, clip):
     source = VideoFileSource(write_video(tmp_path / "walk.mp4", clip.frames))
     assert source.name == "walk"
-    assert source.num_frames == len(source) == 6
+    assert source.num_frames == 6
     assert source.frame_size == (32, 48)
     assert source.fps == pytest.approx(FPS)
     frames = list(source)
@@ -111,18 +113,18 @@ def test_corrupt_video_file(tmp_path):
         source.num_frames
 
 
-def test_truncated_video_fails_at_the_missing_frame(tmp_path):
+def test_a_truncated_video_yields_every_decodable_frame_and_warns_once(tmp_path):
     frames = synthetic_clip(num_frames=20, height=48, width=64, seed=1).frames
     full = write_video(tmp_path / "full.avi", frames, fourcc="MJPG")
     data = open(full, "rb").read()
     (tmp_path / "cut.avi").write_bytes(data[:len(data) // 2])
     source = VideoFileSource(str(tmp_path / "cut.avi"))
     assert source.num_frames == 20  # what the container announces
-    with pytest.raises(VideoInputError, match=r"cut.avi: decoding stopped at frame \d+ of the 20"):
-        list(source)
-    counted = VideoFileSource(str(tmp_path / "cut.avi"), count_frames=True)
-    assert 0 < counted.num_frames < 20
-    assert len(list(counted)) == counted.num_frames
+    with pytest.warns(VideoLengthWarning, match=r"cut.avi: its container announces 20 frames, "
+                                                r"(\d+) decoded; using the \1") as caught:
+        decoded = list(source)
+    assert len(caught) == 1 and 0 < len(decoded) < 20
+    np.testing.assert_array_equal(decoded[0], cv2.VideoCapture(full).read()[1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,6 +233,33 @@ def test_clip_schedule_covers_every_frame_and_overlaps_at_least_as_asked():
             assert set().union(*clips) == set(range(num_frames))
             for earlier, later in zip(clips, clips[1:]):
                 assert len(set(earlier) & set(later)) >= overlap
+
+
+@pytest.mark.parametrize("clip_length, overlap", [(8, 4), (16, 6), (4, 0), (5, 4), (1, 0)])
+def test_the_schedule_planned_as_frames_arrive_equals_the_one_planned_from_the_length(
+        clip_length, overlap):
+    for num_frames in range(1, 4 * clip_length + 3):
+        asked = []
+
+        def has_frame(index, num_frames=num_frames):
+            asked.append(index)
+            return index < num_frames
+
+        planned = []
+        for clip, finished in streamed_clip_schedule(has_frame, clip_length, overlap):
+            # It reads no further than the end of the next regular clip.
+            assert max(asked) <= min(clip) + (clip_length - overlap) + clip_length - 1
+            planned.append((clip, finished))
+        clips = [clip for clip, _ in planned]
+        assert clips == clip_schedule(num_frames, clip_length, overlap)
+        last_clip_of = {frame: index for index, clip in enumerate(clips) for frame in clip}
+        for index, (clip, finished) in enumerate(planned):
+            assert finished == sorted(f for f, last in last_clip_of.items() if last == index)
+
+
+def test_a_stream_without_frames_is_an_error():
+    with pytest.raises(ValueError, match="the video has no frames"):
+        list(streamed_clip_schedule(lambda index: False, 8, 4))
 
 
 @pytest.mark.parametrize("args, error, match", [

@@ -98,7 +98,7 @@ def test_codec_fallback_really_happens_and_warns(tmp_path, clip, video_tracks, m
     writer = RefusingWriter({"avc1"})
     monkeypatch.setattr(overlay_module.cv2, "VideoWriter", writer)
     with pytest.warns(RuntimeWarning,
-                      match="codec 'avc1' is not available.*writing .*/out.mp4 with 'mp4v'"):
+                      match="codec 'avc1' is not available.*overlays are written with 'mp4v'"):
         codec = write_overlay_video(tmp_path / "out.mp4", clip.frames, video_tracks)
     assert codec == "mp4v" and writer.tried == ["avc1", "mp4v"]
     assert len(read_back(tmp_path / "out.mp4")[1]) == 6
@@ -127,6 +127,9 @@ def test_no_codec_opens(tmp_path, clip, video_tracks, monkeypatch):
 def test_mismatched_frames_are_refused(tmp_path, clip, video_tracks):
     with pytest.raises(ValueError, match=r"tracks cover 6 frames but 'array' has 5"):
         write_overlay_video(tmp_path / "out.mp4", clip.frames[:5], video_tracks)
+    longer = np.concatenate([clip.frames, clip.frames[:1]])
+    with pytest.raises(ValueError, match=r"tracks cover 6 frames but 'array' has more"):
+        write_overlay_video(tmp_path / "out.mp4", longer, video_tracks)
     with pytest.raises(ValueError, match=r"tracks are \[40, 56\] \(h, w\) but the frames"):
         write_overlay_video(tmp_path / "out.mp4", clip.frames[:, :20], video_tracks)
     assert list(tmp_path.iterdir()) == []
