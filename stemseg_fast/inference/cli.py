@@ -8,6 +8,12 @@ Outputs under ``--out``:
 videos.json lists each video's id (the results' video_id), name, size, length and fps. Ids come
 from annotation inputs or --ids-from; other inputs are numbered 1, 2, ... in input order.
 
+Long batches: each video's files are written as soon as it is done, with a record in
+per_video/<video>.json; results.json, results.zip and videos.json are merged at the end. A video
+that fails is reported and the others go on (exit code 1); running the same command again skips
+every video already done with the same settings and input files, so an interrupted or partly
+failed batch resumes where it stopped.
+
 Examples:
   stemseg-fast infer clip.mp4 --checkpoint run/checkpoint.pth --out out/ --format overlay
   stemseg-fast infer valid/JPEGImages --checkpoint youtube_vis --preset ytvis --out out/ \\
@@ -16,13 +22,14 @@ Examples:
   torchrun --nproc_per_node 4 -m stemseg_fast.inference.cli infer videos/ --checkpoint C --out out/
 """
 import argparse
+import json
 import os
 import sys
 import time
 
 from stemseg_fast.cli import CommandError
-from stemseg_fast.fileio import (check_output_name, output_path, remove_partial_outputs,
-                                 write_json)
+from stemseg_fast.fileio import (check_output_name, output_path, read_json,
+                                 remove_partial_outputs, write_json)
 from stemseg_fast.model import PRESETS
 from stemseg_fast.model.checkpoints import CheckpointMismatchError
 
@@ -33,6 +40,7 @@ FORMATS = ("ytvis", "davis", "kitti", "overlay")
 KITTI_MOTS_NUM_CLASSES = 3  # background, car, pedestrian
 KITTI_RESULTS_FOLDER = ("kitti_mots", "results")
 KITTI_FILTERED_FOLDER = ("kitti_mots", "results_nms")  # the official post-filter's, beside
+RECORDS_FOLDER = "per_video"  # one JSON per finished video: what a rerun resumes from
 
 
 def _formats(values):
@@ -115,7 +123,8 @@ def _assign_video_ids(sources, ids_from):
 
 def _remove_debris(out):
     """Temporaries an interrupted earlier run of this command left in the folders it writes."""
-    for folder in ((), ("davis",), ("overlay",), KITTI_RESULTS_FOLDER, KITTI_FILTERED_FOLDER):
+    for folder in ((), ("davis",), ("overlay",), KITTI_RESULTS_FOLDER, KITTI_FILTERED_FOLDER,
+                   (RECORDS_FOLDER,)):
         remove_partial_outputs(os.path.join(out, *folder))
 
 
@@ -129,20 +138,6 @@ def _check_formats(formats, predictor):
     if "ytvis" in formats and config.semantic_decoder is None:
         raise CommandError(f"--format ytvis needs a semantic head to classify tracks; preset "
                            f"{config.name!r} has none (use davis or overlay)")
-
-
-def _predict_shard(predictor, mine, shard):
-    predictions, failure = [], None
-    for position, source in mine:
-        try:
-            predictions.append((position, predictor.predict(source, video_id=source.video_id)))
-        except (ValueError, TypeError, OSError) as error:
-            failure = f"video {source.name!r}: {error}"
-            break
-    failures = [message for message in gather_objects(failure, shard) if message]
-    if failures:  # every rank stops before writing anything
-        raise CommandError(failures[0])
-    return predictions
 
 
 def _write_video_outputs(prediction, source, paths, formats, args, json_rule):
@@ -194,7 +189,6 @@ def _print_summary(reports, world_size, written):
 
 def _run(args, formats, shard):
     from stemseg_fast.inference.predictor import Predictor, resolve_device
-    from stemseg_fast.outputs import postprocess_kitti_mots, write_youtube_vis_results
 
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CommandError(f"--out {args.out} exists and is not a folder")
@@ -216,63 +210,153 @@ def _run(args, formats, shard):
     try:
         predictor = Predictor(args.checkpoint, preset=args.preset, device=resolve_device(device),
                               backend=args.backend, precision=args.precision,
-                              inference=_inference_overrides(args.set),
-                              progress=not args.no_progress)
+                              inference=_inference_overrides(args.set))
     except CheckpointMismatchError as error:
         raise CommandError(str(error)) from None
     _check_formats(formats, predictor)
     json_rule = "youtube_vis" if "ytvis" in formats else predictor.rule
 
     mine = shard_items(sources, shard, key=lambda source: source.name)
-    sources_by_position = dict(mine)
-    predictions = _predict_shard(predictor, mine, shard)
-
-    results, failure = [], None
-    for position, prediction in predictions:
-        start = time.perf_counter()
-        try:
-            entries, video = _write_video_outputs(prediction, sources_by_position[position],
-                                                  paths[prediction.name], formats, args,
-                                                  json_rule)
-        except (ValueError, OSError, RuntimeError) as error:
-            failure = f"video {prediction.name!r}: {error}"
-            break
-        prediction.timings["outputs"] += time.perf_counter() - start
-        results.append({"position": position, "entries": entries, "video": video,
-                        "frames": prediction.num_frames, "timings": prediction.timings})
-    gathered = gather_objects({"failure": failure, "results": results}, shard)
-    failures = [part["failure"] for part in gathered if part["failure"]]
-    if failures:
-        raise CommandError(failures[0])
+    settings = _settings_fingerprint(args, formats, predictor)
+    done, failures, reports = 0, [], []
+    bar = _batch_progress([source for _, source in mine], args.no_progress)
+    try:
+        for position, source in mine:
+            record_path = output_path(args.out, RECORDS_FOLDER, f"{source.name}.json")
+            fingerprint = {"settings": settings, "input": _input_fingerprint(source)}
+            record = _finished_record(record_path, fingerprint)
+            if record is not None:
+                done += 1
+                _count_frames(bar, source, record["frames"], record["frames"])
+                continue
+            try:
+                reports.append(_process_video(predictor, source, paths[source.name], formats,
+                                              args, json_rule, bar))
+            except (ValueError, OSError, RuntimeError) as error:
+                if args.traceback:
+                    raise
+                failures.append(f"video {source.name!r}: {error}")
+                continue
+            record = dict(reports[-1], fingerprint=fingerprint)
+            write_json(record_path, record)  # last: a record means the video is complete
+    finally:
+        bar.close()
+    gathered = gather_objects({"failures": failures, "reports": reports, "done": done}, shard)
     if not shard.is_main:
-        return 0
-    reports = sorted((report for part in gathered for report in part["results"]),
-                     key=lambda report: report["position"])
-    written = []
-    start = time.perf_counter()
-    if "ytvis" in formats or "overlay" in formats:
-        path = output_path(args.out, "results.json")
-        zip_path = output_path(args.out, "results.zip") if "ytvis" in formats else None
-        write_youtube_vis_results(
-            path, [entry for report in reports for entry in report["entries"]], zip_path=zip_path)
-        written += [path] + ([zip_path] if zip_path else [])
-    if "kitti" in formats:
-        postprocess_kitti_mots(output_path(args.out, *KITTI_RESULTS_FOLDER))
-        written.append(output_path(args.out, "kitti_mots"))
-    for folder, wanted in (("davis", "davis"), ("overlay", "overlay")):
-        if wanted in formats:
-            written.append(output_path(args.out, folder))
-    videos_path = output_path(args.out, "videos.json")
-    write_json(videos_path, [report["video"] for report in reports], indent=1)
-    written.append(videos_path)
-    if reports:
-        reports[0]["timings"]["outputs"] += time.perf_counter() - start
+        return 1 if failures else 0
+    failures = [failure for part in gathered for failure in part["failures"]]
+    reports = [report for part in gathered for report in part["reports"]]
+    done = sum(part["done"] for part in gathered)
+    records = []
+    for source in sources:  # input order; every finished video, this run's or an earlier one's
+        record = _finished_record(output_path(args.out, RECORDS_FOLDER, f"{source.name}.json"),
+                                  {"settings": settings, "input": _input_fingerprint(source)})
+        if record is not None:
+            records.append(record)
+    written = _write_merged_outputs(args.out, formats, records)
     _print_summary(reports, shard.world_size, written)
+    if done:
+        print(f"{done} videos were already done by an earlier run with the same settings "
+              f"(their results are in {os.path.join(args.out, RECORDS_FOLDER)}); skipped")
     if numbered_by_position and "ytvis" in formats:
-        print(f"video ids: {numbered_by_position} of {len(reports)} videos had no dataset id and "
+        print(f"video ids: {numbered_by_position} of {len(sources)} videos had no dataset id and "
               f"were numbered by input position (see videos.json); pass --ids-from "
               f"ANNOTATIONS.json to use a benchmark's ids")
-    return 0
+    if not failures:
+        return 0
+    for failure in failures:
+        print(f"stemseg-fast infer: failed: {failure}", file=sys.stderr)
+    print(f"stemseg-fast infer: {len(failures)} of {len(sources)} videos failed; the others' "
+          f"outputs are written; the same command again retries only the failed ones",
+          file=sys.stderr)
+    return 1
+
+
+def _process_video(predictor, source, paths, formats, args, json_rule, bar):
+    """Predict one video and write its per-video files; returns its report."""
+    bar.set_postfix_str(f"{source.name}: model", refresh=False)
+    prediction = predictor.predict(source, video_id=source.video_id, progress=bar)
+    _count_frames(bar, source, prediction.num_frames, 0)
+    bar.set_postfix_str(f"{source.name}: writing outputs")
+    start = time.perf_counter()
+    entries, video = _write_video_outputs(prediction, source, paths, formats, args, json_rule)
+    prediction.timings["outputs"] += time.perf_counter() - start
+    return {"entries": entries, "video": video, "frames": prediction.num_frames,
+            "timings": prediction.timings}
+
+
+def _write_merged_outputs(out, formats, records):
+    """results.json (+ zip), the KITTI post-filter and videos.json over every finished video;
+    returns the written paths."""
+    from stemseg_fast.outputs import postprocess_kitti_mots, write_youtube_vis_results
+
+    written = []
+    if "ytvis" in formats or "overlay" in formats:
+        path = output_path(out, "results.json")
+        zip_path = output_path(out, "results.zip") if "ytvis" in formats else None
+        write_youtube_vis_results(
+            path, [entry for record in records for entry in record["entries"]], zip_path=zip_path)
+        written += [path] + ([zip_path] if zip_path else [])
+    if "kitti" in formats and os.path.isdir(output_path(out, *KITTI_RESULTS_FOLDER)):
+        postprocess_kitti_mots(output_path(out, *KITTI_RESULTS_FOLDER))
+        written.append(output_path(out, "kitti_mots"))
+    for folder in ("davis", "overlay"):
+        if folder in formats:
+            written.append(output_path(out, folder))
+    videos_path = output_path(out, "videos.json")
+    write_json(videos_path, [record["video"] for record in records], indent=1)
+    return written + [videos_path]
+
+
+def _batch_progress(sources, disabled):
+    """One bar over every frame of every video of this process (total unknown when a source
+    cannot tell its length)."""
+    from tqdm import tqdm
+
+    lengths = [source.num_frames for source in sources]
+    total = None if None in lengths else sum(lengths)
+    return tqdm(total=total, desc="infer", unit="frame", disable=disabled, dynamic_ncols=True)
+
+
+def _count_frames(bar, source, frames, advance):
+    """Advance the batch bar; correct its total where a container announced another length."""
+    if bar.total is not None and source.num_frames is not None and frames != source.num_frames:
+        bar.total += frames - source.num_frames
+    bar.update(advance)
+
+
+def _settings_fingerprint(args, formats, predictor):
+    """What a video's outputs depend on besides the video: a finished video is reused only if
+    a later run has the same."""
+    checkpoint = args.checkpoint
+    if os.path.isfile(checkpoint):
+        stat = os.stat(checkpoint)
+        checkpoint = [os.path.abspath(checkpoint), stat.st_size, stat.st_mtime_ns]
+    settings = {"checkpoint": checkpoint, "config": predictor.config.to_dict(),
+                "precision": predictor.precision, "backend": predictor.backend,
+                "formats": sorted(formats), "confidence_threshold": args.confidence_threshold}
+    return json.loads(json.dumps(settings))  # as a record file will hold it (tuples -> lists)
+
+
+def _input_fingerprint(source):
+    """The input's identity: its files' paths, sizes and modification times."""
+    paths = getattr(source, "paths", None) or [source.path]
+    return [[os.path.abspath(path), os.stat(path).st_size, os.stat(path).st_mtime_ns]
+            for path in paths]
+
+
+def _finished_record(path, fingerprint):
+    """The record an earlier run wrote for a finished video, if it was made with the same
+    settings from the same input; None otherwise (then the video is processed again)."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        record = read_json(path, "per-video record")
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or record.get("fingerprint") != fingerprint:
+        return None
+    return record
 
 
 def _command(args):

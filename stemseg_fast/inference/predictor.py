@@ -325,11 +325,14 @@ class Predictor:
                 (BGR unless ``rgb=True``), or a :class:`~stemseg_fast.inference.video.FrameSource`.
             name, video_id, fps: override the source's (names outputs; YouTube-VIS id; overlay
                 frame rate).
+            progress: True for a bar of this video, False for none, or a bar of the caller's
+                (anything with tqdm's ``update(n)``) to advance by each decoded frame; default
+                the predictor's ``progress``.
         """
         source = open_video(video, rgb=rgb, name=name, fps=fps)
         progress = self.progress if progress is None else progress
-        bar = None
-        if progress:
+        bar = None if progress is None or isinstance(progress, bool) else progress
+        if progress is True:
             from tqdm import tqdm
 
             bar = tqdm(total=source.num_frames, desc=source.name, unit="frame", leave=False)
@@ -337,11 +340,11 @@ class Predictor:
             run = VideoRun(self.model, self.config, source, device=self.device,
                            backend=self.backend, autocast_dtype=_AUTOCAST_DTYPES[self.precision],
                            progress=bar).run()
-            if bar is not None and bar.total != run.num_frames:  # the container misstated it
+            if progress is True and bar.total != run.num_frames:  # the container misstated it
                 bar.total = run.num_frames
                 bar.refresh()
         finally:
-            if bar is not None:
+            if progress is True:
                 bar.close()
         return self._prediction(run, source, video_id)
 
