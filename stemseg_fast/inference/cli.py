@@ -20,16 +20,20 @@ Examples:
       --format ytvis,overlay --confidence-threshold 0.1
   stemseg-fast infer valid.json --image-root valid/JPEGImages --checkpoint youtube_vis --out out/
   torchrun --nproc_per_node 4 -m stemseg_fast.inference.cli infer videos/ --checkpoint C --out out/
+  stemseg-fast infer --stream 0 --checkpoint C --out live/ --format overlay   # webcam 0
+  stemseg-fast infer --stream rtsp://camera/live --checkpoint C --out live/
 """
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
 
 from stemseg_fast.cli import CommandError
-from stemseg_fast.fileio import (check_output_name, output_path, read_json,
+from stemseg_fast.fileio import (atomic_output, check_output_name, output_path, read_json,
                                  remove_partial_outputs, write_json)
+from stemseg_fast.rle import to_json
 from stemseg_fast.model import PRESETS
 from stemseg_fast.model.checkpoints import CheckpointMismatchError
 
@@ -364,11 +368,90 @@ def _command(args):
     if args.confidence_threshold is not None and not 0.0 <= args.confidence_threshold <= 1.0:
         raise CommandError(f"--confidence-threshold must be in [0, 1], got "
                            f"{args.confidence_threshold}")
+    if args.stream:
+        return _stream(args, formats)
     shard = shard_from_environment()
     try:
         return _run(args, formats, shard)
     finally:
         close_process_group()
+
+
+STREAM_FORMATS = ("overlay",)
+
+
+def _stream(args, formats):
+    """``infer --stream``: one live source to ``stream.jsonl`` (one line per frame, written as
+    each frame is final) and optionally an overlay video, until the source ends or Ctrl-C."""
+    from stemseg_fast.inference.predictor import Predictor, resolve_device
+    from stemseg_fast.inference.tracks import VideoTracks
+    from stemseg_fast.inference.video import open_video
+    from stemseg_fast.outputs.overlay import DEFAULT_FPS, draw_tracks, open_video_writer
+
+    if len(args.inputs) != 1:
+        raise CommandError(f"--stream reads one source (a camera index, a URL, a video file or "
+                           f"a frame folder), got {len(args.inputs)}")
+    if args.format is not None and set(formats) - set(STREAM_FORMATS):
+        raise CommandError(f"--stream writes stream.jsonl and, with --format overlay, an overlay "
+                           f"video; {', '.join(sorted(set(formats) - set(STREAM_FORMATS)))} "
+                           f"select and score tracks over a whole video: run without --stream")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise CommandError(f"--out {args.out} exists and is not a folder")
+    target = args.inputs[0]
+    source = open_video(int(target) if target.isdigit() and not os.path.exists(target)
+                        else target, fps=args.fps)
+    source.frame_size  # noqa: B018 (opens the source: a bad one fails before any output)
+    overlay_path = (_video_output_paths(args.out, source.name, ["overlay"])["overlay"]
+                    if "overlay" in formats and args.format is not None else None)
+    predictor = Predictor(args.checkpoint, preset=args.preset, device=resolve_device(args.device),
+                          backend=args.backend, precision=args.precision,
+                          inference=_inference_overrides(args.set))
+    names = predictor.category_names or {}
+    lines_path = output_path(args.out, "stream.jsonl")
+    os.makedirs(args.out, exist_ok=True)
+    _remove_debris(args.out)
+    fps = source.fps or DEFAULT_FPS
+    frames = 0
+    with contextlib.ExitStack() as stack:
+        lines = stack.enter_context(open(lines_path, "w", encoding="utf-8", buffering=1))
+        writer = None
+        if overlay_path is not None:
+            temporary = stack.enter_context(atomic_output(overlay_path))
+            writer, _ = open_video_writer(temporary, fps, source.frame_size)
+            stack.callback(writer.release)
+        bar = stack.enter_context(_stream_progress(args.no_progress, source.name))
+        try:
+            for frame in predictor.stream(source, keep_images=writer is not None):
+                lines.write(json.dumps(_frame_record(frame, source.fps, names)) + "\n")
+                if writer is not None:
+                    drawn = VideoTracks(source.name, frame.tracks, source.frame_size,
+                                        frame.index + 1, category_names=names)
+                    writer.write(draw_tracks(frame.image, drawn, frame.index))
+                frames += 1
+                bar.update(1)
+        except KeyboardInterrupt:  # the normal end of a live stream: keep what is written
+            print(f"stopped after {frames} frames", file=sys.stderr)
+    print(f"{frames} frames -> {lines_path}" + (f", {overlay_path}" if overlay_path else ""))
+    return 0
+
+
+def _stream_progress(disabled, name):
+    from tqdm import tqdm
+
+    return tqdm(desc=name, unit="frame", disable=disabled, dynamic_ncols=True)
+
+
+def _frame_record(frame, fps, category_names):
+    """One line of stream.jsonl: the frame, its time, and each track's id, class, box, area and
+    COCO RLE at the source size."""
+    tracks = []
+    for track in frame.tracks:
+        tracks.append({"track_id": track.track_id, "category_id": track.category_id,
+                       "category": category_names.get(track.category_id),
+                       "bbox": list(track.bbox(frame.index)), "area": track.area(frame.index),
+                       "segmentation": to_json(track.rle(frame.index))})
+    return {"frame": frame.index, "time": None if not fps else round(frame.index / fps, 6),
+            "tracks": tracks}
 
 
 def add_parser(subparsers):
@@ -413,7 +496,13 @@ def add_parser(subparsers):
                              "foreground_threshold (-st), max_tracks, min_dim, max_dim, "
                              "cluster_at_full_resolution, distance_rule=paper, "
                              "secondary_rule=nearest, stitch_iou_threshold, ...")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar per video")
+    parser.add_argument("--stream", action="store_true",
+                        help="read one live source (a camera index such as 0, an rtsp:// or "
+                             "http:// URL, or a video or frame folder read as a stream) and "
+                             "write stream.jsonl, one line per frame as soon as it is final, "
+                             "plus an overlay video with --format overlay, until the source "
+                             "ends or Ctrl-C")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=_command)
 
 

@@ -49,6 +49,8 @@ generation out of its timers (§4.5).
 """
 import time
 from collections import defaultdict
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import pycocotools.mask as mask_utils
@@ -61,12 +63,29 @@ from stemseg_fast.kernels.instance_gaussians import PRECISION_SCALE
 from stemseg_fast.model.preprocessing import preprocess_clip, resized_size
 
 from .stitching import ClipStitcher
+from .tracks import Track
 from .video import clip_positions, streamed_clip_schedule
 
 EMBEDDING_STRIDE = 4  # decoder outputs are at stride 4 of the padded input (reference §1.5)
 STAGES = ("decode", "preprocess", "backbone", "heads", "clustering", "outputs")
 # Tracks turned into masks together: bounds the [K, H, W] float buffers of the mask path.
 MASK_CHUNK = 16
+
+
+@dataclass
+class StreamedFrame:
+    """One final frame of a stream.
+
+    Attributes:
+        index (int): frame number in the stream, from 0.
+        tracks (list[Track]): the tracks present, numbered 1, 2, ... by first appearance, each
+            with this frame's mask and its category so far.
+        image (np.ndarray[H, W, 3] uint8 BGR or None): the decoded frame, when asked for.
+    """
+
+    index: int
+    tracks: list
+    image: Optional[np.ndarray] = None
 
 
 class StageTimer:
@@ -119,10 +138,12 @@ class VideoRun:
         backend: kernel backend for the clustering.
         autocast_dtype: dtype of the network's autocast region, or None for float32.
         progress: a tqdm bar (updated per decoded frame) or None.
+        streaming: :meth:`stream` frames instead of collecting per-track results.
+        keep_images: streams only: each :class:`StreamedFrame` carries its decoded image.
     """
 
     def __init__(self, model, config, source, *, device, backend="auto", autocast_dtype=None,
-                 progress=None):
+                 progress=None, streaming=False, keep_images=False):
         self.model = model
         self.config = config
         self.inference = config.inference
@@ -142,6 +163,13 @@ class VideoRun:
         self.rles = defaultdict(dict)  # track id -> frame -> COCO RLE
         self.class_logit_sums = None  # _GrowingRows [ids, C] float64, channel 0 background
         self.class_votes = None  # _GrowingRows [ids, C] int64 of per-voxel argmax labels
+        self.streaming = streaming
+        self.keep_images = keep_images  # streams: hand each decoded frame back with its tracks
+        self._images = {}  # frame -> decoded image, until the frame is emitted
+        self._emitted = []  # StreamedFrames of the current step
+        self._live = {}  # stream: track id -> summed class logits of the frames seen
+        self._display_numbers = {}  # stream: live track id -> its number (1, 2, ...)
+        self._next_display_number = 0
 
     # -- stage 1: frames and backbone ------------------------------------------------------------
 
@@ -154,6 +182,8 @@ class VideoRun:
             except StopIteration:
                 self._stream_ended = True
                 break
+            if self.keep_images:
+                self._images[self.frames_read] = self._decoded[self.frames_read]
             self.frames_read += 1
             if self.progress is not None:
                 self.progress.update(1)
@@ -273,18 +303,62 @@ class VideoRun:
         track_ids = torch.unique(labels)
         track_ids = track_ids[track_ids >= 0]
         class_logits = self.class_logits.pop(frame, None)
+        image = self._images.pop(frame, None)
+        if class_logits is not None:
+            class_logits = self._upsample_frame(class_logits)
+        if self.streaming:
+            self._emitted.append(self._streamed_frame(frame, labels, track_ids, class_logits,
+                                                      image))
+            return
         if len(track_ids) == 0:
             return
-        highest = int(track_ids[-1])
         if class_logits is not None:
-            self._accumulate_classes(labels, self._upsample_frame(class_logits), highest)
-        ids = track_ids.tolist()
+            self._accumulate_classes(labels, class_logits, int(track_ids[-1]))
+        for track_id, rle in self._encode_masks(labels, track_ids).items():
+            self.rles[track_id][frame] = rle
+
+    def _encode_masks(self, labels, track_ids):
+        """{track id: COCO RLE at the source size} for the tracks of one frame."""
+        ids, rles = track_ids.tolist(), {}
         for start in range(0, len(ids), MASK_CHUNK):
             chunk = track_ids[start:start + MASK_CHUNK]
             masks = self._frame_masks(labels, chunk)  # [K, W, H] uint8, transposed for RLE
             encoded = mask_utils.encode(masks.cpu().numpy().transpose(2, 1, 0))
-            for track_id, rle in zip(ids[start:start + MASK_CHUNK], encoded):
-                self.rles[track_id][frame] = rle
+            rles.update(zip(ids[start:start + MASK_CHUNK], encoded))
+        return rles
+
+    def _streamed_frame(self, frame, labels, track_ids, class_logits, image):
+        """One final frame of a stream: its tracks numbered 1, 2, ... by first appearance, each
+        with its category so far (arg max of the track's mean class logits over the frames seen,
+        background excluded: the YouTube-VIS rule applied to what has been seen)."""
+        rles = self._encode_masks(labels, track_ids)
+        if class_logits is not None and class_logits.shape[0] > 2:
+            present = labels >= 0
+            _, owner = torch.unique(labels[present], return_inverse=True)
+            sums = torch.zeros(len(track_ids), class_logits.shape[0], dtype=torch.float64,
+                               device=labels.device)
+            sums.index_add_(0, owner, class_logits[:, present].t().double())
+            for track_id, track_sum in zip(rles, sums.unbind(0)):
+                total = self._live.get(track_id)
+                self._live[track_id] = track_sum if total is None else total + track_sum
+        tracks = []
+        for track_id, rle in rles.items():
+            if track_id not in self._display_numbers:
+                self._next_display_number += 1
+                self._display_numbers[track_id] = self._next_display_number
+            totals = self._live.get(track_id)
+            category = 1 if totals is None else int(totals[1:].argmax()) + 1
+            tracks.append(Track(self._display_numbers[track_id], self.frame_size, {frame: rle},
+                                category_id=category))
+        return StreamedFrame(frame, tracks, image)
+
+    def _forget_finished_tracks(self):
+        """Streams keep no state of a track that can no longer continue: the stitcher links a
+        clip only to the previous one, so a track absent from its frames has ended."""
+        live = self.stitcher.live_track_ids()
+        for finished in [track_id for track_id in self._display_numbers if track_id not in live]:
+            self._display_numbers.pop(finished)
+            self._live.pop(finished, None)
 
     def _frame_masks(self, labels, track_ids):
         """The official output mask path for K tracks of one frame -> [K, W, H] uint8 (W before H,
@@ -318,10 +392,25 @@ class VideoRun:
 
     # -- the loop --------------------------------------------------------------------------------
 
-    @torch.inference_mode()
     def run(self):
+        """Process the whole video; the per-track results are then on ``self``."""
+        for _ in self._steps():
+            pass
+        return self
+
+    def stream(self):
+        """Process the video as a stream: yields a :class:`StreamedFrame` for every frame as
+        soon as it is final (about one clip after it is decoded), in order; nothing is kept per
+        track once the track has ended, so memory stays flat on an endless stream."""
+        for emitted in self._steps():
+            yield from emitted
+
+    @torch.inference_mode()
+    def _steps(self):
+        """The loop; yields the frames emitted by each clustered clip (streams only)."""
         inference = self.inference
-        self.stitcher = ClipStitcher(iou_threshold=self.inference.stitch_iou_threshold)
+        self.stitcher = ClipStitcher(iou_threshold=self.inference.stitch_iou_threshold,
+                                     track_statistics=not self.streaming)
         self.semantic_sums, self.seediness_sums = {}, {}
         self.class_logits, self.foreground = {}, {}
         features, pending = {}, []  # pending: (clip index, heads outputs) awaiting clustering
@@ -356,13 +445,18 @@ class VideoRun:
                 for frame, labels in zip(stitched.frame_indices, stitched.labels.unbind(0)):
                     self._emit_frame(frame, labels)
                 self.timer.charge("outputs")
+                if self.streaming:
+                    self._forget_finished_tracks()
+                    emitted, self._emitted = self._emitted, []
+                    yield emitted
+                    self.timer.restart()  # the consumer's time is not ours
             self._note_peak("final_frames_held", len(self.foreground) + len(self.class_logits))
         self.num_frames = self.frames_read
+        self._note_peak("live_tracks", len(self._display_numbers))
         self.diagnostics["live_entries_at_end"] = (
             len(features) + len(pending) + len(self.semantic_sums) + len(self.seediness_sums)
             + len(self.class_logits) + len(self.foreground) + len(self._decoded)
-            + len(final_frames))
-        return self
+            + len(final_frames) + len(self._images))
 
     def _note_peak(self, what, value):
         key = f"peak_{what}"

@@ -348,6 +348,29 @@ class Predictor:
                 bar.close()
         return self._prediction(run, source, video_id)
 
+    def stream(self, video, *, rgb=False, name=None, fps=None, keep_images=False):
+        """Frames with their tracks as soon as they are final (about one clip after they are
+        decoded): for live sources (:class:`~stemseg_fast.inference.video.CaptureSource`, any
+        iterable of frames) and videos too long to hold. Memory stays flat however long the
+        stream runs: nothing is kept of a track once it has ended.
+
+        Tracks are numbered 1, 2, ... by first appearance; a track's category is its best class
+        so far (the YouTube-VIS rule over the frames seen; the offline rules in :meth:`predict`
+        choose over the whole video, and select and score tracks, which a stream cannot).
+
+        Args:
+            video: anything :meth:`predict` takes, plus a camera or URL source, or an iterable
+                of [H, W, 3] uint8 frames whose length is unknown.
+            keep_images: each frame carries its decoded image (e.g. to draw an overlay).
+        Yields:
+            :class:`~stemseg_fast.inference.pipeline.StreamedFrame`, in frame order.
+        """
+        source = open_video(video, rgb=rgb, name=name, fps=fps)
+        run = VideoRun(self.model, self.config, source, device=self.device, backend=self.backend,
+                       autocast_dtype=_AUTOCAST_DTYPES[self.precision], streaming=True,
+                       keep_images=keep_images)
+        yield from run.stream()
+
     def _prediction(self, run, source, video_id):
         stats = run.stitcher.track_stats()
         ids = stats.track_ids

@@ -170,6 +170,8 @@ class ClipStitcher:
         iou_threshold (float, optional): a Hungarian match is accepted only when its IoU is
             above this; None (official) accepts every match, even IoU 0.
         first_track_id (int): id proposed for the first clip's cluster 0 (official 1).
+        track_statistics (bool): keep the per-track counters of :meth:`track_stats`; streams
+            turn them off, as they grow with every track a video ever had.
 
     Example::
 
@@ -180,7 +182,8 @@ class ClipStitcher:
         stats = stitcher.track_stats()
     """
 
-    def __init__(self, *, iou_threshold=None, first_track_id=FIRST_TRACK_ID):
+    def __init__(self, *, iou_threshold=None, first_track_id=FIRST_TRACK_ID,
+                 track_statistics=True):
         if iou_threshold is not None and not 0.0 <= iou_threshold < 1.0:
             raise ValueError(f"iou_threshold must be None or in [0, 1), got {iou_threshold}")
         if first_track_id < 0:
@@ -190,6 +193,7 @@ class ClipStitcher:
         self._stored_frames = set()
         self._previous_frames = {}  # frame index -> [H, W] track ids of the previous clip
         self._pixel_counts = self._first_frames = self._last_frames = None
+        self._track_statistics = track_statistics
 
     @property
     def next_track_id(self):
@@ -270,6 +274,9 @@ class ClipStitcher:
         frames; syncs once (the highest id)."""
         if not new_frames:
             return
+        if not self._track_statistics:
+            self._highest_track_id = max(self._highest_track_id, int(new_labels.max()))
+            return
         device = new_labels.device
         width = max(self._highest_track_id, int(new_labels.max())) + 2  # ids -1 .. highest
         frame_slot = torch.arange(len(new_frames), device=device).view(-1, 1, 1)
@@ -302,8 +309,18 @@ class ClipStitcher:
             self._last_frames = torch.cat([self._last_frames,
                                            self._last_frames.new_full((extra,), -1)])
 
+    def live_track_ids(self) -> set:
+        """Ids of the tracks on the previous clip's frames: the only ones a later clip can
+        continue (every other track has ended)."""
+        if not self._previous_frames:
+            return set()
+        labels = torch.unique(torch.stack(list(self._previous_frames.values())))
+        return set(labels[labels >= 0].tolist())
+
     def track_stats(self) -> TrackStats:
         """Counters of every track with at least one stored voxel, ascending id."""
+        if not self._track_statistics:
+            raise RuntimeError("this stitcher keeps no track statistics (track_statistics=False)")
         if self._pixel_counts is None:
             empty = torch.zeros(0, dtype=torch.long)
             return TrackStats(empty, empty, empty, empty)

@@ -289,6 +289,141 @@ class ArraySource(FrameSource):
             yield frame
 
 
+class IterableSource(FrameSource):
+    """Frames from an iterator or generator of ``[H, W, 3]`` uint8 frames whose length is not
+    known (a live feed, frames produced as they come); it can be read once."""
+
+    def __init__(self, frames, *, rgb=False, name="stream", video_id=None, fps=None):
+        super().__init__(name, video_id=video_id, fps=fps)
+        self._iterator = iter(frames)
+        self._first = None
+        self.rgb = rgb
+        self._started = False
+
+    @property
+    def num_frames(self):
+        return None
+
+    def _peek(self):
+        if self._first is None:
+            try:
+                self._first = self._checked(next(self._iterator), 0)
+            except StopIteration:
+                raise VideoInputError(f"video {self.name!r}: the stream has no frames") from None
+        return self._first
+
+    @property
+    def frame_size(self):
+        return self._peek().shape[:2]
+
+    def _checked(self, frame, index):
+        if isinstance(frame, torch.Tensor):
+            frame = frame.detach().cpu().numpy()
+        frame = np.asarray(frame)
+        if frame.ndim != 3 or frame.shape[-1] != 3:
+            raise VideoInputError(
+                f"frame {index} must have shape [H, W, 3], got {list(frame.shape)}")
+        _check_uint8(frame, f"frame {index}")
+        return np.ascontiguousarray(frame[..., ::-1] if self.rgb else frame)
+
+    def __iter__(self):
+        if self._started:
+            raise VideoInputError(f"video {self.name!r} is a stream: it can be read once")
+        self._started = True
+        first = self._peek()
+        yield first
+        for index, frame in enumerate(self._iterator, start=1):
+            frame = self._checked(frame, index)
+            if frame.shape[:2] != first.shape[:2]:
+                raise _size_mismatch(f"frame {index}", frame, first.shape[:2])
+            yield frame
+
+
+class CaptureSource(FrameSource):
+    """A live source OpenCV opens: a camera (its index) or a stream URL (``rtsp://``,
+    ``http://``, ...). Its length is unknown (``num_frames`` None); it ends when OpenCV reads
+    no more frames (a closed stream, an unplugged camera)."""
+
+    def __init__(self, device_or_url, *, name=None, video_id=None, fps=None):
+        if isinstance(device_or_url, bool) or not isinstance(device_or_url, (int, str)):
+            raise TypeError(f"device_or_url must be a camera index or a URL, got "
+                            f"{type(device_or_url).__name__}")
+        self.target = device_or_url
+        if name is None:
+            name = (f"camera{device_or_url}" if isinstance(device_or_url, int)
+                    else _url_stem(device_or_url))
+        super().__init__(name, video_id=video_id, fps=fps)
+        self._capture = None
+        self._first = None
+
+    def _open(self):
+        capture = cv2.VideoCapture(self.target)
+        if not capture.isOpened():
+            capture.release()
+            what = (f"camera {self.target}" if isinstance(self.target, int)
+                    else f"stream {self.target}")
+            raise VideoInputError(f"{what}: OpenCV cannot open it")
+        return capture
+
+    def _probe(self):
+        """Open the source and read its first frame, kept for the first iteration (a live
+        source cannot be rewound)."""
+        if self._first is not None:
+            return
+        self._capture = self._open()
+        decoded, first = self._capture.read()
+        if not decoded:
+            self._capture.release()
+            self._capture = None
+            raise VideoInputError(f"{self.target}: OpenCV opened it but read no frame")
+        self._first = first
+        fps = self._capture.get(cv2.CAP_PROP_FPS)
+        if self.fps is None and fps > 0:
+            self.fps = float(fps)
+
+    @property
+    def num_frames(self):
+        return None
+
+    @property
+    def frame_size(self):
+        self._probe()
+        return self._first.shape[:2]
+
+    def __iter__(self):
+        self._probe()
+        capture, first = self._capture or self._open(), self._first
+        self._capture = None  # a later iteration reopens the source
+        try:
+            if first is None:
+                decoded, first = capture.read()
+                if not decoded:
+                    return
+            self._first = None
+            yield first
+            while True:
+                decoded, frame = capture.read()
+                if not decoded:
+                    return
+                if frame.shape[:2] != first.shape[:2]:
+                    raise _size_mismatch(f"a frame of {self.target}", frame, first.shape[:2])
+                yield frame
+        finally:
+            capture.release()
+
+
+def _url_stem(url):
+    """A file-name-safe stem of a URL's last path component (``rtsp://cam/live`` -> live)."""
+    last = url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.splitext(last)[0]).strip("._")
+    return stem or "stream"
+
+
+def is_live_source(text: str) -> bool:
+    """Whether a command-line input names a camera (an index) or a URL rather than a path."""
+    return text.isdigit() or "://" in text
+
+
 def _check_uint8(frames, what):
     dtype = frames.dtype
     if dtype != (torch.uint8 if isinstance(frames, torch.Tensor) else np.uint8):
@@ -296,20 +431,31 @@ def _check_uint8(frames, what):
 
 
 def open_video(source, *, rgb=False, name=None, fps=None):
-    """One frame source from a video file path, a folder of frames, an array/tensor or a
-    sequence of frames; a :class:`FrameSource` is returned as it is.
+    """One frame source from a video file path, a folder of frames, an array/tensor, a
+    sequence of frames, an iterable of frames of unknown length, a camera index or a stream URL;
+    a :class:`FrameSource` is returned as it is.
 
     ``rgb`` applies to in-memory frames only (files are decoded by OpenCV as BGR); ``fps`` sets
     the rate of sources that have none (folders, arrays).
     """
     if isinstance(source, FrameSource):
         return source
+    if isinstance(source, int) and not isinstance(source, bool):
+        return CaptureSource(source, name=name, fps=fps)
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
+        if "://" in path:
+            return CaptureSource(path, name=name, fps=fps)
         if os.path.isdir(path):
             return folder_source(path, name=name, fps=fps)
         return VideoFileSource(path, name=name)
-    return ArraySource(source, rgb=rgb, name=name if name is not None else "array", fps=fps)
+    if isinstance(source, (np.ndarray, torch.Tensor)) or hasattr(source, "__len__"):
+        return ArraySource(source, rgb=rgb, name=name if name is not None else "array", fps=fps)
+    if hasattr(source, "__iter__"):
+        return IterableSource(source, rgb=rgb, name=name if name is not None else "stream",
+                              fps=fps)
+    raise TypeError(f"video must be a path, a camera index, a URL, an array or an iterable of "
+                    f"frames, got {type(source).__name__}")
 
 
 def _folder_videos(folder):
@@ -389,8 +535,9 @@ def expand_inputs(paths, *, image_root=None):
     """The videos named by command-line inputs, in order.
 
     Each input is a video file, a folder of frames, a folder of videos (video files and/or
-    sub-folders of frames), a glob pattern (quote it) over any of these, or a YouTube-VIS/OVIS
-    annotation file (``.json``; frames under ``image_root``, see :func:`annotation_videos`).
+    sub-folders of frames), a glob pattern (quote it) over any of these, a YouTube-VIS/OVIS
+    annotation file (``.json``; frames under ``image_root``, see :func:`annotation_videos`), or
+    a stream URL (``rtsp://``, ``http://``: read until it ends).
 
     Returns:
         list[FrameSource], names unique (they name the outputs).
@@ -409,6 +556,12 @@ def expand_inputs(paths, *, image_root=None):
             sources += _folder_videos(path)
         elif _has_extension(path, (".json",)):
             sources += annotation_videos(path, image_root)
+        elif not os.path.exists(path) and path.isdigit():
+            raise VideoInputError(f"input {path} names a camera, which never ends: read live "
+                                  f"sources with --stream (stemseg-fast infer --stream {path} "
+                                  f"...)")
+        elif "://" in path:
+            sources.append(CaptureSource(path))
         else:
             sources.append(VideoFileSource(path))
     seen = {}

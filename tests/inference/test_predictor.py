@@ -313,6 +313,6 @@ def test_inference_settings_reach_clustering_and_stitching(monkeypatch):
     assert calls["cluster"]["distance_rule"] == "paper"
     assert calls["cluster"]["secondary_rule"] == "nearest"
     assert calls["cluster"]["min_seediness"] == 0.9
-    assert calls["stitcher"] == {"iou_threshold": 0.1}
+    assert calls["stitcher"]["iou_threshold"] == 0.1
     with pytest.raises(ValueError, match=r"unknown inference settings \['overlap'\]"):
         Predictor(build_stemseg(TINY), inference={"overlap": 2})

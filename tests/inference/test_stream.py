@@ -1,0 +1,154 @@
+"""Streams: frames with their tracks as soon as they are final, from sources that never say how
+long they are, with memory that stays flat however long they run."""
+import dataclasses
+import itertools
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from stemseg_fast import Predictor
+from stemseg_fast.cli import main
+from stemseg_fast.inference.pipeline import VideoRun
+from stemseg_fast.inference.video import IterableSource, open_video
+from stemseg_fast.model import PRESETS, build_stemseg, save_checkpoint
+from stemseg_fast.rle import to_json
+from stemseg_fast.synthetic import synthetic_video
+
+pytestmark = pytest.mark.filterwarnings("ignore:video codec:RuntimeWarning")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # two shared cores: see test_predictor.py
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    tiny = PRESETS["tiny"]
+    torch.manual_seed(0)
+    config = dataclasses.replace(tiny, inference=dataclasses.replace(tiny.inference,
+                                                                     min_seediness=0.3))
+    return Predictor(build_stemseg(config), preset=config)
+
+
+@pytest.fixture(scope="module")
+def video():
+    return synthetic_video(num_frames=27, height=64, width=96, seed=2)
+
+
+class SlowSource:
+    """Frames one at a time with a pause, never announcing a length; counts what it produced."""
+
+    def __init__(self, frames, pause=0.002):
+        self.frames, self.pause, self.produced = frames, pause, 0
+
+    def __iter__(self):
+        for frame in self.frames:
+            time.sleep(self.pause)
+            self.produced += 1
+            yield frame
+
+
+def test_a_stream_gives_the_masks_of_the_offline_run_frame_by_frame(predictor, video):
+    offline = predictor.predict(video.frames)
+    source = SlowSource(video.frames)
+    streamed = list(predictor.stream(source))
+    assert [frame.index for frame in streamed] == list(range(len(video.frames)))
+    numbers = {}
+    for frame in streamed:
+        expected = {track_id: rles[frame.index] for track_id, rles in offline.rles.items()
+                    if frame.index in rles}
+        assert len(frame.tracks) == len(expected)
+        for track in frame.tracks:
+            (match,) = [track_id for track_id, rle in expected.items()
+                        if rle["counts"] == track.rle(frame.index)["counts"]]
+            # one display number per stitched track, numbered by first appearance
+            assert numbers.setdefault(match, track.track_id) == track.track_id
+    first_seen = sorted(numbers, key=lambda track_id: min(offline.rles[track_id]))
+    assert [numbers[track_id] for track_id in first_seen] == list(range(1, len(numbers) + 1))
+
+
+def test_each_frame_comes_about_one_clip_after_it_is_decoded(predictor, video):
+    inference = predictor.config.inference
+    stride = inference.clip_length - inference.clip_overlap
+    source = SlowSource(video.frames)
+    lags = [source.produced - frame.index for frame in predictor.stream(source)]
+    # Final once its last clip is clustered: that clip, and the next clip read ahead.
+    assert max(lags) <= 2 * inference.clip_length + stride
+    assert min(lags) >= 1
+
+
+def test_memory_stays_flat_on_an_endless_stream(predictor):
+    small = synthetic_video(num_frames=12, height=48, width=64, num_objects=3, seed=4)
+
+    def endless():  # the video forwards and backwards, forever: objects come and go
+        return itertools.cycle(list(small.frames) + list(small.frames[::-1]))
+
+    peaks = []
+    for length in (30, 80):
+        run = VideoRun(predictor.model, predictor.config, IterableSource(endless()),
+                       device="cpu", streaming=True)
+        seen = 0
+        for frame in run.stream():
+            seen = frame.index + 1
+            if seen == length:
+                break
+        assert seen == length
+        held = (len(run._display_numbers), len(run._live), len(run.rles),
+                len(run.stitcher._previous_frames), run.stitcher._pixel_counts)
+        peaks.append((dict(run.diagnostics), held))
+    (short, short_held), (long, long_held) = peaks
+    assert long_held[2] == 0 and long_held[4] is None  # no per-track history is kept
+    assert long_held[0] <= 2 * predictor.config.inference.max_instances_per_clip
+    for key in ("peak_cached_frames", "peak_pending_clips", "peak_final_frames_held"):
+        assert long[key] == short[key], key
+
+
+def test_a_stream_is_read_once_and_must_have_frames():
+    source = IterableSource(iter([np.zeros((8, 8, 3), np.uint8)]))
+    assert source.num_frames is None and source.frame_size == (8, 8)
+    assert len(list(source)) == 1
+    with pytest.raises(ValueError, match="is a stream: it can be read once"):
+        list(source)
+    with pytest.raises(ValueError, match="the stream has no frames"):
+        IterableSource(iter([])).frame_size
+    assert isinstance(open_video(frame for frame in [np.zeros((8, 8, 3), np.uint8)]),
+                      IterableSource)
+
+
+def test_infer_stream_writes_one_json_line_per_frame_and_an_overlay(predictor, video, tmp_path,
+                                                                   capsys):
+    save_checkpoint(predictor.model, tmp_path / "tiny.pth", predictor.config)
+    from helpers import write_video
+
+    path = write_video(tmp_path / "clip.mp4", video.frames)
+    out = tmp_path / "out"
+    assert main(["infer", "--stream", str(path), "--checkpoint", str(tmp_path / "tiny.pth"),
+                 "--out", str(out), "--format", "overlay", "--no-progress"]) == 0
+    lines = (out / "stream.jsonl").read_text().splitlines()
+    assert len(lines) == len(video.frames)
+    first = json.loads(lines[0])
+    assert first["frame"] == 0 and isinstance(first["tracks"], list)
+    offline = predictor.predict(str(path))
+    for line in lines:
+        record = json.loads(line)
+        expected = sorted(to_json(rles[record["frame"]])["counts"]
+                          for rles in offline.rles.values() if record["frame"] in rles)
+        assert sorted(track["segmentation"]["counts"] for track in record["tracks"]) == expected
+    import cv2
+
+    capture = cv2.VideoCapture(str(out / "overlay" / "clip.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == len(video.frames)
+    capture.release()
+
+
+def test_a_camera_index_in_batch_mode_points_to_stream(tmp_path, capsys):
+    assert main(["infer", "0", "--checkpoint", "tiny.pth", "--out", str(tmp_path)]) == 2
+    assert "names a camera, which never ends: read live sources with --stream" in (
+        capsys.readouterr().err)
