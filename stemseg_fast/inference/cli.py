@@ -33,6 +33,7 @@ import time
 from stemseg_fast.cli import CommandError
 from stemseg_fast.fileio import (atomic_output, check_output_name, output_path, read_json,
                                  remove_partial_outputs, write_json)
+from stemseg_fast.outputs.overlay import DEFAULT_FPS
 from stemseg_fast.rle import to_json
 from stemseg_fast.model import PRESETS
 from stemseg_fast.model.checkpoints import CheckpointMismatchError
@@ -201,11 +202,16 @@ def _run(args, formats, shard):
     paths = {}
     for source in sources:  # open every input now: a bad one fails before anything is written
         source.num_frames, source.frame_size  # noqa: B018 (probing reads the first frame)
-        if source.fps is None and args.fps is not None:
-            source.fps = args.fps
+        if source.fps is None:  # one rate for the overlay and videos.json
+            source.fps = args.fps or DEFAULT_FPS
         paths[source.name] = _video_output_paths(args.out, source.name, formats)
     if shard.is_main:  # the other ranks write nothing before the gather after prediction
         _remove_debris(args.out)
+    if shard.is_main:  # start-up takes a while on a loaded machine: say what is happening
+        lengths = [source.num_frames for source in sources]
+        frames = "unknown" if None in lengths else sum(lengths)
+        print(f"{len(sources)} videos, {frames} frames -> {args.out}; loading {args.checkpoint}",
+              flush=True)
     device = args.device
     if device == "auto" and shard.world_size > 1:
         import torch
@@ -259,6 +265,11 @@ def _run(args, formats, shard):
             records.append(record)
     written = _write_merged_outputs(args.out, formats, records)
     _print_summary(reports, shard.world_size, written)
+    empty = [record["video"]["name"] for record in records if not record["tracks"]]
+    if empty:
+        print(f"no track found in {len(empty)} of {len(records)} videos ({', '.join(empty)}): "
+              f"the model saw no object it knows, or a threshold is too strict (--set "
+              f"min_seediness=..., foreground_threshold=...)")
     if done:
         print(f"{done} videos were already done by an earlier run with the same settings "
               f"(their results are in {os.path.join(args.out, RECORDS_FOLDER)}); skipped")
@@ -286,7 +297,7 @@ def _process_video(predictor, source, paths, formats, args, json_rule, bar):
     entries, video = _write_video_outputs(prediction, source, paths, formats, args, json_rule)
     prediction.timings["outputs"] += time.perf_counter() - start
     return {"entries": entries, "video": video, "frames": prediction.num_frames,
-            "timings": prediction.timings}
+            "timings": prediction.timings, "tracks": len(prediction.track_ids)}
 
 
 def _write_merged_outputs(out, formats, records):
@@ -368,6 +379,9 @@ def _command(args):
     if args.confidence_threshold is not None and not 0.0 <= args.confidence_threshold <= 1.0:
         raise CommandError(f"--confidence-threshold must be in [0, 1], got "
                            f"{args.confidence_threshold}")
+    if args.fps is not None and not 0.0 < args.fps <= 1000.0:
+        raise CommandError(f"--fps must be in (0, 1000], got {args.fps}")
+    _use_threads(args)
     if args.stream:
         return _stream(args, formats)
     shard = shard_from_environment()
@@ -375,6 +389,16 @@ def _command(args):
         return _run(args, formats, shard)
     finally:
         close_process_group()
+
+
+def _use_threads(args):
+    from stemseg_fast.inference.predictor import resolve_device
+    from stemseg_fast.threads import default_threads, set_threads
+
+    if args.threads is not None and args.threads < 1:
+        raise CommandError(f"--threads must be >= 1, got {args.threads}")
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    set_threads(args.threads or default_threads(resolve_device(args.device).type, processes))
 
 
 STREAM_FORMATS = ("overlay",)
@@ -386,7 +410,7 @@ def _stream(args, formats):
     from stemseg_fast.inference.predictor import Predictor, resolve_device
     from stemseg_fast.inference.tracks import VideoTracks
     from stemseg_fast.inference.video import open_video
-    from stemseg_fast.outputs.overlay import DEFAULT_FPS, draw_tracks, open_video_writer
+    from stemseg_fast.outputs.overlay import draw_tracks, open_video_writer
 
     if len(args.inputs) != 1:
         raise CommandError(f"--stream reads one source (a camera index, a URL, a video file or "
@@ -474,7 +498,10 @@ def add_parser(subparsers):
                         help=f"one or more of {', '.join(FORMATS)}, comma-separated or repeated "
                              f"(default: ytvis)")
     parser.add_argument("--confidence-threshold", type=float, default=None,
-                        help="drop tracks of results.json and overlays scoring below this")
+                        help="drop tracks of results.json and overlays whose score is below "
+                             "this; the score is the official YouTube-VIS rule, a track's pixel "
+                             "count relative to the largest kept track of its video (which "
+                             "scores 1.0), not a classifier's confidence")
     parser.add_argument("--ids-from", default=None, metavar="ANNOTATIONS",
                         help="YouTube-VIS/OVIS annotation JSON giving the video_id of each "
                              "input by name (default: ids of annotation inputs, else 1, 2, ... "
@@ -482,7 +509,8 @@ def add_parser(subparsers):
     parser.add_argument("--image-root", default=None,
                         help="frame root of annotation JSON inputs (default: JPEGImages/ beside)")
     parser.add_argument("--fps", type=float, default=None,
-                        help="frame rate of inputs that have none (frame folders; default 30)")
+                        help=f"frame rate of inputs that have none (frame folders), for overlays "
+                             f"and videos.json (default {DEFAULT_FPS:g})")
     parser.add_argument("--device", default="auto",
                         help="auto (CUDA when available; cuda:LOCAL_RANK under torchrun), cpu, "
                              "cuda, cuda:N (default: %(default)s)")
@@ -496,6 +524,10 @@ def add_parser(subparsers):
                              "foreground_threshold (-st), max_tracks, min_dim, max_dim, "
                              "cluster_at_full_resolution, distance_rule=paper, "
                              "secondary_rule=nearest, stitch_iou_threshold, ...")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch and OpenCV (default: 1 with a GPU; else the "
+                             "cores this process may use, shared among the processes of this "
+                             "machine under torchrun)")
     parser.add_argument("--stream", action="store_true",
                         help="read one live source (a camera index such as 0, an rtsp:// or "
                              "http:// URL, or a video or frame folder read as a stream) and "
