@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES = (
     "stemseg_fast.evaluation.cli",
     "stemseg_fast.training.train",
     "stemseg_fast.synthetic",
+    "stemseg_fast.model.cli",
 )
 
 

@@ -11,9 +11,7 @@
 import os
 
 from .cli import main as cli_main
-
-BUNDLED_CHECKPOINT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets",
-                                  "tiny_synthetic.pth")
+from .model.checkpoints import BUNDLED_CHECKPOINT
 # The synthetic set the bundled model was trained on (frames of 96 x 128): see the config.
 VIDEO_SIZE = {"--frames": 24, "--height": 96, "--width": 128}
 

@@ -29,6 +29,9 @@ from .presets import STEmSegConfig
 from .stemseg import STEmSeg, build_stemseg
 
 CHECKPOINT_FORMAT = "stemseg_fast/1"
+# The tiny preset trained on the synthetic videos (training/configs/tiny_synthetic.yaml).
+BUNDLED_CHECKPOINT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                  "assets", "tiny_synthetic.pth")
 
 OFFICIAL_MODELS_URL = "https://omnomnom.vision.rwth-aachen.de/data/STEm-Seg/models"
 OFFICIAL_CHECKPOINT_URLS = {
@@ -39,6 +42,14 @@ OFFICIAL_CHECKPOINT_URLS = {
 # Which preset each named full checkpoint was trained as.
 OFFICIAL_CHECKPOINT_PRESETS = {"youtube_vis": "ytvis", "davis": "davis",
                                "kitti_mots": "kitti_mots"}
+# What each official file was trained on (official configs; stemseg_reference.md §5).
+OFFICIAL_CHECKPOINT_TRAINING = {
+    "youtube_vis": "YouTube-VIS 2019 train with COCO and Pascal VOC pseudo-clips, 160k iterations",
+    "davis": "DAVIS 2017 train with COCO, YouTube-VIS and VOC (class-agnostic), two stages",
+    "kitti_mots": "Mapillary pseudo-clips, then KITTI-MOTS train (+ MOTSChallenge 0002)",
+    "mask_rcnn_R_101_FPN_backbone": "Mask R-CNN on COCO: the backbone + FPN training starts from",
+    "mask_rcnn_R_50_FPN_backbone": "Mask R-CNN on COCO: the R-50 backbone + FPN",
+}
 
 # (pattern, replacement) applied in order to every official key.
 OFFICIAL_RENAME_RULES = (
@@ -243,6 +254,11 @@ def _check_readable_official_file(path):
     official_state_dict(read_checkpoint_file(path), f"downloaded checkpoint {path}")
 
 
+def official_checkpoint_cache_dir(cache_dir=None) -> str:
+    """Where named official checkpoints are kept: ``<torch hub dir>/checkpoints/stemseg``."""
+    return os.fspath(cache_dir or os.path.join(torch.hub.get_dir(), "checkpoints", "stemseg"))
+
+
 def download_official_checkpoint(name: str, *, cache_dir=None, progress: bool = True,
                                  urls: Mapping[str, str] = OFFICIAL_CHECKPOINT_URLS,
                                  check: Optional[Callable[[str], object]] = None) -> str:
@@ -265,7 +281,7 @@ def download_official_checkpoint(name: str, *, cache_dir=None, progress: bool = 
     """
     if name not in urls:
         raise ValueError(f"name must be one of {sorted(urls)}, got {name!r}")
-    cache_dir = os.fspath(cache_dir or os.path.join(torch.hub.get_dir(), "checkpoints", "stemseg"))
+    cache_dir = official_checkpoint_cache_dir(cache_dir)
     path = os.path.join(cache_dir, f"{name}.pth")
     digest_path = path + ".sha256"
     check = check or _check_readable_official_file
