@@ -5,7 +5,8 @@ Outputs under ``--out``:
   davis    davis/<video>/00000.png ...: DAVIS palette PNGs
   kitti    kitti_mots/results/<video>.txt and the official post-filter's kitti_mots/results_nms/
   overlay  overlay/<video>.mp4 at the source fps, plus results.json describing what is drawn
-videos.json lists each video's id (the results' video_id), name, size, length and fps. Ids come
+videos.json lists each video's id (the results' video_id), name, size, length, fps and input
+path, categories.json the class names (for render and eval). Ids come
 from annotation inputs or --ids-from; other inputs are numbered 1, 2, ... in input order.
 
 Long batches: each video's files are written as soon as it is done, with a record in
@@ -167,7 +168,8 @@ def _write_video_outputs(prediction, source, paths, formats, args, json_rule):
             write_overlay_video(paths["overlay"], source, tracks)
     height, width = prediction.frame_size
     video = {"id": prediction.video_id, "name": prediction.name, "length": prediction.num_frames,
-             "height": height, "width": width, "fps": prediction.fps}
+             "height": height, "width": width, "fps": prediction.fps,
+             "path": _input_location(source)}
     return entries, video
 
 
@@ -263,7 +265,7 @@ def _run(args, formats, shard):
                                   {"settings": settings, "input": _input_fingerprint(source)})
         if record is not None:
             records.append(record)
-    written = _write_merged_outputs(args.out, formats, records)
+    written = _write_merged_outputs(args.out, formats, records, predictor.category_names)
     _print_summary(reports, shard.world_size, written)
     empty = [record["video"]["name"] for record in records if not record["tracks"]]
     if empty:
@@ -300,7 +302,15 @@ def _process_video(predictor, source, paths, formats, args, json_rule, bar):
             "timings": prediction.timings, "tracks": len(prediction.track_ids)}
 
 
-def _write_merged_outputs(out, formats, records):
+def _input_location(source):
+    """Where ``render`` finds the video again: its file or frame folder."""
+    if hasattr(source, "path"):
+        return os.path.abspath(source.path)
+    folders = {os.path.dirname(os.path.abspath(path)) for path in source.paths}
+    return folders.pop() if len(folders) == 1 else None
+
+
+def _write_merged_outputs(out, formats, records, category_names):
     """results.json (+ zip), the KITTI post-filter and videos.json over every finished video;
     returns the written paths."""
     from stemseg_fast.outputs import postprocess_kitti_mots, write_youtube_vis_results
@@ -320,7 +330,14 @@ def _write_merged_outputs(out, formats, records):
             written.append(output_path(out, folder))
     videos_path = output_path(out, "videos.json")
     write_json(videos_path, [record["video"] for record in records], indent=1)
-    return written + [videos_path]
+    written.append(videos_path)
+    if category_names:  # class names for render and eval, in the annotation files' form
+        categories_path = output_path(out, "categories.json")
+        write_json(categories_path, {"categories": [
+            {"id": int(category_id), "name": name}
+            for category_id, name in sorted(category_names.items())]}, indent=1)
+        written.append(categories_path)
+    return written
 
 
 def _batch_progress(sources, disabled):

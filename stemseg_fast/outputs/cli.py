@@ -1,6 +1,7 @@
 """``stemseg-fast render``: draw a YouTube-VIS/OVIS results file onto its videos.
 
 Examples:
+  stemseg-fast render out/results.json --out vis/   # infer's output: videos.json finds the videos
   stemseg-fast render results.json --videos valid/JPEGImages --annotations valid.json --out vis/
   stemseg-fast render results.json --videos my_videos/ --out vis/   # my_videos/<video_id>.mp4
 """
@@ -21,9 +22,10 @@ def add_parser(subparsers):
         "render", help="draw a YouTube-VIS/OVIS results file onto its videos",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", help="results JSON (YouTube-VIS/OVIS format)")
-    parser.add_argument("--videos", required=True,
-                        help="frame root of the annotation file, or a folder of videos / frame "
-                             "folders named by video_id")
+    parser.add_argument("--videos", default=None,
+                        help="frame root of the annotation file; or a folder of the videos, "
+                             "named as in the videos.json infer wrote beside the results "
+                             "(default: the input paths it recorded), or by video_id")
     parser.add_argument("--annotations", default=None,
                         help="dataset annotation JSON: video ids -> frames, class names")
     parser.add_argument("--out", default="render_output",

@@ -1,5 +1,6 @@
 """Overlay video: the source frames with every track's mask blended in its colour, its outline,
-and a ``<class name> <track id>`` label; the source fps is kept.
+and a ``<class name> <n>`` label on the mask (tracks numbered 1, 2, ... per video); the source
+fps is kept.
 
 A track keeps one colour for its whole life: the colour is a function of its ``track_id``
 (golden-ratio hue steps, so consecutive ids get far-apart hues).
@@ -58,10 +59,16 @@ def open_video_writer(path, fps, frame_size, codecs=DEFAULT_CODECS):
 
 
 def draw_tracks(frame, video_tracks, frame_index, *, opacity=0.5):
-    """A copy of the BGR ``frame`` with the tracks present in ``frame_index`` drawn on it."""
+    """A copy of the BGR ``frame`` with the tracks present in ``frame_index`` drawn on it.
+
+    Each track is labelled ``<class name> <n>``, ``n`` its position in ``video_tracks.tracks``
+    (1, 2, ...: the same number in every frame; the track ids a stitcher assigns run into the
+    thousands), on the point of its mask farthest from the mask's border, on a dark box, at a
+    size that follows the frame; a label that would cover an earlier one moves below it.
+    """
     image = frame.copy()
     labels = []
-    for track in video_tracks.tracks:
+    for number, track in enumerate(video_tracks.tracks, 1):
         x, y, width, height = track.bbox(frame_index)
         if width == 0 or height == 0:
             continue
@@ -74,16 +81,34 @@ def draw_tracks(frame, video_tracks, frame_index, *, opacity=0.5):
         contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
                                        cv2.CHAIN_APPROX_SIMPLE, offset=(x, y))
         cv2.drawContours(image, contours, -1, colour, 1)
-        labels.append((track, x, y))
+        inside = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 3)
+        row, column = np.unravel_index(int(inside.argmax()), inside.shape)
+        labels.append((number, track, x + column - 1, y + row - 1))
     names = video_tracks.category_names or {}
-    for track, x, y in labels:  # after all masks, so no mask covers a label
+    scale = max(0.35, image.shape[0] / 900)
+    thickness = max(1, round(scale * 2))
+    placed = []
+    for number, track, centre_x, centre_y in labels:  # after all masks: no mask covers a label
         category = track.category_id
         name = names.get(category, "" if category is None else f"class {category}")
-        text = f"{name} {track.track_id}".strip()
-        origin = (x, max(y - 3, 10))
-        cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                    track_colour(track.track_id), 1, cv2.LINE_AA)
+        text = f"{name} {number}".strip()
+        (text_width, text_height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX,
+                                                              scale, thickness)
+        box_height = text_height + baseline + 4
+        left = int(np.clip(centre_x - text_width // 2 - 2, 0, max(0, image.shape[1] - text_width
+                                                                   - 4)))
+        top = int(np.clip(centre_y - box_height // 2, 0, max(0, image.shape[0] - box_height)))
+        for _ in range(len(placed)):  # move down past every label it would cover
+            hit = next((box for box in placed if left < box[2] and box[0] < left + text_width + 4
+                        and top < box[3] and box[1] < top + box_height), None)
+            if hit is None:
+                break
+            top = min(hit[3] + 1, max(0, image.shape[0] - box_height))
+        placed.append((left, top, left + text_width + 4, top + box_height))
+        cv2.rectangle(image, (left, top), (left + text_width + 4, top + box_height), (0, 0, 0),
+                      cv2.FILLED)
+        cv2.putText(image, text, (left + 2, top + text_height + 2), cv2.FONT_HERSHEY_SIMPLEX,
+                    scale, track_colour(track.track_id), thickness, cv2.LINE_AA)
     return image
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from helpers import write_frames, write_video
 
+from stemseg_fast.inference.tracks import Track, VideoTracks
 from stemseg_fast.inference.video import VideoInputError
 from stemseg_fast.outputs import (DEFAULT_CODECS, draw_tracks, open_video_writer, track_colour,
                                   write_overlay_video)
@@ -52,6 +53,7 @@ def test_fps_comes_from_the_argument_then_the_tracks_then_the_source(tmp_path, c
 
 def test_masks_are_drawn_in_a_colour_fixed_by_the_track(clip, video_tracks, monkeypatch):
     monkeypatch.setattr(overlay_module.cv2, "putText", lambda *args, **kwargs: None)  # labels
+    monkeypatch.setattr(overlay_module.cv2, "rectangle", lambda *args, **kwargs: None)
     colours = [track_colour(track_id) for track_id in range(12)]
     assert len(set(colours)) == 12 and colours == [track_colour(i) for i in range(12)]
     background = np.full((6, 40, 56, 3), 100, np.uint8)
@@ -69,14 +71,47 @@ def test_masks_are_drawn_in_a_colour_fixed_by_the_track(clip, video_tracks, monk
     assert (drawn[0][untouched.nonzero()[0][-1], untouched.nonzero()[1][-1]] == 100).all()
 
 
-def test_labels_name_the_class_and_track(video_tracks, monkeypatch):
+def test_labels_name_the_class_and_number_tracks_from_one(video_tracks, monkeypatch):
     texts = []
     monkeypatch.setattr(overlay_module.cv2, "putText",
                         lambda image, text, *args, **kwargs: texts.append(text))
     draw_tracks(np.zeros((40, 56, 3), np.uint8), video_tracks, 0)
     names = {1: "disc", 2: "square", 3: "triangle"}
-    expected = [f"{names[t.category_id]} {t.track_id}" for t in video_tracks.tracks]
-    assert sorted(set(texts)) == sorted(expected)
+    expected = [f"{names[t.category_id]} {number}"
+                for number, t in enumerate(video_tracks.tracks, 1) if t.area(0)]
+    assert sorted(texts) == sorted(expected)
+
+
+def test_labels_sit_on_their_masks_and_never_cover_each_other(monkeypatch):
+    masks = np.zeros((3, 1, 120, 160), np.uint8)
+    masks[0, 0, 10:60, 10:70] = 1
+    masks[1, 0, 12:58, 72:150] = 1  # a neighbour: centred labels would collide
+    masks[2, 0, 80:115, 20:50] = 1
+    tracks = [Track.from_masks(900 + k, masks[k], category_id=1) for k in range(3)]
+    video_tracks = VideoTracks("v", tracks, (120, 160), 1, category_names={1: "a long name"})
+    boxes, anchors = [], []
+    rectangle = overlay_module.cv2.rectangle
+    put_text = overlay_module.cv2.putText
+
+    def spy_rectangle(image, corner, opposite, *args, **kwargs):
+        boxes.append((*corner, *opposite))
+        return rectangle(image, corner, opposite, *args, **kwargs)
+
+    def spy_text(image, text, origin, *args, **kwargs):
+        anchors.append(text)
+        return put_text(image, text, origin, *args, **kwargs)
+
+    monkeypatch.setattr(overlay_module.cv2, "rectangle", spy_rectangle)
+    monkeypatch.setattr(overlay_module.cv2, "putText", spy_text)
+    draw_tracks(np.zeros((120, 160, 3), np.uint8), video_tracks, 0)
+    assert anchors == ["a long name 1", "a long name 2", "a long name 3"]
+    for (left, top, right, bottom), mask in zip(boxes, masks[:, 0]):
+        centre = mask[(top + bottom) // 2, (left + right) // 2]
+        assert centre or mask[top:bottom, left:right].any()  # on (or over) its own mask
+    for first in range(3):
+        for second in range(first + 1, 3):
+            a, b = boxes[first], boxes[second]
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
 
 
 class RefusingWriter:

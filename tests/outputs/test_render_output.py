@@ -1,4 +1,5 @@
 """``render``: an existing YouTube-VIS results file drawn onto its videos, and its CLI."""
+import importlib
 import json
 
 import cv2
@@ -52,8 +53,10 @@ def test_render_skips_low_scores_and_reports_unknown_videos(tmp_path, dataset):
     results, root, annotations = dataset
     assert render(results, root, tmp_path / "vis", annotations=annotations,
                   score_threshold=1.5) == []
-    with pytest.raises(ValueError, match=r"video_id 3 is not in .*JPEGImages \(name videos by id"):
+    with pytest.raises(ValueError, match=r"video_id 3 is not found through .*JPEGImages"):
         render(results, root, tmp_path / "vis")
+    with pytest.raises(ValueError, match=r"no videos.json beside it: pass --videos"):
+        render(results, None, tmp_path / "vis")
 
 
 def test_render_command(tmp_path, dataset, capsys):
@@ -66,3 +69,31 @@ def test_render_command(tmp_path, dataset, capsys):
     assert main(["render", str(tmp_path / "missing.json"), "--videos", root]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "missing.json does not exist" in error
+
+
+def test_render_of_infer_output_finds_videos_and_class_names_by_itself(tmp_path, clip,
+                                                                       video_tracks,
+                                                                       monkeypatch):
+    """What infer writes (results, videos.json with input paths, categories.json) is enough."""
+    video = write_video(tmp_path / "street.mp4", clip.frames)
+    out = tmp_path / "out"
+    out.mkdir()
+    video_tracks.video_id = 7
+    results = write_youtube_vis_results(out / "results.json", youtube_vis_predictions(video_tracks))
+    (out / "videos.json").write_text(json.dumps([{"id": 7, "name": "street", "path": video}]))
+    (out / "categories.json").write_text(json.dumps({"categories": [
+        {"id": 1, "name": "disc"}, {"id": 2, "name": "square"}, {"id": 3, "name": "triangle"}]}))
+    drawn = []
+    render_module = importlib.import_module("stemseg_fast.outputs.render")
+    write = render_module.write_overlay_video
+
+    def spy(path, source, tracks, **options):
+        drawn.append(tracks)
+        return write(path, source, tracks, **options)
+
+    monkeypatch.setattr(render_module, "write_overlay_video", spy)
+    assert main(["render", str(results), "--out", str(tmp_path / "vis")]) == 0
+    assert frame_count(tmp_path / "vis" / "street.mp4") == 6
+    (tracks,) = drawn
+    assert tracks.category_names == {1: "disc", 2: "square", 3: "triangle"}
+    assert [track.track_id for track in tracks.tracks] == list(range(1, len(tracks.tracks) + 1))
