@@ -4,7 +4,11 @@
 A map is {source category id: target category id}; source classes it does not list are dropped
 from the pseudo-clips (the official loaders keep only the classes their metainfo keeps). The
 DAVIS maps are class-agnostic: every kept class becomes 1.
+
+:func:`read_category_names` reads the ``categories`` list of an annotation file, or of the
+``categories.json`` that ``infer`` writes beside its results.
 """
+from .fileio import read_json
 YOUTUBE_VIS_CATEGORIES = (
     "person", "giant_panda", "lizard", "parrot", "skateboard", "sedan", "ape", "dog", "snake",
     "monkey", "hand", "rabbit", "duck", "cat", "cow", "fish", "train", "horse", "turtle", "bear",
@@ -58,3 +62,17 @@ def check_target_names(target_names, dataset_names, where):
         if found is not None and found.lower() != name.lower():
             raise ValueError(f"{where}: the category map sends images to class {category_id} "
                              f"{name!r}, but the annotations call class {category_id} {found!r}")
+
+
+def read_category_names(path, what="annotation file"):
+    """``{category id: name}`` from a JSON file's ``categories`` list ({"id", "name"} entries),
+    empty when it has none; a ``ValueError`` naming ``what`` and the entry for a malformed one."""
+    dataset = read_json(path, what)
+    categories = dataset.get("categories") if isinstance(dataset, dict) else None
+    names = {}
+    for position, category in enumerate(categories or []):
+        if not isinstance(category, dict) or isinstance(category.get("id"), bool) \
+                or not isinstance(category.get("id"), int):
+            raise ValueError(f"{what} {path}: categories[{position}] needs an integer 'id'")
+        names[category["id"]] = str(category.get("name", category["id"]))
+    return names

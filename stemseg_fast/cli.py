@@ -6,6 +6,7 @@ callable taking the parsed arguments and returning an exit code.
 """
 import argparse
 import importlib
+import re
 import signal
 import sys
 import threading
@@ -25,6 +26,14 @@ SUBCOMMAND_MODULES = (
 
 class CommandError(Exception):
     """A user-facing failure: printed as one line, exit code 2, no traceback."""
+
+
+_ROLE = re.compile(r":(?:func|class|meth|mod|attr):`~?([^`]+)`")
+
+
+def plain_text(docstring: str) -> str:
+    """A docstring as help text: reStructuredText markup (````code````, ``:func:`x```) dropped."""
+    return _ROLE.sub(r"\1", docstring).replace("``", "")
 
 
 def build_parser():

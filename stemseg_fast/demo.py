@@ -11,6 +11,7 @@
 import os
 
 from .cli import main as cli_main
+from .cli import plain_text
 from .model.checkpoints import BUNDLED_CHECKPOINT
 # The synthetic set the bundled model was trained on (frames of 96 x 128): see the config.
 VIDEO_SIZE = {"--frames": 24, "--height": 96, "--width": 128}
@@ -48,7 +49,7 @@ def _command(args):
 
 def add_parser(subparsers):
     parser = subparsers.add_parser("demo", help="synthesize videos, segment them, score them",
-                                   description=__doc__)
+                                   description=plain_text(__doc__))
     parser.add_argument("--out", default="demo_output", help="output folder (default: %(default)s)")
     parser.add_argument("--checkpoint", default=BUNDLED_CHECKPOINT,
                         help="model checkpoint (default: the bundled tiny synthetic model)")

@@ -2,9 +2,13 @@
 validation videos from a training annotation file)."""
 import argparse
 import dataclasses
+import os
+import warnings
 
+from ..categories import read_category_names
 from ..cli import CommandError
 from ..fileio import write_json
+from .annotations import load_ground_truth
 from .split import write_split
 from .video_ap import evaluate_video_ap
 
@@ -42,11 +46,30 @@ def _sequences(text, metric):
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
+def _warn_on_other_class_names(results, truth_names):
+    """Results from ``infer`` carry the model's class names (categories.json beside them); ids
+    that name other classes in the ground truth mean a model made for another benchmark."""
+    path = os.path.join(os.path.dirname(os.path.abspath(results)), "categories.json")
+    if not os.path.isfile(path):
+        return
+    differ = [(category_id, name, truth_names[category_id])
+              for category_id, name in sorted(read_category_names(path, "categories file").items())
+              if category_id in truth_names and name.lower() != truth_names[category_id].lower()]
+    if differ:
+        shown = ", ".join(f"{i} is {mine!r} there but {theirs!r} here"
+                          for i, mine, theirs in differ[:3])
+        warnings.warn(f"{len(differ)} class ids of the results' {path} name other classes than "
+                      f"the ground truth ({shown}{', ...' if len(differ) > 3 else ''}): the model "
+                      f"may have been trained for another benchmark", UserWarning)
+
+
 def _evaluate(args):
     if args.sequences is not None and args.metric in ("ytvis", "ovis"):
         raise CommandError("--sequences applies to --metric mots and davis only")
     if args.metric in ("ytvis", "ovis"):
-        result = evaluate_video_ap(args.gt, args.results, occlusion=args.metric == "ovis")
+        ground_truth = load_ground_truth(args.gt, occlusion=args.metric == "ovis")
+        _warn_on_other_class_names(args.results, ground_truth.categories)
+        result = evaluate_video_ap(ground_truth, args.results, occlusion=args.metric == "ovis")
         details = {"per_category_ap": result.per_category_ap}
     else:
         from . import trackeval_adapters

@@ -137,9 +137,9 @@ class MOTSResult:
         lines = [header]
         for name, m in self.classes.items():
             values = [m.hota, m.det_a, m.ass_a, m.loc_a, m.smotsa, m.motsa, m.motsp, m.idf1]
-            lines.append(f"{name:<12}" + "".join(f"{100 * v:8.2f}" for v in values)
+            lines.append(f"{name:<12}" + "".join(f"{v:8.3f}" for v in values)
                          + f"{m.id_switches:7d}")
-        return "\n".join(lines)
+        return "\n".join(lines)  # fractions in [0, 1], as the AP tables and every JSON
 
 
 def _sequence_files(folder, what):
@@ -277,10 +277,10 @@ class DavisResult:
         values = (self.j_and_f, self.j_mean, self.j_recall, self.j_decay, self.f_mean,
                   self.f_recall, self.f_decay)
         lines = ["".join(f"{name:>10}" for name in names),
-                 "".join(f"{100 * value:10.2f}" for value in values), "",
+                 "".join(f"{value:10.3f}" for value in values), "",
                  f" {'sequence':<24} J&F"]
-        lines += [f" {name:<24} {100 * value:.2f}" for name, value in self.per_sequence.items()]
-        return "\n".join(lines)
+        lines += [f" {name:<24} {value:.3f}" for name, value in self.per_sequence.items()]
+        return "\n".join(lines)  # fractions in [0, 1], as the AP tables and every JSON
 
 
 def _png_frames(folder):

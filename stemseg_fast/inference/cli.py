@@ -31,13 +31,13 @@ import os
 import sys
 import time
 
-from stemseg_fast.cli import CommandError
+from stemseg_fast.cli import CommandError, plain_text
 from stemseg_fast.fileio import (atomic_output, check_output_name, output_path, read_json,
                                  remove_partial_outputs, write_json)
-from stemseg_fast.outputs.overlay import DEFAULT_FPS
-from stemseg_fast.rle import to_json
 from stemseg_fast.model import PRESETS
 from stemseg_fast.model.checkpoints import CheckpointMismatchError
+from stemseg_fast.outputs.overlay import DEFAULT_FPS
+from stemseg_fast.rle import to_json
 
 from .sharding import close_process_group, gather_objects, shard_from_environment, shard_items
 from .video import annotation_videos, expand_inputs
@@ -156,13 +156,13 @@ def _write_video_outputs(prediction, source, paths, formats, args, json_rule):
     entries = []
     if "davis" in formats:
         folder = paths["davis"]
-        write_davis_pngs(os.path.dirname(folder), prediction.tracks("davis"),
+        write_davis_pngs(os.path.dirname(folder), prediction.select("davis"),
                          sequence=os.path.basename(folder))
     if "kitti" in formats:
-        tracks = prediction.tracks("kitti_mots")
+        tracks = prediction.select("kitti_mots")
         write_kitti_mots_txt(paths["kitti"], kitti_mots_detections(tracks))
     if "ytvis" in formats or "overlay" in formats:
-        tracks = prediction.tracks(json_rule, min_score=args.confidence_threshold)
+        tracks = prediction.select(json_rule, min_score=args.confidence_threshold)
         entries = youtube_vis_predictions(tracks)
         if "overlay" in formats:
             write_overlay_video(paths["overlay"], source, tracks)
@@ -498,7 +498,7 @@ def _frame_record(frame, fps, category_names):
 def add_parser(subparsers):
     parser = subparsers.add_parser(
         "infer", help="segment and track the objects of videos",
-        description=__doc__.split("Examples:")[0],
+        description=plain_text(__doc__.split("Examples:")[0]),
         epilog="Examples:" + __doc__.split("Examples:")[1],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", metavar="INPUT",

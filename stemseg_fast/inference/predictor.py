@@ -15,7 +15,7 @@ Example::
 
 ``predictor.predict(video)`` returns a :class:`VideoPrediction` holding every stitched track,
 from which each benchmark's selection rule builds its :class:`VideoTracks`
-(``prediction.tracks("youtube_vis" | "davis" | "kitti_mots")``): one network pass serves every
+(``prediction.select("youtube_vis" | "davis" | "kitti_mots")``): one network pass serves every
 output format. ``predictor(video)`` applies the preset's own rule.
 
 How a video is processed (streaming, memory bounded by the clip): see
@@ -75,7 +75,7 @@ class VideoPrediction:
         class_logit_sums (np.ndarray[M, C] float64 or None): per track, averaged class logits
             summed over its voxels (channel 0 background); None without a semantic head.
         class_votes (np.ndarray[M, C] int64 or None): per track, voxels per argmax class.
-        rule (str): the preset's rule, used by :meth:`tracks` by default.
+        rule (str): the preset's rule, used by :meth:`select` by default.
         max_tracks (int): the preset's track limit for its own rule.
         timings (dict[str, float]): seconds per stage (see ``pipeline.STAGES``).
         diagnostics (dict[str, int]): peak numbers of cached frames / clips (memory bounds).
@@ -100,7 +100,7 @@ class VideoPrediction:
     diagnostics: dict = field(default_factory=dict)
     category_names: Optional[dict] = None
 
-    def tracks(self, rule=None, *, max_tracks=None, min_score=None) -> VideoTracks:
+    def select(self, rule=None, *, max_tracks=None, min_score=None) -> VideoTracks:
         """The tracks a benchmark's rule keeps, in its output order (reference §4.4).
 
         Args:
@@ -404,9 +404,9 @@ class Predictor:
     def __call__(self, video, *, rule=None, rgb=False, name=None, video_id=None,
                  fps=None) -> VideoTracks:
         """The tracks of one video under ``rule`` (default: the preset's); see :meth:`predict`
-        and :meth:`VideoPrediction.tracks`."""
+        and :meth:`VideoPrediction.select`."""
         prediction = self.predict(video, rgb=rgb, name=name, video_id=video_id, fps=fps)
-        return prediction.tracks(rule)
+        return prediction.select(rule)
 
     def __repr__(self):
         return (f"Predictor(preset={self.config.name!r}, device={str(self.device)!r}, "

@@ -1,6 +1,7 @@
 """``stemseg-fast models``: the models this library can run, what they are, where they live."""
 import os
 
+from ..cli import plain_text
 from .checkpoints import (BUNDLED_CHECKPOINT, OFFICIAL_CHECKPOINT_PRESETS,
                           OFFICIAL_CHECKPOINT_TRAINING, OFFICIAL_CHECKPOINT_URLS,
                           official_checkpoint_cache_dir)
@@ -49,5 +50,5 @@ def _command(args):
 def add_parser(subparsers):
     parser = subparsers.add_parser(
         "models", help="list the models: official checkpoints, the bundled one, where each is",
-        description=__doc__)
+        description=plain_text(__doc__))
     parser.set_defaults(func=_command)

@@ -7,6 +7,7 @@ Examples:
 """
 import argparse
 
+from ..cli import plain_text
 from .render import render
 
 
@@ -20,7 +21,7 @@ def _command(args):
 def add_parser(subparsers):
     parser = subparsers.add_parser(
         "render", help="draw a YouTube-VIS/OVIS results file onto its videos",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=plain_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", help="results JSON (YouTube-VIS/OVIS format)")
     parser.add_argument("--videos", default=None,
                         help="frame root of the annotation file; or a folder of the videos, "

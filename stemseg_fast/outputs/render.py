@@ -2,25 +2,13 @@
 import os
 from collections import defaultdict
 
+from ..categories import read_category_names
 from ..fileio import output_path, read_json, remove_partial_outputs
 from ..inference.tracks import Track, VideoTracks
 from ..inference.video import annotation_videos, expand_inputs, open_video
 from ..rle import checked_rle
 from .overlay import DEFAULT_CODECS, write_overlay_video
 from .youtube_vis import read_youtube_vis_results
-
-
-def _category_names(annotations, what="annotation file"):
-    dataset = read_json(annotations, what)
-    categories = dataset.get("categories") if isinstance(dataset, dict) else None
-    names = {}
-    for position, category in enumerate(categories or []):
-        if not isinstance(category, dict) or isinstance(category.get("id"), bool) \
-                or not isinstance(category.get("id"), int):
-            raise ValueError(f"{what} {annotations}: categories[{position}] needs an "
-                             f"integer 'id'")
-        names[category["id"]] = str(category.get("name", category["id"]))
-    return names
 
 
 def _recorded_videos(videos_json):
@@ -68,7 +56,7 @@ def _sources_by_id(results_json, videos_dir, annotations):
 
 def _recorded_category_names(results_json):
     path = os.path.join(os.path.dirname(os.path.abspath(results_json)), "categories.json")
-    return _category_names(path, "categories file") if os.path.isfile(path) else None
+    return read_category_names(path, "categories file") if os.path.isfile(path) else None
 
 
 def render(results_json, videos_dir=None, out_dir="render_output", *, annotations=None,
@@ -91,7 +79,7 @@ def render(results_json, videos_dir=None, out_dir="render_output", *, annotation
     """
     predictions = read_youtube_vis_results(results_json)
     sources, where = _sources_by_id(results_json, videos_dir, annotations)
-    category_names = (_category_names(annotations) if annotations is not None
+    category_names = (read_category_names(annotations) if annotations is not None
                       else _recorded_category_names(results_json))
     remove_partial_outputs(out_dir)
     by_video = defaultdict(list)

@@ -166,3 +166,34 @@ def test_public_api_imports_without_trackeval():
             "assert all(hasattr(e, name) for name in e.__all__); "
             "assert 'trackeval' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_eval_warns_when_the_results_classes_are_another_benchmarks(tmp_path, capsys):
+    import numpy as np
+
+    from stemseg_fast.rle import encode_mask, to_json
+
+    mask = np.zeros((16, 16), np.uint8)
+    mask[2:9, 3:12] = 1
+    rle = to_json(encode_mask(mask))
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps({
+        "videos": [{"id": 1, "height": 16, "width": 16, "length": 1}],
+        "categories": [{"id": 1, "name": "person"}, {"id": 2, "name": "dog"}],
+        "annotations": [{"id": 1, "video_id": 1, "category_id": 1, "iscrowd": 0,
+                         "segmentations": [rle]}]}))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_text(json.dumps([{"video_id": 1, "category_id": 1,
+                                                   "score": 1.0, "segmentations": [rle]}]))
+    argv = ["eval", "--metric", "ytvis", "--gt", str(gt), "--results", str(out / "results.json")]
+    (out / "categories.json").write_text(json.dumps({"categories": [
+        {"id": 1, "name": "Person"}, {"id": 2, "name": "dog"}]}))
+    assert main(argv) == 0
+    assert "warning" not in capsys.readouterr().err  # the same names, up to case
+    (out / "categories.json").write_text(json.dumps({"categories": [
+        {"id": 1, "name": "disc"}, {"id": 2, "name": "square"}]}))
+    assert main(argv) == 0
+    (warning,) = capsys.readouterr().err.strip().splitlines()
+    assert warning.startswith("stemseg-fast eval: warning: 2 class ids of the results' ")
+    assert "1 is 'disc' there but 'person' here" in warning

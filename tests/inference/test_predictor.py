@@ -153,7 +153,7 @@ def test_short_video_is_left_padded_and_collapsed():
     prediction = predictor.predict(clip.frames, video_id=1)
     assert network.clip_frames == [[0, 0, 1, 2]]  # official left padding with frame 0
     assert network.frames_seen == 3
-    video_tracks = prediction.tracks()
+    video_tracks = prediction.select()
     assert video_tracks.num_frames == 3 and len(video_tracks.tracks) == 3
     for index in range(3):
         ideal = ideal_masks(clip.instance_ids, index)
@@ -221,16 +221,16 @@ def test_random_init_tiny_model_runs_end_to_end_on_an_rgb_tensor():
     rgb = predictor.predict(torch.from_numpy(clip.frames[..., ::-1].copy()), rgb=True,
                             video_id=1)
     assert bgr.rles == rgb.rles
-    video_tracks = bgr.tracks()
+    video_tracks = bgr.select()
     assert video_tracks.tracks and len(video_tracks.tracks) <= TINY.inference.max_tracks
     for track in video_tracks.tracks:
         for frame in track.frames:
             assert decode_rle(track.rle(frame)).shape == (50, 70)
     assert set(video_tracks.timings) >= {"decode", "backbone", "heads", "clustering", "outputs"}
     assert all(seconds >= 0 for seconds in video_tracks.timings.values())
-    davis = bgr.tracks("davis")
+    davis = bgr.select("davis")
     assert [track.category_id for track in davis.tracks] == [1] * len(davis.tracks)
-    kitti = bgr.tracks("kitti_mots")
+    kitti = bgr.select("kitti_mots")
     assert {track.category_id for track in kitti.tracks} <= {1, 2}
 
 
