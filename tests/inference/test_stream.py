@@ -152,3 +152,41 @@ def test_a_camera_index_in_batch_mode_points_to_stream(tmp_path, capsys):
     assert main(["infer", "0", "--checkpoint", "tiny.pth", "--out", str(tmp_path)]) == 2
     assert "names a camera, which never ends: read live sources with --stream" in (
         capsys.readouterr().err)
+
+
+def test_a_capture_source_keeps_its_first_frame_and_ends_with_the_stream(tmp_path):
+    """OpenCV opens cameras, URLs and files alike; a file stands in for a live source here."""
+    from helpers import write_video
+
+    from stemseg_fast.inference.video import CaptureSource
+
+    frames = synthetic_video(num_frames=7, height=48, width=64, seed=1).frames
+    path = write_video(tmp_path / "live.avi", frames, fourcc="MJPG")
+    source = CaptureSource(path)
+    assert source.num_frames is None and source.frame_size == (48, 64)
+    read = list(source)  # the probed first frame is not lost
+    assert len(read) == 7
+    assert source.name == "live"
+    with pytest.raises(ValueError, match="stream rtsp://nowhere.invalid/cam: OpenCV cannot open"):
+        CaptureSource("rtsp://nowhere.invalid/cam").frame_size
+
+
+def test_the_codec_warning_is_one_line_once_per_run(predictor, video, tmp_path, capsys):
+    from helpers import write_frames
+
+    save_checkpoint(predictor.model, tmp_path / "tiny.pth", predictor.config)
+    for name in ("one", "two"):
+        write_frames(tmp_path / "videos" / name, video.frames[:4])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        assert main(["infer", str(tmp_path / "videos"), "--checkpoint", str(tmp_path / "tiny.pth"),
+                     "--out", str(tmp_path / "out"), "--format", "overlay", "--no-progress"]) == 0
+    codec_lines = [line for line in capsys.readouterr().err.splitlines() if "codec" in line]
+    from stemseg_fast.outputs.overlay import open_video_writer
+
+    writer, codec = open_video_writer(str(tmp_path / "probe.mp4"), 30, (16, 16))
+    writer.release()
+    assert len(codec_lines) == (0 if codec == "avc1" else 1)
+    assert all(line.startswith("stemseg-fast infer: warning: video codec") for line in codec_lines)
