@@ -10,6 +10,8 @@ allocates without bound. :func:`checked_rle` and :func:`polygons_to_rle` refuse 
 import math
 
 import numpy as np
+import torch
+from pycocotools import _mask
 from pycocotools import mask as mask_utils
 
 
@@ -19,6 +21,42 @@ def encode_mask(mask):
     if mask.ndim != 2:
         raise ValueError(f"mask must have shape [H, W], got {list(mask.shape)}")
     return mask_utils.encode(np.asfortranarray(mask.astype(np.uint8, copy=False)))
+
+
+def encode_masks(masks):
+    """Compressed RLEs of ``K`` binary masks ``[K, H, W]`` (bool or uint8, any device), byte for
+    byte what pycocotools ``encode`` gives, without copying the masks to the host.
+
+    The run boundaries are found where the masks are (a difference along each mask's
+    column-major order, as COCO counts run), and only the run lengths come back to the host:
+    2 x 4 bytes per boundary instead of H x W bytes per mask. pycocotools then compresses the
+    counts (``frUncompressedRLE``, the same ``rleToString`` that ``encode`` ends with).
+
+    Returns:
+        list of K dicts ``{"size": [H, W], "counts": bytes}``.
+    """
+    if masks.dim() != 3:
+        raise ValueError(f"masks must have shape [K, H, W], got {list(masks.shape)}")
+    num_masks, height, width = masks.shape
+    if num_masks == 0:
+        return []
+    if height * width == 0:
+        raise ValueError(f"masks must have at least one pixel, got {height}x{width}")
+    flat = (masks != 0).transpose(1, 2).reshape(num_masks, height * width)  # column-major
+    mask_index, position = torch.nonzero(flat[:, 1:] != flat[:, :-1], as_tuple=True)
+    per_mask = torch.bincount(mask_index, minlength=num_masks)
+    # One copy back of what the runs need (int32: a run is shorter than 2^31 pixels).
+    first_values, per_mask, ends = (tensor.cpu().numpy() for tensor in (
+        flat[:, 0], per_mask, (position + 1).to(torch.int32)))
+    size = height * width
+    uncompressed = []
+    for index, boundaries in enumerate(np.split(ends, np.cumsum(per_mask)[:-1])):
+        edges = np.concatenate(([0], boundaries, [size])).astype(np.int64)
+        runs = np.diff(edges)
+        if first_values[index]:  # COCO counts start with a (possibly empty) run of zeros
+            runs = np.concatenate(([0], runs))
+        uncompressed.append({"size": [height, width], "counts": runs.astype(np.uint32)})
+    return _mask.frUncompressedRLE(uncompressed, height, width)
 
 
 def decode_rle(rle):

@@ -20,3 +20,49 @@ def test_encode_refuses_a_volume():
     with pytest.raises(ValueError, match=r"mask must have shape \[H, W\]"):
         encode_mask(np.zeros((2, 3, 4)))
 
+
+
+def _adversarial_masks(rng, height, width):
+    """Random, empty, full, one pixel (first, last, middle), alternating, stripes, blobs."""
+    masks = [rng.random((height, width)) > 0.5, np.zeros((height, width), bool),
+             np.ones((height, width), bool)]
+    for row, column in ((0, 0), (height - 1, width - 1), (height // 2, width // 2)):
+        one = np.zeros((height, width), bool)
+        one[row, column] = True
+        masks.append(one)
+    checker = (np.add.outer(np.arange(height), np.arange(width)) % 2).astype(bool)
+    masks += [checker, ~checker, np.zeros((height, width), bool)]
+    masks[-1][:, ::3] = True  # full columns: runs that span columns in column-major order
+    blob = np.zeros((height, width), bool)
+    blob[height // 4: 3 * height // 4 + 1, width // 3: width - 1] = True
+    masks.append(blob)
+    return np.stack(masks)
+
+
+@pytest.mark.parametrize("height, width", [(1, 1), (1, 17), (13, 1), (31, 47), (64, 33)])
+def test_masks_encoded_where_they_are_match_pycocotools_byte_for_byte(height, width, rng,
+                                                                      device):
+    import torch
+    from pycocotools import mask as mask_utils
+
+    from stemseg_fast.rle import encode_masks
+
+    generator = np.random.default_rng(int(torch.randint(2**31, (1,), generator=rng)))
+    masks = _adversarial_masks(generator, height, width)
+    expected = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+    for dtype in (torch.bool, torch.uint8):
+        encoded = encode_masks(torch.from_numpy(masks).to(device=device, dtype=dtype))
+        assert [rle["counts"] for rle in encoded] == [rle["counts"] for rle in expected]
+        assert all(rle["size"] == [height, width] for rle in encoded)
+
+
+def test_encode_masks_edges():
+    import torch
+
+    from stemseg_fast.rle import encode_masks
+
+    assert encode_masks(torch.zeros(0, 5, 4, dtype=torch.bool)) == []
+    with pytest.raises(ValueError, match=r"masks must have shape \[K, H, W\]"):
+        encode_masks(torch.zeros(5, 4))
+    with pytest.raises(ValueError, match="at least one pixel"):
+        encode_masks(torch.zeros(2, 0, 4))

@@ -61,6 +61,7 @@ from stemseg_fast.kernels.embedding_mixing import get_embedding_mode
 from stemseg_fast.kernels.greedy_cluster import greedy_cluster
 from stemseg_fast.kernels.instance_gaussians import PRECISION_SCALE
 from stemseg_fast.model.preprocessing import preprocess_clip, resized_size
+from stemseg_fast.rle import encode_masks
 
 from .stitching import ClipStitcher
 from .tracks import Track
@@ -318,12 +319,19 @@ class VideoRun:
             self.rles[track_id][frame] = rle
 
     def _encode_masks(self, labels, track_ids):
-        """{track id: COCO RLE at the source size} for the tracks of one frame."""
+        """{track id: COCO RLE at the source size} for the tracks of one frame.
+
+        On a GPU the masks are run-length encoded where they are and only the run lengths are
+        copied back (:func:`~stemseg_fast.rle.encode_masks`); on the CPU pycocotools encodes
+        them in place, which is faster there (``benchmarks/host_path.py`` measures both)."""
         ids, rles = track_ids.tolist(), {}
         for start in range(0, len(ids), MASK_CHUNK):
             chunk = track_ids[start:start + MASK_CHUNK]
             masks = self._frame_masks(labels, chunk)  # [K, W, H] uint8, transposed for RLE
-            encoded = mask_utils.encode(masks.cpu().numpy().transpose(2, 1, 0))
+            if masks.is_cuda:
+                encoded = encode_masks(masks.transpose(1, 2))
+            else:
+                encoded = mask_utils.encode(masks.numpy().transpose(2, 1, 0))
             rles.update(zip(ids[start:start + MASK_CHUNK], encoded))
         return rles
 

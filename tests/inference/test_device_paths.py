@@ -1,0 +1,30 @@
+"""Paths only a GPU runs in the pipeline (run by benchmarks/gpu_check.sh)."""
+import numpy as np
+import pytest
+import torch
+from pycocotools import mask as mask_utils
+
+from stemseg_fast.inference.pipeline import VideoRun
+from stemseg_fast.inference.video import open_video
+from stemseg_fast.model import PRESETS, build_stemseg
+from stemseg_fast.synthetic import synthetic_clip
+
+
+@pytest.mark.gpu
+def test_masks_are_encoded_on_the_gpu_as_pycocotools_would():
+    config = PRESETS["tiny"]
+    clip = synthetic_clip(num_frames=4, height=70, width=90, seed=3)
+    run = VideoRun(build_stemseg(config).cuda().eval(), config, open_video(clip.frames),
+                   device="cuda")
+    # A stride-4 label map of the padded input (64 x 96 for 70 x 90 frames): blobs and noise.
+    generator = np.random.default_rng(0)
+    labels = np.full((16, 24), -1, np.int64)
+    labels[2:9, 3:12], labels[8:15, 10:22] = 4, 7
+    labels[generator.random((16, 24)) > 0.9] = 11
+    labels = torch.from_numpy(labels).cuda()
+    track_ids = torch.unique(labels)
+    track_ids = track_ids[track_ids >= 0]
+    encoded = run._encode_masks(labels, track_ids)
+    masks = run._frame_masks(labels, track_ids).cpu().numpy().transpose(2, 1, 0)
+    expected = mask_utils.encode(np.asfortranarray(masks))
+    assert [encoded[int(k)]["counts"] for k in track_ids] == [e["counts"] for e in expected]
