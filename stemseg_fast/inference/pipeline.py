@@ -63,6 +63,7 @@ from stemseg_fast.kernels.instance_gaussians import PRECISION_SCALE
 from stemseg_fast.model.preprocessing import preprocess_clip, resized_size
 from stemseg_fast.rle import encode_masks
 
+from .prefetch import prefetched
 from .stitching import ClipStitcher
 from .tracks import Track
 from .video import clip_positions, streamed_clip_schedule
@@ -416,16 +417,24 @@ class VideoRun:
     @torch.inference_mode()
     def _steps(self):
         """The loop; yields the frames emitted by each clustered clip (streams only)."""
-        inference = self.inference
         self.stitcher = ClipStitcher(iou_threshold=self.inference.stitch_iou_threshold,
                                      track_statistics=not self.streaming)
         self.semantic_sums, self.seediness_sums = {}, {}
         self.class_logits, self.foreground = {}, {}
+        self._decoded, self._stream_ended, self.frames_read = {}, False, 0
+        self._frame_iterator = prefetched(self.source)
+        self.timer.restart()
+        try:
+            yield from self._clip_loop()
+        finally:
+            self._frame_iterator.close()  # stops the reader when the loop ends early
+        self.num_frames = self.frames_read
+        self._note_peak("live_tracks", len(self._display_numbers))
+
+    def _clip_loop(self):
+        inference = self.inference
         features, pending = {}, []  # pending: (clip index, heads outputs) awaiting clustering
         finished_by_clip, final_frames = {}, set()
-        self._decoded, self._stream_ended, self.frames_read = {}, False, 0
-        self._frame_iterator = iter(self.source)
-        self.timer.restart()
         schedule = streamed_clip_schedule(self._has_frame, inference.clip_length,
                                           inference.clip_overlap)
         for index, (clip, finished) in enumerate(schedule):
@@ -459,8 +468,6 @@ class VideoRun:
                     yield emitted
                     self.timer.restart()  # the consumer's time is not ours
             self._note_peak("final_frames_held", len(self.foreground) + len(self.class_logits))
-        self.num_frames = self.frames_read
-        self._note_peak("live_tracks", len(self._display_numbers))
         self.diagnostics["live_entries_at_end"] = (
             len(features) + len(pending) + len(self.semantic_sums) + len(self.seediness_sums)
             + len(self.class_logits) + len(self.foreground) + len(self._decoded)
