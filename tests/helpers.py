@@ -106,3 +106,44 @@ def write_frames(folder, frames, names=None, extension="png"):
     for name, frame in zip(names, frames):
         cv2.imwrite(os.path.join(folder, name), frame)
     return str(folder)
+
+
+def untrained_tiny_config():
+    """The tiny preset with a seed threshold low enough that a random-init network finds
+    tracks (what the inference tests run)."""
+    import dataclasses
+
+    from stemseg_fast.model import PRESETS
+
+    tiny = PRESETS["tiny"]
+    return dataclasses.replace(tiny, inference=dataclasses.replace(tiny.inference,
+                                                                   min_seediness=0.3))
+
+
+def save_untrained_tiny_checkpoint(path, seed=0):
+    """A random-init tiny network (``untrained_tiny_config``, weights from ``seed``) saved in
+    our format; returns the path as str."""
+    import torch
+
+    from stemseg_fast.model import build_stemseg, save_checkpoint
+
+    torch.manual_seed(seed)
+    save_checkpoint(build_stemseg(untrained_tiny_config()), path)
+    return str(path)
+
+
+def read_video(path):
+    """``(fps, [frames])`` of a video file, every frame OpenCV decodes."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    assert capture.isOpened()
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    frames = []
+    while True:
+        decoded, frame = capture.read()
+        if not decoded:
+            break
+        frames.append(frame)
+    capture.release()
+    return fps, frames

@@ -7,7 +7,6 @@ Every case builds its inputs in a fresh folder and runs one command. It must end
 removed outside ``--out`` (input files and an unrelated "victim" folder are hashed before and
 after), and no temporary left inside ``--out``: a refused run writes nothing at all.
 """
-import dataclasses
 import hashlib
 import json
 import os
@@ -19,10 +18,10 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from helpers import write_frames
+from helpers import untrained_tiny_config, write_frames
 
 from stemseg_fast.cli import main
-from stemseg_fast.model import PRESETS, build_stemseg, save_checkpoint
+from stemseg_fast.model import build_stemseg, save_checkpoint
 from stemseg_fast.model import checkpoints as checkpoint_module
 from stemseg_fast.rle import encode_mask, to_json
 from stemseg_fast.synthetic import synthetic_clip
@@ -38,10 +37,8 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("world")
     clip = synthetic_clip(num_frames=FRAMES, height=HEIGHT, width=WIDTH, seed=3)
     write_frames(root / "images" / "clip", clip.frames, extension="jpg")
-    tiny = PRESETS["tiny"]
     torch.manual_seed(0)
-    config = dataclasses.replace(tiny, inference=dataclasses.replace(tiny.inference,
-                                                                     min_seediness=0.3))
+    config = untrained_tiny_config()
     model = build_stemseg(config)
     save_checkpoint(model, root / "tiny.pth")
     return {"root": root, "images": root / "images", "checkpoint": root / "tiny.pth",

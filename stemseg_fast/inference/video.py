@@ -270,20 +270,9 @@ class ArraySource(FrameSource):
             self._frame_size = tuple(self._frames[0].shape[:2])
         return self._frame_size
 
-    def _frame(self, index):
-        frame = self._frames[index]
-        if isinstance(frame, torch.Tensor):
-            frame = frame.detach().cpu().numpy()
-        frame = np.asarray(frame)
-        if frame.ndim != 3 or frame.shape[-1] != 3:
-            raise VideoInputError(
-                f"frame {index} must have shape [H, W, 3], got {list(frame.shape)}")
-        _check_uint8(frame, f"frame {index}")
-        return np.ascontiguousarray(frame[..., ::-1] if self.rgb else frame)
-
     def __iter__(self):
         for index in range(len(self._frames)):
-            frame = self._frame(index)
+            frame = _checked_frame(self._frames[index], index, self.rgb)
             if frame.shape[:2] != self.frame_size:
                 raise _size_mismatch(f"frame {index}", frame, self.frame_size)
             yield frame
@@ -307,7 +296,7 @@ class IterableSource(FrameSource):
     def _peek(self):
         if self._first is None:
             try:
-                self._first = self._checked(next(self._iterator), 0)
+                self._first = _checked_frame(next(self._iterator), 0, self.rgb)
             except StopIteration:
                 raise VideoInputError(f"video {self.name!r}: the stream has no frames") from None
         return self._first
@@ -316,16 +305,6 @@ class IterableSource(FrameSource):
     def frame_size(self):
         return self._peek().shape[:2]
 
-    def _checked(self, frame, index):
-        if isinstance(frame, torch.Tensor):
-            frame = frame.detach().cpu().numpy()
-        frame = np.asarray(frame)
-        if frame.ndim != 3 or frame.shape[-1] != 3:
-            raise VideoInputError(
-                f"frame {index} must have shape [H, W, 3], got {list(frame.shape)}")
-        _check_uint8(frame, f"frame {index}")
-        return np.ascontiguousarray(frame[..., ::-1] if self.rgb else frame)
-
     def __iter__(self):
         if self._started:
             raise VideoInputError(f"video {self.name!r} is a stream: it can be read once")
@@ -333,7 +312,7 @@ class IterableSource(FrameSource):
         first = self._peek()
         yield first
         for index, frame in enumerate(self._iterator, start=1):
-            frame = self._checked(frame, index)
+            frame = _checked_frame(frame, index, self.rgb)
             if frame.shape[:2] != first.shape[:2]:
                 raise _size_mismatch(f"frame {index}", frame, first.shape[:2])
             yield frame
@@ -422,6 +401,17 @@ def _url_stem(url):
 def is_live_source(text: str) -> bool:
     """Whether a command-line input names a camera (an index) or a URL rather than a path."""
     return text.isdigit() or "://" in text
+
+
+def _checked_frame(frame, index, rgb):
+    """An in-memory frame as a contiguous BGR ``[H, W, 3]`` uint8 array, or one clear error."""
+    if isinstance(frame, torch.Tensor):
+        frame = frame.detach().cpu().numpy()
+    frame = np.asarray(frame)
+    if frame.ndim != 3 or frame.shape[-1] != 3:
+        raise VideoInputError(f"frame {index} must have shape [H, W, 3], got {list(frame.shape)}")
+    _check_uint8(frame, f"frame {index}")
+    return np.ascontiguousarray(frame[..., ::-1] if rgb else frame)
 
 
 def _check_uint8(frames, what):

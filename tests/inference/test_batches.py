@@ -1,6 +1,5 @@
 """Batches that keep what finished: each video's outputs are written when it is done, a failing
 video does not take the others with it, and the same command again resumes."""
-import dataclasses
 import json
 import os
 import signal
@@ -10,11 +9,9 @@ import textwrap
 
 import numpy as np
 import pytest
-import torch
-from helpers import write_frames
+from helpers import save_untrained_tiny_checkpoint, write_frames
 
 from stemseg_fast.cli import main
-from stemseg_fast.model import PRESETS, build_stemseg, save_checkpoint
 from stemseg_fast.synthetic import synthetic_clip
 
 NAMES = ("a_first", "b_broken", "c_last")
@@ -28,11 +25,7 @@ def batch(tmp_path):
     # A frame of another size half-way: found only when the video is decoded that far.
     broken = tmp_path / "videos" / "b_broken" / "00003.png"
     write_frames(broken.parent, [np.zeros((20, 20, 3), np.uint8)], names=[broken.name])
-    tiny = PRESETS["tiny"]
-    torch.manual_seed(0)
-    config = dataclasses.replace(tiny, inference=dataclasses.replace(tiny.inference,
-                                                                     min_seediness=0.3))
-    save_checkpoint(build_stemseg(config), tmp_path / "tiny.pth")
+    save_untrained_tiny_checkpoint(tmp_path / "tiny.pth")
     return tmp_path
 
 

@@ -1,7 +1,6 @@
 """``stemseg-fast infer`` end to end on synthetic videos with the tiny preset at random init:
 every output format, bad inputs (one error line, exit code 2, no output), and two gloo
 processes giving the same files as one."""
-import dataclasses
 import json
 import os
 import re
@@ -14,10 +13,10 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from helpers import VIDEO_FPS as FPS
-from helpers import write_frames, write_video
+from helpers import save_untrained_tiny_checkpoint, write_frames, write_video
 
 from stemseg_fast.cli import main
-from stemseg_fast.model import PRESETS, build_stemseg, save_checkpoint
+from stemseg_fast.model import PRESETS, build_stemseg
 from stemseg_fast.outputs import read_davis_png, read_kitti_mots_txt
 from stemseg_fast.synthetic import synthetic_clip
 
@@ -33,16 +32,6 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def tiny_checkpoint(path):
-    """Random-init tiny network; a low seed threshold so an untrained network finds tracks."""
-    tiny = PRESETS["tiny"]
-    torch.manual_seed(0)
-    config = dataclasses.replace(
-        tiny, inference=dataclasses.replace(tiny.inference, min_seediness=0.3))
-    save_checkpoint(build_stemseg(config), path)
-    return str(path)
-
-
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("infer")
@@ -54,7 +43,7 @@ def inputs(tmp_path_factory):
             write_video(videos / f"{name}.mp4", clip.frames)
         else:
             write_frames(videos / name, clip.frames)
-    return {"videos": str(videos), "checkpoint": tiny_checkpoint(root / "tiny.pth")}
+    return {"videos": str(videos), "checkpoint": save_untrained_tiny_checkpoint(root / "tiny.pth")}
 
 
 def infer(*arguments):

@@ -1,13 +1,10 @@
 """``infer --ids-from``: a benchmark's video ids for inputs that are plain folders or files."""
-import dataclasses
 import json
 
 import pytest
-import torch
-from helpers import write_frames
+from helpers import save_untrained_tiny_checkpoint, write_frames
 
 from stemseg_fast.cli import main
-from stemseg_fast.model import PRESETS, build_stemseg, save_checkpoint
 from stemseg_fast.synthetic import synthetic_clip
 
 NAMES = ("beta", "alpha")  # sorted position and dataset id disagree on purpose
@@ -25,11 +22,7 @@ def inputs(tmp_path_factory):
                              for name in NAMES],
                   "categories": [], "annotations": []}
     (root / "valid.json").write_text(json.dumps(annotation))
-    tiny = PRESETS["tiny"]
-    torch.manual_seed(0)
-    config = dataclasses.replace(tiny, inference=dataclasses.replace(tiny.inference,
-                                                                     min_seediness=0.3))
-    save_checkpoint(build_stemseg(config), root / "tiny.pth")
+    save_untrained_tiny_checkpoint(root / "tiny.pth")
     return root
 
 

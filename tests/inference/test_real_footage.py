@@ -1,17 +1,14 @@
 """Videos as users have them: containers that misstate their length, streams that break in the
 middle; inference uses every frame that decodes and says so once."""
-import dataclasses
 import json
 
 import cv2
 import numpy as np
 import pytest
-import torch
-from helpers import write_video
+from helpers import read_video, save_untrained_tiny_checkpoint, write_video
 
 from stemseg_fast import Predictor
 from stemseg_fast.cli import main
-from stemseg_fast.model import PRESETS, build_stemseg, save_checkpoint
 from stemseg_fast.synthetic import synthetic_clip
 
 pytestmark = pytest.mark.filterwarnings("ignore:video codec:RuntimeWarning")
@@ -29,26 +26,14 @@ def footage(tmp_path_factory):
     middle = len(data) // 2
     damaged[middle:middle + 4000] = bytes(4000)  # a stretch of zeros inside the stream
     (root / "damaged.avi").write_bytes(bytes(damaged))
-    tiny = PRESETS["tiny"]
-    torch.manual_seed(0)
-    config = dataclasses.replace(tiny, inference=dataclasses.replace(tiny.inference,
-                                                                     min_seediness=0.3))
-    save_checkpoint(build_stemseg(config), root / "tiny.pth")
+    save_untrained_tiny_checkpoint(root / "tiny.pth")
     return root
-
-
-def _decodable(path):
-    capture, count = cv2.VideoCapture(str(path)), 0
-    while capture.read()[0]:
-        count += 1
-    capture.release()
-    return count
 
 
 @pytest.mark.parametrize("name", ["cut", "damaged"])
 def test_infer_uses_every_decodable_frame_and_warns_once(footage, tmp_path, capsys, name):
     path = footage / f"{name}.avi"
-    decodable = _decodable(path)
+    decodable = len(read_video(path)[1])
     assert 0 < decodable < FRAMES  # the file really lies about its length
     out = tmp_path / "out"
     code = main(["infer", str(path), "--checkpoint", str(footage / "tiny.pth"), "--out",
@@ -70,13 +55,7 @@ def test_infer_uses_every_decodable_frame_and_warns_once(footage, tmp_path, caps
 def test_a_truncated_file_gives_the_tracks_of_its_decodable_frames(footage):
     """The frames that decode give the same tracks as those frames given as an array."""
     predictor = Predictor(str(footage / "tiny.pth"))
-    capture, frames = cv2.VideoCapture(str(footage / "cut.avi")), []
-    while True:
-        decoded, frame = capture.read()
-        if not decoded:
-            break
-        frames.append(frame)
-    capture.release()
+    _, frames = read_video(footage / "cut.avi")
     with pytest.warns(UserWarning, match="announces 20 frames"):
         from_file = predictor.predict(str(footage / "cut.avi"))
     from_array = predictor.predict(np.stack(frames))

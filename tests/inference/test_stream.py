@@ -1,6 +1,5 @@
 """Streams: frames with their tracks as soon as they are final, from sources that never say how
 long they are, with memory that stays flat however long they run."""
-import dataclasses
 import itertools
 import json
 import time
@@ -8,13 +7,14 @@ import time
 import numpy as np
 import pytest
 import torch
+from helpers import untrained_tiny_config
 
 from stemseg_fast import Predictor
 from stemseg_fast.cli import main
 from stemseg_fast.inference.pipeline import VideoRun
 from stemseg_fast.inference.prefetch import DEFAULT_DEPTH
 from stemseg_fast.inference.video import IterableSource, open_video
-from stemseg_fast.model import PRESETS, build_stemseg, save_checkpoint
+from stemseg_fast.model import build_stemseg, save_checkpoint
 from stemseg_fast.rle import to_json
 from stemseg_fast.synthetic import synthetic_video
 
@@ -31,10 +31,8 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def predictor():
-    tiny = PRESETS["tiny"]
     torch.manual_seed(0)
-    config = dataclasses.replace(tiny, inference=dataclasses.replace(tiny.inference,
-                                                                     min_seediness=0.3))
+    config = untrained_tiny_config()
     return Predictor(build_stemseg(config), preset=config)
 
 

@@ -4,7 +4,7 @@ import warnings
 import cv2
 import numpy as np
 import pytest
-from helpers import write_frames, write_video
+from helpers import read_video, write_frames, write_video
 
 from stemseg_fast.inference.tracks import Track, VideoTracks
 from stemseg_fast.inference.video import VideoInputError
@@ -16,24 +16,10 @@ from stemseg_fast.outputs import overlay as overlay_module
 REAL_VIDEO_WRITER = cv2.VideoWriter  # tests below patch cv2.VideoWriter itself
 
 
-def read_back(path):
-    capture = cv2.VideoCapture(str(path))
-    assert capture.isOpened()
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    frames = []
-    while True:
-        decoded, frame = capture.read()
-        if not decoded:
-            break
-        frames.append(frame)
-    capture.release()
-    return fps, frames
-
-
 def test_overlay_video_opens_with_the_right_count_fps_and_size(tmp_path, clip, video_tracks):
     codec = write_overlay_video(tmp_path / "out.mp4", clip.frames, video_tracks)
     assert codec in DEFAULT_CODECS
-    fps, frames = read_back(tmp_path / "out.mp4")
+    fps, frames = read_video(tmp_path / "out.mp4")
     assert fps == pytest.approx(video_tracks.fps) and len(frames) == 6
     assert frames[0].shape == (40, 56, 3)
     assert not list(tmp_path.glob(".*partial*"))
@@ -42,13 +28,13 @@ def test_overlay_video_opens_with_the_right_count_fps_and_size(tmp_path, clip, v
 def test_fps_comes_from_the_argument_then_the_tracks_then_the_source(tmp_path, clip,
                                                                      video_tracks):
     write_overlay_video(tmp_path / "a.mp4", clip.frames, video_tracks, fps=5)
-    assert read_back(tmp_path / "a.mp4")[0] == pytest.approx(5)
+    assert read_video(tmp_path / "a.mp4")[0] == pytest.approx(5)
     video_tracks.fps = None
     source = write_video(tmp_path / "source.mp4", clip.frames, fps=8)
     write_overlay_video(tmp_path / "b.mp4", source, video_tracks)
-    assert read_back(tmp_path / "b.mp4")[0] == pytest.approx(8)
+    assert read_video(tmp_path / "b.mp4")[0] == pytest.approx(8)
     write_overlay_video(tmp_path / "c.mp4", clip.frames, video_tracks)  # nothing known: 30
-    assert read_back(tmp_path / "c.mp4")[0] == pytest.approx(30)
+    assert read_video(tmp_path / "c.mp4")[0] == pytest.approx(30)
 
 
 def test_masks_are_drawn_in_a_colour_fixed_by_the_track(clip, video_tracks, monkeypatch):
@@ -136,7 +122,7 @@ def test_codec_fallback_really_happens_and_warns(tmp_path, clip, video_tracks, m
                       match="codec 'avc1' is not available.*overlays are written with 'mp4v'"):
         codec = write_overlay_video(tmp_path / "out.mp4", clip.frames, video_tracks)
     assert codec == "mp4v" and writer.tried == ["avc1", "mp4v"]
-    assert len(read_back(tmp_path / "out.mp4")[1]) == 6
+    assert len(read_video(tmp_path / "out.mp4")[1]) == 6
 
 
 def test_the_first_codec_that_opens_is_used_without_a_warning(tmp_path, monkeypatch):
