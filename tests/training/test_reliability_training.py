@@ -308,6 +308,9 @@ BAD_INPUT = [
     ("config-not-utf8", _raw_config(b"model: tiny\nrun_dir: \xff\xfe\n"), "is not UTF-8 text"),
     ("config-missing", lambda tmp_path, values: ["--config", str(tmp_path / "absent.yaml")],
      "cannot read config"),
+    ("device-unknown", lambda tmp_path, values: ["--device", "gpu7"],
+     "--device must be cpu, cuda or cuda:<index>, got 'gpu7'"),
+    ("device-absent", lambda tmp_path, values: ["--device", "cuda:99"], "--device cuda:99: "),
     ("annotations-missing", _edit(lambda values: values["data"]["sources"][0].update(
         annotations="/nonexistent/annotations.json")),
      "annotation file /nonexistent/annotations.json does not exist"),
