@@ -25,9 +25,9 @@ from stemseg_fast.model.checkpoints import (OFFICIAL_CHECKPOINT_URLS, download_o
 from stemseg_fast.model.presets import PRESETS, STEmSegConfig
 from stemseg_fast.model.stemseg import build_stemseg
 
+from .checkpoint import FINAL_MODEL_NAME
 from .config import (LoopConfig, OptimizerConfig, ScheduleConfig, from_dict, load_yaml,
                      to_dict)
-from .checkpoint import FINAL_MODEL_NAME
 from .datasets import (COCO_AUGMENTATION, MAPILLARY_AUGMENTATION, VOC_AUGMENTATION,
                        MixedClipDataset, PseudoClipDataset, TargetBuilder, VideoClipDataset,
                        collate_clips, mixture_counts, read_coco, read_davis, read_kitti_mots,
@@ -294,6 +294,33 @@ def _load_initial_weights(model, init_weights):
     path = (download_official_checkpoint(init_weights)
             if init_weights in OFFICIAL_CHECKPOINT_URLS else init_weights)
     what = f"init_weights {path}"
+    payload, state_dict, ours = _read_initial_weights(path, what)
+    try:
+        if ours:
+            expected = model.state_dict()
+            mismatched = [f"{key}: file {list(value.shape)}, model {list(expected[key].shape)}"
+                          for key, value in state_dict.items()
+                          if key in expected and value.shape != expected[key].shape]
+            if mismatched:
+                raise ValueError(f"shape mismatch ({len(mismatched)}): "
+                                 f"{', '.join(mismatched[:3])}"
+                                 + (", ..." if len(mismatched) > 3 else ""))
+            missing, unexpected = model.load_state_dict(state_dict, strict=False)
+            if unexpected:
+                raise ValueError(f"keys the model does not have: {sorted(unexpected)}")
+            logger.info("initialised from %s (%d keys kept at their initial values)", path,
+                        len(missing))
+        else:
+            load_official_weights(model, payload)
+    except (ValueError, KeyError, RuntimeError) as error:
+        # a mismatch (CheckpointMismatchError is a KeyError; torch raises RuntimeError for
+        # shapes): one line naming the file
+        raise ValueError(f"{what}: {_first_line(error)}") from None
+
+
+def _read_initial_weights(path, what):
+    """(the file's contents, its state dict, whether it is our model format), checked to be
+    a readable mapping of finite tensors; ValueErrors start with ``what``."""
     if not os.path.isfile(path):
         raise ValueError(f"{what} is not a file")
     with open(path, "rb") as handle:
@@ -318,27 +345,7 @@ def _load_initial_weights(model, init_weights):
     for key, value in state_dict.items():
         if value.is_floating_point() and not torch.isfinite(value).all():
             raise ValueError(f"{what}: {key} holds NaN or infinite values")
-    try:
-        if ours:
-            expected = model.state_dict()
-            mismatched = [f"{key}: file {list(value.shape)}, model {list(expected[key].shape)}"
-                          for key, value in state_dict.items()
-                          if key in expected and value.shape != expected[key].shape]
-            if mismatched:
-                raise ValueError(f"shape mismatch ({len(mismatched)}): "
-                                 f"{', '.join(mismatched[:3])}"
-                                 + (", ..." if len(mismatched) > 3 else ""))
-            missing, unexpected = model.load_state_dict(state_dict, strict=False)
-            if unexpected:
-                raise ValueError(f"keys the model does not have: {sorted(unexpected)}")
-            logger.info("initialised from %s (%d keys kept at their initial values)", path,
-                        len(missing))
-        else:
-            load_official_weights(model, payload)
-    except (ValueError, KeyError, RuntimeError) as error:
-        # a mismatch (CheckpointMismatchError is a KeyError; torch raises RuntimeError for
-        # shapes): one line naming the file
-        raise ValueError(f"{what}: {_first_line(error)}") from None
+    return payload, state_dict, ours
 
 
 def _first_line(error):
