@@ -4,11 +4,18 @@ A checkpoint holds the model, optimiser, scheduler and grad-scaler states, the o
 (which is also the data position: the sampler derives every later batch from it) and the RNG
 states. Files are ``checkpoint_<step>.pt`` in the run folder, written atomically (temporary file
 + rename) by rank 0; the newest ``keep`` are kept. Loading uses ``weights_only=True``.
+
+A run killed while writing leaves the temporary file of that write behind (kill -9 runs no
+cleanup): :func:`remove_partial_files` deletes such files, and only those, at the next start.
+An unreadable newest checkpoint is skipped for the newest readable one
+(:func:`newest_readable_checkpoint`), as detectron2's checkpointer does.
 """
 import glob
+import logging
 import os
 import random
 import re
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -16,7 +23,16 @@ import torch
 from stemseg_fast.fileio import atomic_output
 
 FORMAT = "stemseg_fast.training.checkpoint/1"
+FINAL_MODEL_NAME = "model_final.pth"
 _NAME = re.compile(r"checkpoint_(\d+)\.pt$")
+# fileio.atomic_output writes <stem><ext> through the temporary .<stem>.<mkstemp chars>.partial<ext>
+_PARTIAL_NAMES = tuple(re.compile(rf"\.{stem}\.[a-z0-9_]+\.partial{re.escape(extension)}")
+                       for stem, extension in ((r"checkpoint_\d+", ".pt"),
+                                               (r"model_final", ".pth")))
+_ENTRY_TYPES = {"step": int, "model": Mapping, "optimizer": Mapping, "scheduler": Mapping,
+                "scaler": Mapping, "rng": Mapping, "config": Mapping}
+
+logger = logging.getLogger(__name__)
 
 
 def capture_rng_state():
@@ -53,7 +69,24 @@ def list_checkpoints(run_dir):
     return sorted(found)
 
 
-def save_checkpoint(run_dir, step, *, model, optimizer, scheduler, scaler, config, keep=2):
+def remove_partial_files(run_dir):
+    """Delete the temporary files an interrupted checkpoint or final-model write left in
+    ``run_dir`` (names only this module's writers produce); returns their paths."""
+    removed = []
+    if not os.path.isdir(run_dir):
+        return removed
+    for entry in os.scandir(run_dir):
+        if (entry.is_file(follow_symlinks=False)
+                and any(pattern.fullmatch(entry.name) for pattern in _PARTIAL_NAMES)):
+            os.unlink(entry.path)
+            removed.append(entry.path)
+    return sorted(removed)
+
+
+def save_checkpoint(run_dir, step, *, model, optimizer, scheduler, scaler, config,
+                    architecture=None, keep=2):
+    """Write ``checkpoint_<step>.pt``; ``architecture`` (plain values) is what a run resuming
+    from it must match (see :func:`architecture_differences`)."""
     path = checkpoint_path(run_dir, step)
     state = {
         "format": FORMAT,
@@ -64,6 +97,7 @@ def save_checkpoint(run_dir, step, *, model, optimizer, scheduler, scaler, confi
         "scaler": scaler.state_dict(),
         "rng": capture_rng_state(),
         "config": config,
+        "architecture": architecture,
     }
     with atomic_output(path) as temporary:
         torch.save(state, temporary)
@@ -72,13 +106,69 @@ def save_checkpoint(run_dir, step, *, model, optimizer, scheduler, scaler, confi
     return path
 
 
-def load_checkpoint(path):
-    """Read a training checkpoint (on CPU); raises ValueError if it is not one of ours."""
+def load_checkpoint(path, step=None):
+    """Read a training checkpoint (on CPU); ValueError if it is unreadable, not one of ours,
+    incomplete, or (given ``step``) of another step than its name says."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for unreadable or unsafe files
-        raise ValueError(f"cannot read training checkpoint {path}: {error}") from error
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ValueError(f"cannot read training checkpoint {path} "
+                         f"({type(error).__name__}: {detail})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path} is not a stemseg_fast training checkpoint "
                          f"(expected format {FORMAT!r})")
+    for key, kind in _ENTRY_TYPES.items():
+        if not isinstance(state.get(key), kind):
+            raise ValueError(f"training checkpoint {path} is incomplete: {key!r} is missing or "
+                             f"not a {kind.__name__}")
+    if step is not None and state["step"] != step:
+        raise ValueError(f"training checkpoint {path} holds step {state['step']}, not {step}")
     return state
+
+
+def newest_readable_checkpoint(run_dir):
+    """(path, state) of the newest checkpoint in ``run_dir`` that loads, or None when there is
+    none; unreadable newer ones are skipped with a warning naming them. ValueError when
+    checkpoints exist but none is readable."""
+    checkpoints = list_checkpoints(run_dir)
+    problems = []
+    for step, path in reversed(checkpoints):
+        try:
+            state = load_checkpoint(path, step)
+        except ValueError as error:
+            logger.warning("skipping checkpoint %s: %s", path, error)
+            problems.append(os.path.basename(path))
+            continue
+        if problems:
+            logger.warning("resuming from the older checkpoint %s instead", path)
+        return path, state
+    if problems:
+        raise ValueError(f"no readable checkpoint to resume from in {run_dir}: "
+                         f"{', '.join(reversed(problems))} cannot be read; move them away to "
+                         f"start afresh")
+    return None
+
+
+def _flatten(values, prefix=""):
+    flat = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def architecture_differences(stored, current):
+    """The dotted fields in which two ``architecture`` records differ, as
+    ``"field (checkpoint A, now B)"`` strings."""
+    stored, current = _flatten(stored or {}), _flatten(current or {})
+
+    def shown(flat, name):
+        return repr(flat[name]) if name in flat else "absent"
+
+    return [f"{name} (checkpoint {shown(stored, name)}, now {shown(current, name)})"
+            for name in sorted(set(stored) | set(current))
+            if name not in stored or name not in current or stored[name] != current[name]]

@@ -21,18 +21,46 @@ class DistributedContext:
 def init_distributed(device=None):
     """Join the process group ``torchrun`` describes in the environment (RANK, WORLD_SIZE,
     LOCAL_RANK, MASTER_ADDR, MASTER_PORT); without it, a single process of world size 1."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    world_size = _environment_int("WORLD_SIZE", 1, 1)
+    rank = _environment_int("RANK", 0, 0)
+    local_rank = _environment_int("LOCAL_RANK", 0, 0)
+    if rank >= world_size:
+        raise ValueError(f"RANK must be below WORLD_SIZE = {world_size}, got {rank}")
     if device is None:
         device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
+    device = _checked_device(device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
                                 rank=rank, world_size=world_size)
     return DistributedContext(rank, world_size, local_rank, device)
+
+
+def _environment_int(name, default, minimum):
+    raw = os.environ.get(name, str(default))
+    if not raw.strip().isdigit() or int(raw) < minimum:
+        raise ValueError(f"environment variable {name} must be an integer >= {minimum}, "
+                         f"got {raw!r}")
+    return int(raw)
+
+
+def _checked_device(name):
+    """``torch.device(name)`` for a CPU or an existing CUDA device, else a ValueError."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"--device must be cpu, cuda or cuda:<index>, got {name!r}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device must be cpu, cuda or cuda:<index>, got {name!r}")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"--device {name}: no CUDA device is available here")
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"--device {name}: there are {count} CUDA devices "
+                             f"(cuda:0 .. cuda:{count - 1})")
+    return device
 
 
 def shutdown_distributed():

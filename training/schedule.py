@@ -12,6 +12,8 @@ import bisect
 
 import torch
 
+SCHEDULE_KINDS = ("constant", "exponential", "step")
+
 
 def lr_factor(step, *, kind, decay_start=0, decay_steps=1, decay_factor=1.0, milestones=(),
               gamma=0.1):
@@ -24,7 +26,7 @@ def lr_factor(step, *, kind, decay_start=0, decay_steps=1, decay_factor=1.0, mil
         return decay_factor ** ((step - decay_start + 1) / decay_steps)
     if kind == "step":
         return gamma ** bisect.bisect_right(sorted(milestones), step)
-    raise ValueError(f"schedule kind must be 'constant', 'exponential' or 'step', got {kind!r}")
+    raise ValueError(f"schedule kind must be one of {list(SCHEDULE_KINDS)}, got {kind!r}")
 
 
 def build_scheduler(optimizer, schedule):

@@ -10,9 +10,10 @@ resumes from the newest. The final weights are written as a model checkpoint
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Mapping, Optional
 
 import torch
 import yaml
@@ -24,6 +25,7 @@ from stemseg_fast.model.checkpoints import (OFFICIAL_CHECKPOINT_URLS, download_o
 from stemseg_fast.model.presets import PRESETS, STEmSegConfig
 from stemseg_fast.model.stemseg import build_stemseg
 
+from .checkpoint import FINAL_MODEL_NAME
 from .config import (LoopConfig, OptimizerConfig, ScheduleConfig, from_dict, load_yaml,
                      to_dict)
 from .datasets import (COCO_AUGMENTATION, MAPILLARY_AUGMENTATION, VOC_AUGMENTATION,
@@ -31,8 +33,9 @@ from .datasets import (COCO_AUGMENTATION, MAPILLARY_AUGMENTATION, VOC_AUGMENTATI
                        collate_clips, mixture_counts, read_coco, read_davis, read_kitti_mots,
                        read_ytvis)
 from .distributed import init_distributed, shutdown_distributed
-from .objective import LossConfig, STEmSegObjective
-from .trainer import Trainer
+from .objective import LOSS_IMPLEMENTATIONS, LossConfig, STEmSegObjective
+from .schedule import SCHEDULE_KINDS
+from .trainer import PRECISIONS, Trainer
 
 logger = logging.getLogger("stemseg_fast.training")
 
@@ -99,13 +102,25 @@ class TrainConfig:
 def _set_dotted(values, dotted, raw):
     """``a.b.0.c=value``: keys into mappings, numbers into lists (``data.sources.0.images``)."""
     *parents, leaf = dotted.split(".")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as error:
+        problem = " ".join(str(error).split())
+        raise ValueError(f"--set {dotted}: {raw!r} is not a YAML value: {problem}") from None
     node = values
     for key in parents:
         node = _child(node, key, dotted, create=True)
     if isinstance(node, list):
-        node[_list_index(node, leaf, dotted)] = yaml.safe_load(raw)
+        node[_list_index(node, leaf, dotted)] = value
+    elif isinstance(node, dict):
+        node[leaf] = value
     else:
-        node[leaf] = yaml.safe_load(raw)
+        raise ValueError(f"--set {dotted}: cannot go into {_a_type(node)} value")
+
+
+def _a_type(value):
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 def _list_index(node, key, dotted):
@@ -118,31 +133,66 @@ def _child(node, key, dotted, create):
     if isinstance(node, list):
         return node[_list_index(node, key, dotted)]
     if not isinstance(node, dict):
-        raise ValueError(f"--set {dotted}: cannot index into a {type(node).__name__}")
+        raise ValueError(f"--set {dotted}: cannot go into {_a_type(node)} value")
     return node.setdefault(key, {}) if create else node[key]
 
 
 def load_train_config(path, overrides=()):
-    """Read a YAML config and apply ``key.sub=value`` overrides (values parsed as YAML)."""
+    """Read a YAML config and apply ``key.sub=value`` overrides (values parsed as YAML).
+
+    Every value is checked here, before anything is built or written: a ValueError names the
+    file, the key and what it expects.
+    """
     values = load_yaml(path)
+    if not isinstance(values, dict):
+        raise ValueError(f"config {path} must hold a mapping of settings, got "
+                         f"{type(values).__name__}")
     for override in overrides:
         if "=" not in override:
             raise ValueError(f"--set expects key=value, got {override!r}")
         key, raw = override.split("=", 1)
         _set_dotted(values, key.strip(), raw)
-    config = from_dict(TrainConfig, values, where=str(path))
-    if config.model not in PRESETS:
-        raise ValueError(f"{path}: model must be one of {sorted(PRESETS)}, got {config.model!r}")
-    if not config.data.sources:
-        raise ValueError(f"{path}: data.sources is empty")
-    for source in config.data.sources:
-        if source.kind not in SOURCE_KINDS:
-            raise ValueError(f"{path}: source kind must be one of {SOURCE_KINDS}, got "
-                             f"{source.kind!r}")
-        if source.augmentation not in AUGMENTATIONS:
-            raise ValueError(f"{path}: augmentation must be one of {sorted(AUGMENTATIONS)}, "
-                             f"got {source.augmentation!r}")
+    where = f"{path} (with --set)" if overrides else str(path)
+    try:
+        config = from_dict(TrainConfig, values, where="")
+        _check_choices_and_relations(config)
+        model_config(config)  # model_overrides: checked like the rest
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
     return config
+
+
+def _check_choices_and_relations(config):
+    if config.model not in PRESETS:
+        raise ValueError(f"model must be one of {sorted(PRESETS)}, got {config.model!r}")
+    choices = [("loop.precision", config.loop.precision, tuple(PRECISIONS)),
+               ("schedule.kind", config.schedule.kind, SCHEDULE_KINDS),
+               ("losses.implementation", config.losses.implementation, LOSS_IMPLEMENTATIONS)]
+    for index, source in enumerate(config.data.sources):
+        choices += [(f"data.sources[{index}].kind", source.kind, SOURCE_KINDS),
+                    (f"data.sources[{index}].augmentation", source.augmentation,
+                     tuple(AUGMENTATIONS))]
+    for key, value, allowed in choices:
+        if value not in allowed:
+            raise ValueError(f"{key} must be one of {list(allowed)}, got {value!r}")
+    if not config.data.sources:
+        raise ValueError("data.sources is empty")
+    if not sum(source.weight for source in config.data.sources) > 0:
+        raise ValueError("data.sources: the weights must have a positive sum")
+    for index, source in enumerate(config.data.sources):
+        if not source.images:
+            raise ValueError(f"data.sources[{index}].images must name the image folder")
+    if config.data.max_dim < config.data.min_dim:
+        raise ValueError(f"data.max_dim must be >= data.min_dim = {config.data.min_dim}, got "
+                         f"{config.data.max_dim}")
+    loop = config.loop
+    if loop.global_batch % loop.micro_batch:
+        raise ValueError(f"loop.global_batch must be a multiple of loop.micro_batch = "
+                         f"{loop.micro_batch}, got {loop.global_batch}")
+    if config.optimizer.nesterov and config.optimizer.momentum == 0:
+        raise ValueError("optimizer.momentum must be > 0 with optimizer.nesterov: true")
+    if not config.run_dir:
+        raise ValueError("run_dir must name a folder")
 
 
 def _deep_merge(base, overrides):
@@ -159,7 +209,8 @@ def model_config(config):
     preset = PRESETS[config.model]
     if not config.model_overrides:
         return preset
-    return STEmSegConfig.from_dict(_deep_merge(preset.to_dict(), config.model_overrides))
+    return from_dict(STEmSegConfig, _deep_merge(preset.to_dict(), config.model_overrides),
+                     where="model_overrides")
 
 
 def _sequences(source):
@@ -238,17 +289,77 @@ def build_dataset(config):
 
 
 def _load_initial_weights(model, init_weights):
+    """Fill ``model`` from ``init_weights``; any file that is not a fitting checkpoint of
+    finite tensors is a ValueError naming it."""
     path = (download_official_checkpoint(init_weights)
             if init_weights in OFFICIAL_CHECKPOINT_URLS else init_weights)
-    payload = read_checkpoint_file(path)
-    if isinstance(payload, dict) and "state_dict" in payload and "config" in payload:
-        missing, unexpected = model.load_state_dict(payload["state_dict"], strict=False)
-        if unexpected:
-            raise ValueError(f"{path}: keys the model does not have: {sorted(unexpected)}")
-        logger.info("initialised from %s (%d keys kept at their initial values)", path,
-                    len(missing))
-    else:
-        load_official_weights(model, payload)
+    what = f"init_weights {path}"
+    payload, state_dict, ours = _read_initial_weights(path, what)
+    try:
+        if ours:
+            expected = model.state_dict()
+            mismatched = [f"{key}: file {list(value.shape)}, model {list(expected[key].shape)}"
+                          for key, value in state_dict.items()
+                          if key in expected and value.shape != expected[key].shape]
+            if mismatched:
+                raise ValueError(f"shape mismatch ({len(mismatched)}): "
+                                 f"{', '.join(mismatched[:3])}"
+                                 + (", ..." if len(mismatched) > 3 else ""))
+            missing, unexpected = model.load_state_dict(state_dict, strict=False)
+            if unexpected:
+                raise ValueError(f"keys the model does not have: {sorted(unexpected)}")
+            logger.info("initialised from %s (%d keys kept at their initial values)", path,
+                        len(missing))
+        else:
+            load_official_weights(model, payload)
+    except (ValueError, KeyError, RuntimeError) as error:
+        # a mismatch (CheckpointMismatchError is a KeyError; torch raises RuntimeError for
+        # shapes): one line naming the file
+        raise ValueError(f"{what}: {_first_line(error)}") from None
+
+
+def _read_initial_weights(path, what):
+    """(the file's contents, its state dict, whether it is our model format), checked to be
+    a readable mapping of finite tensors; ValueErrors start with ``what``."""
+    if not os.path.isfile(path):
+        raise ValueError(f"{what} is not a file")
+    with open(path, "rb") as handle:
+        magic = handle.read(2)
+    if not (magic.startswith(b"PK") or magic.startswith(b"\x80")):
+        raise ValueError(f"{what} is not a PyTorch checkpoint (neither a zip archive nor a "
+                         f"pickle)")
+    try:
+        payload = read_checkpoint_file(path)
+    except ValueError as error:
+        raise ValueError(f"{what}: {_first_line(error)}") from None
+    except Exception as error:  # torch and pickle raise many types for damaged files
+        raise ValueError(f"{what} is not a readable PyTorch checkpoint "
+                         f"({type(error).__name__}: {_first_line(error)})") from None
+    if not isinstance(payload, Mapping):
+        raise ValueError(f"{what} must hold a mapping of weights, got {type(payload).__name__}")
+    ours = "state_dict" in payload and "config" in payload
+    state_dict = payload["state_dict"] if ours else payload.get("model", payload)
+    if not isinstance(state_dict, Mapping) or not all(
+            isinstance(value, torch.Tensor) for value in state_dict.values()):
+        raise ValueError(f"{what} must map parameter names to tensors")
+    for key, value in state_dict.items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise ValueError(f"{what}: {key} holds NaN or infinite values")
+    return payload, state_dict, ours
+
+
+def _first_line(error):
+    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def architecture(config):
+    """What a run resuming from a checkpoint must share with it: the model configuration
+    (inference settings and class names aside: they change no weight) and which parameters
+    are trained."""
+    model = {key: value for key, value in model_config(config).to_dict().items()
+             if key not in ("inference", "category_names")}
+    return {"model": model, "freeze_backbone": config.freeze_backbone}
 
 
 def build_model(config, device):
@@ -273,12 +384,12 @@ def run(config, *, device=None):
         trainer = Trainer(model, objective, build_dataset(config), optimizer=config.optimizer,
                           schedule=config.schedule, loop=config.loop, run_dir=config.run_dir,
                           collate_fn=collate_clips, context=context,
-                          config_record=to_dict(config))
+                          config_record=to_dict(config), architecture=architecture(config))
         if trainer.fit() < config.loop.max_steps:
             # Stopped by a signal: the checkpoint resumes it; a final model would mislead the
             # next stage that initialises from it.
             return None
-        final = f"{config.run_dir}/model_final.pth"
+        final = os.path.join(config.run_dir, FINAL_MODEL_NAME)
         if context.is_main:
             save_checkpoint(trainer.module, final)
         return final
@@ -320,16 +431,11 @@ def add_parser(subparsers):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m stemseg_fast.training.train",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, OSError) as error:
-        print(f"train: error: {error}", file=sys.stderr)
-        return 2
+    """``python -m stemseg_fast.training.train ...`` (what torchrun starts) is
+    ``stemseg-fast train ...``: the same options and the same one-line errors."""
+    from stemseg_fast.cli import main as cli_main
+
+    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ import signal
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from .checkpoint import list_checkpoints, load_checkpoint, restore_rng_state, save_checkpoint
+from .checkpoint import (architecture_differences, newest_readable_checkpoint,
+                         remove_partial_files, restore_rng_state, save_checkpoint)
 from .distributed import init_distributed, mean_across_ranks
 from .sampler import StepBatchSampler
 from .schedule import build_scheduler
@@ -71,16 +72,21 @@ class Trainer:
         dataset: map-style dataset; ``collate_fn`` turns a list of its items into a batch.
         optimizer, schedule, loop: :class:`OptimizerConfig`, :class:`ScheduleConfig`,
             :class:`LoopConfig` from :mod:`stemseg_fast.training.config`.
-        run_dir (str): checkpoints and TensorBoard logs; a run finding checkpoints here resumes.
+        run_dir (str): checkpoints and TensorBoard logs; a run finding checkpoints here resumes
+            from the newest readable one, after deleting what an interrupted write left there.
         config_record (dict): stored in every checkpoint to say how the run was configured.
+        architecture (dict): plain values that define the model; stored in every checkpoint,
+            and resuming from a checkpoint whose record differs is a ValueError naming the
+            fields, raised before any weight is loaded.
     """
 
     def __init__(self, model, objective, dataset, *, optimizer, schedule, loop, run_dir,
-                 collate_fn=None, context=None, config_record=None):
+                 collate_fn=None, context=None, config_record=None, architecture=None):
         self.context = context or init_distributed()
         self.loop, self.run_dir = loop, run_dir
         self.objective, self.dataset, self.collate_fn = objective, dataset, collate_fn
         self.config_record = config_record or {}
+        self.architecture = architecture
         if loop.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {loop.precision!r}")
         self.module = model.to(self.context.device)
@@ -99,11 +105,15 @@ class Trainer:
         self._resume()
 
     def _resume(self):
-        checkpoints = list_checkpoints(self.run_dir)
-        if not checkpoints:
+        if self.context.is_main:
+            for path in remove_partial_files(self.run_dir):
+                logger.warning("removed %s, left by a checkpoint write that was interrupted",
+                               path)
+        found = newest_readable_checkpoint(self.run_dir)
+        if found is None:
             return
-        step, path = checkpoints[-1]
-        state = load_checkpoint(path)
+        path, state = found
+        self._check_resumable(path, state)
         self.module.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -112,6 +122,28 @@ class Trainer:
         self.step = state["step"]
         if self.context.is_main:
             logger.info("resumed from %s at step %d", path, self.step)
+
+    def _check_resumable(self, path, state):
+        """The checkpoint must come from this model: first by the architecture records, then
+        (for checkpoints without one) by parameter names and shapes."""
+        advice = "use another run folder, or the settings the checkpoint was trained with"
+        if self.architecture is not None and state.get("architecture") is not None:
+            differences = architecture_differences(state["architecture"], self.architecture)
+            if differences:
+                raise ValueError(f"cannot resume from {path}: it was trained with another "
+                                 f"model: {'; '.join(differences)}; {advice}")
+        expected = {name: tuple(value.shape) for name, value in self.module.state_dict().items()}
+        stored = {name: tuple(getattr(value, "shape", ())) for name, value in state["model"].items()}
+        problems = ([f"missing {name}" for name in sorted(set(expected) - set(stored))]
+                    + [f"unexpected {name}" for name in sorted(set(stored) - set(expected))]
+                    + [f"{name}: checkpoint {list(stored[name])}, model {list(shape)}"
+                       for name, shape in sorted(expected.items())
+                       if name in stored and stored[name] != shape])
+        if problems:
+            shown = ", ".join(problems[:3]) + (f" and {len(problems) - 3} more"
+                                               if len(problems) > 3 else "")
+            raise ValueError(f"cannot resume from {path}: its weights do not fit the model "
+                             f"({shown}); {advice}")
 
     def _loader(self):
         sampler = StepBatchSampler(
@@ -135,7 +167,8 @@ class Trainer:
         if self.context.is_main:
             save_checkpoint(self.run_dir, self.step, model=self.module, optimizer=self.optimizer,
                             scheduler=self.scheduler, scaler=self.scaler,
-                            config=self.config_record, keep=self.loop.keep_checkpoints)
+                            config=self.config_record, architecture=self.architecture,
+                            keep=self.loop.keep_checkpoints)
         if self.context.world_size > 1:
             torch.distributed.barrier()
 
