@@ -6,7 +6,8 @@ states. Files are ``checkpoint_<step>.pt`` in the run folder, written atomically
 + rename) by rank 0; the newest ``keep`` are kept. Loading uses ``weights_only=True``.
 
 A run killed while writing leaves the temporary file of that write behind (kill -9 runs no
-cleanup): :func:`remove_partial_files` deletes such files, and only those, at the next start.
+cleanup): :func:`stemseg_fast.fileio.remove_partial_outputs` deletes such files, and only
+those, at the next start.
 An unreadable newest checkpoint is skipped for the newest readable one
 (:func:`newest_readable_checkpoint`), as detectron2's checkpointer does.
 """
@@ -25,10 +26,6 @@ from stemseg_fast.fileio import atomic_output
 FORMAT = "stemseg_fast.training.checkpoint/1"
 FINAL_MODEL_NAME = "model_final.pth"
 _NAME = re.compile(r"checkpoint_(\d+)\.pt$")
-# fileio.atomic_output writes <stem><ext> through the temporary .<stem>.<mkstemp chars>.partial<ext>
-_PARTIAL_NAMES = tuple(re.compile(rf"\.{stem}\.[a-z0-9_]+\.partial{re.escape(extension)}")
-                       for stem, extension in ((r"checkpoint_\d+", ".pt"),
-                                               (r"model_final", ".pth")))
 _ENTRY_TYPES = {"step": int, "model": Mapping, "optimizer": Mapping, "scheduler": Mapping,
                 "scaler": Mapping, "rng": Mapping, "config": Mapping}
 
@@ -67,20 +64,6 @@ def list_checkpoints(run_dir):
         if match:
             found.append((int(match.group(1)), path))
     return sorted(found)
-
-
-def remove_partial_files(run_dir):
-    """Delete the temporary files an interrupted checkpoint or final-model write left in
-    ``run_dir`` (names only this module's writers produce); returns their paths."""
-    removed = []
-    if not os.path.isdir(run_dir):
-        return removed
-    for entry in os.scandir(run_dir):
-        if (entry.is_file(follow_symlinks=False)
-                and any(pattern.fullmatch(entry.name) for pattern in _PARTIAL_NAMES)):
-            os.unlink(entry.path)
-            removed.append(entry.path)
-    return sorted(removed)
 
 
 def save_checkpoint(run_dir, step, *, model, optimizer, scheduler, scaler, config,

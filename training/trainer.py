@@ -15,8 +15,10 @@ import signal
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from stemseg_fast.fileio import remove_partial_outputs
+
 from .checkpoint import (architecture_differences, newest_readable_checkpoint,
-                         remove_partial_files, restore_rng_state, save_checkpoint)
+                         restore_rng_state, save_checkpoint)
 from .distributed import init_distributed, mean_across_ranks
 from .sampler import StepBatchSampler
 from .schedule import build_scheduler
@@ -106,7 +108,7 @@ class Trainer:
 
     def _resume(self):
         if self.context.is_main:
-            for path in remove_partial_files(self.run_dir):
+            for path in remove_partial_outputs(self.run_dir):
                 logger.warning("removed %s, left by a checkpoint write that was interrupted",
                                path)
         found = newest_readable_checkpoint(self.run_dir)
