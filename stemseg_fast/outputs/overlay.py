@@ -63,8 +63,9 @@ def draw_tracks(frame, video_tracks, frame_index, *, opacity=0.5):
 
     Each track is labelled ``<class name> <n>``, ``n`` its position in ``video_tracks.tracks``
     (1, 2, ...: the same number in every frame; the track ids a stitcher assigns run into the
-    thousands), on the point of its mask farthest from the mask's border, on a dark box, at a
-    size that follows the frame; a label that would cover an earlier one moves below it.
+    thousands), on the point of its mask farthest from the mask's border, on a box of the
+    track's colour with black or white ink (whichever contrasts), at a size that follows the
+    frame; a label that would cover an earlier one moves below it.
     """
     image = frame.copy()
     labels = []
@@ -94,22 +95,35 @@ def draw_tracks(frame, video_tracks, frame_index, *, opacity=0.5):
         text = f"{name} {number}".strip()
         (text_width, text_height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX,
                                                               scale, thickness)
-        box_height = text_height + baseline + 4
-        left = int(np.clip(centre_x - text_width // 2 - 2, 0, max(0, image.shape[1] - text_width
-                                                                   - 4)))
-        top = int(np.clip(centre_y - box_height // 2, 0, max(0, image.shape[0] - box_height)))
-        for _ in range(len(placed)):  # move down past every label it would cover
-            hit = next((box for box in placed if left < box[2] and box[0] < left + text_width + 4
-                        and top < box[3] and box[1] < top + box_height), None)
-            if hit is None:
-                break
-            top = min(hit[3] + 1, max(0, image.shape[0] - box_height))
-        placed.append((left, top, left + text_width + 4, top + box_height))
-        cv2.rectangle(image, (left, top), (left + text_width + 4, top + box_height), (0, 0, 0),
+        box_width, box_height = text_width + 4, text_height + baseline + 4
+        left = int(np.clip(centre_x - box_width // 2, 0, max(0, image.shape[1] - box_width)))
+        top = _free_row(placed, left, box_width, box_height, image.shape[0],
+                        centre_y - box_height // 2)
+        placed.append((left, top, left + box_width, top + box_height))
+        colour = track_colour(track.track_id)
+        cv2.rectangle(image, (left, top), (left + box_width, top + box_height), colour,
                       cv2.FILLED)
+        blue, green, red = colour  # dark text on a light box, light on a dark one
+        ink = (0, 0, 0) if 0.114 * blue + 0.587 * green + 0.299 * red > 140 else (255, 255, 255)
         cv2.putText(image, text, (left + 2, top + text_height + 2), cv2.FONT_HERSHEY_SIMPLEX,
-                    scale, track_colour(track.track_id), thickness, cv2.LINE_AA)
+                    scale, ink, thickness, cv2.LINE_AA)
     return image
+
+
+def _free_row(placed, left, width, height, frame_height, wanted_top):
+    """The top of a label box nearest ``wanted_top`` (inside the frame) that covers none of the
+    ``placed`` boxes ``(left, top, right, bottom)``: just above or below one of them; the
+    wanted row itself if it is free or nothing is."""
+    def fits(top):
+        return 0 <= top <= frame_height - height and not any(
+            left < right and box_left < left + width and top < bottom and box_top < top + height
+            for box_left, box_top, right, bottom in placed)
+
+    wanted_top = int(np.clip(wanted_top, 0, max(0, frame_height - height)))
+    candidates = [wanted_top] + [edge for _, box_top, _, bottom in placed
+                                 for edge in (bottom + 1, box_top - height - 1)]
+    free = [top for top in candidates if fits(top)]
+    return min(free, key=lambda top: abs(top - wanted_top)) if free else wanted_top
 
 
 def write_overlay_video(path, frames, video_tracks, *, fps=None, codecs=DEFAULT_CODECS,
