@@ -19,8 +19,9 @@ import torch
 import yaml
 
 from stemseg_fast.categories import check_target_names, resolve_category_map
-from stemseg_fast.model.checkpoints import (OFFICIAL_CHECKPOINT_URLS, download_official_checkpoint,
-                                            load_official_weights, read_checkpoint_file,
+from stemseg_fast.model.checkpoints import (OFFICIAL_CHECKPOINT_URLS, check_state_dict,
+                                            download_official_checkpoint, load_official_weights,
+                                            official_state_dict, read_checkpoint_file,
                                             save_checkpoint)
 from stemseg_fast.model.presets import PRESETS, STEmSegConfig
 from stemseg_fast.model.stemseg import build_stemseg
@@ -321,30 +322,13 @@ def _load_initial_weights(model, init_weights):
 def _read_initial_weights(path, what):
     """(the file's contents, its state dict, whether it is our model format), checked to be
     a readable mapping of finite tensors; ValueErrors start with ``what``."""
-    if not os.path.isfile(path):
-        raise ValueError(f"{what} is not a file")
-    with open(path, "rb") as handle:
-        magic = handle.read(2)
-    if not (magic.startswith(b"PK") or magic.startswith(b"\x80")):
-        raise ValueError(f"{what} is not a PyTorch checkpoint (neither a zip archive nor a "
-                         f"pickle)")
     try:
         payload = read_checkpoint_file(path)
-    except ValueError as error:
+        ours = isinstance(payload, Mapping) and "state_dict" in payload and "config" in payload
+        state_dict = (check_state_dict(payload["state_dict"], "the file") if ours
+                      else official_state_dict(payload, "the file"))
+    except (ValueError, FileNotFoundError) as error:
         raise ValueError(f"{what}: {_first_line(error)}") from None
-    except Exception as error:  # torch and pickle raise many types for damaged files
-        raise ValueError(f"{what} is not a readable PyTorch checkpoint "
-                         f"({type(error).__name__}: {_first_line(error)})") from None
-    if not isinstance(payload, Mapping):
-        raise ValueError(f"{what} must hold a mapping of weights, got {type(payload).__name__}")
-    ours = "state_dict" in payload and "config" in payload
-    state_dict = payload["state_dict"] if ours else payload.get("model", payload)
-    if not isinstance(state_dict, Mapping) or not all(
-            isinstance(value, torch.Tensor) for value in state_dict.values()):
-        raise ValueError(f"{what} must map parameter names to tensors")
-    for key, value in state_dict.items():
-        if value.is_floating_point() and not torch.isfinite(value).all():
-            raise ValueError(f"{what}: {key} holds NaN or infinite values")
     return payload, state_dict, ours
 
 

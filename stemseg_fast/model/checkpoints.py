@@ -159,9 +159,8 @@ def read_checkpoint_file(path, *, allowed_globals=()):
             raise ValueError(f"checkpoint {path} holds Python objects other than tensors and "
                              f"plain containers{what}; refusing to unpickle them "
                              f"(weights_only=True)") from None
-        raise ValueError(f"checkpoint {path} is damaged or truncated: "
-                         f"{message.splitlines()[0] if message else type(error).__name__}"
-                         ) from None
+        reason = message.splitlines()[0].split(". ")[0] if message else type(error).__name__
+        raise ValueError(f"checkpoint {path} is damaged or truncated: {reason}") from None
 
 
 def check_state_dict(state_dict, source: str) -> Mapping[str, torch.Tensor]:

@@ -317,21 +317,22 @@ BAD_INPUT = [
     ("images-missing", _edit(lambda values: values["data"]["sources"][0].update(
         images="/nonexistent/JPEGImages")), "/nonexistent/JPEGImages"),
     ("init_weights-missing", _edit(lambda values: values.update(init_weights="/nonexistent.pth")),
-     "init_weights /nonexistent.pth is not a file"),
-    ("init_weights-truncated", _init_weights(_truncated_model_file), "is not a readable PyTorch "
-                                                                      "checkpoint"),
+     "init_weights /nonexistent.pth: checkpoint /nonexistent.pth does not exist"),
+    ("init_weights-truncated", _init_weights(_truncated_model_file),
+     "weights.pth is damaged or truncated: PytorchStreamReader failed reading zip archive"),
     ("init_weights-random-bytes", _init_weights(lambda path: path.write_bytes(RANDOM_BYTES)),
-     "is not a PyTorch checkpoint (neither a zip archive nor a pickle)"),
+     "weights.pth is not a PyTorch checkpoint (neither torch.save's zip archive nor its legacy "
+     "format)"),
     ("init_weights-pickle-of-random-bytes",
      _init_weights(lambda path: path.write_bytes(b"\x80\x02" + RANDOM_BYTES)), "weights.pth: "),
     ("init_weights-a-list", _init_weights(_torch_save([1, 2, 3])),
-     "must hold a mapping of weights, got list"),
+     "the file holds a list, expected a state dict"),
     ("init_weights-not-tensors", _init_weights(_torch_save({"model": {"conv.weight": "x"}})),
-     "must map parameter names to tensors"),
+     "the file: entry 'conv.weight' is a str, expected named tensors only"),
     ("init_weights-other-architecture", _init_weights(_model_file_of_another_architecture),
      "shape mismatch"),
     ("init_weights-nan", _init_weights(_model_file_with_nan_weights),
-     "holds NaN or infinite values"),
+     "holds NaN or infinite values (a diverged or damaged model)"),
 ]
 
 
