@@ -327,11 +327,12 @@ def official_semseg_mask(masks, category_ids):
     return (masks.long() * category_ids.long().view(-1, 1, 1, 1)).max(0)[0]
 
 
-def _lovasz_grad(gt_sorted):
-    """_lovasz.lovasz_grad (Berman et al.)."""
-    gts = gt_sorted.sum()
-    intersection = gts - gt_sorted.float().cumsum(0)
-    union = gts + (1 - gt_sorted).float().cumsum(0)
+def _lovasz_grad(gt_sorted, dtype):
+    """_lovasz.lovasz_grad (Berman et al.); official dtype float32, here the errors' dtype so a
+    float64 test compares to 1e-9."""
+    gts = gt_sorted.sum().to(dtype)
+    intersection = gts - gt_sorted.to(dtype).cumsum(0)
+    union = gts + (1 - gt_sorted).to(dtype).cumsum(0)
     jaccard = 1.0 - intersection / union
     if len(gt_sorted) > 1:
         jaccard[1:] = jaccard[1:] - jaccard[:-1]
@@ -340,10 +341,10 @@ def _lovasz_grad(gt_sorted):
 
 def official_lovasz_hinge_flat(logits, labels):
     """_lovasz.lovasz_hinge_flat on flat logits [P] and binary labels [P]."""
-    signs = 2.0 * labels.float() - 1.0
+    signs = 2.0 * labels.to(logits.dtype) - 1.0
     errors = 1.0 - logits * signs
     errors_sorted, perm = torch.sort(errors, dim=0, descending=True)
-    grad = _lovasz_grad(labels[perm])
+    grad = _lovasz_grad(labels[perm], errors.dtype)
     return torch.dot(F.relu(errors_sorted), grad)
 
 
@@ -358,7 +359,8 @@ def official_embedding_loss(embedding_map, targets, free_dim_stds, n_free_dims):
     split = (embedding_size, embedding_size - n_free_dims, 1)
     embedding_map = embedding_map.permute(0, 2, 3, 4, 1)
     embeddings_all, bandwidths_all, seediness_all = embedding_map.split(split, dim=-1)
-    free_bandwidths = (1.0 / torch.tensor(free_dim_stds).float()[None] ** 2
+    # official: float32 buffers and maps; here the map's dtype, so float64 compares to 1e-9
+    free_bandwidths = (1.0 / torch.tensor(free_dim_stds, dtype=embedding_map.dtype)[None] ** 2
                        if n_free_dims else None)
     total_instances = 0.0
     lovasz = seediness = smoothness = 0.0
@@ -423,9 +425,10 @@ def official_semantic_losses(semseg_logits, targets):
     for class_seq, fg_seq, target in zip(class_logits, fg_logits.squeeze(2), targets):
         semseg, ignore = target["semseg_masks"], target["ignore_masks"]
         seq = F.cross_entropy(class_seq, semseg)  # [T, C, H, W] vs [T, H, W]
-        keep = 1.0 - ignore.float()
+        keep = 1.0 - ignore.to(seq.dtype)
         ce = ce + (seq * keep).sum() / keep.sum()  # the official no-op masking
-        bce = F.binary_cross_entropy_with_logits(fg_seq, (semseg > 0).float(), reduction="none")
+        bce = F.binary_cross_entropy_with_logits(fg_seq, (semseg > 0).to(fg_seq.dtype),
+                                                 reduction="none")
         fg = fg + (bce * keep).sum() / keep.sum()
     return ce / len(targets), fg / len(targets)
 
