@@ -4,6 +4,8 @@ or the fused TSE decoder.
 
     python benchmarks/parity_precision.py                 # writes benchmarks/results/<device>/
     python benchmarks/parity_precision.py --videos 4 --out /tmp/parity.json
+    python benchmarks/parity_precision.py --render benchmarks/results/cpu/parity_precision-*.json \
+        --readme README.md                                # the README table, from the file
 
 Variants (clustering, stitching and outputs are the same code in all four):
 
@@ -107,9 +109,50 @@ def agreement(reference, variant):
             "mean_best_track_iou": float(np.mean(ious)) if ious else None}
 
 
+README_START, README_END = "<!-- parity_precision:start -->", "<!-- parity_precision:end -->"
+
+
+def render_markdown(report, source):
+    """The README table of one result file."""
+    info = report["machine_info"]
+    lines = [f"**{info['device']}** — torch {info['torch']}, {info['videos']} synthetic val "
+             f"videos of {info['video_size']['--frames']} frames, bundled "
+             f"`{info['checkpoint']}`, commit {str(info['commit'])[:10]}, {info['date']} "
+             f"(`{source}`)", "",
+             "| variant | network | decoder | AP | AP50 | AP75 | AR1 | AR10 | identical videos "
+             "| pixel labels agreeing | mean best track IoU |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, entry in report["variants"].items():
+        against = entry.get("against_" + REFERENCE)
+        cells = ["reference", "–", "–"] if against is None else [
+            f"{against['identical_videos']:.3f}", f"{against['pixel_label_agreement']:.5f}",
+            f"{against['mean_best_track_iou']:.4f}"]
+        lines.append(f"| `{name}` | {entry['precision']} | "
+                     f"{'fused' if entry['fused_decoder'] else 'official'} | "
+                     + " | ".join(f"{entry[key]:.4f}" for key in ("ap", "ap50", "ap75", "ar1",
+                                                                  "ar10"))
+                     + " | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def update_readme(readme, table):
+    with open(readme, encoding="utf-8") as handle:
+        text = handle.read()
+    if README_START not in text or README_END not in text:
+        raise SystemExit(f"error: {readme} has no {README_START} ... {README_END} block")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    with open(readme, "w", encoding="utf-8") as handle:
+        handle.write(f"{head}{README_START}\n{table}\n{README_END}{tail}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--render", metavar="JSON",
+                        help="print (or, with --readme, write) the table of a result file")
+    parser.add_argument("--readme", help="with --render: README to update between the "
+                                         "parity_precision markers")
     parser.add_argument("--videos", type=int, default=12, help="synthetic val videos")
     parser.add_argument("--out", default=None, help="JSON path (default: benchmarks/results/"
                                                     "<device>/parity_precision-<date>.json)")
@@ -117,6 +160,18 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (one: oneDNN spins on shared cores)")
     args = parser.parse_args(argv)
+    if args.render:
+        try:
+            with open(args.render, encoding="utf-8") as handle:
+                report = json.load(handle)
+        except (OSError, json.JSONDecodeError) as error:
+            parser.exit(2, f"error: --render: cannot read {args.render}: {error}\n")
+        table = render_markdown(report, os.path.relpath(args.render))
+        if args.readme:
+            update_readme(args.readme, table)
+        else:
+            print(table)
+        return 0
     if args.videos < 1:
         parser.error(f"--videos must be >= 1, got {args.videos}")
     torch.set_num_threads(args.threads)
