@@ -130,7 +130,7 @@ def official_inputs(labels):
     return idxes, frame_labels, dict(counts), lifetimes
 
 
-def official_options(prediction, full_resolution):
+def official_options(full_resolution):
     return dict(upscaled_inputs=full_resolution, min_dim=64, max_dim=96)
 
 
@@ -142,7 +142,7 @@ def test_youtube_vis_rule_equals_the_official_generator(full_resolution, max_tra
     idxes, frame_labels, counts, lifetimes = official_inputs(labels)
     expected = official_youtube_vis(idxes, frame_labels, counts, lifetimes, class_logits,
                                     labels[0].shape, FRAME_SIZE, max_tracks=max_tracks,
-                                    **official_options(prediction, full_resolution))
+                                    **official_options(full_resolution))
     tracks = prediction.tracks("youtube_vis", max_tracks=max_tracks).tracks
     assert [t.track_id for t in tracks] == [e["track"] for e in expected]
     assert len(expected) >= 2
@@ -158,7 +158,7 @@ def test_davis_rule_equals_the_official_generator(max_tracks, rng, monkeypatch):
     prediction, labels, _ = run_and_record(False, rng, monkeypatch)
     idxes, frame_labels, _, lifetimes = official_inputs(labels)
     maps, keep = official_davis(idxes, frame_labels, lifetimes, labels[0].shape, FRAME_SIZE,
-                                max_tracks=max_tracks, **official_options(prediction, False))
+                                max_tracks=max_tracks, **official_options(False))
     video_tracks = prediction.tracks("davis", max_tracks=max_tracks)
     assert [t.track_id for t in video_tracks.tracks] == keep
     for t in range(len(labels)):
@@ -174,7 +174,7 @@ def test_kitti_mots_rule_equals_the_official_generator(max_tracks, rng, monkeypa
     assert (argmax == 0).any() and (argmax > 0).any()
     expected = official_kitti_mots(idxes, frame_labels, counts, lifetimes, argmax,
                                    labels[0].shape, FRAME_SIZE, max_tracks=max_tracks,
-                                   **official_options(prediction, False))
+                                   **official_options(False))
     detections = kitti_mots_detections(prediction.tracks("kitti_mots", max_tracks=max_tracks))
     got = sorted((d.frame, d.track_id, d.class_id) for d in detections)
     assert got == sorted((frame, track_id, class_id) for frame, track_id, class_id, _ in expected)
@@ -200,7 +200,7 @@ def test_kitti_class_vote_counts_the_background_channel(monkeypatch):
     idxes, frame_labels, counts, lifetimes = official_inputs(labels)
     expected = official_kitti_mots(idxes, frame_labels, counts, lifetimes,
                                    class_logits.argmax(1), labels[0].shape, FRAME_SIZE,
-                                   **official_options(prediction, False))
+                                   **official_options(False))
     assert {class_id for _, _, class_id, _ in expected} == {1}
     tracks = prediction.tracks("kitti_mots").tracks
     assert len(tracks) >= 2 and {track.category_id for track in tracks} == {1}

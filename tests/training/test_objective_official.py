@@ -199,6 +199,10 @@ def test_masks_loss_handles_no_instance_and_matches_the_fused_terms(rng):
 
 
 def test_loss_options_are_config_fields():
+    from stemseg_fast.training.config import from_dict
     names = {f.name for f in dataclasses.fields(LossConfig)}
     assert {"overlapping_masks", "official_index_shift"} <= names
     assert not LossConfig().uses_instance_masks and OFFICIAL_OPTIONS.uses_instance_masks
+    read = from_dict(LossConfig, {"overlapping_masks": True, "official_index_shift": True},
+                     where="losses")
+    assert read == OFFICIAL_OPTIONS
