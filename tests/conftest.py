@@ -21,14 +21,28 @@ def device():
 
 
 @pytest.fixture
-def rng():
+def rng(request):
     """A generator with a fresh seed per test run, printed so a failure can be replayed with
-    ``STEMSEG_FAST_TEST_SEED=<seed>``."""
-    seed = int(os.environ.get("STEMSEG_FAST_TEST_SEED", int.from_bytes(os.urandom(4), "little")))
+    ``STEMSEG_FAST_TEST_SEED=<seed>``.
+
+    Tests that assert a comparison *can fail* (a change shows in the output) carry
+    ``@pytest.mark.fixed_seed(n)``: on a fresh seed such an assertion fails on the rare inputs
+    where the change happens not to show; comparisons with references keep fresh seeds."""
+    marker = request.node.get_closest_marker("fixed_seed")
+    if marker is not None:
+        seed = int(marker.args[0])
+    else:
+        seed = int(os.environ.get("STEMSEG_FAST_TEST_SEED",
+                                  int.from_bytes(os.urandom(4), "little")))
     print(f"random seed: STEMSEG_FAST_TEST_SEED={seed}")
     generator = torch.Generator()
     generator.manual_seed(seed)
     return generator
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "fixed_seed(n): the rng fixture uses seed n, not a "
+                                       "fresh one (for 'this comparison can fail' tests)")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -11,14 +11,31 @@ official per-instance loop :func:`embedding_loss_reference`; the semantic terms 
     seediness  = (sum of per-instance terms + one background term per clip) / (instances + 1)
     semantic   = mean over clips of the cross-entropy; foreground = mean over clips of the BCE
     total      = 1 lovasz + 10 smoothness + 1 seediness + 1 semantic + 1 foreground
+
+Two official behaviours of the embedding loss are named options; both run the per-instance
+loop :func:`embedding_loss_from_masks` on the clip's per-instance stride-4 masks (``batch.masks``)
+instead of the id map, so they are never fused:
+
+* ``overlapping_masks``: a voxel covered by two instances counts in both instances' sets (the
+  official targets keep per-instance masks; the id map gives such a voxel to the higher index).
+* ``official_index_shift``: the official loop pairs the n-th *non-empty* instance's Gaussian
+  with ``masks[n]``. When a mask vanishes in the x1/4 downsampling (small, thin or briefly
+  visible objects, with correct annotations), the instance after it loses its Lovász and
+  seediness terms and every later one is scored against the previous instance's mask. The
+  default indexes every term by the instance itself.
 """
 from dataclasses import dataclass
 
 import torch
 
+import torch.nn.functional as F
+
 from stemseg_fast.kernels.embedding_loss import (LOVASZ_WEIGHT, SEEDINESS_WEIGHT,
-                                                 SMOOTHNESS_WEIGHT, embedding_loss,
-                                                 embedding_loss_reference, semantic_loss)
+                                                 SMOOTHNESS_WEIGHT, EmbeddingLossTerms,
+                                                 embedding_loss, embedding_loss_reference,
+                                                 semantic_loss)
+from stemseg_fast.kernels.instance_gaussians import FREE_DIM_PRECISION, PRECISION_SCALE
+from stemseg_fast.kernels.lovasz_hinge import lovasz_hinge_reference
 
 LOSS_IMPLEMENTATIONS = ("fused", "reference")
 
@@ -36,6 +53,80 @@ class LossConfig:
     foreground_weight: float = 1.0
     exclude_ignored_from_lovasz: bool = False
     exclude_ignored_from_cross_entropy: bool = False
+    overlapping_masks: bool = False  # official per-instance masks (module docstring)
+    official_index_shift: bool = False  # official pairing when a mask vanishes at x1/4
+
+    @property
+    def uses_instance_masks(self):
+        return self.overlapping_masks or self.official_index_shift
+
+
+def embedding_loss_from_masks(embeddings, log_precisions, seediness, masks, ignore_mask=None, *,
+                              free_dim_precision=FREE_DIM_PRECISION,
+                              official_index_shift=False, exclude_ignored_from_lovasz=False):
+    """The official per-instance loop of one clip on per-instance masks (official
+    ``EmbeddingLoss.forward``), in plain PyTorch: masks may overlap, and with
+    ``official_index_shift`` the n-th non-empty instance's Gaussian is scored against
+    ``masks[n]`` (see the module docstring).
+
+    Args:
+        embeddings (Tensor[N, E]), log_precisions (Tensor[N, E-F]), seediness (Tensor[N]): as
+            :func:`embedding_loss`.
+        masks (Tensor[I, N], bool): per-instance stride-4 masks, possibly overlapping.
+        ignore_mask (Tensor[N], bool, optional).
+
+    Returns:
+        EmbeddingLossTerms; the per-instance fields hold loop position n (the n-th non-empty
+        instance's Gaussian), 0 where that position was skipped or does not exist.
+    """
+    dtype = torch.promote_types(torch.promote_types(embeddings.dtype, log_precisions.dtype),
+                                torch.float32)
+    embeddings, log_precisions = embeddings.to(dtype), log_precisions.to(dtype)
+    seediness = seediness.to(dtype)
+    masks = masks.bool()
+    num_dims, num_variance_dims = embeddings.shape[1], log_precisions.shape[1]
+    free = embeddings.new_full((num_dims - num_variance_dims,), free_dim_precision)
+    zero = embeddings.new_zeros(())
+    nonempty = [k for k in range(masks.shape[0]) if bool(masks[k].any())]
+    kept = None
+    if exclude_ignored_from_lovasz and ignore_mask is not None:
+        kept = ~(ignore_mask & ~masks.any(0))
+    per_instance = {name: [zero] * masks.shape[0] for name in ("lovasz", "smoothness", "seed")}
+    for n, k in enumerate(nonempty):
+        members = masks[k]  # [N]
+        own_log_precisions = log_precisions[members]  # [n_k, E-F]
+        if num_variance_dims:
+            per_instance["smoothness"][n] = (
+                own_log_precisions - own_log_precisions.mean(0)).square().mean()
+        precision = torch.cat([(PRECISION_SCALE * own_log_precisions.exp()).mean(0), free])
+        prob = torch.exp(-0.5 * ((embeddings - embeddings[members].mean(0)).square()
+                                 * precision).sum(1))  # [N]
+        target = masks[n] if official_index_shift else members
+        if not bool(target.any()):  # official: skips Lovász and seediness of this Gaussian
+            continue
+        logits, labels = 2.0 * prob - 1.0, target
+        if kept is not None:
+            logits, labels = logits[kept], labels[kept]
+        per_instance["lovasz"][n] = lovasz_hinge_reference(logits[None], labels[None])[0]
+        per_instance["seed"][n] = F.mse_loss(seediness[members], prob[members].detach())
+    background = ~masks.any(0)  # [N]
+    background_seediness = seediness[background].square()
+    if ignore_mask is not None:
+        background_seediness = background_seediness.masked_fill(ignore_mask[background], 0)
+    count = len(nonempty)
+    has_instances = count > 0 and bool(background.any())
+    seediness_background = background_seediness.mean() if has_instances else zero
+    stack = (lambda terms: torch.stack(terms)) if masks.shape[0] else (
+        lambda _: zero.new_zeros(0))
+    lovasz, smoothness, seed = (stack(per_instance[name]) for name in ("lovasz", "smoothness",
+                                                                        "seed"))
+    if count == 0:
+        touch = (embeddings.sum() + log_precisions.sum() + seediness.sum()) * 0.0
+        return EmbeddingLossTerms(touch, touch, touch, lovasz, smoothness, seed, zero,
+                                  torch.tensor(0))
+    return EmbeddingLossTerms(lovasz.sum() / count, smoothness.sum() / count,
+                              (seed.sum() + seediness_background) / (count + 1), lovasz,
+                              smoothness, seed, seediness_background, torch.tensor(count))
 
 
 def _voxels_last(volume):
@@ -67,6 +158,14 @@ class STEmSegObjective:
                      len(batch.categories[clip]))
         options = dict(free_dim_precision=self.free_dim_precision,
                        exclude_ignored_from_lovasz=self.config.exclude_ignored_from_lovasz)
+        if self.config.uses_instance_masks:
+            masks = batch.masks[clip].flatten(1)  # [I, N]
+            if not self.config.overlapping_masks:  # the id map's precedence, as the default
+                instance_range = torch.arange(masks.shape[0], device=ids.device)
+                masks = ids[None, :] == instance_range[:, None]
+            return embedding_loss_from_masks(
+                *arguments[:3], masks, ignore, **options,
+                official_index_shift=self.config.official_index_shift)
         if self.config.implementation == "reference":
             return embedding_loss_reference(*arguments, **options)
         return embedding_loss(*arguments, **options)

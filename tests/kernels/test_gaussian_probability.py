@@ -99,6 +99,7 @@ def test_non_contiguous_inputs(device, rng):
     assert_close(result, expected, name="prob")
 
 
+@pytest.mark.fixed_seed(0)
 def test_poisoned_outputs_catch_a_kernel_that_writes_nothing(monkeypatch, device, rng):
     """The harness can fail: skip the forward kernel and the NaN poison must show."""
     inputs = make_inputs(40, 4, 2, rng)
@@ -115,6 +116,7 @@ def test_poisoned_outputs_catch_a_kernel_that_writes_nothing(monkeypatch, device
         assert_close(result, expected, name="prob")
 
 
+@pytest.mark.fixed_seed(0)
 def test_result_changes_with_input(device, rng):
     embeddings, means, precisions = (x.to(device) for x in make_inputs(30, 4, 2, rng))
     before = gaussian_probability(embeddings, means, precisions, backend="triton")
