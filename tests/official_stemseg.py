@@ -14,11 +14,8 @@ project's presets shows up as a difference.
 
 The official code reads a global config; here every such value is an argument.
 """
-import math
 from collections import defaultdict
-from typing import List, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
