@@ -2,6 +2,7 @@
 long they are, with memory that stays flat however long they run."""
 import itertools
 import json
+import os
 import time
 
 import numpy as np
@@ -190,3 +191,53 @@ def test_the_codec_warning_is_one_line_once_per_run(predictor, video, tmp_path, 
     writer.release()
     assert len(codec_lines) == (0 if codec == "avc1" else 1)
     assert all(line.startswith("stemseg-fast infer: warning: video codec") for line in codec_lines)
+
+
+ENDLESS_STREAM_UNTIL_CTRL_C = """
+    import itertools, os, signal, sys, time
+    import numpy as np
+    import stemseg_fast.inference.video as video_module
+    from stemseg_fast.cli import main
+    from stemseg_fast.synthetic import synthetic_video
+
+    frames = list(synthetic_video(num_frames=10, height=48, width=64, seed=1).frames)
+    open_video = video_module.open_video
+
+    def endless(target, **options):  # a live camera that never ends
+        def feed():
+            for index, frame in enumerate(itertools.cycle(frames)):
+                if index == {interrupt_at}:
+                    os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C
+                time.sleep(0.001)
+                yield frame
+        return video_module.IterableSource(feed(), name="camera0", fps=25.0)
+
+    video_module.open_video = endless
+    sys.exit(main({argv!r}))
+"""
+
+
+def test_ctrl_c_ends_a_live_stream_keeping_every_line_and_the_overlay(predictor, tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    import cv2
+
+    save_checkpoint(predictor.model, tmp_path / "tiny.pth", predictor.config)
+    out = tmp_path / "out"
+    argv = ["infer", "--stream", "0", "--checkpoint", str(tmp_path / "tiny.pth"), "--out",
+            str(out), "--format", "overlay", "--no-progress", "--threads", "1"]
+    script = textwrap.dedent(ENDLESS_STREAM_UNTIL_CTRL_C.format(interrupt_at=30, argv=argv))
+    process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             timeout=600)
+    assert process.returncode == 0, process.stderr
+    assert "Traceback" not in process.stderr and "stopped after" in process.stderr
+    lines = (out / "stream.jsonl").read_text().splitlines()
+    assert 10 <= len(lines) <= 30
+    assert [json.loads(line)["frame"] for line in lines] == list(range(len(lines)))
+    assert json.loads(lines[-1])["time"] == pytest.approx((len(lines) - 1) / 25.0)
+    capture = cv2.VideoCapture(str(out / "overlay" / "camera0.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == len(lines)
+    capture.release()
+    assert not [name for name in os.listdir(out / "overlay") if ".partial" in name]
