@@ -41,18 +41,26 @@ def check_output_name(name: str, what: str) -> str:
 def output_path(out_dir, *names: str, what: str = "output name") -> str:
     """``out_dir/names[0]/names[1]/...`` as an absolute path, each name checked by
     :func:`check_output_name`; raises :class:`UnsafeOutputError` unless the result lies inside
-    ``out_dir``. Every writer that takes a name from an input builds its path here."""
+    ``out_dir`` and no part of it below ``out_dir`` is a symbolic link. Every writer that takes
+    a name from an input builds its path here."""
     root = os.path.abspath(os.fspath(out_dir))
     path = os.path.join(root, *(check_output_name(name, what) for name in names))
     if os.path.commonpath([root, path]) != root or path == root:
         raise UnsafeOutputError(f"{what}: {path} is not inside the output folder {root}")
+    inside = root
+    for name in names:  # a link below the output folder could lead anywhere: never follow one
+        inside = os.path.join(inside, name)
+        if os.path.islink(inside):
+            raise UnsafeOutputError(f"{inside} is a symbolic link: outputs are never written "
+                                    f"through links inside the output folder {root}")
     return path
 
 
 def remove_partial_outputs(folder) -> list:
     """Delete the temporaries an interrupted earlier run left directly in ``folder`` (only names
-    of the form this module gives them); returns the removed paths."""
-    if not os.path.isdir(folder):
+    of the form this module gives them); returns the removed paths. A folder that is a link is
+    left alone."""
+    if os.path.islink(folder) or not os.path.isdir(folder):
         return []
     removed = []
     for entry in os.listdir(folder):
@@ -135,18 +143,30 @@ def atomic_output_dir(path, *, replaceable: Optional[Callable[[str], bool]] = No
 def read_json(path, what):
     """Parse a JSON file; errors name ``what`` it is ("results file", ...) and the path:
     FileNotFoundError if it is missing, ValueError if it is unreadable or not JSON."""
+    if os.path.exists(path) and not os.path.isfile(path):  # a FIFO would block forever
+        raise ValueError(f"{what} {path} is not a regular file")
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+        with open(path, "rb") as handle:
+            data = handle.read()
     except FileNotFoundError:
         raise FileNotFoundError(f"{what} {path} does not exist") from None
     except OSError as error:
         raise ValueError(f"cannot read {what} {path}: {error.strerror}") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{what} {path} is not valid JSON: {error}") from None
+    return parse_json(data, path, what)
+
+
+def parse_json(data: bytes, path, what):
+    """The JSON value of ``data`` (UTF-8) read from ``path``; one ``ValueError`` naming ``what``
+    and ``path`` for text that is not UTF-8, not JSON, or nested too deeply to parse."""
+    try:
+        return json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as error:
         raise ValueError(f"{what} {path} is not UTF-8 text (byte {error.start}); expected a "
                          f"JSON file") from None
+    except RecursionError:
+        raise ValueError(f"{what} {path} nests its JSON too deeply to be read") from None
+    except ValueError as error:  # JSONDecodeError, and integers too long to convert
+        raise ValueError(f"{what} {path} is not valid JSON: {error}") from None
 
 
 def write_json(path, data, **dump_options):

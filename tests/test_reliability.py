@@ -220,7 +220,7 @@ CASES = {
     "nested video folder name": (lambda w, t: _nested_name(w, t, "davis"),
                                  r"'a/clip' cannot name an output"),
     "an existing folder that is not ours": (_foreign_davis_folder,
-                                            r"holds files other than DAVIS frame PNGs"),
+                                            r"already exists and was not written by stemseg-fast"),
     "video id is a string": (
         lambda w, t: _infer(w, t, _annotation(t / "a.json", _frame_names("clip"), id="x"),
                             extra=["--image-root", str(w["images"])]),

@@ -25,7 +25,6 @@ known category ids (the original silently drops results of unknown categories), 
 Absent ``iscrowd`` reads as 0 (the original raises ``KeyError``).
 """
 import dataclasses
-import json
 import math
 import os
 import zipfile
@@ -33,6 +32,7 @@ import zipfile
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from ..fileio import parse_json, read_json
 from ..rle import checked_rle, polygons_to_rle
 
 MAX_VIDEO_EXTENT = 100_000  # frames or pixels a side; beyond it a file is damaged, not a video
@@ -106,22 +106,17 @@ def _read_json(source, what):
     path = os.fspath(source)
     if not os.path.isfile(path):
         raise ValueError(f"{what}: no such file: {path}")
+    if not zipfile.is_zipfile(path):
+        return read_json(path, what)
     try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                members = [name for name in archive.namelist() if name.endswith(".json")]
-                if len(members) != 1:
-                    raise ValueError(f"{what}: expected one .json inside {path}, found {members}")
-                return json.loads(archive.read(members[0]).decode("utf-8"))
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{what}: {path} is not valid JSON ({error})") from None
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{what}: {path} is not UTF-8 text (byte {error.start}); expected a "
-                         f"JSON file") from None
+        with zipfile.ZipFile(path) as archive:
+            members = [name for name in archive.namelist() if name.endswith(".json")]
+            data = archive.read(members[0]) if len(members) == 1 else None
     except (zipfile.BadZipFile, OSError) as error:
         raise ValueError(f"{what}: cannot read {path}: {error}") from None
+    if data is None:
+        raise ValueError(f"{what}: expected one .json inside {path}, found {members}")
+    return parse_json(data, path, what)
 
 
 def _require(entry, key, where):

@@ -129,9 +129,10 @@ def _assign_video_ids(sources, ids_from):
 
 def _remove_debris(out):
     """Temporaries an interrupted earlier run of this command left in the folders it writes."""
-    for folder in ((), ("davis",), ("overlay",), KITTI_RESULTS_FOLDER, KITTI_FILTERED_FOLDER,
+    remove_partial_outputs(out)
+    for folder in (("davis",), ("overlay",), KITTI_RESULTS_FOLDER, KITTI_FILTERED_FOLDER,
                    (RECORDS_FOLDER,)):
-        remove_partial_outputs(os.path.join(out, *folder))
+        remove_partial_outputs(output_path(out, *folder))
 
 
 def _check_formats(formats, predictor):

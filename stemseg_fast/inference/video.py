@@ -114,6 +114,8 @@ class VideoFileSource(FrameSource):
             raise FileNotFoundError(f"video file {path} does not exist")
         if os.path.isdir(path):
             raise VideoInputError(f"video file {path} is a folder; use folder_source for frames")
+        if not os.path.isfile(path):  # a FIFO or device would block the decoder forever
+            raise VideoInputError(f"video file {path} is not a regular file")
         stem = os.path.splitext(os.path.basename(path))[0]
         super().__init__(name if name is not None else stem, video_id=video_id)
         self.path = path
@@ -195,6 +197,8 @@ class ImageFilesSource(FrameSource):
     def _read(path):
         if not os.path.exists(path):
             raise FileNotFoundError(f"frame file {path} does not exist")
+        if not os.path.isfile(path):
+            raise VideoInputError(f"frame file {path} is not a regular file")
         frame = cv2.imread(path, cv2.IMREAD_COLOR)
         if frame is None:
             raise VideoInputError(f"frame file {path}: OpenCV cannot decode it as an image")

@@ -43,30 +43,40 @@ def _pillow():
     return Image
 
 
+def _ownership_marker(sequence_dir):
+    """The empty file beside a sequence folder that says this module wrote the folder (beside,
+    not inside: DAVIS tools list a sequence folder's files)."""
+    parent, sequence = os.path.split(os.path.abspath(sequence_dir))
+    return os.path.join(parent, f".{sequence}.stemseg-fast")
+
+
 def is_davis_sequence_folder(path) -> bool:
-    """Whether ``path`` is a folder holding only DAVIS frame PNGs (``00000.png`` ...), as this
-    module writes them: the only kind of existing folder :func:`write_davis_pngs` replaces."""
-    return os.path.isdir(path) and all(_DAVIS_FRAME_NAME.match(entry) and
-                                       os.path.isfile(os.path.join(path, entry))
-                                       for entry in os.listdir(path))
+    """Whether ``path`` is a DAVIS sequence folder this module wrote (its marker beside it, and
+    nothing but frame PNGs ``00000.png`` ... inside): the only kind of existing folder
+    :func:`write_davis_pngs` replaces."""
+    return (os.path.isdir(path) and not os.path.islink(path)
+            and os.path.isfile(_ownership_marker(path))
+            and all(_DAVIS_FRAME_NAME.match(entry) and os.path.isfile(os.path.join(path, entry))
+                    for entry in os.listdir(path)))
 
 
 def davis_sequence_folder(out_dir, sequence: str) -> str:
     """``<out_dir>/<sequence>``, the sequence name checked to be one folder name; raises
-    :class:`stemseg_fast.fileio.UnsafeOutputError` if it is not, or if a folder there holds
-    anything but DAVIS frame PNGs (so it is not ours to replace)."""
+    :class:`stemseg_fast.fileio.UnsafeOutputError` if it is not, or if a folder is there that
+    this module did not write (so it is not ours to replace)."""
     path = output_path(out_dir, sequence, what="DAVIS sequence name")
     if os.path.lexists(path) and not is_davis_sequence_folder(path):
-        raise UnsafeOutputError(f"{path} already exists and holds files other than DAVIS frame "
-                                f"PNGs; move it away or choose another output folder")
+        raise UnsafeOutputError(f"{path} already exists and was not written by stemseg-fast; "
+                                f"move it away or choose another output folder")
     return path
 
 
 def write_davis_pngs(out_dir, video_tracks, *, sequence=None):
     """Write ``<out_dir>/<sequence>/%05d.png`` for every frame of the video.
 
-    The sequence folder is written whole or not at all (built beside, then moved in place); an
-    existing folder there is replaced only if it holds nothing but DAVIS frame PNGs.
+    The sequence folder is written whole or not at all (built beside, then moved in place), and
+    an empty ``.<sequence>.stemseg-fast`` file beside it marks it as this tool's; an existing
+    folder there is replaced only if it carries that mark and holds nothing but frame PNGs.
 
     Args:
         sequence (str or None): folder name (one path component), default
@@ -86,6 +96,8 @@ def write_davis_pngs(out_dir, video_tracks, *, sequence=None):
             image = image_module.fromarray(video_tracks.label_map(frame).astype(np.uint8))
             image.putpalette(palette)  # turns the grey image into an indexed one
             image.save(os.path.join(temporary, f"{frame:05d}.png"))
+    with open(_ownership_marker(sequence_dir), "w", encoding="ascii"):
+        pass
     return sequence_dir
 
 

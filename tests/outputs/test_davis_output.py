@@ -24,7 +24,7 @@ def test_pngs_read_back_with_the_track_indices(tmp_path, clip, video_tracks):
         assert indices.shape == (40, 56) and indices.dtype == np.uint8
         assert np.array_equal(indices, clip.instance_ids[frame] + 1)  # track n -> n + 1
         assert np.array_equal(palette, DAVIS_PALETTE)
-    assert not list((tmp_path / "results").glob(".*"))
+    assert [p.name for p in (tmp_path / "results").glob(".*")] == [".synthetic.stemseg-fast"]
 
 
 def test_later_tracks_win_and_empty_frames_are_written(tmp_path):
@@ -45,8 +45,8 @@ def test_later_tracks_win_and_empty_frames_are_written(tmp_path):
 
 def test_a_failure_mid_write_leaves_the_old_results(tmp_path, video_tracks, monkeypatch):
     sequence = tmp_path / "synthetic"
-    sequence.mkdir()
-    (sequence / "00000.png").write_bytes(b"previous run")
+    write_davis_pngs(tmp_path, video_tracks)  # an earlier run
+    earlier = {p.name: p.read_bytes() for p in sequence.iterdir()}
     original = VideoTracks.label_map
 
     def failing_label_map(self, frame):
@@ -57,26 +57,48 @@ def test_a_failure_mid_write_leaves_the_old_results(tmp_path, video_tracks, monk
     monkeypatch.setattr(VideoTracks, "label_map", failing_label_map)
     with pytest.raises(OSError, match="disk full"):
         write_davis_pngs(tmp_path, video_tracks)
-    assert [p.name for p in tmp_path.iterdir()] == ["synthetic"]
-    assert [p.name for p in sequence.iterdir()] == ["00000.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".synthetic.stemseg-fast", "synthetic"]
+    assert {p.name: p.read_bytes() for p in sequence.iterdir()} == earlier
     monkeypatch.setattr(VideoTracks, "label_map", original)
-    write_davis_pngs(tmp_path, video_tracks)  # a run that succeeds replaces the folder whole
-    assert len(list(sequence.iterdir())) == 6
-    assert (sequence / "00000.png").read_bytes() != b"previous run"
-    assert [p.name for p in tmp_path.iterdir()] == ["synthetic"]
+    (sequence / "00000.png").write_bytes(b"changed since")
+    write_davis_pngs(tmp_path, video_tracks)  # a run that succeeds replaces its folder whole
+    assert {p.name: p.read_bytes() for p in sequence.iterdir()} == earlier
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".synthetic.stemseg-fast", "synthetic"]
 
 
-def test_a_folder_this_writer_did_not_make_is_never_replaced(tmp_path, video_tracks):
+@pytest.mark.parametrize("foreign", ["a source frame", "a PNG of the user's", "no mark"])
+def test_a_folder_this_writer_did_not_make_is_never_replaced(tmp_path, video_tracks, foreign):
     sequence = tmp_path / "synthetic"
-    sequence.mkdir()
-    (sequence / "00000.jpg").write_bytes(b"a source frame")
-    with pytest.raises(ValueError, match="holds files other than DAVIS frame PNGs"):
+    if foreign == "no mark":  # our own kind of folder, but nothing says we wrote it
         write_davis_pngs(tmp_path, video_tracks)
-    assert [p.name for p in sequence.iterdir()] == ["00000.jpg"]
+        (tmp_path / ".synthetic.stemseg-fast").unlink()
+    else:
+        sequence.mkdir()
+        name = "00000.jpg" if foreign == "a source frame" else "00000.png"
+        (sequence / name).write_bytes(b"the user's data")
+    before = {p.name: p.read_bytes() for p in sequence.iterdir()}
+    with pytest.raises(ValueError, match="already exists and was not written by stemseg-fast"):
+        write_davis_pngs(tmp_path, video_tracks)
+    assert {p.name: p.read_bytes() for p in sequence.iterdir()} == before
     for name in ("../escape", "/abs", "..", ""):
         with pytest.raises(ValueError, match="cannot name an output"):
             write_davis_pngs(tmp_path / "out", video_tracks, sequence=name)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["synthetic"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_links_inside_the_output_folder_are_never_followed(tmp_path, video_tracks):
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "synthetic").mkdir(parents=True)
+    (elsewhere / "synthetic" / "00000.png").write_bytes(b"precious")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "davis").symlink_to(elsewhere)
+    from stemseg_fast.fileio import output_path
+
+    with pytest.raises(ValueError, match="davis is a symbolic link: outputs are never written"):
+        output_path(tmp_path / "out", "davis", "synthetic")
+    with pytest.raises(ValueError, match="was not written by stemseg-fast"):
+        write_davis_pngs(tmp_path / "out" / "davis", video_tracks)  # the link named as out_dir
+    assert (elsewhere / "synthetic" / "00000.png").read_bytes() == b"precious"
 
 
 def test_errors(tmp_path):
