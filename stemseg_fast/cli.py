@@ -36,8 +36,43 @@ def plain_text(docstring: str) -> str:
     return _ROLE.sub(r"\1", docstring).replace("``", "")
 
 
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """Usage errors as one line and exit code 2, like every other error (``--help`` shows the
+    usage)."""
+
+    def error(self, message):
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def integer_in(low: int, high: int):
+    """An argparse ``type``: an integer in ``[low, high]``."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in [{low}, {high}], got {value}")
+        return value
+    return parse
+
+
+def number_in(low: float, high: float):
+    """An argparse ``type``: a finite number in ``[low, high]``."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not low <= value <= high:  # NaN fails both
+            raise argparse.ArgumentTypeError(f"must be in [{low:g}, {high:g}], got {text}")
+        return value
+    return parse
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrorParser(
         prog="stemseg-fast",
         description="STEm-Seg video instance segmentation with Triton kernels.",
     )
@@ -67,7 +102,11 @@ def _one_line_warning(command):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help, or a usage error already printed as one line
+        return stop.code
+
     from stemseg_fast.model.checkpoints import CheckpointMismatchError
 
     # Commands that must checkpoint on SIGTERM (training) install their own handler; signal

@@ -7,6 +7,8 @@ augmentation, targets), as PNG strips with the masks drawn.
 """
 import argparse
 
+from stemseg_fast.cli import integer_in
+from stemseg_fast.model.presets import MAX_INPUT_DIM
 from stemseg_fast.training.datasets import (COCO_AUGMENTATION, PseudoClipDataset, TargetBuilder,
                                             VideoClipDataset, convert_mask_folders, read_coco,
                                             read_davis, read_kitti_mots, read_ytvis)
@@ -63,13 +65,14 @@ def add_parser(subparsers):
     browse.add_argument("--images", required=True,
                         help="image root the annotations refer to (davis: the DAVIS root)")
     browse.add_argument("--out", default="browse_output", help="folder for the PNG strips")
-    browse.add_argument("--count", type=int, default=4, help="number of clips (default 4)")
-    browse.add_argument("--clip-length", type=int, default=8, help="frames per clip (8)")
-    browse.add_argument("--frame-span", type=int, default=None,
+    browse.add_argument("--count", type=integer_in(1, 10_000), default=4,
+                        help="number of clips (default 4)")
+    browse.add_argument("--clip-length", type=integer_in(1, 256), default=8, help="frames per clip (8)")
+    browse.add_argument("--frame-span", type=integer_in(1, 10_000), default=None,
                         help="frames between first and last clip frame (dataset default)")
-    browse.add_argument("--min-dim", type=int, default=None, help="resize rule, short side")
-    browse.add_argument("--max-dim", type=int, default=None, help="resize rule, long side")
-    browse.add_argument("--seed", type=int, default=0)
+    browse.add_argument("--min-dim", type=integer_in(32, MAX_INPUT_DIM), default=None, help="resize rule, short side")
+    browse.add_argument("--max-dim", type=integer_in(32, MAX_INPUT_DIM), default=None, help="resize rule, long side")
+    browse.add_argument("--seed", type=integer_in(0, 2**32 - 1), default=0)
     browse.set_defaults(func=run_browse)
 
 

@@ -10,8 +10,8 @@
 """
 import os
 
+from .cli import integer_in, plain_text
 from .cli import main as cli_main
-from .cli import plain_text
 from .model.checkpoints import BUNDLED_CHECKPOINT
 # The synthetic set the bundled model was trained on (frames of 96 x 128): see the config.
 VIDEO_SIZE = {"--frames": 24, "--height": 96, "--width": 128}
@@ -53,7 +53,7 @@ def add_parser(subparsers):
     parser.add_argument("--out", default="demo_output", help="output folder (default: %(default)s)")
     parser.add_argument("--checkpoint", default=BUNDLED_CHECKPOINT,
                         help="model checkpoint (default: the bundled tiny synthetic model)")
-    parser.add_argument("--videos", type=int, default=6, help="held-out videos to draw")
+    parser.add_argument("--videos", type=integer_in(1, 1000), default=6, help="held-out videos to draw")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--backend", default="auto", choices=("auto", "triton", "reference"))
     parser.set_defaults(func=_command)

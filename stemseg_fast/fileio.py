@@ -56,6 +56,16 @@ def output_path(out_dir, *names: str, what: str = "output name") -> str:
     return path
 
 
+def check_not_an_input(output, inputs, what: str = "output"):
+    """Raise :class:`UnsafeOutputError` if the file ``output`` would replace one of ``inputs``
+    (compared after resolving links): a tool must never overwrite what it reads."""
+    target = os.path.realpath(os.fspath(output))
+    for source in inputs:
+        if source is not None and os.path.realpath(os.fspath(source)) == target:
+            raise UnsafeOutputError(f"{what} {output} is one of the inputs ({source}); choose "
+                                    f"another path")
+
+
 def remove_partial_outputs(folder) -> list:
     """Delete the temporaries an interrupted earlier run left directly in ``folder`` (only names
     of the form this module gives them); returns the removed paths. A folder that is a link is

@@ -230,6 +230,8 @@ def _synthesize_command(args):
 
 
 def add_parser(subparsers):
+    from .cli import integer_in
+
     parser = subparsers.add_parser(
         "synthesize", help="write a synthetic OVIS-like video set (YouTube-VIS/OVIS format)",
         description="Deterministic synthetic videos: textured shapes crossing, occluding each "
@@ -237,8 +239,8 @@ def add_parser(subparsers):
                     "levels. Splits use disjoint seeds.")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--split", default="train", choices=("train", "val", "test"))
-    parser.add_argument("--videos", type=int, default=16, help="number of videos")
-    parser.add_argument("--frames", type=int, default=16, help="frames per video")
-    parser.add_argument("--height", type=int, default=96)
-    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--videos", type=integer_in(1, 100_000), default=16, help="number of videos")
+    parser.add_argument("--frames", type=integer_in(1, 100_000), default=16, help="frames per video")
+    parser.add_argument("--height", type=integer_in(16, 4096), default=96)
+    parser.add_argument("--width", type=integer_in(16, 4096), default=128)
     parser.set_defaults(func=_synthesize_command)

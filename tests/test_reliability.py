@@ -271,7 +271,7 @@ CASES = {
                                r"--set max_dim: cannot read the value"),
     "--confidence-threshold out of range": (
         lambda w, t: _infer(w, t, w["images"] / "clip", extra=["--confidence-threshold", "2"]),
-        r"--confidence-threshold must be in \[0, 1\]"),
+        r"argument --confidence-threshold: must be in \[0, 1\], got 2"),
     "--format unknown": (lambda w, t: _infer(w, t, w["images"] / "clip", formats="coco"),
                          r"--format must be among"),
     # Render: names from its inputs, numbers and masks from a results file.

@@ -36,7 +36,7 @@ def test_set_threads_reaches_torch_and_opencv(restore_threads):
 def test_infer_threads_option(tmp_path, capsys, restore_threads):
     code = main(["infer", str(tmp_path / "missing.mp4"), "--checkpoint", "x", "--out",
                  str(tmp_path / "out"), "--threads", "0"])
-    assert code == 2 and "--threads must be >= 1, got 0" in capsys.readouterr().err
+    assert code == 2 and "argument --threads: must be in [1, 1024], got 0" in capsys.readouterr().err
     torch.set_num_threads(2)
     main(["infer", str(tmp_path / "missing.mp4"), "--checkpoint", "x", "--out",
           str(tmp_path / "out"), "--threads", "1"])  # fails on the input, after the threads

@@ -24,6 +24,7 @@ height x width (pycocotools 2.0.11 loops forever in ``mask.iou`` on runs that fa
 known category ids (the original silently drops results of unknown categories), finite scores.
 Absent ``iscrowd`` reads as 0 (the original raises ``KeyError``).
 """
+import contextlib
 import dataclasses
 import math
 import os
@@ -119,6 +120,23 @@ def _read_json(source, what):
     return parse_json(data, path, what)
 
 
+@contextlib.contextmanager
+def _naming_the_file(source, what):
+    """Errors about entries of a file name the file (those of parsed objects stand alone)."""
+    try:
+        yield
+    except ValueError as error:
+        if not isinstance(source, (str, os.PathLike)):
+            raise
+        raise ValueError(f"{what} {os.fspath(source)}: {error}") from None
+
+
+def _crowd_flag(value, where):
+    if value not in (0, 1):  # True and False compare equal to 1 and 0
+        raise ValueError(f"{where}: 'iscrowd' must be 0 or 1, got {value!r}")
+    return bool(value)
+
+
 def _require(entry, key, where):
     if not isinstance(entry, dict) or key not in entry:
         raise ValueError(f"{where}: missing key '{key}'")
@@ -206,6 +224,11 @@ def load_ground_truth(source, *, occlusion=False):
         VideoGroundTruth.
     """
     dataset = _read_json(source, "ground truth")
+    with _naming_the_file(source, "ground truth file"):
+        return _checked_ground_truth(dataset, occlusion)
+
+
+def _checked_ground_truth(dataset, occlusion):
     if not isinstance(dataset, dict):
         raise ValueError(f"ground truth: expected a JSON object with 'videos', 'categories' and "
                          f"'annotations', got {type(dataset).__name__}")
@@ -250,7 +273,7 @@ def load_ground_truth(source, *, occlusion=False):
             occlusion_score = _occlusion_score(_require(entry, "occlusion", where), where)
         instances.append(GroundTruthInstance(
             id=annotation_id, video_id=video_id, category_id=category_id, tube=tube,
-            mean_area=mean_area, iscrowd=bool(entry.get("iscrowd", 0)),
+            mean_area=mean_area, iscrowd=_crowd_flag(entry.get("iscrowd", 0), where),
             occlusion_score=occlusion_score))
     return VideoGroundTruth(videos=videos, categories=categories, instances=instances)
 
@@ -266,6 +289,11 @@ def load_results(source, ground_truth):
         list[Detection]: in file order, ids 1, 2, ... as ``YTVOS.loadRes`` numbers them.
     """
     entries = _read_json(source, "results")
+    with _naming_the_file(source, "results file"):
+        return _checked_results(entries, ground_truth)
+
+
+def _checked_results(entries, ground_truth):
     if not isinstance(entries, list):
         raise ValueError(f"results: expected a JSON list of predictions, got "
                          f"{type(entries).__name__}")

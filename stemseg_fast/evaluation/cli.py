@@ -6,8 +6,8 @@ import os
 import warnings
 
 from ..categories import read_category_names
-from ..cli import CommandError
-from ..fileio import write_json
+from ..cli import CommandError, integer_in, number_in
+from ..fileio import check_not_an_input, write_json
 from .annotations import load_ground_truth
 from .split import write_split
 from .video_ap import evaluate_video_ap
@@ -64,6 +64,8 @@ def _warn_on_other_class_names(results, truth_names):
 
 
 def _evaluate(args):
+    if args.json:
+        check_not_an_input(args.json, [args.gt, args.results], "--json")
     if args.sequences is not None and args.metric in ("ytvis", "ovis"):
         raise CommandError("--sequences applies to --metric mots and davis only")
     if args.metric in ("ytvis", "ovis"):
@@ -128,7 +130,7 @@ def add_parser(subparsers):
                        help="where the training half goes (default: %(default)s)")
     split.add_argument("--val-out", default="val_split.json",
                        help="where the validation half goes (default: %(default)s)")
-    split.add_argument("--val-fraction", type=float, default=0.1,
+    split.add_argument("--val-fraction", type=number_in(0.0, 1.0), default=0.1,
                        help="share of the videos held out (default: %(default)s)")
-    split.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    split.add_argument("--seed", type=integer_in(0, 2**63 - 1), default=0, help="(default: %(default)s)")
     split.set_defaults(func=_split)

@@ -12,10 +12,9 @@ other keys copied to both halves) and STEm-Seg's generic format (``sequences`` b
 ``meta`` copied).
 """
 import hashlib
-import json
 import os
 
-from ..fileio import write_json
+from ..fileio import check_not_an_input, read_json, write_json
 
 
 def _rank(seed, video_id):
@@ -99,11 +98,9 @@ def write_split(annotations_path, train_path, val_path, *, val_fraction=0.1, see
         raise ValueError(f"annotations: no such file: {annotations_path}")
     if os.path.abspath(train_path) == os.path.abspath(val_path):
         raise ValueError(f"the train and val outputs are the same file: {train_path}")
-    try:
-        with open(annotations_path, encoding="utf-8") as handle:
-            dataset = json.load(handle)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"annotations: {annotations_path} is not valid JSON ({error})") from None
+    check_not_an_input(train_path, [annotations_path], "--train-out")
+    check_not_an_input(val_path, [annotations_path], "--val-out")
+    dataset = read_json(annotations_path, "annotations")
     train, val = split_annotations(dataset, val_fraction=val_fraction, seed=seed)
     write_json(train_path, train)
     write_json(val_path, val)

@@ -31,7 +31,7 @@ import os
 import sys
 import time
 
-from stemseg_fast.cli import CommandError, plain_text
+from stemseg_fast.cli import CommandError, integer_in, number_in, plain_text
 from stemseg_fast.fileio import (atomic_output, check_output_name, output_path, read_json,
                                  remove_partial_outputs, write_json)
 from stemseg_fast.model import PRESETS
@@ -92,7 +92,8 @@ def _video_output_paths(out, name, formats):
         paths["davis"] = davis_sequence_folder(output_path(out, "davis"), name)
     if "kitti" in formats:
         results_dir = output_path(out, *KITTI_RESULTS_FOLDER)
-        paths["kitti"] = (kitti_mots_sequence_path(results_dir, int(name)) if name.isdigit()
+        sequence_number = name.isascii() and name.isdigit()  # "²" is a digit, not a number
+        paths["kitti"] = (kitti_mots_sequence_path(results_dir, int(name)) if sequence_number
                           else output_path(results_dir, f"{name}.txt"))
     if "overlay" in formats:
         paths["overlay"] = output_path(out, "overlay", f"{name}.mp4")
@@ -104,7 +105,12 @@ def _assign_video_ids(sources, ids_from):
     of an entry's first frame), else their position (1, 2, ...). Returns how many were numbered
     by position (a benchmark's server scores by id, so the summary says so)."""
     if ids_from is not None:
-        ids = {video.name: video.video_id for video in annotation_videos(ids_from)}
+        ids = {}
+        for video in annotation_videos(ids_from):
+            if video.name in ids:
+                raise CommandError(f"--ids-from {ids_from}: two videos are named {video.name!r} "
+                                   f"(ids {ids[video.name]} and {video.video_id})")
+            ids[video.name] = video.video_id
         for source in sources:
             if source.video_id is None:
                 if source.name not in ids:
@@ -125,6 +131,18 @@ def _assign_video_ids(sources, ids_from):
                                f"(--ids-from)")
         owners[source.video_id] = source.name
     return numbered
+
+
+def _check_distinct_outputs(paths):
+    """Two videos must not write one file: KITTI-MOTS numbers sequences, so "1" and "01" are
+    both 0001.txt."""
+    owners = {}
+    for name, video_paths in paths.items():
+        for path in video_paths.values():
+            if path in owners:
+                raise CommandError(f"videos {owners[path]!r} and {name!r} would both write "
+                                   f"{path}: rename one")
+            owners[path] = name
 
 
 def _remove_debris(out):
@@ -208,6 +226,7 @@ def _run(args, formats, shard):
         if source.fps is None:  # one rate for the overlay and videos.json
             source.fps = args.fps or DEFAULT_FPS
         paths[source.name] = _video_output_paths(args.out, source.name, formats)
+    _check_distinct_outputs(paths)
     if shard.is_main:  # the other ranks write nothing before the gather after prediction
         _remove_debris(args.out)
     if shard.is_main:  # start-up takes a while on a loaded machine: say what is happening
@@ -394,11 +413,6 @@ def _finished_record(path, fingerprint):
 
 def _command(args):
     formats = _formats(args.format)
-    if args.confidence_threshold is not None and not 0.0 <= args.confidence_threshold <= 1.0:
-        raise CommandError(f"--confidence-threshold must be in [0, 1], got "
-                           f"{args.confidence_threshold}")
-    if args.fps is not None and not 0.0 < args.fps <= 1000.0:
-        raise CommandError(f"--fps must be in (0, 1000], got {args.fps}")
     _use_threads(args)
     if args.stream:
         return _stream(args, formats)
@@ -413,8 +427,6 @@ def _use_threads(args):
     from stemseg_fast.inference.predictor import resolve_device
     from stemseg_fast.threads import default_threads, set_threads
 
-    if args.threads is not None and args.threads < 1:
-        raise CommandError(f"--threads must be >= 1, got {args.threads}")
     processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     set_threads(args.threads or default_threads(resolve_device(args.device).type, processes))
 
@@ -515,7 +527,7 @@ def add_parser(subparsers):
     parser.add_argument("--format", action="append", metavar="FORMAT",
                         help=f"one or more of {', '.join(FORMATS)}, comma-separated or repeated "
                              f"(default: ytvis)")
-    parser.add_argument("--confidence-threshold", type=float, default=None,
+    parser.add_argument("--confidence-threshold", type=number_in(0.0, 1.0), default=None,
                         help="drop tracks of results.json and overlays whose score is below "
                              "this; the score is the official YouTube-VIS rule, a track's pixel "
                              "count relative to the largest kept track of its video (which "
@@ -526,7 +538,7 @@ def add_parser(subparsers):
                              "in input order)")
     parser.add_argument("--image-root", default=None,
                         help="frame root of annotation JSON inputs (default: JPEGImages/ beside)")
-    parser.add_argument("--fps", type=float, default=None,
+    parser.add_argument("--fps", type=number_in(0.1, 1000.0), default=None,
                         help=f"frame rate of inputs that have none (frame folders), for overlays "
                              f"and videos.json (default {DEFAULT_FPS:g})")
     parser.add_argument("--device", default="auto",
@@ -542,7 +554,7 @@ def add_parser(subparsers):
                              "foreground_threshold (-st), max_tracks, min_dim, max_dim, "
                              "cluster_at_full_resolution, distance_rule=paper, "
                              "secondary_rule=nearest, stitch_iou_threshold, ...")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=integer_in(1, 1024), default=None,
                         help="CPU threads for torch and OpenCV (default: 1 with a GPU; else the "
                              "cores this process may use, shared among the processes of this "
                              "machine under torchrun)")

@@ -36,6 +36,7 @@ from stemseg_fast.fileio import UnsafeOutputError, check_output_name, read_json
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 _GLOB_CHARACTERS = re.compile(r"[*?\[]")
+MAX_VIDEO_ID = 2**31 - 1  # the evaluation tools keep ids in 32-bit integers
 
 
 class VideoInputError(ValueError):
@@ -499,8 +500,10 @@ def annotation_videos(annotation_file, image_root=None):
         if not isinstance(file_names, list) or not file_names or "id" not in video:
             raise VideoInputError(f"{where} needs 'id' and a non-empty 'file_names' list")
         video_id = video["id"]
-        if isinstance(video_id, bool) or not isinstance(video_id, int):
-            raise VideoInputError(f"{where}: 'id' must be an integer, got {video_id!r}")
+        if isinstance(video_id, bool) or not isinstance(video_id, int) \
+                or not 0 <= video_id <= MAX_VIDEO_ID:
+            raise VideoInputError(f"{where}: 'id' must be an integer in [0, {MAX_VIDEO_ID}], "
+                                  f"got {video_id!r}")
         for index, file_name in enumerate(file_names):
             _check_relative_frame_path(file_name, f"{where}.file_names[{index}]")
         # The folder of the first frame names the outputs (DAVIS folders, overlay videos).

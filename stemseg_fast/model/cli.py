@@ -4,15 +4,16 @@ import os
 from ..cli import plain_text
 from .checkpoints import (BUNDLED_CHECKPOINT, OFFICIAL_CHECKPOINT_PRESETS,
                           OFFICIAL_CHECKPOINT_TRAINING, OFFICIAL_CHECKPOINT_URLS,
-                          official_checkpoint_cache_dir)
+                          checkpoint_config, official_checkpoint_cache_dir, read_checkpoint_file)
 from .presets import PRESETS
 
 
-def _classes(preset):
-    config = PRESETS[preset]
+def _classes(config):
     if config.semantic_decoder is None:
         return "class-agnostic"
-    return f"{config.num_classes - 1} classes"
+    names = f": {', '.join(config.category_names)}" if config.category_names and len(
+        config.category_names) <= 5 else ""
+    return f"{config.num_classes - 1} classes{names}"
 
 
 def _where(path):
@@ -23,13 +24,14 @@ def _where(path):
 
 def model_rows():
     """(name, preset, classes, trained on, file or cache state, source) of every model."""
-    rows = [("tiny_synthetic (bundled)", "tiny", _classes("tiny"),
+    bundled = checkpoint_config(read_checkpoint_file(BUNDLED_CHECKPOINT), BUNDLED_CHECKPOINT)
+    rows = [("tiny_synthetic (bundled)", bundled.name, _classes(bundled),
              "the synthetic OVIS-like videos of `stemseg-fast synthesize` (make demo)",
              _where(BUNDLED_CHECKPOINT), "shipped with the package")]
     cache = official_checkpoint_cache_dir()
     for name, url in OFFICIAL_CHECKPOINT_URLS.items():
         preset = OFFICIAL_CHECKPOINT_PRESETS.get(name)
-        rows.append((name, preset or "(backbone)", _classes(preset) if preset else "-",
+        rows.append((name, preset or "(backbone)", _classes(PRESETS[preset]) if preset else "-",
                      OFFICIAL_CHECKPOINT_TRAINING[name], _where(os.path.join(cache, f"{name}.pth")),
                      url))
     return rows

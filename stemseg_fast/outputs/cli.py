@@ -7,7 +7,7 @@ Examples:
 """
 import argparse
 
-from ..cli import plain_text
+from ..cli import number_in, plain_text
 from .render import render
 
 
@@ -31,6 +31,6 @@ def add_parser(subparsers):
                         help="dataset annotation JSON: video ids -> frames, class names")
     parser.add_argument("--out", default="render_output",
                         help="output folder (default: %(default)s)")
-    parser.add_argument("--score-threshold", type=float, default=0.0,
+    parser.add_argument("--score-threshold", type=number_in(0.0, 1.0), default=0.0,
                         help="skip predictions scoring below this (default: %(default)s)")
     parser.set_defaults(func=_command)

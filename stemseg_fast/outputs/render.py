@@ -3,7 +3,7 @@ import os
 from collections import defaultdict
 
 from ..categories import read_category_names
-from ..fileio import output_path, read_json, remove_partial_outputs
+from ..fileio import check_not_an_input, output_path, read_json, remove_partial_outputs
 from ..inference.tracks import Track, VideoTracks
 from ..inference.video import annotation_videos, expand_inputs, open_video
 from ..rle import checked_rle
@@ -25,6 +25,9 @@ def _recorded_videos(videos_json):
         path = entry.get("path")
         if path is not None and not isinstance(path, str):
             raise ValueError(f"{where}: 'path' must be a string")
+        if entry["name"] in {name for name, _ in videos.values()}:
+            raise ValueError(f"{where}: a second video named {entry['name']!r} (names must be "
+                             f"unique: they name the overlays)")
         videos[entry["id"]] = (entry["name"], path)
     return videos
 
@@ -51,7 +54,7 @@ def _sources_by_id(results_json, videos_dir, annotations):
         raise ValueError(f"results file {results_json}: no videos.json beside it: pass "
                          f"--videos (a folder of videos named by video_id) or --annotations")
     return ({int(source.name): source for source in expand_inputs([videos_dir])
-             if source.name.isdigit()}, videos_dir)
+             if source.name.isascii() and source.name.isdigit()}, videos_dir)
 
 
 def _recorded_category_names(results_json):
@@ -90,15 +93,21 @@ def render(results_json, videos_dir=None, out_dir="render_output", *, annotation
     if missing:
         raise ValueError(f"results file {results_json}: video_id {missing[0]} is not found "
                          f"through {where}")
-    written = []
+    # Every video is checked before the first overlay is written: a bad one leaves no output.
+    jobs = []
     for video_id, video_predictions in sorted(by_video.items()):
         source = sources[video_id]
-        video_tracks = _video_tracks(results_json, video_id, video_predictions, source,
-                                     category_names)
         path = output_path(out_dir, f"{source.name}.mp4", what="video name")
+        check_not_an_input(path, [getattr(source, "path", None)], "overlay")
+        jobs.append((path, source, _video_tracks(results_json, video_id, video_predictions,
+                                                 source, category_names)))
+    names = [path for path, _, _ in jobs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"results file {results_json}: two videos have the same name, so their "
+                         f"overlays would overwrite each other")
+    for path, source, video_tracks in jobs:
         write_overlay_video(path, source, video_tracks, codecs=codecs)
-        written.append(path)
-    return written
+    return names
 
 
 def _video_tracks(results_json, video_id, predictions, source, category_names):

@@ -113,8 +113,8 @@ def test_cli_eval_reports_bad_input_in_one_line(ytvis_files, tmp_path, capsys):
                                                    "score": 1.0, "segmentations": [None, None]}])
     assert main(["eval", "--metric", "ytvis", "--gt", truth, "--results", results]) == 2
     error = capsys.readouterr().err.strip()
-    assert error == ("stemseg-fast eval: error: result #0 (video 42): video id 42 is not in the "
-                     "ground truth")
+    assert error == (f"stemseg-fast eval: error: results file {results}: result #0 (video 42): "
+                     f"video id 42 is not in the ground truth")
     assert main(["eval", "--metric", "ovis", "--gt", truth, "--results", results]) == 2
     assert "missing key 'occlusion'" in capsys.readouterr().err
     assert main(["eval", "--metric", "ytvis", "--gt", truth, "--results", results,

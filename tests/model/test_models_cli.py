@@ -12,7 +12,8 @@ def test_models_lists_every_official_file_and_the_bundled_one(tmp_path, capsys, 
     cached.write_bytes(bytes(3 * 2**20))
     assert main(["models"]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith("tiny_synthetic (bundled)\n  preset   tiny, 2 classes")
+    assert printed.startswith("tiny_synthetic (bundled)\n  preset   tiny, 3 classes: disc, square, "
+                              "triangle")
     for name, url in OFFICIAL_CHECKPOINT_URLS.items():
         assert f"\n{name}\n" in printed and f"source   {url}" in printed
     assert f"file     {cached} (3 MB)" in printed

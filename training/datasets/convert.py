@@ -13,16 +13,15 @@ Categories: by default one class, ``object`` (id 1). A mapping file assigns cate
 listed); ids are given in order of first appearance of the names. A value without a mapping is
 an error naming the video and the value.
 """
-import json
 import os
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from stemseg_fast.fileio import write_json
+from stemseg_fast.fileio import check_not_an_input, read_json, write_json
+from stemseg_fast.rle import encode_mask, to_json
 
 from .davis import VOID_VALUE
-from stemseg_fast.rle import encode_mask, to_json
 
 from .masks import image_size, read_indexed_png
 
@@ -30,14 +29,13 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 
 def _load_category_mapping(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            mapping = json.load(handle)
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"cannot read category mapping {path}: {error}") from None
-    if not isinstance(mapping, dict) or not all(isinstance(v, dict) for v in mapping.values()):
+    mapping = read_json(path, "category mapping")
+    if not isinstance(mapping, dict) or not all(
+            isinstance(values, dict) and all(isinstance(name, str) and name.strip()
+                                             for name in values.values())
+            for values in mapping.values()):
         raise ValueError(f"category mapping {path} must map video names (or '*') to "
-                         f"{{mask value: category name}} objects")
+                         f"{{mask value: category name}} objects, names non-empty strings")
     return mapping
 
 
@@ -53,6 +51,13 @@ def convert_mask_folders(input_dir, out_path, *, categories=None):
     """
     image_dir = os.path.join(input_dir, "JPEGImages")
     annotation_dir = os.path.join(input_dir, "Annotations")
+    target = os.path.realpath(out_path)
+    for folder in (image_dir, annotation_dir):  # the frames and masks read
+        if os.path.commonpath([os.path.realpath(folder), target]) == os.path.realpath(folder):
+            raise ValueError(f"--out {out_path} lies among the input frames or masks "
+                             f"({folder}); write the JSON elsewhere")
+    check_not_an_input(out_path, [categories if isinstance(categories, str) else None],
+                       "--out")
     for folder in (image_dir, annotation_dir):
         if not os.path.isdir(folder):
             raise ValueError(f"input_dir {input_dir}: folder {folder} does not exist")
