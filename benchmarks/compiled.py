@@ -302,7 +302,8 @@ def ctas_per_sm(registers, num_warps, shared_bytes):
               "registers": warps_by_registers // num_warps}
     if shared_bytes:
         limits["shared"] = SHARED_BYTES_PER_SM // (shared_bytes + SHARED_BYTES_RESERVED_PER_CTA)
-    limiter = min(limits, key=lambda key: (limits[key], key != "registers"))
+    order = ("ctas", "warps", "shared", "registers")  # a tie names the hardware's fixed limit
+    limiter = min(limits, key=lambda key: (limits[key], order.index(key)))
     return limits[limiter], limiter
 
 
@@ -554,14 +555,15 @@ def main(argv=None):
         parser.error(f"--jobs must be >= 1, got {args.jobs}")
     if os.environ.get("TRITON_INTERPRET") == "1":
         parser.error("TRITON_INTERPRET=1 is set: the report compiles kernels, unset it")
-    report = build_report(args.presets, args.out, ops=args.ops, ipc=args.ipc,
+    output_path = args.out or os.path.join(RESULTS_DIR, f"{datetime.date.today().isoformat()}.json")
+    report = build_report(args.presets, output_path, ops=args.ops, ipc=args.ipc,
                           clock_ghz=args.clock_ghz, jobs=args.jobs)
     print(f"{len(report['launches'])} distinct launches, {report['errors']} failed; "
-          f"wrote {os.path.relpath(args.out or os.path.join(RESULTS_DIR, report['date'][:10] + '.json'))}")
+          f"wrote {os.path.relpath(output_path)}")
     if args.readme:
         from static_table import render_markdown, replace_between_markers
 
-        replace_between_markers(args.readme, render_markdown(report, args.out))
+        replace_between_markers(args.readme, render_markdown(report, output_path))
     return 1 if report["errors"] else 0
 
 
