@@ -5,13 +5,26 @@ ships run on any machine. Usage: python hopper_compile.py RECORD.jsonl
 
 Prints one line per failing launch and exits 1 if any fails."""
 import json
+import multiprocessing
 import os
 import sys
+from concurrent.futures import ProcessPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "benchmarks"))
 
-from compiled import compile_specialised, specialise  # noqa: E402
+from compiled import specialise, specialise_and_compile  # noqa: E402
+
+
+def _compile(launch):
+    """None, or the line describing why the launch does not compile."""
+    try:
+        specialise_and_compile(launch["module"], launch["kernel"], launch["args"],
+                               launch["kwargs"])
+    except Exception as error:  # report every failing kernel, not just the first
+        message = " | ".join(str(error).strip().splitlines()[:6])
+        return f"{launch['module']}.{launch['kernel']}: {type(error).__name__}: {message}"
+    return None
 
 
 def main(path):
@@ -19,23 +32,20 @@ def main(path):
         launches = [json.loads(line) for line in handle if line.strip()]
     failures, distinct = [], {}
     for launch in launches:
-        where = f"{launch['module']}.{launch['kernel']}"
         try:
-            kernel, _, options, signature, constexprs, attrs = specialise(
+            _, _, options, signature, constexprs, attrs = specialise(
                 launch["module"], launch["kernel"], launch["args"], launch["kwargs"])
-        except Exception as error:  # report every failing kernel, not just the first
-            failures.append(f"{where}: specialisation failed: {type(error).__name__}: {error}")
+        except Exception as error:
+            failures.append(f"{launch['module']}.{launch['kernel']}: specialisation failed: "
+                            f"{type(error).__name__}: {error}")
             continue
         # launches differing only in values the specialisation ignores compile once
-        key = json.dumps([where, signature, repr(constexprs), repr(attrs), repr(options)])
-        distinct.setdefault(key, (where, kernel, options, signature, constexprs, attrs))
-    for where, kernel, options, signature, constexprs, attrs in distinct.values():
-        try:
-            compile_specialised(kernel, options, signature, constexprs, attrs)
-        except Exception as error:
-            message = " | ".join(str(error).strip().splitlines()[:6])
-            failures.append(f"{where} {signature} {constexprs} {attrs}: "
-                            f"{type(error).__name__}: {message}")
+        key = json.dumps([launch["module"], launch["kernel"], signature, repr(constexprs),
+                          repr(attrs), repr(options)])
+        distinct.setdefault(key, launch)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=os.cpu_count(), mp_context=context) as pool:
+        failures += [line for line in pool.map(_compile, distinct.values()) if line]
     print(f"compiled {len(distinct)} distinct specialisations of {len(launches)} launches for "
           f"sm_90, {len(failures)} failed")
     for failure in failures:
