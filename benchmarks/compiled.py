@@ -435,14 +435,6 @@ def _analyse_job(job):
 # 4. The report
 
 
-def _git_commit():
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def _plan(preset_names, ops):
     plan = []
     for op in ops:
@@ -470,6 +462,7 @@ def build_report(preset_names=None, output_path=None, *, ops=None, ipc=DEFAULT_I
     import torch
     import triton
 
+    from provenance import git_commit
     from sass import ptxas_version
     from stemseg_fast.fileio import atomic_output
 
@@ -506,7 +499,7 @@ def build_report(preset_names=None, output_path=None, *, ops=None, ipc=DEFAULT_I
     report = {
         "label": LABEL,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "versions": {"torch": torch.__version__, "triton": triton.__version__,
                      "python": platform.python_version(), "ptxas": ptxas_version()},
         "target": "sm_90 (H100 / H200 SXM)",
@@ -581,9 +574,10 @@ def main(argv=None):
     print(f"{len(report['launches'])} distinct launches, {report['errors']} failed; "
           f"wrote {os.path.relpath(output_path)}")
     if args.readme:
-        from static_table import render_markdown, replace_between_markers
+        from provenance import replace_between_markers
+        from static_table import END, START, render_markdown
 
-        replace_between_markers(args.readme, render_markdown(report, output_path))
+        replace_between_markers(args.readme, render_markdown(report, output_path), START, END)
     return 1 if report["errors"] else 0
 
 

@@ -17,7 +17,7 @@ import re
 import sys
 from collections import defaultdict
 
-from stemseg_fast.fileio import atomic_output
+from provenance import publish
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
@@ -123,18 +123,6 @@ def render(path):
     return "\n".join(lines)
 
 
-def replace_between_markers(readme, text):
-    with open(readme, encoding="utf-8") as handle:
-        content = handle.read()
-    if START not in content or END not in content:
-        raise SystemExit(f"{readme}: markers {START} / {END} not found")
-    head, rest = content.split(START, 1)
-    _, tail = rest.split(END, 1)
-    with atomic_output(readme) as partial:
-        with open(partial, "w", encoding="utf-8") as out:
-            out.write(f"{head}{START}\n{text}\n{END}{tail}")
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="*", help="result JSON files (default: newest per device)")
@@ -156,9 +144,7 @@ def main(argv=None):
         print("no readable benchmark result", file=sys.stderr)
         return 1
     text = "\n\n".join(tables)
-    print(text)
-    if args.readme:
-        replace_between_markers(args.readme, text)
+    publish(text, args.readme, START, END)
     return 0
 
 

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from stemseg_fast.fileio import atomic_output
+from provenance import publish
 
 BENCHMARKS_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCHMARKS_DIR)
@@ -109,18 +109,6 @@ def newest_report():
     return files[-1] if files else None
 
 
-def replace_between_markers(readme, text, start=START, end=END):
-    with open(readme, encoding="utf-8") as handle:
-        content = handle.read()
-    if start not in content or end not in content:
-        raise SystemExit(f"{readme}: markers {start} / {end} not found")
-    head, rest = content.split(start, 1)
-    _, tail = rest.split(end, 1)
-    with atomic_output(readme) as partial:
-        with open(partial, "w", encoding="utf-8") as out:
-            out.write(f"{head}{start}\n{text}\n{end}{tail}")
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("report", nargs="?", help="report JSON (default: the newest)")
@@ -137,9 +125,7 @@ def main(argv=None):
         print(f"error: report: cannot read {path}: {error}", file=sys.stderr)
         return 2
     text = render_markdown(report, path)
-    print(text)
-    if args.readme:
-        replace_between_markers(args.readme, text)
+    publish(text, args.readme, START, END)
     return 0
 
 

@@ -94,7 +94,7 @@ def test_counts_follow_from_the_launch(small_report):
 @pytest.mark.slow
 def test_markdown_labels_every_time_an_estimate(small_report):
     report, path = small_report
-    text = render_markdown(report, path)
+    text = render_markdown(report, path, detail_presets=("cpu_small",))
     assert "static estimate, not a measurement" in text
     assert "_upsample_add_kernel" in text and "(µs, est.)" in text
 
