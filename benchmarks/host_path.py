@@ -135,7 +135,9 @@ def measure(*, repeats=5, num_frames=16):
                 rows.append(_row("mask path", detail, 1, timing, repeats))
                 masks = run._frame_masks(labels, track_ids).numpy().transpose(2, 1, 0)
                 timing = _median_ms(lambda: mask_utils.encode(masks), repeats)
-                rows.append(_row("rle", f"{num_tracks} tracks 640x1152", 1, timing, repeats))
+                rows.append(_row("rle", f"{num_tracks} tracks 640x1152 (masks of the "
+                                 f"{label_preset.height}x{label_preset.width} map)", 1,
+                                 timing, repeats))
                 if resolution == "fullres":
                     rows.append(_write_rows(folder, masks, num_tracks, num_frames, repeats))
     return rows
