@@ -10,7 +10,8 @@ Stages, each timed on the library's own code (the median of ``--repeats`` runs):
   mask path    ``VideoRun._frame_masks``, the official output-mask path: the label map at the
                clustering resolution (stride 4: 160 x 288, upsampled x4 then to the frame; or
                full resolution 640 x 1152 as the OVIS preset clusters) to K full-size masks
-  rle          pycocotools' ``encode`` of those K masks, as the pipeline calls it
+  rle          pycocotools' ``encode`` of those K masks, as the pipeline calls it on the CPU,
+               and ``stemseg_fast.rle.encode_masks`` (what the pipeline runs on a GPU)
   write        ``youtube_vis_predictions`` + ``write_youtube_vis_results`` of a video of the K
                tracks (per frame: / frames)
 for K = 5 and 20 tracks. The mask and RLE steps are VideoRun's own methods, called directly so
@@ -52,6 +53,7 @@ from stemseg_fast.model import PRESETS as MODEL_PRESETS  # noqa: E402
 from stemseg_fast.model.preprocessing import preprocess_clip  # noqa: E402
 from stemseg_fast.outputs.youtube_vis import (write_youtube_vis_results,  # noqa: E402
                                               youtube_vis_predictions)
+from stemseg_fast.rle import encode_masks  # noqa: E402
 from stemseg_fast.synthetic import synthetic_video  # noqa: E402
 
 START, END = "<!-- host-path:start -->", "<!-- host-path:end -->"
@@ -133,11 +135,17 @@ def measure(*, repeats=5, num_frames=16):
                           f"{label_preset.height}x{label_preset.width}")
                 timing = _median_ms(lambda: run._frame_masks(labels, track_ids), repeats)
                 rows.append(_row("mask path", detail, 1, timing, repeats))
-                masks = run._frame_masks(labels, track_ids).numpy().transpose(2, 1, 0)
+                transposed = run._frame_masks(labels, track_ids)  # [K, W, H], as the pipeline
+                masks = transposed.numpy().transpose(2, 1, 0)
                 timing = _median_ms(lambda: mask_utils.encode(masks), repeats)
                 rows.append(_row("rle", f"{num_tracks} tracks 640x1152 (masks of the "
                                  f"{label_preset.height}x{label_preset.width} map)", 1,
                                  timing, repeats))
+                # The GPU path's encoder (run lengths found with torch ops), on the CPU: it
+                # shows whether the CPU should use it (it should not when this is slower).
+                timing = _median_ms(lambda: encode_masks(transposed.transpose(1, 2)), repeats)
+                rows.append(_row("rle", f"{num_tracks} tracks 640x1152, encode_masks (torch "
+                                 f"ops) on the CPU", 1, timing, repeats))
                 if resolution == "fullres":
                     rows.append(_write_rows(folder, masks, num_tracks, num_frames, repeats))
     return rows

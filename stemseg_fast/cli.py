@@ -6,6 +6,7 @@ callable taking the parsed arguments and returning an exit code.
 """
 import argparse
 import importlib
+import os
 import re
 import signal
 import sys
@@ -93,6 +94,11 @@ def _raise_terminated(signum, frame):
     raise _Terminated()
 
 
+def is_termination(interruption) -> bool:
+    """Whether a ``KeyboardInterrupt`` came from SIGTERM rather than Ctrl-C."""
+    return isinstance(interruption, _Terminated)
+
+
 def _one_line_warning(command):
     """Warnings as one plain line, ``stemseg-fast <command>: warning: ...``, instead of Python's
     two-line form that echoes a line of the library's source."""
@@ -117,6 +123,9 @@ def main(argv=None):
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning(args.command)
             return args.func(args) or 0
+    except BrokenPipeError:  # `stemseg-fast models | head`: the reader has what it wanted
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except (CommandError, ValueError, TypeError, OSError, CheckpointMismatchError) as error:
         if args.traceback:
             raise
@@ -125,7 +134,7 @@ def main(argv=None):
     except KeyboardInterrupt as interruption:
         if args.traceback:
             raise
-        terminated = isinstance(interruption, _Terminated)
+        terminated = is_termination(interruption)
         print(f"stemseg-fast {args.command}: {'terminated' if terminated else 'interrupted'}; "
               f"no partial output was left", file=sys.stderr)
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)

@@ -7,6 +7,7 @@ Every case builds its inputs in a fresh folder and runs one command. It must end
 removed outside ``--out`` (input files and an unrelated "victim" folder are hashed before and
 after), and no temporary left inside ``--out``: a refused run writes nothing at all.
 """
+import dataclasses
 import hashlib
 import json
 import os
@@ -77,11 +78,12 @@ def _frame_names(folder):
     return [f"{folder}/{index:05d}.jpg" for index in range(FRAMES)]
 
 
-def _ground_truth(path, segmentation, *, categories=({"id": 1, "name": "a"},), **video):
+def _ground_truth(path, segmentation, *, categories=({"id": 1, "name": "a"},), iscrowd=0,
+                  **video):
     entry = {"id": 1, "height": 16, "width": 16, "length": 1, **video}
     path.write_text(json.dumps({
         "videos": [entry], "categories": list(categories),
-        "annotations": [{"id": 1, "video_id": 1, "category_id": 1, "iscrowd": 0,
+        "annotations": [{"id": 1, "video_id": 1, "category_id": 1, "iscrowd": iscrowd,
                          "segmentations": [segmentation]}]}))
     return path
 
@@ -209,6 +211,43 @@ def _set(world, tmp, *assignments):
     return _infer(world, tmp, world["images"] / "clip", extra=extra)
 
 
+def _linked_output_folder(world, tmp, folder, formats):
+    """A folder inside --out that is a link to the victim's folder."""
+    victim = _victim(tmp)
+    (tmp / "out").mkdir()
+    (tmp / "out" / folder).symlink_to(victim)
+    return _infer(world, tmp, world["images"] / "clip", formats=formats)
+
+
+def _kitti_collision(world, tmp):
+    for name in ("1", "01"):
+        write_frames(tmp / "videos" / name, [np.zeros((HEIGHT, WIDTH, 3), np.uint8)] * 2,
+                     extension="jpg")
+    kitti = dataclasses.replace(world["config"], num_classes=3, category_names=None)
+    save_checkpoint(build_stemseg(kitti), tmp / "kitti.pth")
+    return _infer(world, tmp, tmp / "videos", formats="kitti", checkpoint=tmp / "kitti.pth")
+
+
+def _render_recorded(world, tmp, videos, entries):
+    """Results beside a videos.json as infer writes them."""
+    (tmp / "res").mkdir()
+    (tmp / "res" / "videos.json").write_text(json.dumps(videos))
+    results = _results(tmp / "res" / "results.json", entries)
+    return _render(world, tmp, results, videos=world["images"])
+
+
+def _render_one_good_one_bad(world, tmp):
+    for name in ("clip", "other"):
+        write_frames(tmp / "videos" / name, [np.zeros((HEIGHT, WIDTH, 3), np.uint8)] * FRAMES,
+                     extension="jpg")
+    full = to_json(encode_mask(np.ones((HEIGHT, WIDTH), np.uint8)))
+    short = {"size": [HEIGHT, WIDTH], "counts": [10**6]}
+    argv = _render_recorded(world, tmp, [{"id": 1, "name": "clip"}, {"id": 2, "name": "other"}],
+                            [_result(segmentations=[full] * FRAMES),
+                             _result(video_id=2, segmentations=[short] * FRAMES)])
+    return argv[:3] + [str(tmp / "videos")] + argv[4:]
+
+
 FORMATS = ("ytvis", "davis", "kitti", "overlay")
 CASES = {
     # Names and paths taken from input files.
@@ -307,6 +346,54 @@ CASES = {
                           r"results\.json is not UTF-8 text"),
     "results NaN score": (lambda w, t: _eval_results(t, [_result(score=float("nan"))]),
                           r"'score' must be a finite number"),
+    # Found by a red-team review: links, collisions, inputs as outputs, unbounded numbers.
+    **{f"a link inside --out ({folder})": (
+        lambda w, t, folder=folder, formats=formats: _linked_output_folder(w, t, folder, formats),
+        r"is a symbolic link: outputs are never written through links")
+       for folder, formats in (("davis", "davis"), ("overlay", "overlay"),
+                               ("per_video", "ytvis"))},
+    "two videos writing one KITTI file": (_kitti_collision,
+                                          r"videos '01' and '1' would both write .*0001\.txt"),
+    "annotation file without videos": (
+        lambda w, t: (t / "a.json").write_text('{"videos": []}') and _infer(w, t, t / "a.json"),
+        r"the inputs hold no video"),
+    "video id beyond 32 bits": (
+        lambda w, t: _infer(w, t, _annotation(t / "a.json", _frame_names("clip"), id=10**30),
+                            extra=["--image-root", str(w["images"])]),
+        r"'id' must be an integer in \[0, 2147483647\]"),
+    "--ids-from naming a video twice": (
+        lambda w, t: (t / "ids.json").write_text(json.dumps({"videos": [
+            {"id": 1, "file_names": ["clip/00000.jpg"]},
+            {"id": 2, "file_names": ["clip/00001.jpg"]}]}))
+        and _infer(w, t, w["images"] / "clip", extra=["--ids-from", str(t / "ids.json")]),
+        r"two videos are named 'clip' \(ids 1 and 2\)"),
+    "JSON nested too deeply": (
+        lambda w, t: (t / "a.json").write_text("[" * 100_000 + "]" * 100_000)
+        and _infer(w, t, t / "a.json"), r"a\.json nests its JSON too deeply"),
+    "an integer of 5000 digits": (
+        lambda w, t: (t / "a.json").write_text('{"videos": [{"id": 1' + "0" * 5000 + "}]}")
+        and _infer(w, t, t / "a.json"), r"a\.json is not valid JSON"),
+    "--threads far too many": (
+        lambda w, t: _infer(w, t, w["images"] / "clip", extra=["--threads", "100000000"]),
+        r"argument --threads: must be in \[1, 1024\]"),
+    "--fps too small to encode": (
+        lambda w, t: _infer(w, t, w["images"] / "clip", extra=["--fps", "1e-9"]),
+        r"argument --fps: must be in \[0.1, 1000\]"),
+    "split writing over its input": (
+        lambda w, t: ["split", str(_annotation(t / "a.json", _frame_names("clip"))),
+                      "--train-out", str(t / "a.json"), "--val-out", str(t / "out" / "v.json")],
+        r"--train-out .*a\.json is one of the inputs"),
+    "eval --json writing over the ground truth": (
+        lambda w, t: _eval_gt(t) + ["--json", str(t / "gt.json")],
+        r"--json .*gt\.json is one of the inputs"),
+    "render: two videos of one name": (
+        lambda w, t: _render_recorded(w, t, [{"id": 1, "name": "clip"}, {"id": 2, "name": "clip"}],
+                                      [_result(segmentations=[None] * FRAMES)]),
+        r"a second video named 'clip'"),
+    "render: a bad last video writes no first one": (_render_one_good_one_bad,
+                                                     r"video_id 2 frame 0: malformed RLE"),
+    "ground truth iscrowd 'yes'": (lambda w, t: _eval_gt(t, iscrowd="yes"),
+                                   r"'iscrowd' must be 0 or 1, got 'yes'"),
     "results RLE with bad characters": (
         lambda w, t: _eval_results(t, [_result(segmentations=[{"size": [16, 16],
                                                               "counts": "\x01\x02"}])]),
@@ -487,3 +574,21 @@ def test_atomic_output_renames_where_it_made_its_temporary(tmp_path):
             handle.write("done")
     assert (tmp_path / "a" / "result.txt").read_text() == "done"
     assert sorted(os.listdir(tmp_path / "a")) == ["b", "result.txt"]
+
+
+@pytest.mark.parametrize("name", ["video.mp4", "annotations.json", "frames/00000.jpg"])
+def test_a_fifo_input_is_refused_instead_of_blocking(name, world, tmp_path):
+    """Opening a FIFO blocks until a writer comes, where no signal handler can run."""
+    fifo = tmp_path / name
+    fifo.parent.mkdir(exist_ok=True)
+    os.mkfifo(fifo)
+    target = fifo.parent if name.startswith("frames/") else fifo
+    argv = _infer(world, tmp_path, target)
+    code, stderr = _child(f"""
+        import sys
+        from stemseg_fast.cli import main
+        sys.exit(main({argv!r}))
+        """, timeout=120)
+    assert code == 2, stderr
+    (line,) = stderr.strip().splitlines()
+    assert line.startswith("stemseg-fast infer: error: ") and "is not a regular file" in line

@@ -28,10 +28,11 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 import time
 
-from stemseg_fast.cli import CommandError, integer_in, number_in, plain_text
+from stemseg_fast.cli import CommandError, integer_in, is_termination, number_in, plain_text
 from stemseg_fast.fileio import (atomic_output, check_output_name, output_path, read_json,
                                  remove_partial_outputs, write_json)
 from stemseg_fast.model import PRESETS
@@ -219,6 +220,8 @@ def _run(args, formats, shard):
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CommandError(f"--out {args.out} exists and is not a folder")
     sources = expand_inputs(args.inputs, image_root=args.image_root)
+    if not sources:
+        raise CommandError(f"the inputs hold no video: {' '.join(args.inputs)}")
     numbered_by_position = _assign_video_ids(sources, args.ids_from)
     paths = {}
     for source in sources:  # open every input now: a bad one fails before anything is written
@@ -483,10 +486,13 @@ def _stream(args, formats):
                     writer.write(draw_tracks(frame.image, drawn, frame.index))
                 frames += 1
                 bar.update(1)
-        except KeyboardInterrupt:  # the normal end of a live stream: keep what is written
+        except KeyboardInterrupt as interruption:  # how a live stream ends: keep its outputs
+            stopped = interruption
             print(f"stopped after {frames} frames", file=sys.stderr)
+        else:
+            stopped = None
     print(f"{frames} frames -> {lines_path}" + (f", {overlay_path}" if overlay_path else ""))
-    return 0
+    return 128 + signal.SIGTERM if is_termination(stopped) else 0
 
 
 def _stream_progress(disabled, name):
