@@ -126,7 +126,7 @@ def _instance_gaussians_finalize_kernel(
         sum_emb += tl.load(part_emb_ptr + p * K * E + kd_offs, mask=kd_mask, other=0.0)
         sum_prec += tl.load(part_prec_ptr + p * K * E + kd_offs, mask=kd_mask, other=0.0)
         count += tl.load(part_count_ptr + p * K + k_offs, mask=k_mask, other=0.0)
-    denominator = tl.maximum(count, 1.0)[:, None]
+    denominator = tl.maximum(count, 1.0, propagate_nan=tl.PropagateNan.ALL)[:, None]
     precisions = tl.where(d_offs[None, :] < EV, sum_prec / denominator, free_dim_precision)
     tl.store(means_ptr + kd_offs, sum_emb / denominator, mask=kd_mask)
     tl.store(precisions_ptr + kd_offs, precisions, mask=kd_mask)
@@ -158,7 +158,8 @@ def _instance_gaussians_bwd_kernel(
     safe_ids = tl.where(member, ids, 0)
     acc_dtype = grad_means_ptr.dtype.element_ty
     count = tl.load(counts_ptr + safe_ids, mask=n_mask & member, other=1).to(acc_dtype)
-    inv_count = tl.where(member, 1.0 / tl.maximum(count, 1.0), 0.0)[:, None]
+    safe_count = tl.maximum(count, 1.0, propagate_nan=tl.PropagateNan.ALL)
+    inv_count = tl.where(member, 1.0 / safe_count, 0.0)[:, None]
     emb_mask = (n_mask & member)[:, None] & (d_offs[None, :] < E)
     grad_mean = tl.load(grad_means_ptr + safe_ids[:, None] * E + d_offs[None, :], mask=emb_mask,
                         other=0.0)

@@ -14,6 +14,9 @@ U_j >= 1 for every position of a nonempty row (gts > 0, or the prefix holds a ne
 rows without positives are defined as in Berman's code: all of J is 1 from the first position,
 grad = (1, 0, 0, ...) and the loss is relu(max error). An empty row (N = 0) has loss 0.
 
+NaN: as in PyTorch, a NaN logit sorts first (``torch.sort`` ranks NaN highest), makes its row's
+loss NaN (relu(NaN) = NaN) and passes relu's gradient (``x <= 0 ? 0 : grad``).
+
 Ties: both backends sort with ``stable=True`` (among equal errors the lower index comes first).
 The value does not depend on the order of tied errors; the (sub)gradient does, so fixing the
 order keeps the two backends' gradients identical. The official code uses an unstable sort.
@@ -136,10 +139,13 @@ def _lovasz_gradient_kernel(
     union = (gts + cum_negative).to(acc_dtype)  # U_j >= 1 on valid lanes
     safe_union = tl.where(mask, union, 1.0)
     previous_union = safe_union - 1.0  # U_{j-1} for a negative at j
+    safe_previous_union = tl.maximum(previous_union, 1.0, propagate_nan=tl.PropagateNan.ALL)
     negative_grad = tl.where(previous_union > 0,
-                             intersection / (tl.maximum(previous_union, 1.0) * safe_union), 1.0)
+                             intersection / (safe_previous_union * safe_union), 1.0)
     grad = tl.where(label != 0, 1.0 / safe_union, negative_grad)
-    active = mask & (errors > 0)  # relu: zero gradient at and below 0, as torch's relu
+    # torch's relu: zero gradient at and below 0; a NaN error passes (its loss term is NaN and
+    # its gradient flows, as relu's backward `x <= 0 ? 0 : grad` does)
+    active = mask & ((errors > 0) | (errors != errors))
     tl.store(partial_loss_ptr + row * C + chunk, tl.sum(tl.where(active, errors * grad, 0.0)))
     sign = tl.where(label != 0, 1.0, -1.0)
     grad_input = tl.where(active, -INPUT_SCALE * sign * grad, 0.0)

@@ -42,6 +42,10 @@ Two ops, each the fused form of a sequence the decoder repeats:
    Trilinear weights follow PyTorch's ``align_corners=False`` rule: source = (dst + 0.5) *
    in / out - 0.5, clamped at 0, i1 = min(i0 + 1, in - 1).
 
+NaN follows PyTorch: a NaN input makes its group's statistics and outputs NaN, and the ReLU
+keeps NaN (``F.relu(NaN) = NaN``): every float max in these kernels asks for the
+NaN-propagating form, since tl.maximum's default compiles to the NaN-dropping ``max.f32``.
+
 Backward passes use PyTorch ops, which is worth it here: GroupNorm's backward needs two
 reductions per group and an elementwise pass, and the saved statistics (mean, rstd) already
 skip the forward's statistics recomputation; AvgPool3d and trilinear upsampling backward are
@@ -113,7 +117,7 @@ def _chan_merge(count, mean, m2, other_count, other_mean, other_m2):
     exact in the number of elements, no E[x^2] - E[x]^2 cancellation."""
     total = count + other_count
     delta = other_mean - mean
-    weight = other_count / tl.maximum(total, 1.0)
+    weight = other_count / tl.maximum(total, 1.0, propagate_nan=tl.PropagateNan.ALL)
     return total, mean + delta * weight, m2 + other_m2 + delta * delta * count * weight
 
 
@@ -140,7 +144,8 @@ def _group_norm_partial_stats_kernel(
         offsets = _element_offset(b, first_channel + j // S, j % S, C, S, CHANNELS_LAST)
         x = tl.load(x_ptr + offsets, mask=valid, other=0.0).to(acc_dtype)
         tile_count = tl.sum(valid.to(acc_dtype), axis=0)
-        tile_mean = tl.sum(x, axis=0) / tl.maximum(tile_count, 1.0)
+        tile_mean = tl.sum(x, axis=0) / tl.maximum(tile_count, 1.0,
+                                                   propagate_nan=tl.PropagateNan.ALL)
         centred = tl.where(valid, x - tile_mean, 0.0)
         tile_m2 = tl.sum(centred * centred, axis=0)
         count, mean, m2 = _chan_merge(count, mean, m2, tile_count, tile_mean, tile_m2)
@@ -167,7 +172,7 @@ def _group_norm_finalize_stats_kernel(
         other_mean = tl.load(base + split * 3 + 1)
         other_m2 = tl.load(base + split * 3 + 2)
         count, mean, m2 = _chan_merge(count, mean, m2, other_count, other_mean, other_m2)
-    variance = m2 / tl.maximum(count, 1.0)
+    variance = m2 / tl.maximum(count, 1.0, propagate_nan=tl.PropagateNan.ALL)
     tl.store(mean_ptr + bg, mean)
     tl.store(rstd_ptr + bg, 1.0 / tl.sqrt(variance + eps))
 
@@ -216,6 +221,13 @@ def _group_norm_stats(x, num_groups, eps, channels_last, *, block=_STATS_BLOCK, 
 
 
 @triton.jit
+def _relu(x):
+    # F.relu(NaN) = NaN: a conv output gone NaN stays visible. tl.maximum's default compiles to
+    # the NaN-dropping max.f32 on a GPU (the interpreter keeps NaN either way).
+    return tl.maximum(x, 0.0, propagate_nan=tl.PropagateNan.ALL)
+
+
+@triton.jit
 def _channel_affine(mean_ptr, rstd_ptr, weight_ptr, bias_ptr, C, G):
     """This program's (batch, channel) and the GroupNorm affine of its channel folded into one
     scale and shift: y = x * scale + shift."""
@@ -244,7 +256,7 @@ def _group_norm_relu_kernel(
     valid = s < S
     offsets = _element_offset(b, c, s, C, S, CHANNELS_LAST)
     x = tl.load(x_ptr + offsets, mask=valid, other=0.0).to(acc_dtype)
-    y = tl.maximum(x * scale + shift, 0.0)
+    y = _relu(x * scale + shift)
     tl.store(out_ptr + offsets, y.to(out_ptr.dtype.element_ty), mask=valid)
 
 
@@ -277,7 +289,7 @@ def _group_norm_relu_pool_kernel(
                 offsets = _element_offset(b, c, s_in, C, T * H * W, CHANNELS_LAST)
                 x = tl.load(x_ptr + offsets, mask=inside, other=0.0).to(acc_dtype)
                 # Padding contributes zeros to the sum (count_include_pad=True), not relu(shift).
-                total += tl.where(inside, tl.maximum(x * scale + shift, 0.0), 0.0)
+                total += tl.where(inside, _relu(x * scale + shift), 0.0)
     out_offsets = _element_offset(b, c, s_out, C, T_out * H * W, CHANNELS_LAST)
     tl.store(out_ptr + out_offsets, (total / 27.0).to(out_ptr.dtype.element_ty), mask=valid)
 
@@ -410,7 +422,8 @@ def group_norm_relu_pool(x, weight, bias, num_groups, *, eps=1e-5, pool=False, b
 @triton.jit
 def _source_index(dst, scale, size_in):
     """PyTorch's align_corners=False source coordinate: (i0, i1, weight of i1)."""
-    src = tl.maximum((dst.to(scale.dtype) + 0.5) * scale - 0.5, 0.0)
+    src = tl.maximum((dst.to(scale.dtype) + 0.5) * scale - 0.5, 0.0,
+                     propagate_nan=tl.PropagateNan.ALL)
     i0 = src.to(tl.int32)  # src >= 0, so truncation is floor
     i1 = tl.where(i0 < size_in - 1, i0 + 1, i0)
     return i0, i1, src - i0.to(scale.dtype)
