@@ -31,8 +31,9 @@ import triton
 import triton.language as tl
 
 from ._backend import resolve_backend
-from ._checks import FLOAT_DTYPES, check_same_device, check_same_size, check_tensor
-from ._launch import accumulation_dtype, block_size_for, ensure_contiguous
+from ._checks import (FLOAT_DTYPES, check_int32_indexable, check_same_device, check_same_size,
+                      check_tensor)
+from ._launch import accumulation_dtype, block_size_for, ensure_contiguous, row_start
 
 
 def gaussian_probability_reference(embeddings, means, precisions):
@@ -66,7 +67,7 @@ def _gaussian_probability_fwd_kernel(
                    other=0.0).to(acc_dtype)
     difference = emb[None, :, :] - means[:, None, :]  # [BLOCK_K, BLOCK_N, E_PAD]
     distance = tl.sum(difference * difference * prec[:, None, :], axis=2)  # [BLOCK_K, BLOCK_N]
-    tl.store(prob_ptr + k_offs[:, None] * N + n_offs[None, :], tl.exp(-0.5 * distance),
+    tl.store(prob_ptr + row_start(k_offs, N)[:, None] + n_offs[None, :], tl.exp(-0.5 * distance),
              mask=k_mask[:, None] & n_mask[None, :])
 
 
@@ -111,8 +112,8 @@ def _gaussian_probability_bwd_kernel(
         emb = tl.load(emb_ptr + n_offs[:, None] * E + d_offs[None, :],
                       mask=n_mask[:, None] & d_mask[None, :], other=0.0).to(acc_dtype)
         kn_mask = k_mask[:, None] & n_mask[None, :]
-        grad = tl.load(grad_prob_ptr + k_offs[:, None] * N + n_offs[None, :], mask=kn_mask,
-                       other=0.0).to(acc_dtype)
+        grad = tl.load(grad_prob_ptr + row_start(k_offs, N)[:, None] + n_offs[None, :],
+                       mask=kn_mask, other=0.0).to(acc_dtype)
         if HAS_ROW_SCALE:
             grad = grad * row_scale[:, None]
         difference = emb[None, :, :] - means[:, None, :]  # [BLOCK_K, BLOCK_N, E_PAD]
@@ -122,7 +123,7 @@ def _gaussian_probability_bwd_kernel(
         weighted = weight[:, :, None] * difference  # w * delta
         scaled = weighted * prec[:, None, :]  # w * b * delta
         grad_emb = -tl.sum(scaled, axis=0)  # [BLOCK_N, E_PAD]
-        tl.store(grad_emb_ptr + pid_k * N * E + n_offs[:, None] * E + d_offs[None, :],
+        tl.store(grad_emb_ptr + row_start(pid_k, N * E) + n_offs[:, None] * E + d_offs[None, :],
                  grad_emb, mask=n_mask[:, None] & d_mask[None, :])
         acc_means += tl.sum(scaled, axis=1)
         acc_prec += -0.5 * tl.sum(weighted * difference, axis=1)
@@ -236,4 +237,5 @@ def gaussian_probability(embeddings, means, precisions, *, backend="auto"):
     check_same_device(embeddings=embeddings, means=means, precisions=precisions)
     if resolve_backend(backend, embeddings, means, precisions) == "reference":
         return gaussian_probability_reference(embeddings, means, precisions)
+    check_int32_indexable("embeddings", embeddings.numel())
     return _GaussianProbabilityFunction.apply(embeddings, means, precisions)

@@ -27,8 +27,8 @@ import triton
 import triton.language as tl
 
 from ._backend import resolve_backend
-from ._checks import (FLOAT_DTYPES, INDEX_DTYPES, check_index_range, check_positive,
-                      check_same_device, check_same_size, check_tensor)
+from ._checks import (FLOAT_DTYPES, INDEX_DTYPES, check_index_range, check_int32_indexable,
+                      check_positive, check_same_device, check_same_size, check_tensor)
 from ._launch import accumulation_dtype, ensure_contiguous
 
 PRECISION_SCALE = 10.0  # precision = 10 * exp(raw log-precision), no clamp (official)
@@ -298,6 +298,7 @@ def instance_gaussians(embeddings, log_precisions, instance_ids, num_instances=N
     if resolve_backend(backend, embeddings, log_precisions) == "reference":
         return instance_gaussians_reference(embeddings, log_precisions, instance_ids,
                                             num_instances, free_dim_precision)
+    check_int32_indexable("embeddings", embeddings.numel())
     means, precisions, counts = _InstanceGaussiansFunction.apply(
         embeddings, log_precisions, instance_ids.to(torch.int32), num_instances,
         float(free_dim_precision))

@@ -104,7 +104,9 @@ def upsample_add_reference(low, high):
 
 @triton.jit
 def _element_offset(b, c, s, C, S, CHANNELS_LAST: tl.constexpr):
-    """Memory offset of element (b, c, flat spatial s) of a [B, C, S] tensor in either layout."""
+    """Memory offset of element (b, c, flat spatial s) of a [B, C, S] tensor in either layout,
+    in int64: B * C * S passes 2^31 (e.g. 10 DAVIS-size 256-channel clips in one batch)."""
+    b = b.to(tl.int64)
     if CHANNELS_LAST:
         return (b * S + s) * C + c
     else:
