@@ -10,7 +10,7 @@ TRITON_SPEC ?= triton==3.6.0
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo bench bench-report clean gpu-wheels
+.PHONY: setup test demo bench bench-report bench-static bench-host clean gpu-wheels
 
 setup: $(STAMP)
 
@@ -35,6 +35,15 @@ bench: $(STAMP)
 
 bench-report: $(STAMP)
 	$(PY) benchmarks/report.py
+
+# Static sm_90 report of every kernel launch at the benchmark presets (no GPU needed; a few
+# minutes): benchmarks/results/sm90-static/<date>.json and its README table.
+bench-static: $(STAMP)
+	env -u TRITON_INTERPRET $(PY) benchmarks/compiled.py --readme README.md
+
+# Host path at OVIS input (decode, preprocessing, masks, RLE, writing), ms per frame on CPU.
+bench-host: $(STAMP)
+	$(PY) benchmarks/host_path.py --readme README.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo_output .pytest_cache

@@ -75,11 +75,17 @@ def render(path):
     order = ("time",) + BASELINES + ("batched_reference",) + FAST_VARIANTS
     backends = sorted({backend for group in groups.values() for backend in group},
                       key=lambda b: (order.index(b) if b in order else len(order), b))
+    status = data.get("run_status") or {}
+    ending = ""
+    if status.get("finished") is False:
+        ending = f" — **incomplete run** (stopped after {status.get('last_test', '?')})"
+    elif status.get("exit_status"):
+        ending = f" — **pytest exit {status['exit_status']}** (failed tests left out)"
     lines = [
         f"**{machine.get('device', '?')}** — torch {machine.get('torch_version', '?')}, "
         f"triton {machine.get('triton_version', '?')}, Python {machine.get('python_version', '?')}, "
         f"commit {str(machine.get('git_commit', '?'))[:10]}, {data.get('datetime', machine.get('date', '?'))} "
-        f"(`{os.path.relpath(path)}`)",
+        f"(`{os.path.relpath(path)}`){ending}",
         "",
         "| benchmark | " + " | ".join(f"{b} (ms)" for b in backends)
         + " | speed-up | GB/s | peak MiB |",
@@ -124,7 +130,18 @@ def main(argv=None):
     if not files:
         print("no benchmark results yet: run `make bench`", file=sys.stderr)
         return 1
-    text = "\n\n".join(render(path) for path in files)
+    tables = []
+    for path in files:
+        try:
+            tables.append(render(path))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            # a part that died while writing must not take the other parts' report with it
+            print(f"skipped {path}: unreadable result ({type(error).__name__}: {error})",
+                  file=sys.stderr)
+    if not tables:
+        print("no readable benchmark result", file=sys.stderr)
+        return 1
+    text = "\n\n".join(tables)
     print(text)
     if args.readme:
         replace_between_markers(args.readme, text)

@@ -6,6 +6,8 @@ Writes ``benchmarks/results/<device-slug>/<yyyy-mm-dd>[-<part>].json`` (pytest-b
 with the device, torch/triton/Python versions, git commit and date in ``machine_info``) unless
 ``--out`` names another folder. ``--quick`` runs fewer rounds (for the time-boxed GPU runbook),
 ``--part`` names a run of some of the files, so a time limit hitting one part keeps the others.
+The file is rewritten after every finished benchmark (``bench_progress.py``): a part that fails
+or is killed keeps what finished (``run_status`` in the file says how it ended).
 """
 import argparse
 import datetime
@@ -15,8 +17,6 @@ import subprocess
 import sys
 
 import torch
-
-from stemseg_fast.fileio import atomic_output
 
 BENCHMARKS_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -46,15 +46,23 @@ def main(argv=None):
     if args.quick:
         environment["STEMSEG_FAST_BENCH_QUICK"] = "1"
     selection = args.pytest_args or [BENCHMARKS_DIR]
-    with atomic_output(target) as partial:
-        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                   f"--benchmark-json={partial}", "--benchmark-columns=median,iqr,rounds",
-                   "--benchmark-sort=name"]
-        result = subprocess.run(command + selection, cwd=BENCHMARKS_DIR, env=environment)
-        if result.returncode != 0 or os.path.getsize(partial) == 0:
-            print(f"benchmarks failed (exit {result.returncode}); no result written",
-                  file=sys.stderr)
-            return result.returncode or 1
+    # bench_progress rewrites the result after every finished benchmark: a failing or killed
+    # part keeps what finished, and a part that finished nothing leaves no file.
+    environment["STEMSEG_FAST_BENCH_RESULT"] = target
+    if os.path.exists(target):
+        os.unlink(target)  # an earlier run's file of the same day would pass for this one's
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+               "-p", "bench_progress", "--benchmark-columns=median,iqr,rounds",
+               "--benchmark-sort=name"]
+    result = subprocess.run(command + selection, cwd=BENCHMARKS_DIR, env=environment)
+    if not os.path.exists(target):
+        print(f"benchmarks failed (exit {result.returncode}); no benchmark finished, no result "
+              "written", file=sys.stderr)
+        return result.returncode or 1
+    if result.returncode != 0:
+        print(f"benchmarks failed (exit {result.returncode}); kept the benchmarks that finished "
+              f"in {os.path.relpath(target)}", file=sys.stderr)
+        return result.returncode
     print(f"wrote {os.path.relpath(target)}")
     return 0
 

@@ -4,6 +4,8 @@ and the full network forward per clip (backbone on T frames + decoders + heads).
 GPU: the real presets at their network input (YouTube-VIS 720p -> 640 x 1152, T = 8; OVIS the
 same size with X-101). CPU: the tiny preset at a small clip, reference blocks only.
 """
+import functools
+
 import pytest
 import torch
 from harness import backends, bench_device, run_benchmark
@@ -16,10 +18,16 @@ CASES = ([("ytvis", 8, 640, 1152), ("ovis", 8, 640, 1152), ("davis", 16, 704, 12
          else [("tiny", 4, 64, 96)])
 
 
-def setup_model(preset_name, backend, dtype):
+@functools.lru_cache(maxsize=None)
+def _built_model(preset_name, backend):
+    """Each network once per module: building an R-101/X-101 costs seconds of a GPU budget."""
     model = build_stemseg(PRESETS[preset_name], fused=backend == "triton",
                           backend="triton" if backend == "triton" else "reference")
-    model = model.to(bench_device()).eval()
+    return model.to(bench_device()).eval()
+
+
+def setup_model(preset_name, backend, dtype):
+    model = _built_model(preset_name, backend)
 
     def autocast():
         return torch.autocast(bench_device().type, dtype=dtype, enabled=dtype is not None)

@@ -12,21 +12,29 @@ from presets import PRESETS
 
 from stemseg_fast.model import TSEDecoder
 
-PRESET_NAMES = presets(("ytvis720_T8", "ovis_T8_stride4", "davis_T16"), ("cpu_small",))
+GPU_PRESET_NAMES = ("ytvis720_T8", "ovis_T8_stride4", "davis_T16")  # also the static report's (benchmarks/compiled.py)
+PRESET_NAMES = presets(GPU_PRESET_NAMES, ("cpu_small",))
 WIDTHS = {"embedding": (256, 256, 128, 128), "semantic_ytvis": (256, 256, 256, 256)}
 DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 
 
+def build_decoder(backend, widths_name, *, requires_grad):
+    decoder = TSEDecoder(256, WIDTHS[widths_name], fused=backend == "triton",
+                         backend="triton" if backend == "triton" else "reference")
+    return decoder.to(bench_device()).requires_grad_(requires_grad)
+
+
+def decoder_features(preset, *, requires_grad):
+    """The four FPN volumes (P2..P5) of one clip at the preset's stride-4 map."""
+    return [torch.randn(1, 256, preset.num_frames, preset.height * 4 // stride,
+                        preset.width * 4 // stride, device=bench_device(),
+                        requires_grad=requires_grad) for stride in (4, 8, 16, 32)]
+
+
 def setup_decoder(preset_name, backend, widths_name, *, requires_grad):
     preset = PRESETS[preset_name]
-    device = bench_device()
-    decoder = TSEDecoder(256, WIDTHS[widths_name], fused=backend == "triton",
-                         backend="triton" if backend == "triton" else "reference").to(device)
-    decoder.requires_grad_(requires_grad)
-    features = [torch.randn(1, 256, preset.num_frames, preset.height * 4 // stride,
-                            preset.width * 4 // stride, device=device,
-                            requires_grad=requires_grad) for stride in (4, 8, 16, 32)]
-    return preset, decoder, features
+    decoder = build_decoder(backend, widths_name, requires_grad=requires_grad)
+    return preset, decoder, decoder_features(preset, requires_grad=requires_grad)
 
 
 def _bytes_moved(preset, widths):

@@ -1,0 +1,143 @@
+"""The static sm_90 report (benchmarks/compiled.py) on the small preset, so it cannot rot: every
+op's launches are recorded from the real entry points, specialised by Triton's own binder,
+compiled by Triton's bundled ptxas and read back; checked against counts that follow from the
+launch itself (grid, bytes an elementwise kernel must move, occupancy arithmetic)."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BENCHMARKS = os.path.join(REPO, "benchmarks")
+sys.path.insert(0, BENCHMARKS)
+
+import compiled  # noqa: E402  (benchmarks/compiled.py)
+from static_table import render_markdown  # noqa: E402
+
+NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU measures these kernels")
+
+
+def _compiler_environment(tmp_path):
+    environment = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+    environment["TRITON_CACHE_DIR"] = str(tmp_path / "triton_cache")
+    return environment
+
+
+@pytest.fixture(scope="module")
+def small_report(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("static")
+    path = folder / "report.json"
+    result = subprocess.run(
+        [sys.executable, os.path.join(BENCHMARKS, "compiled.py"), "--presets", "cpu_small",
+         "--out", str(path), "--jobs", "2"],
+        cwd=REPO, env=_compiler_environment(folder), capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr[-4000:]
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle), str(path)
+
+
+def _launches(report, kernel):
+    rows = [row for row in report["launches"] if row["kernel"] == kernel]
+    assert rows, f"no launch of {kernel}"
+    return rows
+
+
+@NO_GPU
+@pytest.mark.slow
+def test_every_op_and_pass_is_reported(small_report):
+    report, _ = small_report
+    assert report["errors"] == 0
+    assert report["label"] == "static estimate, not a measurement"
+    assert report["versions"]["triton"] and report["git_commit"]
+    passes = {(total["op"], total["pass"]) for total in report["totals"]}
+    for op in compiled.SCENARIOS:
+        assert any(name == op for name, _ in passes), op
+    assert ("embedding_loss", "backward") in passes and ("tse_decoder", "forward") in passes
+    variants = {row["variant"] for row in report["launches"] if row["op"] == "tse_decoder"}
+    assert variants == {"embedding-fp32", "embedding-bf16", "semantic_ytvis-fp32",
+                        "semantic_ytvis-bf16"}
+
+
+@NO_GPU
+@pytest.mark.slow
+def test_counts_follow_from_the_launch(small_report):
+    report, _ = small_report
+    for row in report["launches"]:
+        assert row["ctas"] == math.prod(row["grid"])
+        assert row["waves"] == pytest.approx(row["ctas"] / (row["ctas_per_sm"] * 132))
+        assert 0 < row["registers"] <= 255 and row["sass_static"] > 0
+        for gpu in ("h100", "h200"):
+            assert row["predicted_us"][gpu] == max(row["memory_time_us"][gpu],
+                                                   row["issue_time_us"])
+    # elementwise GN + ReLU: reads x once and writes out once (plus 4 tiny per-group/channel
+    # tensors), the bytes the TTIR's loads and stores must add up to
+    for row in _launches(report, "_group_norm_relu_kernel"):
+        x = row["arguments"]["args"][0]
+        tensor_bytes = math.prod(x["shape"]) * x["element_bytes"]
+        assert row["bytes_per_tensor"]["x_ptr"] == {"load": tensor_bytes}
+        assert row["bytes_per_tensor"]["out_ptr"] == {"store": tensor_bytes}
+        assert 2 * tensor_bytes <= row["bytes_moved"] < 2 * tensor_bytes + 8192
+    # a run-time loop of more than one trip weighs its body: dynamic count above static
+    looped = [row for row in _launches(report, "_group_norm_partial_stats_kernel")
+              if row["loops_modelled"] and row["loop_trips"] and row["loop_trips"][0] > 1]
+    assert looped and all(row["sass_per_thread"] > row["sass_static"] for row in looped)
+    # the greedy clustering's seed selection is one CTA per seed, launched max_clusters times
+    seeds = _launches(report, "_greedy_cluster_select_seed_kernel")
+    assert all(row["ctas"] == 1 for row in seeds) and sum(row["count"] for row in seeds) == 20
+
+
+@NO_GPU
+@pytest.mark.slow
+def test_markdown_labels_every_time_an_estimate(small_report):
+    report, path = small_report
+    text = render_markdown(report, path)
+    assert "static estimate, not a measurement" in text
+    assert "_upsample_add_kernel" in text and "(µs, est.)" in text
+
+
+@NO_GPU
+def test_specialisation_is_tritons_own(tmp_path, monkeypatch):
+    """A pointer 4 bytes into its allocation loses 16-divisibility, one 64 bytes in keeps it,
+    and an integer equal to 1 becomes a constant: what ``kernel[grid](...)`` would decide."""
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))
+
+    def tensor(offset):
+        return {"tensor": "float32", "shape": [4], "offset_bytes": offset, "element_bytes": 4}
+
+    probe = ("from compiled import specialise_and_compile, _attribute_summary; import json, sys;"
+             "a = json.loads(sys.argv[1]);"
+             "c, b, k, s, at = specialise_and_compile(*a);"
+             "print(json.dumps(_attribute_summary(s, at)))")
+    launch = ["stemseg_fast.kernels.tse_blocks", "_upsample_add_kernel",
+              [tensor(0), tensor(4), tensor(64), tensor(0), 1, 2, 5, 9, 2, 10, 18],
+              {"CHANNELS_LAST": False, "BLOCK": 1024}]
+    result = subprocess.run([sys.executable, "-c", probe, json.dumps(launch)], cwd=BENCHMARKS,
+                            env=_compiler_environment(tmp_path), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary["low_ptr"] == "div16" and summary["out_ptr"] == "div16"
+    assert "high_ptr" not in summary
+    assert summary["C"] == "const"  # == 1
+    assert "t_in" not in summary  # 2: neither 1 nor divisible by 16
+
+
+def test_occupancy_arithmetic():
+    # 242 registers x 4 warps: 2 warps per 16 K-register scheduler partition -> 2 CTAs
+    assert compiled.ctas_per_sm(242, 4, 0) == (2, "registers")
+    assert compiled.ctas_per_sm(32, 4, 0) == (16, "warps")
+    assert compiled.ctas_per_sm(32, 4, 100 * 1024)[0] == 2
+
+
+def test_unknown_preset_is_one_clear_error(tmp_path):
+    result = subprocess.run(
+        [sys.executable, os.path.join(BENCHMARKS, "compiled.py"), "--presets", "nope",
+         "--out", str(tmp_path / "r.json")],
+        cwd=REPO, env=_compiler_environment(tmp_path), capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "--presets: unknown preset 'nope'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "r.json").exists()
