@@ -19,7 +19,23 @@ CASES = [
     pytest.param(129, 4, 10, id="K10-N129"),
     pytest.param(301, 5, 17, id="K17-two-K-blocks-N301"),
     pytest.param(200, 2, 40, id="K40-three-K-blocks"),
+    pytest.param(128, 4, 16, id="K16-N128-one-full-block"),
+    pytest.param(385, 4, 3, id="K3-N385-four-blocks"),
 ]
+
+
+@pytest.mark.parametrize("num_voxels", [255, 256, 257, 1025])
+def test_backward_programs_loop_over_several_tiles(num_voxels, monkeypatch, device, rng):
+    """Two backward programs, so each walks several 128-voxel tiles of its chunk."""
+    monkeypatch.setattr(gaussian_probability_module, "_MAX_PROGRAMS", 2)
+    inputs64 = make_inputs(num_voxels, 4, 3, rng)
+    inputs = [leaf(x, torch.float64, device) for x in inputs64]
+    reference_inputs = [leaf(x, torch.float64, "cpu") for x in inputs64]
+    expected = gaussian_probability(*reference_inputs, backend="reference")
+    result = gaussian_probability(*inputs, backend="triton")
+    assert_close(result, expected, name="prob")
+    compare_gradients([result], [expected], inputs, reference_inputs, rng,
+                      names=["embeddings", "means", "precisions"])
 
 
 def make_inputs(num_voxels, num_dims, num_instances, rng):

@@ -56,6 +56,37 @@ def test_group_norm_relu_pool_matches_float64_reference(batch, channels, groups,
                                   atol=1e-5)
 
 
+# Real tiling: the flat 1024-element blocks of the statistics and apply kernels at block - 1,
+# block, block + 1 and several blocks, and map widths across the 32/64/128-lane row tiles and
+# row groups, in both layouts. (B, C, G, T, H, W, pool)
+TILING_CASES = [
+    pytest.param(1, 2, 1, 1, 31, 33, False, id="S1023"),
+    pytest.param(1, 2, 2, 1, 32, 32, False, id="S1024"),
+    pytest.param(1, 2, 1, 1, 25, 41, False, id="S1025"),
+    pytest.param(1, 2, 1, 3, 25, 41, False, id="S3075-three-blocks"),
+    pytest.param(1, 2, 2, 2, 31, 33, True, id="pooled-S1023"),
+    pytest.param(1, 2, 1, 2, 32, 32, True, id="pooled-S1024"),
+    pytest.param(1, 2, 2, 3, 25, 41, True, id="pooled-S2050-two-blocks"),
+    pytest.param(2, 2, 1, 5, 9, 129, True, id="pooled-W129-T5"),
+    pytest.param(1, 2, 1, 2, 37, 65, True, id="pooled-W65-H37"),
+    pytest.param(1, 2, 2, 1, 3, 127, False, id="W127"),
+]
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["ncdhw", "channels-last"])
+@pytest.mark.parametrize("batch,channels,groups,frames,height,width,pool", TILING_CASES)
+def test_group_norm_relu_pool_at_real_tiling(batch, channels, groups, frames, height, width, pool,
+                                             channels_last, device, rng):
+    x, weight, bias = _norm_inputs(batch, channels, frames, height, width, rng)
+    expected = group_norm_relu_pool(x, weight, bias, groups, pool=pool, backend="reference")
+    x = x.float().to(device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    result = group_norm_relu_pool(x, weight.float().to(device), bias.float().to(device), groups,
+                                  pool=pool, backend="triton")
+    assert_close(result, expected, dtype=torch.float32, name="out")
+
+
 @pytest.mark.parametrize("pool", [False, True])
 def test_group_norm_relu_pool_channels_last(pool, device, rng):
     x, weight, bias = _norm_inputs(2, 4, 3, 4, 5, rng)
@@ -121,6 +152,32 @@ def test_upsample_add_matches_float64_reference(batch, channels, low_size, high_
     assert_close(result, expected, dtype=dtype, name="out")
     compare_gradients([result], [expected], inputs, reference_inputs, rng,
                       names=["low", "high"], dtype=dtype)
+
+
+# (low t h w, high T H W): high maps of block - 1, block, block + 1 and several 1024-element
+# blocks, and widths across the row tiles.
+UPSAMPLE_TILING_CASES = [
+    pytest.param((1, 16, 17), (1, 31, 33), id="S1023"),
+    pytest.param((1, 16, 16), (1, 32, 32), id="S1024"),
+    pytest.param((1, 13, 21), (1, 25, 41), id="S1025"),
+    pytest.param((2, 13, 21), (3, 25, 41), id="S3075-three-blocks"),
+    pytest.param((2, 3, 65), (4, 5, 129), id="W129"),
+    pytest.param((1, 9, 33), (2, 37, 65), id="W65-H37"),
+]
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["ncdhw", "channels-last"])
+@pytest.mark.parametrize("low_size,high_size", UPSAMPLE_TILING_CASES)
+def test_upsample_add_at_real_tiling(low_size, high_size, channels_last, device, rng):
+    low = torch.randn(2, 2, *low_size, generator=rng, dtype=torch.float64)
+    high = torch.randn(2, 2, *high_size, generator=rng, dtype=torch.float64)
+    expected = upsample_add(low, high, backend="reference")
+    low, high = low.float().to(device), high.float().to(device)
+    if channels_last:
+        low = low.contiguous(memory_format=torch.channels_last_3d)
+        high = high.contiguous(memory_format=torch.channels_last_3d)
+    result = upsample_add(low, high, backend="triton")
+    assert_close(result, expected, dtype=torch.float32, name="out")
 
 
 def test_upsample_add_channels_last(device, rng):
