@@ -33,28 +33,28 @@ def test_row_start_passes_two_to_the_31(device):
 
 
 @triton.jit
-def _element_offset_kernel(out_ptr, b_ptr, c_ptr, s_ptr, C, S, CHANNELS_LAST: tl.constexpr):
+def _channel_offset_kernel(out_ptr, b_ptr, c_ptr, stride_b, stride_c):
     i = tl.arange(0, 4)
-    offset = tse_blocks._element_offset(tl.load(b_ptr + i), tl.load(c_ptr + i),
-                                        tl.load(s_ptr + i), C, S, CHANNELS_LAST)
+    offset = tse_blocks._channel_offset(tl.load(b_ptr + i), tl.load(c_ptr + i), stride_b,
+                                        stride_c)
     tl.store(out_ptr + i, offset)
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_tse_element_offset_passes_two_to_the_31(channels_last, device):
-    # 10 DAVIS-size clips (T = 16, 176 x 312) of 256 channels: 2.25e9 elements.
-    channels, spatial = 256, 16 * 176 * 312
-    b = torch.tensor([0, 3, 9, 9], dtype=torch.int32)
+def test_tse_channel_offset_passes_two_to_the_31(channels_last, device):
+    # 11 DAVIS-size clips (T = 16, 176 x 312) of 256 channels: the last clip starts at 2.25e9.
+    shape = (11, 256, 16, 176, 312)
+    stride_b, stride_c = tse_blocks._layout_strides(shape, channels_last)[:2]
+    b = torch.tensor([0, 3, 10, 10], dtype=torch.int32)
     c = torch.tensor([5, 255, 0, 255], dtype=torch.int32)
-    s = torch.tensor([7, 0, spatial - 1, spatial - 1], dtype=torch.int32)
     out = torch.empty(4, dtype=torch.int64, device=device)
-    _element_offset_kernel[(1,)](out, b.to(device), c.to(device), s.to(device), channels, spatial,
-                                 CHANNELS_LAST=channels_last)
-    expected = [((bi * spatial + si) * channels + ci) if channels_last
-                else ((bi * channels + ci) * spatial + si)
-                for bi, ci, si in zip(b.tolist(), c.tolist(), s.tolist())]
+    _channel_offset_kernel[(1,)](out, b.to(device), c.to(device), stride_b, stride_c)
+    expected = [bi * stride_b + ci * stride_c for bi, ci in zip(b.tolist(), c.tolist())]
     assert out.tolist() == expected
-    assert max(expected) == 10 * channels * spatial - 1 >= 2**31
+    assert max(expected) >= 2**31
+    memory_format = torch.channels_last_3d if channels_last else torch.contiguous_format
+    probe = torch.empty(1, 256, 16, 176, 312, device="meta", memory_format=memory_format)
+    assert tse_blocks._layout_strides(probe.shape, channels_last)[1:] == probe.stride()[1:]
 
 
 def test_int32_extent_check_names_the_argument():
@@ -75,3 +75,10 @@ def test_ops_refuse_extents_past_int32_before_launching():
     logits = torch.empty(2, 2**31, device=meta)
     with pytest.raises(ValueError, match="each row of logits has 2147483648 voxels"):
         lovasz_hinge_module.lovasz_hinge(logits, logits.bool(), backend="triton")
+    x = torch.empty(2, 256, 32, 512, 512, device=meta)  # 2^31 elements per batch element
+    channel = torch.empty(256, device=meta)
+    with pytest.raises(ValueError, match="each batch element of x has 2147483648 elements"):
+        tse_blocks.group_norm_relu_pool(x, channel, channel, 32, backend="triton")
+    with pytest.raises(ValueError, match="B \\* C and T at most 65535"):
+        tse_blocks.upsample_add(torch.empty(1, 70000, 1, 1, 1, device=meta),
+                                torch.empty(1, 70000, 2, 2, 2, device=meta), backend="triton")

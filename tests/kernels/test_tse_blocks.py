@@ -123,8 +123,8 @@ def test_float32_statistics_survive_a_large_offset(device, rng):
 
 def test_split_count_fills_the_device():
     cpu = torch.device("cpu")
-    # Batch 1, 32 groups of 128 channels x 8 x 160 x 288: 32 * 17 programs >= 4 per SM.
-    assert tse_blocks._split_count(32, 128 * 8 * 160 * 288, 1024, cpu) == 17
+    # Batch 1, 32 groups of 128 channels x 8 x 160 x 288: 32 * 33 programs >= 8 per SM.
+    assert tse_blocks._split_count(32, 128 * 8 * 160 * 288, 1024, cpu) == 33
     assert tse_blocks._split_count(32, 100, 1024, cpu) == 1  # never below one tile per chunk
 
 
@@ -172,12 +172,14 @@ def test_upsample_add_at_real_tiling(low_size, high_size, channels_last, device,
     low = torch.randn(2, 2, *low_size, generator=rng, dtype=torch.float64)
     high = torch.randn(2, 2, *high_size, generator=rng, dtype=torch.float64)
     expected = upsample_add(low, high, backend="reference")
-    low, high = low.float().to(device), high.float().to(device)
+    # float64: the test is about indexing; in float32 the in / out scales round (33 / 65), which
+    # moves source coordinates by more than the fp32 tolerance in PyTorch's own kernel too
+    low, high = low.to(device), high.to(device)
     if channels_last:
         low = low.contiguous(memory_format=torch.channels_last_3d)
         high = high.contiguous(memory_format=torch.channels_last_3d)
     result = upsample_add(low, high, backend="triton")
-    assert_close(result, expected, dtype=torch.float32, name="out")
+    assert_close(result, expected, name="out")
 
 
 def test_upsample_add_channels_last(device, rng):
