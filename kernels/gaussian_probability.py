@@ -6,7 +6,8 @@ For K instances with mean mu_k and (diagonal) precision b_k, and N voxel embeddi
     prob_ki = exp(-1/2 sum_d b_kd (e_id - mu_kd)^2)                       [K, N] in (0, 1]
 
 (the squared Mahalanobis distance: the official training loss; inference uses its square root,
-reference 4.2). The reference materialises the [K, N, E] difference as the official code does
+reference 4.2). The forward kernel evaluates exp2(sum_d q_kd (e_id - mu_kd)^2) with
+q = -1/2 log2(e) b folded once per row, one row of K at a time over voxels along the lanes. The reference materialises the [K, N, E] difference as the official code does
 per instance; the Triton kernels never hold more than a [BLOCK_K, BLOCK_N, E] tile.
 
 Backward, with w_ki = g_ki * prob_ki for the upstream gradient g and delta = e_i - mu_k:
@@ -44,6 +45,28 @@ def gaussian_probability_reference(embeddings, means, precisions):
     return torch.exp(-0.5 * distance)
 
 
+# exp(-1/2 d) = exp2(-1/2 log2(e) d): the constant is folded into the precisions once per row,
+# so each output costs E subtractions, E multiply-adds and one ex2.
+_NEG_HALF_LOG2_E = tl.constexpr(-0.5 * 1.4426950408889634)
+
+
+@triton.jit
+def _column(emb_ptr, n_offs, n_mask, d, E: tl.constexpr, acc_dtype: tl.constexpr):
+    """Embedding column d of BLOCK_N voxels ([BLOCK_N]; zeros past E, which never count)."""
+    if d < E:
+        return tl.load(emb_ptr + n_offs * E + d, mask=n_mask, other=0.0).to(acc_dtype)
+    return tl.zeros(n_offs.shape, dtype=acc_dtype)
+
+
+@triton.jit
+def _folded_term(column, means_ptr, prec_ptr, k, d, E: tl.constexpr, acc_dtype: tl.constexpr):
+    """-1/2 log2(e) b_kd (e_d - mu_kd)^2 for one column (scalars b, mu of row k)."""
+    mean = tl.load(means_ptr + k * E + d).to(acc_dtype)
+    weight = tl.load(prec_ptr + k * E + d).to(acc_dtype) * _NEG_HALF_LOG2_E
+    difference = column - mean
+    return weight * difference * difference
+
+
 @triton.jit
 def _gaussian_probability_fwd_kernel(
     emb_ptr,  # [N, E] embeddings
@@ -51,24 +74,42 @@ def _gaussian_probability_fwd_kernel(
     prec_ptr,  # [K, E]
     prob_ptr,  # [K, N] output
     N, K,
-    E: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, E_PAD: tl.constexpr,
+    E: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
+    # BLOCK_N voxels along the lanes with their E <= 8 embedding columns in registers (loaded
+    # once); then BLOCK_K instance rows one after the other (unrolled; rows past K skipped by a
+    # uniform branch), each with its means and folded precisions as scalars: no [K, N, E]
+    # broadcast, no padded k or d, no cross-thread reduction.
     n_offs = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
-    k_offs = tl.program_id(1) * BLOCK_K + tl.arange(0, BLOCK_K)
-    d_offs = tl.arange(0, E_PAD)
-    n_mask, k_mask, d_mask = n_offs < N, k_offs < K, d_offs < E
-    acc_dtype = prob_ptr.dtype.element_ty
-    emb = tl.load(emb_ptr + n_offs[:, None] * E + d_offs[None, :],
-                  mask=n_mask[:, None] & d_mask[None, :], other=0.0).to(acc_dtype)
-    kd_mask = k_mask[:, None] & d_mask[None, :]
-    means = tl.load(means_ptr + k_offs[:, None] * E + d_offs[None, :], mask=kd_mask,
-                    other=0.0).to(acc_dtype)
-    prec = tl.load(prec_ptr + k_offs[:, None] * E + d_offs[None, :], mask=kd_mask,
-                   other=0.0).to(acc_dtype)
-    difference = emb[None, :, :] - means[:, None, :]  # [BLOCK_K, BLOCK_N, E_PAD]
-    distance = tl.sum(difference * difference * prec[:, None, :], axis=2)  # [BLOCK_K, BLOCK_N]
-    tl.store(prob_ptr + row_start(k_offs, N)[:, None] + n_offs[None, :], tl.exp(-0.5 * distance),
-             mask=k_mask[:, None] & n_mask[None, :])
+    n_mask = n_offs < N
+    acc_dtype: tl.constexpr = prob_ptr.dtype.element_ty
+    c0 = _column(emb_ptr, n_offs, n_mask, 0, E, acc_dtype)
+    c1 = _column(emb_ptr, n_offs, n_mask, 1, E, acc_dtype)
+    c2 = _column(emb_ptr, n_offs, n_mask, 2, E, acc_dtype)
+    c3 = _column(emb_ptr, n_offs, n_mask, 3, E, acc_dtype)
+    c4 = _column(emb_ptr, n_offs, n_mask, 4, E, acc_dtype)
+    c5 = _column(emb_ptr, n_offs, n_mask, 5, E, acc_dtype)
+    c6 = _column(emb_ptr, n_offs, n_mask, 6, E, acc_dtype)
+    c7 = _column(emb_ptr, n_offs, n_mask, 7, E, acc_dtype)
+    for kk in tl.static_range(BLOCK_K):
+        k = tl.program_id(1) * BLOCK_K + kk
+        if k < K:
+            exponent = _folded_term(c0, means_ptr, prec_ptr, k, 0, E, acc_dtype)
+            if E > 1:
+                exponent += _folded_term(c1, means_ptr, prec_ptr, k, 1, E, acc_dtype)
+            if E > 2:
+                exponent += _folded_term(c2, means_ptr, prec_ptr, k, 2, E, acc_dtype)
+            if E > 3:
+                exponent += _folded_term(c3, means_ptr, prec_ptr, k, 3, E, acc_dtype)
+            if E > 4:
+                exponent += _folded_term(c4, means_ptr, prec_ptr, k, 4, E, acc_dtype)
+            if E > 5:
+                exponent += _folded_term(c5, means_ptr, prec_ptr, k, 5, E, acc_dtype)
+            if E > 6:
+                exponent += _folded_term(c6, means_ptr, prec_ptr, k, 6, E, acc_dtype)
+            if E > 7:
+                exponent += _folded_term(c7, means_ptr, prec_ptr, k, 7, E, acc_dtype)
+            tl.store(prob_ptr + row_start(k, N) + n_offs, tl.exp2(exponent), mask=n_mask)
 
 
 # Backward (module docstring): w = g * row_scale_k * prob, with prob recomputed.
@@ -133,6 +174,8 @@ def _gaussian_probability_bwd_kernel(
 
 
 _BLOCK_N = 128
+_FWD_BLOCK_N = 512  # 4 voxels per thread, K rows unrolled per program
+_MAX_FWD_DIMS = 8  # embedding columns the forward holds in registers (c0 .. c7)
 _MAX_BLOCK_K = 16  # [16, 128, E_PAD <= 8] tiles: 16 K elements of registers per thread
 _MAX_PROGRAMS = 512  # several waves over 132 SMs; bounds the [P, K, E] partials
 
@@ -150,10 +193,10 @@ def gaussian_probability_fwd(embeddings, means, precisions):
     if prob.numel() == 0:
         return prob
     block_k = _block_k(num_instances)
-    grid = (triton.cdiv(num_voxels, _BLOCK_N), triton.cdiv(num_instances, block_k))
+    grid = (triton.cdiv(num_voxels, _FWD_BLOCK_N), triton.cdiv(num_instances, block_k))
     _gaussian_probability_fwd_kernel[grid](
         embeddings, means, precisions, prob, num_voxels, num_instances,
-        E=num_dims, BLOCK_N=_BLOCK_N, BLOCK_K=block_k, E_PAD=triton.next_power_of_2(num_dims),
+        E=num_dims, BLOCK_N=_FWD_BLOCK_N, BLOCK_K=block_k,
     )
     return prob
 
@@ -238,4 +281,7 @@ def gaussian_probability(embeddings, means, precisions, *, backend="auto"):
     if resolve_backend(backend, embeddings, means, precisions) == "reference":
         return gaussian_probability_reference(embeddings, means, precisions)
     check_int32_indexable("embeddings", embeddings.numel())
+    if embeddings.shape[1] > _MAX_FWD_DIMS:
+        raise ValueError(f"embeddings must have at most {_MAX_FWD_DIMS} dims E for the Triton "
+                         f"backend (its columns live in registers), got {embeddings.shape[1]}")
     return _GaussianProbabilityFunction.apply(embeddings, means, precisions)

@@ -21,6 +21,8 @@ CASES = [
     pytest.param(200, 2, 40, id="K40-three-K-blocks"),
     pytest.param(128, 4, 16, id="K16-N128-one-full-block"),
     pytest.param(385, 4, 3, id="K3-N385-four-blocks"),
+    pytest.param(513, 8, 3, id="E8-N513-two-forward-blocks"),
+    pytest.param(60, 1, 2, id="E1"),
 ]
 
 
@@ -154,3 +156,9 @@ def test_bad_arguments_are_named(kwargs, error, match):
     arguments.update(kwargs)
     with pytest.raises(error, match=match):
         gaussian_probability(**arguments)
+
+
+def test_triton_forward_takes_at_most_eight_dims():
+    embeddings, means, precisions = (torch.zeros(3, 9), torch.zeros(2, 9), torch.ones(2, 9))
+    with pytest.raises(ValueError, match="at most 8 dims E for the Triton backend .*, got 9"):
+        gaussian_probability(embeddings, means, precisions, backend="triton")
