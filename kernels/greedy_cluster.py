@@ -53,8 +53,9 @@ A last pass evaluates the K <= max_instances Gaussians again for the secondary c
 (K*E centres and bandwidths are a few hundred bytes) instead of carrying a running best through
 every seed pass (that would add 2 * 8 bytes per available voxel per seed), and writes the N int64
 labels. No [N, K] buffer, no compaction. The loop is a fixed sequence of 2 + 2 * max_instances
-launches: each "select seed" launch reduces the per-block arg-max partials in one program and
-writes a stop flag in device memory that every later launch reads (kernels then exit without
+launches: each "select seed" launch reduces the per-block arg-max partials in one program (one
+tile of up to 8,192 partials: the 5,760 at OVIS input resolution in one load and one
+reduction) and writes a stop flag in device memory that every later launch reads (kernels then exit without
 touching memory), so the whole loop can be captured in a CUDA graph.
 
 The official code runs 20 iterations each compacting the N x E arrays (read N*E*4 + write), an
@@ -370,7 +371,11 @@ def _greedy_cluster_finalize_kernel(
 
 
 _BLOCK = 1024
-_BLOCK_P = 1024
+# Seed selection reduces all P = N / 1024 partials in one tile up to this many (5,760 at OVIS
+# input resolution: one load, one reduction, instead of a serial walk over chunks); 8 warps
+# keep it at 32 partials per thread.
+_BLOCK_P = 8192
+_SELECT_SEED_WARPS = 8
 # Triton launch option: no fused multiply-adds, so each product and sum rounds like PyTorch's.
 _EXACT_ROUNDING = dict(enable_fp_fusion=False)
 
@@ -400,11 +405,13 @@ def _greedy_cluster_triton(embeddings, precisions, seediness, foreground, *, min
     _greedy_cluster_init_kernel[grid](foreground, seediness, state, part_key, part_index,
                                       num_voxels, BLOCK=_BLOCK)
     primary_limit = distance_limit(prob_threshold)
+    block_p = min(triton.next_power_of_2(num_blocks), _BLOCK_P)
     for _ in range(max_instances):  # fixed launches, no sync: the stop flag lives on the device
         _greedy_cluster_select_seed_kernel[(1,)](
             part_key, part_index, embeddings, precisions, centres, bandwidths, control,
             num_blocks, num_voxels, seediness_order_key(min_seediness),
-            E=num_dims, E_PAD=triton.next_power_of_2(num_dims), BLOCK_P=_BLOCK_P)
+            E=num_dims, E_PAD=triton.next_power_of_2(num_dims), BLOCK_P=block_p,
+            num_warps=_SELECT_SEED_WARPS)
         _greedy_cluster_assign_kernel[grid](
             embeddings, seediness, state, centres, bandwidths, control, part_key, part_index,
             num_voxels, primary_limit,

@@ -112,7 +112,11 @@ def _instance_gaussians_finalize_kernel(
     counts_ptr,  # [K] int64
     P, K, free_dim_precision,
     E: tl.constexpr, EV: tl.constexpr, BLOCK_K: tl.constexpr, E_PAD: tl.constexpr,
+    BLOCK_P: tl.constexpr,
 ):
+    # BLOCK_P partials per step as one [BLOCK_P, BLOCK_K, E_PAD] tile reduced over P: P / BLOCK_P
+    # steps instead of a serial walk over all P; the tile shape fixes the order of the sums, so
+    # the result does not depend on scheduling.
     k_offs = tl.program_id(0) * BLOCK_K + tl.arange(0, BLOCK_K)
     d_offs = tl.arange(0, E_PAD)
     k_mask = k_offs < K
@@ -122,10 +126,15 @@ def _instance_gaussians_finalize_kernel(
     sum_emb = tl.zeros((BLOCK_K, E_PAD), dtype=acc_dtype)
     sum_prec = tl.zeros((BLOCK_K, E_PAD), dtype=acc_dtype)
     count = tl.zeros((BLOCK_K,), dtype=acc_dtype)
-    for p in range(P):  # fixed order: the result does not depend on scheduling
-        sum_emb += tl.load(part_emb_ptr + p * K * E + kd_offs, mask=kd_mask, other=0.0)
-        sum_prec += tl.load(part_prec_ptr + p * K * E + kd_offs, mask=kd_mask, other=0.0)
-        count += tl.load(part_count_ptr + p * K + k_offs, mask=k_mask, other=0.0)
+    for p_start in range(0, P, BLOCK_P):
+        p_offs = p_start + tl.arange(0, BLOCK_P)
+        p_mask = p_offs < P
+        pkd_offs = p_offs[:, None, None] * K * E + kd_offs[None, :, :]
+        pkd_mask = p_mask[:, None, None] & kd_mask[None, :, :]
+        sum_emb += tl.sum(tl.load(part_emb_ptr + pkd_offs, mask=pkd_mask, other=0.0), axis=0)
+        sum_prec += tl.sum(tl.load(part_prec_ptr + pkd_offs, mask=pkd_mask, other=0.0), axis=0)
+        count += tl.sum(tl.load(part_count_ptr + p_offs[:, None] * K + k_offs[None, :],
+                                mask=p_mask[:, None] & k_mask[None, :], other=0.0), axis=0)
     denominator = tl.maximum(count, 1.0, propagate_nan=tl.PropagateNan.ALL)[:, None]
     precisions = tl.where(d_offs[None, :] < EV, sum_prec / denominator, free_dim_precision)
     tl.store(means_ptr + kd_offs, sum_emb / denominator, mask=kd_mask)
@@ -180,6 +189,7 @@ def _instance_gaussians_bwd_kernel(
 _BLOCK_N = 256
 _BLOCK_K = 16
 _MAX_PROGRAMS = 512  # enough to fill 132 SMs several times; bounds the [P, K, E] partials
+_FINALIZE_BLOCK_P = 64  # [64, 16, E_PAD] tiles: the 512 partials in 8 steps
 
 
 def _instance_gaussians_fwd(embeddings, log_precisions, instance_ids, num_instances,
@@ -210,6 +220,7 @@ def _instance_gaussians_fwd(embeddings, log_precisions, instance_ids, num_instan
         part_emb, part_prec, part_count, means, precisions, counts,
         num_programs, num_instances, float(free_dim_precision),
         E=num_dims, EV=num_variance_dims, BLOCK_K=_BLOCK_K, E_PAD=e_pad,
+        BLOCK_P=_FINALIZE_BLOCK_P,
     )
     return means, precisions, counts
 

@@ -168,3 +168,17 @@ def test_bad_arguments_are_named(kwargs, error, match):
     arguments.update(kwargs)
     with pytest.raises(error, match=match):
         instance_gaussians(**arguments)
+
+
+@pytest.mark.parametrize("finalize_block", [1, 2, 4])
+def test_finalize_reduces_the_partials_in_several_tiles(finalize_block, monkeypatch, device,
+                                                         rng):
+    """1300 voxels give 6 partial programs; tiles of 1, 2 or 4 partials take 6, 3, 2 steps."""
+    monkeypatch.setattr(instance_gaussians_module, "_FINALIZE_BLOCK_P", finalize_block)
+    embeddings, log_precisions, ids = make_inputs(1300, 4, 2, 5, 0.3, rng)
+    expected = instance_gaussians(embeddings, log_precisions, ids, 5, backend="reference")
+    result = instance_gaussians(embeddings.to(device), log_precisions.to(device), ids.to(device),
+                                5, backend="triton")
+    assert_close(result.means, expected.means, name="means")
+    assert_close(result.precisions, expected.precisions, name="precisions")
+    assert torch.equal(result.counts.cpu(), expected.counts)
