@@ -164,7 +164,8 @@ def benchmark_presets(op):
 # 1. Recording (child process, interpreter-decorated kernels, launches not executed)
 
 
-def _describe(value):
+def describe_argument(value):
+    """A kernel argument as the launch record keeps it (JSON-ready)."""
     import torch
 
     if isinstance(value, torch.Tensor):
@@ -196,8 +197,8 @@ def _record(plan, path):
         if callable(grid):
             raise TypeError(f"{self.fn.__name__}: callable grids are not recorded")
         record = dict(labels, module=self.fn.__module__, kernel=self.fn.__name__,
-                      args=[_describe(arg) for arg in args],
-                      kwargs={key: _describe(value) for key, value in kwargs.items()},
+                      args=[describe_argument(arg) for arg in args],
+                      kwargs={key: describe_argument(value) for key, value in kwargs.items()},
                       grid=[int(size) for size in grid])
         handle.write(json.dumps(record, sort_keys=True) + "\n")
 
@@ -249,21 +250,23 @@ def _rebuild(value):
     return value
 
 
-def specialise_and_compile(module, name, args, kwargs):
-    """(compiled kernel, bound arguments, JITFunction) of one recorded launch, specialised by
-    the binder ``JITFunction.run`` builds for the CUDA backend on sm_90."""
-    import triton
+HOPPER = ("cuda", 90, 32)
+
+
+def specialise(module, name, args, kwargs):
+    """What ``kernel[grid](*args, **kwargs)`` on an sm_90 GPU would compile, from the binder
+    ``JITFunction.run`` builds for the CUDA backend: (JITFunction, bound arguments, options,
+    signature, constexprs, attrs)."""
     from triton import knobs
     from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource, make_backend
+    from triton.compiler import make_backend
     from triton.runtime.jit import create_function_from_signature
 
     kernel = getattr(importlib.import_module(module), name)
     if not hasattr(kernel, "_pack_args"):
         raise RuntimeError(f"{module}.{name} is not a compiled JITFunction (TRITON_INTERPRET "
                            "must be unset in the compiling process)")
-    target = GPUTarget("cuda", 90, 32)
-    backend = make_backend(target)
+    backend = make_backend(GPUTarget(*HOPPER))
     binder = create_function_from_signature(kernel.signature, kernel.params, backend)
     kwargs = {key: _rebuild(value) for key, value in kwargs.items()}
     kwargs["debug"] = kwargs.get("debug", kernel.debug) or knobs.runtime.debug
@@ -271,8 +274,25 @@ def specialise_and_compile(module, name, args, kwargs):
     bound, specialization, options = binder(*[_rebuild(arg) for arg in args], **kwargs)
     options, signature, constexprs, attrs = kernel._pack_args(backend, kwargs, bound,
                                                               specialization, options)
+    return kernel, bound, options, signature, constexprs, attrs
+
+
+def compile_specialised(kernel, options, signature, constexprs, attrs):
+    """The sm_90 cubin (a CompiledKernel) of one specialisation, built by Triton's compiler
+    and the ptxas its wheel ships."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
     source = ASTSource(kernel, signature, constexprs, attrs)
-    compiled = triton.compile(source, target=target, options=options.__dict__)
+    return triton.compile(source, target=GPUTarget(*HOPPER), options=options.__dict__)
+
+
+def specialise_and_compile(module, name, args, kwargs):
+    """(compiled kernel, bound arguments, JITFunction, signature, attrs) of one recorded
+    launch (see :func:`specialise`)."""
+    kernel, bound, options, signature, constexprs, attrs = specialise(module, name, args, kwargs)
+    compiled = compile_specialised(kernel, options, signature, constexprs, attrs)
     return compiled, bound, kernel, signature, attrs
 
 
@@ -325,7 +345,7 @@ def analyse_launch(launch, *, ipc=DEFAULT_IPC, clock_ghz=DEFAULT_CLOCK_GHZ):
                if isinstance(value, (bool, int, float)) or value is None}
     trips = loop_trip_counts(kernel, scalars)
     listing = read_cubin(compiled.asm["cubin"])
-    counts, loops_modelled = weighted_instruction_counts(listing, trips)
+    counts, loop_model = weighted_instruction_counts(listing, trips)
     per_thread = sum(counts.values())
     accesses, ttir_loops = read_ttir(compiled.asm["ttir"])
     memory_modelled = ttir_loops == len(trips) and all(t is not None for t in trips)
@@ -387,7 +407,7 @@ def analyse_launch(launch, *, ipc=DEFAULT_IPC, clock_ghz=DEFAULT_CLOCK_GHZ):
         "sass_static": len(listing.instructions),
         "sass_per_thread": per_thread,
         "loop_trips": trips, "loops_in_sass": len(listing.loops),
-        "loops_modelled": loops_modelled,
+        "loops_modelled": loop_model is not None, "loop_model": loop_model,
         "sass_per_output_element": (per_thread * threads / elements_written
                                     if elements_written else None),
         "elements_written": elements_written,
@@ -413,14 +433,6 @@ def _analyse_job(job):
 
 # ------------------------------------------------------------------------------------------
 # 4. The report
-
-
-def _git_commit():
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def _plan(preset_names, ops):
@@ -450,6 +462,7 @@ def build_report(preset_names=None, output_path=None, *, ops=None, ipc=DEFAULT_I
     import torch
     import triton
 
+    from provenance import git_commit
     from sass import ptxas_version
     from stemseg_fast.fileio import atomic_output
 
@@ -486,7 +499,7 @@ def build_report(preset_names=None, output_path=None, *, ops=None, ipc=DEFAULT_I
     report = {
         "label": LABEL,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "versions": {"torch": torch.__version__, "triton": triton.__version__,
                      "python": platform.python_version(), "ptxas": ptxas_version()},
         "target": "sm_90 (H100 / H200 SXM)",
@@ -561,9 +574,10 @@ def main(argv=None):
     print(f"{len(report['launches'])} distinct launches, {report['errors']} failed; "
           f"wrote {os.path.relpath(output_path)}")
     if args.readme:
-        from static_table import render_markdown, replace_between_markers
+        from provenance import replace_between_markers
+        from static_table import END, START, render_markdown
 
-        replace_between_markers(args.readme, render_markdown(report, output_path))
+        replace_between_markers(args.readme, render_markdown(report, output_path), START, END)
     return 1 if report["errors"] else 0
 
 

@@ -1,18 +1,10 @@
 """Benchmark-wide setup: machine info (device, versions, commit, date) in every result file."""
 import datetime
 import platform
-import subprocess
 
 import torch
 import triton
-
-
-def _git_commit():
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+from provenance import git_commit
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
@@ -22,5 +14,5 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["triton_version"] = triton.__version__
     machine_info["cuda_version"] = torch.version.cuda
     machine_info["python_version"] = platform.python_version()
-    machine_info["git_commit"] = _git_commit()
+    machine_info["git_commit"] = git_commit()
     machine_info["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat()

@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +42,7 @@ sys.path.insert(0, BENCHMARKS_DIR)
 
 from inputs import instance_id_map  # noqa: E402
 from presets import PRESETS  # noqa: E402
+from provenance import git_commit, publish  # noqa: E402
 
 from stemseg_fast.fileio import atomic_output  # noqa: E402
 from stemseg_fast.inference.pipeline import VideoRun  # noqa: E402
@@ -157,14 +157,6 @@ def _write_rows(folder, masks, num_tracks, num_frames, repeats):
                 _median_ms(write, repeats), repeats)
 
 
-def _git_commit():
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def render_markdown(result, path=None):
     machine = result["machine"]
     source = f" (`{os.path.relpath(os.path.abspath(path), REPO)}`)" if path else ""
@@ -194,7 +186,7 @@ def main(argv=None):
     result = {
         "label": "CPU host path at OVIS input, ms per frame",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "machine": {"cpu": platform.processor() or platform.machine(),
                     "threads": torch.get_num_threads(), "torch": torch.__version__,
                     "opencv": cv2.__version__, "numpy": np.__version__,
@@ -211,11 +203,7 @@ def main(argv=None):
             json.dump(result, handle, indent=1)
             handle.write("\n")
     text = render_markdown(result, path)
-    print(text)
-    if args.readme:
-        from static_table import replace_between_markers
-
-        replace_between_markers(args.readme, text, START, END)
+    publish(text, args.readme, START, END)
     return 0
 
 

@@ -5,28 +5,38 @@
 Without files, reads the newest result of every device under ``benchmarks/results/``. One table
 per device: each benchmark group (op, pass, preset) with the median time of every variant
 (backend, loss implementation or inference path; CUDA-event median where measured on a GPU),
-the speed-up of the fast variant over the baseline in the same run, achieved GB/s and peak
-memory. ``--readme`` replaces the text between the markers
+the speed-up of the fast variant over the eager baseline and over the torch.compile (Inductor)
+baseline in the same run, achieved GB/s and peak memory. ``--readme`` replaces the text between the markers
 ``<!-- benchmarks:start -->`` and ``<!-- benchmarks:end -->`` in that file (atomically).
 """
 import argparse
 import glob
 import json
 import os
+import re
 import sys
 from collections import defaultdict
 
-from stemseg_fast.fileio import atomic_output
+from provenance import publish
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
+
+
+# pytest-benchmark runs are <yyyy-mm-dd>[-<part>].json; the static report's folder and the
+# host-path files have their own renderers (static_table.py, host_path.py).
+RUN_FILE = re.compile(r"^\d{4}-\d{2}-\d{2}(-[\w-]+)?\.json$")
+OTHER_REPORTS = ("sm90-static",)
 
 
 def newest_results():
     """Per device, every result file of its newest date (a run may be split in parts)."""
     files = []
     for device_dir in sorted(glob.glob(os.path.join(RESULTS_DIR, "*"))):
-        dated = sorted(glob.glob(os.path.join(device_dir, "*.json")))
+        if os.path.basename(device_dir) in OTHER_REPORTS:
+            continue
+        dated = sorted(path for path in glob.glob(os.path.join(device_dir, "*.json"))
+                       if RUN_FILE.match(os.path.basename(path)))
         if dated:
             newest = os.path.basename(dated[-1])[:10]  # yyyy-mm-dd
             files += [path for path in dated if os.path.basename(path).startswith(newest)]
@@ -46,8 +56,11 @@ def _variant_of(bench):
     return "time"  # one implementation only: no comparison in the group
 
 
-def _speedup(times):
-    baseline = next((times[name] for name in BASELINES if name in times), None)
+COMPILED = "compiled"  # the reference compiled by torch.compile (Inductor)
+
+
+def _speedup(times, baseline_names=BASELINES):
+    baseline = next((times[name] for name in baseline_names if name in times), None)
     fast = next((times[name] for name in FAST_VARIANTS if name in times), None)
     if baseline is None or not fast:
         return "–"
@@ -72,7 +85,7 @@ def render(path):
     groups = defaultdict(dict)
     for bench in data.get("benchmarks", []):
         groups[bench.get("group") or bench["name"]][_variant_of(bench)] = bench
-    order = ("time",) + BASELINES + ("batched_reference",) + FAST_VARIANTS
+    order = ("time",) + BASELINES + ("batched_reference", COMPILED) + FAST_VARIANTS
     backends = sorted({backend for group in groups.values() for backend in group},
                       key=lambda b: (order.index(b) if b in order else len(order), b))
     status = data.get("run_status") or {}
@@ -88,14 +101,15 @@ def render(path):
         f"(`{os.path.relpath(path)}`){ending}",
         "",
         "| benchmark | " + " | ".join(f"{b} (ms)" for b in backends)
-        + " | speed-up | GB/s | peak MiB |",
-        "|---|" + "---:|" * (len(backends) + 3),
+        + " | speed-up | vs compiled | GB/s | peak MiB |",
+        "|---|" + "---:|" * (len(backends) + 4),
     ]
     for name in sorted(groups):
         group = groups[name]
         times = {backend: _median_ms(bench) for backend, bench in group.items()}
         cells = [_format_ms(times[b]) if b in times else "–" for b in backends]
         speedup = _speedup(times)
+        versus_compiled = _speedup(times, (COMPILED,))
         fastest = next((group[name] for name in FAST_VARIANTS if name in group),
                        next(iter(group.values())))
         info = fastest.get("extra_info", {})
@@ -105,20 +119,8 @@ def render(path):
         elif "bytes_moved" in info:
             gbps = f"{info['bytes_moved'] / (_median_ms(fastest) * 1e-3) / 1e9:.1f}"
         peak = (f"{info['peak_memory_bytes'] / 2**20:.0f}" if "peak_memory_bytes" in info else "–")
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {speedup} | {gbps} | {peak} |")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {speedup} | {versus_compiled} | {gbps} | {peak} |")
     return "\n".join(lines)
-
-
-def replace_between_markers(readme, text):
-    with open(readme, encoding="utf-8") as handle:
-        content = handle.read()
-    if START not in content or END not in content:
-        raise SystemExit(f"{readme}: markers {START} / {END} not found")
-    head, rest = content.split(START, 1)
-    _, tail = rest.split(END, 1)
-    with atomic_output(readme) as partial:
-        with open(partial, "w", encoding="utf-8") as out:
-            out.write(f"{head}{START}\n{text}\n{END}{tail}")
 
 
 def main(argv=None):
@@ -142,9 +144,7 @@ def main(argv=None):
         print("no readable benchmark result", file=sys.stderr)
         return 1
     text = "\n\n".join(tables)
-    print(text)
-    if args.readme:
-        replace_between_markers(args.readme, text)
+    publish(text, args.readme, START, END)
     return 0
 
 

@@ -226,21 +226,51 @@ def read_ttir(ttir):
     return accesses, num_loops
 
 
+def _counter_step(listing, first, last):
+    """The largest negative immediate an integer add in a loop body applies: the step of the
+    trip counter ptxas counts down when it unrolls (4 for a loop unrolled four times)."""
+    steps = [1]
+    for instruction in listing.instructions[first:last + 1]:
+        if instruction.base in ("IADD3", "IADD", "UIADD3"):
+            steps += [int(value, 16) for value in re.findall(r"-0x([0-9a-f]+)", instruction.operands)]
+    return max(steps)
+
+
+def _sequential(loops):
+    return all(earlier[1] < later[0] for earlier, later in zip(loops, loops[1:]))
+
+
+def loop_weights(listing, trips):
+    """Per SASS loop, how many times its body runs, and how they were paired with the
+    source's loops: "paired" (one SASS loop per source loop, in order), "unrolled" (one source
+    loop that ptxas unrolled into a main loop counting down by its step plus remainder loops:
+    the main loop runs trips // step times, each remainder loop trips % step), or None (not
+    modelled: every instruction counts once)."""
+    if not listing.loops and not trips:
+        return [], "paired"
+    if any(count is None for count in trips):
+        return None, None
+    if len(listing.loops) == len(trips):
+        return list(trips), "paired"
+    if len(trips) == 1 and len(listing.loops) > 1 and _sequential(listing.loops):
+        step = _counter_step(listing, *listing.loops[0])
+        if step > 1:
+            return [trips[0] // step] + [trips[0] % step] * (len(listing.loops) - 1), "unrolled"
+    return None, None
+
+
 def weighted_instruction_counts(listing, trips):
-    """Per-thread dynamic counts of each opcode: an instruction inside the body of the i-th
-    SASS loop counts trips[i] times (the loop's one static copy counted once when it runs 0
-    times: its guard skips it, an over-count of one body). ``modelled`` is False when the
-    compiler's loops cannot be paired with the source's (then every instruction counts once).
-    """
+    """Per-thread dynamic counts of each opcode: an instruction inside the body of a SASS loop
+    counts as often as the body runs (see :func:`loop_weights`; a body that runs 0 times is
+    still counted once, an over-count of one body). Returns (counts, loop model or None)."""
     multiplicity = [1] * len(listing.instructions)
-    modelled = len(listing.loops) == len(trips) and all(t is not None for t in trips)
-    if modelled:
-        for (first, last), count in zip(listing.loops, trips):
-            # nested trip counts already include the parents', so an inner loop's
-            # instructions take the largest, not the product
-            for index in range(first, last + 1):
-                multiplicity[index] = max(multiplicity[index], count)
+    weights, model = loop_weights(listing, trips)
+    for (first, last), count in zip(listing.loops, weights or ()):
+        # nested trip counts already include the parents', so an inner loop's
+        # instructions take the largest, not the product
+        for index in range(first, last + 1):
+            multiplicity[index] = max(multiplicity[index], count)
     counts = Counter()
     for instruction, weight in zip(listing.instructions, multiplicity):
         counts[instruction.opcode] += weight
-    return counts, modelled
+    return counts, model

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from stemseg_fast.fileio import atomic_output
+from provenance import publish
 
 BENCHMARKS_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCHMARKS_DIR)
@@ -70,9 +70,9 @@ def render_markdown(report, path=None, detail_presets=DETAIL_PRESETS):
         "(static estimates; the JSON has every preset)</summary>",
         "",
         "| op | pass | variant | preset | kernel | × | grid | regs | spills | smem | "
-        "CTAs/SM | waves | SASS/thread | SASS/output | LDG/STG bits×count | bytes | "
+        "CTAs/SM | waves | SASS/thread | SASS/output | LDG/STG bits×count | bytes | MFLOP | "
         "bound | H100 µs | H200 µs |",
-        "|---|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---:|",
+        "|---|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---:|---:|",
     ]
     for row in sorted(report["launches"], key=lambda r: (r["op"], r["pass"], r["variant"],
                                                          r["preset"], r["kernel"])):
@@ -81,10 +81,11 @@ def render_markdown(report, path=None, detail_presets=DETAIL_PRESETS):
         if "error" in row:
             lines.append(f"| {row['op']} | {row['pass']} | {row['variant'] or '–'} | "
                          f"{row['preset']} | `{row['kernel']}` | {row['count']} | "
-                         f"compile failed: {row['error'][:80]} |" + " |" * 13)
+                         f"compile failed: {row['error'][:80]} |" + " |" * 14)
             continue
         per_output = row["sass_per_output_element"]
-        per_thread = f"{row['sass_per_thread']:,}" + ("" if row["loops_modelled"] else "*")
+        marks = {"paired": "", "unrolled": "†"}
+        per_thread = f"{row['sass_per_thread']:,}" + marks.get(row.get("loop_model"), "*")
         grid = "×".join(str(size) for size in row["grid"])
         lines.append(
             f"| {row['op']} | {row['pass']} | {row['variant'] or '–'} | {row['preset']} | "
@@ -93,9 +94,12 @@ def render_markdown(report, path=None, detail_presets=DETAIL_PRESETS):
             f"{row['ctas_per_sm']} | {row['waves']:.2f} | {per_thread} | "
             + (f"{per_output:.1f} | " if per_output is not None else "– | ")
             + f"{_widths(row['memory_widths_bits'])} | {_bytes(row['bytes_moved'])} | "
+            f"{row['flops'] / 1e6:.1f} | "
             f"{row['bound_by']['h100']} | {_us(row['predicted_us']['h100'])} | "
             f"{_us(row['predicted_us']['h200'])} |")
-    lines += ["", "\\* loops not paired with the source: SASS counted once per instruction.",
+    lines += ["", "\\* loops not paired with the source: SASS counted once per instruction. "
+              "† one source loop unrolled by ptxas: main loop weighted by trips // step, "
+              "remainder loops by trips % step.",
               "", "</details>"]
     return "\n".join(lines)
 
@@ -103,18 +107,6 @@ def render_markdown(report, path=None, detail_presets=DETAIL_PRESETS):
 def newest_report():
     files = sorted(glob.glob(os.path.join(RESULTS_DIR, "*.json")))
     return files[-1] if files else None
-
-
-def replace_between_markers(readme, text, start=START, end=END):
-    with open(readme, encoding="utf-8") as handle:
-        content = handle.read()
-    if start not in content or end not in content:
-        raise SystemExit(f"{readme}: markers {start} / {end} not found")
-    head, rest = content.split(start, 1)
-    _, tail = rest.split(end, 1)
-    with atomic_output(readme) as partial:
-        with open(partial, "w", encoding="utf-8") as out:
-            out.write(f"{head}{start}\n{text}\n{end}{tail}")
 
 
 def main(argv=None):
@@ -133,9 +125,7 @@ def main(argv=None):
         print(f"error: report: cannot read {path}: {error}", file=sys.stderr)
         return 2
     text = render_markdown(report, path)
-    print(text)
-    if args.readme:
-        replace_between_markers(args.readme, text)
+    publish(text, args.readme, START, END)
     return 0
 
 

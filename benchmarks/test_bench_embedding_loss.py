@@ -1,8 +1,10 @@
 """embedding_loss: Lovász + smoothness + seediness of one clip, forward and forward+backward.
 
 Variants: ``loop_reference`` (the official per-instance loop: K gathers, K [N, E] probability
-passes, K sorts), ``batched_reference`` (plain PyTorch over [K, N, E]), ``triton`` (fused,
-CUDA only).
+passes, K sorts), ``batched_reference`` (plain PyTorch over [K, N, E]), ``compiled`` (the
+batched reference compiled by Inductor: the honest competitor; Dynamo breaks the graph at the
+data-dependent boolean indexing of the instance statistics, as it would for any user),
+``triton`` (fused, CUDA only).
 
 Bytes of the Triton path (fp32, int64 id map), forward: instance_gaussians N*(4E + 4(E-F) + 8);
 errors kernel N*(4E + 4 + 4) + 4*K*N; sort >= 16*K*N; Lovász kernels 12*K*N + 20*K*N (ids
@@ -11,16 +13,17 @@ gradient) + N*(8E) (embeddings in, gradient out) + instance_gaussians' N*(4(E-F)
 """
 import pytest
 import torch
-from harness import bench_device, presets, run_benchmark
+from harness import COMPILED, bench_device, compile_reference, presets, run_benchmark
 from inputs import embedding_inputs, instance_id_map
 from presets import PRESETS
 
-from stemseg_fast.kernels.embedding_loss import embedding_loss, embedding_loss_reference
+from stemseg_fast.kernels.embedding_loss import (embedding_loss, embedding_loss_batched_reference,
+                                                 embedding_loss_reference)
 
 GPU_PRESET_NAMES = ("ytvis720_T8", "davis_T16")  # also the static report's (benchmarks/compiled.py)
 PRESET_NAMES = presets(GPU_PRESET_NAMES, ("cpu_small", "ytvis720_T8"))
-VARIANTS = (("loop_reference", "batched_reference", "triton") if torch.cuda.is_available()
-            else ("loop_reference", "batched_reference"))
+VARIANTS = (("loop_reference", "batched_reference", COMPILED, "triton") if torch.cuda.is_available()
+            else ("loop_reference", "batched_reference", COMPILED))
 
 
 def setup_embedding_loss(preset_name, variant, *, requires_grad):
@@ -31,9 +34,13 @@ def setup_embedding_loss(preset_name, variant, *, requires_grad):
     ignore = torch.zeros_like(ids, dtype=torch.bool)
     ignore[: preset.width * preset.height // 10] = True  # a band of ignored voxels in frame 0
 
+    compiled = compile_reference(embedding_loss_batched_reference) if variant == COMPILED else None
+
     def forward():
         if variant == "loop_reference":
             return embedding_loss_reference(*inputs, ids, ignore, preset.num_instances)
+        if compiled is not None:
+            return compiled(*inputs, ids, ignore, preset.num_instances)
         backend = "reference" if variant == "batched_reference" else "triton"
         return embedding_loss(*inputs, ids, ignore, preset.num_instances, backend=backend)
 

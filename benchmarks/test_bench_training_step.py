@@ -5,6 +5,8 @@ GPU: the ytvis preset (R-101-FPN) on a clip of the ``ytvis720_T8`` preset (T = 8
 640 x 1152, stride-4 map 160 x 288, K = 10 instances), fp32 and bf16 autocast, Triton decoder
 blocks. CPU: the tiny preset on a 4 x 64 x 96 clip.
 """
+import functools
+
 import pytest
 import torch
 from harness import bench_device, run_benchmark
@@ -20,6 +22,13 @@ ON_GPU = torch.cuda.is_available()
 MODEL, CLIP = ("ytvis", "ytvis720_T8") if ON_GPU else ("tiny", "cpu_small")
 DTYPES = {"fp32": None, "bf16": torch.bfloat16} if ON_GPU else {"fp32": None}
 STRIDE = 4
+
+
+@functools.lru_cache(maxsize=None)
+def _built_model():
+    """The network once per module (every loss variant and dtype trains the same one; the
+    steps' updates do not change the work a step does)."""
+    return build_stemseg(MODEL_PRESETS[MODEL], fused=ON_GPU).to(bench_device()).train()
 
 
 def training_batch(preset, num_classes, device):
@@ -38,9 +47,7 @@ def training_batch(preset, num_classes, device):
 def test_training_step(benchmark, losses, dtype_name):
     device = bench_device()
     config = MODEL_PRESETS[MODEL]
-    if not ON_GPU:
-        config = MODEL_PRESETS["tiny"]
-    model = build_stemseg(config, fused=ON_GPU).to(device).train()
+    model = _built_model()
     objective = STEmSegObjective(LossConfig(implementation=losses),
                                  free_dim_precision=config.free_dim_precision)
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-5,

@@ -1,5 +1,5 @@
-"""TSE decoder: reference (official op sequence) vs fused blocks, forward and forward+backward,
-fp32 and bf16 autocast.
+"""TSE decoder: reference (official op sequence), the reference compiled by Inductor
+(``compiled``) and the fused blocks, forward and forward+backward, fp32 and bf16 autocast.
 
 Inputs are the four FPN volumes of one clip at a preset's stride-4 map (P2..P5, 256 channels).
 Bytes (fp32, the fewest a decoder pass must move): read the four volumes, write every branch
@@ -7,7 +7,7 @@ output once and the fused result: dominated by P2 (256 x N) and the 4x branch (c
 """
 import pytest
 import torch
-from harness import backends, bench_device, presets, run_benchmark
+from harness import COMPILED, backends, bench_device, compile_reference, presets, run_benchmark
 from presets import PRESETS
 
 from stemseg_fast.model import TSEDecoder
@@ -16,12 +16,18 @@ GPU_PRESET_NAMES = ("ytvis720_T8", "ovis_T8_stride4", "davis_T16")  # also the s
 PRESET_NAMES = presets(GPU_PRESET_NAMES, ("cpu_small",))
 WIDTHS = {"embedding": (256, 256, 128, 128), "semantic_ytvis": (256, 256, 256, 256)}
 DTYPES = {"fp32": None, "bf16": torch.bfloat16}
+# Inductor's CPU build of the decoder takes minutes per variant and runs slower than eager on
+# CPU, which says nothing about the GPU race: the compiled baseline runs on GPUs only.
+COMPILE_BASELINE = torch.cuda.is_available()
 
 
 def build_decoder(backend, widths_name, *, requires_grad):
+    """``backend``: "reference" (official op sequence, eager), "compiled" (that sequence
+    compiled by Inductor) or "triton" (fused blocks)."""
     decoder = TSEDecoder(256, WIDTHS[widths_name], fused=backend == "triton",
                          backend="triton" if backend == "triton" else "reference")
-    return decoder.to(bench_device()).requires_grad_(requires_grad)
+    decoder = decoder.to(bench_device()).requires_grad_(requires_grad)
+    return compile_reference(decoder) if backend == COMPILED else decoder
 
 
 def decoder_features(preset, *, requires_grad):
@@ -50,7 +56,7 @@ def _dtypes():
 
 @pytest.mark.parametrize("dtype_name", list(_dtypes()))
 @pytest.mark.parametrize("widths_name", list(WIDTHS))
-@pytest.mark.parametrize("backend", backends())
+@pytest.mark.parametrize("backend", backends(compiled=COMPILE_BASELINE))
 @pytest.mark.parametrize("preset_name", PRESET_NAMES)
 def test_tse_decoder_forward(benchmark, preset_name, backend, widths_name, dtype_name):
     preset, decoder, features = setup_decoder(preset_name, backend, widths_name,
@@ -67,7 +73,7 @@ def test_tse_decoder_forward(benchmark, preset_name, backend, widths_name, dtype
 
 
 @pytest.mark.parametrize("dtype_name", list(_dtypes()))
-@pytest.mark.parametrize("backend", backends())
+@pytest.mark.parametrize("backend", backends(compiled=COMPILE_BASELINE))
 @pytest.mark.parametrize("preset_name", PRESET_NAMES)
 def test_tse_decoder_forward_backward(benchmark, preset_name, backend, dtype_name):
     preset, decoder, features = setup_decoder(preset_name, backend, "embedding",

@@ -94,7 +94,7 @@ def test_counts_follow_from_the_launch(small_report):
 @pytest.mark.slow
 def test_markdown_labels_every_time_an_estimate(small_report):
     report, path = small_report
-    text = render_markdown(report, path)
+    text = render_markdown(report, path, detail_presets=("cpu_small",))
     assert "static estimate, not a measurement" in text
     assert "_upsample_add_kernel" in text and "(µs, est.)" in text
 
@@ -142,3 +142,48 @@ def test_unknown_preset_is_one_clear_error(tmp_path):
     assert "--presets: unknown preset 'nope'" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "r.json").exists()
+
+
+def _listing(opcodes, loops):
+    from sass import Instruction, SassListing
+
+    instructions = [Instruction(16 * i, opcode, operands) for i, (opcode, operands)
+                    in enumerate(opcodes)]
+    return SassListing(instructions, loops, 32, 0, 0, 0)
+
+
+def test_loop_weights_pair_and_unroll():
+    from sass import weighted_instruction_counts
+
+    body = [("FFMA", "R1, R2, R3, R1"), ("IADD3", "R4, R4, -0x4, RZ"), ("BRA", "0x10")]
+    remainder = [("FADD", "R1, R1, R2"), ("IADD3", "R4, R4, -0x1, RZ"), ("BRA", "0x50")]
+    listing = _listing([("S2R", "R0")] + body + [("NOP", "")] + remainder + [("EXIT", "")],
+                       [(1, 3), (5, 7)])
+    # one source loop of 10 trips, unrolled by 4: the main body runs 2 times, the remainder 2
+    counts, model = weighted_instruction_counts(listing, [10])
+    assert model == "unrolled"
+    assert counts["FFMA"] == 2 and counts["FADD"] == 2 and counts["S2R"] == 1
+    # two source loops pair with the two SASS loops in order
+    counts, model = weighted_instruction_counts(listing, [3, 5])
+    assert model == "paired" and counts["FFMA"] == 3 and counts["FADD"] == 5
+    # an unknown trip count leaves every instruction counted once, and says so
+    counts, model = weighted_instruction_counts(listing, [None])
+    assert model is None and counts["FFMA"] == 1
+
+
+def test_trip_counts_come_from_the_kernel_source():
+    import triton.language as tl
+    from sass import loop_trip_counts
+
+    def kernel(x_ptr, n, chunk, BLOCK: tl.constexpr):
+        for start in range(0, chunk, BLOCK):
+            for inner in range(1, n):
+                tl.store(x_ptr + start + inner, 0)
+        for unrolled in tl.static_range(4):
+            tl.store(x_ptr + unrolled, 1)
+
+    class Source:  # what loop_trip_counts reads of a JITFunction
+        fn = kernel
+
+    assert loop_trip_counts(Source, {"n": 3, "chunk": 1000, "BLOCK": 256}) == [4, 8]
+    assert loop_trip_counts(Source, {"chunk": 1000, "BLOCK": 256}) == [4, None]

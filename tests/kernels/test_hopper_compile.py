@@ -1,4 +1,5 @@
-"""Every kernel the test suite launches compiles for an H100 (sm_90), checked on a machine
+"""Every kernel the test suite launches compiles for an H100 (sm_90), with the specialisation a
+real launch gets (Triton's own binder, see benchmarks/compiled.py), checked on a machine
 without a GPU: the interpreter runs the kernel tests once while launch_recorder.py notes each
 launch's signature and constants, then Triton's own compiler (and the ptxas its wheel ships)
 builds every recorded launch down to a cubin. The interpreter does not type-check like the
@@ -36,4 +37,4 @@ def test_every_launched_kernel_compiles_for_hopper(tmp_path):
                              str(record)], cwd=REPO, env=compiled_environment,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
-    assert "for sm_90" in result.stdout
+    assert "for sm_90, 0 failed" in result.stdout
