@@ -71,7 +71,8 @@ from ._backend import resolve_backend
 from ._checks import (FLOAT_DTYPES, INDEX_DTYPES, check_index_range, check_int32_indexable,
                       check_positive, check_same_device, check_same_size, check_tensor)
 from ._launch import accumulation_dtype, block_size_for, ensure_contiguous, row_start
-from .gaussian_probability import gaussian_probability_bwd, gaussian_probability_reference
+from .gaussian_probability import (check_register_dims, gaussian_probability_bwd,
+                                   gaussian_probability_reference)
 from .instance_gaussians import (FREE_DIM_PRECISION, PRECISION_SCALE,
                                  _InstanceGaussiansFunction, instance_gaussians_reference)
 from .lovasz_hinge import lovasz_hinge_from_errors, lovasz_hinge_reference
@@ -430,6 +431,7 @@ def embedding_loss(embeddings, log_precisions, seediness, instance_ids, ignore_m
             free_dim_precision=free_dim_precision,
             exclude_ignored_from_lovasz=exclude_ignored_from_lovasz)
     check_int32_indexable("embeddings", embeddings.numel())
+    check_register_dims(embeddings.shape[1])
     return _embedding_loss_triton(embeddings, log_precisions, seediness, instance_ids,
                                   ignore_mask, num_instances, free_dim_precision,
                                   exclude_ignored_from_lovasz)

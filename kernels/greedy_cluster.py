@@ -47,16 +47,16 @@ correctly rounded, and the Triton kernels are compiled without fused multiply-ad
 
 Memory traffic per seed (Triton): one pass reads the 1-byte voxel state of all N voxels and, for
 the still-available voxels only, E float32 embeddings and the seediness (the next seed's arg-max
-is reduced in the same pass), and writes the state of the newly assigned voxels: at most
-N * (1 + 4E + 4) bytes, N * (1 + 0.3 (4E + 4)) at 30 % foreground before any voxel is assigned.
-A last pass evaluates the K <= max_instances Gaussians again for the secondary candidates
-(K*E centres and bandwidths are a few hundred bytes) instead of carrying a running best through
-every seed pass (that would add 2 * 8 bytes per available voxel per seed), and writes the N int64
-labels. No [N, K] buffer, no compaction. The loop is a fixed sequence of 2 + 2 * max_instances
-launches: each "select seed" launch reduces the per-block arg-max partials in one program (one
-tile of up to 8,192 partials: the 5,760 at OVIS input resolution in one load and one
-reduction) and writes a stop flag in device memory that every later launch reads (kernels then exit without
-touching memory), so the whole loop can be captured in a CUDA graph.
+is reduced in the same pass), and writes the state of the newly assigned voxels: at most N * (1
++ 4E + 4) bytes, N * (1 + 0.3 (4E + 4)) at 30 % foreground before any voxel is assigned. A last
+pass evaluates the K <= max_instances Gaussians again for the secondary candidates (K*E centres
+and bandwidths are a few hundred bytes) instead of carrying a running best through every seed
+pass (that would add 2 * 8 bytes per available voxel per seed), and writes the N int64 labels.
+No [N, K] buffer, no compaction. The loop is a fixed sequence of 2 + 2 * max_instances launches:
+each "select seed" launch reduces the per-block arg-max partials in one program (one tile of up
+to 8,192 partials: the 5,760 at OVIS input resolution in one load and one reduction) and writes
+a stop flag in device memory that every later launch reads (kernels then exit without touching
+memory), so the whole loop can be captured in a CUDA graph.
 
 The official code runs 20 iterations each compacting the N x E arrays (read N*E*4 + write), an
 arg-max, a distance pass and host syncs, and stacks an [N, K] float32 matrix: at OVIS input

@@ -27,9 +27,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("num_voxels", [255, 256, 257, 1025])
-def test_backward_programs_loop_over_several_tiles(num_voxels, monkeypatch, device, rng):
-    """Two backward programs, so each walks several 128-voxel tiles of its chunk."""
-    monkeypatch.setattr(gaussian_probability_module, "_MAX_PROGRAMS", 2)
+def test_backward_at_several_tiles(num_voxels, monkeypatch, device, rng):
+    """64-voxel backward tiles: several tiles and partial rows, the last one partial."""
+    monkeypatch.setattr(gaussian_probability_module, "_BWD_BLOCK_N", 64)
     inputs64 = make_inputs(num_voxels, 4, 3, rng)
     inputs = [leaf(x, torch.float64, device) for x in inputs64]
     reference_inputs = [leaf(x, torch.float64, "cpu") for x in inputs64]
