@@ -61,20 +61,23 @@ def test_lovasz_nan_error_gives_a_nan_loss_and_relu_gradient(device):
 
 # ------------------------------------------------------------------------------------------
 # What the GPU runs: every kernel the tests above launch, compiled to sm_90 PTX here (no GPU
-# needed, as test_hopper_compile.py does), asks for NaN-propagating float max / min only.
+# needed, with the launch-time specialisation test_hopper_compile.py uses), asks for
+# NaN-propagating float max / min only.
 
 NAN_DROPPING = re.compile(r"\b(max|min)(\.ftz)?\.(f32|f16|bf16)\b")
 KERNEL_TESTS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(KERNEL_TESTS))
 COMPILE_AND_SCAN = """
 import json, re, sys
-from hopper_compile import compile_launch
+from hopper_compile import specialise_and_compile
 dropping = re.compile(sys.argv[2])
 for line in open(sys.argv[1]):
-    module, name, signature, constants, options = json.loads(line)
-    ptx = compile_launch(module, name, signature, constants, options).asm["ptx"]
+    launch = json.loads(line)
+    compiled = specialise_and_compile(launch["module"], launch["kernel"], launch["args"],
+                                      launch["kwargs"])[0]
+    ptx = compiled.asm["ptx"]
     found = sorted(set(m.group(0) for m in dropping.finditer(ptx)))
-    print(name, "max.NaN" in ptx or "min.NaN" in ptx, ",".join(found) or "-")
+    print(launch["kernel"], "max.NaN" in ptx or "min.NaN" in ptx, ",".join(found) or "-")
 """
 
 
