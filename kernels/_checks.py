@@ -60,3 +60,14 @@ def check_index_range(name, tensor, low, high):
 def check_positive(name, value):
     if not value > 0:
         raise ValueError(f"{name} must be > 0, got {value}")
+
+
+INT32_LIMIT = 2**31
+
+
+def check_int32_indexable(name, size, what="elements"):
+    """Kernels index inside one row (or one tensor) with int32 lanes: ``size`` must be < 2^31.
+    Row starts are 64-bit (``_launch.row_start``), so only per-row extents are limited."""
+    if size >= INT32_LIMIT:
+        raise ValueError(f"{name} has {size} {what}; the Triton kernels index them with int32 "
+                         f"and take fewer than 2**31 (split the input)")

@@ -68,10 +68,11 @@ import triton
 import triton.language as tl
 
 from ._backend import resolve_backend
-from ._checks import (FLOAT_DTYPES, INDEX_DTYPES, check_index_range, check_positive,
-                      check_same_device, check_same_size, check_tensor)
-from ._launch import accumulation_dtype, block_size_for, ensure_contiguous
-from .gaussian_probability import gaussian_probability_bwd, gaussian_probability_reference
+from ._checks import (FLOAT_DTYPES, INDEX_DTYPES, check_index_range, check_int32_indexable,
+                      check_positive, check_same_device, check_same_size, check_tensor)
+from ._launch import accumulation_dtype, block_size_for, ensure_contiguous, row_start
+from .gaussian_probability import (check_register_dims, gaussian_probability_bwd,
+                                   gaussian_probability_reference)
 from .instance_gaussians import (FREE_DIM_PRECISION, PRECISION_SCALE,
                                  _InstanceGaussiansFunction, instance_gaussians_reference)
 from .lovasz_hinge import lovasz_hinge_from_errors, lovasz_hinge_reference
@@ -297,7 +298,7 @@ def _embedding_loss_errors_kernel(
     if HAS_EXCLUDED:
         excluded = tl.load(excluded_ptr + n_offs, mask=n_mask, other=0) != 0
         errors = tl.where(excluded[None, :], -1.0, errors)
-    tl.store(errors_ptr + k_offs[:, None] * N + n_offs[None, :], errors.to(acc_dtype),
+    tl.store(errors_ptr + row_start(k_offs, N)[:, None] + n_offs[None, :], errors.to(acc_dtype),
              mask=k_mask[:, None] & n_mask[None, :])
     # Each voxel's own probability comes from the one K-block holding its id; block 0 writes
     # the zeros of voxels of no instance.
@@ -429,6 +430,8 @@ def embedding_loss(embeddings, log_precisions, seediness, instance_ids, ignore_m
             embeddings, log_precisions, seediness, instance_ids, ignore_mask, num_instances,
             free_dim_precision=free_dim_precision,
             exclude_ignored_from_lovasz=exclude_ignored_from_lovasz)
+    check_int32_indexable("embeddings", embeddings.numel())
+    check_register_dims(embeddings.shape[1])
     return _embedding_loss_triton(embeddings, log_precisions, seediness, instance_ids,
                                   ignore_mask, num_instances, free_dim_precision,
                                   exclude_ignored_from_lovasz)

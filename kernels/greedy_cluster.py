@@ -29,6 +29,15 @@ Quirks kept by default (reference §4.2, §9 items 1-2) and the options that fix
   the stale mask is the one of the last iteration), so all its distances are real, and every
   other voxel is excluded by the mask. The reference keeps the sentinel to show it.
 
+NaN follows PyTorch, as the official code runs: ``torch.argmax`` ranks NaN above every number
+(the first NaN wins), ``NaN < min_seediness`` is false, so a NaN seediness is the next seed and
+does not stop the loop; ``max``/``min`` over the stacked distances propagate NaN, so a voxel with
+a NaN distance to any cluster gets no secondary label; ``NaN < limit`` is false, so a NaN
+distance never assigns. The kernels reduce an int32 key ordered like ``torch.argmax`` orders
+float32 (NaN above +inf, -0 equal to +0) instead of the floats, because a float ``max`` drops
+NaN on the GPU (``max.f32``) but keeps it in the interpreter: integer keys behave the same on
+both.
+
 Every decision is taken on distances, never on probabilities: p > t <=> d < -2 ln t, with the
 limit -2 ln t rounded once to float32. Both backends therefore agree bit for bit; against the
 official code they can differ only for a voxel whose float32 exp(-d/2) rounds across the
@@ -38,15 +47,16 @@ correctly rounded, and the Triton kernels are compiled without fused multiply-ad
 
 Memory traffic per seed (Triton): one pass reads the 1-byte voxel state of all N voxels and, for
 the still-available voxels only, E float32 embeddings and the seediness (the next seed's arg-max
-is reduced in the same pass), and writes the state of the newly assigned voxels: at most
-N * (1 + 4E + 4) bytes, N * (1 + 0.3 (4E + 4)) at 30 % foreground before any voxel is assigned.
-A last pass evaluates the K <= max_instances Gaussians again for the secondary candidates
-(K*E centres and bandwidths are a few hundred bytes) instead of carrying a running best through
-every seed pass (that would add 2 * 8 bytes per available voxel per seed), and writes the N int64
-labels. No [N, K] buffer, no compaction. The loop is a fixed sequence of 2 + 2 * max_instances
-launches: each "select seed" launch reduces the per-block arg-max partials in one program and
-writes a stop flag in device memory that every later launch reads (kernels then exit without
-touching memory), so the whole loop can be captured in a CUDA graph.
+is reduced in the same pass), and writes the state of the newly assigned voxels: at most N * (1
++ 4E + 4) bytes, N * (1 + 0.3 (4E + 4)) at 30 % foreground before any voxel is assigned. A last
+pass evaluates the K <= max_instances Gaussians again for the secondary candidates (K*E centres
+and bandwidths are a few hundred bytes) instead of carrying a running best through every seed
+pass (that would add 2 * 8 bytes per available voxel per seed), and writes the N int64 labels.
+No [N, K] buffer, no compaction. The loop is a fixed sequence of 2 + 2 * max_instances launches:
+each "select seed" launch reduces the per-block arg-max partials in one program (one tile of up
+to 8,192 partials: the 5,760 at OVIS input resolution in one load and one reduction) and writes
+a stop flag in device memory that every later launch reads (kernels then exit without touching
+memory), so the whole loop can be captured in a CUDA graph.
 
 The official code runs 20 iterations each compacting the N x E arrays (read N*E*4 + write), an
 arg-max, a distance pass and host syncs, and stacks an [N, K] float32 matrix: at OVIS input
@@ -112,7 +122,8 @@ def greedy_cluster_reference(embeddings, precisions, seediness, foreground, *, m
     secondary_limit = float32_scalar(distance_limit(secondary_threshold))
     farthest = secondary_rule == "official"
     # Running best over clusters of the stacked [M, K] distances (max: farthest, min: nearest);
-    # strict comparisons keep the first k among equal distances, as torch.max(dim=1) does.
+    # strict comparisons keep the first k among equal distances (and the first NaN), as
+    # torch.max(dim=1) does.
     best_distance = best_cluster = None
     run_secondary = False
     available = fg_labels == -1  # [M]
@@ -122,7 +133,8 @@ def greedy_cluster_reference(embeddings, precisions, seediness, foreground, *, m
         if available_index.numel() == 0:
             run_secondary = False
             break
-        seed = available_index[fg_seediness[available_index].argmax()]  # first of equal maxima
+        # first of equal maxima; NaN ranks above every number and does not stop the loop
+        seed = available_index[fg_seediness[available_index].argmax()]
         if fg_seediness[seed] < min_seed:
             run_secondary = cluster > 0
             break
@@ -133,7 +145,9 @@ def greedy_cluster_reference(embeddings, precisions, seediness, foreground, *, m
         if best_distance is None:
             best_distance, best_cluster = distance, torch.zeros_like(fg_labels)
         else:
-            better = distance > best_distance if farthest else distance < best_distance
+            # NaN propagates as in torch.max / torch.min over the stacked distances
+            better = ((distance > best_distance if farthest else distance < best_distance)
+                      | (distance.isnan() & ~best_distance.isnan()))
             best_distance = torch.where(better, distance, best_distance)
             best_cluster = torch.where(better, cluster, best_cluster)
         fg_labels = torch.where(available & (distance < primary_limit), cluster, fg_labels)
@@ -171,13 +185,40 @@ def _voxel_distance(emb_ptr, n_offs, mask, centres_ptr, bandwidths_ptr, cluster,
     return squared
 
 
+# Seediness keys (constexpr: read inside the kernels)
+_NO_KEY = tl.constexpr(-2**31)  # below the key of every float32, -inf included: "no voxel"
+_NAN_KEY = tl.constexpr(2**31 - 1)  # above the key of +inf
+
+
+def seediness_order_key(value):
+    """The int32 key of ``value`` rounded to float32, under torch.argmax's order (see
+    :func:`_order_key`); a NaN threshold gives the lowest key, as ``s < NaN`` never stops."""
+    value = float(value)
+    if math.isnan(value):
+        return _NO_KEY.value
+    bits = int(torch.tensor(value + 0.0, dtype=torch.float32).view(torch.int32))  # -0 -> +0
+    return bits ^ 0x7FFFFFFF if bits < 0 else bits
+
+
+@triton.jit
+def _order_key(values):
+    # float32 -> int32 with the order torch.argmax uses: a float's bits order positive values
+    # as integers; negative values (sign bit set, negative as int32) are reversed by flipping
+    # the magnitude bits; -0 is made +0 first (they compare equal) and every NaN is the largest.
+    values = tl.where(values == 0.0, 0.0, values)
+    bits = values.to(tl.int32, bitcast=True)
+    keys = tl.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
+    return tl.where(values != values, _NAN_KEY, keys)
+
+
 @triton.jit
 def _block_argmax(seediness, available, n_offs, N):
-    # Largest seediness among available voxels and the lowest index holding it; (-inf, N) for
-    # a block without available voxels.
-    values = tl.where(available, seediness, float("-inf"))
-    best = tl.max(values, axis=0)
-    index = tl.min(tl.where(available & (values == best), n_offs, N), axis=0)
+    # Largest seediness key among available voxels and the lowest index holding it (torch's
+    # argmax: the first NaN, else the first of equal maxima); (_NO_KEY, N) for a block without
+    # available voxels. Integer reductions: no NaN handling differs between GPU and interpreter.
+    keys = tl.where(available, _order_key(seediness), _NO_KEY)
+    best = tl.max(keys, axis=0)
+    index = tl.min(tl.where(available & (keys == best), n_offs, N), axis=0)
     return best, index
 
 
@@ -186,7 +227,7 @@ def _greedy_cluster_init_kernel(
     foreground_ptr,  # [N] uint8
     seediness_ptr,  # [N] float32
     state_ptr,  # [N] int8 voxel state (written)
-    part_value_ptr,  # [P] float32 per-block max seediness
+    part_key_ptr,  # [P] int32 per-block max seediness key
     part_index_ptr,  # [P] int32 per-block arg-max
     N,
     BLOCK: tl.constexpr,
@@ -196,46 +237,47 @@ def _greedy_cluster_init_kernel(
     in_range = n_offs < N
     foreground = tl.load(foreground_ptr + n_offs, mask=in_range, other=0) != 0
     tl.store(state_ptr + n_offs, tl.where(foreground, -1, -2).to(tl.int8), mask=in_range)
-    seediness = tl.load(seediness_ptr + n_offs, mask=foreground, other=float("-inf"))
+    seediness = tl.load(seediness_ptr + n_offs, mask=foreground, other=0.0)
     best, index = _block_argmax(seediness, foreground, n_offs, N)
-    tl.store(part_value_ptr + pid, best)
+    tl.store(part_key_ptr + pid, best)
     tl.store(part_index_ptr + pid, index)
 
 
 @triton.jit
-def _partials_argmax(part_value_ptr, part_index_ptr, start, P, N, running,
+def _partials_argmax(part_key_ptr, part_index_ptr, start, P, N, running,
                      BLOCK_P: tl.constexpr):
     p_offs = start + tl.arange(0, BLOCK_P)
     p_mask = (p_offs < P) & running
-    values = tl.load(part_value_ptr + p_offs, mask=p_mask, other=float("-inf"))
+    keys = tl.load(part_key_ptr + p_offs, mask=p_mask, other=_NO_KEY)
     indices = tl.load(part_index_ptr + p_offs, mask=p_mask, other=N)
-    best = tl.max(values, axis=0)
-    return best, tl.min(tl.where(values == best, indices, N), axis=0)
+    best = tl.max(keys, axis=0)
+    return best, tl.min(tl.where(keys == best, indices, N), axis=0)
 
 
 @triton.jit
 def _greedy_cluster_select_seed_kernel(
-    part_value_ptr,  # [P] float32
+    part_key_ptr,  # [P] int32
     part_index_ptr,  # [P] int32
     emb_ptr,  # [N, E] float32
     prec_ptr,  # [N, E] float32
     centres_ptr,  # [max_instances, E] float32 (row num_clusters written)
     bandwidths_ptr,  # [max_instances, E] float32 (row num_clusters written)
     control_ptr,  # [4] int32
-    P, N, min_seediness,
+    P, N, min_seediness_key,
     E: tl.constexpr, E_PAD: tl.constexpr, BLOCK_P: tl.constexpr,
 ):
     running = tl.load(control_ptr + 0) == 0
     num_clusters = tl.load(control_ptr + 1)
-    best, index = _partials_argmax(part_value_ptr, part_index_ptr, 0, P, N, running, BLOCK_P)
+    best, index = _partials_argmax(part_key_ptr, part_index_ptr, 0, P, N, running, BLOCK_P)
     for start in range(BLOCK_P, P, BLOCK_P):  # in order: ties keep the lowest voxel index
-        chunk_best, chunk_index = _partials_argmax(part_value_ptr, part_index_ptr, start, P, N,
+        chunk_best, chunk_index = _partials_argmax(part_key_ptr, part_index_ptr, start, P, N,
                                                    running, BLOCK_P)
         take = (chunk_best > best) | ((chunk_best == best) & (chunk_index < index))
         best = tl.where(take, chunk_best, best)
         index = tl.where(take, chunk_index, index)
     found = index < N
-    new_seed = running & found & (best >= min_seediness)
+    # official `seediness < min_seediness` stops; keys order like floats, NaN's key is largest
+    new_seed = running & found & (best >= min_seediness_key)
     tl.store(control_ptr + 0, 1, mask=running & (new_seed == 0))
     tl.store(control_ptr + 2, 1, mask=running & (index >= N))
     d_offs = tl.arange(0, E_PAD)
@@ -256,7 +298,7 @@ def _greedy_cluster_assign_kernel(
     centres_ptr,  # [max_instances, E] float32
     bandwidths_ptr,  # [max_instances, E] float32
     control_ptr,  # [4] int32
-    part_value_ptr,  # [P] float32 (written: next seed's partial arg-max)
+    part_key_ptr,  # [P] int32 (written: next seed's partial arg-max key)
     part_index_ptr,  # [P] int32
     N, primary_limit,
     E: tl.constexpr, OFFICIAL_DISTANCE: tl.constexpr, BLOCK: tl.constexpr,
@@ -274,9 +316,9 @@ def _greedy_cluster_assign_kernel(
     tl.store(state_ptr + n_offs, tl.zeros((BLOCK,), tl.int8) + cluster.to(tl.int8),
              mask=assigned)
     still_available = available & (assigned == 0)
-    seediness = tl.load(seediness_ptr + n_offs, mask=still_available, other=float("-inf"))
+    seediness = tl.load(seediness_ptr + n_offs, mask=still_available, other=0.0)
     best, index = _block_argmax(seediness, still_available, n_offs, N)
-    tl.store(part_value_ptr + pid, best, mask=running)
+    tl.store(part_key_ptr + pid, best, mask=running)
     tl.store(part_index_ptr + pid, index, mask=running)
 
 
@@ -314,10 +356,13 @@ def _greedy_cluster_finalize_kernel(
         active = candidates & (cluster < num_clusters)
         distance = _voxel_distance(emb_ptr, n_offs, active, centres_ptr, bandwidths_ptr,
                                    cluster, E, OFFICIAL_DISTANCE)
+        # strict: first cluster among ties; a NaN distance sticks (torch.max/min propagate it)
+        # and then fails the limit below
         if FARTHEST:
-            better = active & (distance > best_distance)  # strict: first cluster among ties
+            better = distance > best_distance
         else:
-            better = active & (distance < best_distance)
+            better = distance < best_distance
+        better = active & (better | ((distance != distance) & (best_distance == best_distance)))
         best_distance = tl.where(better, distance, best_distance)
         best_cluster = tl.where(better, cluster, best_cluster)
     accepted = candidates & (best_distance < secondary_limit)
@@ -326,7 +371,11 @@ def _greedy_cluster_finalize_kernel(
 
 
 _BLOCK = 1024
-_BLOCK_P = 1024
+# Seed selection reduces all P = N / 1024 partials in one tile up to this many (5,760 at OVIS
+# input resolution: one load, one reduction, instead of a serial walk over chunks); 8 warps
+# keep it at 32 partials per thread.
+_BLOCK_P = 8192
+_SELECT_SEED_WARPS = 8
 # Triton launch option: no fused multiply-adds, so each product and sum rounds like PyTorch's.
 _EXACT_ROUNDING = dict(enable_fp_fusion=False)
 
@@ -345,7 +394,7 @@ def _greedy_cluster_triton(embeddings, precisions, seediness, foreground, *, min
         return labels
     num_blocks = triton.cdiv(num_voxels, _BLOCK)
     state = torch.empty(num_voxels, dtype=torch.int8, device=device)
-    part_value = torch.empty(num_blocks, dtype=torch.float32, device=device)
+    part_key = torch.empty(num_blocks, dtype=torch.int32, device=device)
     part_index = torch.empty(num_blocks, dtype=torch.int32, device=device)
     # zeros: rows of clusters never made are read (and masked out) by the finalize pass
     centres = torch.zeros(max(max_instances, 1), num_dims, dtype=torch.float32, device=device)
@@ -353,16 +402,18 @@ def _greedy_cluster_triton(embeddings, precisions, seediness, foreground, *, min
     control = torch.zeros(4, dtype=torch.int32, device=device)
     official_distance = distance_rule == "official"
     grid = (num_blocks,)
-    _greedy_cluster_init_kernel[grid](foreground, seediness, state, part_value, part_index,
+    _greedy_cluster_init_kernel[grid](foreground, seediness, state, part_key, part_index,
                                       num_voxels, BLOCK=_BLOCK)
     primary_limit = distance_limit(prob_threshold)
+    block_p = min(triton.next_power_of_2(num_blocks), _BLOCK_P)
     for _ in range(max_instances):  # fixed launches, no sync: the stop flag lives on the device
         _greedy_cluster_select_seed_kernel[(1,)](
-            part_value, part_index, embeddings, precisions, centres, bandwidths, control,
-            num_blocks, num_voxels, float(min_seediness),
-            E=num_dims, E_PAD=triton.next_power_of_2(num_dims), BLOCK_P=_BLOCK_P)
+            part_key, part_index, embeddings, precisions, centres, bandwidths, control,
+            num_blocks, num_voxels, seediness_order_key(min_seediness),
+            E=num_dims, E_PAD=triton.next_power_of_2(num_dims), BLOCK_P=block_p,
+            num_warps=_SELECT_SEED_WARPS)
         _greedy_cluster_assign_kernel[grid](
-            embeddings, seediness, state, centres, bandwidths, control, part_value, part_index,
+            embeddings, seediness, state, centres, bandwidths, control, part_key, part_index,
             num_voxels, primary_limit,
             E=num_dims, OFFICIAL_DISTANCE=official_distance, BLOCK=_BLOCK, **_EXACT_ROUNDING)
     _greedy_cluster_finalize_kernel[grid](
@@ -396,7 +447,8 @@ def greedy_cluster(embeddings, precisions, seediness, foreground, *, min_seedine
         precisions (Tensor[N, E], float, > 0): full per-voxel precisions (bandwidths): the
             predicted dims already activated (10 * exp(r)) and the free dims filled by the caller
             (official 1 / 0.3^2). Only the seed voxels' rows are read.
-        seediness (Tensor[N], float, finite): seed score per voxel, usually in (0, 1).
+        seediness (Tensor[N], float): seed score per voxel, usually in (0, 1); NaN ranks
+            above every number, as in ``torch.argmax`` (module docstring).
         foreground (Tensor[N], bool): voxels taking part; the others get -1.
         min_seediness (float): stop when the best remaining seediness is below it (official 0.8,
             KITTI-MOTS 0.95).

@@ -27,8 +27,8 @@ import triton
 import triton.language as tl
 
 from ._backend import resolve_backend
-from ._checks import (FLOAT_DTYPES, INDEX_DTYPES, check_index_range, check_positive,
-                      check_same_device, check_same_size, check_tensor)
+from ._checks import (FLOAT_DTYPES, INDEX_DTYPES, check_index_range, check_int32_indexable,
+                      check_positive, check_same_device, check_same_size, check_tensor)
 from ._launch import accumulation_dtype, ensure_contiguous
 
 PRECISION_SCALE = 10.0  # precision = 10 * exp(raw log-precision), no clamp (official)
@@ -112,7 +112,11 @@ def _instance_gaussians_finalize_kernel(
     counts_ptr,  # [K] int64
     P, K, free_dim_precision,
     E: tl.constexpr, EV: tl.constexpr, BLOCK_K: tl.constexpr, E_PAD: tl.constexpr,
+    BLOCK_P: tl.constexpr,
 ):
+    # BLOCK_P partials per step as one [BLOCK_P, BLOCK_K, E_PAD] tile reduced over P: P / BLOCK_P
+    # steps instead of a serial walk over all P; the tile shape fixes the order of the sums, so
+    # the result does not depend on scheduling.
     k_offs = tl.program_id(0) * BLOCK_K + tl.arange(0, BLOCK_K)
     d_offs = tl.arange(0, E_PAD)
     k_mask = k_offs < K
@@ -122,11 +126,16 @@ def _instance_gaussians_finalize_kernel(
     sum_emb = tl.zeros((BLOCK_K, E_PAD), dtype=acc_dtype)
     sum_prec = tl.zeros((BLOCK_K, E_PAD), dtype=acc_dtype)
     count = tl.zeros((BLOCK_K,), dtype=acc_dtype)
-    for p in range(P):  # fixed order: the result does not depend on scheduling
-        sum_emb += tl.load(part_emb_ptr + p * K * E + kd_offs, mask=kd_mask, other=0.0)
-        sum_prec += tl.load(part_prec_ptr + p * K * E + kd_offs, mask=kd_mask, other=0.0)
-        count += tl.load(part_count_ptr + p * K + k_offs, mask=k_mask, other=0.0)
-    denominator = tl.maximum(count, 1.0)[:, None]
+    for p_start in range(0, P, BLOCK_P):
+        p_offs = p_start + tl.arange(0, BLOCK_P)
+        p_mask = p_offs < P
+        pkd_offs = p_offs[:, None, None] * K * E + kd_offs[None, :, :]
+        pkd_mask = p_mask[:, None, None] & kd_mask[None, :, :]
+        sum_emb += tl.sum(tl.load(part_emb_ptr + pkd_offs, mask=pkd_mask, other=0.0), axis=0)
+        sum_prec += tl.sum(tl.load(part_prec_ptr + pkd_offs, mask=pkd_mask, other=0.0), axis=0)
+        count += tl.sum(tl.load(part_count_ptr + p_offs[:, None] * K + k_offs[None, :],
+                                mask=p_mask[:, None] & k_mask[None, :], other=0.0), axis=0)
+    denominator = tl.maximum(count, 1.0, propagate_nan=tl.PropagateNan.ALL)[:, None]
     precisions = tl.where(d_offs[None, :] < EV, sum_prec / denominator, free_dim_precision)
     tl.store(means_ptr + kd_offs, sum_emb / denominator, mask=kd_mask)
     tl.store(precisions_ptr + kd_offs, precisions, mask=kd_mask)
@@ -158,7 +167,8 @@ def _instance_gaussians_bwd_kernel(
     safe_ids = tl.where(member, ids, 0)
     acc_dtype = grad_means_ptr.dtype.element_ty
     count = tl.load(counts_ptr + safe_ids, mask=n_mask & member, other=1).to(acc_dtype)
-    inv_count = tl.where(member, 1.0 / tl.maximum(count, 1.0), 0.0)[:, None]
+    safe_count = tl.maximum(count, 1.0, propagate_nan=tl.PropagateNan.ALL)
+    inv_count = tl.where(member, 1.0 / safe_count, 0.0)[:, None]
     emb_mask = (n_mask & member)[:, None] & (d_offs[None, :] < E)
     grad_mean = tl.load(grad_means_ptr + safe_ids[:, None] * E + d_offs[None, :], mask=emb_mask,
                         other=0.0)
@@ -179,6 +189,7 @@ def _instance_gaussians_bwd_kernel(
 _BLOCK_N = 256
 _BLOCK_K = 16
 _MAX_PROGRAMS = 512  # enough to fill 132 SMs several times; bounds the [P, K, E] partials
+_FINALIZE_BLOCK_P = 64  # [64, 16, E_PAD] tiles: the 512 partials in 8 steps
 
 
 def _instance_gaussians_fwd(embeddings, log_precisions, instance_ids, num_instances,
@@ -209,6 +220,7 @@ def _instance_gaussians_fwd(embeddings, log_precisions, instance_ids, num_instan
         part_emb, part_prec, part_count, means, precisions, counts,
         num_programs, num_instances, float(free_dim_precision),
         E=num_dims, EV=num_variance_dims, BLOCK_K=_BLOCK_K, E_PAD=e_pad,
+        BLOCK_P=_FINALIZE_BLOCK_P,
     )
     return means, precisions, counts
 
@@ -297,6 +309,7 @@ def instance_gaussians(embeddings, log_precisions, instance_ids, num_instances=N
     if resolve_backend(backend, embeddings, log_precisions) == "reference":
         return instance_gaussians_reference(embeddings, log_precisions, instance_ids,
                                             num_instances, free_dim_precision)
+    check_int32_indexable("embeddings", embeddings.numel())
     means, precisions, counts = _InstanceGaussiansFunction.apply(
         embeddings, log_precisions, instance_ids.to(torch.int32), num_instances,
         float(free_dim_precision))

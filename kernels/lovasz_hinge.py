@@ -14,6 +14,9 @@ U_j >= 1 for every position of a nonempty row (gts > 0, or the prefix holds a ne
 rows without positives are defined as in Berman's code: all of J is 1 from the first position,
 grad = (1, 0, 0, ...) and the loss is relu(max error). An empty row (N = 0) has loss 0.
 
+NaN: as in PyTorch, a NaN logit sorts first (``torch.sort`` ranks NaN highest), makes its row's
+loss NaN (relu(NaN) = NaN) and passes relu's gradient (``x <= 0 ? 0 : grad``).
+
 Ties: both backends sort with ``stable=True`` (among equal errors the lower index comes first).
 The value does not depend on the order of tied errors; the (sub)gradient does, so fixing the
 order keeps the two backends' gradients identical. The official code uses an unstable sort.
@@ -42,8 +45,9 @@ import triton
 import triton.language as tl
 
 from ._backend import resolve_backend
-from ._checks import FLOAT_DTYPES, INDEX_DTYPES, check_same_device, check_tensor
-from ._launch import accumulation_dtype, ensure_contiguous
+from ._checks import (FLOAT_DTYPES, INDEX_DTYPES, check_int32_indexable, check_same_device,
+                      check_tensor)
+from ._launch import accumulation_dtype, ensure_contiguous, row_start
 
 LABEL_DTYPES = FLOAT_DTYPES + INDEX_DTYPES + (torch.bool,)
 
@@ -73,13 +77,14 @@ def _lovasz_hinge_errors_kernel(
     total,
     BLOCK: tl.constexpr,
 ):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < total
+    start = row_start(tl.program_id(0), BLOCK)  # K * N may pass 2^31
+    offs = tl.arange(0, BLOCK)
+    mask = offs < total - start
     acc_dtype = errors_ptr.dtype.element_ty
-    logits = tl.load(logits_ptr + offs, mask=mask, other=0.0).to(acc_dtype)
-    positive = tl.load(labels_ptr + offs, mask=mask, other=0) != 0
+    logits = tl.load(logits_ptr + start + offs, mask=mask, other=0.0).to(acc_dtype)
+    positive = tl.load(labels_ptr + start + offs, mask=mask, other=0) != 0
     sign = tl.where(positive, 1.0, -1.0).to(acc_dtype)
-    tl.store(errors_ptr + offs, 1.0 - logits * sign, mask=mask)
+    tl.store(errors_ptr + start + offs, 1.0 - logits * sign, mask=mask)
 
 
 @triton.jit
@@ -88,7 +93,7 @@ def _sorted_label(perm, row, labels_ptr, ids_ptr, N, mask, LABELS_FROM_IDS: tl.c
     if LABELS_FROM_IDS:  # row k's positives are the voxels of instance k
         positive = tl.load(ids_ptr + perm, mask=mask, other=-1) == row
     else:
-        positive = tl.load(labels_ptr + row * N + perm, mask=mask, other=0) != 0
+        positive = tl.load(labels_ptr + row_start(row, N) + perm, mask=mask, other=0) != 0
     return (positive & mask).to(tl.int32)
 
 
@@ -104,7 +109,7 @@ def _lovasz_chunk_positives_kernel(
     chunk, row = tl.program_id(0), tl.program_id(1)
     offs = chunk * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
-    perm = tl.load(perm_ptr + row * N + offs, mask=mask, other=0)
+    perm = tl.load(perm_ptr + row_start(row, N) + offs, mask=mask, other=0)
     label = _sorted_label(perm, row, labels_ptr, ids_ptr, N, mask, LABELS_FROM_IDS)
     tl.store(chunk_positives_ptr + row * C + chunk, tl.sum(label, axis=0))
 
@@ -126,8 +131,9 @@ def _lovasz_gradient_kernel(
     offs = chunk * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
     acc_dtype = partial_loss_ptr.dtype.element_ty
-    errors = tl.load(sorted_errors_ptr + row * N + offs, mask=mask, other=0.0)
-    perm = tl.load(perm_ptr + row * N + offs, mask=mask, other=0)
+    row_offset = row_start(row, N)
+    errors = tl.load(sorted_errors_ptr + row_offset + offs, mask=mask, other=0.0)
+    perm = tl.load(perm_ptr + row_offset + offs, mask=mask, other=0)
     label = _sorted_label(perm, row, labels_ptr, ids_ptr, N, mask, LABELS_FROM_IDS)
     gts = tl.load(positives_ptr + row)
     cum_positive = tl.load(chunk_offsets_ptr + row * C + chunk) + tl.cumsum(label, axis=0)
@@ -136,14 +142,17 @@ def _lovasz_gradient_kernel(
     union = (gts + cum_negative).to(acc_dtype)  # U_j >= 1 on valid lanes
     safe_union = tl.where(mask, union, 1.0)
     previous_union = safe_union - 1.0  # U_{j-1} for a negative at j
+    safe_previous_union = tl.maximum(previous_union, 1.0, propagate_nan=tl.PropagateNan.ALL)
     negative_grad = tl.where(previous_union > 0,
-                             intersection / (tl.maximum(previous_union, 1.0) * safe_union), 1.0)
+                             intersection / (safe_previous_union * safe_union), 1.0)
     grad = tl.where(label != 0, 1.0 / safe_union, negative_grad)
-    active = mask & (errors > 0)  # relu: zero gradient at and below 0, as torch's relu
+    # torch's relu: zero gradient at and below 0; a NaN error passes (its loss term is NaN and
+    # its gradient flows, as relu's backward `x <= 0 ? 0 : grad` does)
+    active = mask & ((errors > 0) | (errors != errors))
     tl.store(partial_loss_ptr + row * C + chunk, tl.sum(tl.where(active, errors * grad, 0.0)))
     sign = tl.where(label != 0, 1.0, -1.0)
     grad_input = tl.where(active, -INPUT_SCALE * sign * grad, 0.0)
-    tl.store(grad_input_ptr + row * N + perm, grad_input.to(acc_dtype), mask=mask)
+    tl.store(grad_input_ptr + row_offset + perm, grad_input.to(acc_dtype), mask=mask)
 
 
 _BLOCK = 1024
@@ -237,4 +246,5 @@ def lovasz_hinge(logits, labels, *, backend="auto"):
     check_same_device(logits=logits, labels=labels)
     if resolve_backend(backend, logits) == "reference":
         return lovasz_hinge_reference(logits, labels)
+    check_int32_indexable("each row of logits", logits.shape[1], "voxels")
     return _LovaszHingeFunction.apply(logits, labels)

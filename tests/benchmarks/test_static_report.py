@@ -113,8 +113,9 @@ def test_specialisation_is_tritons_own(tmp_path, monkeypatch):
              "c, b, k, s, at = specialise_and_compile(*a);"
              "print(json.dumps(_attribute_summary(s, at)))")
     launch = ["stemseg_fast.kernels.tse_blocks", "_upsample_add_kernel",
-              [tensor(0), tensor(4), tensor(64), tensor(0), 1, 2, 5, 9, 2, 10, 18],
-              {"CHANNELS_LAST": False, "BLOCK": 1024}]
+              [tensor(0), tensor(4), tensor(64), tensor(0), 1, 2, 5, 9, 10, 18,
+               90, 90, 45, 9, 1, 360, 360, 180, 18, 1, 8, 1],
+              {"BLOCK_W": 32}]
     result = subprocess.run([sys.executable, "-c", probe, json.dumps(launch)], cwd=BENCHMARKS,
                             env=_compiler_environment(tmp_path), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]

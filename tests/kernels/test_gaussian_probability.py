@@ -19,7 +19,25 @@ CASES = [
     pytest.param(129, 4, 10, id="K10-N129"),
     pytest.param(301, 5, 17, id="K17-two-K-blocks-N301"),
     pytest.param(200, 2, 40, id="K40-three-K-blocks"),
+    pytest.param(128, 4, 16, id="K16-N128-one-full-block"),
+    pytest.param(385, 4, 3, id="K3-N385-four-blocks"),
+    pytest.param(513, 8, 3, id="E8-N513-two-forward-blocks"),
+    pytest.param(60, 1, 2, id="E1"),
 ]
+
+
+@pytest.mark.parametrize("num_voxels", [255, 256, 257, 1025])
+def test_backward_at_several_tiles(num_voxels, monkeypatch, device, rng):
+    """64-voxel backward tiles: several tiles and partial rows, the last one partial."""
+    monkeypatch.setattr(gaussian_probability_module, "_BWD_BLOCK_N", 64)
+    inputs64 = make_inputs(num_voxels, 4, 3, rng)
+    inputs = [leaf(x, torch.float64, device) for x in inputs64]
+    reference_inputs = [leaf(x, torch.float64, "cpu") for x in inputs64]
+    expected = gaussian_probability(*reference_inputs, backend="reference")
+    result = gaussian_probability(*inputs, backend="triton")
+    assert_close(result, expected, name="prob")
+    compare_gradients([result], [expected], inputs, reference_inputs, rng,
+                      names=["embeddings", "means", "precisions"])
 
 
 def make_inputs(num_voxels, num_dims, num_instances, rng):
@@ -140,3 +158,9 @@ def test_bad_arguments_are_named(kwargs, error, match):
     arguments.update(kwargs)
     with pytest.raises(error, match=match):
         gaussian_probability(**arguments)
+
+
+def test_triton_forward_takes_at_most_eight_dims():
+    embeddings, means, precisions = (torch.zeros(3, 9), torch.zeros(2, 9), torch.ones(2, 9))
+    with pytest.raises(ValueError, match="at most 8 dims E for the Triton backend .*, got 9"):
+        gaussian_probability(embeddings, means, precisions, backend="triton")

@@ -3,6 +3,8 @@ import math
 
 import pytest
 import torch
+import triton
+import triton.language as tl
 
 from stemseg_fast.kernels.greedy_cluster import GreedyCluster, greedy_cluster
 
@@ -27,6 +29,8 @@ CASES = [
     pytest.param(300, 4, 0.0, 0, 4, 1.0, id="no-foreground"),
     pytest.param(257, 4, 1.0, 0, 6, 1.0, id="all-foreground-N257"),
     pytest.param(1023, 3, 0.5, 0, 6, 4.0, id="xyt-N1023"),
+    pytest.param(1024, 4, 0.5, 0, 3, 4.0, id="N1024-one-full-block"),
+    pytest.param(3073, 4, 0.4, 0, 3, 4.0, id="N3073-four-blocks"),
     pytest.param(*TIED, id="tied-seediness-N1025"),
     pytest.param(*MAX_REACHED, id="max-instances-reached"),
     pytest.param(500, 4, 0.6, 0, 3, 8.0, id="max-instances-3"),
@@ -316,3 +320,66 @@ def test_bad_arguments_are_named(kwargs, error, match):
     arguments.update(kwargs)
     with pytest.raises(error, match=match):
         greedy_cluster(**arguments)
+
+
+# NaN semantics: the official code runs torch.argmax (NaN ranks first, the first NaN wins),
+# `NaN < min_seediness` (false: no stop) and torch.max over the stacked distances (NaN wins,
+# then fails the threshold). Each case puts NaN where it decides something.
+def _nan_cases():
+    embeddings, precisions, seediness, foreground = hand_worked_inputs()
+    late_nan = seediness.clone()
+    late_nan[[4, 6]] = float("nan")  # voxel 4 is the first NaN: it seeds cluster 0
+    nan_point = embeddings.clone()
+    nan_point[7, 1] = float("nan")  # no distance, no primary or secondary label
+    nan_seed = embeddings.clone()
+    nan_seed[0, 0] = float("nan")  # the best seed has no centre: every distance is NaN
+    nan_second_seed = embeddings.clone()
+    nan_second_seed[3, 1] = float("nan")  # cluster 0 is real, cluster 1's distances are NaN
+    return [
+        pytest.param((embeddings, precisions, late_nan, foreground), id="nan-seediness"),
+        pytest.param((nan_point, precisions, seediness, foreground), id="nan-embedding"),
+        pytest.param((nan_seed, precisions, seediness, foreground), id="nan-seed-centre"),
+        pytest.param((nan_second_seed, precisions, seediness, foreground),
+                     id="nan-second-centre"),
+    ]
+
+
+@pytest.mark.parametrize("inputs", _nan_cases())
+def test_nan_follows_the_official_torch_semantics(inputs, device):
+    expected = official_clustering(*inputs, max_instances=3)
+    reference = greedy_cluster(*inputs, max_instances=3, backend="reference")
+    result = greedy_cluster(*(x.to(device) for x in inputs), max_instances=3, backend="triton")
+    assert_same_labels(reference, expected, "reference vs official")
+    assert_same_labels(result, expected, "triton vs official")
+
+
+def test_nan_seediness_seeds_first(device):
+    inputs = _nan_cases()[0].values[0]
+    labels = greedy_cluster(*(x.to(device) for x in inputs), max_instances=1, backend="triton")
+    # cluster 0 grows around voxel 4 (x = 3.5), not around the finite maximum voxel 0 (x = 0)
+    assert labels[4] == 0 and labels[3] == 0 and labels[0] == -1
+
+
+@triton.jit
+def _order_key_kernel(values_ptr, keys_ptr, BLOCK: tl.constexpr):
+    offs = tl.arange(0, BLOCK)
+    tl.store(keys_ptr + offs, greedy_cluster_module._order_key(tl.load(values_ptr + offs)))
+
+
+def test_order_key_orders_like_torch_argmax(device):
+    special = [float("nan"), float("inf"), float("-inf"), 0.0, -0.0, 1e-45, -1e-45, 0.8, -0.8,
+               3.4e38, -3.4e38, 1.0, float("nan"), -float("nan"), 0.5, 0.25]
+    values = torch.tensor(special, dtype=torch.float32)
+    keys = torch.empty(len(special), dtype=torch.int32, device=device)
+    _order_key_kernel[(1,)](values.to(device), keys, BLOCK=len(special))
+    python_keys = [greedy_cluster_module.seediness_order_key(v) if v == v
+                   else greedy_cluster_module._NAN_KEY.value for v in values.tolist()]
+    assert keys.cpu().tolist() == python_keys
+    for i, a in enumerate(values.tolist()):
+        for j, b in enumerate(values.tolist()):
+            if a == a and b == b:  # float order for numbers, -0 == +0
+                assert (keys[i] < keys[j]) == (a < b) and (keys[i] == keys[j]) == (a == b)
+            elif a != a:  # NaN above everything
+                assert keys[i] >= keys[j]
+    never_stops = greedy_cluster_module._NO_KEY.value  # `s < NaN` is false for every s
+    assert greedy_cluster_module.seediness_order_key(float("nan")) == never_stops

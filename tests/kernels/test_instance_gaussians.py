@@ -18,7 +18,22 @@ CASES = [
     pytest.param(511, 2, 0, 5, 0.5, id="ff-no-variance-dims"),
     pytest.param(1023, 5, 3, 33, 0.4, id="xytff-K33-N1023"),
     pytest.param(300, 4, 2, 6, 1.0, id="K6-all-background"),
+    pytest.param(256, 4, 2, 16, 0.2, id="K16-N256-one-full-block"),
+    pytest.param(769, 4, 2, 3, 0.2, id="K3-N769-four-blocks"),
 ]
+
+
+@pytest.mark.parametrize("num_voxels", [511, 512, 513, 1300])
+def test_partial_programs_loop_over_several_tiles(num_voxels, monkeypatch, device, rng):
+    """Two partial-sum programs, so each walks several 256-voxel tiles of its chunk."""
+    monkeypatch.setattr(instance_gaussians_module, "_MAX_PROGRAMS", 2)
+    embeddings, log_precisions, ids = make_inputs(num_voxels, 4, 2, 5, 0.3, rng)
+    expected = instance_gaussians(embeddings, log_precisions, ids, 5, backend="reference")
+    result = instance_gaussians(embeddings.to(device), log_precisions.to(device), ids.to(device),
+                                5, backend="triton")
+    assert_close(result.means, expected.means, name="means")
+    assert_close(result.precisions, expected.precisions, name="precisions")
+    assert torch.equal(result.counts.cpu(), expected.counts)
 
 
 def make_inputs(num_voxels, num_dims, num_variance_dims, num_instances, background, rng):
@@ -155,3 +170,17 @@ def test_bad_arguments_are_named(kwargs, error, match):
     arguments.update(kwargs)
     with pytest.raises(error, match=match):
         instance_gaussians(**arguments)
+
+
+@pytest.mark.parametrize("finalize_block", [1, 2, 4])
+def test_finalize_reduces_the_partials_in_several_tiles(finalize_block, monkeypatch, device,
+                                                         rng):
+    """1300 voxels give 6 partial programs; tiles of 1, 2 or 4 partials take 6, 3, 2 steps."""
+    monkeypatch.setattr(instance_gaussians_module, "_FINALIZE_BLOCK_P", finalize_block)
+    embeddings, log_precisions, ids = make_inputs(1300, 4, 2, 5, 0.3, rng)
+    expected = instance_gaussians(embeddings, log_precisions, ids, 5, backend="reference")
+    result = instance_gaussians(embeddings.to(device), log_precisions.to(device), ids.to(device),
+                                5, backend="triton")
+    assert_close(result.means, expected.means, name="means")
+    assert_close(result.precisions, expected.precisions, name="precisions")
+    assert torch.equal(result.counts.cpu(), expected.counts)
