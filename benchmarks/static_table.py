@@ -1,6 +1,6 @@
 """Render the static sm_90 report (benchmarks/compiled.py's JSON) as README tables.
 
-    python benchmarks/static_table.py [REPORT.json] [--readme README.md]
+    python benchmarks/static_table.py [REPORT.json] [--before EARLIER.json] [--readme README.md]
 
 Without a file, reads the newest ``benchmarks/results/sm90-static/*.json``. Every time shown
 is a static estimate, not a measurement.
@@ -104,6 +104,40 @@ def render_markdown(report, path=None, detail_presets=DETAIL_PRESETS):
     return "\n".join(lines)
 
 
+def render_comparison(before, after, before_path, after_path):
+    """Predicted time per op before and after a kernel change, both static estimates."""
+    def key(total):
+        return (total["op"], total["pass"], total["variant"] or "–", total["preset"])
+
+    earlier = {key(total): total for total in before["totals"]}
+    lines = [
+        f"**Before and after** (static estimates, not measurements): `"
+        f"{os.path.relpath(os.path.abspath(before_path), REPO)}` (commit "
+        f"{before['git_commit'][:10]}) → `{os.path.relpath(os.path.abspath(after_path), REPO)}` "
+        f"(commit {after['git_commit'][:10]}).",
+        "",
+        "| op | pass | variant | preset | before H100 (µs, est.) | after H100 (µs, est.) | "
+        "before / after |",
+        "|---|---|---|---|---:|---:|---:|",
+    ]
+    for total in after["totals"]:
+        old = earlier.get(key(total))
+        if old is None:
+            continue
+        was, now = old["predicted_us"]["h100"], total["predicted_us"]["h100"]
+        lines.append(f"| {' | '.join(key(total))} | {_us(was)} | {_us(now)} | "
+                     f"{was / now:.2f}× |")
+    return "\n".join(lines)
+
+
+def _read_report(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"report: cannot read {path}: {error}") from None
+
+
 def newest_report():
     files = sorted(glob.glob(os.path.join(RESULTS_DIR, "*.json")))
     return files[-1] if files else None
@@ -113,18 +147,21 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("report", nargs="?", help="report JSON (default: the newest)")
     parser.add_argument("--readme", help="write the tables into this file between the markers")
+    parser.add_argument("--before", help="an earlier report: add a before/after table")
     args = parser.parse_args(argv)
     path = args.report or newest_report()
     if path is None:
         print("no static report yet: run `make bench-static`", file=sys.stderr)
         return 1
     try:
-        with open(path, encoding="utf-8") as handle:
-            report = json.load(handle)
-    except (OSError, json.JSONDecodeError) as error:
-        print(f"error: report: cannot read {path}: {error}", file=sys.stderr)
+        report = _read_report(path)
+        earlier = _read_report(args.before) if args.before else None
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     text = render_markdown(report, path)
+    if earlier is not None:
+        text = render_comparison(earlier, report, args.before, path) + "\n\n" + text
     publish(text, args.readme, START, END)
     return 0
 
