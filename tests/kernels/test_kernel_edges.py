@@ -109,8 +109,10 @@ def test_instance_statistics_with_5000_members_in_one_chunk(programs, dtype, dev
                       names=["embeddings", "log_precisions"], dtype=dtype)
 
 
-def test_probability_backward_with_5000_voxels_in_one_chunk(device, rng, monkeypatch):
-    monkeypatch.setattr(gaussian_probability_module, "_MAX_PROGRAMS", 1)
+def test_probability_backward_sums_an_instance_over_many_voxel_tiles(device, rng):
+    # 5003 voxels of each instance: several full backward tiles and a partial last one, whose
+    # per-tile partial gradients are summed in a fixed order.
+    assert 5003 > 4 * gaussian_probability_module._BWD_BLOCK_N
     embeddings = 0.3 * torch.randn(5003, 4, generator=rng, dtype=torch.float64)
     means = 0.3 * torch.randn(2, 4, generator=rng, dtype=torch.float64)
     precisions = 5 + 5 * torch.rand(2, 4, generator=rng, dtype=torch.float64)
