@@ -14,6 +14,16 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module's network-heavy tests: on two shared cores, oneDNN
+    convolutions with two threads spin against other processes and run ~100x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def device():
     """Where the Triton backend runs: CUDA when present, else CPU under the interpreter."""

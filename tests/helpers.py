@@ -147,3 +147,20 @@ def read_video(path):
         frames.append(frame)
     capture.release()
     return fps, frames
+
+
+def snapshot(*roots):
+    """``{path: sha256 of the bytes, or "folder"}`` of everything under ``roots``: taken before
+    and after a command, it shows any file created, changed or removed."""
+    import hashlib
+    import os
+
+    found = {}
+    for root in roots:
+        for folder, _, files in os.walk(root):
+            found[folder] = "folder"
+            for name in files:
+                path = os.path.join(folder, name)
+                with open(path, "rb") as handle:
+                    found[path] = hashlib.sha256(handle.read()).hexdigest()
+    return found

@@ -8,7 +8,6 @@ removed outside ``--out`` (input files and an unrelated "victim" folder are hash
 after), and no temporary left inside ``--out``: a refused run writes nothing at all.
 """
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -19,7 +18,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from helpers import untrained_tiny_config, write_frames
+from helpers import snapshot, untrained_tiny_config, write_frames
 
 from stemseg_fast.cli import main
 from stemseg_fast.model import build_stemseg, save_checkpoint
@@ -44,19 +43,6 @@ def world(tmp_path_factory):
     save_checkpoint(model, root / "tiny.pth")
     return {"root": root, "images": root / "images", "checkpoint": root / "tiny.pth",
             "config": config, "model": model}
-
-
-def _snapshot(*roots):
-    """Every file and folder under ``roots`` with a hash of its bytes."""
-    state = {}
-    for root in roots:
-        for folder, subfolders, files in os.walk(root):
-            state[folder] = "folder"
-            for name in files:
-                path = os.path.join(folder, name)
-                with open(path, "rb") as handle:
-                    state[path] = hashlib.sha1(handle.read()).hexdigest()
-    return state
 
 
 def _annotation(path, file_names, **video):
@@ -413,14 +399,14 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing_outside_out(case, worl
                                                                      capsys):
     build, message = CASES[case]
     argv = build(world, tmp_path)
-    before = _snapshot(tmp_path, world["root"])
+    before = snapshot(tmp_path, world["root"])
     code = main(argv)
     stderr = capsys.readouterr().err
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert code == 2, stderr
     assert len(lines) == 1 and lines[0].startswith(f"stemseg-fast {argv[0]}: error: "), stderr
     assert re.search(message, lines[0]), lines[0]
-    assert _snapshot(tmp_path, world["root"]) == before  # a refused run writes nothing at all
+    assert snapshot(tmp_path, world["root"]) == before  # a refused run writes nothing at all
     assert not _temporaries(tmp_path)
 
 
@@ -512,9 +498,9 @@ def test_an_interrupted_runs_temporaries_are_removed_and_nothing_else(world, tmp
 def test_a_second_run_replaces_its_own_davis_folder(world, tmp_path):
     argv = _infer(world, tmp_path, world["images"] / "clip", formats="davis")
     assert main(argv) == 0
-    first = _snapshot(tmp_path / "out")
+    first = snapshot(tmp_path / "out")
     assert main(argv) == 0
-    assert _snapshot(tmp_path / "out").keys() == first.keys()
+    assert snapshot(tmp_path / "out").keys() == first.keys()
 
 
 def test_named_downloads_are_checked_before_they_are_cached(world, tmp_path, monkeypatch):

@@ -20,16 +20,9 @@ from stemseg_fast.model import PRESETS, build_stemseg
 from stemseg_fast.outputs import read_davis_png, read_kitti_mots_txt
 from stemseg_fast.synthetic import synthetic_clip
 
-pytestmark = pytest.mark.filterwarnings("ignore:video codec:RuntimeWarning")  # mp4v fallback
+pytestmark = [pytest.mark.filterwarnings("ignore:video codec:RuntimeWarning"),
+              pytest.mark.usefixtures("one_thread")]  # mp4v fallback
 SIZES = {"alpha": (6, 48, 80), "beta": (3, 64, 96), "gamma": (7, 40, 60)}  # (T, H, W)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # two shared cores: see test_predictor.py
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

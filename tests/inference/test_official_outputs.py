@@ -30,13 +30,7 @@ FRAME_SIZE = (50, 70)  # -> resized 64 x 90 -> padded 64 x 96 with the tiny pres
 RESIZED, PADDED = (64, 90), (64, 96)
 NUM_CLASSES = 3  # background, car, pedestrian: every rule applies, KITTI-MOTS included
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 class OracleWithRandomClasses(nn.Module):

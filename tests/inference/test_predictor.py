@@ -19,15 +19,7 @@ from stemseg_fast.synthetic import synthetic_clip
 TINY = PRESETS["tiny"]  # clips of 4 overlapping by 2, inputs 64 x 96 (no resize for 64 x 96)
 ORACLE_SEED = 5  # every object has >= 11 voxels at stride 4 in each of 11 frames
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Two shared cores: oneDNN convolutions with 2 threads spin against other processes and
-    # run ~100x slower than with one.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def tiny_config(**inference):

@@ -19,15 +19,8 @@ from stemseg_fast.model import build_stemseg, save_checkpoint
 from stemseg_fast.rle import to_json
 from stemseg_fast.synthetic import synthetic_video
 
-pytestmark = pytest.mark.filterwarnings("ignore:video codec:RuntimeWarning")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # two shared cores: see test_predictor.py
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.filterwarnings("ignore:video codec:RuntimeWarning"),
+              pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.fixture(scope="module")

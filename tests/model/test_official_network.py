@@ -17,13 +17,7 @@ from stemseg_fast.model.checkpoints import remap_official_state_dict
 # would be fine too, but a fixed one keeps the "the comparison can fail" test below exact.
 WEIGHT_SEED = 2020
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def randomise_norms(module, generator):

@@ -27,13 +27,7 @@ STEPS = 4
 LOSS_TOLERANCE = dict(rtol=1e-4, atol=1e-6)
 PARAMETER_TOLERANCE = dict(rtol=1e-3, atol=1e-5)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def training_batch():

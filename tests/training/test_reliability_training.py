@@ -11,7 +11,6 @@ Interruptions come from test-only code that a child process runs before the comm
 ``Trainer.fit`` that signals its own process after a given step. The library has no test hook.
 """
 import dataclasses
-import hashlib
 import multiprocessing
 import os
 import random
@@ -27,6 +26,7 @@ import typing
 import pytest
 import torch
 import yaml
+from helpers import snapshot
 from test_train_command import write_config
 
 from stemseg_fast.model.checkpoints import save_checkpoint as save_model_checkpoint
@@ -123,19 +123,6 @@ def _run_forked(args, cwd):
             raise AssertionError(f"stemseg-fast train {args} did not finish in 300 s")
         with open(stdout_path) as out, open(stderr_path) as err:
             return subprocess.CompletedProcess(args, child.exitcode, out.read(), err.read())
-
-
-def snapshot(*roots):
-    """{path: content hash, or 'folder'} of everything under ``roots``."""
-    found = {}
-    for root in roots:
-        for folder, subfolders, files in os.walk(root):
-            found[folder] = "folder"
-            for name in files:
-                path = os.path.join(folder, name)
-                with open(path, "rb") as handle:
-                    found[path] = hashlib.sha256(handle.read()).hexdigest()
-    return found
 
 
 def partial_files(*roots):
