@@ -450,6 +450,10 @@ SIGNAL_DURING_DAVIS_WRITE = """
     from stemseg_fast.inference.tracks import VideoTracks
     from stemseg_fast.cli import main
 
+    # A shell starts background jobs with SIGINT ignored, and Python keeps that: restore the
+    # default, as an interactive terminal would have it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
     label_map = VideoTracks.label_map
 
     def label_map_then_signal(self, frame):

@@ -193,12 +193,14 @@ ENDLESS_STREAM_UNTIL_CTRL_C = """
     from stemseg_fast.cli import main
     from stemseg_fast.synthetic import synthetic_video
 
+    # A shell starts background jobs with SIGINT ignored, and Python keeps that: restore the
+    # default, as an interactive terminal would have it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     frames = list(synthetic_video(num_frames=10, height=48, width=64, seed=1).frames)
-    open_video = video_module.open_video
 
-    def endless(target, **options):  # a live camera that never ends
+    def endless(target, **options):  # a live camera that does not end (before 300 frames)
         def feed():
-            for index, frame in enumerate(itertools.cycle(frames)):
+            for index, frame in enumerate(itertools.islice(itertools.cycle(frames), 300)):
                 if index == {interrupt_at}:
                     os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C
                 time.sleep(0.001)
