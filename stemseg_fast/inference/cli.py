@@ -260,7 +260,7 @@ def _run(args, formats, shard):
             record_path = output_path(args.out, RECORDS_FOLDER, f"{source.name}.json")
             fingerprint = {"settings": settings, "input": _input_fingerprint(source)}
             record = _finished_record(record_path, fingerprint)
-            if record is not None:
+            if record is not None and fingerprint["input"] is not None:
                 done += 1
                 _count_frames(bar, source, record["frames"], record["frames"])
                 continue
@@ -283,9 +283,14 @@ def _run(args, formats, shard):
     reports = [report for part in gathered for report in part["reports"]]
     done = sum(part["done"] for part in gathered)
     records = []
+    this_run = {report["video"]["name"]: report for report in reports}
     for source in sources:  # input order; every finished video, this run's or an earlier one's
-        record = _finished_record(output_path(args.out, RECORDS_FOLDER, f"{source.name}.json"),
-                                  {"settings": settings, "input": _input_fingerprint(source)})
+        fingerprint = {"settings": settings, "input": _input_fingerprint(source)}
+        if fingerprint["input"] is None:  # a stream: only what this run made of it
+            record = this_run.get(source.name)
+        else:
+            record = _finished_record(
+                output_path(args.out, RECORDS_FOLDER, f"{source.name}.json"), fingerprint)
         if record is not None:
             records.append(record)
     written = _write_merged_outputs(args.out, formats, records, predictor.category_names)
@@ -326,11 +331,14 @@ def _process_video(predictor, source, paths, formats, args, json_rule, bar):
 
 
 def _input_location(source):
-    """Where ``render`` finds the video again: its file or frame folder."""
+    """Where ``render`` finds the video again: its file, frame folder or stream URL."""
     if hasattr(source, "path"):
         return os.path.abspath(source.path)
-    folders = {os.path.dirname(os.path.abspath(path)) for path in source.paths}
-    return folders.pop() if len(folders) == 1 else None
+    if hasattr(source, "paths"):
+        folders = {os.path.dirname(os.path.abspath(path)) for path in source.paths}
+        return folders.pop() if len(folders) == 1 else None
+    return getattr(source, "target", None) if isinstance(getattr(source, "target", None),
+                                                          str) else None
 
 
 def _write_merged_outputs(out, formats, records, category_names):
@@ -394,8 +402,12 @@ def _settings_fingerprint(args, formats, predictor):
 
 
 def _input_fingerprint(source):
-    """The input's identity: its files' paths, sizes and modification times."""
-    paths = getattr(source, "paths", None) or [source.path]
+    """The input's identity: its files' paths, sizes and modification times; None for a
+    stream URL, whose content can change between runs (so it is never resumed)."""
+    paths = getattr(source, "paths", None) or (
+        [source.path] if hasattr(source, "path") else None)
+    if paths is None:
+        return None
     return [[os.path.abspath(path), os.stat(path).st_size, os.stat(path).st_mtime_ns]
             for path in paths]
 

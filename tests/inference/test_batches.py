@@ -110,3 +110,20 @@ def test_a_killed_batch_resumes_after_its_finished_videos(batch, capsys):
     assert "2 videos, 12 frames" in printed and "1 videos were already done" in printed
     assert [video["name"] for video in json.loads((out / "videos.json").read_text())] == list(
         NAMES)
+
+
+def test_a_stream_url_is_processed_again_on_every_run(tmp_path, capsys):
+    """A URL's content can change between runs: it is never skipped as done."""
+    from helpers import write_video
+
+    frames = synthetic_clip(num_frames=6, height=40, width=56, seed=2).frames
+    url = "file://" + write_video(tmp_path / "camera.avi", frames, fourcc="MJPG")
+    save_untrained_tiny_checkpoint(tmp_path / "tiny.pth")
+    argv = ["infer", url, "--checkpoint", str(tmp_path / "tiny.pth"), "--out",
+            str(tmp_path / "out"), "--no-progress"]
+    for _ in range(2):
+        assert main(argv) == 0
+        printed = capsys.readouterr().out
+        assert "1 videos, 6 frames" in printed and "already done" not in printed
+    (video,) = json.loads((tmp_path / "out" / "videos.json").read_text())
+    assert video["path"] == url and video["length"] == 6
