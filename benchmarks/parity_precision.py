@@ -28,12 +28,12 @@ import datetime
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 import torch
+from provenance import git_commit, replace_between_markers
 
 from stemseg_fast.demo import BUNDLED_CHECKPOINT, VIDEO_SIZE
 from stemseg_fast.evaluation import evaluate_video_ap
@@ -49,15 +49,6 @@ VARIANTS = {  # name -> (precision, fused decoder)
     "bf16-fused": ("bf16", True),
 }
 REFERENCE = "fp32-official"
-
-
-def _git_commit():
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True, cwd=os.path.dirname(os.path.abspath(__file__))
-                              ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def _device_slug(device):
@@ -135,17 +126,6 @@ def render_markdown(report, source):
     return "\n".join(lines)
 
 
-def update_readme(readme, table):
-    with open(readme, encoding="utf-8") as handle:
-        text = handle.read()
-    if README_START not in text or README_END not in text:
-        raise SystemExit(f"error: {readme} has no {README_START} ... {README_END} block")
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    with open(readme, "w", encoding="utf-8") as handle:
-        handle.write(f"{head}{README_START}\n{table}\n{README_END}{tail}")
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -168,7 +148,7 @@ def main(argv=None):
             parser.exit(2, f"error: --render: cannot read {args.render}: {error}\n")
         table = render_markdown(report, os.path.relpath(args.render))
         if args.readme:
-            update_readme(args.readme, table)
+            replace_between_markers(args.readme, table, README_START, README_END)
         else:
             print(table)
         return 0
@@ -191,7 +171,7 @@ def main(argv=None):
     report = {"machine_info": {
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "cpu": platform.processor() or platform.machine(), "python": sys.version.split()[0],
-        "torch": torch.__version__, "triton": _triton_version(), "commit": _git_commit(),
+        "torch": torch.__version__, "triton": _triton_version(), "commit": git_commit(),
         "date": date.isoformat(), "checkpoint": os.path.basename(BUNDLED_CHECKPOINT),
         "videos": args.videos, "video_size": VIDEO_SIZE, "threads": args.threads},
         "variants": {}}
