@@ -46,30 +46,28 @@ class _OneLineErrorParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def integer_in(low: int, high: int):
-    """An argparse ``type``: an integer in ``[low, high]``."""
+def _in_range(convert, kind, low, high, shown):
+    """An argparse ``type`` converting with ``convert`` and accepting ``[low, high]`` only."""
     def parse(text):
         try:
-            value = int(text)
+            value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be in [{low}, {high}], got {value}")
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if not low <= value <= high:  # NaN fails both
+            raise argparse.ArgumentTypeError(
+                f"must be in [{shown(low)}, {shown(high)}], got {text.strip()}")
         return value
     return parse
+
+
+def integer_in(low: int, high: int):
+    """An argparse ``type``: an integer in ``[low, high]``."""
+    return _in_range(int, "an integer", low, high, str)
 
 
 def number_in(low: float, high: float):
     """An argparse ``type``: a finite number in ``[low, high]``."""
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not low <= value <= high:  # NaN fails both
-            raise argparse.ArgumentTypeError(f"must be in [{low:g}, {high:g}], got {text}")
-        return value
-    return parse
+    return _in_range(float, "a number", low, high, "{:g}".format)
 
 
 def build_parser():
