@@ -253,12 +253,14 @@ def _run(args, formats, shard):
 
     mine = shard_items(sources, shard, key=lambda source: source.name)
     settings = _settings_fingerprint(args, formats, predictor)
+    fingerprints = {source.name: {"settings": settings, "input": _input_fingerprint(source)}
+                    for source in sources}  # one stat of every input file, for skip and merge
     done, failures, reports = 0, [], []
     bar = _batch_progress([source for _, source in mine], args.no_progress)
     try:
         for position, source in mine:
             record_path = output_path(args.out, RECORDS_FOLDER, f"{source.name}.json")
-            fingerprint = {"settings": settings, "input": _input_fingerprint(source)}
+            fingerprint = fingerprints[source.name]
             record = _finished_record(record_path, fingerprint)
             if record is not None and fingerprint["input"] is not None:
                 done += 1
@@ -285,7 +287,7 @@ def _run(args, formats, shard):
     records = []
     this_run = {report["video"]["name"]: report for report in reports}
     for source in sources:  # input order; every finished video, this run's or an earlier one's
-        fingerprint = {"settings": settings, "input": _input_fingerprint(source)}
+        fingerprint = fingerprints[source.name]
         if fingerprint["input"] is None:  # a stream: only what this run made of it
             record = this_run.get(source.name)
         else:
