@@ -14,6 +14,7 @@ import sys
 import pytest
 import torch
 from helpers import assert_close
+from test_hopper_compile import REPO, record_launches
 
 tse_blocks = importlib.import_module("stemseg_fast.kernels.tse_blocks")
 lovasz_hinge_module = importlib.import_module("stemseg_fast.kernels.lovasz_hinge")
@@ -65,8 +66,6 @@ def test_lovasz_nan_error_gives_a_nan_loss_and_relu_gradient(device):
 # NaN-propagating float max / min only.
 
 NAN_DROPPING = re.compile(r"\b(max|min)(\.ftz)?\.(f32|f16|bf16)\b")
-KERNEL_TESTS = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(KERNEL_TESTS))
 COMPILE_AND_SCAN = """
 import json, re, sys
 from hopper_compile import specialise_and_compile
@@ -84,18 +83,7 @@ for line in open(sys.argv[1]):
 @pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the GPU run of the tests above checks it")
 def test_compiled_kernels_propagate_nan(tmp_path):
-    record = tmp_path / "launches.jsonl"
-    environment = dict(os.environ, STEMSEG_FAST_LAUNCH_RECORD=str(record),
-                       PYTHONPATH=os.pathsep.join(filter(None, [KERNEL_TESTS,
-                                                                os.environ.get("PYTHONPATH")])))
-    recorded = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-m", "not slow", "-p", "launch_recorder",
-         "-p", "no:cacheprovider", os.path.abspath(__file__)],
-        cwd=REPO, env=environment, capture_output=True, text=True)
-    assert recorded.returncode == 0, recorded.stdout[-3000:]
-    compiled_environment = {key: value for key, value in environment.items()
-                            if key != "TRITON_INTERPRET"}
-    compiled_environment["TRITON_CACHE_DIR"] = str(tmp_path / "triton_cache")
+    record, compiled_environment = record_launches(tmp_path, os.path.abspath(__file__))
     scanned = subprocess.run(
         [sys.executable, "-c", COMPILE_AND_SCAN, str(record), NAN_DROPPING.pattern],
         cwd=REPO, env=compiled_environment, capture_output=True, text=True)
