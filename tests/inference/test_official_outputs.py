@@ -17,11 +17,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from official_stemseg import official_davis, official_kitti_mots, official_youtube_vis
+from test_predictor import OracleNetwork
 from torch import nn
 
 from stemseg_fast.inference import pipeline
 from stemseg_fast.inference.predictor import Predictor
-from stemseg_fast.model import PRESETS, STEmSeg, STEmSegOutput
+from stemseg_fast.model import PRESETS
 from stemseg_fast.outputs import kitti_mots_detections
 from stemseg_fast.rle import decode_rle
 from stemseg_fast.synthetic import synthetic_clip
@@ -33,38 +34,24 @@ NUM_CLASSES = 3  # background, car, pedestrian: every rule applies, KITTI-MOTS i
 pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
-class OracleWithRandomClasses(nn.Module):
-    """Per object one embedding point (as tests/inference/test_predictor.py's oracle), the
-    foreground logit +8 on objects, and class logits drawn per frame and voxel."""
+class OracleWithRandomClasses(OracleNetwork):
+    """tests/inference/test_predictor.py's oracle (frames as their index, one embedding point
+    per object), with the foreground logit +8 on objects and class logits drawn per frame and
+    voxel."""
 
     def __init__(self, ids_at_stride_4, class_logits, config):
-        super().__init__()
+        nn.Module.__init__(self)
         self.ids = ids_at_stride_4  # [T, h, w]
         self.class_logits = class_logits  # [T, C, h, w]
         self.config = config
         self.frames_seen = 0
 
-    def backbone_features(self, images):
-        count, _, height, width = images.shape
-        index = torch.arange(self.frames_seen, self.frames_seen + count, dtype=torch.float32)
-        self.frames_seen += count
-        return [index.view(count, 1, 1, 1).expand(count, 1, height // 4, width // 4)]
-
-    stack_clip = staticmethod(STEmSeg.stack_clip)
-
     def heads(self, volumes):
         frames = volumes[0][0, 0, :, 0, 0].long()
         ids = self.ids[frames]
-        objects = ids >= 0
-        angle = 2 * np.pi * ids.clamp(min=0).float() / 3
-        embeddings = torch.stack([0.5 * torch.cos(angle), 0.5 * torch.sin(angle),
-                                  0.9 * torch.cos(angle), 0.9 * torch.sin(angle)])
-        embeddings = torch.where(objects, embeddings, torch.zeros_like(embeddings))
-        seediness = torch.where(objects, 0.95, 0.05)[None]
         semantic = torch.cat([self.class_logits[frames].transpose(0, 1),
-                              torch.where(objects, 8.0, -8.0)[None]])
-        return STEmSegOutput(embeddings[None], torch.zeros((1, 2, *ids.shape)),
-                             seediness[None], semantic[None])
+                              torch.where(ids >= 0, 8.0, -8.0)[None]])
+        return self.outputs(ids, 3, semantic)
 
 
 def oracle_ids(instance_ids):

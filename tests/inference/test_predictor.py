@@ -57,17 +57,25 @@ class OracleNetwork(nn.Module):
         self.clip_frames.append(frames.tolist())
         ids = self.ids[frames]  # [T, h, w]
         objects = ids >= 0
-        angle = 2 * math.pi * ids.clamp(min=0).float() / len(self.categories)
-        embeddings = torch.stack([0.5 * torch.cos(angle), 0.5 * torch.sin(angle),
-                                  0.9 * torch.cos(angle), 0.9 * torch.sin(angle)])
-        embeddings = torch.where(objects, embeddings, torch.zeros_like(embeddings))
-        log_precisions = torch.zeros((2, *ids.shape))  # precision 10
-        seediness = torch.where(objects, 0.95, 0.05)[None]
         num_channels = self.config.num_classes + 1
         semantic = torch.full((num_channels, *ids.shape), -8.0)
         category = torch.where(objects, self.categories[ids.clamp(min=0)], 0)
         semantic.scatter_(0, category[None], 8.0)
         semantic[-1] = torch.where(objects, 8.0, -8.0)
+        return self.outputs(ids, len(self.categories), semantic)
+
+    @staticmethod
+    def outputs(ids, num_objects, semantic):
+        """The heads' outputs for the object ids [T, h, w] of a clip: object k's embedding
+        point on two circles at angle 2 pi k / num_objects, the origin elsewhere; precision
+        10; seediness 0.95 on objects, 0.05 elsewhere; ``semantic`` [C + 1, T, h, w] as given."""
+        objects = ids >= 0
+        angle = 2 * math.pi * ids.clamp(min=0).float() / num_objects
+        embeddings = torch.stack([0.5 * torch.cos(angle), 0.5 * torch.sin(angle),
+                                  0.9 * torch.cos(angle), 0.9 * torch.sin(angle)])
+        embeddings = torch.where(objects, embeddings, torch.zeros_like(embeddings))
+        log_precisions = torch.zeros((2, *ids.shape))  # precision 10
+        seediness = torch.where(objects, 0.95, 0.05)[None]
         return STEmSegOutput(embeddings[None], log_precisions[None], seediness[None],
                              semantic[None])
 
