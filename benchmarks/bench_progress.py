@@ -10,7 +10,7 @@ whether the session finished and with which exit status.
 import json
 import os
 
-from stemseg_fast.fileio import atomic_output
+from stemseg_fast.io.files import atomic_output
 
 RESULT_ENV = "STEMSEG_FAST_BENCH_RESULT"
 

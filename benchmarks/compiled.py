@@ -464,7 +464,7 @@ def build_report(preset_names=None, output_path=None, *, ops=None, ipc=DEFAULT_I
 
     from provenance import git_commit
     from sass import ptxas_version
-    from stemseg_fast.fileio import atomic_output
+    from stemseg_fast.io.files import atomic_output
 
     ops = list(ops or SCENARIOS)
     records = record_launches(_plan(preset_names, ops))

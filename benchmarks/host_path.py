@@ -7,14 +7,14 @@ Stages, each timed on the library's own code (the median of ``--repeats`` runs):
   decode       ``open_video`` over an MP4 (OpenCV mp4v) of synthetic OVIS-size frames, and
                ``folder_source`` over the same frames as JPEG files (how OVIS ships them)
   preprocess   ``np.stack`` + ``preprocess_clip`` of one clip of 8 frames (per frame: / 8)
-  mask path    ``VideoRun._frame_masks``, the official output-mask path: the label map at the
+  mask path    ``inference.masks.frame_masks``, the official output-mask path: the label map at the
                clustering resolution (stride 4: 160 x 288, upsampled x4 then to the frame; or
                full resolution 640 x 1152 as the OVIS preset clusters) to K full-size masks
   rle          pycocotools' ``encode`` of those K masks, as the pipeline calls it on the CPU,
-               and ``stemseg_fast.rle.encode_masks`` (what the pipeline runs on a GPU)
+               and ``stemseg_fast.io.rle.encode_masks`` (what the pipeline runs on a GPU)
   write        ``youtube_vis_predictions`` + ``write_youtube_vis_results`` of a video of the K
                tracks (per frame: / frames)
-for K = 5 and 20 tracks. The mask and RLE steps are VideoRun's own methods, called directly so
+for K = 5 and 20 tracks. The mask and RLE steps are the pipeline's own functions, called directly so
 that the numbers move when the library's code does; a renamed method fails this script loudly.
 
 Writes ``benchmarks/results/cpu/host-path-<yyyy-mm-dd>.json`` (versions, commit, machine) unless
@@ -24,6 +24,7 @@ Writes ``benchmarks/results/cpu/host-path-<yyyy-mm-dd>.json`` (versions, commit,
 import argparse
 import dataclasses
 import datetime
+import functools
 import json
 import os
 import platform
@@ -45,15 +46,15 @@ from inputs import instance_id_map  # noqa: E402
 from presets import PRESETS  # noqa: E402
 from provenance import git_commit, publish  # noqa: E402
 
-from stemseg_fast.fileio import atomic_output  # noqa: E402
-from stemseg_fast.inference.pipeline import VideoRun  # noqa: E402
-from stemseg_fast.inference.tracks import Track, VideoTracks  # noqa: E402
-from stemseg_fast.inference.video import ArraySource, folder_source, open_video  # noqa: E402
+from stemseg_fast.io.files import atomic_output  # noqa: E402
+from stemseg_fast.inference.masks import frame_masks  # noqa: E402
+from stemseg_fast.tracks import Track, VideoTracks  # noqa: E402
+from stemseg_fast.io.video import folder_source, open_video  # noqa: E402
 from stemseg_fast.model import PRESETS as MODEL_PRESETS  # noqa: E402
-from stemseg_fast.model.preprocessing import preprocess_clip  # noqa: E402
-from stemseg_fast.outputs.youtube_vis import (write_youtube_vis_results,  # noqa: E402
+from stemseg_fast.model.preprocessing import preprocess_clip, resized_size  # noqa: E402
+from stemseg_fast.io.youtube_vis import (write_youtube_vis_results,  # noqa: E402
                                               youtube_vis_predictions)
-from stemseg_fast.rle import encode_masks  # noqa: E402
+from stemseg_fast.io.rle import encode_masks  # noqa: E402
 from stemseg_fast.synthetic import synthetic_video  # noqa: E402
 
 START, END = "<!-- host-path:start -->", "<!-- host-path:end -->"
@@ -87,11 +88,13 @@ def _write_video(path, frames):
     writer.release()
 
 
-def _video_run(frames, full_resolution):
-    config = MODEL_PRESETS["ovis"]
-    config = dataclasses.replace(config, inference=dataclasses.replace(
-        config.inference, cluster_at_full_resolution=full_resolution))
-    return VideoRun(None, config, ArraySource(frames), device="cpu")
+def _mask_path(frames, full_resolution):
+    """The pipeline's mask path for the OVIS preset's sizes at this clustering resolution."""
+    inference = MODEL_PRESETS["ovis"].inference
+    frame_size = tuple(frames.shape[1:3])
+    resized = resized_size(*frame_size, inference.min_dim, inference.max_dim)
+    return functools.partial(frame_masks, resized=resized, frame_size=frame_size,
+                             full_resolution=full_resolution)
 
 
 def measure(*, repeats=5, num_frames=16):
@@ -126,16 +129,16 @@ def measure(*, repeats=5, num_frames=16):
         rows.append(_row("preprocess", f"clip of {CLIP_LENGTH}", CLIP_LENGTH, timing, repeats))
 
         for resolution, preset_name in RESOLUTIONS.items():
-            run = _video_run(frames, full_resolution=resolution == "fullres")
+            masks_of = _mask_path(frames, full_resolution=resolution == "fullres")
             for num_tracks in TRACK_COUNTS:
                 label_preset = dataclasses.replace(PRESETS[preset_name], num_instances=num_tracks)
                 labels = instance_id_map(label_preset, device="cpu")[0]  # [H_c, W_c], -1 = none
                 track_ids = torch.arange(num_tracks)
                 detail = (f"{num_tracks} tracks, label map "
                           f"{label_preset.height}x{label_preset.width}")
-                timing = _median_ms(lambda: run._frame_masks(labels, track_ids), repeats)
+                timing = _median_ms(lambda: masks_of(labels, track_ids), repeats)
                 rows.append(_row("mask path", detail, 1, timing, repeats))
-                transposed = run._frame_masks(labels, track_ids)  # [K, W, H], as the pipeline
+                transposed = masks_of(labels, track_ids)  # [K, W, H], as the pipeline
                 masks = transposed.numpy().transpose(2, 1, 0)
                 timing = _median_ms(lambda: mask_utils.encode(masks), repeats)
                 rows.append(_row("rle", f"{num_tracks} tracks 640x1152 (masks of the "

@@ -3,7 +3,7 @@ benchmark script (run.py's conftest, compiled.py, host_path.py, report.py, stati
 import os
 import subprocess
 
-from stemseg_fast.fileio import atomic_output
+from stemseg_fast.io.files import atomic_output
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

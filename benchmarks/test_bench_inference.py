@@ -26,7 +26,7 @@ from stemseg_fast.synthetic import synthetic_video
 
 ON_GPU = torch.cuda.is_available()
 # (preset, frames, height, width)
-CASES = ([("ytvis", 16, 640, 1152), ("ovis", 16, 640, 1152)] if ON_GPU
+CASES = ([("youtube_vis", 16, 640, 1152), ("ovis", 16, 640, 1152)] if ON_GPU
          else [("tiny", 8, 64, 96)])
 PATHS = ("reference", "fast") if ON_GPU else ("reference",)
 

@@ -14,7 +14,7 @@ from stemseg_fast.model import PRESETS, build_stemseg
 
 ON_GPU = torch.cuda.is_available()
 # (preset, frames, height, width)
-CASES = ([("ytvis", 8, 640, 1152), ("ovis", 8, 640, 1152), ("davis", 16, 704, 1248)] if ON_GPU
+CASES = ([("youtube_vis", 8, 640, 1152), ("ovis", 8, 640, 1152), ("davis", 16, 704, 1248)] if ON_GPU
          else [("tiny", 4, 64, 96)])
 
 

@@ -19,7 +19,7 @@ from stemseg_fast.training.datasets import ClipBatch
 from stemseg_fast.training.objective import LossConfig, STEmSegObjective
 
 ON_GPU = torch.cuda.is_available()
-MODEL, CLIP = ("ytvis", "ytvis720_T8") if ON_GPU else ("tiny", "cpu_small")
+MODEL, CLIP = ("youtube_vis", "ytvis720_T8") if ON_GPU else ("tiny", "cpu_small")
 DTYPES = {"fp32": None, "bf16": torch.bfloat16} if ON_GPU else {"fp32": None}
 STRIDE = 4
 

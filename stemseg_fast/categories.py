@@ -8,7 +8,7 @@ DAVIS maps are class-agnostic: every kept class becomes 1.
 :func:`read_category_names` reads the ``categories`` list of an annotation file, or of the
 ``categories.json`` that ``infer`` writes beside its results.
 """
-from .fileio import read_json
+from .io.files import read_json
 YOUTUBE_VIS_CATEGORIES = (
     "person", "giant_panda", "lizard", "parrot", "skateboard", "sedan", "ape", "dog", "snake",
     "monkey", "hand", "rabbit", "duck", "cat", "cow", "fish", "train", "horse", "turtle", "bear",

@@ -155,7 +155,7 @@ def synthetic_annotations(videos, names):
     """
     from pycocotools import mask as mask_utils
 
-    from .rle import encode_mask, to_json
+    from .io.rle import encode_mask, to_json
 
     entries = {"videos": [], "annotations": [], "categories": [
         {"id": index + 1, "name": name, "supercategory": "shape"}
@@ -196,7 +196,7 @@ def write_synthetic_dataset(out_dir, num_videos, *, split="train", num_frames=16
     ``split`` picks disjoint seed ranges ("train", "val", "test"), so a split is the same
     wherever it is drawn and never shares a video with another split.
     """
-    from .fileio import atomic_output, write_json
+    from .io.files import atomic_output, write_json
 
     splits = {"train": 0, "val": 1_000_000, "test": 2_000_000}
     if split not in splits:
@@ -218,29 +218,3 @@ def write_synthetic_dataset(out_dir, num_videos, *, split="train", num_frames=16
     annotations = synthetic_annotations(videos, names)
     write_json(f"{out_dir}/annotations.json", annotations)
     return annotations
-
-
-def _synthesize_command(args):
-    annotations = write_synthetic_dataset(args.out, args.videos, split=args.split,
-                                          num_frames=args.frames, height=args.height,
-                                          width=args.width)
-    print(f"wrote {len(annotations['videos'])} videos with {len(annotations['annotations'])} "
-          f"objects to {args.out} (annotations.json, JPEGImages/)")
-    return 0
-
-
-def add_parser(subparsers):
-    from .cli import integer_in
-
-    parser = subparsers.add_parser(
-        "synthesize", help="write a synthetic OVIS-like video set (YouTube-VIS/OVIS format)",
-        description="Deterministic synthetic videos: textured shapes crossing, occluding each "
-                    "other, entering and leaving the frame; annotations with OVIS occlusion "
-                    "levels. Splits use disjoint seeds.")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--split", default="train", choices=("train", "val", "test"))
-    parser.add_argument("--videos", type=integer_in(1, 100_000), default=16, help="number of videos")
-    parser.add_argument("--frames", type=integer_in(1, 100_000), default=16, help="frames per video")
-    parser.add_argument("--height", type=integer_in(16, 4096), default=96)
-    parser.add_argument("--width", type=integer_in(16, 4096), default=128)
-    parser.set_defaults(func=_synthesize_command)

@@ -1,5 +1,6 @@
 """Helpers every op test uses: tolerances per dtype, verbose comparison, random inputs,
 gradient comparison. Import as ``from helpers import ...`` (pytest puts tests/ on sys.path)."""
+import pytest
 import torch
 
 # (rtol, atol) for comparing a result computed in this dtype with the float64 reference.
@@ -164,3 +165,26 @@ def snapshot(*roots):
                 with open(path, "rb") as handle:
                     found[path] = hashlib.sha256(handle.read()).hexdigest()
     return found
+
+
+# Fixtures of the writer tests (tests/io, tests/outputs): a synthetic clip and its ground truth
+# as tracks. Their conftests import them, so both folders share one definition.
+@pytest.fixture(scope="module")
+def clip():
+    """A small synthetic clip the writers draw and encode."""
+    from stemseg_fast.synthetic import synthetic_clip
+
+    return synthetic_clip(num_frames=6, height=40, width=56, num_objects=3, seed=2)
+
+
+@pytest.fixture
+def video_tracks(clip):
+    from stemseg_fast.synthetic import CLASSES
+    from stemseg_fast.tracks import tracks_from_label_maps
+
+    return tracks_from_label_maps(
+        clip.instance_ids, name="synthetic", background=-1,
+        categories=dict(enumerate(clip.categories)), fps=VIDEO_FPS, video_id=3,
+        category_names={index: name for index, (name, _) in enumerate(CLASSES, 1)})
+
+

@@ -23,7 +23,7 @@ from helpers import snapshot, untrained_tiny_config, write_frames
 from stemseg_fast.cli import main
 from stemseg_fast.model import build_stemseg, save_checkpoint
 from stemseg_fast.model import checkpoints as checkpoint_module
-from stemseg_fast.rle import encode_mask, to_json
+from stemseg_fast.io.rle import encode_mask, to_json
 from stemseg_fast.synthetic import synthetic_clip
 
 pytestmark = pytest.mark.filterwarnings("ignore:video codec:RuntimeWarning")
@@ -293,7 +293,7 @@ CASES = {
                            r"unknown inference settings \['speed'\]"),
     "--set without a value": (lambda w, t: _set(w, t, "max_dim"), r"--set expects name=value"),
     "--set unreadable value": (lambda w, t: _set(w, t, "max_dim=[1"),
-                               r"--set max_dim: cannot read the value"),
+                               r"--set max_dim: '\[1' is not a YAML value"),
     "--confidence-threshold out of range": (
         lambda w, t: _infer(w, t, w["images"] / "clip", extra=["--confidence-threshold", "2"]),
         r"argument --confidence-threshold: must be in \[0, 1\], got 2"),
@@ -447,7 +447,7 @@ def test_a_nan_polygon_is_refused_within_a_time_limit(where, tmp_path):
 
 SIGNAL_DURING_DAVIS_WRITE = """
     import os, signal, sys
-    from stemseg_fast.inference.tracks import VideoTracks
+    from stemseg_fast.tracks import VideoTracks
     from stemseg_fast.cli import main
 
     # A shell starts background jobs with SIGINT ignored, and Python keeps that: restore the
@@ -554,7 +554,7 @@ def test_a_named_download_that_does_not_fit_the_model_is_not_cached(world, tmp_p
 
 
 def test_atomic_output_renames_where_it_made_its_temporary(tmp_path):
-    from stemseg_fast.fileio import atomic_output
+    from stemseg_fast.io.files import atomic_output
 
     (tmp_path / "a" / "b").mkdir(parents=True)
     target = os.path.join(str(tmp_path / "a" / "b"), "..", "result.txt")

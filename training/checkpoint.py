@@ -6,7 +6,7 @@ states. Files are ``checkpoint_<step>.pt`` in the run folder, written atomically
 + rename) by rank 0; the newest ``keep`` are kept. Loading uses ``weights_only=True``.
 
 A run killed while writing leaves the temporary file of that write behind (kill -9 runs no
-cleanup): :func:`stemseg_fast.fileio.remove_partial_outputs` deletes such files, and only
+cleanup): :func:`stemseg_fast.io.files.remove_partial_outputs` deletes such files, and only
 those, at the next start.
 An unreadable newest checkpoint is skipped for the newest readable one
 (:func:`newest_readable_checkpoint`), as detectron2's checkpointer does.
@@ -21,7 +21,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from stemseg_fast.fileio import atomic_output
+from stemseg_fast.io.files import atomic_output
 
 FORMAT = "stemseg_fast.training.checkpoint/1"
 FINAL_MODEL_NAME = "model_final.pth"

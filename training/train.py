@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
 import torch
-import yaml
 
+from stemseg_fast.benchmarks import canonical_name
+from stemseg_fast.config import parse_assignment
 from stemseg_fast.categories import check_target_names, resolve_category_map
 from stemseg_fast.model.checkpoints import (OFFICIAL_CHECKPOINT_URLS, check_state_dict,
                                             download_official_checkpoint, load_official_weights,
@@ -33,7 +34,7 @@ from .datasets import (COCO_AUGMENTATION, MAPILLARY_AUGMENTATION, VOC_AUGMENTATI
                        MixedClipDataset, PseudoClipDataset, TargetBuilder, VideoClipDataset,
                        collate_clips, mixture_counts, read_coco, read_davis, read_kitti_mots,
                        read_ytvis)
-from .distributed import init_distributed, shutdown_distributed
+from stemseg_fast.distributed import init_distributed, shutdown_distributed
 from .objective import LOSS_IMPLEMENTATIONS, LossConfig, STEmSegObjective
 from .schedule import SCHEDULE_KINDS
 from .trainer import PRECISIONS, Trainer
@@ -100,14 +101,9 @@ class TrainConfig:
     losses: LossConfig = field(default_factory=LossConfig)
 
 
-def _set_dotted(values, dotted, raw):
+def _set_dotted(values, dotted, value):
     """``a.b.0.c=value``: keys into mappings, numbers into lists (``data.sources.0.images``)."""
     *parents, leaf = dotted.split(".")
-    try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError as error:
-        problem = " ".join(str(error).split())
-        raise ValueError(f"--set {dotted}: {raw!r} is not a YAML value: {problem}") from None
     node = values
     for key in parents:
         node = _child(node, key, dotted, create=True)
@@ -149,13 +145,11 @@ def load_train_config(path, overrides=()):
         raise ValueError(f"config {path} must hold a mapping of settings, got "
                          f"{type(values).__name__}")
     for override in overrides:
-        if "=" not in override:
-            raise ValueError(f"--set expects key=value, got {override!r}")
-        key, raw = override.split("=", 1)
-        _set_dotted(values, key.strip(), raw)
+        _set_dotted(values, *parse_assignment(override, "--set"))
     where = f"{path} (with --set)" if overrides else str(path)
     try:
         config = from_dict(TrainConfig, values, where="")
+        config = dataclasses.replace(config, model=canonical_name(config.model))
         _check_choices_and_relations(config)
         model_config(config)  # model_overrides: checked like the rest
     except ValueError as error:
@@ -379,48 +373,3 @@ def run(config, *, device=None):
         return final
     finally:
         shutdown_distributed()
-
-
-def _command(args):
-    config = load_train_config(args.config, args.set)
-    if args.run_dir:
-        config = dataclasses.replace(config, run_dir=args.run_dir)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    final = run(config, device=args.device)
-    if final is None:
-        print(f"training stopped early; run the same command again to resume from the newest "
-              f"checkpoint in {config.run_dir}", file=sys.stderr)
-        return 3
-    print(f"wrote {final}")
-    return 0
-
-
-def _add_arguments(parser):
-    parser.add_argument("--config", required=True, help="training YAML (training/configs/)")
-    parser.add_argument("--run-dir", help="checkpoints and logs (default: the config's run_dir)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set loop.max_steps=100")
-    parser.add_argument("--device", help="default: cuda:<LOCAL_RANK> when CUDA exists, else cpu")
-    parser.set_defaults(func=_command)
-
-
-def add_parser(subparsers):
-    parser = subparsers.add_parser(
-        "train", help="train a STEm-Seg model", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  stemseg-fast train --config training/configs/ovis.yaml "
-               "--set loop.max_steps=1000\n  torchrun --nproc_per_node 4 -m "
-               "stemseg_fast.training.train --config training/configs/ovis.yaml")
-    _add_arguments(parser)
-
-
-def main(argv=None):
-    """``python -m stemseg_fast.training.train ...`` (what torchrun starts) is
-    ``stemseg-fast train ...``: the same options and the same one-line errors."""
-    from stemseg_fast.cli import main as cli_main
-
-    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

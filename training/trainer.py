@@ -15,11 +15,11 @@ import signal
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from stemseg_fast.fileio import remove_partial_outputs
+from stemseg_fast.io.files import remove_partial_outputs
 
 from .checkpoint import (architecture_differences, newest_readable_checkpoint,
                          restore_rng_state, save_checkpoint)
-from .distributed import init_distributed, mean_across_ranks
+from stemseg_fast.distributed import init_distributed, mean_across_ranks
 from .sampler import StepBatchSampler
 from .schedule import build_scheduler
 

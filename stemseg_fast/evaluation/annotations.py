@@ -33,8 +33,8 @@ import zipfile
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from ..fileio import parse_json, read_json
-from ..rle import checked_rle, polygons_to_rle
+from ..io.files import parse_json, read_json
+from ..io.rle import checked_rle, polygons_to_rle
 
 MAX_VIDEO_EXTENT = 100_000  # frames or pixels a side; beyond it a file is damaged, not a video
 OCCLUSION_SCORES = {"no_occlusion": 0.0, "slight_occlusion": 0.25, "severe_occlusion": 0.75}

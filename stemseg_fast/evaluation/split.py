@@ -14,7 +14,7 @@ other keys copied to both halves) and STEm-Seg's generic format (``sequences`` b
 import hashlib
 import os
 
-from ..fileio import check_not_an_input, read_json, write_json
+from ..io.files import check_not_an_input, read_json, write_json
 
 
 def _rank(seed, video_id):

@@ -32,8 +32,8 @@ import tempfile
 
 import numpy as np
 
-from ..outputs.kitti_mots import read_kitti_mots_txt
-from ..rle import compressed_run_lengths
+from ..io.kitti_mots import read_kitti_mots_txt
+from ..io.rle import compressed_run_lengths
 from .annotations import MAX_VIDEO_EXTENT
 
 logger = logging.getLogger(__name__)

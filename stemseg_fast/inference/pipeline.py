@@ -3,8 +3,8 @@
 generators' mask path; reference §4).
 
 Order of work, for clips C_0 .. C_{n-1} of the official schedule
-(:func:`~stemseg_fast.inference.video.clip_schedule`), planned as the frames arrive
-(:func:`~stemseg_fast.inference.video.streamed_clip_schedule`): the video's length is what its
+(:func:`~stemseg_fast.inference.clips.clip_schedule`), planned as the frames arrive
+(:func:`~stemseg_fast.inference.clips.streamed_clip_schedule`): the video's length is what its
 stream yields, learnt at its end, never a container's announced count:
 
 1. **Backbone once per frame.** Before clip j's heads, the frames of C_j not seen yet are decoded,
@@ -16,7 +16,7 @@ stream yields, learnt at its end, never a container's announced count:
    occurrence of a frame enter its running sum (official: duplicates included), kept at stride 4
    on the device; the embeddings, precisions (10 · exp(r), applied before any upsampling) and
    seediness of a clip keep the **last** occurrence of a repeated frame
-   (:func:`~stemseg_fast.inference.video.clip_positions`).
+   (:func:`~stemseg_fast.inference.clips.clip_positions`).
 3. **A frame's semantics are final** once the last clip containing it has run its heads. Its
    foreground then is ``sigmoid(avg fg logit) > threshold`` (``foreground_source="semantic"``)
    or ``avg seediness > threshold`` (``"seediness"``, averaged over the clips containing it, one
@@ -27,10 +27,10 @@ stream yields, learnt at its end, never a container's announced count:
    appended, :func:`~stemseg_fast.kernels.greedy_cluster.greedy_cluster` on the clip's foreground
    voxels, :class:`~stemseg_fast.inference.stitching.ClipStitcher` against the previous clip.
 5. **Frames the stitcher hands back are final**: per track present, the official mask path
-   (one-hot at clustering resolution -> x4 bilinear if clustering ran at stride 4 -> crop the
-   padding -> bilinear to the source frame size -> > 0.5) and one COCO RLE per track and frame;
-   per-track class-logit sums (YouTube-VIS rule) and argmax votes (KITTI-MOTS rule) at
-   clustering resolution.
+   and one COCO RLE per track and frame (:mod:`~stemseg_fast.inference.masks`); per-track
+   class-logit sums (YouTube-VIS rule) and argmax votes (KITTI-MOTS rule) at clustering
+   resolution. :meth:`VideoRun.run` returns it all as a
+   :class:`~stemseg_fast.inference.prediction.VideoPrediction`.
 
 What is held at any time: features of at most ~2T frames, semantic sums of the frames of at most
 two clips, the outputs of at most two clips awaiting clustering, the stitcher's previous clip;
@@ -53,7 +53,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
-import pycocotools.mask as mask_utils
 import torch
 import torch.nn.functional as F
 
@@ -61,17 +60,33 @@ from stemseg_fast.kernels.embedding_mixing import get_embedding_mode
 from stemseg_fast.kernels.greedy_cluster import greedy_cluster
 from stemseg_fast.kernels.instance_gaussians import PRECISION_SCALE
 from stemseg_fast.model.preprocessing import preprocess_clip, resized_size
-from stemseg_fast.rle import encode_masks
+from stemseg_fast.tracks import Track
 
+from .clips import clip_positions, streamed_clip_schedule
+from .masks import EMBEDDING_STRIDE, encode_frame_masks
+from .prediction import VideoPrediction
 from .prefetch import prefetched
 from .stitching import ClipStitcher
-from .tracks import Track
-from .video import clip_positions, streamed_clip_schedule
 
-EMBEDDING_STRIDE = 4  # decoder outputs are at stride 4 of the padded input (reference §1.5)
 STAGES = ("decode", "preprocess", "backbone", "heads", "clustering", "outputs")
-# Tracks turned into masks together: bounds the [K, H, W] float buffers of the mask path.
-MASK_CHUNK = 16
+
+
+_FRAME_RATE_ROWS = (("decode", ("decode",)),
+                   ("model (preprocess + backbone + heads)", ("preprocess", "backbone", "heads")),
+                   ("clustering + stitching", ("clustering",)),
+                   ("outputs (masks, RLE, files)", ("outputs",)),
+                   ("overall", STAGES))
+
+
+def frame_rate_table(frames: int, seconds: dict) -> str:
+    """Frames per second of each group of :data:`STAGES` and overall, one line each, from
+    ``frames`` and the seconds each stage took over them."""
+    lines = []
+    for label, stages in _FRAME_RATE_ROWS:
+        total = sum(seconds.get(stage, 0.0) for stage in stages)
+        fps = frames / total if total > 0 else float("inf")
+        lines.append(f"  {label:<40} {fps:10.2f} fps  ({total:.2f} s)")
+    return "\n".join(lines)
 
 
 @dataclass
@@ -126,16 +141,24 @@ class _GrowingRows:
             grown[:self.values.shape[0]] = self.values
             self.values = grown
 
+    def rows(self, track_ids):
+        """[M, C] numpy rows of ``track_ids`` (zeros for ids never accumulated)."""
+        if track_ids.numel():
+            self.reserve(int(track_ids.max()) + 1)
+        return self.values[track_ids.to(self.values.device)].cpu().numpy()
+
 
 class VideoRun:
-    """Streams one video through the model; :meth:`run` returns the raw per-track results.
+    """Streams one video through the model, once: :meth:`run` returns its
+    :class:`~stemseg_fast.inference.prediction.VideoPrediction`, :meth:`stream` yields its
+    final frames as they come.
 
     Args:
         model: a :class:`~stemseg_fast.model.STEmSeg` (or a module with its ``backbone_features``,
             ``stack_clip`` and ``heads``), on ``device``, in eval mode.
         config: the :class:`~stemseg_fast.model.STEmSegConfig` (embedding mode, free-dim
             precision, ``inference`` constants).
-        source: a :class:`~stemseg_fast.inference.video.FrameSource`.
+        source: a :class:`~stemseg_fast.io.video.FrameSource`.
         device: where every tensor lives.
         backend: kernel backend for the clustering.
         autocast_dtype: dtype of the network's autocast region, or None for float32.
@@ -172,6 +195,12 @@ class VideoRun:
         self._live = {}  # stream: track id -> summed class logits of the frames seen
         self._display_numbers = {}  # stream: live track id -> its number (1, 2, ...)
         self._next_display_number = 0
+        self.stitcher = ClipStitcher(iou_threshold=self.inference.stitch_iou_threshold,
+                                     track_statistics=not streaming)
+        self.semantic_sums, self.seediness_sums = {}, {}  # frame -> (running sum, count)
+        self.class_logits, self.foreground = {}, {}  # final frames awaiting their clip
+        self._decoded, self._stream_ended, self.frames_read = {}, False, 0
+        self._started = False
 
     # -- stage 1: frames and backbone ------------------------------------------------------------
 
@@ -320,21 +349,9 @@ class VideoRun:
             self.rles[track_id][frame] = rle
 
     def _encode_masks(self, labels, track_ids):
-        """{track id: COCO RLE at the source size} for the tracks of one frame.
-
-        On a GPU the masks are run-length encoded where they are and only the run lengths are
-        copied back (:func:`~stemseg_fast.rle.encode_masks`); on the CPU pycocotools encodes
-        them in place, which is faster there (``benchmarks/host_path.py`` measures both)."""
-        ids, rles = track_ids.tolist(), {}
-        for start in range(0, len(ids), MASK_CHUNK):
-            chunk = track_ids[start:start + MASK_CHUNK]
-            masks = self._frame_masks(labels, chunk)  # [K, W, H] uint8, transposed for RLE
-            if masks.is_cuda:
-                encoded = encode_masks(masks.transpose(1, 2))
-            else:
-                encoded = mask_utils.encode(masks.numpy().transpose(2, 1, 0))
-            rles.update(zip(ids[start:start + MASK_CHUNK], encoded))
-        return rles
+        return encode_frame_masks(labels, track_ids, resized=self.resized,
+                                  frame_size=self.frame_size,
+                                  full_resolution=self.full_resolution)
 
     def _streamed_frame(self, frame, labels, track_ids, class_logits, image):
         """One final frame of a stream: its tracks numbered 1, 2, ... by first appearance, each
@@ -369,18 +386,6 @@ class VideoRun:
             self._display_numbers.pop(finished)
             self._live.pop(finished, None)
 
-    def _frame_masks(self, labels, track_ids):
-        """The official output mask path for K tracks of one frame -> [K, W, H] uint8 (W before H,
-        so the host copy is the column-major array pycocotools encodes)."""
-        one_hot = (labels[None] == track_ids[:, None, None]).float()[None]  # [1, K, H_c, W_c]
-        if not self.full_resolution:
-            one_hot = F.interpolate(one_hot, scale_factor=EMBEDDING_STRIDE, mode="bilinear",
-                                    align_corners=False)
-        one_hot = one_hot[:, :, :self.resized[0], :self.resized[1]]
-        one_hot = F.interpolate(one_hot, size=self.frame_size, mode="bilinear",
-                                align_corners=False)
-        return (one_hot[0] > 0.5).to(torch.uint8).transpose(1, 2).contiguous()
-
     def _accumulate_classes(self, labels, class_logits, highest):
         """Per track: summed class logits and votes of the per-voxel argmax (channel 0 = bg)."""
         num_classes = class_logits.shape[0]
@@ -401,11 +406,35 @@ class VideoRun:
 
     # -- the loop --------------------------------------------------------------------------------
 
-    def run(self):
-        """Process the whole video; the per-track results are then on ``self``."""
+    def run(self) -> VideoPrediction:
+        """Process the whole video: every stitched track with its statistics (no default rule;
+        the predictor sets it)."""
         for _ in self._steps():
             pass
-        return self
+        return self._prediction()
+
+    def _prediction(self):
+        stats = self.stitcher.track_stats()
+        ids = stats.track_ids
+        class_logit_sums = class_votes = None
+        if self.class_logit_sums is not None:
+            class_logit_sums = self.class_logit_sums.rows(ids)
+            class_votes = self.class_votes.rows(ids)
+        elif self.config.semantic_decoder is not None:
+            # no track anywhere in the video: empty per-class arrays, not "no semantic head"
+            class_logit_sums = np.zeros((0, self.config.num_classes), np.float64)
+            class_votes = np.zeros((0, self.config.num_classes), np.int64)
+        self.timer.charge("outputs")
+        timings = dict(self.timer.seconds)
+        timings["total"] = sum(timings[stage] for stage in STAGES)
+        return VideoPrediction(
+            name=self.source.name, frame_size=self.frame_size, num_frames=self.num_frames,
+            fps=self.source.fps, video_id=self.source.video_id, rles=dict(self.rles),
+            track_ids=ids.cpu().numpy(), pixel_counts=stats.pixel_counts.cpu().numpy(),
+            first_frames=stats.first_frames.cpu().numpy(),
+            last_frames=stats.last_frames.cpu().numpy(), class_logit_sums=class_logit_sums,
+            class_votes=class_votes, max_tracks=self.inference.max_tracks, timings=timings,
+            diagnostics=dict(self.diagnostics))
 
     def stream(self):
         """Process the video as a stream: yields a :class:`StreamedFrame` for every frame as
@@ -417,11 +446,9 @@ class VideoRun:
     @torch.inference_mode()
     def _steps(self):
         """The loop; yields the frames emitted by each clustered clip (streams only)."""
-        self.stitcher = ClipStitcher(iou_threshold=self.inference.stitch_iou_threshold,
-                                     track_statistics=not self.streaming)
-        self.semantic_sums, self.seediness_sums = {}, {}
-        self.class_logits, self.foreground = {}, {}
-        self._decoded, self._stream_ended, self.frames_read = {}, False, 0
+        if self._started:
+            raise RuntimeError("a VideoRun processes its video once; make a new one")
+        self._started = True
         self._frame_iterator = prefetched(self.source)
         self.timer.restart()
         try:

@@ -6,7 +6,7 @@ Example::
 
     predictor = Predictor("youtube_vis")                 # named official checkpoint (downloaded)
     predictor = Predictor("run/checkpoint.pth")          # our checkpoint: carries its preset
-    predictor = Predictor("youtube_vis.pth", preset="ytvis")   # an official file
+    predictor = Predictor("youtube_vis.pth", preset="youtube_vis")   # an official file
     video_tracks = predictor("clip.mp4")                 # or a frame folder, or [T, H, W, 3] BGR
     for track in video_tracks.tracks:
         print(track.track_id, track.category_id, track.score, track.frames)
@@ -23,10 +23,8 @@ How a video is processed (streaming, memory bounded by the clip): see
 """
 import dataclasses
 import os
-from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import Mapping
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -38,119 +36,27 @@ from stemseg_fast.model.checkpoints import (CHECKPOINT_FORMAT, OFFICIAL_CHECKPOI
                                             load_official_weights, official_state_dict,
                                             read_checkpoint_file)
 
-from .pipeline import STAGES, VideoRun
-from .tracks import (DAVIS_MAX_TRACKS, KITTI_MOTS_MAX_TRACKS, YOUTUBE_VIS_MAX_TRACKS, Track,
-                     VideoTracks, select_davis_tracks, select_kitti_mots_tracks,
-                     select_youtube_vis_tracks)
-from .video import open_video
+from stemseg_fast.benchmarks import DAVIS, KITTI_MOTS, OVIS, YOUTUBE_VIS, canonical_name
+from stemseg_fast.distributed import resolve_device
+from stemseg_fast.io.video import open_video
+from stemseg_fast.tracks import VideoTracks
+
+from .pipeline import VideoRun
+from .prediction import VideoPrediction
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-RULES = ("youtube_vis", "davis", "kitti_mots")
-_RULE_MAX_TRACKS = {"youtube_vis": YOUTUBE_VIS_MAX_TRACKS, "davis": DAVIS_MAX_TRACKS,
-                    "kitti_mots": KITTI_MOTS_MAX_TRACKS}
 # The output rule each preset was made for; presets not listed: YouTube-VIS with a semantic
 # head, DAVIS without.
-PRESET_RULES = {"ytvis": "youtube_vis", "ovis": "youtube_vis", "tiny": "youtube_vis",
-                "davis": "davis", "kitti_mots": "kitti_mots"}
+PRESET_RULES = {YOUTUBE_VIS: YOUTUBE_VIS, OVIS: YOUTUBE_VIS, "tiny": YOUTUBE_VIS, DAVIS: DAVIS,
+                KITTI_MOTS: KITTI_MOTS}
 
 
 def default_rule(config: STEmSegConfig) -> str:
     """The selection rule a preset's outputs follow."""
     if config.name in PRESET_RULES:
         return PRESET_RULES[config.name]
-    return "youtube_vis" if config.semantic_decoder is not None else "davis"
-
-
-@dataclass
-class VideoPrediction:
-    """Every stitched track of one video, before a benchmark's selection rule.
-
-    Attributes:
-        name, frame_size ((height, width)), num_frames, fps, video_id: of the source.
-        rles (dict[int, dict[int, dict]]): track id -> frame -> COCO RLE at the source size, for
-            every frame where the track has a voxel at clustering resolution.
-        track_ids, pixel_counts, first_frames, last_frames (np.ndarray[M] int64): the stitcher's
-            counters (clustering resolution), ascending id.
-        class_logit_sums (np.ndarray[M, C] float64 or None): per track, averaged class logits
-            summed over its voxels (channel 0 background); None without a semantic head.
-        class_votes (np.ndarray[M, C] int64 or None): per track, voxels per argmax class.
-        rule (str): the preset's rule, used by :meth:`select` by default.
-        max_tracks (int): the preset's track limit for its own rule.
-        timings (dict[str, float]): seconds per stage (see ``pipeline.STAGES``).
-        diagnostics (dict[str, int]): peak numbers of cached frames / clips (memory bounds).
-        category_names (dict[int, str] or None): for drawing.
-    """
-
-    name: str
-    frame_size: tuple
-    num_frames: int
-    fps: Optional[float]
-    video_id: Optional[int]
-    rles: dict
-    track_ids: np.ndarray
-    pixel_counts: np.ndarray
-    first_frames: np.ndarray
-    last_frames: np.ndarray
-    class_logit_sums: Optional[np.ndarray]
-    class_votes: Optional[np.ndarray]
-    rule: str
-    max_tracks: int
-    timings: dict = field(default_factory=dict)
-    diagnostics: dict = field(default_factory=dict)
-    category_names: Optional[dict] = None
-
-    def select(self, rule=None, *, max_tracks=None, min_score=None) -> VideoTracks:
-        """The tracks a benchmark's rule keeps, in its output order (reference §4.4).
-
-        Args:
-            rule: ``"youtube_vis"`` (also OVIS: the longest-lived tracks, class from the summed
-                logits, score = relative pixel count), ``"davis"`` (the longest-lived, category
-                1, same score), ``"kitti_mots"`` (the largest, reordered by lifetime, class by
-                argmax vote, score 1). Default: the preset's.
-            max_tracks: default the preset's limit for its own rule, else the rule's official one.
-            min_score: drop tracks scoring below it (after the rule's selection and scoring).
-        """
-        rule = self.rule if rule is None else rule
-        if rule not in RULES:
-            raise ValueError(f"rule must be one of {', '.join(map(repr, RULES))}, got {rule!r}")
-        if max_tracks is None:
-            max_tracks = self.max_tracks if rule == self.rule else _RULE_MAX_TRACKS[rule]
-        arrays = (self.track_ids, self.first_frames, self.last_frames)
-        if rule == "youtube_vis":
-            logit_sums = self._per_class("youtube_vis", self.class_logit_sums)
-            selection = select_youtube_vis_tracks(
-                self.track_ids, self.pixel_counts, self.first_frames, self.last_frames,
-                logit_sums, max_tracks=max_tracks)
-            chosen = list(zip(selection.indices, selection.category_ids, selection.scores))
-        elif rule == "davis":
-            indices = select_davis_tracks(*arrays, max_tracks=max_tracks)
-            counts = self.pixel_counts[indices].astype(np.float64)
-            scores = counts / counts.max() if len(indices) else counts
-            chosen = [(index, 1, score) for index, score in zip(indices, scores)]
-        else:
-            votes = self._per_class("kitti_mots", self.class_votes)
-            selection = select_kitti_mots_tracks(
-                self.track_ids, self.pixel_counts, self.first_frames, self.last_frames, votes,
-                max_tracks=max_tracks)
-            chosen = [(index, class_id, 1.0)
-                      for index, class_id in zip(selection.indices, selection.class_ids)]
-        tracks = []
-        for index, category_id, score in chosen:
-            if min_score is not None and score < min_score:
-                continue
-            track_id = int(self.track_ids[index])
-            tracks.append(Track(track_id, self.frame_size, self.rles.get(track_id, {}),
-                                category_id=int(category_id), score=float(score)))
-        return VideoTracks(self.name, tracks, self.frame_size, self.num_frames, fps=self.fps,
-                           video_id=self.video_id, timings=dict(self.timings),
-                           category_names=self.category_names)
-
-    def _per_class(self, rule, values):
-        if values is None:
-            raise ValueError(f"the {rule!r} rule classifies tracks with the semantic head; "
-                             f"this model has none (use rule='davis')")
-        return values
+    return YOUTUBE_VIS if config.semantic_decoder is not None else DAVIS
 
 
 def _architecture_differences(saved: STEmSegConfig, wanted: STEmSegConfig):
@@ -171,6 +77,7 @@ def _preset_config(preset):
     if preset is None or isinstance(preset, STEmSegConfig):
         return preset
     if isinstance(preset, str):
+        preset = canonical_name(preset)
         if preset not in PRESETS:
             raise ValueError(f"preset must be one of {', '.join(sorted(PRESETS))} or an "
                              f"STEmSegConfig, got {preset!r}")
@@ -251,16 +158,6 @@ def _replace_inference(inference: InferenceConfig, overrides: Mapping) -> Infere
     return dataclasses.replace(inference, **overrides)
 
 
-def resolve_device(device):
-    """``"auto"`` -> CUDA when available, else CPU."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device} was asked for, but CUDA is not available here")
-    return device
-
-
 class Predictor:
     """Video instance segmentation with a STEm-Seg network, one video at a time.
 
@@ -322,7 +219,7 @@ class Predictor:
 
         Args:
             video: a video file path, a folder of frames, an array/tensor [T, H, W, 3] uint8
-                (BGR unless ``rgb=True``), or a :class:`~stemseg_fast.inference.video.FrameSource`.
+                (BGR unless ``rgb=True``), or a :class:`~stemseg_fast.io.video.FrameSource`.
             name, video_id, fps: override the source's (names outputs; YouTube-VIS id; overlay
                 frame rate).
             progress: True for a bar of this video, False for none, or a bar of the caller's
@@ -337,20 +234,24 @@ class Predictor:
 
             bar = tqdm(total=source.num_frames, desc=source.name, unit="frame", leave=False)
         try:
-            run = VideoRun(self.model, self.config, source, device=self.device,
-                           backend=self.backend, autocast_dtype=_AUTOCAST_DTYPES[self.precision],
-                           progress=bar).run()
-            if progress is True and bar.total != run.num_frames:  # the container misstated it
-                bar.total = run.num_frames
+            prediction = VideoRun(self.model, self.config, source, device=self.device,
+                                  backend=self.backend,
+                                  autocast_dtype=_AUTOCAST_DTYPES[self.precision],
+                                  progress=bar).run()
+            if progress is True and bar.total != prediction.num_frames:  # a misstated length
+                bar.total = prediction.num_frames
                 bar.refresh()
         finally:
             if progress is True:
                 bar.close()
-        return self._prediction(run, source, video_id)
+        if video_id is None:
+            video_id = prediction.video_id
+        return dataclasses.replace(prediction, rule=self.rule, video_id=video_id,
+                                   category_names=self.category_names)
 
     def stream(self, video, *, rgb=False, name=None, fps=None, keep_images=False):
         """Frames with their tracks as soon as they are final (about one clip after they are
-        decoded): for live sources (:class:`~stemseg_fast.inference.video.CaptureSource`, any
+        decoded): for live sources (:class:`~stemseg_fast.io.video.CaptureSource`, any
         iterable of frames) and videos too long to hold. Memory stays flat however long the
         stream runs: nothing is kept of a track once it has ended.
 
@@ -370,36 +271,6 @@ class Predictor:
                        autocast_dtype=_AUTOCAST_DTYPES[self.precision], streaming=True,
                        keep_images=keep_images)
         yield from run.stream()
-
-    def _prediction(self, run, source, video_id):
-        stats = run.stitcher.track_stats()
-        ids = stats.track_ids
-
-        def per_track(rows):
-            if rows is None:
-                return None
-            if ids.numel():
-                rows.reserve(int(ids.max()) + 1)
-            return rows.values[ids.to(rows.values.device)].cpu().numpy()
-
-        class_logit_sums, class_votes = per_track(run.class_logit_sums), per_track(run.class_votes)
-        if self.config.semantic_decoder is not None and class_logit_sums is None:
-            # no track anywhere in the video: empty per-class arrays, not "no semantic head"
-            class_logit_sums = np.zeros((0, self.config.num_classes), np.float64)
-            class_votes = np.zeros((0, self.config.num_classes), np.int64)
-        run.timer.charge("outputs")
-        timings = dict(run.timer.seconds)
-        timings["total"] = sum(timings[stage] for stage in STAGES)
-        return VideoPrediction(
-            name=source.name, frame_size=run.frame_size, num_frames=run.num_frames,
-            fps=source.fps, video_id=video_id if video_id is not None else source.video_id,
-            rles=dict(run.rles), track_ids=ids.cpu().numpy(),
-            pixel_counts=stats.pixel_counts.cpu().numpy(),
-            first_frames=stats.first_frames.cpu().numpy(),
-            last_frames=stats.last_frames.cpu().numpy(),
-            class_logit_sums=class_logit_sums, class_votes=class_votes, rule=self.rule,
-            max_tracks=self.config.inference.max_tracks, timings=timings,
-            diagnostics=dict(run.diagnostics), category_names=self.category_names)
 
     def __call__(self, video, *, rule=None, rgb=False, name=None, video_id=None,
                  fps=None) -> VideoTracks:

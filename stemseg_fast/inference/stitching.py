@@ -61,7 +61,7 @@ class StitchedClip(NamedTuple):
 
 class TrackStats(NamedTuple):
     """Per-track counters over the frames stored so far, in ascending track id (the arrays
-    ``stemseg_fast.inference.tracks`` selects from)."""
+    ``stemseg_fast.tracks`` selects from)."""
 
     track_ids: torch.Tensor  # [M] int64
     pixel_counts: torch.Tensor  # [M] int64 voxels over the video (clustering resolution)

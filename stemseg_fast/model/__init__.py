@@ -10,7 +10,7 @@ from .preprocessing import (IMAGE_MEAN_BGR, PreprocessedClip, padded_size, prepr
 from .presets import PRESETS, BackboneConfig, DecoderConfig, InferenceConfig, STEmSegConfig
 from .stemseg import (BUILDERS, EmbeddingHead, OutputHead, STEmSeg, STEmSegOutput,
                       build_stemseg, stemseg_r101_davis, stemseg_r101_kitti_mots,
-                      stemseg_r101_ytvis, stemseg_tiny, stemseg_x101_ovis)
+                      stemseg_r101_youtube_vis, stemseg_tiny, stemseg_x101_ovis)
 
 __all__ = [
     "BUILDERS", "FPN", "IMAGE_MEAN_BGR", "OFFICIAL_CHECKPOINT_URLS", "PRESETS",
@@ -21,5 +21,5 @@ __all__ = [
     "load_official_weights", "padded_size", "preprocess_clip", "remap_official_state_dict",
     "resized_size", "resnet101_fpn", "resnet50_fpn", "resnext101_32x8d_fpn", "save_checkpoint",
     "stemseg_from_official", "stemseg_r101_davis", "stemseg_r101_kitti_mots",
-    "stemseg_r101_ytvis", "stemseg_tiny", "stemseg_x101_ovis", "temporal_schedule",
+    "stemseg_r101_youtube_vis", "stemseg_tiny", "stemseg_x101_ovis", "temporal_schedule",
 ]

@@ -23,7 +23,7 @@ from typing import Callable, Dict, Mapping, Optional
 
 import torch
 
-from stemseg_fast.fileio import atomic_output, remove_partial_outputs
+from stemseg_fast.io.files import atomic_output, remove_partial_outputs
 
 from .presets import STEmSegConfig
 from .stemseg import STEmSeg, build_stemseg
@@ -40,7 +40,7 @@ OFFICIAL_CHECKPOINT_URLS = {
                  "mask_rcnn_R_50_FPN_backbone")
 }
 # Which preset each named full checkpoint was trained as.
-OFFICIAL_CHECKPOINT_PRESETS = {"youtube_vis": "ytvis", "davis": "davis",
+OFFICIAL_CHECKPOINT_PRESETS = {"youtube_vis": "youtube_vis", "davis": "davis",
                                "kitti_mots": "kitti_mots"}
 # What each official file was trained on (official configs; stemseg_reference.md §5).
 OFFICIAL_CHECKPOINT_TRAINING = {
@@ -63,7 +63,7 @@ TIME_SCALE_KEY = "embedding_head.time_scale"
 FREE_DIM_BANDWIDTHS_KEY = "embedding_loss_criterion.free_dim_bandwidths"
 
 
-class CheckpointMismatchError(KeyError):
+class CheckpointMismatchError(KeyError, ValueError):
     """A state dict that does not fit the model: missing, unexpected or mis-shaped keys."""
 
     def __str__(self):

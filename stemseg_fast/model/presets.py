@@ -9,13 +9,14 @@ challenge report (X-101-FPN, xyff) with the YouTube-VIS inference settings.
 Example::
 
     from dataclasses import replace
-    config = replace(PRESETS["ytvis"], inference=replace(PRESETS["ytvis"].inference,
+    config = replace(PRESETS["youtube_vis"], inference=replace(PRESETS["youtube_vis"].inference,
                                                          clip_overlap=2))
     model = build_stemseg(config)
 """
 from dataclasses import asdict, dataclass, field, fields
 from typing import Optional, Tuple
 
+from stemseg_fast.benchmarks import canonical_name
 from stemseg_fast.categories import OVIS_CATEGORIES, YOUTUBE_VIS_CATEGORIES
 from stemseg_fast.kernels.instance_gaussians import FREE_DIM_PRECISION
 
@@ -142,7 +143,10 @@ class STEmSegConfig:
 
     @classmethod
     def from_dict(cls, values):
-        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        """Inverse of :meth:`to_dict`; unknown keys are an error. A preset name of an earlier
+        version (``ytvis``) reads as today's."""
+        if isinstance(values, dict) and "name" in values:
+            values = dict(values, name=canonical_name(values["name"]))
         return _from_dict(cls, values, "config")
 
 
@@ -174,7 +178,7 @@ PRESETS = {
     config.name: config
     for config in (
         STEmSegConfig(
-            "ytvis", backbone=R101, embedding_mode="xyff",
+            "youtube_vis", backbone=R101, embedding_mode="xyff",
             semantic_decoder=DecoderConfig(widths=(256, 256, 256, 256)), num_classes=41,
             category_names=YOUTUBE_VIS_CATEGORIES,
             inference=InferenceConfig(clip_length=8, clip_overlap=4, max_tracks=10,

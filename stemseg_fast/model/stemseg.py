@@ -143,7 +143,7 @@ def build_stemseg(config: STEmSegConfig, *, fused: bool = False, backend: str = 
     """Build the network a preset describes.
 
     Args:
-        config: a :class:`STEmSegConfig` (e.g. ``PRESETS["ytvis"]``).
+        config: a :class:`STEmSegConfig` (e.g. ``PRESETS["youtube_vis"]``).
         fused: decoders use the fused TSE blocks (same parameters as the reference).
         backend: kernel backend for the fused blocks.
         channels_last: run the decoders on channels-last-3d tensors.
@@ -172,9 +172,9 @@ def build_stemseg(config: STEmSegConfig, *, fused: bool = False, backend: str = 
     return model
 
 
-def stemseg_r101_ytvis(**kwargs):
+def stemseg_r101_youtube_vis(**kwargs):
     """YouTube-VIS model (R-101-FPN, xyff, semantic head 41 + 1). See :func:`build_stemseg`."""
-    return build_stemseg(PRESETS["ytvis"], **kwargs)
+    return build_stemseg(PRESETS["youtube_vis"], **kwargs)
 
 
 def stemseg_r101_davis(**kwargs):
@@ -198,7 +198,7 @@ def stemseg_tiny(**kwargs):
 
 
 BUILDERS = {
-    "ytvis": stemseg_r101_ytvis,
+    "youtube_vis": stemseg_r101_youtube_vis,
     "davis": stemseg_r101_davis,
     "kitti_mots": stemseg_r101_kitti_mots,
     "ovis": stemseg_x101_ovis,

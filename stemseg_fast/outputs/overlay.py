@@ -15,8 +15,8 @@ import warnings
 import cv2
 import numpy as np
 
-from ..fileio import atomic_output
-from ..inference.video import open_video
+from ..io.files import atomic_output
+from ..io.video import open_video
 
 DEFAULT_CODECS = ("avc1", "mp4v")
 DEFAULT_FPS = 30.0
@@ -131,7 +131,7 @@ def write_overlay_video(path, frames, video_tracks, *, fps=None, codecs=DEFAULT_
     """Draw ``video_tracks`` on ``frames`` and write the video atomically.
 
     Args:
-        frames: anything :func:`stemseg_fast.inference.video.open_video` takes (a frame source,
+        frames: anything :func:`stemseg_fast.io.video.open_video` takes (a frame source,
             a video path, a folder of frames, an array [T, H, W, 3] uint8 BGR).
         fps (float or None): default ``video_tracks.fps``, then the source's, then 30.
     Returns:

@@ -3,12 +3,12 @@ import os
 from collections import defaultdict
 
 from ..categories import read_category_names
-from ..fileio import check_not_an_input, output_path, read_json, remove_partial_outputs
-from ..inference.tracks import Track, VideoTracks
-from ..inference.video import annotation_videos, expand_inputs, open_video
-from ..rle import checked_rle
+from ..io.files import check_not_an_input, output_path, read_json, remove_partial_outputs
+from ..tracks import Track, VideoTracks
+from ..io.video import annotation_videos, expand_inputs, open_video
+from ..io.rle import checked_rle
 from .overlay import DEFAULT_CODECS, write_overlay_video
-from .youtube_vis import read_youtube_vis_results
+from ..io.youtube_vis import read_youtube_vis_results
 
 
 def _recorded_videos(videos_json):

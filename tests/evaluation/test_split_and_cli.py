@@ -171,7 +171,7 @@ def test_public_api_imports_without_trackeval():
 def test_eval_warns_when_the_results_classes_are_another_benchmarks(tmp_path, capsys):
     import numpy as np
 
-    from stemseg_fast.rle import encode_mask, to_json
+    from stemseg_fast.io.rle import encode_mask, to_json
 
     mask = np.zeros((16, 16), np.uint8)
     mask[2:9, 3:12] = 1

@@ -12,7 +12,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from stemseg_fast.evaluation import evaluate_video_ap, load_ground_truth, load_results
-from stemseg_fast.rle import compressed_run_lengths
+from stemseg_fast.io.rle import compressed_run_lengths
 from stemseg_fast.evaluation.video_ap import IOU_THRESHOLDS, tube_ious
 
 SQUARE = box(32, 32, 0, 10, 0, 10)          # 100 px

@@ -4,18 +4,16 @@ import pytest
 import torch
 from pycocotools import mask as mask_utils
 
-from stemseg_fast.inference.pipeline import VideoRun
-from stemseg_fast.inference.video import open_video
-from stemseg_fast.model import PRESETS, build_stemseg
-from stemseg_fast.synthetic import synthetic_clip
+from stemseg_fast.inference.masks import encode_frame_masks, frame_masks
+from stemseg_fast.model import PRESETS
+from stemseg_fast.model.preprocessing import resized_size
 
 
 @pytest.mark.gpu
 def test_masks_are_encoded_on_the_gpu_as_pycocotools_would():
     config = PRESETS["tiny"]
-    clip = synthetic_clip(num_frames=4, height=70, width=90, seed=3)
-    run = VideoRun(build_stemseg(config).cuda().eval(), config, open_video(clip.frames),
-                   device="cuda")
+    sizes = dict(resized=resized_size(70, 90, config.inference.min_dim, config.inference.max_dim),
+                 frame_size=(70, 90), full_resolution=False)
     # A stride-4 label map of the padded input (64 x 96 for 70 x 90 frames): blobs and noise.
     generator = np.random.default_rng(0)
     labels = np.full((16, 24), -1, np.int64)
@@ -24,7 +22,7 @@ def test_masks_are_encoded_on_the_gpu_as_pycocotools_would():
     labels = torch.from_numpy(labels).cuda()
     track_ids = torch.unique(labels)
     track_ids = track_ids[track_ids >= 0]
-    encoded = run._encode_masks(labels, track_ids)
-    masks = run._frame_masks(labels, track_ids).cpu().numpy().transpose(2, 1, 0)
+    encoded = encode_frame_masks(labels, track_ids, **sizes)
+    masks = frame_masks(labels, track_ids, **sizes).cpu().numpy().transpose(2, 1, 0)
     expected = mask_utils.encode(np.asfortranarray(masks))
     assert [encoded[int(k)]["counts"] for k in track_ids] == [e["counts"] for e in expected]

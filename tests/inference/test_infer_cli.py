@@ -17,7 +17,7 @@ from helpers import save_untrained_tiny_checkpoint, write_frames, write_video
 
 from stemseg_fast.cli import main
 from stemseg_fast.model import PRESETS, build_stemseg
-from stemseg_fast.outputs import read_davis_png, read_kitti_mots_txt
+from stemseg_fast.io import read_davis_png, read_kitti_mots_txt
 from stemseg_fast.synthetic import synthetic_clip
 
 pytestmark = [pytest.mark.filterwarnings("ignore:video codec:RuntimeWarning"),
@@ -114,8 +114,8 @@ def _bad_cases(tmp_path, checkpoint):
         "unreadable video": ([unreadable, "--checkpoint", checkpoint], "OpenCV cannot"),
         "empty folder": ([empty, "--checkpoint", checkpoint], "holds no frames"),
         "missing input": ([tmp_path / "nope.mp4", "--checkpoint", checkpoint], "does not exist"),
-        "preset mismatch": ([frames, "--checkpoint", checkpoint, "--preset", "ytvis"],
-                            "does not match preset 'ytvis'"),
+        "preset mismatch": ([frames, "--checkpoint", checkpoint, "--preset", "youtube_vis"],
+                            "does not match preset 'youtube_vis'"),
         "unknown keys": ([frames, "--checkpoint", official, "--preset", "tiny"],
                          "unexpected.*semseg_head.extra_conv.weight"),
         "missing checkpoint": ([frames, "--checkpoint", tmp_path / "none.pth"],

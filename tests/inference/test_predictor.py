@@ -11,7 +11,7 @@ from torch import nn
 
 import stemseg_fast
 from stemseg_fast.inference.predictor import Predictor, load_model
-from stemseg_fast.rle import decode_rle
+from stemseg_fast.io.rle import decode_rle
 from stemseg_fast.model import (PRESETS, CheckpointMismatchError, STEmSeg, STEmSegOutput,
                                 build_stemseg, save_checkpoint)
 from stemseg_fast.synthetic import synthetic_clip
@@ -252,8 +252,8 @@ def test_our_checkpoint_carries_its_preset(tmp_path):
     # a preset with the same network supplies its inference constants
     with_preset = Predictor(str(tmp_path / "model.pth"), preset="tiny")
     assert with_preset.config.inference.min_seediness == 0.8
-    with pytest.raises(ValueError, match="does not match preset 'ytvis'"):
-        load_model(str(tmp_path / "model.pth"), "ytvis")
+    with pytest.raises(ValueError, match="does not match preset 'youtube_vis'"):
+        load_model(str(tmp_path / "model.pth"), "youtube_vis")
 
 
 def test_official_file_needs_a_matching_preset(tmp_path):

@@ -14,9 +14,9 @@ from stemseg_fast import Predictor
 from stemseg_fast.cli import main
 from stemseg_fast.inference.pipeline import VideoRun
 from stemseg_fast.inference.prefetch import DEFAULT_DEPTH
-from stemseg_fast.inference.video import IterableSource, open_video
+from stemseg_fast.io.video import IterableSource, open_video
 from stemseg_fast.model import build_stemseg, save_checkpoint
-from stemseg_fast.rle import to_json
+from stemseg_fast.io.rle import to_json
 from stemseg_fast.synthetic import synthetic_video
 
 pytestmark = [pytest.mark.filterwarnings("ignore:video codec:RuntimeWarning"),
@@ -152,7 +152,7 @@ def test_a_capture_source_keeps_its_first_frame_and_ends_with_the_stream(tmp_pat
     """OpenCV opens cameras, URLs and files alike; a file stands in for a live source here."""
     from helpers import write_video
 
-    from stemseg_fast.inference.video import CaptureSource
+    from stemseg_fast.io.video import CaptureSource
 
     frames = synthetic_video(num_frames=7, height=48, width=64, seed=1).frames
     path = write_video(tmp_path / "live.avi", frames, fourcc="MJPG")
@@ -189,7 +189,7 @@ def test_the_codec_warning_is_one_line_once_per_run(predictor, video, tmp_path, 
 ENDLESS_STREAM_UNTIL_CTRL_C = """
     import itertools, os, signal, sys, time
     import numpy as np
-    import stemseg_fast.inference.video as video_module
+    import stemseg_fast.io.video as video_module
     from stemseg_fast.cli import main
     from stemseg_fast.synthetic import synthetic_video
 

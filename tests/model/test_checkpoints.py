@@ -14,7 +14,7 @@ from stemseg_fast.model.checkpoints import OFFICIAL_CHECKPOINT_URLS, read_checkp
 
 KEYS_DIR = Path("/work/shared/official_checkpoint_keys")
 needs_keys = pytest.mark.skipif(not KEYS_DIR.exists(), reason="official key lists not present")
-OFFICIAL_FILES = {"ytvis": "ytvis_r101.json", "davis": "davis_r101.json",
+OFFICIAL_FILES = {"youtube_vis": "ytvis_r101.json", "davis": "davis_r101.json",
                   "kitti_mots": "kitti_mots_r101.json"}
 
 
@@ -51,7 +51,7 @@ def test_every_official_key_maps_with_equal_shapes(preset, rng):
 
 @needs_keys
 def test_backbone_file_fills_only_the_backbone(rng):
-    model = build_stemseg(PRESETS["ytvis"])
+    model = build_stemseg(PRESETS["youtube_vis"])
     head_before = model.embedding_head.conv_variance.weight.clone()
     official = official_state_dict("backbone_r101.json", rng)
     load_official_weights(model, official)

@@ -18,4 +18,4 @@ def test_models_lists_every_official_file_and_the_bundled_one(tmp_path, capsys, 
         assert f"\n{name}\n" in printed and f"source   {url}" in printed
     assert f"file     {cached} (3 MB)" in printed
     assert f"not downloaded (would be {cached.parent / 'youtube_vis.pth'})" in printed
-    assert "preset   ytvis, 40 classes" in printed and "preset   davis, class-agnostic" in printed
+    assert "preset   youtube_vis, 40 classes" in printed and "preset   davis, class-agnostic" in printed

@@ -21,7 +21,7 @@ def tiny_version(name):
         semantic_decoder=narrow if preset.semantic_decoder else None)
 
 
-@pytest.mark.parametrize("name", ["ytvis", "davis", "kitti_mots", "ovis", "tiny"])
+@pytest.mark.parametrize("name", ["youtube_vis", "davis", "kitti_mots", "ovis", "tiny"])
 def test_output_shapes_per_preset(name, rng):
     model = build_stemseg(tiny_version(name)).eval()
     preset = PRESETS[name]
@@ -42,7 +42,7 @@ def test_output_shapes_per_preset(name, rng):
         assert all(t is None or t.dtype == torch.float32 for t in out)
 
 
-@pytest.mark.parametrize("name", ["ytvis", "davis", "kitti_mots", "ovis"])
+@pytest.mark.parametrize("name", ["youtube_vis", "davis", "kitti_mots", "ovis"])
 def test_real_preset_structure(name):
     model = build_stemseg(PRESETS[name])
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
@@ -53,7 +53,7 @@ def test_real_preset_structure(name):
         assert model.semseg_head is None
     else:
         assert shapes["embedding_head.conv_seediness.weight"] == (1, 128, 1, 1, 1)
-        width = 256 if name == "ytvis" else 128
+        width = 256 if name == "youtube_vis" else 128
         assert shapes["semseg_head.conv_out.weight"] == (classes + 1, width, 1, 1, 1)
     if name == "ovis":
         assert shapes["backbone.body.layer1.0.conv2.weight"] == (256, 8, 3, 3)
@@ -101,7 +101,7 @@ def test_forward_argument_errors():
 def test_config_round_trip_and_unknown_keys():
     for config in PRESETS.values():
         assert STEmSegConfig.from_dict(config.to_dict()) == config
-    values = PRESETS["ytvis"].to_dict()
+    values = PRESETS["youtube_vis"].to_dict()
     values["inference"]["bogus"] = 1
     with pytest.raises(ValueError, match=r"config.inference has unknown keys \['bogus'\]"):
         STEmSegConfig.from_dict(values)

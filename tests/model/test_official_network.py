@@ -57,7 +57,7 @@ def fpn_volumes(num_frames, generator, channels=256):
 
 
 @pytest.mark.parametrize("fused", [False, True], ids=["reference", "fused"])
-@pytest.mark.parametrize("name", ["ytvis", "davis", "kitti_mots", "ovis"])
+@pytest.mark.parametrize("name", ["youtube_vis", "davis", "kitti_mots", "ovis"])
 def test_heads_equal_the_official_modules_at_official_config(name, fused):
     official = official_heads(name)
     cfg = OFFICIAL_CONFIGS[name]
@@ -95,7 +95,7 @@ def test_the_head_comparison_can_fail():
         assert_close(got, want, dtype=torch.float32)
 
 
-BACKBONE_BLOCKS = {"ytvis": (3, 4, 23, 3), "ovis": (3, 4, 23, 3)}
+BACKBONE_BLOCKS = {"youtube_vis": (3, 4, 23, 3), "ovis": (3, 4, 23, 3)}
 
 
 def randomise_frozen_bn(module, generator):
@@ -113,7 +113,7 @@ def randomise_frozen_bn(module, generator):
                 buffer[0] = 1e-3
 
 
-@pytest.mark.parametrize("name", ["ytvis", "ovis"])
+@pytest.mark.parametrize("name", ["youtube_vis", "ovis"])
 def test_backbone_equals_the_official_resnet_fpn(name):
     """R-101-FPN (stride in the 1x1) and X-101-32x8d-FPN (stride in the 3x3), FrozenBN eps 0,
     bilinear top-down: the official modules with the same (random) weights, one 64 x 64 frame."""

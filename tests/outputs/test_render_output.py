@@ -7,7 +7,8 @@ import pytest
 from helpers import write_frames, write_video
 
 from stemseg_fast.cli import main
-from stemseg_fast.outputs import render, write_youtube_vis_results, youtube_vis_predictions
+from stemseg_fast.io import write_youtube_vis_results, youtube_vis_predictions
+from stemseg_fast.outputs import render
 
 
 def frame_count(path):

@@ -7,7 +7,7 @@ import pytest
 from dataset_fixtures import make_coco, make_davis, make_kitti, make_ytvis, write_frames
 
 from stemseg_fast.training.datasets import read_coco, read_davis, read_kitti_mots, read_ytvis
-from stemseg_fast.rle import decode_rle
+from stemseg_fast.io.rle import decode_rle
 
 # pycocotools (2.0.11) under NumPy 2 warns inside its own decode
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

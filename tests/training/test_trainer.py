@@ -9,7 +9,7 @@ import torch.multiprocessing as mp
 
 from stemseg_fast.training.checkpoint import list_checkpoints, load_checkpoint
 from stemseg_fast.training.config import LoopConfig, OptimizerConfig, ScheduleConfig
-from stemseg_fast.training.distributed import init_distributed, shutdown_distributed
+from stemseg_fast.distributed import init_distributed, shutdown_distributed
 from stemseg_fast.training.trainer import Trainer
 
 SCHEDULE = ScheduleConfig(kind="exponential", decay_start=2, decay_steps=4, decay_factor=0.1)

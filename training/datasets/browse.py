@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import torch
 
-from stemseg_fast.fileio import atomic_output
+from stemseg_fast.io.files import atomic_output
 from stemseg_fast.model.preprocessing import IMAGE_MEAN_BGR
 
 # BGR, distinct for the first instances; further instances cycle

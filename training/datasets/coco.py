@@ -5,7 +5,7 @@ segmentation: polygons or RLE, area}], ``categories``. Crowd annotations become 
 """
 import os
 
-from stemseg_fast.fileio import read_json
+from stemseg_fast.io.files import read_json
 
 from .masks import check_images, merge_rles, rle_area, to_compressed_rle
 from .samples import ImageSample

@@ -18,8 +18,8 @@ import os
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from stemseg_fast.fileio import check_not_an_input, read_json, write_json
-from stemseg_fast.rle import encode_mask, to_json
+from stemseg_fast.io.files import check_not_an_input, read_json, write_json
+from stemseg_fast.io.rle import encode_mask, to_json
 
 from .davis import VOID_VALUE
 

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from stemseg_fast.rle import encode_mask
+from stemseg_fast.io.rle import encode_mask
 
 from .masks import check_images, read_indexed_png
 from .samples import VideoSample

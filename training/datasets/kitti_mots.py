@@ -8,7 +8,7 @@ frames contain no car or pedestrian, so clips never bridge long object-free stre
 """
 import os
 
-from stemseg_fast.outputs.kitti_mots import read_kitti_mots_txt
+from stemseg_fast.io.kitti_mots import read_kitti_mots_txt
 
 from .masks import check_images, merge_rles, to_compressed_rle
 from .samples import VideoSample

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from stemseg_fast.rle import checked_rle, polygons_to_rle
+from stemseg_fast.io.rle import checked_rle, polygons_to_rle
 
 
 def to_compressed_rle(segmentation, height, width, *, where):

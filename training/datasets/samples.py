@@ -10,7 +10,7 @@ from typing import Optional
 
 import numpy as np
 
-from stemseg_fast.rle import decode_rle
+from stemseg_fast.io.rle import decode_rle
 
 from .masks import read_image, rle_area
 

@@ -7,7 +7,7 @@ the image root (``<root>/<video>/<frame>.jpg``). Crowd annotations become the ig
 """
 import os
 
-from stemseg_fast.fileio import read_json
+from stemseg_fast.io.files import read_json
 
 from .masks import check_images, merge_rles, to_compressed_rle
 from .samples import VideoSample

@@ -5,12 +5,14 @@ import dataclasses
 import os
 import warnings
 
-from ..categories import read_category_names
-from ..cli import CommandError, integer_in, number_in
-from ..fileio import check_not_an_input, write_json
-from .annotations import load_ground_truth
-from .split import write_split
-from .video_ap import evaluate_video_ap
+from stemseg_fast.categories import read_category_names
+from stemseg_fast.evaluation.annotations import load_ground_truth
+from stemseg_fast.evaluation.split import write_split
+from stemseg_fast.evaluation.video_ap import evaluate_video_ap
+from stemseg_fast.io.files import check_not_an_input, write_json
+
+from .arguments import integer_in, number_in, preset_name
+from .errors import CommandError
 
 METRICS = ("ytvis", "ovis", "mots", "davis")
 
@@ -74,7 +76,7 @@ def _evaluate(args):
         result = evaluate_video_ap(ground_truth, args.results, occlusion=args.metric == "ovis")
         details = {"per_category_ap": result.per_category_ap}
     else:
-        from . import trackeval_adapters
+        from stemseg_fast.evaluation import trackeval_adapters
         sequences = _sequences(args.sequences, args.metric)
         try:
             if args.metric == "mots":

@@ -19,8 +19,8 @@ import zipfile
 
 import numpy as np
 
-from ..fileio import atomic_output, read_json
-from ..rle import encode_mask, to_json
+from .files import atomic_output, read_json
+from .rle import encode_mask, to_json
 
 ABSENT_CHOICES = ("empty", "none")
 

@@ -1,82 +1,11 @@
-"""Track container and the official selection rules (YouTube-VIS, DAVIS, KITTI-MOTS)."""
+"""The official selection rules (YouTube-VIS, DAVIS, KITTI-MOTS)."""
 from collections import defaultdict
 
 import numpy as np
-import pycocotools.mask as mask_utils
 import pytest
-import torch
 
-from stemseg_fast.inference.tracks import (Track, VideoTracks, resolve_overlaps,
-                                           select_davis_tracks, select_kitti_mots_tracks,
-                                           select_youtube_vis_tracks, track_lifetimes,
-                                           tracks_from_label_maps)
-
-# ---------------------------------------------------------------------------------------------
-# Track / VideoTracks
-
-
-def test_track_round_trips_masks_and_decodes_lazily():
-    masks = np.zeros((5, 6, 7), dtype=bool)
-    masks[1, 1:3, 2:5] = True
-    masks[3, 4:, :2] = True
-    track = Track.from_masks(4, masks, category_id=2, score=0.5)
-    assert track.frames == (1, 3) and track.first_frame == 1 and track.last_frame == 3
-    assert track.frame_size == (6, 7)
-    assert track.pixel_count == 6 + 4 and track.area(1) == 6 and track.area(0) == 0
-    for frame in range(5):
-        assert np.array_equal(track.mask(frame), masks[frame].astype(np.uint8))
-    assert track.rle(0) is None and isinstance(track.rle(1)["counts"], bytes)
-    assert track.bbox(1) == (2, 1, 3, 2) and track.bbox(3) == (0, 4, 2, 2)
-    assert track.bbox(0) == (0, 0, 0, 0)
-    assert repr(track) == "Track(track_id=4, category_id=2, score=0.500, frames=2)"
-
-
-def test_track_from_a_dict_keeps_listed_empty_frames_and_takes_tensors():
-    empty = torch.zeros(4, 4, dtype=torch.bool)
-    full = torch.ones(4, 4, dtype=torch.bool)
-    track = Track.from_masks(1, {2: empty, 0: full})
-    assert track.frames == (0, 2) and track.area(2) == 0 and track.pixel_count == 16
-
-
-def test_track_accepts_json_rles_and_rejects_wrong_sizes():
-    rle = mask_utils.encode(np.asfortranarray(np.eye(3, dtype=np.uint8)))
-    as_json = {"size": rle["size"], "counts": rle["counts"].decode()}
-    assert np.array_equal(Track(1, (3, 3), {0: as_json}).mask(0), np.eye(3))
-    with pytest.raises(ValueError, match=r"track 1: the mask of frame 0 is \[3, 3\].*\[4, 3\]"):
-        Track(1, (4, 3), {0: as_json})
-    with pytest.raises(ValueError, match=r"masks must have shape \[T, H, W\]"):
-        Track.from_masks(1, np.zeros((3, 3)))
-    with pytest.raises(ValueError, match="track 2: masks is an empty dict"):
-        Track.from_masks(2, {})
-
-
-def test_video_tracks_label_map_later_track_wins_and_checks_tracks():
-    first = np.zeros((2, 4, 4), bool)
-    first[0, :2] = True
-    second = np.zeros((2, 4, 4), bool)
-    second[0, 1:3] = True
-    second[1, 3] = True
-    video = VideoTracks("v", [Track.from_masks(7, first), Track.from_masks(3, second)], (4, 4), 2)
-    expected = np.zeros((4, 4), np.int32)
-    expected[0], expected[1:3] = 1, 2
-    assert np.array_equal(video.label_map(0), expected)
-    assert video.label_map(1)[3].tolist() == [2, 2, 2, 2]
-    with pytest.raises(ValueError, match="track 7 has masks of size"):
-        VideoTracks("v", [Track.from_masks(7, first)], (5, 4), 2)
-    with pytest.raises(ValueError, match="track 3 has a mask in frame 1, the video has 1 frames"):
-        VideoTracks("v", [Track.from_masks(3, second)], (4, 4), 1)
-
-
-def test_tracks_from_label_maps():
-    labels = np.full((3, 4, 5), -1)
-    labels[0, 0, 0] = 0
-    labels[2, 1:, 1:] = 4
-    video = tracks_from_label_maps(labels, name="gt", background=-1, categories={4: 2}, fps=10)
-    assert [t.track_id for t in video.tracks] == [0, 4]
-    assert video.tracks[1].category_id == 2 and video.tracks[0].category_id is None
-    assert video.tracks[1].frames == (2,) and video.tracks[1].pixel_count == 12
-    assert video.num_frames == 3 and video.frame_size == (4, 5) and video.fps == 10
-
+from stemseg_fast.inference.selection import (select_davis_tracks, select_kitti_mots_tracks,
+                                              select_youtube_vis_tracks)
 
 # ---------------------------------------------------------------------------------------------
 # Selection rules on a hand-made case
@@ -93,10 +22,6 @@ IDS = [5, 3, 8, 2, -1]
 FIRST = [0, 2, 0, 1, 0]
 LAST = [4, 6, 1, 5, 9]
 COUNTS = [10, 40, 5, 20, 100]
-
-
-def test_track_lifetimes():
-    assert track_lifetimes(FIRST, LAST).tolist() == [4, 4, 1, 4, 9]
 
 
 def test_youtube_vis_rule_by_hand():
@@ -122,10 +47,10 @@ def test_youtube_vis_rule_by_hand():
 
 
 def test_davis_rule_by_hand():
-    assert select_davis_tracks(IDS, FIRST, LAST).tolist() == [0, 3, 1, 2]
-    assert select_davis_tracks(IDS, FIRST, LAST, max_tracks=2).tolist() == [0, 3]
+    assert select_davis_tracks(IDS, COUNTS, FIRST, LAST).indices.tolist() == [0, 3, 1, 2]
+    assert select_davis_tracks(IDS, COUNTS, FIRST, LAST, max_tracks=2).indices.tolist() == [0, 3]
     with pytest.raises(ValueError, match="max_tracks must be <= 255"):
-        select_davis_tracks(IDS, FIRST, LAST, max_tracks=256)
+        select_davis_tracks(IDS, COUNTS, FIRST, LAST, max_tracks=256)
 
 
 def test_kitti_mots_rule_by_hand():
@@ -140,19 +65,18 @@ def test_kitti_mots_rule_by_hand():
     # 8 (1), 3 (4), 2 (4), 5 (4)
     selection = select_kitti_mots_tracks(IDS, COUNTS, FIRST, LAST, votes)
     assert selection.indices.tolist() == [2, 1, 3, 0]
-    assert selection.class_ids.tolist() == [1, 2, 1, 1]
+    assert selection.category_ids.tolist() == [1, 2, 1, 1]
     assert selection.output_track_ids.tolist() == [1001, 2002, 1003, 1004]
-    assert selection.overlap_priorities.tolist() == [8, 3, 2, 5]
     top = select_kitti_mots_tracks(IDS, COUNTS, FIRST, LAST, votes, max_tracks=2)
     assert top.indices.tolist() == [1, 3]  # ids 3 and 2 (equal lifetimes keep count order)
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda: select_davis_tracks([1, 2], [0], [0, 1]),
+    (lambda: select_davis_tracks([1, 2], [1, 1], [0], [0, 1]),
      "first_frames has 1 entries, track_ids has 2"),
-    (lambda: select_davis_tracks([1], [3], [2]), "last_frames must be >= first_frames"),
-    (lambda: select_davis_tracks([[1]], [0], [0]), r"track_ids must be 1-D, got shape \[1, 1\]"),
-    (lambda: select_davis_tracks([1], [0], [0], max_tracks=-1), "max_tracks must be an int >= 0"),
+    (lambda: select_davis_tracks([1], [1], [3], [2]), "last_frames must be >= first_frames"),
+    (lambda: select_davis_tracks([[1]], [1], [0], [0]), r"track_ids must be 1-D, got shape \[1, 1\]"),
+    (lambda: select_davis_tracks([1], [1], [0], [0], max_tracks=-1), "max_tracks must be an int >= 0"),
     (lambda: select_youtube_vis_tracks([1], [0], [0], [0], np.zeros((1, 3))),
      "pixel_counts of kept tracks must be > 0"),
     (lambda: select_kitti_mots_tracks([1], [1], [0], [0], np.zeros((1, 1))),
@@ -202,7 +126,8 @@ def test_rules_match_the_official_dict_procedure(seed):
                    if i != -1]
     for max_tracks in (3, 20):
         expected = [position[i] for i in by_lifetime[:max_tracks]]
-        assert select_davis_tracks(ids, first, last, max_tracks=max_tracks).tolist() == expected
+        assert select_davis_tracks(ids, pixel_counts, first, last,
+                                   max_tracks=max_tracks).indices.tolist() == expected
         selection = select_youtube_vis_tracks(ids, pixel_counts, first, last,
                                               np.ones((len(ids), 3)), max_tracks=max_tracks)
         assert selection.indices.tolist() == expected
@@ -218,26 +143,5 @@ def test_rules_match_the_official_dict_procedure(seed):
 def test_ties_follow_first_frame_then_id_not_the_input_order():
     # ids given in another order than (first frame, id) must not change the result
     ids, first, last = np.array([4, 2]), np.array([0, 0]), np.array([3, 3])
-    assert select_davis_tracks(ids, first, last).tolist() == [1, 0]  # id 2 first
-    assert select_davis_tracks(ids[::-1], first, last).tolist() == [0, 1]
-
-
-# ---------------------------------------------------------------------------------------------
-# overlaps
-
-
-def test_resolve_overlaps_gives_pixels_to_the_highest_priority():
-    masks = np.zeros((3, 2, 3), bool)
-    masks[0, 0, :] = True    # row 0 all
-    masks[1, :, 0] = True    # column 0
-    masks[2, 0, 2] = True
-    priorities = [5, 9, 2]
-    owner = resolve_overlaps(masks, priorities)
-    assert isinstance(owner, np.ndarray)
-    assert owner.tolist() == [[1, 0, 0], [1, -1, -1]]
-    tensor_owner = resolve_overlaps(torch.from_numpy(masks), torch.tensor([5, 1, 2]))
-    assert isinstance(tensor_owner, torch.Tensor)
-    assert tensor_owner.tolist() == [[0, 0, 0], [1, -1, -1]]
-    assert resolve_overlaps(np.zeros((0, 2, 2), bool), []).tolist() == [[-1, -1], [-1, -1]]
-    with pytest.raises(ValueError, match=r"priorities \[M\]"):
-        resolve_overlaps(masks, [1, 2])
+    assert select_davis_tracks(ids, [1, 1], first, last).indices.tolist() == [1, 0]  # id 2 first
+    assert select_davis_tracks(ids[::-1], [1, 1], first, last).indices.tolist() == [0, 1]

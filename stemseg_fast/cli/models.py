@@ -1,11 +1,12 @@
 """``stemseg-fast models``: the models this library can run, what they are, where they live."""
 import os
 
-from ..cli import plain_text
-from .checkpoints import (BUNDLED_CHECKPOINT, OFFICIAL_CHECKPOINT_PRESETS,
+from stemseg_fast.model.checkpoints import (BUNDLED_CHECKPOINT, OFFICIAL_CHECKPOINT_PRESETS,
                           OFFICIAL_CHECKPOINT_TRAINING, OFFICIAL_CHECKPOINT_URLS,
                           checkpoint_config, official_checkpoint_cache_dir, read_checkpoint_file)
-from .presets import PRESETS
+from stemseg_fast.model.presets import PRESETS
+
+from .arguments import plain_text
 
 
 def _classes(config):

@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from stemseg_fast.fileio import atomic_output, atomic_output_dir, write_json
+from stemseg_fast.io.files import atomic_output, atomic_output_dir, write_json
 
 
 def test_atomic_outputs_get_ordinary_permissions(tmp_path):

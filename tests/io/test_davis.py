@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from stemseg_fast.inference.tracks import Track, VideoTracks
-from stemseg_fast.outputs import DAVIS_PALETTE, read_davis_png, write_davis_pngs
+from stemseg_fast.tracks import Track, VideoTracks
+from stemseg_fast.io import DAVIS_PALETTE, read_davis_png, write_davis_pngs
 
 
 def test_palette_is_the_davis_one():
@@ -92,7 +92,7 @@ def test_links_inside_the_output_folder_are_never_followed(tmp_path, video_track
     (elsewhere / "synthetic" / "00000.png").write_bytes(b"precious")
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "davis").symlink_to(elsewhere)
-    from stemseg_fast.fileio import output_path
+    from stemseg_fast.io.files import output_path
 
     with pytest.raises(ValueError, match="davis is a symbolic link: outputs are never written"):
         output_path(tmp_path / "out", "davis", "synthetic")

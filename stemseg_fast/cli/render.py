@@ -7,8 +7,9 @@ Examples:
 """
 import argparse
 
-from ..cli import number_in, plain_text
-from .render import render
+from stemseg_fast.outputs.render import render
+
+from .arguments import number_in, plain_text
 
 
 def _command(args):

@@ -2,7 +2,7 @@
 with the DAVIS palette (the PASCAL VOC colour map, official ``utils/vis.py::create_color_map``).
 
 Pixel value ``n + 1`` is the track at position ``n`` of ``VideoTracks.tracks`` (order it with
-:func:`stemseg_fast.inference.tracks.select_davis_tracks`); 0 is background; where masks
+:func:`stemseg_fast.tracks.select_davis_tracks`); 0 is background; where masks
 overlap the later track wins (official ``DavisOutputGenerator``).
 
 OpenCV cannot write palette PNGs, so this module uses Pillow.
@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 
-from ..fileio import UnsafeOutputError, atomic_output_dir, output_path
+from .files import UnsafeOutputError, atomic_output_dir, output_path
 
 _DAVIS_FRAME_NAME = re.compile(r"^\d{5}\.png$")
 
@@ -62,7 +62,7 @@ def is_davis_sequence_folder(path) -> bool:
 
 def davis_sequence_folder(out_dir, sequence: str) -> str:
     """``<out_dir>/<sequence>``, the sequence name checked to be one folder name; raises
-    :class:`stemseg_fast.fileio.UnsafeOutputError` if it is not, or if a folder is there that
+    :class:`stemseg_fast.io.files.UnsafeOutputError` if it is not, or if a folder is there that
     this module did not write (so it is not ours to replace)."""
     path = output_path(out_dir, sequence, what="DAVIS sequence name")
     if os.path.lexists(path) and not is_davis_sequence_folder(path):

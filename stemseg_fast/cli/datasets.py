@@ -7,12 +7,13 @@ augmentation, targets), as PNG strips with the masks drawn.
 """
 import argparse
 
-from stemseg_fast.cli import integer_in
 from stemseg_fast.model.presets import MAX_INPUT_DIM
 from stemseg_fast.training.datasets import (COCO_AUGMENTATION, PseudoClipDataset, TargetBuilder,
                                             VideoClipDataset, convert_mask_folders, read_coco,
                                             read_davis, read_kitti_mots, read_ytvis)
 from stemseg_fast.training.datasets.browse import write_clip_strips
+
+from .arguments import integer_in
 
 # (min_dim, max_dim, frame_span) per dataset: the official training configs (section 1.1, 5.3)
 BROWSE_DEFAULTS = {

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import pycocotools.mask as mask_utils
 
-from ..fileio import atomic_output
-from ..rle import to_json
+from .files import atomic_output
+from .rle import to_json
 
 CAR_CLASS_ID = 1
 PEDESTRIAN_CLASS_ID = 2
@@ -79,7 +79,7 @@ class KittiMOTSDetection:
 
 def kitti_mots_detections(video_tracks):
     """Detections of one sequence. Track ``n`` of ``video_tracks.tracks`` (1-based position,
-    order it with :func:`stemseg_fast.inference.tracks.select_kitti_mots_tracks`) gets
+    order it with :func:`stemseg_fast.tracks.select_kitti_mots_tracks`) gets
     ``track_id = category_id * 1000 + n``; every frame the track lists is written, empty masks
     included, as the official code does (the post-filter removes them)."""
     if len(video_tracks.tracks) > 999:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from stemseg_fast.rle import decode_rle, encode_mask, to_json, to_pycocotools
+from stemseg_fast.io.rle import decode_rle, encode_mask, to_json, to_pycocotools
 
 
 def test_round_trip_through_both_forms():
@@ -45,7 +45,7 @@ def test_masks_encoded_where_they_are_match_pycocotools_byte_for_byte(height, wi
     import torch
     from pycocotools import mask as mask_utils
 
-    from stemseg_fast.rle import encode_masks
+    from stemseg_fast.io.rle import encode_masks
 
     generator = np.random.default_rng(int(torch.randint(2**31, (1,), generator=rng)))
     masks = _adversarial_masks(generator, height, width)
@@ -59,7 +59,7 @@ def test_masks_encoded_where_they_are_match_pycocotools_byte_for_byte(height, wi
 def test_encode_masks_edges():
     import torch
 
-    from stemseg_fast.rle import encode_masks
+    from stemseg_fast.io.rle import encode_masks
 
     assert encode_masks(torch.zeros(0, 5, 4, dtype=torch.bool)) == []
     with pytest.raises(ValueError, match=r"masks must have shape \[K, H, W\]"):
