@@ -8,7 +8,7 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 __version__ = "0.1.0"
 
-__all__ = ["Predictor"]
+__all__ = ["Predictor", "write_outputs"]
 
 
 def __getattr__(name):
@@ -17,4 +17,8 @@ def __getattr__(name):
         from .inference.predictor import Predictor
 
         return Predictor
+    if name == "write_outputs":
+        from .outputs.writing import write_outputs
+
+        return write_outputs
     raise AttributeError(f"module 'stemseg_fast' has no attribute {name!r}")

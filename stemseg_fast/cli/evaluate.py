@@ -5,6 +5,7 @@ import dataclasses
 import os
 import warnings
 
+from stemseg_fast.benchmarks import DAVIS, KITTI_MOTS, OVIS, YOUTUBE_VIS
 from stemseg_fast.categories import read_category_names
 from stemseg_fast.evaluation.annotations import load_ground_truth
 from stemseg_fast.evaluation.split import write_split
@@ -14,18 +15,18 @@ from stemseg_fast.io.files import check_not_an_input, write_json
 from .arguments import integer_in, number_in, preset_name
 from .errors import CommandError
 
-METRICS = ("ytvis", "ovis", "mots", "davis")
+METRICS = (YOUTUBE_VIS, OVIS, KITTI_MOTS, DAVIS)
 
 EVAL_EXAMPLES = """examples:
-  stemseg-fast eval --metric ytvis --gt ytvis/val_split.json --results results.json
+  stemseg-fast eval --metric youtube_vis --gt ytvis/val_split.json --results results.json
   stemseg-fast eval --metric ovis --gt ovis/val_split.json --results results.zip --json ap.json
-  stemseg-fast eval --metric mots --gt kitti_mots/instances_txt --results kitti_out \\
+  stemseg-fast eval --metric kitti_mots --gt kitti_mots/instances_txt --results kitti_out \\
       --sequences val
   stemseg-fast eval --metric davis --gt DAVIS/Annotations_unsupervised/480p \\
       --results davis_out --json davis.json
 
 --gt / --results by metric:
-  ytvis, ovis  annotation JSON / results JSON (or the CodaLab zip holding it)
+  youtube_vis, ovis  annotation JSON / results JSON (or the CodaLab zip holding it)
   mots         folders of <sequence>.txt in the KITTI-MOTS txt format
   davis        folders with one sub-folder of indexed PNGs per sequence
 """
@@ -40,9 +41,9 @@ def _sequences(text, metric):
     if text is None:
         return None
     if text == "val":
-        if metric != "mots":
+        if metric != KITTI_MOTS:
             raise CommandError("--sequences val names the KITTI-MOTS validation split; "
-                               "use it with --metric mots")
+                               "use it with --metric kitti_mots")
         from .trackeval_adapters import KITTI_MOTS_VAL_SEQUENCES
         return list(KITTI_MOTS_VAL_SEQUENCES)
     return [name.strip() for name in text.split(",") if name.strip()]
@@ -68,18 +69,18 @@ def _warn_on_other_class_names(results, truth_names):
 def _evaluate(args):
     if args.json:
         check_not_an_input(args.json, [args.gt, args.results], "--json")
-    if args.sequences is not None and args.metric in ("ytvis", "ovis"):
-        raise CommandError("--sequences applies to --metric mots and davis only")
-    if args.metric in ("ytvis", "ovis"):
-        ground_truth = load_ground_truth(args.gt, occlusion=args.metric == "ovis")
+    if args.sequences is not None and args.metric in (YOUTUBE_VIS, OVIS):
+        raise CommandError("--sequences applies to --metric kitti_mots and davis only")
+    if args.metric in (YOUTUBE_VIS, OVIS):
+        ground_truth = load_ground_truth(args.gt, occlusion=args.metric == OVIS)
         _warn_on_other_class_names(args.results, ground_truth.categories)
-        result = evaluate_video_ap(ground_truth, args.results, occlusion=args.metric == "ovis")
+        result = evaluate_video_ap(ground_truth, args.results, occlusion=args.metric == OVIS)
         details = {"per_category_ap": result.per_category_ap}
     else:
         from stemseg_fast.evaluation import trackeval_adapters
         sequences = _sequences(args.sequences, args.metric)
         try:
-            if args.metric == "mots":
+            if args.metric == KITTI_MOTS:
                 result = trackeval_adapters.evaluate_kitti_mots(args.gt, args.results,
                                                                 sequences=sequences)
                 details = {"per_sequence": {
@@ -115,7 +116,7 @@ def add_parser(subparsers):
         epilog=EVAL_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     evaluate.add_argument("--gt", required=True, help="ground truth (see below)")
     evaluate.add_argument("--results", required=True, help="results (see below)")
-    evaluate.add_argument("--metric", required=True, choices=METRICS)
+    evaluate.add_argument("--metric", required=True, type=preset_name, choices=METRICS)
     evaluate.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     evaluate.add_argument("--sequences", default=None,
                           help="mots/davis: comma-separated sequences to score (default: every "

@@ -119,7 +119,7 @@ def test_cli_eval_reports_bad_input_in_one_line(ytvis_files, tmp_path, capsys):
     assert "missing key 'occlusion'" in capsys.readouterr().err
     assert main(["eval", "--metric", "ytvis", "--gt", truth, "--results", results,
                  "--sequences", "a"]) == 2
-    assert "--sequences applies to --metric mots and davis only" in capsys.readouterr().err
+    assert "--sequences applies to --metric kitti_mots and davis only" in capsys.readouterr().err
 
 
 def test_cli_eval_mots_and_davis_need_their_folders(tmp_path, capsys):
