@@ -17,8 +17,9 @@ from .greedy_cluster import (DISTANCE_RULES, SECONDARY_RULES, GreedyCluster, gre
 from .instance_gaussians import (FREE_DIM_PRECISION, PRECISION_SCALE, InstanceGaussians,
                                  instance_gaussians, instance_gaussians_reference)
 from .lovasz_hinge import lovasz_hinge, lovasz_hinge_reference
-from .tse_blocks import (group_norm_relu_pool, group_norm_relu_pool_reference,
-                         temporal_avg_pool, upsample_add, upsample_add_reference)
+from .group_norm_relu_pool import (group_norm_relu_pool, group_norm_relu_pool_reference,
+                                   temporal_avg_pool)
+from .upsample_add import upsample_add, upsample_add_reference
 
 __all__ = [
     "BACKENDS",
