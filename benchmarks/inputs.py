@@ -4,7 +4,12 @@ import math
 
 import torch
 
-from stemseg_fast.kernels import spatiotemporal_grid
+from stemseg_fast.model.embeddings import (FREE_DIM_PRECISION, PRECISION_SCALE,
+                                          spatiotemporal_grid)
+
+# The model's precision numbers, which the kernels take as arguments.
+OFFICIAL_PRECISIONS = dict(precision_scale=PRECISION_SCALE,
+                           free_dim_precision=FREE_DIM_PRECISION)
 
 
 def instance_id_map(preset, *, device, seed=0):
@@ -46,5 +51,6 @@ def instance_gaussian_inputs(preset, *, device):
     embeddings, log_precisions, _ = embedding_inputs(preset, device=device)
     ids = instance_id_map(preset, device=device).flatten()
     means, precisions, _ = instance_gaussians_reference(embeddings, log_precisions, ids,
-                                                        preset.num_instances)
+                                                        preset.num_instances,
+                                                        **OFFICIAL_PRECISIONS)
     return embeddings, ids, means, precisions

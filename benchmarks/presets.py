@@ -38,7 +38,3 @@ PRESETS = {
         SizePreset("cpu_small", 4, 40, 72, num_instances=5),
     )
 }
-
-# What `make bench` runs where: the presets of record need a GPU to finish in minutes.
-GPU_PRESETS = ("ytvis720_T8", "davis_T16", "ovis_T8_fullres", "ovis_T8_stride4")
-CPU_PRESETS = ("cpu_small", "ytvis720_T8")

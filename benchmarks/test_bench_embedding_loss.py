@@ -14,7 +14,7 @@ gradient) + N*(8E) (embeddings in, gradient out) + instance_gaussians' N*(4(E-F)
 import pytest
 import torch
 from harness import COMPILED, bench_device, compile_reference, presets, run_benchmark
-from inputs import embedding_inputs, instance_id_map
+from inputs import OFFICIAL_PRECISIONS, embedding_inputs, instance_id_map
 from presets import PRESETS
 
 from stemseg_fast.kernels.embedding_loss import (embedding_loss, embedding_loss_batched_reference,
@@ -38,11 +38,13 @@ def setup_embedding_loss(preset_name, variant, *, requires_grad):
 
     def forward():
         if variant == "loop_reference":
-            return embedding_loss_reference(*inputs, ids, ignore, preset.num_instances)
+            return embedding_loss_reference(*inputs, ids, ignore, preset.num_instances,
+                                            **OFFICIAL_PRECISIONS)
         if compiled is not None:
-            return compiled(*inputs, ids, ignore, preset.num_instances)
+            return compiled(*inputs, ids, ignore, preset.num_instances, **OFFICIAL_PRECISIONS)
         backend = "reference" if variant == "batched_reference" else "triton"
-        return embedding_loss(*inputs, ids, ignore, preset.num_instances, backend=backend)
+        return embedding_loss(*inputs, ids, ignore, preset.num_instances, backend=backend,
+                              **OFFICIAL_PRECISIONS)
 
     return preset, inputs, forward
 

@@ -14,8 +14,8 @@ from harness import backends, bench_device, presets, run_benchmark
 from inputs import embedding_inputs, instance_id_map
 from presets import PRESETS
 
-from stemseg_fast.kernels import FREE_DIM_PRECISION, PRECISION_SCALE
 from stemseg_fast.kernels.greedy_cluster import greedy_cluster
+from stemseg_fast.model.embeddings import FREE_DIM_PRECISION, PRECISION_SCALE
 
 # A reference round at full resolution takes a few seconds on CPU (under the 30 s budget).
 GPU_PRESET_NAMES = ("ovis_T8_fullres", "ovis_T8_stride4")  # also the static report's

@@ -6,7 +6,7 @@ Bytes: read N*(E + (E-F)) floats and N ids, write K*(2E+1); backward reads ids, 
 import pytest
 import torch
 from harness import backends, bench_device, presets, run_benchmark
-from inputs import embedding_inputs, instance_id_map
+from inputs import OFFICIAL_PRECISIONS, embedding_inputs, instance_id_map
 from presets import PRESETS
 
 from stemseg_fast.kernels import instance_gaussians
@@ -25,7 +25,7 @@ def setup_instance_gaussians(preset_name, backend, *, requires_grad):
 
     def forward():
         return instance_gaussians(embeddings, log_precisions, ids, preset.num_instances,
-                                  backend=backend)
+                                  backend=backend, **OFFICIAL_PRECISIONS)
 
     return preset, embeddings, log_precisions, forward
 

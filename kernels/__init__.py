@@ -5,8 +5,6 @@ Triton implementation; ``backend="auto" | "triton" | "reference"`` picks one (se
 :mod:`stemseg_fast.kernels._backend`).
 """
 from ._backend import BACKEND_ENV_VAR, BACKENDS, resolve_backend, triton_interpreter_active
-from .embedding_mixing import (EMBEDDING_MODES, EmbeddingMode, get_embedding_mode,
-                               mix_embeddings, spatiotemporal_grid)
 from .embedding_loss import (LOVASZ_WEIGHT, SEEDINESS_WEIGHT, SMOOTHNESS_WEIGHT,
                              EmbeddingLossTerms, SemanticLossTerms, embedding_loss,
                              embedding_loss_batched_reference, embedding_loss_reference,
@@ -14,25 +12,21 @@ from .embedding_loss import (LOVASZ_WEIGHT, SEEDINESS_WEIGHT, SMOOTHNESS_WEIGHT,
 from .gaussian_probability import gaussian_probability, gaussian_probability_reference
 from .greedy_cluster import (DISTANCE_RULES, SECONDARY_RULES, GreedyCluster, greedy_cluster,
                              greedy_cluster_reference)
-from .instance_gaussians import (FREE_DIM_PRECISION, PRECISION_SCALE, InstanceGaussians,
-                                 instance_gaussians, instance_gaussians_reference)
+from .instance_gaussians import InstanceGaussians, instance_gaussians, instance_gaussians_reference
 from .lovasz_hinge import lovasz_hinge, lovasz_hinge_reference
-from .tse_blocks import (group_norm_relu_pool, group_norm_relu_pool_reference,
-                         temporal_avg_pool, upsample_add, upsample_add_reference)
+from .group_norm_relu_pool import (group_norm_relu_pool, group_norm_relu_pool_reference,
+                                   temporal_avg_pool)
+from .upsample_add import upsample_add, upsample_add_reference
 
 __all__ = [
     "BACKENDS",
     "BACKEND_ENV_VAR",
     "DISTANCE_RULES",
-    "EMBEDDING_MODES",
-    "FREE_DIM_PRECISION",
     "LOVASZ_WEIGHT",
-    "PRECISION_SCALE",
     "SECONDARY_RULES",
     "SEEDINESS_WEIGHT",
     "SMOOTHNESS_WEIGHT",
     "EmbeddingLossTerms",
-    "EmbeddingMode",
     "GreedyCluster",
     "InstanceGaussians",
     "SemanticLossTerms",
@@ -41,7 +35,6 @@ __all__ = [
     "embedding_loss_reference",
     "gaussian_probability",
     "gaussian_probability_reference",
-    "get_embedding_mode",
     "greedy_cluster",
     "greedy_cluster_reference",
     "group_norm_relu_pool",
@@ -50,10 +43,8 @@ __all__ = [
     "instance_gaussians_reference",
     "lovasz_hinge",
     "lovasz_hinge_reference",
-    "mix_embeddings",
     "resolve_backend",
     "semantic_loss",
-    "spatiotemporal_grid",
     "temporal_avg_pool",
     "triton_interpreter_active",
     "upsample_add",

@@ -5,7 +5,8 @@ cross_entropy.py: CrossEntropyLoss.forward; model_builder.py: TrainingModel.comp
 Inputs of one clip, flattened over its N = T*H*W stride-4 voxels: embeddings e [N, E], raw
 log-precisions r [N, E-F], seediness s [N] in (0, 1) and an instance-id map [N] (k in [0, K),
 -1 = no instance) with an optional ignore mask [N]. With S_k the voxels of id k, n_k = |S_k|,
-and mu_k, b_k from :func:`instance_gaussians` (mean embedding; mean of 10 exp(r), free dims
+and mu_k, b_k from :func:`instance_gaussians` (mean embedding; mean of s exp(r) with
+s = ``precision_scale``, free dims ``free_dim_precision``; the model's numbers, official 10 and
 1 / 0.3^2):
 
     p_k(i)       = exp(-1/2 sum_d b_kd (e_id - mu_kd)^2)        every voxel of the clip
@@ -73,8 +74,7 @@ from ._checks import (FLOAT_DTYPES, INDEX_DTYPES, check_index_range, check_int32
 from ._launch import accumulation_dtype, block_size_for, ensure_contiguous, row_start
 from .gaussian_probability import (check_register_dims, gaussian_probability_bwd,
                                    gaussian_probability_reference)
-from .instance_gaussians import (FREE_DIM_PRECISION, PRECISION_SCALE,
-                                 _InstanceGaussiansFunction, instance_gaussians_reference)
+from .instance_gaussians import instance_gaussians_reference, instance_gaussians_triton
 from .lovasz_hinge import lovasz_hinge_from_errors, lovasz_hinge_reference
 
 # Official TRAINING.LOSSES weights (reference 3.5).
@@ -93,8 +93,9 @@ class EmbeddingLossTerms(NamedTuple):
     seediness_background: torch.Tensor  # scalar
     num_instances: torch.Tensor  # scalar int64: ids with at least one voxel
 
-    def total(self, lovasz_weight=LOVASZ_WEIGHT, smoothness_weight=SMOOTHNESS_WEIGHT,
-              seediness_weight=SEEDINESS_WEIGHT):
+    def total(self, lovasz_weight: float = LOVASZ_WEIGHT,
+              smoothness_weight: float = SMOOTHNESS_WEIGHT,
+              seediness_weight: float = SEEDINESS_WEIGHT) -> torch.Tensor:
         """Weighted sum with the official weights (equal to the official loss of a 1-clip batch)."""
         return (lovasz_weight * self.lovasz + smoothness_weight * self.smoothness
                 + seediness_weight * self.seediness)
@@ -118,10 +119,12 @@ def _zero_touching(*tensors):
     return sum(t.sum() for t in tensors) * 0.0
 
 
-def embedding_loss_reference(embeddings, log_precisions, seediness, instance_ids,
-                             ignore_mask=None, num_instances=None, *,
-                             free_dim_precision=FREE_DIM_PRECISION,
-                             exclude_ignored_from_lovasz=False):
+def embedding_loss_reference(embeddings: torch.Tensor, log_precisions: torch.Tensor,
+                             seediness: torch.Tensor, instance_ids: torch.Tensor,
+                             ignore_mask: torch.Tensor | None = None,
+                             num_instances: int | None = None, *, precision_scale: float,
+                             free_dim_precision: float,
+                             exclude_ignored_from_lovasz: bool = False) -> EmbeddingLossTerms:
     """The official per-instance loop, instance by instance (one gather, one [N, E] probability
     pass and one sort each), with the id map in place of the mask stack. Syncs per instance."""
     dtype = accumulation_dtype(embeddings.dtype, log_precisions.dtype, seediness.dtype)
@@ -144,7 +147,7 @@ def embedding_loss_reference(embeddings, log_precisions, seediness, instance_ids
         instance_embeddings = embeddings[members]  # [n_k, E]
         instance_log_precisions = log_precisions[members]  # [n_k, E-F]
         mean = instance_embeddings.mean(dim=0)  # [E]
-        precision = torch.cat([(PRECISION_SCALE * instance_log_precisions.exp()).mean(dim=0),
+        precision = torch.cat([(precision_scale * instance_log_precisions.exp()).mean(dim=0),
                                free])  # [E]
         prob = torch.exp(-0.5 * ((embeddings - mean).square() * precision).sum(dim=1))  # [N]
         logits = 2.0 * prob - 1.0  # [N]
@@ -234,17 +237,20 @@ def _with_zero_instances(terms, *inputs):
                           seediness=terms.seediness + touch)
 
 
-def embedding_loss_batched_reference(embeddings, log_precisions, seediness, instance_ids,
-                                     ignore_mask=None, num_instances=None, *,
-                                     free_dim_precision=FREE_DIM_PRECISION,
-                                     exclude_ignored_from_lovasz=False):
+def embedding_loss_batched_reference(embeddings: torch.Tensor, log_precisions: torch.Tensor,
+                                     seediness: torch.Tensor, instance_ids: torch.Tensor,
+                                     ignore_mask: torch.Tensor | None = None,
+                                     num_instances: int | None = None, *,
+                                     precision_scale: float, free_dim_precision: float,
+                                     exclude_ignored_from_lovasz: bool = False
+                                     ) -> EmbeddingLossTerms:
     """All instances at once in plain PyTorch ([K, N, E] intermediates, one batched sort)."""
     dtype = accumulation_dtype(embeddings.dtype, log_precisions.dtype, seediness.dtype)
     if num_instances is None:
         num_instances = int(instance_ids.max()) + 1 if instance_ids.numel() else 0
     means, precisions, counts = instance_gaussians_reference(
         embeddings.to(dtype), log_precisions.to(dtype), instance_ids, num_instances,
-        free_dim_precision)
+        precision_scale=precision_scale, free_dim_precision=free_dim_precision)
     prob = gaussian_probability_reference(embeddings.to(dtype), means, precisions)  # [K, N]
     logits = 2.0 * prob - 1.0  # [K, N]
     instance_range = torch.arange(num_instances, device=instance_ids.device)
@@ -353,12 +359,14 @@ class _EmbeddingLovaszFunction(torch.autograd.Function):
 
 
 def _embedding_loss_triton(embeddings, log_precisions, seediness, instance_ids, ignore_mask,
-                           num_instances, free_dim_precision, exclude_ignored_from_lovasz):
+                           num_instances, precision_scale, free_dim_precision,
+                           exclude_ignored_from_lovasz):
     dtype = accumulation_dtype(embeddings.dtype, log_precisions.dtype, seediness.dtype)
     ids32 = instance_ids.to(torch.int32)
-    # The Function directly: the public op would re-check the ids (one more host sync).
-    means, precisions, counts = _InstanceGaussiansFunction.apply(
-        embeddings, log_precisions, ids32, num_instances, float(free_dim_precision))
+    # Unchecked: the public op would re-check the ids (one more host sync).
+    means, precisions, counts = instance_gaussians_triton(
+        embeddings, log_precisions, ids32, num_instances, precision_scale=precision_scale,
+        free_dim_precision=free_dim_precision)
     excluded = _excluded_from_lovasz(instance_ids, ignore_mask, exclude_ignored_from_lovasz)
     lovasz, own_probability = _EmbeddingLovaszFunction.apply(
         embeddings, means, precisions, ids32,
@@ -397,19 +405,24 @@ def _check_clip(embeddings, log_precisions, seediness, instance_ids, ignore_mask
     return num_instances
 
 
-def embedding_loss(embeddings, log_precisions, seediness, instance_ids, ignore_mask=None,
-                   num_instances=None, *, free_dim_precision=FREE_DIM_PRECISION,
-                   exclude_ignored_from_lovasz=False, backend="auto"):
+def embedding_loss(embeddings: torch.Tensor, log_precisions: torch.Tensor,
+                   seediness: torch.Tensor, instance_ids: torch.Tensor,
+                   ignore_mask: torch.Tensor | None = None, num_instances: int | None = None, *,
+                   precision_scale: float, free_dim_precision: float,
+                   exclude_ignored_from_lovasz: bool = False,
+                   backend: str = "auto") -> EmbeddingLossTerms:
     """Lovász, variance-smoothness and seediness losses of one clip (module docstring).
 
     Args:
         embeddings (Tensor[N, E], float): voxel embeddings of the clip (N = T*H*W).
-        log_precisions (Tensor[N, E-F], float): raw log-precisions (precision = 10 exp(r)).
+        log_precisions (Tensor[N, E-F], float): raw log-precisions (precision = s exp(r)).
         seediness (Tensor[N], float in (0, 1)): predicted seediness.
         instance_ids (Tensor[N], integer): instance per voxel in [0, K), -1 for none.
         ignore_mask (Tensor[N], bool, optional): True where the annotation is to be ignored.
         num_instances (int, optional): K; default ``instance_ids.max() + 1`` (syncs).
-        free_dim_precision (float > 0): precision of the free dims (official 1 / 0.3^2).
+        precision_scale (float > 0): s (the model's ``PRECISION_SCALE``, official 10).
+        free_dim_precision (float > 0): precision of the free dims (the model's
+            ``FREE_DIM_PRECISION``, official 1 / 0.3^2).
         exclude_ignored_from_lovasz (bool): default False = official: ignored background
             voxels are negatives of every instance; True drops them from the Lovász rows.
         backend (str): ``"auto"``, ``"triton"`` or ``"reference"`` (the batched reference).
@@ -424,21 +437,23 @@ def embedding_loss(embeddings, log_precisions, seediness, instance_ids, ignore_m
     """
     num_instances = _check_clip(embeddings, log_precisions, seediness, instance_ids,
                                 ignore_mask, num_instances)
+    check_positive("precision_scale", precision_scale)
     check_positive("free_dim_precision", free_dim_precision)
     if resolve_backend(backend, embeddings, log_precisions, seediness) == "reference":
         return embedding_loss_batched_reference(
             embeddings, log_precisions, seediness, instance_ids, ignore_mask, num_instances,
-            free_dim_precision=free_dim_precision,
+            precision_scale=precision_scale, free_dim_precision=free_dim_precision,
             exclude_ignored_from_lovasz=exclude_ignored_from_lovasz)
     check_int32_indexable("embeddings", embeddings.numel())
     check_register_dims(embeddings.shape[1])
     return _embedding_loss_triton(embeddings, log_precisions, seediness, instance_ids,
-                                  ignore_mask, num_instances, free_dim_precision,
-                                  exclude_ignored_from_lovasz)
+                                  ignore_mask, num_instances, precision_scale,
+                                  free_dim_precision, exclude_ignored_from_lovasz)
 
 
-def semantic_loss(class_logits, foreground_logits, semantic_targets, ignore_mask=None, *,
-                  exclude_ignored_from_cross_entropy=False):
+def semantic_loss(class_logits: torch.Tensor, foreground_logits: torch.Tensor,
+                  semantic_targets: torch.Tensor, ignore_mask: torch.Tensor | None = None, *,
+                  exclude_ignored_from_cross_entropy: bool = False) -> SemanticLossTerms:
     """Semantic cross-entropy and foreground BCE of one clip (reference 3.4), plain PyTorch.
 
     Official: ``CrossEntropyLoss.forward`` averages F.cross_entropy over *all* voxels (its

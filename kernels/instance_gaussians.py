@@ -4,8 +4,11 @@ modeling/losses/embedding_loss.py, the ``nonzero_mask_pts`` gathers and means).
 For every instance k with member voxels S_k (``instance_ids == k``) and n_k = |S_k|:
 
     mean_k       = 1/n_k  sum_{i in S_k} e_i                       [K, E]
-    precision_kd = 1/n_k  sum_{i in S_k} 10 * exp(r_id)   d < E - F  (mean *after* activation)
-    precision_kd = free_dim_precision                     d >= E - F (fixed, default 1 / 0.3^2)
+    precision_kd = 1/n_k  sum_{i in S_k} s * exp(r_id)    d < E - F  (mean *after* activation)
+    precision_kd = free_dim_precision                     d >= E - F (fixed)
+
+with s = ``precision_scale``. The model owns both numbers (official s = 10, free-dim precision
+1 / 0.3^2: :mod:`stemseg_fast.model.embeddings`) and passes them in.
 
 Embeddings carry E channels of which the first E - F have predicted log-precisions r (the
 grid axes); the F free dims get the fixed precision. Gradients flow into every member voxel,
@@ -31,9 +34,6 @@ from ._checks import (FLOAT_DTYPES, INDEX_DTYPES, check_index_range, check_int32
                       check_positive, check_same_device, check_same_size, check_tensor)
 from ._launch import accumulation_dtype, ensure_contiguous
 
-PRECISION_SCALE = 10.0  # precision = 10 * exp(raw log-precision), no clamp (official)
-FREE_DIM_PRECISION = 1.0 / 0.3**2  # FREE_DIM_STDS = [0.3, 0.3] -> 11.11
-
 
 class InstanceGaussians(NamedTuple):
     means: torch.Tensor  # [K, E]
@@ -41,15 +41,17 @@ class InstanceGaussians(NamedTuple):
     counts: torch.Tensor  # [K] int64, member voxels per instance
 
 
-def instance_gaussians_reference(embeddings, log_precisions, instance_ids, num_instances,
-                                 free_dim_precision=FREE_DIM_PRECISION):
+def instance_gaussians_reference(embeddings: torch.Tensor, log_precisions: torch.Tensor,
+                                 instance_ids: torch.Tensor, num_instances: int, *,
+                                 precision_scale: float,
+                                 free_dim_precision: float) -> InstanceGaussians:
     """Plain PyTorch: scatter-add the member voxels of each instance, then divide."""
     dtype = accumulation_dtype(embeddings.dtype, log_precisions.dtype)
     num_dims, num_variance_dims = embeddings.shape[1], log_precisions.shape[1]
     is_member = instance_ids >= 0  # [N]
     member_ids = instance_ids[is_member].long()  # [M]
     embeddings = embeddings[is_member].to(dtype)  # [M, E]
-    precisions = PRECISION_SCALE * torch.exp(log_precisions[is_member].to(dtype))  # [M, E-F]
+    precisions = precision_scale * torch.exp(log_precisions[is_member].to(dtype))  # [M, E-F]
     zeros = embeddings.new_zeros
     counts = torch.bincount(member_ids, minlength=num_instances)  # [K]
     denominators = counts.clamp(min=1).to(dtype)[:, None]  # [K, 1]
@@ -193,7 +195,7 @@ _FINALIZE_BLOCK_P = 64  # [64, 16, E_PAD] tiles: the 512 partials in 8 steps
 
 
 def _instance_gaussians_fwd(embeddings, log_precisions, instance_ids, num_instances,
-                            free_dim_precision):
+                            precision_scale, free_dim_precision):
     num_voxels, num_dims = embeddings.shape
     num_variance_dims = log_precisions.shape[1]
     dtype = accumulation_dtype(embeddings.dtype, log_precisions.dtype)
@@ -213,7 +215,7 @@ def _instance_gaussians_fwd(embeddings, log_precisions, instance_ids, num_instan
     _instance_gaussians_partial_kernel[grid](
         embeddings, log_precisions, instance_ids, part_emb, part_prec, part_count,
         num_voxels, num_instances, chunk,
-        E=num_dims, EV=num_variance_dims, PRECISION_SCALE=PRECISION_SCALE,
+        E=num_dims, EV=num_variance_dims, PRECISION_SCALE=precision_scale,
         BLOCK_N=_BLOCK_N, BLOCK_K=_BLOCK_K, E_PAD=e_pad,
     )
     _instance_gaussians_finalize_kernel[(triton.cdiv(num_instances, _BLOCK_K),)](
@@ -226,7 +228,7 @@ def _instance_gaussians_fwd(embeddings, log_precisions, instance_ids, num_instan
 
 
 def _instance_gaussians_bwd(grad_means, grad_precisions, counts, log_precisions, instance_ids,
-                            embeddings_dtype):
+                            embeddings_dtype, precision_scale):
     num_voxels, num_variance_dims = log_precisions.shape
     num_dims = grad_means.shape[1]
     grad_embeddings = torch.empty(num_voxels, num_dims, dtype=embeddings_dtype,
@@ -237,7 +239,7 @@ def _instance_gaussians_bwd(grad_means, grad_precisions, counts, log_precisions,
     _instance_gaussians_bwd_kernel[(triton.cdiv(num_voxels, _BLOCK_N),)](
         grad_means, grad_precisions, counts, log_precisions, instance_ids,
         grad_embeddings, grad_log_precisions, num_voxels,
-        E=num_dims, EV=num_variance_dims, PRECISION_SCALE=PRECISION_SCALE,
+        E=num_dims, EV=num_variance_dims, PRECISION_SCALE=precision_scale,
         BLOCK_N=_BLOCK_N, E_PAD=triton.next_power_of_2(num_dims),
     )
     return grad_embeddings, grad_log_precisions
@@ -246,11 +248,14 @@ def _instance_gaussians_bwd(grad_means, grad_precisions, counts, log_precisions,
 class _InstanceGaussiansFunction(torch.autograd.Function):
     @staticmethod
     @ensure_contiguous
-    def forward(ctx, embeddings, log_precisions, instance_ids, num_instances, free_dim_precision):
+    def forward(ctx, embeddings, log_precisions, instance_ids, num_instances, precision_scale,
+                free_dim_precision):
         means, precisions, counts = _instance_gaussians_fwd(
-            embeddings, log_precisions, instance_ids, num_instances, free_dim_precision)
+            embeddings, log_precisions, instance_ids, num_instances, precision_scale,
+            free_dim_precision)
         ctx.save_for_backward(counts, log_precisions, instance_ids)
         ctx.embeddings_dtype = embeddings.dtype
+        ctx.precision_scale = precision_scale
         ctx.mark_non_differentiable(counts)
         return means, precisions, counts
 
@@ -265,13 +270,29 @@ class _InstanceGaussiansFunction(torch.autograd.Function):
             grad_precisions = torch.zeros_like(grad_means)
         grad_embeddings, grad_log_precisions = _instance_gaussians_bwd(
             grad_means, grad_precisions, counts, log_precisions, instance_ids,
-            ctx.embeddings_dtype)
-        # embeddings, log_precisions, instance_ids, num_instances, free_dim_precision
-        return grad_embeddings, grad_log_precisions, None, None, None
+            ctx.embeddings_dtype, ctx.precision_scale)
+        # embeddings, log_precisions, instance_ids, num_instances, precision_scale,
+        # free_dim_precision
+        return grad_embeddings, grad_log_precisions, None, None, None, None
 
 
-def instance_gaussians(embeddings, log_precisions, instance_ids, num_instances=None, *,
-                       free_dim_precision=FREE_DIM_PRECISION, backend="auto"):
+def instance_gaussians_triton(embeddings: torch.Tensor, log_precisions: torch.Tensor,
+                              instance_ids: torch.Tensor, num_instances: int, *,
+                              precision_scale: float,
+                              free_dim_precision: float) -> InstanceGaussians:
+    """The Triton path of :func:`instance_gaussians` without its argument checks, for fused ops
+    that have checked the same inputs already (the id range check syncs with the device).
+    ``instance_ids`` must be int32; differentiable like :func:`instance_gaussians`."""
+    means, precisions, counts = _InstanceGaussiansFunction.apply(
+        embeddings, log_precisions, instance_ids, num_instances, float(precision_scale),
+        float(free_dim_precision))
+    return InstanceGaussians(means, precisions, counts)
+
+
+def instance_gaussians(embeddings: torch.Tensor, log_precisions: torch.Tensor,
+                       instance_ids: torch.Tensor, num_instances: int | None = None, *,
+                       precision_scale: float, free_dim_precision: float,
+                       backend: str = "auto") -> InstanceGaussians:
     """Mean embedding and mean precision of every instance of a clip.
 
     Args:
@@ -280,7 +301,10 @@ def instance_gaussians(embeddings, log_precisions, instance_ids, num_instances=N
         instance_ids (Tensor[N], integer): instance index per voxel in [0, K), -1 for none.
         num_instances (int, optional): K. Default: ``instance_ids.max() + 1`` (syncs with the
             device); pass it so instances whose voxels all vanished still get a row.
-        free_dim_precision (float > 0): precision of the F free dims (official 1 / 0.3^2).
+        precision_scale (float > 0): s in precision = s * exp(r) (the model's
+            ``PRECISION_SCALE``, official 10).
+        free_dim_precision (float > 0): precision of the F free dims (the model's
+            ``FREE_DIM_PRECISION``, official 1 / 0.3^2).
         backend (str): ``"auto"``, ``"triton"`` or ``"reference"``.
 
     Returns:
@@ -300,6 +324,7 @@ def instance_gaussians(embeddings, log_precisions, instance_ids, num_instances=N
             f"log_precisions must have at most E = {embeddings.shape[1]} columns (one per "
             f"non-free embedding dim), got {log_precisions.shape[1]}"
         )
+    check_positive("precision_scale", precision_scale)
     check_positive("free_dim_precision", free_dim_precision)
     if num_instances is None:
         num_instances = int(instance_ids.max()) + 1 if instance_ids.numel() else 0
@@ -308,9 +333,9 @@ def instance_gaussians(embeddings, log_precisions, instance_ids, num_instances=N
     check_index_range("instance_ids", instance_ids, -1, num_instances)
     if resolve_backend(backend, embeddings, log_precisions) == "reference":
         return instance_gaussians_reference(embeddings, log_precisions, instance_ids,
-                                            num_instances, free_dim_precision)
+                                            num_instances, precision_scale=precision_scale,
+                                            free_dim_precision=free_dim_precision)
     check_int32_indexable("embeddings", embeddings.numel())
-    means, precisions, counts = _InstanceGaussiansFunction.apply(
-        embeddings, log_precisions, instance_ids.to(torch.int32), num_instances,
-        float(free_dim_precision))
-    return InstanceGaussians(means, precisions, counts)
+    return instance_gaussians_triton(embeddings, log_precisions, instance_ids.to(torch.int32),
+                                     num_instances, precision_scale=precision_scale,
+                                     free_dim_precision=free_dim_precision)

@@ -1,7 +1,22 @@
 """Helpers every op test uses: tolerances per dtype, verbose comparison, random inputs,
 gradient comparison. Import as ``from helpers import ...`` (pytest puts tests/ on sys.path)."""
+import functools
+
 import pytest
 import torch
+
+from stemseg_fast.model.embeddings import FREE_DIM_PRECISION, PRECISION_SCALE
+
+# The model's precision numbers, which the kernels take as arguments.
+OFFICIAL_PRECISIONS = dict(precision_scale=PRECISION_SCALE,
+                           free_dim_precision=FREE_DIM_PRECISION)
+
+
+def with_official_precisions(op):
+    """``op`` with the model's ``precision_scale`` and ``free_dim_precision`` (still
+    overridable by keyword)."""
+    return functools.partial(op, **OFFICIAL_PRECISIONS)
+
 
 # (rtol, atol) for comparing a result computed in this dtype with the float64 reference.
 # fp32 from torchvision's test_ops; bf16/fp16 about twice PyTorch's own rounding error there.

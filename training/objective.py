@@ -34,8 +34,8 @@ from stemseg_fast.kernels.embedding_loss import (LOVASZ_WEIGHT, SEEDINESS_WEIGHT
                                                  SMOOTHNESS_WEIGHT, EmbeddingLossTerms,
                                                  embedding_loss, embedding_loss_reference,
                                                  semantic_loss)
-from stemseg_fast.kernels.instance_gaussians import FREE_DIM_PRECISION, PRECISION_SCALE
 from stemseg_fast.kernels.lovasz_hinge import lovasz_hinge_reference
+from stemseg_fast.model.embeddings import FREE_DIM_PRECISION, PRECISION_SCALE
 
 LOSS_IMPLEMENTATIONS = ("fused", "reference")
 
@@ -158,6 +158,7 @@ class STEmSegObjective:
                      len(batch.categories[clip]))
         options = dict(free_dim_precision=self.free_dim_precision,
                        exclude_ignored_from_lovasz=self.config.exclude_ignored_from_lovasz)
+        fused_options = dict(options, precision_scale=PRECISION_SCALE)
         if self.config.uses_instance_masks:
             masks = batch.masks[clip].flatten(1)  # [I, N]
             if not self.config.overlapping_masks:  # the id map's precedence, as the default
@@ -167,8 +168,8 @@ class STEmSegObjective:
                 *arguments[:3], masks, ignore, **options,
                 official_index_shift=self.config.official_index_shift)
         if self.config.implementation == "reference":
-            return embedding_loss_reference(*arguments, **options)
-        return embedding_loss(*arguments, **options)
+            return embedding_loss_reference(*arguments, **fused_options)
+        return embedding_loss(*arguments, **fused_options)
 
     def __call__(self, model, batch):
         output = model(batch.images)

@@ -56,9 +56,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stemseg_fast.kernels.embedding_mixing import get_embedding_mode
 from stemseg_fast.kernels.greedy_cluster import greedy_cluster
-from stemseg_fast.kernels.instance_gaussians import PRECISION_SCALE
+from stemseg_fast.model.embeddings import PRECISION_SCALE, get_embedding_mode
 from stemseg_fast.model.preprocessing import preprocess_clip, resized_size
 from stemseg_fast.tracks import Track
 

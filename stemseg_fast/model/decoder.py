@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stemseg_fast.kernels.tse_blocks import group_norm_relu_pool, temporal_avg_pool, upsample_add
+from stemseg_fast.kernels.group_norm_relu_pool import group_norm_relu_pool, temporal_avg_pool
+from stemseg_fast.kernels.upsample_add import upsample_add
 
 BRANCH_DEPTHS = {"block_32x": 3, "block_16x": 2, "block_8x": 1, "block_4x": 1}
 SUPPORTED_NUM_FRAMES = (2, 4, 8, 16, 24, 32)
@@ -66,7 +67,8 @@ def _conv_gn_relu_pool(in_channels, out_channels, num_groups, with_pool):
 
 class TemporalAvgPool3d(nn.Module):
     """AvgPool3d(3, stride (2, 1, 1), padding 1, count_include_pad=True); see
-    :func:`stemseg_fast.kernels.tse_blocks.temporal_avg_pool`. Skipped when inactive for T."""
+    :func:`stemseg_fast.kernels.group_norm_relu_pool.temporal_avg_pool`. Skipped when inactive
+    for T."""
 
     def forward(self, x):
         return temporal_avg_pool(x)

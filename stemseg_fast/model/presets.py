@@ -14,11 +14,12 @@ Example::
     model = build_stemseg(config)
 """
 from dataclasses import asdict, dataclass, field, fields
-from typing import Optional, Tuple
+from typing import Any, Mapping, Optional, Tuple
 
 from stemseg_fast.benchmarks import canonical_name
 from stemseg_fast.categories import OVIS_CATEGORIES, YOUTUBE_VIS_CATEGORIES
-from stemseg_fast.kernels.instance_gaussians import FREE_DIM_PRECISION
+
+from .embeddings import FREE_DIM_PRECISION
 
 
 @dataclass(frozen=True)
@@ -137,12 +138,12 @@ class STEmSegConfig:
             raise ValueError(f"category_names must name the {self.num_classes - 1} classes "
                              f"after the background, got {len(self.category_names)} names")
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         """Plain dict (tuples, numbers, strings) for checkpoints."""
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values):
+    def from_dict(cls, values: Mapping[str, Any]) -> "STEmSegConfig":
         """Inverse of :meth:`to_dict`; unknown keys are an error. A preset name of an earlier
         version (``ytvis``) reads as today's."""
         if isinstance(values, dict) and "name" in values:

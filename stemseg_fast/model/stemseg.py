@@ -13,15 +13,14 @@ Heads, on the c4-channel stride-4 volume of their decoder (all 1x1x1 convs):
 
 Outputs are float32 whatever the autocast dtype (losses and clustering read them).
 """
-from typing import List, NamedTuple, Optional, Sequence
+from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
-from stemseg_fast.kernels.embedding_mixing import get_embedding_mode, mix_embeddings
-
 from .backbone import Backbone, build_backbone
 from .decoder import TSEDecoder
+from .embeddings import EmbeddingMode, get_embedding_mode, mix_embeddings
 from .presets import PRESETS, DecoderConfig, STEmSegConfig
 
 
@@ -41,7 +40,8 @@ class EmbeddingHead(nn.Module):
         with_seediness: predict seediness here (False when a separate seediness head exists).
     """
 
-    def __init__(self, decoder: TSEDecoder, embedding_mode, *, with_seediness: bool = True):
+    def __init__(self, decoder: TSEDecoder, embedding_mode: Union[str, EmbeddingMode], *,
+                 with_seediness: bool = True) -> None:
         super().__init__()
         self.decoder = decoder
         self.embedding_mode = get_embedding_mode(embedding_mode)
@@ -50,7 +50,8 @@ class EmbeddingHead(nn.Module):
         self.conv_variance = nn.Conv3d(channels, self.embedding_mode.num_variance_dims, 1)
         self.conv_seediness = nn.Conv3d(channels, 1, 1, bias=False) if with_seediness else None
 
-    def forward(self, features):
+    def forward(self, features: Sequence[torch.Tensor]
+                ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
         x = self.decoder(features)
         embeddings = mix_embeddings(self.conv_embedding(x).float(), self.embedding_mode)
         log_precisions = self.conv_variance(x).float()
@@ -63,12 +64,12 @@ class EmbeddingHead(nn.Module):
 class OutputHead(nn.Module):
     """TSE decoder + one 1x1x1 conv (no bias): the seediness and semantic heads."""
 
-    def __init__(self, decoder: TSEDecoder, out_channels: int):
+    def __init__(self, decoder: TSEDecoder, out_channels: int) -> None:
         super().__init__()
         self.decoder = decoder
         self.conv_out = nn.Conv3d(decoder.out_channels, out_channels, 1, bias=False)
 
-    def forward(self, features):
+    def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
         return self.conv_out(self.decoder(features)).float()
 
 
@@ -85,7 +86,7 @@ class STEmSeg(nn.Module):
 
     def __init__(self, backbone: Backbone, embedding_head: EmbeddingHead, *,
                  seediness_head: Optional[OutputHead] = None,
-                 semantic_head: Optional[OutputHead] = None):
+                 semantic_head: Optional[OutputHead] = None) -> None:
         super().__init__()
         if (seediness_head is None) == (embedding_head.conv_seediness is None):
             raise ValueError("seediness must come from exactly one place: pass seediness_head "
@@ -96,7 +97,7 @@ class STEmSeg(nn.Module):
         self.semseg_head = semantic_head
         self.config: Optional[STEmSegConfig] = None  # the preset it was built from, for saving
 
-    def backbone_features(self, frames) -> List[torch.Tensor]:
+    def backbone_features(self, frames: torch.Tensor) -> List[torch.Tensor]:
         """Per-frame features, cacheable across overlapping clips.
 
         Args:
@@ -119,7 +120,7 @@ class STEmSeg(nn.Module):
         semantic = None if self.semseg_head is None else self.semseg_head(volumes)
         return STEmSegOutput(embeddings, log_precisions, seediness, semantic)
 
-    def forward(self, clip) -> STEmSegOutput:
+    def forward(self, clip: torch.Tensor) -> STEmSegOutput:
         """clip (Tensor[B, 3, T, H, W]): normalised, padded; T in (2, 4, 8, 16, 24, 32)."""
         if clip.dim() != 5 or clip.shape[1] != 3:
             raise ValueError(f"clip must have shape [B, 3, T, H, W], got {list(clip.shape)}")
@@ -172,35 +173,26 @@ def build_stemseg(config: STEmSegConfig, *, fused: bool = False, backend: str = 
     return model
 
 
-def stemseg_r101_youtube_vis(**kwargs):
+def stemseg_r101_youtube_vis(**kwargs: Any) -> "STEmSeg":
     """YouTube-VIS model (R-101-FPN, xyff, semantic head 41 + 1). See :func:`build_stemseg`."""
     return build_stemseg(PRESETS["youtube_vis"], **kwargs)
 
 
-def stemseg_r101_davis(**kwargs):
+def stemseg_r101_davis(**kwargs: Any) -> "STEmSeg":
     """DAVIS model (R-101-FPN, xyff, own seediness decoder, no semantic head)."""
     return build_stemseg(PRESETS["davis"], **kwargs)
 
 
-def stemseg_r101_kitti_mots(**kwargs):
+def stemseg_r101_kitti_mots(**kwargs: Any) -> "STEmSeg":
     """KITTI-MOTS model (R-101-FPN, xyt, semantic head 3 + 1)."""
     return build_stemseg(PRESETS["kitti_mots"], **kwargs)
 
 
-def stemseg_x101_ovis(**kwargs):
+def stemseg_x101_ovis(**kwargs: Any) -> "STEmSeg":
     """OVIS model (X-101-32x8d-FPN, xyff, semantic head 26 + 1)."""
     return build_stemseg(PRESETS["ovis"], **kwargs)
 
 
-def stemseg_tiny(**kwargs):
+def stemseg_tiny(**kwargs: Any) -> "STEmSeg":
     """A narrow model for tests and the demo."""
     return build_stemseg(PRESETS["tiny"], **kwargs)
-
-
-BUILDERS = {
-    "youtube_vis": stemseg_r101_youtube_vis,
-    "davis": stemseg_r101_davis,
-    "kitti_mots": stemseg_r101_kitti_mots,
-    "ovis": stemseg_x101_ovis,
-    "tiny": stemseg_tiny,
-}

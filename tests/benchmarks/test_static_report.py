@@ -112,7 +112,7 @@ def test_specialisation_is_tritons_own(tmp_path, monkeypatch):
              "a = json.loads(sys.argv[1]);"
              "c, b, k, s, at = specialise_and_compile(*a);"
              "print(json.dumps(_attribute_summary(s, at)))")
-    launch = ["stemseg_fast.kernels.tse_blocks", "_upsample_add_kernel",
+    launch = ["stemseg_fast.kernels.upsample_add", "_upsample_add_kernel",
               [tensor(0), tensor(4), tensor(64), tensor(0), 1, 2, 5, 9, 10, 18,
                90, 90, 45, 9, 1, 360, 360, 180, 18, 1, 8, 1],
               {"BLOCK_W": 32}]

@@ -3,13 +3,14 @@ import importlib
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import assert_close, compare_gradients, leaf
+from helpers import assert_close, compare_gradients, leaf, with_official_precisions
 
 # The package exports each op under its module's name; fetch the module itself.
 embedding_loss_module = importlib.import_module("stemseg_fast.kernels.embedding_loss")
-embedding_loss = embedding_loss_module.embedding_loss
-embedding_loss_reference = embedding_loss_module.embedding_loss_reference
-embedding_loss_batched_reference = embedding_loss_module.embedding_loss_batched_reference
+embedding_loss = with_official_precisions(embedding_loss_module.embedding_loss)
+embedding_loss_reference = with_official_precisions(embedding_loss_module.embedding_loss_reference)
+embedding_loss_batched_reference = with_official_precisions(
+    embedding_loss_module.embedding_loss_batched_reference)
 semantic_loss = embedding_loss_module.semantic_loss
 
 TERM_NAMES = ["lovasz", "smoothness", "seediness", "lovasz_per_instance",

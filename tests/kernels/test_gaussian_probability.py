@@ -2,9 +2,11 @@ import importlib
 
 import pytest
 import torch
-from helpers import assert_close, compare_gradients, leaf
+from helpers import assert_close, compare_gradients, leaf, with_official_precisions
 
 from stemseg_fast.kernels import instance_gaussians
+
+instance_gaussians = with_official_precisions(instance_gaussians)
 
 # The package exports each op under its module's name; fetch the module itself.
 gaussian_probability_module = importlib.import_module("stemseg_fast.kernels.gaussian_probability")

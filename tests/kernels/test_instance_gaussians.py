@@ -2,9 +2,12 @@ import importlib
 
 import pytest
 import torch
-from helpers import assert_close, compare_gradients, leaf
+from helpers import assert_close, compare_gradients, leaf, with_official_precisions
 
-from stemseg_fast.kernels import FREE_DIM_PRECISION, instance_gaussians
+from stemseg_fast.kernels import instance_gaussians
+from stemseg_fast.model.embeddings import FREE_DIM_PRECISION
+
+instance_gaussians = with_official_precisions(instance_gaussians)
 
 # The package exports the function under the module's name; fetch the module itself.
 instance_gaussians_module = importlib.import_module("stemseg_fast.kernels.instance_gaussians")

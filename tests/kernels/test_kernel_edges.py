@@ -16,11 +16,15 @@ import importlib
 
 import pytest
 import torch
-from helpers import assert_close, compare_gradients, leaf
+from helpers import assert_close, compare_gradients, leaf, with_official_precisions
 
 from stemseg_fast.kernels import (embedding_loss, gaussian_probability, greedy_cluster,
                                   instance_gaussians)
 from stemseg_fast.kernels.embedding_loss import embedding_loss_reference
+
+embedding_loss = with_official_precisions(embedding_loss)
+embedding_loss_reference = with_official_precisions(embedding_loss_reference)
+instance_gaussians = with_official_precisions(instance_gaussians)
 
 instance_gaussians_module = importlib.import_module("stemseg_fast.kernels.instance_gaussians")
 gaussian_probability_module = importlib.import_module("stemseg_fast.kernels.gaussian_probability")

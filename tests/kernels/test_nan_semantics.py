@@ -16,7 +16,7 @@ import torch
 from helpers import assert_close
 from test_hopper_compile import REPO, record_launches
 
-tse_blocks = importlib.import_module("stemseg_fast.kernels.tse_blocks")
+group_norm_relu_pool_module = importlib.import_module("stemseg_fast.kernels.group_norm_relu_pool")
 lovasz_hinge_module = importlib.import_module("stemseg_fast.kernels.lovasz_hinge")
 
 
@@ -35,10 +35,11 @@ def test_group_norm_relu_keeps_a_nan_group_nan(pool, device, rng):
     x[0, 1, 2, 3, 4] = float("nan")
     weight = torch.randn(4, generator=rng, dtype=torch.float64)
     bias = torch.randn(4, generator=rng, dtype=torch.float64)
-    expected = tse_blocks.group_norm_relu_pool(x, weight, bias, 2, pool=pool, backend="reference")
+    expected = group_norm_relu_pool_module.group_norm_relu_pool(x, weight, bias, 2, pool=pool,
+                                                                backend="reference")
     assert expected[0, :2].isnan().all() and not expected[0, 2:].isnan().any()
     for dtype in (torch.float32, torch.float64):
-        result = tse_blocks.group_norm_relu_pool(
+        result = group_norm_relu_pool_module.group_norm_relu_pool(
             *(t.to(device, dtype) for t in (x, weight, bias)), 2, pool=pool, backend="triton")
         assert_same_nans(result, expected, f"{dtype} pool={pool}")
 

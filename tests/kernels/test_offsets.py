@@ -9,10 +9,11 @@ import torch
 import triton
 import triton.language as tl
 
-from stemseg_fast.kernels import _launch
+from stemseg_fast.kernels import _launch, _tse_common
 from stemseg_fast.kernels._checks import check_int32_indexable
 
-tse_blocks = importlib.import_module("stemseg_fast.kernels.tse_blocks")
+group_norm_relu_pool_module = importlib.import_module("stemseg_fast.kernels.group_norm_relu_pool")
+upsample_add_module = importlib.import_module("stemseg_fast.kernels.upsample_add")
 gaussian_probability_module = importlib.import_module("stemseg_fast.kernels.gaussian_probability")
 lovasz_hinge_module = importlib.import_module("stemseg_fast.kernels.lovasz_hinge")
 
@@ -35,7 +36,7 @@ def test_row_start_passes_two_to_the_31(device):
 @triton.jit
 def _channel_offset_kernel(out_ptr, b_ptr, c_ptr, stride_b, stride_c):
     i = tl.arange(0, 4)
-    offset = tse_blocks._channel_offset(tl.load(b_ptr + i), tl.load(c_ptr + i), stride_b,
+    offset = _tse_common.channel_offset(tl.load(b_ptr + i), tl.load(c_ptr + i), stride_b,
                                         stride_c)
     tl.store(out_ptr + i, offset)
 
@@ -44,7 +45,7 @@ def _channel_offset_kernel(out_ptr, b_ptr, c_ptr, stride_b, stride_c):
 def test_tse_channel_offset_passes_two_to_the_31(channels_last, device):
     # 11 DAVIS-size clips (T = 16, 176 x 312) of 256 channels: the last clip starts at 2.25e9.
     shape = (11, 256, 16, 176, 312)
-    stride_b, stride_c = tse_blocks._layout_strides(shape, channels_last)[:2]
+    stride_b, stride_c = _tse_common.layout_strides(shape, channels_last)[:2]
     b = torch.tensor([0, 3, 10, 10], dtype=torch.int32)
     c = torch.tensor([5, 255, 0, 255], dtype=torch.int32)
     out = torch.empty(4, dtype=torch.int64, device=device)
@@ -54,7 +55,7 @@ def test_tse_channel_offset_passes_two_to_the_31(channels_last, device):
     assert max(expected) >= 2**31
     memory_format = torch.channels_last_3d if channels_last else torch.contiguous_format
     probe = torch.empty(1, 256, 16, 176, 312, device="meta", memory_format=memory_format)
-    assert tse_blocks._layout_strides(probe.shape, channels_last)[1:] == probe.stride()[1:]
+    assert _tse_common.layout_strides(probe.shape, channels_last)[1:] == probe.stride()[1:]
 
 
 def test_int32_extent_check_names_the_argument():
@@ -78,7 +79,8 @@ def test_ops_refuse_extents_past_int32_before_launching():
     x = torch.empty(2, 256, 32, 512, 512, device=meta)  # 2^31 elements per batch element
     channel = torch.empty(256, device=meta)
     with pytest.raises(ValueError, match="each batch element of x has 2147483648 elements"):
-        tse_blocks.group_norm_relu_pool(x, channel, channel, 32, backend="triton")
+        group_norm_relu_pool_module.group_norm_relu_pool(x, channel, channel, 32, backend="triton")
     with pytest.raises(ValueError, match="B \\* C and T at most 65535"):
-        tse_blocks.upsample_add(torch.empty(1, 70000, 1, 1, 1, device=meta),
-                                torch.empty(1, 70000, 2, 2, 2, device=meta), backend="triton")
+        upsample_add_module.upsample_add(torch.empty(1, 70000, 1, 1, 1, device=meta),
+                                         torch.empty(1, 70000, 2, 2, 2, device=meta),
+                                         backend="triton")

@@ -184,6 +184,8 @@ def test_masks_loss_handles_no_instance_and_matches_the_fused_terms(rng):
     assert float(empty.total().detach()) == 0 and int(empty.num_instances) == 0
     empty.total().backward()
     assert embeddings.grad is not None
+    from helpers import OFFICIAL_PRECISIONS
+
     from stemseg_fast.kernels.embedding_loss import embedding_loss
     ids = torch.randint(-1, 3, (40,), generator=rng)
     ids[:3] = torch.arange(3)
@@ -191,7 +193,8 @@ def test_masks_loss_handles_no_instance_and_matches_the_fused_terms(rng):
     ignore = torch.rand(40, generator=rng) < 0.2
     loop = embedding_loss_from_masks(embeddings, log_precisions, seediness, masks, ignore,
                                      official_index_shift=True)
-    fused = embedding_loss(embeddings, log_precisions, seediness, ids, ignore, 3)
+    fused = embedding_loss(embeddings, log_precisions, seediness, ids, ignore, 3,
+                           **OFFICIAL_PRECISIONS)
     for field in ("lovasz_per_instance", "smoothness_per_instance", "seediness_per_instance",
                   "seediness_background", "lovasz", "smoothness", "seediness"):
         torch.testing.assert_close(getattr(loop, field), getattr(fused, field), rtol=1e-9,

@@ -1,4 +1,6 @@
-"""Spatio-temporal coordinate grids and embedding mixing (official: modeling/embedding_utils.py).
+"""Embeddings of the STEm-Seg head: embedding modes, the spatio-temporal coordinate grid, mixing
+(official: modeling/embedding_utils.py), and the two numbers that turn the head's outputs into
+Gaussian precisions.
 
 An embedding mode names what each of the E embedding channels means. Grid channels come first
 in the order (t, y, x) -- t only for modes that contain it -- followed by F "free" channels:
@@ -20,14 +22,23 @@ do not, so no official model can use them; they are left out here.
 
 Mixing is one elementwise pass (read z, write e: 2 x 4 bytes per element in fp32), which a
 kernel cannot beat by more than fusing it into the head's 1x1x1 conv; it stays PyTorch.
+
+Precisions: the head's ``conv_variance`` predicts raw log-precisions r of the E - F grid dims;
+a voxel's precision is ``PRECISION_SCALE * exp(r)`` (official, no clamp), and the F free dims
+get the fixed ``FREE_DIM_PRECISION`` (official FREE_DIM_STDS = [0.3, 0.3]). The model owns
+these numbers; the kernels take them as arguments (:func:`stemseg_fast.kernels.
+instance_gaussians`, :func:`stemseg_fast.kernels.embedding_loss`).
 """
 from dataclasses import dataclass
+from typing import Union
 
 import torch
 
-from ._checks import FLOAT_DTYPES, check_tensor
+from stemseg_fast.kernels._checks import FLOAT_DTYPES, check_tensor
 
 TANH_PRESCALE = 0.25
+PRECISION_SCALE = 10.0  # precision = 10 * exp(raw log-precision), no clamp (official)
+FREE_DIM_PRECISION = 1.0 / 0.3**2  # FREE_DIM_STDS = [0.3, 0.3] -> 11.11
 
 
 @dataclass(frozen=True)
@@ -39,12 +50,12 @@ class EmbeddingMode:
     num_free_dims: int
 
     @property
-    def num_dims(self):
+    def num_dims(self) -> int:
         """E: embedding channels."""
         return len(self.grid_axes) + self.num_free_dims
 
     @property
-    def num_variance_dims(self):
+    def num_variance_dims(self) -> int:
         """E - F: channels with a predicted (log-)precision; the free dims have a fixed one."""
         return len(self.grid_axes)
 
@@ -64,7 +75,7 @@ EMBEDDING_MODES = {
 }
 
 
-def get_embedding_mode(mode):
+def get_embedding_mode(mode: Union[str, "EmbeddingMode"]) -> "EmbeddingMode":
     """An :class:`EmbeddingMode` from itself or its name."""
     if isinstance(mode, EmbeddingMode):
         return mode
@@ -73,8 +84,10 @@ def get_embedding_mode(mode):
     return EMBEDDING_MODES[mode]
 
 
-def spatiotemporal_grid(mode, num_frames, height, width, *, time_scale=1.0, dtype=torch.float32,
-                        device=None):
+def spatiotemporal_grid(mode: Union[str, EmbeddingMode], num_frames: int, height: int,
+                        width: int, *, time_scale: float = 1.0,
+                        dtype: torch.dtype = torch.float32,
+                        device: Union[torch.device, str, None] = None) -> torch.Tensor:
     """The fixed coordinate grid that embeddings are offsets from.
 
     Args:
@@ -103,7 +116,8 @@ def spatiotemporal_grid(mode, num_frames, height, width, *, time_scale=1.0, dtyp
     return grid.to(dtype)
 
 
-def mix_embeddings(raw_offsets, mode, *, time_scale=1.0):
+def mix_embeddings(raw_offsets: torch.Tensor, mode: Union[str, EmbeddingMode], *,
+                   time_scale: float = 1.0) -> torch.Tensor:
     """Embeddings from the network's raw offsets: ``tanh(0.25 * z) + grid``.
 
     Args:

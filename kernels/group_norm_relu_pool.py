@@ -1,46 +1,31 @@
-"""Fused blocks of the Temporal Squeeze-Expand (TSE) decoder (official:
-modeling/embedding_decoder.py, common.py: ``squeeze_expand_decoder``).
+"""GroupNorm + ReLU (+ the temporal AvgPool3d) of the Temporal Squeeze-Expand (TSE) decoder in
+one pass (official: modeling/embedding_decoder.py, common.py: ``squeeze_expand_decoder``).
 
-Two ops, each the fused form of a sequence the decoder repeats:
+``group_norm_relu_pool(x, weight, bias, G, pool=...)`` is the epilogue of every 3x3x3 conv of
+the decoder (the conv itself stays cuDNN / ``torch.conv3d``):
 
-1. ``group_norm_relu_pool(x, weight, bias, G, pool=...)``: the epilogue of every 3x3x3 conv
-   (the conv itself stays cuDNN / ``torch.conv3d``):
+    y[b, c] = relu(weight_c * (x[b, c] - mean_bg) * rstd_bg + bias_c)   g = c // (C / G)
+    mean_bg, var_bg over the group's C/G channels and all T*H*W voxels; rstd = (var + eps)^-1/2
+    out = AvgPool3d(kernel 3, stride (2, 1, 1), padding 1, count_include_pad=True)(y)  if pool
+    out = y                                                                          else
 
-       y[b, c] = relu(weight_c * (x[b, c] - mean_bg) * rstd_bg + bias_c)   g = c // (C / G)
-       mean_bg, var_bg over the group's C/G channels and all T*H*W voxels; rstd = (var + eps)^-1/2
-       out = AvgPool3d(kernel 3, stride (2, 1, 1), padding 1, count_include_pad=True)(y)  if pool
-       out = y                                                                          else
+x: [B, C, T, H, W]; out: [B, C, ceil(T/2), H, W] with pool, else [B, C, T, H, W].
+Statistics are exact two-level: each tile of BLOCK elements gets its mean and centred sum of
+squares in registers (two passes over the tile, one over memory), tiles and then programs are
+merged with Chan's pairwise formula. No E[x^2] - E[x]^2 cancellation, so values far from zero
+(conv outputs with a large bias) keep their variance.
 
-   x: [B, C, T, H, W]; out: [B, C, ceil(T/2), H, W] with pool, else [B, C, T, H, W].
-   Statistics are exact two-level: each tile of BLOCK elements gets its mean and centred sum of
-   squares in registers (two passes over the tile, one over memory), tiles and then programs are
-   merged with Chan's pairwise formula. No E[x^2] - E[x]^2 cancellation, so values far from zero
-   (conv outputs with a large bias) keep their variance.
+Split reduction: at batch 1 the 32 (b, g) groups alone would give 32 programs, a quarter of an
+H100's 132 SMs. Each group is cut into ``num_splits`` contiguous chunks, chosen so that
+B * G * num_splits >= 8 programs per SM (and no chunk is shorter than one tile); a
+[B*G, num_splits, 3] buffer of (count, mean, M2) partials is merged in a fixed order by a
+second small kernel, so the result does not depend on scheduling (deterministic, no atomics).
 
-   Split reduction: at batch 1 the 32 (b, g) groups alone would give 32 programs, a quarter of an
-   H100's 132 SMs. Each group is cut into ``num_splits`` contiguous chunks, chosen so that
-   B * G * num_splits >= 8 programs per SM (and no chunk is shorter than one tile); a
-   [B*G, num_splits, 3] buffer of (count, mean, M2) partials is merged in a fixed order by a
-   second small kernel, so the result does not depend on scheduling (deterministic, no atomics).
-
-   Memory traffic (fp32, N = B*C*T*H*W): unfused PyTorch reads x twice for GroupNorm (stats,
-   apply), writes y, ReLU reads and writes y (in place), the pool reads y and writes N/2:
-   about 4N + N/2 element moves plus the pool's window re-reads. Fused: read x for stats, read
-   x (window re-reads hit L1/L2) and write out: 2N (pool: 2N + ... write N/2 instead of N), a
-   ~2x cut of DRAM traffic for a memory-bound step.
-
-2. ``upsample_add(low, high)``: the expansion step at low resolution. The official fusion is
-   conv1x1(cat(up(x), skip)) with weight W = [W_a | W_b]. Both trilinear upsampling (a fixed
-   linear map per channel) and the 1x1x1 conv (a linear map across channels at each voxel) are
-   linear and act on different axes, so they commute:
-
-       conv1x1(cat(up(x), skip); [W_a | W_b]) = up(W_a x) + W_b skip     (exact up to rounding)
-
-   W_a x runs at the low resolution (1/4 or 1/8 of the voxels), and this op computes
-   ``high + up(low)`` in one pass: read high (N), read low (N/4 or N/8, re-reads cached), write
-   N, instead of writing up(x) (N * C_a), the concatenation (N * (C_a + C_b)) and reading it back.
-   Trilinear weights follow PyTorch's ``align_corners=False`` rule: source = (dst + 0.5) *
-   in / out - 0.5, clamped at 0, i1 = min(i0 + 1, in - 1).
+Memory traffic (fp32, N = B*C*T*H*W): unfused PyTorch reads x twice for GroupNorm (stats,
+apply), writes y, ReLU reads and writes y (in place), the pool reads y and writes N/2:
+about 4N + N/2 element moves plus the pool's window re-reads. Fused: read x for stats, read
+x (window re-reads hit L1/L2) and write out: 2N (pool: 2N + ... write N/2 instead of N), a
+~2x cut of DRAM traffic for a memory-bound step.
 
 NaN follows PyTorch: a NaN input makes its group's statistics and outputs NaN, and the ReLU
 keeps NaN (``F.relu(NaN) = NaN``): every float max in these kernels asks for the
@@ -48,22 +33,12 @@ NaN-propagating form, since tl.maximum's default compiles to the NaN-dropping ``
 
 Backward passes use PyTorch ops, which is worth it here: GroupNorm's backward needs two
 reductions per group and an elementwise pass, and the saved statistics (mean, rstd) already
-skip the forward's statistics recomputation; AvgPool3d and trilinear upsampling backward are
-``aten`` kernels. A Triton backward would save about one elementwise pass of the decoder's
-training step.
+skip the forward's statistics recomputation; AvgPool3d's backward is an ``aten`` kernel. A
+Triton backward would save about one elementwise pass of the decoder's training step.
 
-Program layout (the apply, pool and upsample kernels): one program owns one (b, c), so the
-GroupNorm affine is two scalars; the pool and upsample kernels also own one output frame and
-up to 8 consecutive output rows of 32, 64 or 128 columns (w along the lanes of one warp, up to
-4 columns per thread), so frame and row index maths, bases and masks are scalar per program:
-the pool walks each input row once (9 loads per output: 3 frames x 3 columns, the +-1 columns
-from L1; the rows' sums are kept in registers and reused by the three output rows they feed),
-the upsample blends the four low-resolution rows of an output row at the program's two source
-columns. Offsets are int32 from a 64-bit (b, c) base, so each load costs one IMAD.WIDE.
-
-Memory layouts: NCDHW-contiguous, or channels-last-3d (NDHWC) without a copy (the kernels take
-element strides; in NDHWC consecutive w are C apart, so loads are strided and NCDHW is the
-fast layout); anything else is made contiguous first.
+Program layout (see :mod:`._tse_common`): the pool walks each input row once (9 loads per
+output: 3 frames x 3 columns, the +-1 columns from L1; the rows' sums are kept in registers and
+reused by the three output rows they feed).
 """
 import torch
 import torch.nn.functional as F
@@ -71,8 +46,9 @@ import triton
 import triton.language as tl
 
 from ._backend import resolve_backend
-from ._checks import FLOAT_DTYPES, check_int32_indexable, check_positive, check_tensor
+from ._checks import FLOAT_DTYPES, check_positive, check_tensor
 from ._launch import accumulation_dtype
+from ._tse_common import channel_offset, check_grid, layout_strides, memory_layout, row_tiling
 
 POOL_KERNEL = (3, 3, 3)
 POOL_STRIDE = (2, 1, 1)
@@ -101,21 +77,8 @@ def group_norm_relu_pool_reference(x, weight, bias, num_groups, eps=1e-5, pool=F
     return y  # [B, C, T', H, W]
 
 
-def upsample_add_reference(low, high):
-    """Plain PyTorch: ``high + trilinear_upsample(low, size=high's T, H, W)``."""
-    up = F.interpolate(low, size=high.shape[2:], mode="trilinear", align_corners=False)
-    return high + up  # [B, C, T, H, W]
-
-
 # ------------------------------------------------------------------------------------------
 # GroupNorm statistics
-
-
-@triton.jit
-def _channel_offset(b, c, stride_b, stride_c):
-    """Offset of channel (b, c) in int64: B * C * T * H * W passes 2^31 (e.g. 10 DAVIS-size
-    256-channel clips in one batch); offsets inside one batch element stay int32 (checked)."""
-    return b.to(tl.int64) * stride_b + c.to(tl.int64) * stride_c
 
 
 @triton.jit
@@ -139,7 +102,7 @@ def _group_norm_partial_stats_kernel(
     split = tl.program_id(1)
     b = bg // G
     first_channel = (bg % G) * group_channels
-    group_ptr = x_ptr + _channel_offset(b, first_channel, stride_b, stride_c)
+    group_ptr = x_ptr + channel_offset(b, first_channel, stride_b, stride_c)
     acc_dtype = partial_ptr.dtype.element_ty
     zero_tile = tl.zeros((BLOCK,), dtype=acc_dtype)
     count = tl.sum(zero_tile, axis=0)
@@ -219,7 +182,7 @@ def _group_norm_stats(x, num_groups, eps, channels_last, *, block=_STATS_BLOCK, 
     partial = torch.empty(total_groups, num_splits, 3, dtype=dtype, device=x.device)
     mean = torch.empty(total_groups, dtype=dtype, device=x.device)
     rstd = torch.empty(total_groups, dtype=dtype, device=x.device)
-    stride_b, stride_c = _layout_strides(x.shape, channels_last)[:2]
+    stride_b, stride_c = layout_strides(x.shape, channels_last)[:2]
     _group_norm_partial_stats_kernel[(total_groups, num_splits)](
         x, partial, channels, num_groups, channels // num_groups, group_size, chunk, num_splits,
         stride_b, stride_c, CHANNELS_LAST=channels_last, BLOCK=block,
@@ -265,7 +228,7 @@ def _group_norm_relu_kernel(
     b = bc // C
     c = bc % C
     scale, shift = _channel_affine(mean_ptr, rstd_ptr, weight_ptr, bias_ptr, b, c, C, G)
-    base = _channel_offset(b, c, stride_b, stride_c)
+    base = channel_offset(b, c, stride_b, stride_c)
     acc_dtype = mean_ptr.dtype.element_ty
     s = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     valid = s < S
@@ -300,8 +263,8 @@ def _group_norm_relu_pool_kernel(
     c = bc % C
     scale, shift = _channel_affine(mean_ptr, rstd_ptr, weight_ptr, bias_ptr, b, c, C, G)
     acc_dtype = mean_ptr.dtype.element_ty
-    x_base = x_ptr + _channel_offset(b, c, x_stride_b, x_stride_c)
-    out_base = out_ptr + _channel_offset(b, c, out_stride_b, out_stride_c) + t_out * out_stride_t
+    x_base = x_ptr + channel_offset(b, c, x_stride_b, x_stride_c)
+    out_base = out_ptr + channel_offset(b, c, out_stride_b, out_stride_c) + t_out * out_stride_t
     w = (tile % num_w_tiles) * BLOCK_W + tl.arange(0, BLOCK_W)
     # Taps outside the map read a clamped (in-bounds) element and are then zeroed by a select,
     # so no load is masked; only the stores are.
@@ -343,70 +306,21 @@ def _group_norm_relu_pool_kernel(
 
 
 _APPLY_BLOCK = 1024
-_MAX_ROWS_PER_PROGRAM = 8  # the pool reads (rows + 2) / rows input rows per output row
-_ROW_SETUP_COST = 0.8  # per-row scalar work of the row loops, in columns' work (sm_90 SASS)
-_MAX_GRID_DIM = 65535  # CUDA's limit on grid axes 1 and 2
-
-
-def _layout_strides(shape, channels_last):
-    """Element strides (b, c, t, h, w) of a standard NCDHW or NDHWC tensor of ``shape``
-    (computed from the layout: a size-1 dim's own stride can be anything)."""
-    _, channels, frames, height, width = shape
-    if channels_last:
-        return (frames * height * width * channels, 1, height * width * channels,
-                width * channels, channels)
-    return (channels * frames * height * width, frames * height * width, height * width,
-            width, 1)
-
-
-def _row_tiling(height, width):
-    """(BLOCK_W, warps, rows per program, row tiles, w tiles) of a row-tiled kernel: one warp,
-    1, 2 or 4 columns per thread, at most 8 consecutive rows per program.
-
-    The width minimises instructions per stored output: the sm_90 SASS of the row loops costs
-    about 0.8 x (one column's work) per row and thread for the scalar row set-up, plus one
-    column's work per column a thread holds; lanes past ``width`` are paid but not stored."""
-    def cost(lanes):
-        columns_per_thread = lanes // 32
-        used = width / (triton.cdiv(width, lanes) * lanes)
-        return (_ROW_SETUP_COST + columns_per_thread) / (columns_per_thread * used)
-
-    block_w = min((128, 64, 32), key=cost)
-    rows_per_program = min(_MAX_ROWS_PER_PROGRAM, height)
-    return (block_w, 1, rows_per_program, triton.cdiv(height, rows_per_program),
-            triton.cdiv(width, block_w))
-
-
-def _check_grid(name, tensor):
-    batch, channels, frames = tensor.shape[:3]
-    if batch * channels > _MAX_GRID_DIM or frames > _MAX_GRID_DIM:
-        raise ValueError(f"{name} must have B * C and T at most {_MAX_GRID_DIM} (a CUDA grid "
-                         f"axis each), got shape {list(tensor.shape)}")
-    check_int32_indexable(f"each batch element of {name}", tensor[0].numel())
-
-
-def _memory_layout(x):
-    """(tensor in a layout the kernels take, channels_last flag)."""
-    if x.is_contiguous():
-        return x, False
-    if x.is_contiguous(memory_format=torch.channels_last_3d):
-        return x, True
-    return x.contiguous(), False
 
 
 def _group_norm_relu_pool_fwd(x, weight, bias, num_groups, eps, pool):
-    x, channels_last = _memory_layout(x)
+    x, channels_last = memory_layout(x)
     batch, channels, frames, height, width = x.shape
     mean, rstd = _group_norm_stats(x, num_groups, eps, channels_last)
     memory_format = torch.channels_last_3d if channels_last else torch.contiguous_format
     weight, bias = weight.contiguous(), bias.contiguous()
-    x_strides = _layout_strides(x.shape, channels_last)
+    x_strides = layout_strides(x.shape, channels_last)
     if pool:
         out_frames = pooled_num_frames(frames)
         out = torch.empty(batch, channels, out_frames, height, width, dtype=x.dtype,
                           device=x.device, memory_format=memory_format)
-        out_strides = _layout_strides(out.shape, channels_last)
-        block_w, num_warps, rows_per_program, row_tiles, w_tiles = _row_tiling(height, width)
+        out_strides = layout_strides(out.shape, channels_last)
+        block_w, num_warps, rows_per_program, row_tiles, w_tiles = row_tiling(height, width)
         grid = (row_tiles * w_tiles, out_frames, batch * channels)
         _group_norm_relu_pool_kernel[grid](
             x, out, mean, rstd, weight, bias, channels, num_groups, frames, height, width,
@@ -503,149 +417,7 @@ def group_norm_relu_pool(x, weight, bias, num_groups, *, eps=1e-5, pool=False, b
         raise ValueError(f"x must not be empty, got shape {list(x.shape)}")
     if resolve_backend(backend, x, weight, bias) == "reference":
         return group_norm_relu_pool_reference(x, weight, bias, num_groups, eps, pool)
-    _check_grid("x", x)
+    check_grid("x", x)
     return _GroupNormReLUPoolFunction.apply(x, weight, bias, int(num_groups), float(eps),
                                             bool(pool))
 
-
-# ------------------------------------------------------------------------------------------
-# Trilinear upsampling + add
-
-
-@triton.jit
-def _source_index(dst, scale, size_in):
-    """PyTorch's align_corners=False source coordinate: (i0, i1, weight of i1)."""
-    src = tl.maximum((dst.to(scale.dtype) + 0.5) * scale - 0.5, 0.0,
-                     propagate_nan=tl.PropagateNan.ALL)
-    i0 = src.to(tl.int32)  # src >= 0, so truncation is floor
-    i1 = tl.where(i0 < size_in - 1, i0 + 1, i0)
-    return i0, i1, src - i0.to(scale.dtype)
-
-
-# A program owns one (b, c), one output frame t, rows_per_program consecutive output rows and
-# BLOCK_W columns (w along lanes). The frame's two source frames and weight are scalars, the
-# columns' two sources and weights are computed once per program, and per output row the
-# rows' two sources and weight are scalars again: per output the program blends the four
-# low-resolution rows (t0|t1, h0|h1) at its two columns in PyTorch's order,
-# t0l (h0l (w0l x000 + w1l x001) + h1l (...)) + t1l (...), and adds high.
-@triton.jit
-def _upsample_add_kernel(
-    low_ptr,  # [B, C, t, h, w]
-    high_ptr,  # [B, C, T, H, W], same layout as low
-    out_ptr,  # [B, C, T, H, W], same layout and strides as high
-    scales_ptr,  # [3] in / out for t, h, w, in the accumulation dtype
-    C, t_in, h_in, w_in, H, W,
-    low_stride_b, low_stride_c, low_stride_t, low_stride_h, low_stride_w,
-    high_stride_b, high_stride_c, high_stride_t, high_stride_h, high_stride_w,
-    rows_per_program, num_w_tiles,
-    BLOCK_W: tl.constexpr,
-):
-    tile = tl.program_id(0)
-    t = tl.program_id(1)
-    bc = tl.program_id(2)
-    b = bc // C
-    c = bc % C
-    acc_dtype = scales_ptr.dtype.element_ty
-    t0, t1, t1_weight = _source_index(t, tl.load(scales_ptr), t_in)
-    w = (tile % num_w_tiles) * BLOCK_W + tl.arange(0, BLOCK_W)
-    # Lanes past W and rows past H compute a copy of the last column / row (clamped), so every
-    # load is in bounds and unmasked; only the stores are masked.
-    w_inside = w < W
-    w_clamped = tl.minimum(w, W - 1)
-    w0, w1, w1_weight = _source_index(w_clamped, tl.load(scales_ptr + 2), w_in)
-    w0_weight = 1.0 - w1_weight
-    # the two source columns' pointers once per program; per row a scalar offset moves them
-    low_base = low_ptr + _channel_offset(b, c, low_stride_b, low_stride_c)
-    column0 = low_base + w0 * low_stride_w
-    column1 = low_base + w1 * low_stride_w
-    frame0 = t0 * low_stride_t
-    frame1 = t1 * low_stride_t
-    high_offset = _channel_offset(b, c, high_stride_b, high_stride_c) + t * high_stride_t
-    high_columns = high_ptr + high_offset + w_clamped * high_stride_w
-    out_columns = out_ptr + high_offset + w_clamped * high_stride_w
-    h_scale = tl.load(scales_ptr + 1)
-    first_row = (tile // num_w_tiles) * rows_per_program
-    for step in range(rows_per_program):
-        h = tl.minimum(first_row + step, H - 1)
-        valid = w_inside & (first_row + step < H)
-        h0, h1, h1_weight = _source_index(h, h_scale, h_in)
-        up = tl.zeros((BLOCK_W,), dtype=acc_dtype)
-        for dt in tl.static_range(2):
-            frame = frame0 if dt == 0 else frame1
-            t_weight = (1.0 - t1_weight) if dt == 0 else t1_weight
-            frame_value = tl.zeros((BLOCK_W,), dtype=acc_dtype)
-            for dh in tl.static_range(2):
-                row = frame + (h0 if dh == 0 else h1) * low_stride_h
-                h_weight = (1.0 - h1_weight) if dh == 0 else h1_weight
-                x0 = tl.load(column0 + row).to(acc_dtype)
-                x1 = tl.load(column1 + row).to(acc_dtype)
-                frame_value += h_weight * (w0_weight * x0 + w1_weight * x1)
-            up += t_weight * frame_value
-        high = tl.load(high_columns + h * high_stride_h).to(acc_dtype)
-        tl.store(out_columns + h * high_stride_h, (high + up).to(out_ptr.dtype.element_ty),
-                 mask=valid)
-
-
-def _upsample_add_fwd(low, high):
-    high, channels_last = _memory_layout(high)
-    memory_format = torch.channels_last_3d if channels_last else torch.contiguous_format
-    low = low.contiguous(memory_format=memory_format)
-    batch, channels, t_in, h_in, w_in = low.shape
-    frames, height, width = high.shape[2:]
-    out = torch.empty_like(high, memory_format=memory_format)
-    # in / out per axis, rounded to the accumulation dtype as PyTorch's upsampling does.
-    scales = torch.tensor([t_in / frames, h_in / height, w_in / width],
-                          dtype=accumulation_dtype(low.dtype), device=low.device)
-    block_w, num_warps, rows_per_program, row_tiles, w_tiles = _row_tiling(height, width)
-    grid = (row_tiles * w_tiles, frames, batch * channels)
-    _upsample_add_kernel[grid](
-        low, high, out, scales, channels, t_in, h_in, w_in, height, width,
-        *_layout_strides(low.shape, channels_last), *_layout_strides(high.shape, channels_last),
-        rows_per_program, w_tiles, BLOCK_W=block_w, num_warps=num_warps,
-    )
-    return out
-
-
-class _UpsampleAddFunction(torch.autograd.Function):
-    # out = high + U low with U the trilinear map  =>  d_high = d_out, d_low = U^T d_out.
-    @staticmethod
-    def forward(ctx, low, high):
-        ctx.low_shape = low.shape
-        ctx.low_dtype = low.dtype
-        return _upsample_add_fwd(low, high)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out):
-        grad_low = torch.ops.aten.upsample_trilinear3d_backward(
-            grad_out.contiguous(), list(grad_out.shape[2:]), list(ctx.low_shape), False)
-        return grad_low.to(ctx.low_dtype), grad_out
-
-
-def upsample_add(low, high, *, backend="auto"):
-    """``high + trilinear_upsample(low)`` to high's size, ``align_corners=False``.
-
-    Args:
-        low (Tensor[B, C, t, h, w], float): the low-resolution summand (e.g. W_a x).
-        high (Tensor[B, C, T, H, W], float): the full-resolution summand (e.g. W_b skip),
-            T >= t, H >= h, W >= w.
-        backend (str): ``"auto"``, ``"triton"`` or ``"reference"``.
-
-    Returns:
-        Tensor[B, C, T, H, W] in high's dtype; differentiable in both inputs.
-    """
-    check_tensor("low", low, shape=(None, None, None, None, None), dtypes=FLOAT_DTYPES)
-    check_tensor("high", high, shape=(low.shape[0], low.shape[1], None, None, None),
-                 dtypes=FLOAT_DTYPES)
-    if low.dtype != high.dtype:
-        raise TypeError(f"low and high must share a dtype, got {low.dtype} and {high.dtype}")
-    if any(size_low < 1 or size_low > size_high
-           for size_low, size_high in zip(low.shape[2:], high.shape[2:])):
-        raise ValueError(f"low's T, H, W must be in [1, high's], got low {list(low.shape)} "
-                         f"and high {list(high.shape)}")
-    if high.numel() == 0:
-        raise ValueError(f"high must not be empty, got shape {list(high.shape)}")
-    if resolve_backend(backend, low, high) == "reference":
-        return upsample_add_reference(low, high)
-    _check_grid("high", high)
-    return _UpsampleAddFunction.apply(low, high)

@@ -2,8 +2,8 @@ import pytest
 import torch
 from helpers import assert_close
 
-from stemseg_fast.kernels import (EMBEDDING_MODES, get_embedding_mode, mix_embeddings,
-                                  spatiotemporal_grid)
+from stemseg_fast.model.embeddings import (EMBEDDING_MODES, get_embedding_mode, mix_embeddings,
+                                          spatiotemporal_grid)
 
 # (mode, E, F, grid axes) from the reference spec, section 2
 MODE_TABLE = [

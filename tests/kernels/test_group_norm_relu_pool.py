@@ -5,9 +5,8 @@ import torch
 from helpers import (assert_close, assert_within_dtype_error, compare_gradients, gradients, leaf,
                      random_upstream)
 
-tse_blocks = importlib.import_module("stemseg_fast.kernels.tse_blocks")
-group_norm_relu_pool = tse_blocks.group_norm_relu_pool
-upsample_add = tse_blocks.upsample_add
+group_norm_relu_pool_module = importlib.import_module("stemseg_fast.kernels.group_norm_relu_pool")
+group_norm_relu_pool = group_norm_relu_pool_module.group_norm_relu_pool
 
 # (B, C, G, T, H, W, pool)
 NORM_CASES = [
@@ -102,8 +101,8 @@ def test_group_norm_relu_pool_channels_last(pool, device, rng):
 def test_split_statistics_merge(num_splits, device, rng):
     # Tiles of 16 and several chunks per group exercise both levels of the Chan merge.
     x = 1000.0 + torch.randn(2, 4, 2, 5, 7, generator=rng, dtype=torch.float64)
-    mean, rstd = tse_blocks._group_norm_stats(x.to(device), 2, 1e-5, False, block=16,
-                                              num_splits=num_splits)
+    mean, rstd = group_norm_relu_pool_module._group_norm_stats(x.to(device), 2, 1e-5, False,
+                                                              block=16, num_splits=num_splits)
     grouped = x.reshape(4, -1)
     assert_close(mean, grouped.mean(1), name="mean")
     assert_close(rstd, (grouped.var(1, unbiased=False) + 1e-5).rsqrt(), name="rstd")
@@ -117,7 +116,7 @@ def test_float32_statistics_survive_a_large_offset(device):
     x = (1000.0 + torch.randn(1, 2, 4, 25, 41, generator=rng, dtype=torch.float64)).float()
     grouped = x.double().reshape(1, -1)
     truth = grouped.var(1, unbiased=False)
-    _, rstd = tse_blocks._group_norm_stats(x.to(device), 1, 0.0, False)
+    _, rstd = group_norm_relu_pool_module._group_norm_stats(x.to(device), 1, 0.0, False)
     assert abs(float(rstd.cpu().double().pow(-2)) / float(truth) - 1) < 1e-4
     one_pass = x.reshape(1, -1).pow(2).mean(1) - x.reshape(1, -1).mean(1).pow(2)
     assert abs(float(one_pass) / float(truth) - 1) > 1e-3  # the test can tell the two apart
@@ -126,96 +125,19 @@ def test_float32_statistics_survive_a_large_offset(device):
 def test_split_count_fills_the_device():
     cpu = torch.device("cpu")
     # Batch 1, 32 groups of 128 channels x 8 x 160 x 288: 32 * 33 programs >= 8 per SM.
-    assert tse_blocks._split_count(32, 128 * 8 * 160 * 288, 1024, cpu) == 33
-    assert tse_blocks._split_count(32, 100, 1024, cpu) == 1  # never below one tile per chunk
+    split_count = group_norm_relu_pool_module._split_count
+    assert split_count(32, 128 * 8 * 160 * 288, 1024, cpu) == 33
+    assert split_count(32, 100, 1024, cpu) == 1  # never below one tile per chunk
 
 
-# (B, C, low t h w, high T H W)
-UPSAMPLE_CASES = [
-    pytest.param(1, 1, (1, 1, 1), (1, 1, 1), id="one-voxel"),
-    pytest.param(1, 2, (1, 1, 1), (2, 3, 3), id="one-low-voxel"),
-    pytest.param(2, 3, (2, 3, 5), (2, 6, 10), id="scale-1-2-2"),
-    pytest.param(1, 3, (2, 3, 5), (4, 6, 10), id="scale-2-2-2"),
-    pytest.param(1, 2, (3, 4, 5), (5, 9, 11), id="odd-ratios"),
-]
 
-
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("batch,channels,low_size,high_size", UPSAMPLE_CASES)
-def test_upsample_add_matches_float64_reference(batch, channels, low_size, high_size, dtype,
-                                                device, rng):
-    low = -2.3 + 0.5 * torch.randn(batch, channels, *low_size, generator=rng, dtype=torch.float64)
-    high = torch.randn(batch, channels, *high_size, generator=rng, dtype=torch.float64)
-    inputs = [leaf(low, dtype, device), leaf(high, dtype, device)]
-    reference_inputs = [leaf(t.detach().to(dtype), torch.float64, "cpu") for t in inputs]
-    expected = upsample_add(*reference_inputs, backend="reference")
-    result = upsample_add(*inputs, backend="triton")
-    assert result.dtype == dtype
-    assert_close(result, expected, dtype=dtype, name="out")
-    compare_gradients([result], [expected], inputs, reference_inputs, rng,
-                      names=["low", "high"], dtype=dtype)
-
-
-# (low t h w, high T H W): high maps of block - 1, block, block + 1 and several 1024-element
-# blocks, and widths across the row tiles.
-UPSAMPLE_TILING_CASES = [
-    pytest.param((1, 16, 17), (1, 31, 33), id="S1023"),
-    pytest.param((1, 16, 16), (1, 32, 32), id="S1024"),
-    pytest.param((1, 13, 21), (1, 25, 41), id="S1025"),
-    pytest.param((2, 13, 21), (3, 25, 41), id="S3075-three-blocks"),
-    pytest.param((2, 3, 65), (4, 5, 129), id="W129"),
-    pytest.param((1, 9, 33), (2, 37, 65), id="W65-H37"),
-]
-
-
-@pytest.mark.parametrize("channels_last", [False, True], ids=["ncdhw", "channels-last"])
-@pytest.mark.parametrize("low_size,high_size", UPSAMPLE_TILING_CASES)
-def test_upsample_add_at_real_tiling(low_size, high_size, channels_last, device, rng):
-    low = torch.randn(2, 2, *low_size, generator=rng, dtype=torch.float64)
-    high = torch.randn(2, 2, *high_size, generator=rng, dtype=torch.float64)
-    expected = upsample_add(low, high, backend="reference")
-    # float64: the test is about indexing; in float32 the in / out scales round (33 / 65), which
-    # moves source coordinates by more than the fp32 tolerance in PyTorch's own kernel too
-    low, high = low.to(device), high.to(device)
-    if channels_last:
-        low = low.contiguous(memory_format=torch.channels_last_3d)
-        high = high.contiguous(memory_format=torch.channels_last_3d)
-    result = upsample_add(low, high, backend="triton")
-    assert_close(result, expected, name="out")
-
-
-def test_upsample_add_channels_last(device, rng):
-    low = torch.randn(1, 3, 2, 3, 4, generator=rng, dtype=torch.float64)
-    high = torch.randn(1, 3, 4, 6, 8, generator=rng, dtype=torch.float64)
-    expected = upsample_add(low, high, backend="reference")
-    cl = torch.channels_last_3d
-    result = upsample_add(low.to(device).contiguous(memory_format=cl),
-                          high.to(device).contiguous(memory_format=cl), backend="triton")
-    assert_close(result, expected, name="channels-last out")
-
-
-def test_low_resolution_fusion_equals_official_concat_conv(rng):
-    # conv1x1(cat(up(x), skip); [Wa | Wb]) == up(Wa x) + Wb skip: both maps are linear.
-    x = torch.randn(1, 5, 2, 3, 4, generator=rng, dtype=torch.float64)
-    skip = torch.randn(1, 3, 4, 6, 8, generator=rng, dtype=torch.float64)
-    weight = torch.randn(3, 8, 1, 1, 1, generator=rng, dtype=torch.float64)
-    up = torch.nn.functional.interpolate(x, scale_factor=(2, 2, 2), mode="trilinear",
-                                         align_corners=False)
-    official = torch.nn.functional.conv3d(torch.cat([up, skip], 1), weight)
-    low = torch.nn.functional.conv3d(x, weight[:, :5])
-    high = torch.nn.functional.conv3d(skip, weight[:, 5:])
-    assert_close(upsample_add(low, high, backend="reference"), official, name="fusion")
-
-
-def test_references_gradcheck(rng):
+def test_reference_gradcheck(rng):
     for _ in range(2):
         x, weight, bias = (t.requires_grad_(True) for t in _norm_inputs(1, 4, 2, 3, 3, rng))
         torch.autograd.gradcheck(
-            lambda *a: tse_blocks.group_norm_relu_pool_reference(*a, 2, 1e-5, True),
+            lambda *a: group_norm_relu_pool_module.group_norm_relu_pool_reference(*a, 2, 1e-5,
+                                                                                 True),
             (x, weight, bias))
-        low = torch.randn(1, 2, 2, 2, 3, generator=rng, dtype=torch.float64, requires_grad=True)
-        high = torch.randn(1, 2, 4, 4, 5, generator=rng, dtype=torch.float64, requires_grad=True)
-        torch.autograd.gradcheck(tse_blocks.upsample_add_reference, (low, high))
 
 
 @pytest.mark.slow
@@ -248,9 +170,3 @@ def test_argument_errors():
         group_norm_relu_pool(x, torch.ones(5), bias, 2)
     with pytest.raises(ValueError, match="x must have shape"):
         group_norm_relu_pool(x[0], weight, bias, 2)
-    with pytest.raises(ValueError, match="low's T, H, W must be in"):
-        upsample_add(torch.randn(1, 2, 2, 4, 4), torch.randn(1, 2, 2, 3, 8))
-    with pytest.raises(ValueError, match="high must have shape"):
-        upsample_add(torch.randn(1, 2, 2, 4, 4), torch.randn(1, 3, 2, 8, 8))
-    with pytest.raises(TypeError, match="share a dtype"):
-        upsample_add(torch.randn(1, 2, 2, 4, 4), torch.randn(1, 2, 2, 8, 8, dtype=torch.float64))
