@@ -10,7 +10,7 @@ TRITON_SPEC ?= triton==3.6.0
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-seeds demo bench bench-report bench-static bench-host clean gpu-wheels
+.PHONY: setup test lint test-seeds demo bench bench-report bench-static bench-host clean gpu-wheels
 
 setup: $(STAMP)
 
@@ -25,6 +25,10 @@ $(STAMP): setup.py Makefile
 # pytest exits 5 when it collects nothing; that is a failure of the suite, not a pass.
 test: $(STAMP)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# ruff (pyflakes, pycodestyle, bugbear; settings in pyproject.toml). CI runs it before the tests.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check stemseg_fast kernels training tests benchmarks setup.py
 
 # The kernel tests over SEEDS fresh seeds (STEMSEG_FAST_TEST_SEED=1..SEEDS; slow tests and the
 # Hopper compile check, which do not depend on the seed, left out): a seed-dependent failure

@@ -55,7 +55,8 @@ setup(
     extras_require={
         # The triton 3.6 interpreter (CPU tests) converts 1-element arrays to Python ints, which
         # NumPy 2.4 turned into an error: loops with run-time bounds fail there.
-        "test": ["pytest>=8.0", "pytest-benchmark>=4.0", "numpy<2.4", "scikit-image>=0.22"],
+        "test": ["pytest>=8.0", "pytest-benchmark>=4.0", "numpy<2.4", "scikit-image>=0.22",
+                 "ruff>=0.15"],
         # KITTI-MOTS and DAVIS metrics run through trackeval, which goes in with --no-deps (see
         # the Makefile): its metadata pins the desktop opencv-python, whose wheel needs libGL and
         # clobbers our headless cv2; the metrics use only cv2.dilate. trackeval omits its real

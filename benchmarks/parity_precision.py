@@ -37,9 +37,9 @@ from provenance import git_commit, replace_between_markers
 
 from stemseg_fast.demo import BUNDLED_CHECKPOINT, VIDEO_SIZE
 from stemseg_fast.evaluation import evaluate_video_ap
-from stemseg_fast.io.files import write_json
 from stemseg_fast.inference.predictor import Predictor, load_model
 from stemseg_fast.io import youtube_vis_predictions
+from stemseg_fast.io.files import write_json
 from stemseg_fast.synthetic import write_synthetic_dataset
 
 VARIANTS = {  # name -> (precision, fused decoder)

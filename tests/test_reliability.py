@@ -389,7 +389,7 @@ CASES = {
 
 def _temporaries(folder):
     found = []
-    for parent, subfolders, files in os.walk(folder):
+    for _, subfolders, files in os.walk(folder):
         found += [name for name in subfolders + files if TEMPORARY.search(name)]
     return found
 

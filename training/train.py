@@ -7,11 +7,9 @@ Checkpoints and TensorBoard logs go to the run folder; a run that finds checkpoi
 resumes from the newest. The final weights are written as a model checkpoint
 (``model_final.pth``) that ``stemseg-fast infer --checkpoint`` loads.
 """
-import argparse
 import dataclasses
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 

@@ -54,7 +54,7 @@ def test_the_schedule_planned_as_frames_arrive_equals_the_one_planned_from_the_l
         clips = [clip for clip, _ in planned]
         assert clips == clip_schedule(num_frames, clip_length, overlap)
         last_clip_of = {frame: index for index, clip in enumerate(clips) for frame in clip}
-        for index, (clip, finished) in enumerate(planned):
+        for index, (_, finished) in enumerate(planned):
             assert finished == sorted(f for f, last in last_clip_of.items() if last == index)
 
 

@@ -16,8 +16,8 @@ from helpers import VIDEO_FPS as FPS
 from helpers import save_untrained_tiny_checkpoint, write_frames, write_video
 
 from stemseg_fast.cli import main
-from stemseg_fast.model import PRESETS, build_stemseg
 from stemseg_fast.io import read_davis_png, read_kitti_mots_txt
+from stemseg_fast.model import PRESETS, build_stemseg
 from stemseg_fast.synthetic import synthetic_clip
 
 pytestmark = [pytest.mark.filterwarnings("ignore:video codec:RuntimeWarning"),

@@ -22,9 +22,9 @@ from torch import nn
 
 from stemseg_fast.inference import pipeline
 from stemseg_fast.inference.predictor import Predictor
-from stemseg_fast.model import PRESETS
 from stemseg_fast.io import kitti_mots_detections
 from stemseg_fast.io.rle import decode_rle
+from stemseg_fast.model import PRESETS
 from stemseg_fast.synthetic import synthetic_clip
 
 FRAME_SIZE = (50, 70)  # -> resized 64 x 90 -> padded 64 x 96 with the tiny preset's 64 / 96

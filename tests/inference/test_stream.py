@@ -111,7 +111,7 @@ def test_a_stream_is_read_once_and_must_have_frames():
     with pytest.raises(ValueError, match="is a stream: it can be read once"):
         list(source)
     with pytest.raises(ValueError, match="the stream has no frames"):
-        IterableSource(iter([])).frame_size
+        IterableSource(iter([])).frame_size  # noqa: B018 (the property raises)
     assert isinstance(open_video(frame for frame in [np.zeros((8, 8, 3), np.uint8)]),
                       IterableSource)
 
@@ -162,7 +162,7 @@ def test_a_capture_source_keeps_its_first_frame_and_ends_with_the_stream(tmp_pat
     assert len(read) == 7
     assert source.name == "live"
     with pytest.raises(ValueError, match="stream rtsp://nowhere.invalid/cam: OpenCV cannot open"):
-        CaptureSource("rtsp://nowhere.invalid/cam").frame_size
+        CaptureSource("rtsp://nowhere.invalid/cam").frame_size  # noqa: B018
 
 
 def test_the_codec_warning_is_one_line_once_per_run(predictor, video, tmp_path, capsys):

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from stemseg_fast.tracks import Track, VideoTracks
 from stemseg_fast.io import DAVIS_PALETTE, read_davis_png, write_davis_pngs
+from stemseg_fast.tracks import Track, VideoTracks
 
 
 def test_palette_is_the_davis_one():

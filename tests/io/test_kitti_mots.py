@@ -3,9 +3,18 @@ import numpy as np
 import pycocotools.mask as mask_utils
 import pytest
 
-from stemseg_fast.tracks import Track, VideoTracks
+from stemseg_fast.io import (
+    KittiMOTSDetection,
+    KittiMOTSFilter,
+    filter_kitti_mots_detections,
+    kitti_mots_detections,
+    kitti_mots_sequence_path,
+    postprocess_kitti_mots,
+    read_kitti_mots_txt,
+    write_kitti_mots_txt,
+)
 from stemseg_fast.io.rle import encode_mask
-from stemseg_fast.io import KittiMOTSDetection, KittiMOTSFilter, filter_kitti_mots_detections, kitti_mots_detections, kitti_mots_sequence_path, postprocess_kitti_mots, read_kitti_mots_txt, write_kitti_mots_txt
+from stemseg_fast.tracks import Track, VideoTracks
 
 HEIGHT, WIDTH = 60, 80
 

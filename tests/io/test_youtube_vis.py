@@ -6,8 +6,12 @@ import numpy as np
 import pycocotools.mask as mask_utils
 import pytest
 
+from stemseg_fast.io import (
+    read_youtube_vis_results,
+    write_youtube_vis_results,
+    youtube_vis_predictions,
+)
 from stemseg_fast.tracks import Track, VideoTracks
-from stemseg_fast.io import read_youtube_vis_results, write_youtube_vis_results, youtube_vis_predictions
 
 
 def decode(segmentation):

@@ -6,11 +6,16 @@ import numpy as np
 import pytest
 from helpers import read_video, write_frames, write_video
 
-from stemseg_fast.tracks import Track, VideoTracks
 from stemseg_fast.io.video import VideoInputError
-from stemseg_fast.outputs import DEFAULT_CODECS, draw_tracks, open_video_writer, track_colour, write_overlay_video
+from stemseg_fast.outputs import (
+    DEFAULT_CODECS,
+    draw_tracks,
+    open_video_writer,
+    track_colour,
+    write_overlay_video,
+)
 from stemseg_fast.outputs import overlay as overlay_module
-
+from stemseg_fast.tracks import Track, VideoTracks
 
 REAL_VIDEO_WRITER = cv2.VideoWriter  # tests below patch cv2.VideoWriter itself
 

@@ -71,7 +71,7 @@ def make_ytvis(root, *, num_videos=2, num_frames=12, height=48, width=64, seed=0
                 polygon_segmentations.append(box_polygon(3, 2, 12, 10))
             else:
                 polygon_segmentations.append(None)
-        for k, (category, segs) in enumerate(zip(clip.categories, segmentations)):
+        for category, segs in zip(clip.categories, segmentations):
             annotations.append({"id": len(annotations) + 1, "video_id": v + 1,
                                 "category_id": category, "iscrowd": 0, "segmentations": segs})
         annotations.append({"id": len(annotations) + 1, "video_id": v + 1, "category_id": 3,

@@ -101,8 +101,8 @@ def test_the_alignment_check_can_fail():
 @pytest.mark.parametrize("seed", SEEDS)
 def test_targets_at_stride_4_match_the_normalised_padded_images(seed):
     """TargetBuilder on frames that encode their masks exactly (shifted copies of the source;
-    a warped frame blends its image at mask borders): a 64 x 96 clip resized to 48 x 72 (scale 0.75, bilinear), padded to
-    64 x 96, targets downsampled x1/4. Resizing is linear and the background is 0, so the
+    a warped frame blends its image at mask borders): a 64 x 96 clip resized to 48 x 72 (scale
+    0.75, bilinear), padded to 64 x 96, targets downsampled x1/4. Resizing is linear and the background is 0, so the
     resized image's encoding *is* the resized mask: a target voxel (rows and columns 4i + 1,
     4i + 2 of the padded input, all > 0.5) is 1 exactly where the image says so at its taps."""
     image, masks = source_image()

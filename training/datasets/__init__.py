@@ -27,6 +27,6 @@ __all__ = [
     "make_pseudo_clip", "read_coco", "ClipBatch", "collate_clips", "convert_mask_folders",
     "read_davis", "duplicate_single_instance", "read_kitti_mots", "MIXTURES",
     "MixedClipDataset", "mixture_counts", "PseudoClipDataset",
-    "ImageSample", "RawClip", "VideoSample", "TargetBuilder", "TrainingClip", "VideoClipDataset", "clip_frame_indices", "sample_video_clips", "read_ovis",
-    "read_ytvis",
+    "ImageSample", "RawClip", "VideoSample", "TargetBuilder", "TrainingClip", "VideoClipDataset",
+    "clip_frame_indices", "sample_video_clips", "read_ovis", "read_ytvis",
 ]
