@@ -26,8 +26,7 @@ from stemseg_fast.model.presets import PRESETS, STEmSegConfig
 from stemseg_fast.model.stemseg import build_stemseg
 
 from .checkpoint import FINAL_MODEL_NAME
-from .config import (LoopConfig, OptimizerConfig, ScheduleConfig, from_dict, load_yaml,
-                     to_dict)
+from .config import LoopConfig, OptimizerConfig, ScheduleConfig, from_dict, load_yaml
 from .datasets import (COCO_AUGMENTATION, MAPILLARY_AUGMENTATION, VOC_AUGMENTATION,
                        MixedClipDataset, PseudoClipDataset, TargetBuilder, VideoClipDataset,
                        collate_clips, mixture_counts, read_coco, read_davis, read_kitti_mots,
@@ -360,7 +359,7 @@ def run(config, *, device=None):
         trainer = Trainer(model, objective, build_dataset(config), optimizer=config.optimizer,
                           schedule=config.schedule, loop=config.loop, run_dir=config.run_dir,
                           collate_fn=collate_clips, context=context,
-                          config_record=to_dict(config), architecture=architecture(config))
+                          config_record=dataclasses.asdict(config), architecture=architecture(config))
         if trainer.fit() < config.loop.max_steps:
             # Stopped by a signal: the checkpoint resumes it; a final model would mislead the
             # next stage that initialises from it.

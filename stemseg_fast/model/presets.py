@@ -13,11 +13,12 @@ Example::
                                                          clip_overlap=2))
     model = build_stemseg(config)
 """
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Optional, Tuple
 
 from stemseg_fast.benchmarks import canonical_name
 from stemseg_fast.categories import OVIS_CATEGORIES, YOUTUBE_VIS_CATEGORIES
+from stemseg_fast.config import AT_LEAST_1, POSITIVE, Range, from_dict
 
 from .embeddings import FREE_DIM_PRECISION
 
@@ -148,27 +149,20 @@ class STEmSegConfig:
         version (``ytvis``) reads as today's."""
         if isinstance(values, dict) and "name" in values:
             values = dict(values, name=canonical_name(values["name"]))
-        return _from_dict(cls, values, "config")
+        return from_dict(cls, values, where="config", ranges=MODEL_FIELD_RANGES)
 
 
-_NESTED = {"backbone": BackboneConfig, "embedding_decoder": DecoderConfig,
-           "seediness_decoder": DecoderConfig, "semantic_decoder": DecoderConfig,
-           "inference": InferenceConfig}
-
-
-def _from_dict(cls, values, where):
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"{where} has unknown keys {unknown}; known: {sorted(known)}")
-    kwargs = {}
-    for key, value in values.items():
-        if key in _NESTED and value is not None and cls is STEmSegConfig:
-            value = _from_dict(_NESTED[key], value, f"{where}.{key}")
-        elif isinstance(value, list):
-            value = tuple(value)
-        kwargs[key] = value
-    return cls(**kwargs)
+# The range of every number a config dict may set (checkpoints, training's model_overrides),
+# by dataclass and field; the inference constants check themselves (InferenceConfig).
+MODEL_FIELD_RANGES = {
+    "STEmSegConfig": {"num_classes": Range(2), "free_dim_precision": POSITIVE,
+                      "train_clip_length": AT_LEAST_1},
+    "BackboneConfig": {"blocks_per_stage": AT_LEAST_1, "num_groups": AT_LEAST_1,
+                       "width_per_group": AT_LEAST_1, "stem_channels": AT_LEAST_1,
+                       "res2_out_channels": AT_LEAST_1, "fpn_channels": AT_LEAST_1,
+                       "freeze_at": Range(0, 5)},
+    "DecoderConfig": {"widths": AT_LEAST_1, "num_groups": AT_LEAST_1},
+}
 
 
 R50 = BackboneConfig(blocks_per_stage=(3, 4, 6, 3))

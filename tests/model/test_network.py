@@ -103,7 +103,7 @@ def test_config_round_trip_and_unknown_keys():
         assert STEmSegConfig.from_dict(config.to_dict()) == config
     values = PRESETS["youtube_vis"].to_dict()
     values["inference"]["bogus"] = 1
-    with pytest.raises(ValueError, match=r"config.inference has unknown keys \['bogus'\]"):
+    with pytest.raises(ValueError, match=r"config.inference: unknown keys \['bogus'\]"):
         STEmSegConfig.from_dict(values)
 
 
