@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from stemseg_fast.io.files import atomic_output
+from stemseg_fast.model.checkpoints import read_checkpoint_file
 
 FORMAT = "stemseg_fast.training.checkpoint/1"
 FINAL_MODEL_NAME = "model_final.pth"
@@ -93,11 +94,9 @@ def load_checkpoint(path, step=None):
     """Read a training checkpoint (on CPU); ValueError if it is unreadable, not one of ours,
     incomplete, or (given ``step``) of another step than its name says."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for unreadable or unsafe files
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise ValueError(f"cannot read training checkpoint {path} "
-                         f"({type(error).__name__}: {detail})") from None
+        state = read_checkpoint_file(path)
+    except (ValueError, FileNotFoundError) as error:
+        raise ValueError(f"cannot read training checkpoint: {error}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path} is not a stemseg_fast training checkpoint "
                          f"(expected format {FORMAT!r})")

@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import Optional
 
 import torch
 
@@ -19,9 +19,9 @@ from stemseg_fast.benchmarks import canonical_name
 from stemseg_fast.config import parse_assignment
 from stemseg_fast.categories import check_target_names, resolve_category_map
 from stemseg_fast.model.checkpoints import (OFFICIAL_CHECKPOINT_URLS, check_state_dict,
-                                            download_official_checkpoint, load_official_weights,
-                                            official_state_dict, read_checkpoint_file,
-                                            save_checkpoint)
+                                            download_official_checkpoint, is_model_checkpoint,
+                                            load_official_weights, official_state_dict,
+                                            read_checkpoint_file, save_checkpoint)
 from stemseg_fast.model.presets import PRESETS, STEmSegConfig
 from stemseg_fast.model.stemseg import build_stemseg
 
@@ -315,7 +315,7 @@ def _read_initial_weights(path, what):
     a readable mapping of finite tensors; ValueErrors start with ``what``."""
     try:
         payload = read_checkpoint_file(path)
-        ours = isinstance(payload, Mapping) and "state_dict" in payload and "config" in payload
+        ours = is_model_checkpoint(payload)
         state_dict = (check_state_dict(payload["state_dict"], "the file") if ours
                       else official_state_dict(payload, "the file"))
     except (ValueError, FileNotFoundError) as error:

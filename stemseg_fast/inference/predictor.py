@@ -31,10 +31,10 @@ from torch import nn
 from stemseg_fast.kernels._backend import BACKENDS, resolve_backend
 from stemseg_fast.model import PRESETS, STEmSegConfig, build_stemseg
 from stemseg_fast.model.presets import InferenceConfig
-from stemseg_fast.model.checkpoints import (CHECKPOINT_FORMAT, OFFICIAL_CHECKPOINT_PRESETS,
-                                            download_official_checkpoint, load_checkpoint,
-                                            load_official_weights, official_state_dict,
-                                            read_checkpoint_file)
+from stemseg_fast.model.checkpoints import (OFFICIAL_CHECKPOINT_PRESETS,
+                                            download_official_checkpoint, is_model_checkpoint,
+                                            load_official_weights, model_from_checkpoint,
+                                            official_state_dict, read_checkpoint_file)
 
 from stemseg_fast.benchmarks import DAVIS, KITTI_MOTS, OVIS, YOUTUBE_VIS, canonical_name
 from stemseg_fast.distributed import resolve_device
@@ -134,8 +134,8 @@ def load_model(checkpoint_or_model, preset=None, *, fused=False, backend="auto")
     if os.path.isdir(path):
         raise ValueError(f"checkpoint {path} is a folder, expected a checkpoint file")
     payload = read_checkpoint_file(path)
-    if isinstance(payload, Mapping) and payload.get("format") == CHECKPOINT_FORMAT:
-        model = load_checkpoint(path, **options)
+    if is_model_checkpoint(payload):
+        model = model_from_checkpoint(payload, path, **options)
         if wanted is None:
             return model, model.config
         _check_same_architecture(model.config, wanted, f"checkpoint {path}")

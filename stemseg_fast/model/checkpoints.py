@@ -214,16 +214,25 @@ def save_checkpoint(model: STEmSeg, path, config: Optional[STEmSegConfig] = None
         torch.save(payload, temporary)
 
 
+def is_model_checkpoint(payload) -> bool:
+    """Whether a loaded checkpoint file is one of ours (:func:`save_checkpoint`'s format: it
+    carries its config), as opposed to an official state dict."""
+    return isinstance(payload, Mapping) and payload.get("format") == CHECKPOINT_FORMAT
+
+
 def load_checkpoint(path, **build_options) -> STEmSeg:
     """A model from :func:`save_checkpoint`'s file; ``build_options`` go to
     :func:`build_stemseg` (``fused``, ``backend``, ``channels_last``)."""
-    payload = read_checkpoint_file(path)
-    if not isinstance(payload, Mapping) or payload.get("format") != CHECKPOINT_FORMAT:
+    return model_from_checkpoint(read_checkpoint_file(path), path, **build_options)
+
+
+def model_from_checkpoint(payload: Mapping, path, **build_options) -> STEmSeg:
+    """The model of an already read checkpoint file of ours (``path`` names it in errors)."""
+    if not is_model_checkpoint(payload):
         found = payload.get("format") if isinstance(payload, Mapping) else type(payload).__name__
         raise ValueError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint (format {found!r}); "
                          "official files load with load_official_weights")
-    config = checkpoint_config(payload, path)
-    model = build_stemseg(config, **build_options)
+    model = build_stemseg(checkpoint_config(payload, path), **build_options)
     _strict_load(model, check_state_dict(payload.get("state_dict"), f"checkpoint {path}"),
                  str(path))
     return model
