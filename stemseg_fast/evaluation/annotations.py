@@ -24,17 +24,15 @@ height x width (pycocotools 2.0.11 loops forever in ``mask.iou`` on runs that fa
 known category ids (the original silently drops results of unknown categories), finite scores.
 Absent ``iscrowd`` reads as 0 (the original raises ``KeyError``).
 """
-import contextlib
 import dataclasses
 import math
-import os
-import zipfile
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from ..io.files import parse_json, read_json
-from ..io.rle import checked_rle, polygons_to_rle
+from ..io.files import json_field, json_integer, naming_the_file, read_json_document
+from ..io.youtube_vis import read_youtube_vis_results
+from ..io.rle import segmentation_to_rle
 
 MAX_VIDEO_EXTENT = 100_000  # frames or pixels a side; beyond it a file is damaged, not a video
 OCCLUSION_SCORES = {"no_occlusion": 0.0, "slight_occlusion": 0.25, "severe_occlusion": 0.75}
@@ -101,61 +99,10 @@ class VideoGroundTruth:
     instances: list
 
 
-def _read_json(source, what):
-    if not isinstance(source, (str, os.PathLike)):
-        return source
-    path = os.fspath(source)
-    if not os.path.isfile(path):
-        raise ValueError(f"{what}: no such file: {path}")
-    if not zipfile.is_zipfile(path):
-        return read_json(path, what)
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = [name for name in archive.namelist() if name.endswith(".json")]
-            data = archive.read(members[0]) if len(members) == 1 else None
-    except (zipfile.BadZipFile, OSError) as error:
-        raise ValueError(f"{what}: cannot read {path}: {error}") from None
-    if data is None:
-        raise ValueError(f"{what}: expected one .json inside {path}, found {members}")
-    return parse_json(data, path, what)
-
-
-@contextlib.contextmanager
-def _naming_the_file(source, what):
-    """Errors about entries of a file name the file (those of parsed objects stand alone)."""
-    try:
-        yield
-    except ValueError as error:
-        if not isinstance(source, (str, os.PathLike)):
-            raise
-        raise ValueError(f"{what} {os.fspath(source)}: {error}") from None
-
-
 def _crowd_flag(value, where):
     if value not in (0, 1):  # True and False compare equal to 1 and 0
         raise ValueError(f"{where}: 'iscrowd' must be 0 or 1, got {value!r}")
     return bool(value)
-
-
-def _require(entry, key, where):
-    if not isinstance(entry, dict) or key not in entry:
-        raise ValueError(f"{where}: missing key '{key}'")
-    return entry[key]
-
-
-def _integer(value, where, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{where}: '{name}' must be an integer, got {value!r}")
-    return int(value)
-
-
-def _normalise_segmentation(segmentation, video, where):
-    """One frame's segmentation -> compressed RLE with bytes counts, or None if absent."""
-    if not segmentation:
-        return None
-    if isinstance(segmentation, list):
-        return polygons_to_rle(segmentation, video.height, video.width, where)
-    return checked_rle(segmentation, video.height, video.width, where)
 
 
 def _tube(segmentations, video, where):
@@ -164,7 +111,9 @@ def _tube(segmentations, video, where):
     if len(segmentations) != video.num_frames:
         raise ValueError(f"{where}: {len(segmentations)} segmentations for video {video.id} "
                          f"of {video.num_frames} frames (one per frame expected)")
-    masks = tuple(_normalise_segmentation(s, video, f"{where} frame {t}")
+    # a falsy entry is an absent mask, as YTVOS.loadRes tests ``if seg:``
+    masks = tuple(segmentation_to_rle(s or None, video.height, video.width,
+                                      f"{where} frame {t}")
                   for t, s in enumerate(segmentations))
     present = [t for t, m in enumerate(masks) if m is not None]
     areas = np.zeros(video.num_frames, dtype=np.float64)
@@ -175,20 +124,20 @@ def _tube(segmentations, video, where):
 
 def _videos(dataset):
     videos = {}
-    for index, entry in enumerate(_require(dataset, "videos", "ground truth")):
+    for index, entry in enumerate(json_field(dataset, "videos", "ground truth")):
         where = f"ground truth video #{index}"
-        video_id = _integer(_require(entry, "id", where), where, "id")
+        video_id = json_integer(json_field(entry, "id", where), where, "id")
         where = f"ground truth video {video_id}"
         if video_id in videos:
             raise ValueError(f"{where}: duplicate video id")
         if "length" in entry:
-            num_frames = _integer(entry["length"], where, "length")
+            num_frames = json_integer(entry["length"], where, "length")
         elif "file_names" in entry:
             num_frames = len(entry["file_names"])
         else:
             raise ValueError(f"{where}: needs 'length' or 'file_names' to know its frame count")
-        height = _integer(_require(entry, "height", where), where, "height")
-        width = _integer(_require(entry, "width", where), where, "width")
+        height = json_integer(json_field(entry, "height", where), where, "height")
+        width = json_integer(json_field(entry, "width", where), where, "width")
         for name, value in (("height", height), ("width", width), ("length", num_frames)):
             if not 1 <= value <= MAX_VIDEO_EXTENT:
                 raise ValueError(f"{where}: '{name}' must be in [1, {MAX_VIDEO_EXTENT}], got "
@@ -223,8 +172,8 @@ def load_ground_truth(source, *, occlusion=False):
     Returns:
         VideoGroundTruth.
     """
-    dataset = _read_json(source, "ground truth")
-    with _naming_the_file(source, "ground truth file"):
+    dataset = read_json_document(source, "ground truth")
+    with naming_the_file(source, "ground truth file"):
         return _checked_ground_truth(dataset, occlusion)
 
 
@@ -234,29 +183,29 @@ def _checked_ground_truth(dataset, occlusion):
                          f"'annotations', got {type(dataset).__name__}")
     videos = _videos(dataset)
     categories = {}
-    for index, entry in enumerate(_require(dataset, "categories", "ground truth")):
+    for index, entry in enumerate(json_field(dataset, "categories", "ground truth")):
         where = f"ground truth category #{index}"
-        category_id = _integer(_require(entry, "id", where), where, "id")
+        category_id = json_integer(json_field(entry, "id", where), where, "id")
         if category_id in categories:
             raise ValueError(f"ground truth category {category_id}: duplicate category id")
         categories[category_id] = str(entry.get("name", category_id))
     instances = []
     seen_ids = set()
-    for index, entry in enumerate(_require(dataset, "annotations", "ground truth")):
+    for index, entry in enumerate(json_field(dataset, "annotations", "ground truth")):
         where = f"ground truth annotation #{index}"
-        annotation_id = _integer(_require(entry, "id", where), where, "id")
-        video_id = _integer(_require(entry, "video_id", where), where, "video_id")
+        annotation_id = json_integer(json_field(entry, "id", where), where, "id")
+        video_id = json_integer(json_field(entry, "video_id", where), where, "video_id")
         where = f"ground truth annotation {annotation_id} (video {video_id})"
         if annotation_id in seen_ids:
             raise ValueError(f"{where}: duplicate annotation id")
         seen_ids.add(annotation_id)
         if video_id not in videos:
             raise ValueError(f"{where}: unknown video id {video_id}")
-        category_id = _integer(_require(entry, "category_id", where), where, "category_id")
+        category_id = json_integer(json_field(entry, "category_id", where), where, "category_id")
         if category_id not in categories:
             raise ValueError(f"{where}: unknown category id {category_id}")
         video = videos[video_id]
-        tube = _tube(_require(entry, "segmentations", where), video, where)
+        tube = _tube(json_field(entry, "segmentations", where), video, where)
         mean_area = tube.mean_area
         if entry.get("areas") is not None:
             # The loader takes the file's areas for the ground truth (its own for results).
@@ -270,7 +219,7 @@ def _checked_ground_truth(dataset, occlusion):
             mean_area = float(np.mean(present)) if present else 0.0
         occlusion_score = None
         if occlusion:
-            occlusion_score = _occlusion_score(_require(entry, "occlusion", where), where)
+            occlusion_score = _occlusion_score(json_field(entry, "occlusion", where), where)
         instances.append(GroundTruthInstance(
             id=annotation_id, video_id=video_id, category_id=category_id, tube=tube,
             mean_area=mean_area, iscrowd=_crowd_flag(entry.get("iscrowd", 0), where),
@@ -283,37 +232,28 @@ def load_results(source, ground_truth):
 
     Args:
         source (str, PathLike or list): a JSON path (or the CodaLab zip holding one JSON) or
-            the parsed list.
+            the parsed list (see :func:`stemseg_fast.io.youtube_vis.read_youtube_vis_results`).
         ground_truth (VideoGroundTruth).
     Returns:
         list[Detection]: in file order, ids 1, 2, ... as ``YTVOS.loadRes`` numbers them.
     """
-    entries = _read_json(source, "results")
-    with _naming_the_file(source, "results file"):
+    entries = read_youtube_vis_results(source)
+    with naming_the_file(source, "results file"):
         return _checked_results(entries, ground_truth)
 
 
 def _checked_results(entries, ground_truth):
-    if not isinstance(entries, list):
-        raise ValueError(f"results: expected a JSON list of predictions, got "
-                         f"{type(entries).__name__}")
     detections = []
     for index, entry in enumerate(entries):
-        where = f"result #{index}"
-        video_id = _integer(_require(entry, "video_id", where), where, "video_id")
+        video_id, category_id = entry["video_id"], entry["category_id"]
         where = f"result #{index} (video {video_id})"
         if video_id not in ground_truth.videos:
             raise ValueError(f"{where}: video id {video_id} is not in the ground truth")
-        category_id = _integer(_require(entry, "category_id", where), where, "category_id")
         if category_id not in ground_truth.categories:
             raise ValueError(f"{where}: unknown category id {category_id} (ground truth has "
                              f"{sorted(ground_truth.categories)})")
-        score = _require(entry, "score", where)
-        if isinstance(score, bool) or not isinstance(score, (int, float)) \
-                or not math.isfinite(score):
-            raise ValueError(f"{where}: 'score' must be a finite number, got {score!r}")
-        tube = _tube(_require(entry, "segmentations", where), ground_truth.videos[video_id],
-                     where)
-        detections.append(Detection(id=index + 1, video_id=video_id, category_id=category_id,
-                                    score=float(score), tube=tube))
+        tube = _tube(entry["segmentations"], ground_truth.videos[video_id], where)
+        detections.append(Detection(id=index + 1, video_id=int(video_id),
+                                    category_id=int(category_id), score=float(entry["score"]),
+                                    tube=tube))
     return detections

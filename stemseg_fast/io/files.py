@@ -15,7 +15,10 @@ import os
 import re
 import shutil
 import tempfile
+import zipfile
 from typing import Callable, Iterator, Optional
+
+import numpy as np
 
 # The names mkstemp/mkdtemp give our temporaries: ".<stem>.<8 random chars>.partial[<ext>]",
 # and ".<stem>.<8 random chars>.old" for a folder being retired.
@@ -184,3 +187,47 @@ def write_json(path, data, **dump_options):
     with atomic_output(path) as temporary:
         with open(temporary, "w", encoding="utf-8") as handle:
             json.dump(data, handle, **dump_options)
+
+
+def read_json_document(source, what: str):
+    """A JSON document from a path (or a zip archive holding exactly one ``.json``, as CodaLab
+    takes results), or ``source`` itself when it is already parsed; errors name ``what``."""
+    if not isinstance(source, (str, os.PathLike)):
+        return source
+    path = os.fspath(source)
+    if not os.path.isfile(path) or not zipfile.is_zipfile(path):
+        return read_json(path, what)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [name for name in archive.namelist() if name.endswith(".json")]
+            data = archive.read(members[0]) if len(members) == 1 else None
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ValueError(f"{what}: cannot read {path}: {error}") from None
+    if data is None:
+        raise ValueError(f"{what}: expected one .json inside {path}, found {members}")
+    return parse_json(data, path, what)
+
+
+@contextlib.contextmanager
+def naming_the_file(source, what: str):
+    """Errors about entries of a file name the file (those of parsed objects stand alone)."""
+    try:
+        yield
+    except ValueError as error:
+        if not isinstance(source, (str, os.PathLike)):
+            raise
+        raise ValueError(f"{what} {os.fspath(source)}: {error}") from None
+
+
+def json_field(entry, key: str, where: str):
+    """``entry[key]`` of a JSON object, or a ``ValueError`` naming ``where``."""
+    if not isinstance(entry, dict) or key not in entry:
+        raise ValueError(f"{where}: missing key '{key}'")
+    return entry[key]
+
+
+def json_integer(value, where: str, name: str) -> int:
+    """``value`` as an int (not a bool, not a float), or a ``ValueError`` naming the field."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{where}: '{name}' must be an integer, got {value!r}")
+    return int(value)

@@ -185,3 +185,27 @@ def polygons_to_rle(polygons, height, width, where, *, skip_degenerate=False):
     if not kept:
         return encode_mask(np.zeros((height, width), np.uint8))
     return mask_utils.merge(mask_utils.frPyObjects(kept, height, width))
+
+
+def segmentation_to_rle(segmentation, height: int, width: int, where: str, *,
+                        skip_degenerate: bool = False):
+    """Compressed RLE from any COCO/YouTube-VIS segmentation form, or None for ``None``.
+
+    Args:
+        segmentation: dict RLE (compressed or uncompressed), list of polygons, or None.
+        height, width: the frame size the annotation must describe.
+        where: text naming the file and annotation, used in error messages.
+        skip_degenerate: drop polygons of fewer than three points instead of refusing them.
+    Raises:
+        ValueError: unknown form, an RLE whose size is not (height, width) or whose runs do not
+            cover it, a polygon with non-finite or far-off coordinates.
+    """
+    if segmentation is None:
+        return None
+    if isinstance(segmentation, dict):
+        return checked_rle(segmentation, height, width, where)
+    if isinstance(segmentation, list):
+        return polygons_to_rle(segmentation, height, width, where,
+                               skip_degenerate=skip_degenerate)
+    raise ValueError(f"{where}: segmentation must be an RLE dict, a polygon list or null, "
+                     f"got {type(segmentation).__name__}")

@@ -19,7 +19,7 @@ import zipfile
 
 import numpy as np
 
-from .files import atomic_output, read_json
+from .files import atomic_output, json_field, json_integer, naming_the_file, read_json_document
 from .rle import encode_mask, to_json
 
 ABSENT_CHOICES = ("empty", "none")
@@ -78,26 +78,28 @@ def write_youtube_vis_results(path, predictions, *, zip_path=None):
     return os.fspath(path)
 
 
-def read_youtube_vis_results(path):
-    """Load a results file and check its shape; returns the list of entries."""
-    predictions = read_json(path, "results file")
-    if not isinstance(predictions, list):
-        raise ValueError(f"results file {path} must hold a list of predictions, got "
-                         f"{type(predictions).__name__}")
-    for position, entry in enumerate(predictions):
-        where = f"results file {path}: entry {position}"
-        if not isinstance(entry, dict):
-            raise ValueError(f"{where} must be an object, got {type(entry).__name__}")
-        missing = {"video_id", "score", "category_id", "segmentations"} - set(entry)
-        if missing:
-            raise ValueError(f"{where} lacks {sorted(missing)}")
-        for key in ("video_id", "category_id"):
-            if isinstance(entry[key], bool) or not isinstance(entry[key], int):
-                raise ValueError(f"{where}: '{key}' must be an integer, got {entry[key]!r}")
-        score = entry["score"]
-        if isinstance(score, bool) or not isinstance(score, (int, float)) \
-                or not math.isfinite(score):
-            raise ValueError(f"{where}: 'score' must be a finite number, got {score!r}")
-        if not isinstance(entry["segmentations"], list):
-            raise ValueError(f"{where}: 'segmentations' must be a list, one entry per frame")
-    return predictions
+def _checked_entry(entry, index):
+    where = f"result #{index}"
+    video_id = json_integer(json_field(entry, "video_id", where), where, "video_id")
+    where = f"result #{index} (video {video_id})"
+    json_integer(json_field(entry, "category_id", where), where, "category_id")
+    score = json_field(entry, "score", where)
+    if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+        raise ValueError(f"{where}: 'score' must be a finite number, got {score!r}")
+    if not isinstance(json_field(entry, "segmentations", where), list):
+        raise ValueError(f"{where}: 'segmentations' must be a list, one entry per frame")
+    return entry
+
+
+def read_youtube_vis_results(source, what: str = "results file") -> list:
+    """The entries of a results file: a JSON path, the CodaLab zip holding one JSON, or the
+    already parsed list. Each entry is checked to have an integer ``video_id`` and
+    ``category_id``, a finite ``score`` and a list of ``segmentations`` (their masks are checked
+    where a frame size is known: evaluation, render); errors name the file and the entry
+    (``result #i (video v)``)."""
+    entries = read_json_document(source, what)
+    if not isinstance(entries, list):
+        named = f"{what} {os.fspath(source)}" if isinstance(source, (str, os.PathLike)) else what
+        raise ValueError(f"{named} must hold a list of predictions, got {type(entries).__name__}")
+    with naming_the_file(source, what):
+        return [_checked_entry(entry, index) for index, entry in enumerate(entries)]

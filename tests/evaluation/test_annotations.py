@@ -122,7 +122,7 @@ def test_ovis_needs_occlusion_labels(scene):
 
 
 def test_unreadable_files(tmp_path):
-    with pytest.raises(ValueError, match="ground truth: no such file"):
+    with pytest.raises(FileNotFoundError, match="ground truth .*does not exist"):
         load_ground_truth(str(tmp_path / "missing.json"))
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")

@@ -97,7 +97,7 @@ def test_read_results_checks_the_file(tmp_path):
     with pytest.raises(ValueError, match="must hold a list of predictions, got dict"):
         read_youtube_vis_results(bad)
     bad.write_text('[{"video_id": 1, "score": 1}]')
-    with pytest.raises(ValueError, match=r"entry 0 lacks \['category_id', 'segmentations'\]"):
+    with pytest.raises(ValueError, match=r"result #0 \(video 1\): missing key 'category_id'"):
         read_youtube_vis_results(bad)
     bad.write_text("[{")
     with pytest.raises(ValueError, match="not valid JSON"):

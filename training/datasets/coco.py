@@ -6,8 +6,9 @@ segmentation: polygons or RLE, area}], ``categories``. Crowd annotations become 
 import os
 
 from stemseg_fast.io.files import read_json
+from stemseg_fast.io.rle import segmentation_to_rle
 
-from .masks import check_images, merge_rles, rle_area, to_compressed_rle
+from .masks import check_images, merge_rles, rle_area
 from .samples import ImageSample
 
 
@@ -45,7 +46,8 @@ def read_coco(annotation_file, image_root, *, category_map=None, min_area=0,
         categories, rles, crowds = [], [], []
         for annotation in by_image.get(image["id"], []):
             where = f"{annotation_file}: annotation {annotation.get('id')} of image {image['id']}"
-            rle = to_compressed_rle(annotation.get("segmentation"), height, width, where=where)
+            rle = segmentation_to_rle(annotation.get("segmentation"), height, width, where,
+                                      skip_degenerate=True)
             if rle is None:
                 continue
             if annotation.get("iscrowd", 0):

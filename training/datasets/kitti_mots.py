@@ -9,8 +9,9 @@ frames contain no car or pedestrian, so clips never bridge long object-free stre
 import os
 
 from stemseg_fast.io.kitti_mots import read_kitti_mots_txt
+from stemseg_fast.io.rle import checked_rle
 
-from .masks import check_images, merge_rles, to_compressed_rle
+from .masks import check_images, merge_rles
 from .samples import VideoSample
 
 IGNORE_CLASS = 10
@@ -55,8 +56,7 @@ def _read_sequence(annotation_file, image_folder, sequence, split_gap, check_siz
         elif (line.height, line.width) != (height, width):
             raise ValueError(f"{where}: size {line.width}x{line.height} differs from the "
                              f"sequence's {width}x{height}")
-        rle = to_compressed_rle({"size": [height, width], "counts": line.counts}, height, width,
-                                where=where)
+        rle = checked_rle({"size": [height, width], "counts": line.counts}, height, width, where)
         if line.class_id == IGNORE_CLASS:
             ignores.setdefault(line.frame, []).append(rle)
         else:

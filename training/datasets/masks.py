@@ -12,28 +12,6 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from stemseg_fast.io.rle import checked_rle, polygons_to_rle
-
-
-def to_compressed_rle(segmentation, height, width, *, where):
-    """Compressed RLE from any COCO/YouTube-VIS segmentation form, or None for ``None``.
-
-    Args:
-        segmentation: dict RLE (compressed or uncompressed), list of polygons, or None.
-        height, width: the image size the annotation must describe.
-        where: text naming the file and annotation, used in error messages.
-    Raises:
-        ValueError: unknown form, an RLE whose size is not (height, width) or whose runs do not
-            cover it, a polygon with non-finite or far-off coordinates.
-    """
-    if segmentation is None:
-        return None
-    if isinstance(segmentation, dict):
-        return checked_rle(segmentation, height, width, where)
-    if isinstance(segmentation, list):
-        return polygons_to_rle(segmentation, height, width, where, skip_degenerate=True)
-    raise ValueError(f"{where}: segmentation must be an RLE dict, a polygon list or null, "
-                     f"got {type(segmentation).__name__}")
 
 
 def merge_rles(rles):

@@ -8,8 +8,9 @@ the image root (``<root>/<video>/<frame>.jpg``). Crowd annotations become the ig
 import os
 
 from stemseg_fast.io.files import read_json
+from stemseg_fast.io.rle import segmentation_to_rle
 
-from .masks import check_images, merge_rles, to_compressed_rle
+from .masks import check_images, merge_rles
 from .samples import VideoSample
 
 
@@ -52,7 +53,8 @@ def read_ytvis(annotation_file, image_root, *, check_sizes="first"):
             if annotation.get("category_id") not in category_names:
                 raise ValueError(f"{where}: category_id {annotation.get('category_id')} is not "
                                  f"in 'categories'")
-            rles = tuple(to_compressed_rle(s, height, width, where=where) for s in segmentations)
+            rles = tuple(segmentation_to_rle(s, height, width, where, skip_degenerate=True)
+                         for s in segmentations)
             (crowds if annotation.get("iscrowd", 0) else instances).append(
                 (int(annotation["category_id"]), rles))
         if not instances:
