@@ -403,11 +403,6 @@ def _url_stem(url):
     return stem or "stream"
 
 
-def is_live_source(text: str) -> bool:
-    """Whether a command-line input names a camera (an index) or a URL rather than a path."""
-    return text.isdigit() or "://" in text
-
-
 def _checked_frame(frame, index, rgb):
     """An in-memory frame as a contiguous BGR ``[H, W, 3]`` uint8 array, or one clear error."""
     if isinstance(frame, torch.Tensor):

@@ -165,7 +165,6 @@ MODEL_FIELD_RANGES = {
 }
 
 
-R50 = BackboneConfig(blocks_per_stage=(3, 4, 6, 3))
 R101 = BackboneConfig()
 X101_32X8D = BackboneConfig(num_groups=32, width_per_group=8, stride_in_1x1=False)
 
