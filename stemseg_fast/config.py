@@ -9,9 +9,10 @@ naming the key (dotted path) and what it expects.
 import contextlib
 import dataclasses
 import math
+import os
 import typing
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Mapping, Optional, Tuple, Union
 
 import yaml
 
@@ -122,8 +123,8 @@ def _checked(value, annotation, key, allowed, ranges):
     return tuple(value) if isinstance(value, list) else value
 
 
-def from_dict(cls, values, *, where: str = "config",
-              ranges: Optional[Mapping[str, Mapping[str, Range]]] = None):
+def from_dict(cls: type, values: Optional[Mapping[str, Any]], *, where: str = "config",
+              ranges: Optional[Mapping[str, Mapping[str, Range]]] = None) -> Any:
     """Build dataclass ``cls`` from a nested dict. Unknown or missing keys, values of the wrong
     type, non-finite numbers and numbers outside their range are a ValueError naming the key
     (``where`` and the dotted path below it) and what it expects.
@@ -164,7 +165,7 @@ def from_dict(cls, values, *, where: str = "config",
     return cls(**arguments)
 
 
-def load_yaml(path):
+def load_yaml(path: Union[str, os.PathLike]) -> Any:
     """The YAML document in ``path`` ({} for an empty file); errors name the file."""
     try:
         with open(path, encoding="utf-8") as handle:

@@ -8,7 +8,7 @@ merged files. Training uses NCCL on GPUs and gloo on CPUs for its gradient all-r
 """
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.distributed as dist
@@ -28,7 +28,8 @@ class DistributedContext:
         return self.rank == 0
 
 
-def resolve_device(name="auto", *, local_rank: int = 0, what: str = "device") -> torch.device:
+def resolve_device(name: Union[str, torch.device, None] = "auto", *, local_rank: int = 0,
+                   what: str = "device") -> torch.device:
     """``"auto"`` (or None) -> ``cuda:local_rank`` when CUDA is available, else the CPU; any other
     name must be ``cpu``, ``cuda`` or ``cuda:N`` of a device that exists (else ``ValueError``,
     naming the argument as ``what``)."""
@@ -58,7 +59,8 @@ def _environment_int(name: str, default: int, minimum: int) -> int:
     return int(raw)
 
 
-def init_distributed(device=None, *, backend: Optional[str] = None,
+def init_distributed(device: Union[str, torch.device, None] = None, *,
+                     backend: Optional[str] = None,
                      what: str = "--device") -> DistributedContext:
     """Join the process group ``torchrun`` describes in the environment (RANK, WORLD_SIZE,
     LOCAL_RANK, MASTER_ADDR, MASTER_PORT); without it, a single process of world size 1.

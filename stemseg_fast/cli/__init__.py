@@ -10,10 +10,16 @@ import signal
 import sys
 import threading
 import warnings
+from typing import Optional, Sequence
 
 from . import datasets, demo, evaluate, infer, models, render, synthesize, train
-from .errors import (CommandError, OneLineErrorParser, is_termination, one_line_warning,
-                     raise_terminated)
+from .errors import (
+    CommandError,
+    OneLineErrorParser,
+    is_termination,
+    one_line_warning,
+    raise_terminated,
+)
 
 SUBCOMMANDS = (demo, datasets, render, infer, evaluate, train, synthesize, models)
 __all__ = ["CommandError", "build_parser", "main"]
@@ -32,7 +38,7 @@ def build_parser() -> OneLineErrorParser:
     return parser
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one ``stemseg-fast`` command line (``sys.argv[1:]`` by default); returns its exit
     code (never raises ``SystemExit``)."""
     try:

@@ -1,7 +1,7 @@
 """Argument types and help text shared by the subcommands."""
 import argparse
 import re
-from typing import Dict, Iterable
+from typing import Callable, Dict, Iterable
 
 from stemseg_fast.benchmarks import canonical_name
 from stemseg_fast.config import parse_assignment
@@ -28,12 +28,12 @@ def _in_range(convert, kind, low, high, shown):
     return parse
 
 
-def integer_in(low: int, high: int):
+def integer_in(low: int, high: int) -> Callable[[str], int]:
     """An argparse ``type``: an integer in ``[low, high]``."""
     return _in_range(int, "an integer", low, high, str)
 
 
-def number_in(low: float, high: float):
+def number_in(low: float, high: float) -> Callable[[str], float]:
     """An argparse ``type``: a finite number in ``[low, high]``."""
     return _in_range(float, "a number", low, high, "{:g}".format)
 

@@ -8,9 +8,17 @@ augmentation, targets), as PNG strips with the masks drawn.
 import argparse
 
 from stemseg_fast.model.presets import MAX_INPUT_DIM
-from stemseg_fast.training.datasets import (COCO_AUGMENTATION, PseudoClipDataset, TargetBuilder,
-                                            VideoClipDataset, convert_mask_folders, read_coco,
-                                            read_davis, read_kitti_mots, read_ytvis)
+from stemseg_fast.training.datasets import (
+    COCO_AUGMENTATION,
+    PseudoClipDataset,
+    TargetBuilder,
+    VideoClipDataset,
+    convert_mask_folders,
+    read_coco,
+    read_davis,
+    read_kitti_mots,
+    read_ytvis,
+)
 from stemseg_fast.training.datasets.browse import write_clip_strips
 
 from .arguments import integer_in
@@ -41,7 +49,7 @@ BROWSE_EXAMPLES = """examples:
 """
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     convert = subparsers.add_parser(
         "convert", help="frame folders + indexed-PNG masks -> YouTube-VIS JSON",
         description="Convert <input>/JPEGImages/<video>/*.jpg + <input>/Annotations/<video>/"
@@ -52,7 +60,7 @@ def add_parser(subparsers):
     convert.add_argument("--categories", default=None,
                          help="JSON mapping {video or '*': {mask value: category name}}; "
                               "default: one class 'object'")
-    convert.set_defaults(func=run_convert)
+    convert.set_defaults(func=_run_convert)
 
     browse = subparsers.add_parser(
         "browse", help="write training clips with their masks drawn, to check a dataset",
@@ -74,17 +82,17 @@ def add_parser(subparsers):
     browse.add_argument("--min-dim", type=integer_in(32, MAX_INPUT_DIM), default=None, help="resize rule, short side")
     browse.add_argument("--max-dim", type=integer_in(32, MAX_INPUT_DIM), default=None, help="resize rule, long side")
     browse.add_argument("--seed", type=integer_in(0, 2**32 - 1), default=0)
-    browse.set_defaults(func=run_browse)
+    browse.set_defaults(func=_run_browse)
 
 
-def run_convert(args):
+def _run_convert(args: argparse.Namespace) -> int:
     result = convert_mask_folders(args.input_dir, args.out, categories=args.categories)
     print(f"wrote {len(result['videos'])} videos, {len(result['annotations'])} annotations, "
           f"{len(result['categories'])} categories to {args.out}")
     return 0
 
 
-def build_browse_dataset(args):
+def _build_browse_dataset(args: argparse.Namespace):
     min_dim, max_dim, frame_span = BROWSE_DEFAULTS[args.dataset]
     targets = TargetBuilder(args.min_dim or min_dim, args.max_dim or max_dim)
     frame_span = args.frame_span or frame_span
@@ -107,8 +115,8 @@ def build_browse_dataset(args):
                             seed=args.seed, name=args.annotations or args.images)
 
 
-def run_browse(args):
-    dataset = build_browse_dataset(args)
+def _run_browse(args: argparse.Namespace) -> int:
+    dataset = _build_browse_dataset(args)
     paths = write_clip_strips(dataset, args.out, args.count, seed=args.seed)
     print(f"wrote {len(paths)} clip strips to {args.out}")
     return 0

@@ -1,4 +1,6 @@
 """``stemseg-fast demo``: see :mod:`stemseg_fast.demo`."""
+import argparse
+
 from stemseg_fast.demo import __doc__ as DEMO_DOC
 from stemseg_fast.demo import run_demo
 from stemseg_fast.inference.predictor import BACKENDS
@@ -12,7 +14,7 @@ def _command(args):
                     backend=args.backend)
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="synthesize videos, segment them, score them",
                                    description=plain_text(DEMO_DOC))
     parser.add_argument("--out", default="demo_output", help="output folder (default: %(default)s)")

@@ -8,6 +8,8 @@ their temporaries) runs: exit code 143, or 130 for Ctrl-C.
 """
 import argparse
 import sys
+from types import FrameType
+from typing import Callable, NoReturn, Optional
 
 
 class CommandError(Exception):
@@ -18,7 +20,7 @@ class OneLineErrorParser(argparse.ArgumentParser):
     """Usage errors as one line and exit code 2, like every other error (``--help`` shows the
     usage)."""
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         sys.exit(2)
 
@@ -28,16 +30,16 @@ class Terminated(KeyboardInterrupt):
     clean-up of their temporaries) runs before the process ends."""
 
 
-def raise_terminated(signum, frame):
+def raise_terminated(signum: int, frame: Optional[FrameType]) -> NoReturn:
     raise Terminated()
 
 
-def is_termination(interruption) -> bool:
+def is_termination(interruption: BaseException | None) -> bool:
     """Whether a ``KeyboardInterrupt`` came from SIGTERM rather than Ctrl-C."""
     return isinstance(interruption, Terminated)
 
 
-def one_line_warning(command: str):
+def one_line_warning(command: str) -> Callable[..., None]:
     """Warnings as one plain line, ``stemseg-fast <command>: warning: ...``, instead of Python's
     two-line form that echoes a line of the library's source."""
     def show(message, category, filename, lineno, file=None, line=None):

@@ -108,7 +108,7 @@ def _split(args):
     return 0
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser(
         "eval", help="score results offline: video AP (YouTube-VIS, OVIS), HOTA/sMOTSA "
                      "(KITTI-MOTS), J&F (DAVIS)",

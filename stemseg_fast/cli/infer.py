@@ -41,8 +41,14 @@ from stemseg_fast.io.video import assign_video_ids, expand_inputs
 from stemseg_fast.model import PRESETS
 from stemseg_fast.outputs.batch import RECORDS_FOLDER, run_batch
 from stemseg_fast.outputs.overlay import DEFAULT_FPS
-from stemseg_fast.outputs.writing import (FORMATS, OVERLAY, check_distinct_outputs,
-                                          check_formats, remove_debris, video_output_paths)
+from stemseg_fast.outputs.writing import (
+    FORMATS,
+    OVERLAY,
+    check_distinct_outputs,
+    check_formats,
+    remove_debris,
+    video_output_paths,
+)
 
 from .arguments import integer_in, name_assignments, number_in, plain_text, preset_name
 from .errors import CommandError, is_termination
@@ -266,7 +272,7 @@ def _frame_record(frame, fps, category_names):
             "tracks": tracks}
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "infer", help="segment and track the objects of videos",
         description=plain_text(__doc__.split("Examples:")[0]),

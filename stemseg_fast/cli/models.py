@@ -1,9 +1,17 @@
 """``stemseg-fast models``: the models this library can run, what they are, where they live."""
+import argparse
 import os
+from typing import List, Tuple
 
-from stemseg_fast.model.checkpoints import (BUNDLED_CHECKPOINT, OFFICIAL_CHECKPOINT_PRESETS,
-                          OFFICIAL_CHECKPOINT_TRAINING, OFFICIAL_CHECKPOINT_URLS,
-                          checkpoint_config, official_checkpoint_cache_dir, read_checkpoint_file)
+from stemseg_fast.model.checkpoints import (
+    BUNDLED_CHECKPOINT,
+    OFFICIAL_CHECKPOINT_PRESETS,
+    OFFICIAL_CHECKPOINT_TRAINING,
+    OFFICIAL_CHECKPOINT_URLS,
+    checkpoint_config,
+    official_checkpoint_cache_dir,
+    read_checkpoint_file,
+)
 from stemseg_fast.model.presets import PRESETS
 
 from .arguments import plain_text
@@ -23,7 +31,7 @@ def _where(path):
     return f"{path} ({os.path.getsize(path) / 2**20:.0f} MB)"
 
 
-def model_rows():
+def model_rows() -> List[Tuple[str, ...]]:
     """(name, preset, classes, trained on, file or cache state, source) of every model."""
     bundled = checkpoint_config(read_checkpoint_file(BUNDLED_CHECKPOINT), BUNDLED_CHECKPOINT)
     rows = [("tiny_synthetic (bundled)", bundled.name, _classes(bundled),
@@ -50,7 +58,7 @@ def _command(args):
     return 0
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "models", help="list the models: official checkpoints, the bundled one, where each is",
         description=plain_text(__doc__))

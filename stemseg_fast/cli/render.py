@@ -19,7 +19,7 @@ def _command(args):
     return 0
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "render", help="draw a YouTube-VIS/OVIS results file onto its videos",
         description=plain_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,4 +1,6 @@
 """``stemseg-fast synthesize``: a synthetic OVIS-like video set (:mod:`stemseg_fast.synthetic`)."""
+import argparse
+
 from stemseg_fast.synthetic import write_synthetic_dataset
 
 from .arguments import integer_in
@@ -13,7 +15,7 @@ def _synthesize_command(args):
     return 0
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "synthesize", help="write a synthetic OVIS-like video set (YouTube-VIS/OVIS format)",
         description="Deterministic synthetic videos: textured shapes crossing, occluding each "

@@ -32,7 +32,7 @@ def _add_arguments(parser):
     parser.set_defaults(func=_command)
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train", help="train a STEm-Seg model", description=TRAIN_DOC,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -23,25 +23,30 @@ How a video is processed (streaming, memory bounded by the clip): see
 """
 import dataclasses
 import os
-from typing import Mapping
+from typing import Iterable, Iterator, Mapping, Optional, Tuple, Union
 
+import numpy as np
 import torch
 from torch import nn
 
-from stemseg_fast.kernels._backend import BACKENDS, resolve_backend
-from stemseg_fast.model import PRESETS, STEmSegConfig, build_stemseg
-from stemseg_fast.model.presets import InferenceConfig
-from stemseg_fast.model.checkpoints import (OFFICIAL_CHECKPOINT_PRESETS,
-                                            download_official_checkpoint, is_model_checkpoint,
-                                            load_official_weights, model_from_checkpoint,
-                                            official_state_dict, read_checkpoint_file)
-
 from stemseg_fast.benchmarks import DAVIS, KITTI_MOTS, OVIS, YOUTUBE_VIS, canonical_name
 from stemseg_fast.distributed import resolve_device
-from stemseg_fast.io.video import open_video
+from stemseg_fast.io.video import FrameSource, open_video
+from stemseg_fast.kernels import BACKENDS, resolve_backend
+from stemseg_fast.model import PRESETS, STEmSegConfig, build_stemseg
+from stemseg_fast.model.checkpoints import (
+    OFFICIAL_CHECKPOINT_PRESETS,
+    download_official_checkpoint,
+    is_model_checkpoint,
+    load_official_weights,
+    model_from_checkpoint,
+    official_state_dict,
+    read_checkpoint_file,
+)
+from stemseg_fast.model.presets import InferenceConfig
 from stemseg_fast.tracks import VideoTracks
 
-from .pipeline import VideoRun
+from .pipeline import StreamedFrame, VideoRun
 from .prediction import VideoPrediction
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -86,7 +91,15 @@ def _preset_config(preset):
                     f"{type(preset).__name__}")
 
 
-def load_model(checkpoint_or_model, preset=None, *, fused=False, backend="auto"):
+# What a video may be: a file, a folder of frames, a camera index or URL, frames in memory
+# ([T, H, W, 3] uint8), a frame source, or any iterable of [H, W, 3] frames.
+VideoInput = Union[str, os.PathLike, int, np.ndarray, torch.Tensor, FrameSource,
+                   Iterable[np.ndarray]]
+Preset = Union[str, STEmSegConfig, None]
+
+
+def load_model(checkpoint_or_model: Union[nn.Module, str, os.PathLike], preset: Preset = None,
+               *, fused: bool = False, backend: str = "auto") -> Tuple[nn.Module, STEmSegConfig]:
     """(model, config) from whatever :class:`Predictor` accepts.
 
     Args:
@@ -181,8 +194,11 @@ class Predictor:
         progress (bool): a tqdm bar per video.
     """
 
-    def __init__(self, checkpoint_or_model, *, preset=None, device="auto", backend="auto",
-                 precision="auto", category_names=None, inference=None, progress=False):
+    def __init__(self, checkpoint_or_model: Union[nn.Module, str, os.PathLike], *,
+                 preset: Preset = None, device: Union[str, torch.device] = "auto",
+                 backend: str = "auto", precision: str = "auto",
+                 category_names: Optional[Mapping[int, str]] = None,
+                 inference: Optional[Mapping[str, object]] = None, progress: bool = False):
         self.device = resolve_device(device)
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got "
@@ -213,8 +229,9 @@ class Predictor:
         self.category_names = category_names
         self.progress = progress
 
-    def predict(self, video, *, rgb=False, name=None, video_id=None, fps=None,
-                progress=None) -> VideoPrediction:
+    def predict(self, video: VideoInput, *, rgb: bool = False, name: Optional[str] = None,
+                video_id: Optional[int] = None, fps: Optional[float] = None,
+                progress: Union[bool, object, None] = None) -> VideoPrediction:
         """Run the pipeline on one video; every stitched track, ready for any rule.
 
         Args:
@@ -249,7 +266,9 @@ class Predictor:
         return dataclasses.replace(prediction, rule=self.rule, video_id=video_id,
                                    category_names=self.category_names)
 
-    def stream(self, video, *, rgb=False, name=None, fps=None, keep_images=False):
+    def stream(self, video: VideoInput, *, rgb: bool = False, name: Optional[str] = None,
+               fps: Optional[float] = None,
+               keep_images: bool = False) -> Iterator[StreamedFrame]:
         """Frames with their tracks as soon as they are final (about one clip after they are
         decoded): for live sources (:class:`~stemseg_fast.io.video.CaptureSource`, any
         iterable of frames) and videos too long to hold. Memory stays flat however long the
@@ -272,8 +291,9 @@ class Predictor:
                        keep_images=keep_images)
         yield from run.stream()
 
-    def __call__(self, video, *, rule=None, rgb=False, name=None, video_id=None,
-                 fps=None) -> VideoTracks:
+    def __call__(self, video: VideoInput, *, rule: Optional[str] = None, rgb: bool = False,
+                 name: Optional[str] = None, video_id: Optional[int] = None,
+                 fps: Optional[float] = None) -> VideoTracks:
         """The tracks of one video under ``rule`` (default: the preset's); see :meth:`predict`
         and :meth:`VideoPrediction.select`."""
         prediction = self.predict(video, rgb=rgb, name=name, video_id=video_id, fps=fps)

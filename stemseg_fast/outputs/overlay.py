@@ -10,27 +10,31 @@ Codec probe: ``avc1`` (H.264, plays in browsers) when the OpenCV build can encod
 ``opencv-python(-headless)`` wheels usually lack an H.264 encoder.
 """
 import colorsys
+import os
 import warnings
+from typing import Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 
 from ..io.files import atomic_output
-from ..io.video import open_video
+from ..io.video import FrameSource, open_video
+from ..tracks import VideoTracks
 
 DEFAULT_CODECS = ("avc1", "mp4v")
 DEFAULT_FPS = 30.0
 _GOLDEN_RATIO_CONJUGATE = 0.6180339887498949
 
 
-def track_colour(track_id):
+def track_colour(track_id: int) -> Tuple[int, int, int]:
     """BGR uint8 colour of a track, fixed by its id."""
     hue = (int(track_id) * _GOLDEN_RATIO_CONJUGATE) % 1.0
     red, green, blue = colorsys.hsv_to_rgb(hue, 0.85, 0.95)
     return int(blue * 255), int(green * 255), int(red * 255)
 
 
-def open_video_writer(path, fps, frame_size, codecs=DEFAULT_CODECS):
+def open_video_writer(path: Union[str, os.PathLike], fps: float, frame_size: Tuple[int, int],
+                      codecs: Sequence[str] = DEFAULT_CODECS) -> Tuple[cv2.VideoWriter, str]:
     """An opened ``cv2.VideoWriter`` with the first codec of ``codecs`` that works here.
 
     Args:
@@ -58,7 +62,8 @@ def open_video_writer(path, fps, frame_size, codecs=DEFAULT_CODECS):
     raise RuntimeError(f"OpenCV cannot write {path} with any of the codecs {list(codecs)}")
 
 
-def draw_tracks(frame, video_tracks, frame_index, *, opacity=0.5):
+def draw_tracks(frame: np.ndarray, video_tracks: VideoTracks, frame_index: int, *,
+                opacity: float = 0.5) -> np.ndarray:
     """A copy of the BGR ``frame`` with the tracks present in ``frame_index`` drawn on it.
 
     Each track is labelled ``<class name> <n>``, ``n`` its position in ``video_tracks.tracks``
@@ -126,8 +131,11 @@ def _free_row(placed, left, width, height, frame_height, wanted_top):
     return min(free, key=lambda top: abs(top - wanted_top)) if free else wanted_top
 
 
-def write_overlay_video(path, frames, video_tracks, *, fps=None, codecs=DEFAULT_CODECS,
-                        opacity=0.5):
+def write_overlay_video(path: Union[str, os.PathLike],
+                        frames: Union[str, os.PathLike, np.ndarray, FrameSource],
+                        video_tracks: VideoTracks, *,
+                        fps: Optional[float] = None, codecs: Sequence[str] = DEFAULT_CODECS,
+                        opacity: float = 0.5) -> str:
     """Draw ``video_tracks`` on ``frames`` and write the video atomically.
 
     Args:

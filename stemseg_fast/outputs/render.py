@@ -1,14 +1,15 @@
 """Render an existing YouTube-VIS/OVIS results file onto its videos, without the model."""
 import os
 from collections import defaultdict
+from typing import List, Optional, Sequence, Union
 
 from ..categories import read_category_names
 from ..io.files import check_not_an_input, output_path, read_json, remove_partial_outputs
-from ..tracks import Track, VideoTracks
-from ..io.video import annotation_videos, expand_inputs, open_video
 from ..io.rle import checked_rle
-from .overlay import DEFAULT_CODECS, write_overlay_video
+from ..io.video import annotation_videos, expand_inputs, open_video
 from ..io.youtube_vis import read_youtube_vis_results
+from ..tracks import Track, VideoTracks
+from .overlay import DEFAULT_CODECS, write_overlay_video
 
 
 def _recorded_videos(videos_json):
@@ -62,8 +63,9 @@ def _recorded_category_names(results_json):
     return read_category_names(path, "categories file") if os.path.isfile(path) else None
 
 
-def render(results_json, videos_dir=None, out_dir="render_output", *, annotations=None,
-           score_threshold=0.0, codecs=DEFAULT_CODECS):
+def render(results_json: Union[str, os.PathLike], videos_dir: Optional[str] = None,
+           out_dir: str = "render_output", *, annotations: Optional[str] = None,
+           score_threshold: float = 0.0, codecs: Sequence[str] = DEFAULT_CODECS) -> List[str]:
     """Write ``<out_dir>/<video name>.mp4`` for every video that has predictions.
 
     The videos are found, in this order: through ``annotations`` (its ``file_names`` under

@@ -1,8 +1,10 @@
 """Each benchmark's official rule: which stitched tracks it keeps, in which order, and with
 which category and score (reference §4.3/§4.4; official ``inference/output_utils/*.py``)."""
+from typing import Optional
+
 from stemseg_fast.benchmarks import DAVIS, KITTI_MOTS, YOUTUBE_VIS
 
-from ._common import TrackSelection
+from ._common import PerTrack, TrackSelection
 from .davis import DAVIS_MAX_TRACKS, select_davis_tracks
 from .kitti_mots import KITTI_MOTS_MAX_TRACKS, KittiMOTSSelection, select_kitti_mots_tracks
 from .youtube_vis import YOUTUBE_VIS_MAX_TRACKS, YouTubeVISSelection, select_youtube_vis_tracks
@@ -19,8 +21,10 @@ __all__ = [
 ]
 
 
-def select_tracks(rule: str, track_ids, pixel_counts, first_frames, last_frames, *,
-                  class_logit_sums=None, class_votes=None, max_tracks: int) -> TrackSelection:
+def select_tracks(rule: str, track_ids: PerTrack, pixel_counts: PerTrack,
+                  first_frames: PerTrack, last_frames: PerTrack, *,
+                  class_logit_sums: Optional[PerTrack] = None,
+                  class_votes: Optional[PerTrack] = None, max_tracks: int) -> TrackSelection:
     """The selection of ``rule`` (one of :data:`RULES`) from a video's per-track arrays; the
     per-class arrays are those of the semantic head (None without one)."""
     if rule not in RULES:

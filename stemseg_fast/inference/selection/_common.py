@@ -14,11 +14,16 @@ official order: its per-track dicts are filled frame by frame with ``unique()`` 
 labels, so equal keys stay in (first frame, track id) order.
 """
 from dataclasses import dataclass
+from typing import Dict, Tuple, Union
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from ..stitching import OUTLIER_LABEL
+
+# Per-track values as the rules take them: arrays, tensors (any device) or sequences.
+PerTrack = Union[npt.ArrayLike, torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,8 @@ class TrackSelection:
     scores: np.ndarray  # [M] float64
 
 
-def as_array(values, what: str, dtype=np.int64, ndim: int = 1) -> np.ndarray:
+def as_array(values: PerTrack, what: str, dtype: npt.DTypeLike = np.int64,
+             ndim: int = 1) -> np.ndarray:
     if isinstance(values, torch.Tensor):
         values = values.detach().cpu().numpy()
     values = np.asarray(values)
@@ -39,7 +45,9 @@ def as_array(values, what: str, dtype=np.int64, ndim: int = 1) -> np.ndarray:
     return values.astype(dtype, copy=False)
 
 
-def track_arrays(track_ids, first_frames, last_frames, **others):
+def track_arrays(track_ids: PerTrack, first_frames: PerTrack, last_frames: PerTrack,
+                 **others: Tuple[PerTrack, int, npt.DTypeLike]
+                 ) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
     """Checked arrays, all of length K; ``others`` name extra per-track arrays as
     ``name=(values, ndim, dtype)``."""
     ids = as_array(track_ids, "track_ids")
@@ -67,12 +75,13 @@ def stable_sorted(positions: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return positions[np.argsort(keys[positions], kind="stable")]
 
 
-def check_max_tracks(max_tracks) -> None:
+def check_max_tracks(max_tracks: int) -> None:
     if not isinstance(max_tracks, (int, np.integer)) or max_tracks < 0:
         raise ValueError(f"max_tracks must be an int >= 0, got {max_tracks!r}")
 
 
-def by_lifetime_descending(track_ids, first_frames, last_frames) -> np.ndarray:
+def by_lifetime_descending(track_ids: np.ndarray, first_frames: np.ndarray,
+                           last_frames: np.ndarray) -> np.ndarray:
     return stable_sorted(official_order(track_ids, first_frames), -(last_frames - first_frames))
 
 

@@ -1,14 +1,21 @@
 """The DAVIS rule (official ``DavisOutputGenerator``)."""
 import numpy as np
 
-from ._common import (TrackSelection, by_lifetime_descending, check_max_tracks,
-                      relative_pixel_counts, track_arrays)
+from ._common import (
+    PerTrack,
+    TrackSelection,
+    by_lifetime_descending,
+    check_max_tracks,
+    relative_pixel_counts,
+    track_arrays,
+)
 
 DAVIS_MAX_TRACKS = 20
 DAVIS_CATEGORY_ID = 1  # DAVIS is class-agnostic
 
 
-def select_davis_tracks(track_ids, pixel_counts, first_frames, last_frames, *,
+def select_davis_tracks(track_ids: PerTrack, pixel_counts: PerTrack, first_frames: PerTrack,
+                        last_frames: PerTrack, *,
                         max_tracks: int = DAVIS_MAX_TRACKS) -> TrackSelection:
     """The ``max_tracks`` longest-lived tracks, longest first. Track ``n`` (0-based position) is
     painted with value ``n + 1`` and, where masks overlap, later positions win (see

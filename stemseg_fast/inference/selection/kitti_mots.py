@@ -3,7 +3,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._common import TrackSelection, check_max_tracks, official_order, stable_sorted, track_arrays
+from ._common import (
+    PerTrack,
+    TrackSelection,
+    check_max_tracks,
+    official_order,
+    stable_sorted,
+    track_arrays,
+)
 
 KITTI_MOTS_MAX_TRACKS = 1000
 
@@ -18,7 +25,8 @@ class KittiMOTSSelection(TrackSelection):
         return self.category_ids * 1000 + np.arange(1, len(self.indices) + 1)
 
 
-def select_kitti_mots_tracks(track_ids, pixel_counts, first_frames, last_frames, class_votes, *,
+def select_kitti_mots_tracks(track_ids: PerTrack, pixel_counts: PerTrack, first_frames: PerTrack,
+                             last_frames: PerTrack, class_votes: PerTrack, *,
                              max_tracks: int = KITTI_MOTS_MAX_TRACKS) -> KittiMOTSSelection:
     """Keeps the ``max_tracks`` largest tracks by pixel count, then orders them by **increasing**
     lifetime (stable) and numbers them 1..M. Class: majority vote of the per-voxel argmax

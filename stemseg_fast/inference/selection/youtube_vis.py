@@ -4,8 +4,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._common import (TrackSelection, by_lifetime_descending, check_max_tracks,
-                      relative_pixel_counts, track_arrays)
+from ._common import (
+    PerTrack,
+    TrackSelection,
+    by_lifetime_descending,
+    check_max_tracks,
+    relative_pixel_counts,
+    track_arrays,
+)
 
 YOUTUBE_VIS_MAX_TRACKS = 10
 
@@ -15,8 +21,9 @@ class YouTubeVISSelection(TrackSelection):
     category_probabilities: np.ndarray  # [M, C - 1] float64, softmax over classes 1..C-1
 
 
-def select_youtube_vis_tracks(track_ids, pixel_counts, first_frames, last_frames,
-                              class_logit_sums, *,
+def select_youtube_vis_tracks(track_ids: PerTrack, pixel_counts: PerTrack,
+                              first_frames: PerTrack, last_frames: PerTrack,
+                              class_logit_sums: PerTrack, *,
                               max_tracks: int = YOUTUBE_VIS_MAX_TRACKS) -> YouTubeVISSelection:
     """Keeps the ``max_tracks`` longest-lived tracks, longest first. Category: the track's summed
     class logits without channel 0 (background), divided by its pixel count, softmax, argmax
