@@ -18,6 +18,8 @@ IMPORT_EVERYTHING = textwrap.dedent("""
         assert "site-packages" in package.__file__, package.__file__
         names.append(package.__name__)
         for module in pkgutil.walk_packages(package.__path__, prefix=package.__name__ + "."):
+            if module.name.endswith(".__main__"):  # runs the command line
+                continue
             importlib.import_module(module.name)
             names.append(module.name)
     import stemseg_fast.cli

@@ -81,7 +81,7 @@ def run_train(args, cwd, *, prelude=None, module=None):
     """Run ``stemseg-fast train ARGS`` in a new process with ``cwd`` as working folder.
 
     With ``prelude`` (test-only code run first) or ``module`` (``stemseg_fast.cli``: the console
-    script; ``stemseg_fast.training.train``: what torchrun starts) the process is a fresh
+    script; ``stemseg_fast``: what ``torchrun -m stemseg_fast train`` starts) the process is a fresh
     interpreter. Otherwise it is forked from a server that has imported the
     library once (multiprocessing's forkserver) and calls the console script's function
     ``stemseg_fast.cli.main``: the same command without the ~3 s of imports per case.
@@ -90,10 +90,8 @@ def run_train(args, cwd, *, prelude=None, module=None):
         return _run_forked(args, cwd)
     if prelude is not None:
         command = [sys.executable, "-c", CHILD, prelude, *args]
-    elif module == "stemseg_fast.cli":
-        command = [sys.executable, "-m", module, "train", *args]
     else:
-        command = [sys.executable, "-m", module, *args]
+        command = [sys.executable, "-m", module, "train", *args]
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
@@ -344,7 +342,7 @@ def test_the_torchrun_entry_point_reports_errors_the_same_way(base, tmp_path):
     values = config_values(base, tmp_path)
     result = run_train(["--config", str(write_values(tmp_path, values)), "--set",
                         "loop.checkpoint_every=0"], tmp_path,
-                       module="stemseg_fast.training.train")
+                       module="stemseg_fast")
     assert_one_error_line(result, "loop.checkpoint_every must be an integer >= 1")
     assert not (tmp_path / "run").exists()
 
