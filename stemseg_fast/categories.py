@@ -8,7 +8,9 @@ DAVIS maps are class-agnostic: every kept class becomes 1.
 :func:`read_category_names` reads the ``categories`` list of an annotation file, or of the
 ``categories.json`` that ``infer`` writes beside its results.
 """
-from .io.files import read_json
+from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
+
+from .io.files import PathLike, read_json
 YOUTUBE_VIS_CATEGORIES = (
     "person", "giant_panda", "lizard", "parrot", "skateboard", "sedan", "ape", "dog", "snake",
     "monkey", "hand", "rabbit", "duck", "cat", "cow", "fish", "train", "horse", "turtle", "bear",
@@ -44,7 +46,8 @@ CATEGORY_MAPS = {
 }
 
 
-def resolve_category_map(value):
+def resolve_category_map(value: Union[str, Mapping[int, int]]
+                         ) -> Tuple[Dict[int, int], Optional[Sequence[str]]]:
     """(map, target class names or None) of a map name or an explicit {id: id} mapping."""
     if isinstance(value, str):
         if value not in CATEGORY_MAPS:
@@ -54,7 +57,8 @@ def resolve_category_map(value):
     return {int(k): int(v) for k, v in value.items()}, None
 
 
-def check_target_names(target_names, dataset_names, where):
+def check_target_names(target_names: Sequence[str], dataset_names: Mapping[int, str],
+                       where: str) -> None:
     """The ids a named map targets must carry the same class names in the dataset trained on
     (``dataset_names``: {id: name} from its annotation file), compared case-insensitively."""
     for category_id, name in enumerate(target_names, start=1):
@@ -64,7 +68,7 @@ def check_target_names(target_names, dataset_names, where):
                              f"{name!r}, but the annotations call class {category_id} {found!r}")
 
 
-def read_category_names(path, what="annotation file"):
+def read_category_names(path: PathLike, what: str = "annotation file") -> Dict[int, str]:
     """``{category id: name}`` from a JSON file's ``categories`` list ({"id", "name"} entries),
     empty when it has none; a ``ValueError`` naming ``what`` and the entry for a malformed one."""
     dataset = read_json(path, what)

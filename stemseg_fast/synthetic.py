@@ -4,9 +4,13 @@ and enter or leave the frame. Small enough to run the whole pipeline on a CPU in
 A clip is drawn from a seed alone, so tests and the demo get the same video every time.
 """
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Dict, Sequence, Tuple
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:  # io/ is imported where it is used, as below
+    from .io.files import PathLike
 
 # (name, BGR colour) per object class; class ids are 1-based, 0 is background.
 CLASSES = (
@@ -35,7 +39,8 @@ def _draw_shape(mask, category, centre, radius):
         cv2.fillPoly(mask, [corners], 1)
 
 
-def synthetic_clip(num_frames=8, height=64, width=96, num_objects=3, *, seed=0):
+def synthetic_clip(num_frames: int = 8, height: int = 64, width: int = 96, num_objects: int = 3,
+                   *, seed: int = 0) -> SyntheticClip:
     """Draw a clip. Objects are painted back to front, so later ones occlude earlier ones.
 
     Returns:
@@ -99,7 +104,8 @@ def _textured(category, shape, rng):
     return np.clip(colour + pattern[..., None], 0, 255)
 
 
-def synthetic_video(num_frames=16, height=96, width=128, num_objects=4, *, seed=0):
+def synthetic_video(num_frames: int = 16, height: int = 96, width: int = 128,
+                    num_objects: int = 4, *, seed: int = 0) -> SyntheticVideo:
     """Draw an OVIS-like video: objects on paths through a common region of the frame (so they
     cross and occlude), some starting or ending outside it. Painted back to front in object
     order; ``instance_ids`` holds the visible part of each object."""
@@ -148,7 +154,8 @@ def synthetic_video(num_frames=16, height=96, width=128, num_objects=4, *, seed=
     return SyntheticVideo(frames, instance_ids, categories, tuple(map(tuple, occlusion)))
 
 
-def synthetic_annotations(videos, names):
+def synthetic_annotations(videos: Sequence[SyntheticVideo], names: Sequence[str]
+                          ) -> Dict[str, Any]:
     """YouTube-VIS / OVIS annotation dict for ``videos`` stored as ``<name>/<frame:05d>.jpg``.
 
     Objects never visible are left out; each annotation carries the OVIS ``occlusion`` list.
@@ -188,8 +195,9 @@ def synthetic_annotations(videos, names):
     return entries
 
 
-def write_synthetic_dataset(out_dir, num_videos, *, split="train", num_frames=16, height=96,
-                            width=128, objects=(2, 5)):
+def write_synthetic_dataset(out_dir: "PathLike", num_videos: int, *, split: str = "train",
+                            num_frames: int = 16, height: int = 96, width: int = 128,
+                            objects: Tuple[int, int] = (2, 5)) -> Dict[str, Any]:
     """Write ``num_videos`` videos as JPEG folders under ``out_dir/JPEGImages`` and their
     annotations as ``out_dir/annotations.json`` (YouTube-VIS / OVIS format).
 

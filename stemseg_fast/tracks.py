@@ -7,6 +7,7 @@ frame's mask only when asked. Which tracks a benchmark keeps, and how it orders,
 scores them, is :mod:`stemseg_fast.inference.selection`.
 """
 from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pycocotools.mask as mask_utils
@@ -28,7 +29,8 @@ class Track:
         score (float): confidence, as the benchmark defines it.
     """
 
-    def __init__(self, track_id, frame_size, rles, *, category_id=None, score=1.0):
+    def __init__(self, track_id: int, frame_size: Sequence[int], rles: Mapping[int, Dict[str, Any]],
+                 *, category_id: Optional[int] = None, score: float = 1.0) -> None:
         self.track_id = int(track_id)
         self.frame_size = (int(frame_size[0]), int(frame_size[1]))
         self.category_id = None if category_id is None else int(category_id)
@@ -43,7 +45,10 @@ class Track:
             self._rles[int(frame)] = rle
 
     @classmethod
-    def from_masks(cls, track_id, masks, *, category_id=None, score=1.0):
+    def from_masks(cls, track_id: int,
+                   masks: Union[Mapping[int, Union[np.ndarray, torch.Tensor]], np.ndarray,
+                                torch.Tensor],
+                   *, category_id: Optional[int] = None, score: float = 1.0) -> "Track":
         """Encode masks: a dict ``frame -> [H, W]`` binary mask (every frame listed is kept), or
         an array/tensor ``[T, H, W]`` (frames with at least one pixel are kept)."""
         if isinstance(masks, dict):
@@ -69,22 +74,22 @@ class Track:
         return cls(track_id, frame_size, rles, category_id=category_id, score=score)
 
     @property
-    def frames(self):
+    def frames(self) -> Tuple[int, ...]:
         """Frames that have a mask, increasing."""
         return tuple(sorted(self._rles))
 
-    def rle(self, frame):
+    def rle(self, frame: int) -> Optional[Dict[str, Any]]:
         """The frame's RLE (``counts`` bytes), or None if the track has no mask there."""
         return self._rles.get(frame)
 
-    def mask(self, frame):
+    def mask(self, frame: int) -> np.ndarray:
         """The frame's mask, ``np.ndarray[H, W]`` uint8 in {0, 1} (zeros where absent)."""
         rle = self._rles.get(frame)
         if rle is None:
             return np.zeros(self.frame_size, dtype=np.uint8)
         return decode_rle(rle)
 
-    def bbox(self, frame):
+    def bbox(self, frame: int) -> Tuple[int, int, int, int]:
         """``(x, y, width, height)`` of the frame's mask (pycocotools ``toBbox``, from the RLE
         without decoding), ``(0, 0, 0, 0)`` if the mask is empty or absent."""
         rle = self._rles.get(frame)
@@ -92,23 +97,23 @@ class Track:
             return (0, 0, 0, 0)
         return tuple(int(value) for value in mask_utils.toBbox(rle))
 
-    def area(self, frame):
+    def area(self, frame: int) -> int:
         rle = self._rles.get(frame)
         return 0 if rle is None else int(mask_utils.area(rle))
 
     @property
-    def pixel_count(self):
+    def pixel_count(self) -> int:
         return sum(int(mask_utils.area(rle)) for rle in self._rles.values())
 
     @property
-    def first_frame(self):
+    def first_frame(self) -> Optional[int]:
         return min(self._rles) if self._rles else None
 
     @property
-    def last_frame(self):
+    def last_frame(self) -> Optional[int]:
         return max(self._rles) if self._rles else None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"Track(track_id={self.track_id}, category_id={self.category_id}, "
                 f"score={self.score:.3f}, frames={len(self._rles)})")
 
@@ -137,7 +142,7 @@ class VideoTracks:
     timings: dict = field(default_factory=dict)
     category_names: dict = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.frame_size = (int(self.frame_size[0]), int(self.frame_size[1]))
         for track in self.tracks:
             if track.frame_size != self.frame_size:
@@ -149,7 +154,7 @@ class VideoTracks:
                     f"video {self.name!r}: track {track.track_id} has a mask in frame "
                     f"{track.last_frame}, the video has {self.num_frames} frames")
 
-    def label_map(self, frame):
+    def label_map(self, frame: int) -> np.ndarray:
         """``np.ndarray[H, W]`` int32: 1 + the index in ``tracks`` of the track covering each
         pixel, 0 for none; where tracks overlap the later one in ``tracks`` wins (the official
         DAVIS rule)."""
@@ -162,8 +167,11 @@ class VideoTracks:
         return labels
 
 
-def tracks_from_label_maps(label_maps, *, name, background=0, categories=None, scores=None,
-                           fps=None, video_id=None, category_names=None):
+def tracks_from_label_maps(label_maps: Union[np.ndarray, torch.Tensor], *, name: str,
+                           background: int = 0, categories: Optional[Mapping[int, int]] = None,
+                           scores: Optional[Mapping[int, float]] = None,
+                           fps: Optional[float] = None, video_id: Optional[int] = None,
+                           category_names: Optional[Mapping[int, str]] = None) -> VideoTracks:
     """Build :class:`VideoTracks` from per-frame label maps ``[T, H, W]`` int (ground truth,
     synthetic clips, or a label volume a caller already has): one track per label other than
     ``background``, in increasing label order, ``track_id`` = the label.

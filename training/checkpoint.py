@@ -16,12 +16,12 @@ import logging
 import os
 import random
 import re
-from typing import Mapping
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
 
-from stemseg_fast.io.files import atomic_output
+from stemseg_fast.io.files import PathLike, atomic_output
 from stemseg_fast.model.checkpoints import read_checkpoint_file
 
 FORMAT = "stemseg_fast.training.checkpoint/1"
@@ -33,7 +33,7 @@ _ENTRY_TYPES = {"step": int, "model": Mapping, "optimizer": Mapping, "scheduler"
 logger = logging.getLogger(__name__)
 
 
-def capture_rng_state():
+def capture_rng_state() -> Dict[str, Any]:
     numpy_state = np.random.get_state()
     return {
         "python": random.getstate(),
@@ -44,7 +44,7 @@ def capture_rng_state():
     }
 
 
-def restore_rng_state(state):
+def restore_rng_state(state: Mapping[str, Any]) -> None:
     random.setstate(state["python"])
     name, keys, *rest = state["numpy"]
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
@@ -53,11 +53,11 @@ def restore_rng_state(state):
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def checkpoint_path(run_dir, step):
+def checkpoint_path(run_dir: PathLike, step: int) -> str:
     return os.path.join(run_dir, f"checkpoint_{step:08d}.pt")
 
 
-def list_checkpoints(run_dir):
+def list_checkpoints(run_dir: PathLike) -> List[Tuple[int, str]]:
     """(step, path) of every checkpoint in ``run_dir``, oldest first."""
     found = []
     for path in glob.glob(os.path.join(run_dir, "checkpoint_*.pt")):
@@ -67,8 +67,11 @@ def list_checkpoints(run_dir):
     return sorted(found)
 
 
-def save_checkpoint(run_dir, step, *, model, optimizer, scheduler, scaler, config,
-                    architecture=None, keep=2):
+def save_checkpoint(run_dir: PathLike, step: int, *, model: torch.nn.Module,
+                    optimizer: torch.optim.Optimizer,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler,
+                    scaler: torch.amp.GradScaler, config: Mapping[str, Any],
+                    architecture: Optional[Mapping[str, Any]] = None, keep: int = 2) -> str:
     """Write ``checkpoint_<step>.pt``; ``architecture`` (plain values) is what a run resuming
     from it must match (see :func:`architecture_differences`)."""
     path = checkpoint_path(run_dir, step)
@@ -90,7 +93,7 @@ def save_checkpoint(run_dir, step, *, model, optimizer, scheduler, scaler, confi
     return path
 
 
-def load_checkpoint(path, step=None):
+def load_checkpoint(path: PathLike, step: Optional[int] = None) -> Dict[str, Any]:
     """Read a training checkpoint (on CPU); ValueError if it is unreadable, not one of ours,
     incomplete, or (given ``step``) of another step than its name says."""
     try:
@@ -109,7 +112,8 @@ def load_checkpoint(path, step=None):
     return state
 
 
-def newest_readable_checkpoint(run_dir):
+def newest_readable_checkpoint(run_dir: PathLike
+                               ) -> Optional[Tuple[str, Dict[str, Any]]]:
     """(path, state) of the newest checkpoint in ``run_dir`` that loads, or None when there is
     none; unreadable newer ones are skipped with a warning naming them. ValueError when
     checkpoints exist but none is readable."""
@@ -143,7 +147,8 @@ def _flatten(values, prefix=""):
     return flat
 
 
-def architecture_differences(stored, current):
+def architecture_differences(stored: Optional[Mapping[str, Any]],
+                             current: Optional[Mapping[str, Any]]) -> List[str]:
     """The dotted fields in which two ``architecture`` records differ, as
     ``"field (checkpoint A, now B)"`` strings."""
     stored, current = _flatten(stored or {}), _flatten(current or {})

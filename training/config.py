@@ -3,7 +3,7 @@ types, non-finite numbers and out-of-range values are errors naming the key, rai
 anything is created."""
 import dataclasses
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Any, Mapping, Tuple
 
 from stemseg_fast.config import AT_LEAST_0, AT_LEAST_1, POSITIVE, Range
 from stemseg_fast.config import from_dict as config_from_dict
@@ -32,7 +32,7 @@ class ScheduleConfig:
     milestones: Tuple[int, ...] = ()
     gamma: float = 0.1
 
-    def as_kwargs(self):
+    def as_kwargs(self) -> dict:
         return dataclasses.asdict(self)
 
 
@@ -78,6 +78,6 @@ FIELD_RANGES = {
 }
 
 
-def from_dict(cls, values, *, where: str = "config"):
+def from_dict(cls: type, values: Mapping[str, Any], *, where: str = "config") -> Any:
     """:func:`stemseg_fast.config.from_dict` with the ranges of the training config."""
     return config_from_dict(cls, values, where=where, ranges=FIELD_RANGES)

@@ -25,6 +25,7 @@ instead of the id map, so they are never fused:
   default indexes every term by the instance itself.
 """
 from dataclasses import dataclass
+from typing import Dict, Optional
 
 import torch
 
@@ -36,6 +37,8 @@ from stemseg_fast.kernels.embedding_loss import (LOVASZ_WEIGHT, SEEDINESS_WEIGHT
                                                  semantic_loss)
 from stemseg_fast.kernels.lovasz_hinge import lovasz_hinge_reference
 from stemseg_fast.model.embeddings import FREE_DIM_PRECISION, PRECISION_SCALE
+
+from .datasets.collate import ClipBatch
 
 LOSS_IMPLEMENTATIONS = ("fused", "reference")
 
@@ -57,13 +60,16 @@ class LossConfig:
     official_index_shift: bool = False  # official pairing when a mask vanishes at x1/4
 
     @property
-    def uses_instance_masks(self):
+    def uses_instance_masks(self) -> bool:
         return self.overlapping_masks or self.official_index_shift
 
 
-def embedding_loss_from_masks(embeddings, log_precisions, seediness, masks, ignore_mask=None, *,
-                              free_dim_precision=FREE_DIM_PRECISION,
-                              official_index_shift=False, exclude_ignored_from_lovasz=False):
+def embedding_loss_from_masks(embeddings: torch.Tensor, log_precisions: torch.Tensor,
+                              seediness: torch.Tensor, masks: torch.Tensor,
+                              ignore_mask: Optional[torch.Tensor] = None, *,
+                              free_dim_precision: float = FREE_DIM_PRECISION,
+                              official_index_shift: bool = False,
+                              exclude_ignored_from_lovasz: bool = False) -> EmbeddingLossTerms:
     """The official per-instance loop of one clip on per-instance masks (official
     ``EmbeddingLoss.forward``), in plain PyTorch: masks may overlap, and with
     ``official_index_shift`` the n-th non-empty instance's Gaussian is scored against
@@ -142,7 +148,7 @@ class STEmSegObjective:
         free_dim_precision (float): the model's free-dim precision (official 1 / 0.3^2).
     """
 
-    def __init__(self, config, *, free_dim_precision):
+    def __init__(self, config: LossConfig, *, free_dim_precision: float) -> None:
         if config.implementation not in LOSS_IMPLEMENTATIONS:
             raise ValueError(f"losses.implementation must be one of {LOSS_IMPLEMENTATIONS}, "
                              f"got {config.implementation!r}")
@@ -171,7 +177,7 @@ class STEmSegObjective:
             return embedding_loss_reference(*arguments, **fused_options)
         return embedding_loss(*arguments, **fused_options)
 
-    def __call__(self, model, batch):
+    def __call__(self, model: torch.nn.Module, batch: ClipBatch) -> Dict[str, torch.Tensor]:
         output = model(batch.images)
         config = self.config
         num_clips = batch.images.shape[0]

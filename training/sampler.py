@@ -7,14 +7,17 @@ of ``micro_batch`` clips (gradient accumulation). One process with the same glob
 micro-batch size sees the same samples in the same micro-batches, so its update equals the DDP
 update up to float rounding.
 """
+from typing import Iterator, List
+
 import torch
 
 
 class StepBatchSampler(torch.utils.data.Sampler):
     """Yields one list of dataset indices per micro-batch, for steps ``start_step`` onwards."""
 
-    def __init__(self, num_samples, *, global_batch, micro_batch, rank=0, world_size=1, seed=0,
-                 start_step=0, max_steps):
+    def __init__(self, num_samples: int, *, global_batch: int, micro_batch: int, rank: int = 0,
+                 world_size: int = 1, seed: int = 0, start_step: int = 0,
+                 max_steps: int) -> None:
         if num_samples < 1:
             raise ValueError("the training dataset is empty")
         if global_batch % (world_size * micro_batch):
@@ -26,7 +29,7 @@ class StepBatchSampler(torch.utils.data.Sampler):
         self.start_step, self.max_steps = start_step, max_steps
 
     @property
-    def accumulation_steps(self):
+    def accumulation_steps(self) -> int:
         """Micro-batches per optimiser step on each rank."""
         return self.global_batch // (self.world_size * self.micro_batch)
 
@@ -34,7 +37,7 @@ class StepBatchSampler(torch.utils.data.Sampler):
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         return torch.randperm(self.num_samples, generator=generator).tolist()
 
-    def step_indices(self, step):
+    def step_indices(self, step: int) -> List[int]:
         """The samples rank ``rank`` uses at ``step``, in micro-batch order."""
         share = self.global_batch // self.world_size
         first = step * self.global_batch + self.rank * share
@@ -46,11 +49,11 @@ class StepBatchSampler(torch.utils.data.Sampler):
             indices.append(order[position % self.num_samples])
         return indices
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[List[int]]:
         for step in range(self.start_step, self.max_steps):
             indices = self.step_indices(step)
             for start in range(0, len(indices), self.micro_batch):
                 yield indices[start:start + self.micro_batch]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return max(0, self.max_steps - self.start_step) * self.accumulation_steps

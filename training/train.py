@@ -11,19 +11,20 @@ import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Dict, Optional, Sequence, Union
 
 import torch
 
 from stemseg_fast.benchmarks import canonical_name
 from stemseg_fast.config import parse_assignment
+from stemseg_fast.io.files import PathLike
 from stemseg_fast.categories import check_target_names, resolve_category_map
 from stemseg_fast.model.checkpoints import (OFFICIAL_CHECKPOINT_URLS, check_state_dict,
                                             download_official_checkpoint, is_model_checkpoint,
                                             load_official_weights, official_state_dict,
                                             read_checkpoint_file, save_checkpoint)
 from stemseg_fast.model.presets import PRESETS, STEmSegConfig
-from stemseg_fast.model.stemseg import build_stemseg
+from stemseg_fast.model.stemseg import STEmSeg, build_stemseg
 
 from .checkpoint import FINAL_MODEL_NAME
 from .config import LoopConfig, OptimizerConfig, ScheduleConfig, from_dict, load_yaml
@@ -131,7 +132,7 @@ def _child(node, key, dotted, create):
     return node.setdefault(key, {}) if create else node[key]
 
 
-def load_train_config(path, overrides=()):
+def load_train_config(path: PathLike, overrides: Sequence[str] = ()) -> TrainConfig:
     """Read a YAML config and apply ``key.sub=value`` overrides (values parsed as YAML).
 
     Every value is checked here, before anything is built or written: a ValueError names the
@@ -196,7 +197,7 @@ def _deep_merge(base, overrides):
     return merged
 
 
-def model_config(config):
+def model_config(config: TrainConfig) -> STEmSegConfig:
     """The preset with ``model_overrides`` merged in (nested sections key by key)."""
     preset = PRESETS[config.model]
     if not config.model_overrides:
@@ -247,7 +248,7 @@ def _check_classes(samples, source, num_classes, where):
                          f"{num_classes} classes including the background{hint}")
 
 
-def build_dataset(config):
+def build_dataset(config: TrainConfig) -> MixedClipDataset:
     """The mixed training set: ``loop.max_steps * loop.global_batch`` clips split over the
     sources by weight (official: MAX_ITER x BATCH_SIZE samples, fixed counts per source)."""
     data = config.data
@@ -328,7 +329,7 @@ def _first_line(error):
     return text.strip().splitlines()[0] if text.strip() else type(error).__name__
 
 
-def architecture(config):
+def architecture(config: TrainConfig) -> Dict[str, Any]:
     """What a run resuming from a checkpoint must share with it: the model configuration
     (inference settings and class names aside: they change no weight) and which parameters
     are trained."""
@@ -337,7 +338,7 @@ def architecture(config):
     return {"model": model, "freeze_backbone": config.freeze_backbone}
 
 
-def build_model(config, device):
+def build_model(config: TrainConfig, device: torch.device) -> STEmSeg:
     # Official: torch.manual_seed(42) right before the model is built.
     torch.manual_seed(config.loop.seed)
     model = build_stemseg(model_config(config), fused=device.type == "cuda")
@@ -348,7 +349,8 @@ def build_model(config, device):
     return model
 
 
-def run(config, *, device=None):
+def run(config: TrainConfig, *, device: Optional[Union[str, torch.device]] = None
+        ) -> Optional[str]:
     """Train as ``config`` says; returns the path of the final model checkpoint, or None when
     a signal stopped training early (after writing a checkpoint to resume from)."""
     context = init_distributed(device)

@@ -11,15 +11,17 @@ import contextlib
 import logging
 import os
 import signal
+from typing import Any, Callable, Dict, List, Mapping, Optional, Union
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from stemseg_fast.io.files import remove_partial_outputs
+from stemseg_fast.io.files import PathLike, remove_partial_outputs
 
 from .checkpoint import (architecture_differences, newest_readable_checkpoint,
                          restore_rng_state, save_checkpoint)
-from stemseg_fast.distributed import init_distributed, mean_across_ranks
+from stemseg_fast.distributed import DistributedContext, init_distributed, mean_across_ranks
+from .config import LoopConfig, OptimizerConfig, ScheduleConfig
 from .sampler import StepBatchSampler
 from .schedule import build_scheduler
 
@@ -28,7 +30,7 @@ logger = logging.getLogger(__name__)
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def move_to_device(batch, device):
+def move_to_device(batch: Any, device: Union[str, torch.device]) -> Any:
     """Tensors anywhere inside dicts, lists and tuples, and batch objects with a ``to`` method,
     go to ``device``; the rest stays."""
     if isinstance(batch, torch.Tensor) or callable(getattr(batch, "to", None)):
@@ -82,8 +84,14 @@ class Trainer:
             fields, raised before any weight is loaded.
     """
 
-    def __init__(self, model, objective, dataset, *, optimizer, schedule, loop, run_dir,
-                 collate_fn=None, context=None, config_record=None, architecture=None):
+    def __init__(self, model: torch.nn.Module,
+                 objective: Callable[[torch.nn.Module, Any], Dict[str, torch.Tensor]],
+                 dataset: torch.utils.data.Dataset, *, optimizer: OptimizerConfig,
+                 schedule: ScheduleConfig, loop: LoopConfig, run_dir: PathLike,
+                 collate_fn: Optional[Callable[[List[Any]], Any]] = None,
+                 context: Optional[DistributedContext] = None,
+                 config_record: Optional[Mapping[str, Any]] = None,
+                 architecture: Optional[Mapping[str, Any]] = None) -> None:
         self.context = context or init_distributed()
         self.loop, self.run_dir = loop, run_dir
         self.objective, self.dataset, self.collate_fn = objective, dataset, collate_fn
@@ -165,7 +173,7 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.context.device.type, dtype=dtype)
 
-    def save(self):
+    def save(self) -> None:
         if self.context.is_main:
             save_checkpoint(self.run_dir, self.step, model=self.module, optimizer=self.optimizer,
                             scheduler=self.scheduler, scaler=self.scaler,
@@ -174,7 +182,7 @@ class Trainer:
         if self.context.world_size > 1:
             torch.distributed.barrier()
 
-    def fit(self, *, after_step=None):
+    def fit(self, *, after_step: Optional[Callable[[int, Dict[str, float]], None]] = None) -> int:
         """Train until ``loop.max_steps``; returns the step reached (less if stopped by a
         signal, after writing a checkpoint). ``after_step(step, terms)`` runs on every rank."""
         loader, accumulation = self._loader()

@@ -26,6 +26,7 @@ Absent ``iscrowd`` reads as 0 (the original raises ``KeyError``).
 """
 import dataclasses
 import math
+from typing import Any, List
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -59,7 +60,7 @@ class Tube:
     areas: np.ndarray
 
     @property
-    def mean_area(self):
+    def mean_area(self) -> float:
         """Mean area over the frames with a non-empty mask (the loader's ``avg_area``: ``[a for
         a in areas if a]``), 0 for a tube without any."""
         present = self.areas[self.areas > 0]
@@ -162,7 +163,7 @@ def _occlusion_score(labels, where):
     return sum(top) / len(top)
 
 
-def load_ground_truth(source, *, occlusion=False):
+def load_ground_truth(source: Any, *, occlusion: bool = False) -> VideoGroundTruth:
     """Read and check a YouTube-VIS / OVIS ground-truth file.
 
     Args:
@@ -227,7 +228,7 @@ def _checked_ground_truth(dataset, occlusion):
     return VideoGroundTruth(videos=videos, categories=categories, instances=instances)
 
 
-def load_results(source, ground_truth):
+def load_results(source: Any, ground_truth: VideoGroundTruth) -> List[Detection]:
     """Read and check a YouTube-VIS / OVIS results file against its ground truth.
 
     Args:

@@ -13,15 +13,17 @@ other keys copied to both halves) and STEm-Seg's generic format (``sequences`` b
 """
 import hashlib
 import os
+from typing import Any, Dict, Hashable, Sequence, Set, Tuple
 
-from ..io.files import check_not_an_input, read_json, write_json
+from ..io.files import PathLike, check_not_an_input, read_json, write_json
 
 
 def _rank(seed, video_id):
     return hashlib.sha256(f"{seed}:{video_id}".encode("utf-8")).hexdigest()
 
 
-def held_out_video_ids(video_ids, *, val_fraction=0.1, seed=0):
+def held_out_video_ids(video_ids: Sequence[Hashable], *, val_fraction: float = 0.1,
+                       seed: int = 0) -> Set[Hashable]:
     """The ids of the videos held out for validation.
 
     Args:
@@ -43,7 +45,8 @@ def held_out_video_ids(video_ids, *, val_fraction=0.1, seed=0):
     return set(ranked[:num_val])
 
 
-def split_annotations(dataset, *, val_fraction=0.1, seed=0):
+def split_annotations(dataset: Dict[str, Any], *, val_fraction: float = 0.1, seed: int = 0
+                      ) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """Split an annotation dict into training and validation halves by video.
 
     Args:
@@ -87,7 +90,8 @@ def split_annotations(dataset, *, val_fraction=0.1, seed=0):
                      "generic file ('sequences')")
 
 
-def write_split(annotations_path, train_path, val_path, *, val_fraction=0.1, seed=0):
+def write_split(annotations_path: PathLike, train_path: PathLike, val_path: PathLike, *,
+                val_fraction: float = 0.1, seed: int = 0) -> Tuple[int, int]:
     """Read a training annotation file and write its two halves, each atomically (a temporary
     file beside the target, then ``os.replace``).
 

@@ -29,6 +29,7 @@ import logging
 import os
 import shutil
 import tempfile
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
@@ -128,10 +129,10 @@ class MOTSResult:
     classes: dict
     per_sequence: dict
 
-    def summary(self):
+    def summary(self) -> Dict[str, Any]:
         return {name: dataclasses.asdict(value) for name, value in self.classes.items()}
 
-    def format_table(self):
+    def format_table(self) -> str:
         header = (f"{'class':<12}{'HOTA':>8}{'DetA':>8}{'AssA':>8}{'LocA':>8}{'sMOTSA':>8}"
                   f"{'MOTSA':>8}{'MOTSP':>8}{'IDF1':>8}{'IDSW':>7}")
         lines = [header]
@@ -177,8 +178,9 @@ def _check_kitti_mots_file(path, what):
     return last_frame
 
 
-def evaluate_kitti_mots(ground_truth_dir, results_dir, *, sequences=None,
-                        classes=KITTI_MOTS_CLASSES):
+def evaluate_kitti_mots(ground_truth_dir: str, results_dir: str, *,
+                        sequences: Optional[Sequence[str]] = None,
+                        classes: Sequence[str] = KITTI_MOTS_CLASSES) -> MOTSResult:
     """HOTA, sMOTSA, MOTSA, IDF1 of KITTI-MOTS txt results.
 
     Args:
@@ -269,10 +271,10 @@ class DavisResult:
     num_objects: int
     per_sequence: dict
 
-    def summary(self):
+    def summary(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def format_table(self):
+    def format_table(self) -> str:
         names = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
         values = (self.j_and_f, self.j_mean, self.j_recall, self.j_decay, self.f_mean,
                   self.f_recall, self.f_decay)
@@ -316,8 +318,9 @@ def _check_davis_sequence(truth_dir, result_dir, sequence):
                                  f"truth's {truth.size[1]}x{truth.size[0]}")
 
 
-def evaluate_davis(ground_truth_dir, results_dir, *, sequences=None,
-                   max_proposals=DAVIS_MAX_PROPOSALS):
+def evaluate_davis(ground_truth_dir: str, results_dir: str, *,
+                   sequences: Optional[Sequence[str]] = None,
+                   max_proposals: int = DAVIS_MAX_PROPOSALS) -> DavisResult:
     """DAVIS unsupervised J&F of indexed-PNG results.
 
     Args:

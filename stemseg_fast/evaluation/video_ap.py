@@ -39,7 +39,9 @@ from collections import defaultdict
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from .annotations import Detection, VideoGroundTruth, load_ground_truth, load_results
+from ..io.files import PathLike
+from .annotations import (Detection, GroundTruthInstance, VideoGroundTruth, load_ground_truth,
+                          load_results)
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
@@ -102,14 +104,14 @@ class VideoAPResult:
     ar_medium_occlusion: float | None = None
     ar_heavy: float | None = None
 
-    def summary(self):
+    def summary(self) -> dict[str, float]:
         """The scalar metrics as an ordered dict (None entries left out), for JSON."""
         names = ("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large", "ap_light",
                  "ap_medium_occlusion", "ap_heavy", "ar1", "ar10", "ar100", "ar_small",
                  "ar_medium", "ar_large", "ar_light", "ar_medium_occlusion", "ar_heavy")
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
-    def format_table(self):
+    def format_table(self) -> str:
         """The cocoapi summary lines, then AP per category."""
         rows = [("Average Precision", "(AP)", "0.50:0.95", "all", 100, self.ap),
                 ("Average Precision", "(AP)", "0.50", "all", 100, self.ap50),
@@ -142,7 +144,8 @@ class VideoAPResult:
         return "\n".join(lines)
 
 
-def tube_ious(detections, instances, num_frames):
+def tube_ious(detections: list[Detection], instances: list[GroundTruthInstance],
+              num_frames: int) -> np.ndarray:
     """Spatio-temporal IoU of every result tube with every ground-truth tube of one video.
 
     Args:
@@ -254,7 +257,8 @@ def _mean_valid(values):
     return float(valid.mean()) if valid.size else -1.0
 
 
-def evaluate_video_ap(ground_truth, results, *, occlusion=False):
+def evaluate_video_ap(ground_truth: PathLike | dict | VideoGroundTruth,
+                      results: PathLike | list, *, occlusion: bool = False) -> VideoAPResult:
     """Video AP/AR of results against ground truth (YouTube-VIS; OVIS with ``occlusion``).
 
     Args:

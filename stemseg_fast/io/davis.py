@@ -9,15 +9,19 @@ OpenCV cannot write palette PNGs, so this module uses Pillow.
 """
 import os
 import re
+from typing import TYPE_CHECKING, Optional, Tuple
 
 import numpy as np
 
-from .files import UnsafeOutputError, atomic_output_dir, output_path
+from .files import PathLike, UnsafeOutputError, atomic_output_dir, output_path
+
+if TYPE_CHECKING:  # tracks.py imports io.rle: only the checker reads this import
+    from stemseg_fast.tracks import VideoTracks
 
 _DAVIS_FRAME_NAME = re.compile(r"^\d{5}\.png$")
 
 
-def davis_palette(num_colours=256):
+def davis_palette(num_colours: int = 256) -> np.ndarray:
     """``np.ndarray[num_colours, 3]`` uint8 RGB: the PASCAL VOC / DAVIS colour map (index bits
     spread over the high bits of R, G, B)."""
     palette = np.zeros((num_colours, 3), dtype=np.uint8)
@@ -50,7 +54,7 @@ def _ownership_marker(sequence_dir):
     return os.path.join(parent, f".{sequence}.stemseg-fast")
 
 
-def is_davis_sequence_folder(path) -> bool:
+def is_davis_sequence_folder(path: PathLike) -> bool:
     """Whether ``path`` is a DAVIS sequence folder this module wrote (its marker beside it, and
     nothing but frame PNGs ``00000.png`` ... inside): the only kind of existing folder
     :func:`write_davis_pngs` replaces."""
@@ -60,7 +64,7 @@ def is_davis_sequence_folder(path) -> bool:
                     for entry in os.listdir(path)))
 
 
-def davis_sequence_folder(out_dir, sequence: str) -> str:
+def davis_sequence_folder(out_dir: PathLike, sequence: str) -> str:
     """``<out_dir>/<sequence>``, the sequence name checked to be one folder name; raises
     :class:`stemseg_fast.io.files.UnsafeOutputError` if it is not, or if a folder is there that
     this module did not write (so it is not ours to replace)."""
@@ -71,7 +75,8 @@ def davis_sequence_folder(out_dir, sequence: str) -> str:
     return path
 
 
-def write_davis_pngs(out_dir, video_tracks, *, sequence=None):
+def write_davis_pngs(out_dir: PathLike, video_tracks: "VideoTracks", *,
+                     sequence: Optional[str] = None) -> str:
     """Write ``<out_dir>/<sequence>/%05d.png`` for every frame of the video.
 
     The sequence folder is written whole or not at all (built beside, then moved in place), and
@@ -101,7 +106,7 @@ def write_davis_pngs(out_dir, video_tracks, *, sequence=None):
     return sequence_dir
 
 
-def read_davis_png(path):
+def read_davis_png(path: PathLike) -> Tuple[np.ndarray, np.ndarray]:
     """``(indices [H, W] uint8, palette [256, 3] uint8 RGB)`` of an indexed PNG."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"PNG {path} does not exist")

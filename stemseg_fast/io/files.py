@@ -16,13 +16,16 @@ import re
 import shutil
 import tempfile
 import zipfile
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional, Union
 
 import numpy as np
 
 # The names mkstemp/mkdtemp give our temporaries: ".<stem>.<8 random chars>.partial[<ext>]",
 # and ".<stem>.<8 random chars>.old" for a folder being retired.
 _TEMPORARY_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.(partial(\.[A-Za-z0-9]+)?|old)$")
+
+# A file or folder name as the callers pass it: a str or any os.PathLike.
+PathLike = Union[str, os.PathLike]
 
 
 class UnsafeOutputError(ValueError):
@@ -41,7 +44,7 @@ def check_output_name(name: str, what: str) -> str:
     return name
 
 
-def output_path(out_dir, *names: str, what: str = "output name") -> str:
+def output_path(out_dir: PathLike, *names: str, what: str = "output name") -> str:
     """``out_dir/names[0]/names[1]/...`` as an absolute path, each name checked by
     :func:`check_output_name`; raises :class:`UnsafeOutputError` unless the result lies inside
     ``out_dir`` and no part of it below ``out_dir`` is a symbolic link. Every writer that takes
@@ -59,7 +62,8 @@ def output_path(out_dir, *names: str, what: str = "output name") -> str:
     return path
 
 
-def check_not_an_input(output, inputs, what: str = "output"):
+def check_not_an_input(output: PathLike, inputs: Iterable[Optional[PathLike]],
+                       what: str = "output") -> None:
     """Raise :class:`UnsafeOutputError` if the file ``output`` would replace one of ``inputs``
     (compared after resolving links): a tool must never overwrite what it reads."""
     target = os.path.realpath(os.fspath(output))
@@ -69,7 +73,7 @@ def check_not_an_input(output, inputs, what: str = "output"):
                                     f"another path")
 
 
-def remove_partial_outputs(folder) -> list:
+def remove_partial_outputs(folder: PathLike) -> list:
     """Delete the temporaries an interrupted earlier run left directly in ``folder`` (only names
     of the form this module gives them); returns the removed paths. A folder that is a link is
     left alone."""
@@ -95,7 +99,7 @@ def _default_mode(base):
 
 
 @contextlib.contextmanager
-def atomic_output(path) -> Iterator[str]:
+def atomic_output(path: PathLike) -> Iterator[str]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is
     removed. The temporary name keeps the extension, so writers that pick a format by the file
     name (OpenCV, PIL) still work."""
@@ -118,7 +122,7 @@ def atomic_output(path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def atomic_output_dir(path, *, replaceable: Optional[Callable[[str], bool]] = None
+def atomic_output_dir(path: PathLike, *, replaceable: Optional[Callable[[str], bool]] = None
                       ) -> Iterator[str]:
     """Yield a temporary folder beside ``path``; on success it replaces ``path``, on error it is
     removed.
@@ -153,7 +157,7 @@ def atomic_output_dir(path, *, replaceable: Optional[Callable[[str], bool]] = No
             shutil.rmtree(temporary)
 
 
-def read_json(path, what):
+def read_json(path: PathLike, what: str) -> Any:
     """Parse a JSON file; errors name ``what`` it is ("results file", ...) and the path:
     FileNotFoundError if it is missing, ValueError if it is unreadable or not JSON."""
     if os.path.exists(path) and not os.path.isfile(path):  # a FIFO would block forever
@@ -168,7 +172,7 @@ def read_json(path, what):
     return parse_json(data, path, what)
 
 
-def parse_json(data: bytes, path, what):
+def parse_json(data: bytes, path: PathLike, what: str) -> Any:
     """The JSON value of ``data`` (UTF-8) read from ``path``; one ``ValueError`` naming ``what``
     and ``path`` for text that is not UTF-8, not JSON, or nested too deeply to parse."""
     try:
@@ -182,14 +186,14 @@ def parse_json(data: bytes, path, what):
         raise ValueError(f"{what} {path} is not valid JSON: {error}") from None
 
 
-def write_json(path, data, **dump_options):
+def write_json(path: PathLike, data: Any, **dump_options: Any) -> None:
     """Dump ``data`` as JSON to ``path`` atomically."""
     with atomic_output(path) as temporary:
         with open(temporary, "w", encoding="utf-8") as handle:
             json.dump(data, handle, **dump_options)
 
 
-def read_json_document(source, what: str):
+def read_json_document(source: Any, what: str) -> Any:
     """A JSON document from a path (or a zip archive holding exactly one ``.json``, as CodaLab
     takes results), or ``source`` itself when it is already parsed; errors name ``what``."""
     if not isinstance(source, (str, os.PathLike)):
@@ -209,7 +213,7 @@ def read_json_document(source, what: str):
 
 
 @contextlib.contextmanager
-def naming_the_file(source, what: str):
+def naming_the_file(source: Any, what: str) -> Iterator[None]:
     """Errors about entries of a file name the file (those of parsed objects stand alone)."""
     try:
         yield
@@ -219,14 +223,14 @@ def naming_the_file(source, what: str):
         raise ValueError(f"{what} {os.fspath(source)}: {error}") from None
 
 
-def json_field(entry, key: str, where: str):
+def json_field(entry: Any, key: str, where: str) -> Any:
     """``entry[key]`` of a JSON object, or a ``ValueError`` naming ``where``."""
     if not isinstance(entry, dict) or key not in entry:
         raise ValueError(f"{where}: missing key '{key}'")
     return entry[key]
 
 
-def json_integer(value, where: str, name: str) -> int:
+def json_integer(value: Any, where: str, name: str) -> int:
     """``value`` as an int (not a bool, not a float), or a ``ValueError`` naming the field."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ValueError(f"{where}: '{name}' must be an integer, got {value!r}")

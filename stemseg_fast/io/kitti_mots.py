@@ -24,14 +24,18 @@ import glob
 import os
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 import pycocotools.mask as mask_utils
 
-from .files import atomic_output
+from .files import PathLike, atomic_output
 from .rle import to_json
 
 CAR_CLASS_ID = 1
 PEDESTRIAN_CLASS_ID = 2
+
+if TYPE_CHECKING:  # tracks.py imports io.rle: only the checker reads this import
+    from stemseg_fast.tracks import VideoTracks
 
 
 @dataclass(frozen=True)
@@ -46,25 +50,25 @@ class KittiMOTSDetection:
     counts: str  # COCO compressed RLE counts
 
     @property
-    def rle(self):
+    def rle(self) -> Dict[str, Any]:
         return {"size": [self.height, self.width], "counts": self.counts.encode("utf-8")}
 
     @property
-    def pixel_area(self):
+    def pixel_area(self) -> int:
         return int(mask_utils.area(self.rle))
 
     @property
-    def pixel_box_area_ratio(self):
+    def pixel_box_area_ratio(self) -> float:
         _, _, width, height = mask_utils.toBbox(self.rle)
         box_area = width * height
         return 0.0 if box_area == 0 else self.pixel_area / float(box_area)
 
-    def to_line(self):
+    def to_line(self) -> str:
         return (f"{self.frame} {self.track_id} {self.class_id} {self.height} {self.width} "
                 f"{self.counts}")
 
     @classmethod
-    def from_line(cls, line, where="line"):
+    def from_line(cls, line: str, where: str = "line") -> "KittiMOTSDetection":
         fields = line.split()
         if len(fields) != 6:
             raise ValueError(f"{where}: expected 'frame track_id class h w rle' (6 fields), got "
@@ -77,7 +81,7 @@ class KittiMOTSDetection:
         return cls(frame, track_id, class_id, height, width, fields[5])
 
 
-def kitti_mots_detections(video_tracks):
+def kitti_mots_detections(video_tracks: "VideoTracks") -> List[KittiMOTSDetection]:
     """Detections of one sequence. Track ``n`` of ``video_tracks.tracks`` (1-based position,
     order it with :func:`stemseg_fast.tracks.select_kitti_mots_tracks`) gets
     ``track_id = category_id * 1000 + n``; every frame the track lists is written, empty masks
@@ -99,7 +103,7 @@ def kitti_mots_detections(video_tracks):
     return detections
 
 
-def write_kitti_mots_txt(path, detections):
+def write_kitti_mots_txt(path: PathLike, detections: Sequence[KittiMOTSDetection]) -> str:
     """Write detections, one line each, atomically. Returns ``path``."""
     with atomic_output(path) as temporary:
         with open(temporary, "w", encoding="utf-8") as handle:
@@ -107,12 +111,13 @@ def write_kitti_mots_txt(path, detections):
     return os.fspath(path)
 
 
-def kitti_mots_sequence_path(results_dir, sequence_id):
+def kitti_mots_sequence_path(results_dir: PathLike, sequence_id: int) -> str:
     """The official file name of a sequence: ``<results_dir>/%04d.txt``."""
     return os.path.join(results_dir, f"{int(sequence_id):04d}.txt")
 
 
-def read_kitti_mots_txt(path, what="KITTI-MOTS file"):
+def read_kitti_mots_txt(path: PathLike, what: str = "KITTI-MOTS file"
+                        ) -> List[KittiMOTSDetection]:
     """The detections (or ground-truth objects) of one sequence's txt file; errors name the
     file and line."""
     if not os.path.exists(path):
@@ -147,7 +152,9 @@ def _time_breaks(track):
     return sum(later.frame - earlier.frame > 1 for earlier, later in zip(track, track[1:]))
 
 
-def filter_kitti_mots_detections(detections, thresholds=KittiMOTSFilter()):
+def filter_kitti_mots_detections(detections: Sequence[KittiMOTSDetection],
+                                 thresholds: KittiMOTSFilter = KittiMOTSFilter()
+                                 ) -> List[KittiMOTSDetection]:
     """The official post-filter (see the module docstring); returns the kept detections."""
     per_class = {
         CAR_CLASS_ID: (thresholds.min_area_car, thresholds.min_area_ratio_car,
@@ -170,7 +177,8 @@ def filter_kitti_mots_detections(detections, thresholds=KittiMOTSFilter()):
             for detection in track]
 
 
-def postprocess_kitti_mots(results_dir, output_dir=None, thresholds=KittiMOTSFilter()):
+def postprocess_kitti_mots(results_dir: PathLike, output_dir: Optional[PathLike] = None,
+                           thresholds: KittiMOTSFilter = KittiMOTSFilter()) -> List[str]:
     """Filter every ``*.txt`` of ``results_dir`` into ``output_dir`` (default: the official
     ``<results_dir>_nms``, i.e. ``results_nms/`` beside ``results/``), each file atomically.
 

@@ -8,6 +8,7 @@ allocates without bound. :func:`checked_rle` and :func:`polygons_to_rle` refuse 
 ``ValueError`` naming where it came from.
 """
 import math
+from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 import torch
@@ -15,7 +16,7 @@ from pycocotools import _mask
 from pycocotools import mask as mask_utils
 
 
-def encode_mask(mask):
+def encode_mask(mask: np.ndarray) -> Dict[str, Any]:
     """Compressed RLE of a binary ``[H, W]`` mask; ``counts`` is bytes (pycocotools' form)."""
     mask = np.asarray(mask)
     if mask.ndim != 2:
@@ -23,7 +24,7 @@ def encode_mask(mask):
     return mask_utils.encode(np.asfortranarray(mask.astype(np.uint8, copy=False)))
 
 
-def encode_masks(masks):
+def encode_masks(masks: torch.Tensor) -> List[Dict[str, Any]]:
     """Compressed RLEs of ``K`` binary masks ``[K, H, W]`` (bool or uint8, any device), byte for
     byte what pycocotools ``encode`` gives, without copying the masks to the host.
 
@@ -59,27 +60,27 @@ def encode_masks(masks):
     return _mask.frUncompressedRLE(uncompressed, height, width)
 
 
-def decode_rle(rle):
+def decode_rle(rle: Dict[str, Any]) -> np.ndarray:
     """``np.ndarray[H, W]`` uint8 mask of a compressed RLE (``counts`` bytes or str)."""
     # The list form: pycocotools' single-dict path warns under NumPy 2 on every call.
     return mask_utils.decode([to_pycocotools(rle)])[:, :, 0]
 
 
-def to_pycocotools(rle):
+def to_pycocotools(rle: Dict[str, Any]) -> Dict[str, Any]:
     """The RLE with ``counts`` as bytes, as pycocotools takes it."""
     counts = rle["counts"]
     return {"size": [int(v) for v in rle["size"]],
             "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
 
 
-def to_json(rle):
+def to_json(rle: Dict[str, Any]) -> Dict[str, Any]:
     """The RLE with ``counts`` as str, as YouTube-VIS/COCO JSON files store it."""
     counts = rle["counts"]
     return {"size": [int(v) for v in rle["size"]],
             "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
 
 
-def compressed_run_lengths(counts):
+def compressed_run_lengths(counts: Union[bytes, str]) -> np.ndarray:
     """Run lengths of a compressed RLE string, decoded as ``rleFrString`` (pycocotools
     ``maskApi.c``) reads it: 5 payload bits per character offset by 48, bit 0x20 continues the
     value, bit 0x10 of its last character is the sign, and from the fourth run on each value is
@@ -125,7 +126,7 @@ def _check_runs(runs, height, width, where):
                          f"height x width = {height * width}")
 
 
-def checked_rle(segmentation, height, width, where):
+def checked_rle(segmentation: Any, height: int, width: int, where: str) -> Dict[str, Any]:
     """A dict RLE (compressed ``counts`` str/bytes, or uncompressed ``counts`` list) of an
     ``[height, width]`` mask, checked, as compressed RLE with bytes counts."""
     if not isinstance(segmentation, dict) or "counts" not in segmentation \
@@ -154,7 +155,8 @@ def checked_rle(segmentation, height, width, where):
     return {"size": [height, width], "counts": counts}
 
 
-def polygons_to_rle(polygons, height, width, where, *, skip_degenerate=False):
+def polygons_to_rle(polygons: Any, height: int, width: int, where: str, *,
+                    skip_degenerate: bool = False) -> Dict[str, Any]:
     """The union of COCO polygons (flat ``[x0, y0, x1, y1, ...]`` lists) on an
     ``[height, width]`` frame as compressed RLE.
 
@@ -187,8 +189,8 @@ def polygons_to_rle(polygons, height, width, where, *, skip_degenerate=False):
     return mask_utils.merge(mask_utils.frPyObjects(kept, height, width))
 
 
-def segmentation_to_rle(segmentation, height: int, width: int, where: str, *,
-                        skip_degenerate: bool = False):
+def segmentation_to_rle(segmentation: Any, height: int, width: int, where: str, *,
+                        skip_degenerate: bool = False) -> Optional[Dict[str, Any]]:
     """Compressed RLE from any COCO/YouTube-VIS segmentation form, or None for ``None``.
 
     Args:

@@ -26,12 +26,13 @@ import glob
 import os
 import re
 import warnings
+from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 import torch
 
-from stemseg_fast.io.files import UnsafeOutputError, check_output_name, read_json
+from stemseg_fast.io.files import PathLike, UnsafeOutputError, check_output_name, read_json
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
@@ -80,23 +81,24 @@ class FrameSource:
     container's announcement (None if it has none) for video files, None for live streams.
     """
 
-    def __init__(self, name, *, video_id=None, fps=None):
+    def __init__(self, name: str, *, video_id: Optional[int] = None,
+                 fps: Optional[float] = None) -> None:
         self.name = name
         self.video_id = video_id
         self.fps = fps
 
     @property
-    def num_frames(self):
+    def num_frames(self) -> Optional[int]:
         raise NotImplementedError
 
     @property
-    def frame_size(self):
+    def frame_size(self) -> Tuple[int, int]:
         raise NotImplementedError
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[np.ndarray]:
         raise NotImplementedError
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
 
 
@@ -110,7 +112,8 @@ class VideoFileSource(FrameSource):
     stream yields, never the announced count.
     """
 
-    def __init__(self, path, *, name=None, video_id=None):
+    def __init__(self, path: PathLike, *, name: Optional[str] = None,
+                 video_id: Optional[int] = None) -> None:
         if not os.path.exists(path):
             raise FileNotFoundError(f"video file {path} does not exist")
         if os.path.isdir(path):
@@ -153,16 +156,16 @@ class VideoFileSource(FrameSource):
         self._probed = True
 
     @property
-    def num_frames(self):
+    def num_frames(self) -> Optional[int]:
         self._probe()
         return self._num_frames
 
     @property
-    def frame_size(self):
+    def frame_size(self) -> Tuple[int, int]:
         self._probe()
         return self._frame_size
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[np.ndarray]:
         self._probe()
         capture = self._open()
         index = 0
@@ -186,7 +189,8 @@ class VideoFileSource(FrameSource):
 class ImageFilesSource(FrameSource):
     """Frames stored as image files, in the order given."""
 
-    def __init__(self, paths, *, name, video_id=None, fps=None):
+    def __init__(self, paths: Sequence[PathLike], *, name: str, video_id: Optional[int] = None,
+                 fps: Optional[float] = None) -> None:
         paths = [os.fspath(path) for path in paths]
         if not paths:
             raise VideoInputError(f"video {name!r} has no frame files")
@@ -206,16 +210,16 @@ class ImageFilesSource(FrameSource):
         return frame
 
     @property
-    def num_frames(self):
+    def num_frames(self) -> Optional[int]:
         return len(self.paths)
 
     @property
-    def frame_size(self):
+    def frame_size(self) -> Tuple[int, int]:
         if self._frame_size is None:
             self._frame_size = self._read(self.paths[0]).shape[:2]
         return self._frame_size
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[np.ndarray]:
         for path in self.paths:
             frame = self._read(path)
             if self._frame_size is None:
@@ -225,7 +229,9 @@ class ImageFilesSource(FrameSource):
             yield frame
 
 
-def folder_source(folder, *, name=None, video_id=None, fps=None):
+def folder_source(folder: PathLike, *, name: Optional[str] = None,
+                  video_id: Optional[int] = None, fps: Optional[float] = None
+                  ) -> ImageFilesSource:
     """A folder of frames: its image files (``IMAGE_EXTENSIONS``, any case) in natural order."""
     if not os.path.exists(folder):
         raise FileNotFoundError(f"frame folder {folder} does not exist")
@@ -250,7 +256,9 @@ class ArraySource(FrameSource):
             they are yielded. Default False: the data is BGR like OpenCV's.
     """
 
-    def __init__(self, frames, *, rgb=False, name="array", video_id=None, fps=None):
+    def __init__(self, frames: Union[np.ndarray, torch.Tensor, Sequence[np.ndarray]], *,
+                 rgb: bool = False, name: str = "array", video_id: Optional[int] = None,
+                 fps: Optional[float] = None) -> None:
         super().__init__(name, video_id=video_id, fps=fps)
         if isinstance(frames, (np.ndarray, torch.Tensor)):
             if frames.ndim != 4 or frames.shape[-1] != 3:
@@ -266,16 +274,16 @@ class ArraySource(FrameSource):
         self._frame_size = None
 
     @property
-    def num_frames(self):
+    def num_frames(self) -> Optional[int]:
         return len(self._frames)
 
     @property
-    def frame_size(self):
+    def frame_size(self) -> Tuple[int, int]:
         if self._frame_size is None:
             self._frame_size = tuple(self._frames[0].shape[:2])
         return self._frame_size
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[np.ndarray]:
         for index in range(len(self._frames)):
             frame = _checked_frame(self._frames[index], index, self.rgb)
             if frame.shape[:2] != self.frame_size:
@@ -287,7 +295,8 @@ class IterableSource(FrameSource):
     """Frames from an iterator or generator of ``[H, W, 3]`` uint8 frames whose length is not
     known (a live feed, frames produced as they come); it can be read once."""
 
-    def __init__(self, frames, *, rgb=False, name="stream", video_id=None, fps=None):
+    def __init__(self, frames: Iterable[np.ndarray], *, rgb: bool = False, name: str = "stream",
+                 video_id: Optional[int] = None, fps: Optional[float] = None) -> None:
         super().__init__(name, video_id=video_id, fps=fps)
         self._iterator = iter(frames)
         self._first = None
@@ -295,7 +304,7 @@ class IterableSource(FrameSource):
         self._started = False
 
     @property
-    def num_frames(self):
+    def num_frames(self) -> Optional[int]:
         return None
 
     def _peek(self):
@@ -307,10 +316,10 @@ class IterableSource(FrameSource):
         return self._first
 
     @property
-    def frame_size(self):
+    def frame_size(self) -> Tuple[int, int]:
         return self._peek().shape[:2]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[np.ndarray]:
         if self._started:
             raise VideoInputError(f"video {self.name!r} is a stream: it can be read once")
         self._started = True
@@ -328,7 +337,8 @@ class CaptureSource(FrameSource):
     ``http://``, ...). Its length is unknown (``num_frames`` None); it ends when OpenCV reads
     no more frames (a closed stream, an unplugged camera)."""
 
-    def __init__(self, device_or_url, *, name=None, video_id=None, fps=None):
+    def __init__(self, device_or_url: Union[int, str], *, name: Optional[str] = None,
+                 video_id: Optional[int] = None, fps: Optional[float] = None) -> None:
         if isinstance(device_or_url, bool) or not isinstance(device_or_url, (int, str)):
             raise TypeError(f"device_or_url must be a camera index or a URL, got "
                             f"{type(device_or_url).__name__}")
@@ -366,15 +376,15 @@ class CaptureSource(FrameSource):
             self.fps = float(fps)
 
     @property
-    def num_frames(self):
+    def num_frames(self) -> Optional[int]:
         return None
 
     @property
-    def frame_size(self):
+    def frame_size(self) -> Tuple[int, int]:
         self._probe()
         return self._first.shape[:2]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[np.ndarray]:
         self._probe()
         capture, first = self._capture or self._open(), self._first
         self._capture = None  # a later iteration reopens the source
@@ -420,7 +430,8 @@ def _check_uint8(frames, what):
         raise VideoInputError(f"{what} must be uint8 (0..255), got {dtype}")
 
 
-def open_video(source, *, rgb=False, name=None, fps=None):
+def open_video(source: object, *, rgb: bool = False, name: Optional[str] = None,
+               fps: Optional[float] = None) -> FrameSource:
     """One frame source from a video file path, a folder of frames, an array/tensor, a
     sequence of frames, an iterable of frames of unknown length, a camera index or a stream URL;
     a :class:`FrameSource` is returned as it is.
@@ -469,7 +480,8 @@ def _folder_videos(folder):
     return sources
 
 
-def annotation_videos(annotation_file, image_root=None):
+def annotation_videos(annotation_file: PathLike, image_root: Optional[PathLike] = None
+                      ) -> List[ImageFilesSource]:
     """The videos of a YouTube-VIS/OVIS annotation (or results-free test) file: one
     :class:`ImageFilesSource` per ``videos[*]`` entry, frames ``image_root/file_names[i]``,
     named after the folder of its first frame, ``video_id`` from the entry's ``id``.
@@ -523,7 +535,8 @@ def _check_relative_frame_path(file_name, where):
                               f"without '..' (frames outside the image root are not read)")
 
 
-def expand_inputs(paths, *, image_root=None):
+def expand_inputs(paths: Union[PathLike, Sequence[PathLike]], *,
+                  image_root: Optional[PathLike] = None) -> List[FrameSource]:
     """The videos named by command-line inputs, in order.
 
     Each input is a video file, a folder of frames, a folder of videos (video files and/or
@@ -566,7 +579,7 @@ def expand_inputs(paths, *, image_root=None):
     return sources
 
 
-def assign_video_ids(sources, ids_from=None) -> int:
+def assign_video_ids(sources: Sequence[FrameSource], ids_from: Optional[PathLike] = None) -> int:
     """Dataset ids for inputs that have none: from ``--ids-from`` (matched by name, the folder
     of an entry's first frame), else their position (1, 2, ...). Returns how many were numbered
     by position (a benchmark's server scores by id, so the summary says so)."""

@@ -16,16 +16,22 @@ import json
 import math
 import os
 import zipfile
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import numpy as np
 
-from .files import atomic_output, json_field, json_integer, naming_the_file, read_json_document
+from .files import (PathLike, atomic_output, json_field, json_integer, naming_the_file,
+                    read_json_document)
 from .rle import encode_mask, to_json
 
 ABSENT_CHOICES = ("empty", "none")
 
+if TYPE_CHECKING:  # tracks.py imports io.rle: only the checker reads this import
+    from stemseg_fast.tracks import VideoTracks
 
-def youtube_vis_predictions(video_tracks, *, video_id=None, absent="empty"):
+
+def youtube_vis_predictions(video_tracks: "VideoTracks", *, video_id: Optional[int] = None,
+                            absent: str = "empty") -> List[Dict[str, Any]]:
     """The result entries of one video, tracks in their order.
 
     Args:
@@ -59,7 +65,8 @@ def youtube_vis_predictions(video_tracks, *, video_id=None, absent="empty"):
     return predictions
 
 
-def write_youtube_vis_results(path, predictions, *, zip_path=None):
+def write_youtube_vis_results(path: PathLike, predictions: List[Dict[str, Any]], *,
+                              zip_path: Optional[PathLike] = None) -> str:
     """Write the results list as JSON to ``path`` atomically; with ``zip_path`` also the
     archive the CodaLab servers take (one member, ``results.json``), atomically too.
 
@@ -91,7 +98,7 @@ def _checked_entry(entry, index):
     return entry
 
 
-def read_youtube_vis_results(source, what: str = "results file") -> list:
+def read_youtube_vis_results(source: Any, what: str = "results file") -> list:
     """The entries of a results file: a JSON path, the CodaLab zip holding one JSON, or the
     already parsed list. Each entry is checked to have an integer ``video_id`` and
     ``category_id``, a finite ``score`` and a list of ``segmentations`` (their masks are checked

@@ -24,6 +24,7 @@ instances survive the warp exactly; the official code condenses them to one labe
 (later instance wins), which differs only where source masks overlap.
 """
 from dataclasses import dataclass
+from typing import Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -52,12 +53,12 @@ MAPILLARY_AUGMENTATION = PseudoClipAugmentation(rotation_degrees=10.0,
                                                 motion_blur_probability=0.0)
 
 
-def adjust_brightness(image, value):
+def adjust_brightness(image: np.ndarray, value: float) -> np.ndarray:
     """uint8 image + value, saturated."""
     return np.clip(image.astype(np.int16) + int(value), 0, 255).astype(np.uint8)
 
 
-def adjust_hue_saturation(image, value):
+def adjust_hue_saturation(image: np.ndarray, value: float) -> np.ndarray:
     """Adds ``value`` (imgaug units, hue range 255) to hue (cyclic) and saturation (saturated)
     of a BGR uint8 image."""
     hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV).astype(np.int16)
@@ -66,7 +67,8 @@ def adjust_hue_saturation(image, value):
     return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR)
 
 
-def photometric_jitter(image, rng, augmentation=COCO_AUGMENTATION):
+def photometric_jitter(image: np.ndarray, rng: np.random.Generator,
+                       augmentation: PseudoClipAugmentation = COCO_AUGMENTATION) -> np.ndarray:
     """imgaug ``SomeOf((1, None), [Add, AddToHueAndSaturation])`` on a uint8 BGR image."""
     count = int(rng.integers(1, 3))
     chosen = sorted(rng.choice(2, size=count, replace=False).tolist())
@@ -80,7 +82,8 @@ def photometric_jitter(image, rng, augmentation=COCO_AUGMENTATION):
     return image
 
 
-def random_homography(height, width, rng, augmentation=COCO_AUGMENTATION):
+def random_homography(height: int, width: int, rng: np.random.Generator,
+                      augmentation: PseudoClipAugmentation = COCO_AUGMENTATION) -> np.ndarray:
     """3x3 float64 matrix: perspective jitter, then rotation about the centre and translation."""
     jitter = np.mod(np.abs(rng.normal(0.0, augmentation.perspective_scale, (4, 2))), 1.0)
     jitter *= (width, height)
@@ -99,7 +102,7 @@ def random_homography(height, width, rng, augmentation=COCO_AUGMENTATION):
     return affine @ perspective
 
 
-def warp_image(image, homography):
+def warp_image(image: np.ndarray, homography: np.ndarray) -> np.ndarray:
     """Bilinear warp of a BGR image to float32, outside pixels = the mean colour."""
     height, width = image.shape[:2]
     return cv2.warpPerspective(image.astype(np.float32), homography, (width, height),
@@ -107,7 +110,7 @@ def warp_image(image, homography):
                                borderValue=IMAGE_MEAN_BGR)
 
 
-def warp_masks(masks, homography):
+def warp_masks(masks: np.ndarray, homography: np.ndarray) -> np.ndarray:
     """Nearest-neighbour warp of [N, H, W] {0,1} masks with the matrix of :func:`warp_image`,
     exact for overlapping masks (bit-packed, 32 masks per OpenCV call)."""
     count, height, width = masks.shape
@@ -123,7 +126,7 @@ def warp_masks(masks, homography):
     return np.unpackbits(warped, axis=0, count=count).astype(np.uint8)
 
 
-def motion_blur_kernel(size, angle_degrees, direction):
+def motion_blur_kernel(size: int, angle_degrees: float, direction: float) -> np.ndarray:
     """imgaug ``MotionBlur`` kernel: a line through the centre with weights ramping from
     (direction+1)/2 to 1-(direction+1)/2, rotated by the angle, normalised to sum 1."""
     kernel = np.zeros((size, size), np.float32)
@@ -137,7 +140,9 @@ def motion_blur_kernel(size, angle_degrees, direction):
     return kernel / total
 
 
-def augment_frame(image, masks, rng, augmentation=COCO_AUGMENTATION):
+def augment_frame(image: np.ndarray, masks: np.ndarray, rng: np.random.Generator,
+                  augmentation: PseudoClipAugmentation = COCO_AUGMENTATION
+                  ) -> Tuple[np.ndarray, np.ndarray]:
     """One independent augmentation of the source.
 
     Args:
@@ -157,8 +162,10 @@ def augment_frame(image, masks, rng, augmentation=COCO_AUGMENTATION):
     return warped, warp_masks(masks, homography)
 
 
-def make_pseudo_clip(image, masks, ignore, categories, clip_length, rng,
-                     augmentation=COCO_AUGMENTATION, name=""):
+def make_pseudo_clip(image: np.ndarray, masks: np.ndarray, ignore: np.ndarray,
+                     categories: Sequence[int], clip_length: int, rng: np.random.Generator,
+                     augmentation: PseudoClipAugmentation = COCO_AUGMENTATION,
+                     name: str = "") -> RawClip:
     """A :class:`RawClip` of ``clip_length`` frames from one image.
 
     Args:

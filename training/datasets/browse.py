@@ -6,13 +6,16 @@ painted in per-instance colours and the ignore region darkened, so the targets t
 erosion included, can be checked by eye.
 """
 import os
+from typing import List
 
 import cv2
 import numpy as np
 import torch
 
-from stemseg_fast.io.files import atomic_output
+from stemseg_fast.io.files import PathLike, atomic_output
 from stemseg_fast.model.preprocessing import IMAGE_MEAN_BGR
+
+from .targets import TrainingClip
 
 # BGR, distinct for the first instances; further instances cycle
 INSTANCE_COLOURS = np.array([[60, 60, 230], [60, 200, 60], [230, 120, 40], [40, 210, 230],
@@ -20,7 +23,7 @@ INSTANCE_COLOURS = np.array([[60, 60, 230], [60, 200, 60], [230, 120, 40], [40, 
                             np.float32)
 
 
-def draw_clip(clip):
+def draw_clip(clip: TrainingClip) -> np.ndarray:
     """[H, T*W, 3] uint8 BGR strip of a :class:`~.targets.TrainingClip`."""
     height, width = clip.image_size
     stride = clip.images.shape[-1] // clip.instance_ids.shape[-1]
@@ -41,7 +44,8 @@ def draw_clip(clip):
     return np.concatenate(frames[:-1], axis=1).astype(np.uint8)
 
 
-def write_clip_strips(dataset, out_dir, count, *, seed=0):
+def write_clip_strips(dataset: torch.utils.data.Dataset, out_dir: PathLike, count: int, *,
+                      seed: int = 0) -> List[str]:
     """Draws ``count`` items of ``dataset`` (a seeded choice) to ``out_dir/clip_<k>.png``.
 
     Returns:

@@ -4,16 +4,18 @@
 segmentation: polygons or RLE, area}], ``categories``. Crowd annotations become the ignore region.
 """
 import os
+from typing import Dict, List, Mapping, Optional, Tuple, Union
 
-from stemseg_fast.io.files import read_json
+from stemseg_fast.io.files import PathLike, read_json
 from stemseg_fast.io.rle import segmentation_to_rle
 
 from .masks import check_images, merge_rles, rle_area
 from .samples import ImageSample
 
 
-def read_coco(annotation_file, image_root, *, category_map=None, min_area=0,
-              check_sizes="first"):
+def read_coco(annotation_file: PathLike, image_root: PathLike, *,
+              category_map: Optional[Union[str, Mapping[int, int]]] = None, min_area: int = 0,
+              check_sizes: str = "first") -> Tuple[List[ImageSample], Dict[int, str]]:
     """Reads COCO instance annotations.
 
     Args:

@@ -5,9 +5,12 @@ are zero-padded (normalised space: mean colour) and target maps padded with back
 (instance id -1, semantic 0, ignore 0) to the largest padded size in the batch.
 """
 from dataclasses import dataclass, fields
+from typing import Sequence, Union
 
 import torch
 import torch.nn.functional as F
+
+from .targets import TrainingClip
 
 
 @dataclass
@@ -21,7 +24,7 @@ class ClipBatch:
     image_sizes: list  # B x (height, width) before padding
     names: list  # B x str
 
-    def to(self, device, non_blocking=False):
+    def to(self, device: Union[str, torch.device], non_blocking: bool = False) -> "ClipBatch":
         moved = {}
         for field in fields(self):
             value = getattr(self, field.name)
@@ -32,7 +35,7 @@ class ClipBatch:
             moved[field.name] = value
         return ClipBatch(**moved)
 
-    def pin_memory(self):
+    def pin_memory(self) -> "ClipBatch":
         """Called by ``DataLoader(pin_memory=True)`` on custom batch types."""
         return ClipBatch(self.images.pin_memory(), self.instance_ids.pin_memory(),
                          self.ignore.pin_memory(), self.semantic.pin_memory(),
@@ -44,7 +47,7 @@ def _pad_to(tensor, height, width, value):
     return F.pad(tensor, (0, width - tensor.shape[-1], 0, height - tensor.shape[-2]), value=value)
 
 
-def collate_clips(clips):
+def collate_clips(clips: Sequence[TrainingClip]) -> ClipBatch:
     """list[TrainingClip] -> :class:`ClipBatch` (a module-level function: picklable for workers)."""
     if not clips:
         raise ValueError("cannot collate an empty list of clips")

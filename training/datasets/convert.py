@@ -14,11 +14,12 @@ listed); ids are given in order of first appearance of the names. A value withou
 an error naming the video and the value.
 """
 import os
+from typing import Any, Dict, Mapping, Optional, Union
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from stemseg_fast.io.files import check_not_an_input, read_json, write_json
+from stemseg_fast.io.files import PathLike, check_not_an_input, read_json, write_json
 from stemseg_fast.io.rle import encode_mask, to_json
 
 from .davis import VOID_VALUE
@@ -39,7 +40,9 @@ def _load_category_mapping(path):
     return mapping
 
 
-def convert_mask_folders(input_dir, out_path, *, categories=None):
+def convert_mask_folders(input_dir: PathLike, out_path: PathLike, *,
+                         categories: Optional[Union[str, Mapping[str, Any]]] = None
+                         ) -> Dict[str, Any]:
     """Writes a YouTube-VIS JSON for ``input_dir`` to ``out_path`` (atomically).
 
     Args:

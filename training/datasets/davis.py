@@ -7,9 +7,11 @@ category 1 (class-agnostic). Masks are decoded once, when the dataset is built, 
 RLE (about 4k PNGs for DAVIS 2017 train: seconds).
 """
 import os
+from typing import List, Optional, Sequence
 
 import numpy as np
 
+from stemseg_fast.io.files import PathLike
 from stemseg_fast.io.rle import encode_mask
 
 from .masks import check_images, read_indexed_png
@@ -18,8 +20,10 @@ from .samples import VideoSample
 VOID_VALUE = 255
 
 
-def read_davis(root, *, sequences=None, resolution="480p", background_as_ignore=True,
-               annotation_folder="Annotations", check_sizes="first"):
+def read_davis(root: PathLike, *, sequences: Optional[Sequence[str]] = None,
+               resolution: str = "480p", background_as_ignore: bool = True,
+               annotation_folder: str = "Annotations", check_sizes: str = "first"
+               ) -> List[VideoSample]:
     """Reads DAVIS-layout folders.
 
     Args:
@@ -49,8 +53,9 @@ def read_davis(root, *, sequences=None, resolution="480p", background_as_ignore=
     return videos
 
 
-def read_mask_folder(image_folder, annotation_folder, *, name, background_as_ignore,
-                     check_sizes="first"):
+def read_mask_folder(image_folder: PathLike, annotation_folder: PathLike, *, name: str,
+                     background_as_ignore: bool, check_sizes: str = "first"
+                     ) -> Optional[VideoSample]:
     """One video from a folder of frames and a folder of indexed PNGs (same stems). Frames
     without a PNG are left out. Returns None when no frame has an object."""
     if not os.path.isdir(annotation_folder):

@@ -13,11 +13,13 @@ duplicated, touching top and bottom gets no vertical shift, touching either side
 mirrored. The original mask loses the pixels the copy covers. Shifts are applied by bilinear
 ``warpAffine`` (masks: 0/1 rounded), as the official code does.
 """
+from typing import Optional, Tuple
+
 import cv2
 import numpy as np
 
 
-def mask_box(mask):
+def mask_box(mask: np.ndarray) -> Optional[Tuple[int, int, int, int]]:
     """(x_min, y_min, x_max, y_max) with exclusive maxima, or None for an empty mask."""
     columns = np.flatnonzero(mask.any(0))
     if columns.size == 0:
@@ -43,7 +45,9 @@ def _direction(low, high, size, current):
     return current
 
 
-def duplicate_single_instance(images, mask, rng, *, symmetric_cap=False):
+def duplicate_single_instance(images: np.ndarray, mask: np.ndarray, rng: np.random.Generator, *,
+                              symmetric_cap: bool = False
+                              ) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     """Pastes a shifted copy of the one instance into every frame.
 
     Args:

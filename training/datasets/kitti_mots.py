@@ -7,7 +7,9 @@ As the official loader does, a sequence is split wherever at least ``split_gap``
 frames contain no car or pedestrian, so clips never bridge long object-free stretches.
 """
 import os
+from typing import List, Optional, Sequence
 
+from stemseg_fast.io.files import PathLike
 from stemseg_fast.io.kitti_mots import read_kitti_mots_txt
 from stemseg_fast.io.rle import checked_rle
 
@@ -17,8 +19,9 @@ from .samples import VideoSample
 IGNORE_CLASS = 10
 
 
-def read_kitti_mots(annotation_dir, image_root, *, sequences=None, split_gap=6,
-                    check_sizes="first"):
+def read_kitti_mots(annotation_dir: PathLike, image_root: PathLike, *,
+                    sequences: Optional[Sequence[str]] = None, split_gap: int = 6,
+                    check_sizes: str = "first") -> List[VideoSample]:
     """Reads ``<annotation_dir>/<sequence>.txt`` files.
 
     Args:

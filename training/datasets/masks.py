@@ -7,14 +7,17 @@ decodes in microseconds and which keeps a whole dataset's annotations in memory 
 official generic JSON does); dense masks exist only for the frames of the clip being loaded.
 """
 import os
+from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from stemseg_fast.io.files import PathLike
 
 
-def merge_rles(rles):
+
+def merge_rles(rles: Iterable[Optional[Dict[str, Any]]]) -> Optional[Dict[str, Any]]:
     """Union of compressed RLEs (None entries skipped); None if nothing is left."""
     present = [rle for rle in rles if rle is not None]
     if not present:
@@ -22,11 +25,11 @@ def merge_rles(rles):
     return present[0] if len(present) == 1 else mask_utils.merge(present)
 
 
-def rle_area(rle):
+def rle_area(rle: Optional[Dict[str, Any]]) -> int:
     return 0 if rle is None else int(mask_utils.area(rle))
 
 
-def image_size(path):
+def image_size(path: PathLike) -> Tuple[int, int]:
     """(height, width) of an image file, reading only its header when Pillow is installed."""
     try:
         from PIL import Image
@@ -43,7 +46,8 @@ def image_size(path):
     return height, width
 
 
-def check_images(paths, height, width, *, annotation_file, check_sizes="first"):
+def check_images(paths: Sequence[str], height: int, width: int, *, annotation_file: PathLike,
+                 check_sizes: str = "first") -> None:
     """Fail early, naming the file, when frames are missing or their size disagrees with the
     annotation.
 
@@ -65,7 +69,7 @@ def check_images(paths, height, width, *, annotation_file, check_sizes="first"):
                              f"(WxH) but the annotation says {width}x{height}")
 
 
-def read_image(path, height, width):
+def read_image(path: str, height: int, width: int) -> np.ndarray:
     """[H, W, 3] uint8 BGR image; ValueError naming the file if unreadable or of another size."""
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:
@@ -76,7 +80,7 @@ def read_image(path, height, width):
     return image
 
 
-def read_indexed_png(path):
+def read_indexed_png(path: PathLike) -> np.ndarray:
     """[H, W] uint8 palette indices of an indexed PNG (DAVIS annotations). OpenCV expands
     palettes to colours, so Pillow reads these."""
     from PIL import Image

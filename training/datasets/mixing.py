@@ -6,7 +6,9 @@ the total) and :class:`MixedClipDataset` concatenates the sources in a fixed ord
 each step, rank and micro-batch sees (and so the data position a resumed run restarts from) is
 the trainer's :class:`~stemseg_fast.training.sampler.StepBatchSampler`.
 """
-from torch.utils.data import ConcatDataset
+from typing import Dict, Mapping
+
+from torch.utils.data import ConcatDataset, Dataset
 
 # Fractions of the run's samples per source, per training preset (section 5.2; OVIS from the
 # seed report: 65 % OVIS clips, 35 % COCO pseudo-clips).
@@ -19,7 +21,7 @@ MIXTURES = {
 }
 
 
-def mixture_counts(weights, total):
+def mixture_counts(weights: Mapping[str, float], total: int) -> Dict[str, int]:
     """{source: count} with counts proportional to ``weights`` summing exactly to ``total``
     (largest remainder; ties by the order of ``weights``)."""
     if total <= 0:
@@ -42,7 +44,7 @@ class MixedClipDataset(ConcatDataset):
         sources: {name: dataset}, each already built with its count from :func:`mixture_counts`.
     """
 
-    def __init__(self, sources):
+    def __init__(self, sources: Mapping[str, Dataset]) -> None:
         if not sources:
             raise ValueError("sources must name at least one dataset")
         empty = [name for name, dataset in sources.items() if len(dataset) == 0]
@@ -51,7 +53,7 @@ class MixedClipDataset(ConcatDataset):
         self.names = list(sources)
         super().__init__(list(sources.values()))
 
-    def source_of(self, index):
+    def source_of(self, index: int) -> str:
         """Name of the source that item ``index`` comes from."""
         for name, end in zip(self.names, self.cumulative_sizes):
             if index < end:

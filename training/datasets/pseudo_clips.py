@@ -4,10 +4,14 @@ Item i uses image ``order[i % len(images)]`` where ``order`` is a permutation dr
 seed, so every image is used before any repeats; its randomness comes from
 ``numpy.random.default_rng([seed, i])`` (worker- and resume-independent).
 """
+from typing import Optional, Sequence, Union
+
 import numpy as np
 from torch.utils.data import Dataset
 
-from .augmentation import COCO_AUGMENTATION, make_pseudo_clip
+from .augmentation import COCO_AUGMENTATION, PseudoClipAugmentation, make_pseudo_clip
+from .samples import ImageSample, RawClip
+from .targets import TargetBuilder, TrainingClip
 
 
 class PseudoClipDataset(Dataset):
@@ -22,9 +26,10 @@ class PseudoClipDataset(Dataset):
         category_agnostic: every instance gets category 1.
     """
 
-    def __init__(self, images, num_clips, *, targets=None, clip_length=8,
-                 augmentation=COCO_AUGMENTATION, category_agnostic=False, seed=0,
-                 name="images"):
+    def __init__(self, images: Sequence[ImageSample], num_clips: int, *,
+                 targets: Optional[TargetBuilder] = None, clip_length: int = 8,
+                 augmentation: PseudoClipAugmentation = COCO_AUGMENTATION,
+                 category_agnostic: bool = False, seed: int = 0, name: str = "images") -> None:
         if not images:
             raise ValueError(f"{name}: no annotated image")
         if num_clips <= 0:
@@ -41,10 +46,10 @@ class PseudoClipDataset(Dataset):
         self.name = name
         self.order = np.random.default_rng(seed).permutation(len(self.images))
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.num_clips
 
-    def raw_clip(self, index):
+    def raw_clip(self, index: int) -> RawClip:
         sample = self.images[self.order[index % len(self.images)]]
         image, masks, ignore = sample.load()
         categories = (1,) * len(sample.categories) if self.category_agnostic else sample.categories
@@ -52,7 +57,7 @@ class PseudoClipDataset(Dataset):
                                 np.random.default_rng([self.seed, index]), self.augmentation,
                                 name=sample.name)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> Union[RawClip, TrainingClip]:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} clips")
         clip = self.raw_clip(index)

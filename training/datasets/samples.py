@@ -6,7 +6,7 @@
   augmentation and instance duplication work on, and what ``browse`` draws.
 """
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -25,24 +25,24 @@ class VideoSample:
     segmentations: tuple  # [F][I] compressed RLE dict or None (instance absent in that frame)
     ignore: tuple  # [F] compressed RLE of the ignore region or None
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.frame_paths)
 
-    def instances_in_frame(self, frame):
+    def instances_in_frame(self, frame: int) -> int:
         return sum(rle_area(rle) > 0 for rle in self.segmentations[frame])
 
-    def select_frames(self, frames):
+    def select_frames(self, frames: Iterable[int]) -> "VideoSample":
         """The same video restricted to ``frames`` (indices into this one)."""
         frames = list(frames)
         return replace(self, frame_paths=tuple(self.frame_paths[f] for f in frames),
                        segmentations=tuple(self.segmentations[f] for f in frames),
                        ignore=tuple(self.ignore[f] for f in frames))
 
-    def without_empty_frames(self):
+    def without_empty_frames(self) -> "VideoSample":
         """Drops frames with zero annotated instances (official ``filter_zero_instance_frames``)."""
         return self.select_frames(f for f in range(len(self)) if self.instances_in_frame(f))
 
-    def load(self, frames):
+    def load(self, frames: Sequence[int]) -> "RawClip":
         """Loads a clip: images [T, H, W, 3] uint8 BGR, masks [I, T, H, W] uint8 (all I instances
         of the video, empty where absent), ignore [T, H, W] uint8."""
         images = np.stack([read_image(self.frame_paths[f], self.height, self.width)
@@ -68,7 +68,7 @@ class ImageSample:
     segmentations: tuple  # [I] compressed RLE
     ignore: Optional[dict]  # compressed RLE or None
 
-    def load(self):
+    def load(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """image [H, W, 3] uint8 BGR, masks [I, H, W] uint8, ignore [H, W] uint8."""
         image = read_image(self.path, self.height, self.width)
         masks = np.zeros((len(self.categories), self.height, self.width), np.uint8)
@@ -87,7 +87,7 @@ class RawClip:
     categories: tuple  # [I]
     name: str = ""
 
-    def keep_instances(self, keep):
+    def keep_instances(self, keep: Sequence[bool]) -> "RawClip":
         """Only the instances whose flag in ``keep`` ([I] bool) is set."""
         keep = np.asarray(keep, dtype=bool)
         return replace(self, masks=self.masks[keep],

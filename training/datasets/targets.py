@@ -27,6 +27,7 @@ Semantic map: the category of the covering instance, the maximum category id on 
 0 = background.
 """
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -34,6 +35,8 @@ import torch.nn.functional as F
 
 from stemseg_fast.model.preprocessing import (SIZE_DIVISIBILITY, padded_size, preprocess_clip,
                                               resized_size)
+
+from .samples import RawClip
 
 TARGET_STRIDE = 4
 
@@ -50,7 +53,7 @@ class TrainingClip:
     name: str = ""
 
 
-def resize_masks(masks, size):
+def resize_masks(masks: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """[N, H, W] uint8 -> [N, *size] uint8: bilinear (align_corners=False), then > 0.5."""
     if masks.shape[0] == 0:
         return masks.new_zeros((0, *size))
@@ -61,7 +64,7 @@ def resize_masks(masks, size):
     return (resized[:, 0] > 0.5).to(torch.uint8)
 
 
-def downsample_targets(masks, stride=TARGET_STRIDE):
+def downsample_targets(masks: torch.Tensor, stride: int = TARGET_STRIDE) -> torch.Tensor:
     """[N, H, W] uint8 {0,1} with H, W multiples of ``stride`` -> [N, H/s, W/s] uint8: the
     official bilinear at scale 1/s (align_corners=False) followed by a truncating cast.
 
@@ -82,7 +85,7 @@ def downsample_targets(masks, stride=TARGET_STRIDE):
             & masks[..., second::stride, second::stride]).to(torch.uint8)
 
 
-def instance_id_map(masks):
+def instance_id_map(masks: torch.Tensor) -> torch.Tensor:
     """[I, T, h, w] {0,1} -> [T, h, w] int64: index of the covering instance, the highest index
     on overlap, -1 where none."""
     ids = torch.full(masks.shape[1:], -1, dtype=torch.int64)
@@ -91,7 +94,7 @@ def instance_id_map(masks):
     return ids
 
 
-def semantic_map(masks, categories):
+def semantic_map(masks: torch.Tensor, categories: torch.Tensor) -> torch.Tensor:
     """[I, T, h, w] {0,1}, [I] -> [T, h, w] int64: max category over covering instances."""
     if masks.shape[0] == 0:
         return torch.zeros(masks.shape[1:], dtype=torch.int64)
@@ -107,7 +110,7 @@ class TargetBuilder:
         stride: target stride (4).
     """
 
-    def __init__(self, min_dim, max_dim, *, stride=TARGET_STRIDE):
+    def __init__(self, min_dim: int, max_dim: int, *, stride: int = TARGET_STRIDE) -> None:
         if min_dim <= 0 or max_dim < min_dim:
             raise ValueError(f"need 0 < min_dim <= max_dim, got min_dim={min_dim}, "
                              f"max_dim={max_dim}")
@@ -116,11 +119,11 @@ class TargetBuilder:
         self.min_dim, self.max_dim = min_dim, max_dim
         self.stride = stride
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"TargetBuilder(min_dim={self.min_dim}, max_dim={self.max_dim}, "
                 f"stride={self.stride})")
 
-    def __call__(self, clip):
+    def __call__(self, clip: RawClip) -> TrainingClip:
         num_frames, height, width = clip.images.shape[:3]
         size = resized_size(height, width, self.min_dim, self.max_dim)
         padded = padded_size(*size)

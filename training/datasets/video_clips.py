@@ -14,21 +14,24 @@ Per-item randomness comes from ``numpy.random.default_rng([seed, index])``: an i
 whichever DataLoader worker loads it and after a resume.
 """
 import math
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from torch.utils.data import Dataset
 
 from .augmentation import COCO_AUGMENTATION, photometric_jitter
 from .duplication import duplicate_single_instance
-from .samples import RawClip
+from .samples import RawClip, VideoSample
+from .targets import TargetBuilder, TrainingClip
 
 
-def clip_frame_indices(start, span, clip_length):
+def clip_frame_indices(start: int, span: int, clip_length: int) -> List[int]:
     """The official frame indices: round(linspace(start, start + span, T)) (half to even)."""
     return np.round(np.linspace(start, start + span, clip_length)).astype(np.int64).tolist()
 
 
-def sample_video_clips(lengths, num_clips, clip_length, frame_span, rng):
+def sample_video_clips(lengths: Sequence[int], num_clips: int, clip_length: int, frame_span: int,
+                       rng: np.random.Generator) -> List[Tuple[int, List[int]]]:
     """[(video index, frame indices)] of ``num_clips`` clips, as the official sampler.
 
     Args:
@@ -71,9 +74,11 @@ class VideoClipDataset(Dataset):
         seed: fixes the clips and every item's randomness.
     """
 
-    def __init__(self, videos, num_clips, *, targets=None, clip_length=8, frame_span=8,
-                 category_agnostic=False, duplicate_single_instance=True,
-                 photometric_jitter=False, seed=0, name="videos"):
+    def __init__(self, videos: Sequence[VideoSample], num_clips: int, *,
+                 targets: Optional[TargetBuilder] = None, clip_length: int = 8,
+                 frame_span: int = 8, category_agnostic: bool = False,
+                 duplicate_single_instance: bool = True, photometric_jitter: bool = False,
+                 seed: int = 0, name: str = "videos") -> None:
         videos = [video.without_empty_frames() for video in videos]
         self.videos = [video for video in videos if len(video)]
         if not self.videos:
@@ -87,10 +92,10 @@ class VideoClipDataset(Dataset):
         self.seed = seed
         self.name = name
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.clips)
 
-    def raw_clip(self, index):
+    def raw_clip(self, index: int) -> RawClip:
         rng = np.random.default_rng([self.seed, index])
         video_index, frames = self.clips[index]
         video = self.videos[video_index]
@@ -114,7 +119,7 @@ class VideoClipDataset(Dataset):
         return RawClip(clip.images, clip.masks, clip.ignore, clip.categories,
                        f"{video.name}:{frames[0]}-{frames[-1]}")
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> Union[RawClip, TrainingClip]:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} clips")
         clip = self.raw_clip(index)

@@ -6,15 +6,17 @@ uncompressed), polygons or null}], ``categories`` [{id, name}]. ``file_names`` a
 the image root (``<root>/<video>/<frame>.jpg``). Crowd annotations become the ignore region.
 """
 import os
+from typing import Dict, List, Tuple
 
-from stemseg_fast.io.files import read_json
+from stemseg_fast.io.files import PathLike, read_json
 from stemseg_fast.io.rle import segmentation_to_rle
 
 from .masks import check_images, merge_rles
 from .samples import VideoSample
 
 
-def read_ytvis(annotation_file, image_root, *, check_sizes="first"):
+def read_ytvis(annotation_file: PathLike, image_root: PathLike, *, check_sizes: str = "first"
+               ) -> Tuple[List[VideoSample], Dict[int, str]]:
     """Reads a YouTube-VIS (2019/2021) or OVIS annotation file.
 
     Args:
