@@ -10,6 +10,7 @@ DAVIS maps are class-agnostic: every kept class becomes 1.
 """
 from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
+from .benchmarks import canonical_name
 from .io.files import PathLike, read_json
 YOUTUBE_VIS_CATEGORIES = (
     "person", "giant_panda", "lizard", "parrot", "skateboard", "sedan", "ape", "dog", "snake",
@@ -38,8 +39,8 @@ COCO_TO_OVIS = {1: 1, 2: 21, 3: 25, 4: 22, 5: 23, 6: 25, 8: 25, 9: 24, 16: 2, 17
 
 # name -> (map, names of the target classes by id - 1, or None for class-agnostic maps)
 CATEGORY_MAPS = {
-    "coco_to_ytvis": (COCO_TO_YOUTUBE_VIS, YOUTUBE_VIS_CATEGORIES),
-    "voc_to_ytvis": (VOC_TO_YOUTUBE_VIS, YOUTUBE_VIS_CATEGORIES),
+    "coco_to_youtube_vis": (COCO_TO_YOUTUBE_VIS, YOUTUBE_VIS_CATEGORIES),
+    "voc_to_youtube_vis": (VOC_TO_YOUTUBE_VIS, YOUTUBE_VIS_CATEGORIES),
     "coco_to_ovis": (COCO_TO_OVIS, OVIS_CATEGORIES),
     "coco_davis": ({category: 1 for category in COCO_DAVIS_CLASSES}, None),
     "voc_davis": ({category: 1 for category in VOC_DAVIS_CLASSES}, None),
@@ -50,6 +51,7 @@ def resolve_category_map(value: Union[str, Mapping[int, int]]
                          ) -> Tuple[Dict[int, int], Optional[Sequence[str]]]:
     """(map, target class names or None) of a map name or an explicit {id: id} mapping."""
     if isinstance(value, str):
+        value = canonical_name(value)
         if value not in CATEGORY_MAPS:
             raise ValueError(f"category_map must be one of {sorted(CATEGORY_MAPS)} or a mapping, "
                              f"got {value!r}")

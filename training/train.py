@@ -15,7 +15,7 @@ from typing import Any, Dict, Optional, Sequence, Union
 
 import torch
 
-from stemseg_fast.benchmarks import canonical_name
+from stemseg_fast.benchmarks import DAVIS, KITTI_MOTS, OVIS, YOUTUBE_VIS, canonical_name
 from stemseg_fast.config import parse_assignment
 from stemseg_fast.io.files import PathLike
 from stemseg_fast.categories import check_target_names, resolve_category_map
@@ -41,20 +41,20 @@ logger = logging.getLogger("stemseg_fast.training")
 
 AUGMENTATIONS = {"coco": COCO_AUGMENTATION, "voc": VOC_AUGMENTATION,
                  "mapillary": MAPILLARY_AUGMENTATION}
-SOURCE_KINDS = ("ytvis", "ovis", "coco", "davis", "kitti_mots")
+SOURCE_KINDS = (YOUTUBE_VIS, OVIS, "coco", DAVIS, KITTI_MOTS)
 
 
 @dataclass(frozen=True)
 class SourceConfig:
     """One data source.
 
-    ``annotations``: the JSON file (ytvis, ovis, coco), the folder of per-sequence txt files
+    ``annotations``: the JSON file (youtube_vis, ovis, coco), the folder of per-sequence txt files
     (kitti_mots), or the annotation folder name under the root (davis; default
     ``Annotations``). ``images``: the image root (davis: the dataset root). ``sequences``
     (davis, kitti_mots): the sequence names to train on, or a text file listing them one per
     line (e.g. ``ImageSets/2017/train.txt``); None reads every sequence. ``category_map``
     (coco): a name from :data:`stemseg_fast.categories.CATEGORY_MAPS` (the official
-    ``coco_to_ytvis``, ``voc_to_ytvis``, ``coco_davis``, ``voc_davis``; ``coco_to_ovis``) or
+    ``coco_to_youtube_vis``, ``voc_to_youtube_vis``, ``coco_davis``, ``voc_davis``; ``coco_to_ovis``) or
     an explicit {image class id: training class id}; classes it does not list are dropped.
     ``min_area``: smaller instances are dropped (official VOC for DAVIS: 50 px).
     """
@@ -147,12 +147,21 @@ def load_train_config(path: PathLike, overrides: Sequence[str] = ()) -> TrainCon
     where = f"{path} (with --set)" if overrides else str(path)
     try:
         config = from_dict(TrainConfig, values, where="")
-        config = dataclasses.replace(config, model=canonical_name(config.model))
+        config = _with_canonical_names(config)
         _check_choices_and_relations(config)
         model_config(config)  # model_overrides: checked like the rest
     except ValueError as error:
         raise ValueError(f"{where}: {error}") from None
     return config
+
+
+def _with_canonical_names(config):
+    """The config with benchmarks spelt as today (a config of an earlier version may say
+    ``ytvis``)."""
+    sources = tuple(dataclasses.replace(source, kind=canonical_name(source.kind))
+                    for source in config.data.sources)
+    return dataclasses.replace(config, model=canonical_name(config.model),
+                               data=dataclasses.replace(config.data, sources=sources))
 
 
 def _check_choices_and_relations(config):
@@ -227,7 +236,7 @@ def _read_source(source):
         images, _ = read_coco(source.annotations, source.images, category_map=category_map,
                               min_area=source.min_area)
         return images, None, target_names
-    if source.kind in ("ytvis", "ovis"):
+    if source.kind in (YOUTUBE_VIS, OVIS):
         videos, names = read_ytvis(source.annotations, source.images)
         return videos, names, None
     if source.kind == "davis":

@@ -7,6 +7,7 @@ augmentation, targets), as PNG strips with the masks drawn.
 """
 import argparse
 
+from stemseg_fast.benchmarks import DAVIS, KITTI_MOTS, OVIS, YOUTUBE_VIS
 from stemseg_fast.model.presets import MAX_INPUT_DIM
 from stemseg_fast.training.datasets import (
     COCO_AUGMENTATION,
@@ -21,15 +22,15 @@ from stemseg_fast.training.datasets import (
 )
 from stemseg_fast.training.datasets.browse import write_clip_strips
 
-from .arguments import integer_in
+from .arguments import integer_in, preset_name
 
 # (min_dim, max_dim, frame_span) per dataset: the official training configs (section 1.1, 5.3)
 BROWSE_DEFAULTS = {
-    "ytvis": (640, 1196, 8),
-    "ovis": (640, 1196, 8),
+    YOUTUBE_VIS: (640, 1196, 8),
+    OVIS: (640, 1196, 8),
     "coco": (640, 1196, 8),
-    "davis": (736, 1248, 16),
-    "kitti": (736, 1792, 8),
+    DAVIS: (736, 1248, 16),
+    KITTI_MOTS: (736, 1792, 8),
 }
 
 CONVERT_EXAMPLES = """examples:
@@ -39,12 +40,12 @@ CONVERT_EXAMPLES = """examples:
 """
 
 BROWSE_EXAMPLES = """examples:
-  stemseg-fast browse --dataset ytvis --annotations ytvis/train.json \\
-      --images ytvis/train/JPEGImages --out browse_ytvis --count 8
+  stemseg-fast browse --dataset youtube_vis --annotations youtube_vis/train.json \\
+      --images youtube_vis/train/JPEGImages --out browse_youtube_vis --count 8
   stemseg-fast browse --dataset coco --annotations coco/instances_train2017.json \\
       --images coco/train2017 --out browse_coco
   stemseg-fast browse --dataset davis --images DAVIS --out browse_davis
-  stemseg-fast browse --dataset kitti --annotations kitti/instances_txt \\
+  stemseg-fast browse --dataset kitti_mots --annotations kitti/instances_txt \\
       --images kitti/training/image_02 --out browse_kitti
 """
 
@@ -67,10 +68,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Write COUNT training clips, augmented and with targets as the training "
                     "loader makes them, as PNG strips (one frame after the other).",
         epilog=BROWSE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    browse.add_argument("--dataset", required=True, choices=sorted(BROWSE_DEFAULTS))
+    browse.add_argument("--dataset", required=True, type=preset_name, choices=sorted(BROWSE_DEFAULTS))
     browse.add_argument("--annotations", default=None,
-                        help="annotation JSON (ytvis, ovis, coco) or instances_txt folder "
-                             "(kitti); not used for davis")
+                        help="annotation JSON (youtube_vis, ovis, coco) or instances_txt folder "
+                             "(kitti_mots); not used for davis")
     browse.add_argument("--images", required=True,
                         help="image root the annotations refer to (davis: the DAVIS root)")
     browse.add_argument("--out", default="browse_output", help="folder for the PNG strips")
@@ -103,7 +104,7 @@ def _build_browse_dataset(args: argparse.Namespace):
         return PseudoClipDataset(images, args.count, targets=targets,
                                  clip_length=args.clip_length, augmentation=COCO_AUGMENTATION,
                                  seed=args.seed, name=args.annotations)
-    if args.dataset in ("ytvis", "ovis"):
+    if args.dataset in (YOUTUBE_VIS, OVIS):
         videos, _ = read_ytvis(args.annotations, args.images)
     elif args.dataset == "davis":
         videos = read_davis(args.images)
@@ -111,7 +112,7 @@ def _build_browse_dataset(args: argparse.Namespace):
         videos = read_kitti_mots(args.annotations, args.images)
     return VideoClipDataset(videos, args.count, targets=targets, clip_length=args.clip_length,
                             frame_span=frame_span, category_agnostic=args.dataset == "davis",
-                            duplicate_single_instance=args.dataset in ("ytvis", "davis"),
+                            duplicate_single_instance=args.dataset in (YOUTUBE_VIS, DAVIS),
                             seed=args.seed, name=args.annotations or args.images)
 
 

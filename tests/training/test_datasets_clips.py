@@ -148,8 +148,8 @@ def test_empty_video_dataset_raises(tmp_path):
 
 
 def test_mixture_counts_are_exact_and_follow_presets():
-    counts = mixture_counts(MIXTURES["ytvis"], 101)
-    assert sum(counts.values()) == 101 and counts == {"ytvis": 61, "coco": 30, "voc": 10}
+    counts = mixture_counts(MIXTURES["youtube_vis"], 101)
+    assert sum(counts.values()) == 101 and counts == {"youtube_vis": 61, "coco": 30, "voc": 10}
     assert mixture_counts(MIXTURES["ovis"], 200) == {"ovis": 130, "coco": 70}
     assert sum(mixture_counts(MIXTURES["davis"], 7).values()) == 7
     with pytest.raises(ValueError, match="weights"):

@@ -13,8 +13,8 @@ from torch.utils.data import ConcatDataset, Dataset
 # Fractions of the run's samples per source, per training preset (section 5.2; OVIS from the
 # seed report: 65 % OVIS clips, 35 % COCO pseudo-clips).
 MIXTURES = {
-    "ytvis": {"ytvis": 0.6, "coco": 0.3, "voc": 0.1},
-    "davis": {"davis": 0.3, "ytvis": 0.35, "coco": 0.25, "voc": 0.1},
+    "youtube_vis": {"youtube_vis": 0.6, "coco": 0.3, "voc": 0.1},
+    "davis": {"davis": 0.3, "youtube_vis": 0.35, "coco": 0.25, "voc": 0.1},
     "kitti_mots_1": {"mapillary": 1.0},
     "kitti_mots_2": {"kitti_mots": 1.0},
     "ovis": {"ovis": 0.65, "coco": 0.35},
