@@ -42,9 +42,10 @@ here the stride-4 average is upsampled when the frame is final (linear maps comm
 float rounding), which keeps [C, H/4, W/4] per frame on the device instead of [C, H, W].
 Seediness averaged for the foreground likewise.
 
-Timings (seconds, every stage counted, CUDA synchronised at stage boundaries): ``decode``,
-``preprocess``, ``backbone``, ``heads``, ``clustering`` (clustering + stitching + foreground),
-``outputs`` (mask path, RLE encoding, class statistics). The official tool leaves the output
+Timings (seconds, every stage counted; on CUDA from events at the stage boundaries, read at the
+end of the video, :class:`StageTimer`): ``decode``, ``preprocess``, ``backbone``, ``heads``,
+``clustering`` (clustering + stitching + foreground), ``outputs`` (mask path, RLE encoding, class
+statistics). The official tool leaves the output
 generation out of its timers (§4.5).
 """
 import time
@@ -105,26 +106,58 @@ class StreamedFrame:
 
 
 class StageTimer:
-    """Adds wall time per stage; on CUDA, synchronises before reading the clock so each stage is
-    charged its own device work."""
+    """Time per stage without waiting for the device.
+
+    On CUDA each stage boundary records an event on the current stream; a stage is charged the
+    time between its two events, so the stages partition the video's timeline and each is
+    charged its own device work (or its host work, where the device idles). The events are read
+    once the device has passed them: pairs already completed are folded into seconds as the
+    video goes (``Event.query`` does not wait), which keeps memory flat on an endless stream,
+    and :meth:`totals` waits for the last event only, at the end of the video, where results
+    leave the device anyway. On the CPU it reads ``time.perf_counter``.
+    """
+
+    _FOLD_EVERY = 64  # pending event pairs; a clip records about six
 
     def __init__(self, device):
-        self.seconds = dict.fromkeys(STAGES, 0.0)
+        self._seconds = dict.fromkeys(STAGES, 0.0)
         self._cuda = torch.device(device).type == "cuda"
-        self._last = self._now()
+        self._pending = []  # CUDA: (stage, start event, end event) not yet read
+        self._last = self._mark()
 
-    def _now(self):
-        if self._cuda:
-            torch.cuda.synchronize()
-        return time.perf_counter()
+    def _mark(self):
+        if not self._cuda:
+            return time.perf_counter()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
 
     def restart(self):
-        self._last = self._now()
+        """Start the next stage now: the time since the last boundary is charged to no stage."""
+        self._last = self._mark()
 
     def charge(self, stage):
-        now = self._now()
-        self.seconds[stage] += now - self._last
+        """Charge ``stage`` the time since the last boundary."""
+        now = self._mark()
+        if self._cuda:
+            self._pending.append((stage, self._last, now))
+            if len(self._pending) >= self._FOLD_EVERY:
+                self._fold(wait=False)
+        else:
+            self._seconds[stage] += now - self._last
         self._last = now
+
+    def _fold(self, wait):
+        if wait and self._pending:
+            self._pending[-1][2].synchronize()
+        while self._pending and self._pending[0][2].query():
+            stage, start, end = self._pending.pop(0)
+            self._seconds[stage] += start.elapsed_time(end) / 1e3
+
+    def totals(self) -> dict:
+        """Seconds per stage of :data:`STAGES` so far; on CUDA it waits for the last boundary."""
+        self._fold(wait=True)
+        return dict(self._seconds)
 
 
 class _GrowingRows:
@@ -424,7 +457,7 @@ class VideoRun:
             class_logit_sums = np.zeros((0, self.config.num_classes), np.float64)
             class_votes = np.zeros((0, self.config.num_classes), np.int64)
         self.timer.charge("outputs")
-        timings = dict(self.timer.seconds)
+        timings = self.timer.totals()
         timings["total"] = sum(timings[stage] for stage in STAGES)
         return VideoPrediction(
             name=self.source.name, frame_size=self.frame_size, num_frames=self.num_frames,
