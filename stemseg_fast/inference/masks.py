@@ -4,9 +4,9 @@ mask per track at the source size -> one COCO RLE per track.
 One-hot at clustering resolution -> x4 bilinear if clustering ran at stride 4 -> crop the
 padding -> bilinear to the source frame size -> > 0.5 (official output generators). The masks
 of K tracks are made together, at most :data:`MASK_CHUNK` at a time, which bounds the [K, H, W]
-float buffers.
+float buffers; the masks of a clip's frames are encoded together.
 """
-from typing import Dict, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import pycocotools.mask as mask_utils
 import torch
@@ -16,6 +16,9 @@ from stemseg_fast.io.rle import encode_masks
 
 EMBEDDING_STRIDE = 4  # decoder outputs are at stride 4 of the padded input (reference §1.5)
 MASK_CHUNK = 16
+# Masks per device RLE call: each call syncs once (its run boundaries' count) and copies back;
+# 64 masks of a 640 x 1152 frame hold 47 MB of uint8 on the device.
+ENCODE_BATCH = 64
 
 
 def frame_masks(labels: torch.Tensor, track_ids: torch.Tensor, *, resized: Tuple[int, int],
@@ -37,22 +40,58 @@ def frame_masks(labels: torch.Tensor, track_ids: torch.Tensor, *, resized: Tuple
     return (one_hot[0] > 0.5).to(torch.uint8).transpose(1, 2).contiguous()
 
 
-def encode_frame_masks(labels: torch.Tensor, track_ids: torch.Tensor, *,
-                       resized: Tuple[int, int], frame_size: Tuple[int, int],
-                       full_resolution: bool) -> Dict[int, dict]:
-    """{track id: COCO RLE at the source size} for the tracks of one frame.
+def encode_clip_masks(labels: torch.Tensor, track_ids: Sequence[Sequence[int]], *,
+                      resized: Tuple[int, int], frame_size: Tuple[int, int],
+                      full_resolution: bool) -> List[Dict[int, dict]]:
+    """Per frame, {track id: COCO RLE at the source size} of the tracks it holds.
+
+    Args:
+        labels: [T, H_c, W_c] int64 track labels of T frames at clustering resolution.
+        track_ids: per frame, the ids present in its labels, ascending (known on the host, so
+            choosing the masks to make waits for nothing).
 
     On a GPU the masks are run-length encoded where they are and only the run lengths are
-    copied back (:func:`~stemseg_fast.io.rle.encode_masks`); on the CPU pycocotools encodes them
-    in place, which is faster there (``benchmarks/host_path.py`` measures both)."""
-    ids, rles = track_ids.tolist(), {}
-    for start in range(0, len(ids), MASK_CHUNK):
-        chunk = track_ids[start:start + MASK_CHUNK]
-        masks = frame_masks(labels, chunk, resized=resized, frame_size=frame_size,
-                            full_resolution=full_resolution)
-        if masks.is_cuda:
-            encoded = encode_masks(masks.transpose(1, 2))
-        else:
-            encoded = mask_utils.encode(masks.numpy().transpose(2, 1, 0))
-        rles.update(zip(ids[start:start + MASK_CHUNK], encoded))
+    copied back (:func:`~stemseg_fast.io.rle.encode_masks`), :data:`ENCODE_BATCH` masks of
+    any frames at a time, so a clip's masks cost a few copies instead of a few per frame; on
+    the CPU pycocotools encodes each chunk in place, which is faster there
+    (``benchmarks/host_path.py`` measures both).
+    """
+    if labels.dim() != 3 or labels.shape[0] != len(track_ids):
+        raise ValueError(f"labels must have shape [T={len(track_ids)}, H, W], got "
+                         f"{list(labels.shape)}")
+    rles = [{} for _ in track_ids]
+    owners = [(frame, track_id) for frame, ids in enumerate(track_ids) for track_id in ids]
+    if not owners:
+        return rles
+    # One host-to-device copy of every id; each frame takes a view of its own.
+    all_ids = torch.tensor([track_id for _, track_id in owners]).to(labels.device,
+                                                                      non_blocking=True)
+    waiting, waiting_owners = [], []  # GPU: [k, W, H] uint8 masks not encoded yet
+
+    def encode_waiting():
+        encoded = encode_masks(torch.cat(waiting).transpose(1, 2))
+        for (frame, track_id), rle in zip(waiting_owners, encoded):
+            rles[frame][track_id] = rle
+        waiting.clear()
+        waiting_owners.clear()
+
+    first = 0
+    for frame, ids in enumerate(track_ids):
+        for start in range(0, len(ids), MASK_CHUNK):
+            chunk = all_ids[first + start:first + min(start + MASK_CHUNK, len(ids))]
+            masks = frame_masks(labels[frame], chunk, resized=resized, frame_size=frame_size,
+                                full_resolution=full_resolution)
+            chunk_owners = [(frame, track_id) for track_id in ids[start:start + MASK_CHUNK]]
+            if masks.is_cuda:
+                waiting.append(masks)
+                waiting_owners.extend(chunk_owners)
+                if len(waiting_owners) >= ENCODE_BATCH:
+                    encode_waiting()
+            else:
+                encoded = mask_utils.encode(masks.numpy().transpose(2, 1, 0))
+                for (_, track_id), rle in zip(chunk_owners, encoded):
+                    rles[frame][track_id] = rle
+        first += len(ids)
+    if waiting:
+        encode_waiting()
     return rles

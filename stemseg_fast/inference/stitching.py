@@ -239,12 +239,13 @@ class ClipStitcher:
         cluster_track_ids = torch.arange(start, start + num_clusters, dtype=torch.long)
         for track_id, proposal in matching.matches:
             cluster_track_ids[proposal - start] = track_id
+        # Host-made index tensors go over without waiting: a blocking copy syncs the device.
         lookup = torch.cat([torch.tensor([OUTLIER_LABEL]), cluster_track_ids]).to(
-            cluster_labels.device)
+            cluster_labels.device, non_blocking=True)
         new_positions = [i for i, t in enumerate(frame_indices) if t not in self._previous_frames]
         new_frames = [frame_indices[i] for i in new_positions]
-        position_index = torch.tensor(new_positions, dtype=torch.long,
-                                      device=cluster_labels.device)
+        position_index = torch.tensor(new_positions, dtype=torch.long).to(
+            cluster_labels.device, non_blocking=True)
         new_labels = lookup[cluster_labels.index_select(0, position_index).long() + 1]
         self._update_stats(new_labels, new_frames)
         self._remember(frame_indices, new_frames, new_labels)
@@ -284,7 +285,8 @@ class ClipStitcher:
         counts = torch.bincount(combined.flatten(), minlength=len(new_frames) * width)
         counts = counts.view(len(new_frames), width)[:, 1:]  # [T_new, ids 0 .. width - 2]
         self._grow(width - 1, device)
-        frames = torch.tensor(new_frames, dtype=torch.long, device=device).view(-1, 1)
+        frames = torch.tensor(new_frames, dtype=torch.long).to(device, non_blocking=True)
+        frames = frames.view(-1, 1)
         present = counts > 0
         never = torch.iinfo(torch.long).max
         self._pixel_counts += counts.sum(0)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from pycocotools import mask as mask_utils
 
-from stemseg_fast.inference.masks import encode_frame_masks, frame_masks
+from stemseg_fast.inference.masks import ENCODE_BATCH, MASK_CHUNK, encode_clip_masks, frame_masks
 from stemseg_fast.model import PRESETS
 from stemseg_fast.model.preprocessing import resized_size
 
@@ -22,7 +22,12 @@ def test_masks_are_encoded_on_the_gpu_as_pycocotools_would():
     labels = torch.from_numpy(labels).cuda()
     track_ids = torch.unique(labels)
     track_ids = track_ids[track_ids >= 0]
-    encoded = encode_frame_masks(labels, track_ids, **sizes)
+    # Frames of a clip encoded together: enough frames that the masks span several batches.
+    num_frames = ENCODE_BATCH // len(track_ids) + 2
+    clip = labels.expand(num_frames, -1, -1)
+    encoded = encode_clip_masks(clip, [track_ids.tolist()] * num_frames, **sizes)
     masks = frame_masks(labels, track_ids, **sizes).cpu().numpy().transpose(2, 1, 0)
-    expected = mask_utils.encode(np.asfortranarray(masks))
-    assert [encoded[int(k)]["counts"] for k in track_ids] == [e["counts"] for e in expected]
+    expected = [e["counts"] for e in mask_utils.encode(np.asfortranarray(masks))]
+    assert len(track_ids) < MASK_CHUNK
+    for frame in encoded:
+        assert [frame[int(k)]["counts"] for k in track_ids] == expected
