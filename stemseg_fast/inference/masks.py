@@ -6,7 +6,7 @@ padding -> bilinear to the source frame size -> > 0.5 (official output generator
 of K tracks are made together, at most :data:`MASK_CHUNK` at a time, which bounds the [K, H, W]
 float buffers; the masks of a clip's frames are encoded together.
 """
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import pycocotools.mask as mask_utils
 import torch
@@ -40,58 +40,87 @@ def frame_masks(labels: torch.Tensor, track_ids: torch.Tensor, *, resized: Tuple
     return (one_hot[0] > 0.5).to(torch.uint8).transpose(1, 2).contiguous()
 
 
-def encode_clip_masks(labels: torch.Tensor, track_ids: Sequence[Sequence[int]], *,
-                      resized: Tuple[int, int], frame_size: Tuple[int, int],
-                      full_resolution: bool) -> List[Dict[int, dict]]:
-    """Per frame, {track id: COCO RLE at the source size} of the tracks it holds.
+class ClipMaskEncoding:
+    """Per frame, {track id: COCO RLE at the source size} of the tracks it holds, started now
+    and collected with :meth:`result`.
 
     Args:
         labels: [T, H_c, W_c] int64 track labels of T frames at clustering resolution.
         track_ids: per frame, the ids present in its labels, ascending (known on the host, so
             choosing the masks to make waits for nothing).
+        side_stream: CUDA only: where :meth:`result` finds the run lengths and copies them
+            back. Default: the current stream.
 
-    On a GPU the masks are run-length encoded where they are and only the run lengths are
-    copied back (:func:`~stemseg_fast.io.rle.encode_masks`), :data:`ENCODE_BATCH` masks of
-    any frames at a time, so a clip's masks cost a few copies instead of a few per frame; on
-    the CPU pycocotools encodes each chunk in place, which is faster there
-    (``benchmarks/host_path.py`` measures both).
+    On a GPU the constructor only queues the masks on the current stream; :meth:`result` then
+    runs the device RLE (:func:`~stemseg_fast.io.rle.encode_masks`: run boundaries where the
+    masks are, only the run lengths copied back), :data:`ENCODE_BATCH` masks of any frames at
+    a time, on ``side_stream`` once the masks are ready. Its waits (the boundaries' count, the
+    copies) wait for that stream alone, so work queued on the current stream in between (the
+    next clip) keeps the device busy meanwhile. The masks wait on the device: at most a clip's
+    frames x tracks of [H, W] uint8.
+
+    On the CPU the constructor encodes each chunk with pycocotools in place, which is faster
+    there (``benchmarks/host_path.py`` measures both), and holds no mask.
     """
-    if labels.dim() != 3 or labels.shape[0] != len(track_ids):
-        raise ValueError(f"labels must have shape [T={len(track_ids)}, H, W], got "
-                         f"{list(labels.shape)}")
-    rles = [{} for _ in track_ids]
-    owners = [(frame, track_id) for frame, ids in enumerate(track_ids) for track_id in ids]
-    if not owners:
-        return rles
-    # One host-to-device copy of every id; each frame takes a view of its own.
-    all_ids = torch.tensor([track_id for _, track_id in owners]).to(labels.device,
-                                                                      non_blocking=True)
-    waiting, waiting_owners = [], []  # GPU: [k, W, H] uint8 masks not encoded yet
 
-    def encode_waiting():
-        encoded = encode_masks(torch.cat(waiting).transpose(1, 2))
-        for (frame, track_id), rle in zip(waiting_owners, encoded):
-            rles[frame][track_id] = rle
-        waiting.clear()
-        waiting_owners.clear()
+    def __init__(self, labels: torch.Tensor, track_ids: Sequence[Sequence[int]], *,
+                 resized: Tuple[int, int], frame_size: Tuple[int, int], full_resolution: bool,
+                 side_stream: Optional["torch.cuda.Stream"] = None):
+        if labels.dim() != 3 or labels.shape[0] != len(track_ids):
+            raise ValueError(f"labels must have shape [T={len(track_ids)}, H, W], got "
+                             f"{list(labels.shape)}")
+        self._rles = [{} for _ in track_ids]
+        self._masks, self._owners = [], []  # GPU: [k, W, H] uint8 chunks, (frame, id) each
+        self._side_stream, self._ready = side_stream, None
+        owners = [(frame, track_id) for frame, ids in enumerate(track_ids) for track_id in ids]
+        if not owners:
+            return
+        # One host-to-device copy of every id; each chunk takes a view of its own.
+        all_ids = torch.tensor([track_id for _, track_id in owners]).to(labels.device,
+                                                                          non_blocking=True)
+        first = 0
+        for frame, ids in enumerate(track_ids):
+            for start in range(0, len(ids), MASK_CHUNK):
+                chunk = all_ids[first + start:first + min(start + MASK_CHUNK, len(ids))]
+                masks = frame_masks(labels[frame], chunk, resized=resized,
+                                    frame_size=frame_size, full_resolution=full_resolution)
+                chunk_owners = [(frame, track_id) for track_id in ids[start:start + MASK_CHUNK]]
+                if masks.is_cuda:
+                    self._masks.append(masks)
+                    self._owners.extend(chunk_owners)
+                else:
+                    self._store(chunk_owners, mask_utils.encode(masks.numpy().transpose(2, 1, 0)))
+            first += len(ids)
+        if self._masks:
+            self._ready = torch.cuda.Event()
+            self._ready.record()
 
-    first = 0
-    for frame, ids in enumerate(track_ids):
-        for start in range(0, len(ids), MASK_CHUNK):
-            chunk = all_ids[first + start:first + min(start + MASK_CHUNK, len(ids))]
-            masks = frame_masks(labels[frame], chunk, resized=resized, frame_size=frame_size,
-                                full_resolution=full_resolution)
-            chunk_owners = [(frame, track_id) for track_id in ids[start:start + MASK_CHUNK]]
-            if masks.is_cuda:
-                waiting.append(masks)
-                waiting_owners.extend(chunk_owners)
-                if len(waiting_owners) >= ENCODE_BATCH:
-                    encode_waiting()
-            else:
-                encoded = mask_utils.encode(masks.numpy().transpose(2, 1, 0))
-                for (_, track_id), rle in zip(chunk_owners, encoded):
-                    rles[frame][track_id] = rle
-        first += len(ids)
-    if waiting:
-        encode_waiting()
-    return rles
+    def _store(self, owners, encoded):
+        for (frame, track_id), rle in zip(owners, encoded):
+            self._rles[frame][track_id] = rle
+
+    def result(self) -> List[Dict[int, dict]]:
+        """Per frame, {track id: RLE}; on a GPU, waits for the masks' run lengths."""
+        if self._masks:
+            stream = self._side_stream or torch.cuda.current_stream(self._masks[0].device)
+            stream.wait_event(self._ready)
+            with torch.cuda.stream(stream):
+                done = 0
+                while self._masks:  # whole chunks, until ENCODE_BATCH masks or more
+                    batch, size = [], 0
+                    while self._masks and size < ENCODE_BATCH:
+                        batch.append(self._masks.pop(0))
+                        size += batch[-1].shape[0]
+                    self._store(self._owners[done:done + size],
+                                encode_masks(torch.cat(batch).transpose(1, 2)))
+                    done += size
+        return self._rles
+
+
+def encode_clip_masks(labels: torch.Tensor, track_ids: Sequence[Sequence[int]], *,
+                      resized: Tuple[int, int], frame_size: Tuple[int, int],
+                      full_resolution: bool) -> List[Dict[int, dict]]:
+    """:class:`ClipMaskEncoding` collected at once: per frame of ``labels`` [T, H_c, W_c],
+    {track id: COCO RLE at the source size} of ``track_ids[t]`` (ascending)."""
+    return ClipMaskEncoding(labels, track_ids, resized=resized, frame_size=frame_size,
+                            full_resolution=full_resolution).result()

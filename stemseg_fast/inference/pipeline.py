@@ -77,7 +77,7 @@ from stemseg_fast.model.preprocessing import preprocess_clip, resized_size
 from stemseg_fast.tracks import Track
 
 from .clips import clip_positions, streamed_clip_schedule
-from .masks import EMBEDDING_STRIDE, encode_clip_masks
+from .masks import EMBEDDING_STRIDE, ClipMaskEncoding, encode_clip_masks
 from .prediction import VideoPrediction
 from .prefetch import prefetched
 from .stitching import ClipStitcher
@@ -242,6 +242,10 @@ class VideoRun:
         self._images = {}  # frame -> decoded image, until the frame is emitted
         self._frame_tracks = {}  # final frame -> ids of the tracks it holds, until emitted
         self._to_encode = []  # emitted frames of the current clip awaiting their masks
+        self._encoding = None  # (frames, ClipMaskEncoding) of the last clip, until collected
+        # CUDA: the RLE's waits and copies run here, so the next clip's work queued on the
+        # current stream keeps the device busy meanwhile.
+        self._side_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         self._position_indices = {}  # a clip's positions -> their index tensor on the device
         self._emitted = []  # StreamedFrames of the current step
         self._live = {}  # stream: track id -> summed class logits of the frames seen
@@ -419,15 +423,27 @@ class VideoRun:
         waiting, self._to_encode = self._to_encode, []
         if not waiting:
             return
-        encoded = encode_clip_masks(torch.stack([item[1] for item in waiting]),
-                                    [item[2] for item in waiting], resized=self.resized,
-                                    frame_size=self.frame_size,
-                                    full_resolution=self.full_resolution)
-        for (frame, labels, track_ids, class_logits, image), rles in zip(waiting, encoded):
-            if self.streaming:
+        labels = torch.stack([item[1] for item in waiting])
+        sizes = dict(resized=self.resized, frame_size=self.frame_size,
+                     full_resolution=self.full_resolution)
+        if self.streaming:  # a stream hands each frame over now
+            encoded = encode_clip_masks(labels, [item[2] for item in waiting], **sizes)
+            for (frame, labels, track_ids, class_logits, image), rles in zip(waiting, encoded):
                 self._emitted.append(self._streamed_frame(frame, labels, track_ids, rles,
                                                           class_logits, image))
-                continue
+            return
+        self._collect_masks()
+        self._encoding = ([item[0] for item in waiting], ClipMaskEncoding(
+            labels, [item[2] for item in waiting], side_stream=self._side_stream, **sizes))
+
+    def _collect_masks(self):
+        """The RLEs of the last clip's frames, started when it was emitted: collected after
+        the next clip's network work is queued, so on a GPU they are found and copied back
+        while the device runs it."""
+        if self._encoding is None:
+            return
+        (frames, encoding), self._encoding = self._encoding, None
+        for frame, rles in zip(frames, encoding.result()):
             for track_id, rle in rles.items():
                 self.rles[track_id][frame] = rle
 
@@ -563,6 +579,8 @@ class VideoRun:
                 self._backbone(missing, features)
             self._note_peak("cached_frames", len(features))
             pending.append((index, self._heads(clip, features)))
+            self._collect_masks()
+            self.timer.charge("outputs")
             self._note_peak("pending_clips", len(pending))
             self._note_peak("semantic_frames", len(self.semantic_sums) + len(self.seediness_sums))
             finished_by_clip[index] = finished
@@ -587,10 +605,13 @@ class VideoRun:
                     yield emitted
                     self.timer.restart()  # the consumer's time is not ours
             self._note_peak("final_frames_held", len(self.foreground) + len(self.class_logits))
+        self._collect_masks()
+        self.timer.charge("outputs")
         self.diagnostics["live_entries_at_end"] = (
             len(features) + len(pending) + len(self.semantic_sums) + len(self.seediness_sums)
             + len(self.class_logits) + len(self.foreground) + len(self._decoded)
-            + len(final_frames) + len(self._images) + len(self._frame_tracks))
+            + len(final_frames) + len(self._images) + len(self._frame_tracks)
+            + (self._encoding is not None))
 
     def _note_peak(self, what, value):
         key = f"peak_{what}"
