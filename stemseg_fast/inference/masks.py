@@ -14,6 +14,8 @@ import torch.nn.functional as F
 
 from stemseg_fast.io.rle import encode_masks
 
+from .host_waits import expected_host_wait
+
 EMBEDDING_STRIDE = 4  # decoder outputs are at stride 4 of the padded input (reference §1.5)
 MASK_CHUNK = 16
 # Masks per device RLE call: each call syncs once (its run boundaries' count) and copies back;
@@ -104,7 +106,8 @@ class ClipMaskEncoding:
         if self._masks:
             stream = self._side_stream or torch.cuda.current_stream(self._masks[0].device)
             stream.wait_event(self._ready)
-            with torch.cuda.stream(stream):
+            # Where results leave the device: the run boundaries' count, then the run lengths.
+            with torch.cuda.stream(stream), expected_host_wait():
                 done = 0
                 while self._masks:  # whole chunks, until ENCODE_BATCH masks or more
                     batch, size = [], 0

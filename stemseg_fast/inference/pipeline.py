@@ -43,8 +43,9 @@ float rounding), which keeps [C, H/4, W/4] per frame on the device instead of [C
 Seediness averaged for the foreground likewise.
 
 Where the host waits for the device (each is a copy to the host whose size or content the next
-step depends on; everything else is queued without waiting, and index tensors made on the host
-go over with ``non_blocking``, cached per clip shape where they repeat):
+step depends on, marked with :func:`~stemseg_fast.inference.host_waits.expected_host_wait` for
+the GPU sync audit; everything else is queued without waiting, and index tensors made on the
+host go over with ``non_blocking``, cached per clip shape where they repeat):
 
 * clustering, per clip: the number of clusters (the stitcher's label bound), the joint
   histogram the Hungarian matching reads on the host, and the highest stored track id
@@ -77,6 +78,7 @@ from stemseg_fast.model.preprocessing import preprocess_clip, resized_size
 from stemseg_fast.tracks import Track
 
 from .clips import clip_positions, streamed_clip_schedule
+from .host_waits import expected_host_wait
 from .masks import EMBEDDING_STRIDE, ClipMaskEncoding, encode_clip_masks
 from .prediction import VideoPrediction
 from .prefetch import prefetched
@@ -411,7 +413,8 @@ class VideoRun:
         table = torch.zeros(labels.shape[0] * width, dtype=torch.bool, device=labels.device)
         table[slots.flatten()] = True
         columns = torch.tensor(candidates).add_(1).to(labels.device, non_blocking=True)
-        present = table.view(-1, width).index_select(1, columns).cpu()  # [T_new, K]
+        with expected_host_wait():  # which masks to make
+            present = table.view(-1, width).index_select(1, columns).cpu()  # [T_new, K]
         return {frame: [track_id for track_id, here in zip(candidates, row) if here]
                 for frame, row in zip(stitched.frame_indices, present.tolist())}
 
@@ -479,7 +482,8 @@ class VideoRun:
                 self._live[track_id] = track_sum if total is None else total + track_sum
         totals = [self._live.get(track_id) for track_id in track_ids]
         known = [total for total in totals if total is not None]
-        best = iter(torch.stack(known)[:, 1:].argmax(1).tolist() if known else [])
+        with expected_host_wait():  # a stream hands each frame's categories over now
+            best = iter(torch.stack(known)[:, 1:].argmax(1).tolist() if known else [])
         tracks = []
         for track_id, total in zip(track_ids, totals):
             if track_id not in self._display_numbers:

@@ -36,6 +36,8 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from .host_waits import expected_host_wait
+
 OUTLIER_LABEL = -1
 FIRST_TRACK_ID = 1  # official OnlineChainer: next_track_label = 1 before the first clip
 
@@ -127,8 +129,9 @@ def match_clusters(previous_labels, current_labels, *, foreground=None, iou_thre
     _label_bound("current_labels", current_labels)
     counts, previous_values, current_values = joint_histogram(
         previous_labels.long(), current_labels.long(), foreground=foreground)
-    counts = counts.cpu().numpy()
-    previous_values, current_values = previous_values.tolist(), current_values.tolist()
+    with expected_host_wait():  # the Hungarian matching runs on the host
+        counts = counts.cpu().numpy()
+        previous_values, current_values = previous_values.tolist(), current_values.tolist()
     previous_area, current_area = counts.sum(1), counts.sum(0)  # [P], [C]
     previous_ids = _official_order(previous_values)  # ascending in, official set order out
     current_ids = _official_order(current_values)
@@ -156,7 +159,8 @@ def _label_bound(name, labels):
         raise TypeError(f"{name} must have an integer dtype, got {labels.dtype}")
     if labels.numel() == 0:
         return 0
-    smallest, largest = (int(v) for v in torch.aminmax(labels))
+    with expected_host_wait():  # the clip's cluster count sizes the id lookup
+        smallest, largest = (int(v) for v in torch.aminmax(labels))
     if smallest < OUTLIER_LABEL:
         raise ValueError(f"{name} must hold labels >= -1, got {smallest}")
     return largest + 1
@@ -275,11 +279,13 @@ class ClipStitcher:
         frames; syncs once (the highest id)."""
         if not new_frames:
             return
+        with expected_host_wait():  # the next clip's proposed ids start above it
+            highest_new = int(new_labels.max())
         if not self._track_statistics:
-            self._highest_track_id = max(self._highest_track_id, int(new_labels.max()))
+            self._highest_track_id = max(self._highest_track_id, highest_new)
             return
         device = new_labels.device
-        width = max(self._highest_track_id, int(new_labels.max())) + 2  # ids -1 .. highest
+        width = max(self._highest_track_id, highest_new) + 2  # ids -1 .. highest
         frame_slot = torch.arange(len(new_frames), device=device).view(-1, 1, 1)
         combined = frame_slot * width + new_labels + 1  # [T_new, H, W]
         counts = torch.bincount(combined.flatten(), minlength=len(new_frames) * width)
@@ -316,8 +322,9 @@ class ClipStitcher:
         continue (every other track has ended)."""
         if not self._previous_frames:
             return set()
-        labels = torch.unique(torch.stack(list(self._previous_frames.values())))
-        return set(labels[labels >= 0].tolist())
+        with expected_host_wait():  # streams forget the tracks that ended
+            labels = torch.unique(torch.stack(list(self._previous_frames.values())))
+            return set(labels[labels >= 0].tolist())
 
     def track_stats(self) -> TrackStats:
         """Counters of every track with at least one stored voxel, ascending id."""
