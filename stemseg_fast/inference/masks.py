@@ -33,12 +33,20 @@ def frame_masks(labels: torch.Tensor, track_ids: torch.Tensor, *, resized: Tuple
         resized: (height, width) of the resized frame inside the padded network input.
         full_resolution: clustering ran at the input resolution (else at stride 4).
     """
+    # A bilinear resize to the size it has is the identity (weights 1 and 0), so frames the
+    # resize rule left as they were (OVIS 640 x 1152, KITTI-MOTS) skip it; at full resolution
+    # the masks are then the labels themselves, with no float map at all.
+    same_size = tuple(resized) == tuple(frame_size)
+    if full_resolution and same_size:
+        masks = labels[None, :resized[0], :resized[1]] == track_ids[:, None, None]
+        return masks.to(torch.uint8).transpose(1, 2).contiguous()
     one_hot = (labels[None] == track_ids[:, None, None]).float()[None]  # [1, K, H_c, W_c]
     if not full_resolution:
         one_hot = F.interpolate(one_hot, scale_factor=EMBEDDING_STRIDE, mode="bilinear",
                                 align_corners=False)
     one_hot = one_hot[:, :, :resized[0], :resized[1]]
-    one_hot = F.interpolate(one_hot, size=frame_size, mode="bilinear", align_corners=False)
+    if not same_size:
+        one_hot = F.interpolate(one_hot, size=frame_size, mode="bilinear", align_corners=False)
     return (one_hot[0] > 0.5).to(torch.uint8).transpose(1, 2).contiguous()
 
 
