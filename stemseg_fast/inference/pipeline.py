@@ -27,15 +27,17 @@ stream yields, learnt at its end, never a container's announced count:
    appended, :func:`~stemseg_fast.kernels.greedy_cluster.greedy_cluster` on the clip's foreground
    voxels, :class:`~stemseg_fast.inference.stitching.ClipStitcher` against the previous clip.
 5. **Frames the stitcher hands back are final**: per track present, the official mask path
-   and one COCO RLE per track and frame (:mod:`~stemseg_fast.inference.masks`); per-track
-   class-logit sums (YouTube-VIS rule) and argmax votes (KITTI-MOTS rule) at clustering
-   resolution. :meth:`VideoRun.run` returns it all as a
+   and one COCO RLE per track and frame (:mod:`~stemseg_fast.inference.masks`; the masks of a
+   clip's frames are queued together and their RLEs collected once the next clip's network
+   work is queued, streams excepted); per-track class-logit sums (YouTube-VIS rule) and argmax
+   votes (KITTI-MOTS rule) at clustering resolution. :meth:`VideoRun.run` returns it all as a
    :class:`~stemseg_fast.inference.prediction.VideoPrediction`.
 
 What is held at any time: features of at most ~2T frames, semantic sums of the frames of at most
-two clips, the outputs of at most two clips awaiting clustering, the stitcher's previous clip;
-plus per-track RLE dicts and counters that grow with the video. ``diagnostics`` of the result
-records the peak number of cached frames and clips.
+two clips, the outputs of at most two clips awaiting clustering, the stitcher's previous clip,
+on a GPU the masks of one clip's final frames awaiting their RLE; plus per-track RLE dicts and
+counters that grow with the video. ``diagnostics`` of the result records the peak number of
+cached frames and clips.
 
 Semantics at full resolution: the official code upsamples each clip's logits x4 and averages;
 here the stride-4 average is upsampled when the frame is final (linear maps commute, equal up to
@@ -52,16 +54,17 @@ host go over with ``non_blocking``, cached per clip shape where they repeat):
   (:class:`~stemseg_fast.inference.stitching.ClipStitcher`), plus whatever the clustering
   kernel's own checks read;
 * outputs, per clip: one table of which tracks each final frame holds (it chooses the masks to
-  make), then the run lengths of the clip's masks, :data:`~stemseg_fast.inference.masks.ENCODE_BATCH`
-  masks per copy (:func:`~stemseg_fast.io.rle.encode_masks`): the place where results leave the
-  device; streams also read each track's category per frame;
+  make), then the run lengths of the clip's masks,
+  :data:`~stemseg_fast.inference.masks.ENCODE_BATCH` masks per copy
+  (:func:`~stemseg_fast.io.rle.encode_masks`, on a side stream, after the next clip's network
+  work is queued): the place where results leave the device; streams also read each track's
+  category per frame;
 * at the end of the video: the stage timer's last event and the per-track statistics.
 
 Timings (seconds, every stage counted; on CUDA from events at the stage boundaries, read at the
 end of the video, :class:`StageTimer`): ``decode``, ``preprocess``, ``backbone``, ``heads``,
 ``clustering`` (clustering + stitching + foreground), ``outputs`` (mask path, RLE encoding, class
-statistics). The official tool leaves the output
-generation out of its timers (§4.5).
+statistics). The official tool leaves the output generation out of its timers (§4.5).
 """
 import time
 from collections import defaultdict
@@ -527,6 +530,10 @@ class VideoRun:
         return self._prediction()
 
     def _prediction(self):
+        with expected_host_wait():  # the end of the video: the results leave the device
+            return self._collected_prediction()
+
+    def _collected_prediction(self):
         stats = self.stitcher.track_stats()
         ids = stats.track_ids
         class_logit_sums = class_votes = None

@@ -127,9 +127,9 @@ def match_clusters(previous_labels, current_labels, *, foreground=None, iou_thre
                          f"{list(foreground.shape)}")
     _label_bound("previous_labels", previous_labels)
     _label_bound("current_labels", current_labels)
-    counts, previous_values, current_values = joint_histogram(
-        previous_labels.long(), current_labels.long(), foreground=foreground)
-    with expected_host_wait():  # the Hungarian matching runs on the host
+    with expected_host_wait():  # the Hungarian matching runs on the host, on these counts
+        counts, previous_values, current_values = joint_histogram(
+            previous_labels.long(), current_labels.long(), foreground=foreground)
         counts = counts.cpu().numpy()
         previous_values, current_values = previous_values.tolist(), current_values.tolist()
     previous_area, current_area = counts.sum(1), counts.sum(0)  # [P], [C]
@@ -275,7 +275,7 @@ class ClipStitcher:
         self._stored_frames.update(new_frames)
 
     def _update_stats(self, new_labels, new_frames):
-        """Pixel counts and first/last frame per track id, from one bincount over the new
+        """Pixel counts and first/last frame per track id, from one histogram over the new
         frames; syncs once (the highest id)."""
         if not new_frames:
             return
@@ -288,7 +288,10 @@ class ClipStitcher:
         width = max(self._highest_track_id, highest_new) + 2  # ids -1 .. highest
         frame_slot = torch.arange(len(new_frames), device=device).view(-1, 1, 1)
         combined = frame_slot * width + new_labels + 1  # [T_new, H, W]
-        counts = torch.bincount(combined.flatten(), minlength=len(new_frames) * width)
+        # index_add_ into a table of known size: bincount would read the largest index first
+        combined = combined.flatten()
+        counts = torch.zeros(len(new_frames) * width, dtype=torch.long, device=device)
+        counts.index_add_(0, combined, torch.ones_like(combined))
         counts = counts.view(len(new_frames), width)[:, 1:]  # [T_new, ids 0 .. width - 2]
         self._grow(width - 1, device)
         frames = torch.tensor(new_frames, dtype=torch.long).to(device, non_blocking=True)

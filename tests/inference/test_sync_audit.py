@@ -27,9 +27,7 @@ def test_outside_a_marked_place_a_sync_raises():
         torch.cuda.set_sync_debug_mode("default")
 
 
-@pytest.mark.gpu
-@pytest.mark.parametrize("full_resolution", [False, True], ids=["stride4", "fullres"])
-def test_a_video_step_syncs_only_where_marked(monkeypatch, full_resolution):
+def _fast_tiny(full_resolution):
     preset = PRESETS["tiny"]
     config = dataclasses.replace(preset, inference=dataclasses.replace(
         preset.inference, min_seediness=0.3, cluster_at_full_resolution=full_resolution))
@@ -38,16 +36,41 @@ def test_a_video_step_syncs_only_where_marked(monkeypatch, full_resolution):
     predictor = Predictor(model, device="cuda", backend="triton", precision="bf16")
     video = synthetic_clip(num_frames=13, height=64, width=96, seed=2).frames  # 3 clips
     predictor.predict(video, video_id=1)  # warm-up: compiling and autotuning wait on purpose
-    prediction_of = pipeline.VideoRun._prediction
+    return predictor, video
 
-    def marked_prediction(run):  # the end of the video: the results leave the device
-        with expected_host_wait():
-            return prediction_of(run)
 
-    monkeypatch.setattr(pipeline.VideoRun, "_prediction", marked_prediction)
+def _audited(predictor, video):
     torch.cuda.set_sync_debug_mode("error")
     try:
-        prediction = predictor.predict(video, video_id=1)
+        return predictor.predict(video, video_id=1)
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    assert len(prediction.track_ids) > 0
+
+
+def _allowed(method):
+    def marked(*args, **kwargs):
+        with expected_host_wait():
+            return method(*args, **kwargs)
+
+    return marked
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("full_resolution", [False, True], ids=["stride4", "fullres"])
+def test_the_pipeline_around_the_network_syncs_only_where_marked(monkeypatch, full_resolution):
+    """Clustering, stitching, class statistics and masks; the network's calls allowed (its
+    own syncs are the next test's)."""
+    predictor, video = _fast_tiny(full_resolution)
+    model = predictor.model
+    monkeypatch.setattr(model, "backbone_features", _allowed(model.backbone_features))
+    monkeypatch.setattr(model, "heads", _allowed(model.heads))
+    monkeypatch.setattr(pipeline, "preprocess_clip", _allowed(pipeline.preprocess_clip))
+    assert len(_audited(predictor, video).track_ids) > 0
+
+
+@pytest.mark.gpu
+def test_a_whole_video_step_syncs_only_where_marked():
+    """Pre-processing, backbone and heads included (a host-made tensor copied without
+    ``non_blocking`` there fails it)."""
+    predictor, video = _fast_tiny(full_resolution=True)
+    assert len(_audited(predictor, video).track_ids) > 0
