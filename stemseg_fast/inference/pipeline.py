@@ -414,7 +414,7 @@ class VideoRun:
         slots = (torch.arange(labels.shape[0], device=labels.device).view(-1, 1, 1) * width
                  + labels + 1)
         table = torch.zeros(labels.shape[0] * width, dtype=torch.bool, device=labels.device)
-        table[slots.flatten()] = True
+        table.index_fill_(0, slots.flatten(), True)  # the value a kernel argument, not a copy
         columns = torch.tensor(candidates).add_(1).to(labels.device, non_blocking=True)
         with expected_host_wait():  # which masks to make
             present = table.view(-1, width).index_select(1, columns).cpu()  # [T_new, K]
