@@ -10,6 +10,7 @@ video already done with the same settings and input files, so an interrupted or 
 batch resumes where it stopped. Under ``torchrun`` every rank takes its share of the videos
 (:func:`~stemseg_fast.distributed.shard_items`) and rank 0 writes the merged files.
 """
+import ctypes
 import functools
 import json
 import os
@@ -29,6 +30,10 @@ RECORDS_FOLDER = "per_video"  # one JSON per finished video: what a rerun resume
 # only hold memory (a prediction holds every RLE of its video).
 WRITE_QUEUE_DEPTH = 1
 _FAILURES = (ValueError, OSError, RuntimeError)  # a video's failure, reported with keep_going
+# How long an abort waits for the job being written to unwind (it only removes its partial
+# files; a write blocked in a system call ends first).
+ABORT_SECONDS = 30.0
+_POLL_SECONDS = 0.1  # waits on the writer are cut into steps so signals are handled meanwhile
 
 
 @dataclass
@@ -104,7 +109,9 @@ def run_batch(predictor, sources: Sequence, formats: Sequence[str], out_dir: str
     result = BatchResult()
     writer = VideoWriter()
     try:
-        for _, source in shard_items(sources, context, key=lambda source: source.name):
+        owned = [source for _, source in shard_items(sources, context,
+                                                     key=lambda source: source.name)]
+        for position, source in enumerate(owned):
             record_path = output_path(out_dir, RECORDS_FOLDER, f"{source.name}.json")
             fingerprint = fingerprints[source.name]
             record = _finished_record(record_path, fingerprint)
@@ -119,12 +126,17 @@ def run_batch(predictor, sources: Sequence, formats: Sequence[str], out_dir: str
                     raise
                 writer.add_failure(source.name, error)
                 continue
-            writer.submit(source.name, functools.partial(
-                _write_video, prediction, source, paths[source.name], formats, min_score,
-                record_path, fingerprint))
+            write = functools.partial(_write_video, prediction, source, paths[source.name],
+                                      formats, min_score, record_path, fingerprint)
+            if position == len(owned) - 1:  # nothing left to predict meanwhile
+                writer.run_here(source.name, write)
+            else:
+                writer.submit(source.name, write)
             _raise_first_failure(writer, keep_going)
-    finally:
         done = writer.close()
+    except BaseException:  # Ctrl-C, SIGTERM, or a failure without keep_going
+        writer.abort()
+        raise
     reports = []
     for name, report, error in done:  # in the order the videos were predicted
         if error is None:
@@ -209,22 +221,43 @@ class VideoWriter:
                                         daemon=True)
         self._worker.start()
 
+    def abort(self) -> None:
+        """Stop now: the job being written unwinds as if interrupted (its atomic writers remove
+        what they had begun), the queued ones are dropped. For an interruption of the calling
+        thread (signals reach only the main thread), so no partial output is left behind."""
+        if self._worker.is_alive():
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._worker.ident),
+                                                       ctypes.py_object(_Aborted))
+            self._worker.join(timeout=ABORT_SECONDS)
+
     def _work(self):
         while True:
             job = self._jobs.get()
             if job is None:
                 return
-            name, write = job
             try:
-                outcome = (name, write(), None)
-            except _FAILURES as error:
-                outcome = (name, None, error)
+                self._run(*job)
+            except _Aborted:
+                return
             except BaseException as error:  # raised in the submitting thread
                 self._fatal = error
                 return
-            with self._lock:
-                self._done.append(outcome)
-            del job, write  # the prediction goes now, not when the next job arrives
+            del job  # the prediction goes now, not when the next job arrives
+
+    def _run(self, name, write):
+        try:
+            outcome = (name, write(), None)
+        except _FAILURES as error:
+            outcome = (name, None, error)
+        with self._lock:
+            self._done.append(outcome)
+
+    def run_here(self, name: str, write: Callable[[], dict]) -> None:
+        """Run ``write`` in the calling thread once every queued job is done (the batch's last
+        video: there is nothing to overlap it with, and a signal then interrupts the writing
+        itself, whose atomic writers leave nothing partial)."""
+        self._stop_worker()
+        self._run(name, write)
 
     def _check(self):
         if self._fatal is not None:
@@ -235,7 +268,7 @@ class VideoWriter:
         while True:
             self._check()
             try:
-                self._jobs.put((name, write), timeout=0.1)
+                self._jobs.put((name, write), timeout=_POLL_SECONDS)
                 return
             except queue.Full:
                 continue
@@ -249,21 +282,31 @@ class VideoWriter:
         with self._lock:
             return list(self._done)
 
-    def close(self) -> List[Tuple[str, Optional[dict], Optional[BaseException]]]:
-        """Wait for every job; ``(name, report, error)`` of each, in submission order."""
+    def _stop_worker(self):
+        """Let the worker finish the queued jobs and end; waits in short steps, so a signal
+        reaches the calling (main) thread's handler within one."""
         while self._worker.is_alive():
             try:
-                self._jobs.put(None, timeout=0.1)
+                self._jobs.put(None, timeout=_POLL_SECONDS)
                 break
             except queue.Full:
                 continue
-        self._worker.join()
+        while self._worker.is_alive():
+            self._worker.join(timeout=_POLL_SECONDS)
         self._check()
+
+    def close(self) -> List[Tuple[str, Optional[dict], Optional[BaseException]]]:
+        """Wait for every job; ``(name, report, error)`` of each, in submission order."""
+        self._stop_worker()
         return self.finished()
 
 
 def _reraise(error):
     raise error
+
+
+class _Aborted(BaseException):
+    """Raised in the writer thread by :meth:`VideoWriter.abort`."""
 
 
 def _count_frames(bar, source, frames, advance):

@@ -124,3 +124,22 @@ def test_an_unexpected_error_of_the_writer_reaches_the_caller():
     writer.submit("first", broken)
     with pytest.raises(KeyError, match="bug"):
         writer.close()
+
+
+def test_an_abort_unwinds_the_job_being_written_and_drops_the_queued_ones():
+    started, unwound, ran = threading.Event(), threading.Event(), []
+
+    def long_write():
+        started.set()
+        try:
+            while True:  # a write in Python code, as the format writers are
+                time.sleep(0.01)
+        finally:
+            unwound.set()  # where an atomic writer removes its partial output
+
+    writer = VideoWriter()
+    writer.submit("first", long_write)
+    writer.submit("second", lambda: ran.append("second"))
+    assert started.wait(timeout=30)
+    writer.abort()
+    assert unwound.is_set() and ran == []
