@@ -93,6 +93,11 @@ read -r -a test_paths <<<"${RUNBOOK_TESTS:-tests/kernels tests/model tests/infer
 step tests "$limit_tests" "$OUT/tests.log" "$PYTHON" -P -m pytest "${test_paths[@]}" -q \
     -p no:cacheprovider -m "gpu or not slow" "${parallel[@]}"
 
+# The sync audit on its own line of runbook.txt: a video step under
+# set_sync_debug_mode("error") (tests/inference/test_sync_audit.py), syncs only where marked.
+step sync-audit "${RUNBOOK_SYNC_AUDIT_LIMIT:-45}" "$OUT/tests.log" "$PYTHON" -P -m pytest \
+    tests/inference/test_sync_audit.py -q -p no:cacheprovider
+
 # Two benchmark parts with their own result files and limits.
 read -r -a ops_files <<<"${RUNBOOK_OPS_FILES:-test_bench_instance_gaussians.py \
 test_bench_gaussian_probability.py test_bench_lovasz_hinge.py test_bench_embedding_loss.py \

@@ -12,6 +12,9 @@ Stages, each timed on the library's own code (the median of ``--repeats`` runs):
                full resolution 640 x 1152 as the OVIS preset clusters) to K full-size masks
   rle          pycocotools' ``encode`` of those K masks, as the pipeline calls it on the CPU,
                and ``stemseg_fast.io.rle.encode_masks`` (what the pipeline runs on a GPU)
+  clip masks   ``inference.masks.ClipMaskEncoding`` over the 4 frames a clip of 8 overlapping
+               by 4 makes final (mask path and RLE together, as the pipeline runs them; per
+               frame: / 4)
   write        ``youtube_vis_predictions`` + ``write_youtube_vis_results`` of a video of the K
                tracks (per frame: / frames)
 for K = 5 and 20 tracks. The mask and RLE steps are the pipeline's own functions, called directly so
@@ -47,7 +50,7 @@ from presets import PRESETS  # noqa: E402
 from provenance import git_commit, publish  # noqa: E402
 
 from stemseg_fast.io.files import atomic_output  # noqa: E402
-from stemseg_fast.inference.masks import frame_masks  # noqa: E402
+from stemseg_fast.inference.masks import ClipMaskEncoding, frame_masks  # noqa: E402
 from stemseg_fast.tracks import Track, VideoTracks  # noqa: E402
 from stemseg_fast.io.video import folder_source, open_video  # noqa: E402
 from stemseg_fast.model import PRESETS as MODEL_PRESETS  # noqa: E402
@@ -59,6 +62,7 @@ from stemseg_fast.synthetic import synthetic_video  # noqa: E402
 
 START, END = "<!-- host-path:start -->", "<!-- host-path:end -->"
 CLIP_LENGTH = 8
+FRAMES_FINAL_PER_CLIP = 4  # clips of 8 overlapping by 4
 TRACK_COUNTS = (5, 20)
 RESOLUTIONS = {"stride4": "ovis_T8_stride4", "fullres": "ovis_T8_fullres"}
 
@@ -88,13 +92,18 @@ def _write_video(path, frames):
     writer.release()
 
 
-def _mask_path(frames, full_resolution):
-    """The pipeline's mask path for the OVIS preset's sizes at this clustering resolution."""
+def _mask_sizes(frames, full_resolution):
+    """The mask path's size arguments for the OVIS preset at this clustering resolution."""
     inference = MODEL_PRESETS["ovis"].inference
     frame_size = tuple(frames.shape[1:3])
-    resized = resized_size(*frame_size, inference.min_dim, inference.max_dim)
-    return functools.partial(frame_masks, resized=resized, frame_size=frame_size,
-                             full_resolution=full_resolution)
+    return dict(resized=resized_size(*frame_size, inference.min_dim, inference.max_dim),
+                frame_size=frame_size, full_resolution=full_resolution)
+
+
+def _clip_masks(labels, track_ids, sizes):
+    """The pipeline's output masks of the frames one clip makes final, each holding ``labels``."""
+    clip = labels.expand(FRAMES_FINAL_PER_CLIP, -1, -1)
+    return ClipMaskEncoding(clip, [track_ids.tolist()] * FRAMES_FINAL_PER_CLIP, **sizes).result()
 
 
 def measure(*, repeats=5, num_frames=16):
@@ -129,7 +138,8 @@ def measure(*, repeats=5, num_frames=16):
         rows.append(_row("preprocess", f"clip of {CLIP_LENGTH}", CLIP_LENGTH, timing, repeats))
 
         for resolution, preset_name in RESOLUTIONS.items():
-            masks_of = _mask_path(frames, full_resolution=resolution == "fullres")
+            sizes = _mask_sizes(frames, full_resolution=resolution == "fullres")
+            masks_of = functools.partial(frame_masks, **sizes)
             for num_tracks in TRACK_COUNTS:
                 label_preset = dataclasses.replace(PRESETS[preset_name], num_instances=num_tracks)
                 labels = instance_id_map(label_preset, device="cpu")[0]  # [H_c, W_c], -1 = none
@@ -149,6 +159,10 @@ def measure(*, repeats=5, num_frames=16):
                 timing = _median_ms(lambda: encode_masks(transposed.transpose(1, 2)), repeats)
                 rows.append(_row("rle", f"{num_tracks} tracks 640x1152, encode_masks (torch "
                                  f"ops) on the CPU", 1, timing, repeats))
+                timing = _median_ms(lambda: _clip_masks(labels, track_ids, sizes), repeats)
+                rows.append(_row("clip masks", f"{num_tracks} tracks, {FRAMES_FINAL_PER_CLIP} "
+                                 f"final frames of a clip, label map {label_preset.height}x"
+                                 f"{label_preset.width}", FRAMES_FINAL_PER_CLIP, timing, repeats))
                 if resolution == "fullres":
                     rows.append(_write_rows(folder, masks, num_tracks, num_frames, repeats))
     return rows

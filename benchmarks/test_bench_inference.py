@@ -12,8 +12,19 @@ sets ``min_seediness=0`` so every clip makes its 20 clusters (the clustering's w
 CPU: the tiny preset on a small video, reference path only (keeps ``make bench`` short).
 
 ``extra_info`` holds the frames, the per-stage seconds of one run and frames per second.
+
+Steady state (``test_inference_steady_state``): the fast path (reference on CPU) over a video of
+:data:`STEADY_FRAMES` frames, long enough that per-clip costs are not overcounted by a short
+video, at :data:`TRACK_COUNTS` tracks per clip (5 realistic, 20 the worst case;
+``max_instances_per_clip`` caps the clusters random weights make). The wall time of whole
+predictions is timed (host work included: hiding it behind the device is the point), not
+device events. ``extra_info``: fps per stage (the pipeline's stage timer) and overall (frames /
+median wall time) and, on a GPU, ``gpu_busy_fraction``: the union of the device's kernel and
+copy intervals in a ``torch.profiler`` trace of one more prediction over its wall time (the
+profiler's host overhead makes it a lower bound).
 """
 import dataclasses
+import time
 
 import pytest
 import torch
@@ -31,10 +42,19 @@ CASES = ([("youtube_vis", 16, 640, 1152), ("ovis", 16, 640, 1152)] if ON_GPU
 PATHS = ("reference", "fast") if ON_GPU else ("reference",)
 
 
-def setup_inference(preset_name, path, frames, height, width):
+STEADY_FRAMES = 64
+TRACK_COUNTS = (5, 20)
+STEADY_CASES = [("ovis", 640, 1152)] if ON_GPU else [("tiny", 64, 96)]
+STEADY_PATH = "fast" if ON_GPU else "reference"
+STEADY_ROUNDS = 3 if ON_GPU else 1
+
+
+def setup_inference(preset_name, path, frames, height, width, max_instances=None):
     preset = PRESETS[preset_name]
-    config = dataclasses.replace(
-        preset, inference=dataclasses.replace(preset.inference, min_seediness=0.0))
+    inference = dataclasses.replace(preset.inference, min_seediness=0.0)
+    if max_instances is not None:
+        inference = dataclasses.replace(inference, max_instances_per_clip=max_instances)
+    config = dataclasses.replace(preset, inference=inference)
     fast = path == "fast"
     torch.manual_seed(0)
     model = build_stemseg(config, fused=fast, backend="triton" if fast else "reference")
@@ -65,3 +85,56 @@ def test_inference_end_to_end(benchmark, preset_name, frames, height, width, pat
         info[f"seconds_{stage}"] = timings[stage]
         if timings[stage] > 0:
             info[f"fps_{stage}"] = frames / timings[stage]
+
+
+def _busy_seconds(intervals):
+    """Length of the union of ``(start, end)`` intervals (microseconds in, seconds out)."""
+    busy, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reach:
+            busy += end - max(start, reach)
+            reach = end
+    return busy / 1e6
+
+
+def gpu_busy_fraction(fn):
+    """Fraction of ``fn()``'s wall time with a kernel or copy running on the device."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as trace:
+        start = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        wall = time.perf_counter() - start
+    intervals = [(event.time_range.start, event.time_range.end) for event in trace.events()
+                 if event.device_type == DeviceType.CUDA]
+    return _busy_seconds(intervals) / wall
+
+
+@pytest.mark.parametrize("tracks", TRACK_COUNTS)
+@pytest.mark.parametrize("preset_name,height,width", STEADY_CASES)
+def test_inference_steady_state(benchmark, preset_name, height, width, tracks):
+    predictor, video = setup_inference(preset_name, STEADY_PATH, STEADY_FRAMES, height, width,
+                                       max_instances=tracks)
+    benchmark.group = (f"inference-steady_state-{preset_name}-{STEADY_FRAMES}x{height}x{width}"
+                       f"-{tracks}_tracks")
+    last = {}
+
+    def predict():
+        last["prediction"] = predictor.predict(video, video_id=1)
+
+    predict()  # compiling and autotuning stay out of the rounds
+    benchmark.pedantic(predict, rounds=STEADY_ROUNDS, warmup_rounds=0)
+    prediction = last["prediction"]
+    info = benchmark.extra_info
+    info.update(device=str(bench_device()), frames=STEADY_FRAMES, path=STEADY_PATH,
+                max_instances_per_clip=tracks, num_tracks=int(len(prediction.track_ids)))
+    for stage in (*STAGES, "total"):
+        info[f"seconds_{stage}"] = prediction.timings[stage]
+        if prediction.timings[stage] > 0:
+            info[f"fps_{stage}"] = STEADY_FRAMES / prediction.timings[stage]
+    info["fps_overall"] = STEADY_FRAMES / benchmark.stats.stats.median
+    if ON_GPU:
+        info["gpu_busy_fraction"] = gpu_busy_fraction(predict)

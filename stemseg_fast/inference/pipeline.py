@@ -27,25 +27,44 @@ stream yields, learnt at its end, never a container's announced count:
    appended, :func:`~stemseg_fast.kernels.greedy_cluster.greedy_cluster` on the clip's foreground
    voxels, :class:`~stemseg_fast.inference.stitching.ClipStitcher` against the previous clip.
 5. **Frames the stitcher hands back are final**: per track present, the official mask path
-   and one COCO RLE per track and frame (:mod:`~stemseg_fast.inference.masks`); per-track
-   class-logit sums (YouTube-VIS rule) and argmax votes (KITTI-MOTS rule) at clustering
-   resolution. :meth:`VideoRun.run` returns it all as a
+   and one COCO RLE per track and frame (:mod:`~stemseg_fast.inference.masks`; the masks of a
+   clip's frames are queued together and their RLEs collected once the next clip's network
+   work is queued, streams excepted); per-track class-logit sums (YouTube-VIS rule) and argmax
+   votes (KITTI-MOTS rule) at clustering resolution. :meth:`VideoRun.run` returns it all as a
    :class:`~stemseg_fast.inference.prediction.VideoPrediction`.
 
 What is held at any time: features of at most ~2T frames, semantic sums of the frames of at most
-two clips, the outputs of at most two clips awaiting clustering, the stitcher's previous clip;
-plus per-track RLE dicts and counters that grow with the video. ``diagnostics`` of the result
-records the peak number of cached frames and clips.
+two clips, the outputs of at most two clips awaiting clustering, the stitcher's previous clip,
+on a GPU the masks of one clip's final frames awaiting their RLE; plus per-track RLE dicts and
+counters that grow with the video. ``diagnostics`` of the result records the peak number of
+cached frames and clips.
 
 Semantics at full resolution: the official code upsamples each clip's logits x4 and averages;
 here the stride-4 average is upsampled when the frame is final (linear maps commute, equal up to
 float rounding), which keeps [C, H/4, W/4] per frame on the device instead of [C, H, W].
 Seediness averaged for the foreground likewise.
 
-Timings (seconds, every stage counted, CUDA synchronised at stage boundaries): ``decode``,
-``preprocess``, ``backbone``, ``heads``, ``clustering`` (clustering + stitching + foreground),
-``outputs`` (mask path, RLE encoding, class statistics). The official tool leaves the output
-generation out of its timers (§4.5).
+Where the host waits for the device (each is a copy to the host whose size or content the next
+step depends on, marked with :func:`~stemseg_fast.inference.host_waits.expected_host_wait` for
+the GPU sync audit; everything else is queued without waiting, and index tensors made on the
+host go over with ``non_blocking``, cached per clip shape where they repeat):
+
+* clustering, per clip: the number of clusters (the stitcher's label bound), the joint
+  histogram the Hungarian matching reads on the host, and the highest stored track id
+  (:class:`~stemseg_fast.inference.stitching.ClipStitcher`), plus whatever the clustering
+  kernel's own checks read;
+* outputs, per clip: one table of which tracks each final frame holds (it chooses the masks to
+  make), then the run lengths of the clip's masks,
+  :data:`~stemseg_fast.inference.masks.ENCODE_BATCH` masks per copy
+  (:func:`~stemseg_fast.io.rle.encode_masks`, on a side stream, after the next clip's network
+  work is queued): the place where results leave the device; streams also read each track's
+  category per frame;
+* at the end of the video: the stage timer's last event and the per-track statistics.
+
+Timings (seconds, every stage counted; on CUDA from events at the stage boundaries, read at the
+end of the video, :class:`StageTimer`): ``decode``, ``preprocess``, ``backbone``, ``heads``,
+``clustering`` (clustering + stitching + foreground), ``outputs`` (mask path, RLE encoding, class
+statistics). The official tool leaves the output generation out of its timers (§4.5).
 """
 import time
 from collections import defaultdict
@@ -62,7 +81,8 @@ from stemseg_fast.model.preprocessing import preprocess_clip, resized_size
 from stemseg_fast.tracks import Track
 
 from .clips import clip_positions, streamed_clip_schedule
-from .masks import EMBEDDING_STRIDE, encode_frame_masks
+from .host_waits import expected_host_wait
+from .masks import EMBEDDING_STRIDE, ClipMaskEncoding, encode_clip_masks
 from .prediction import VideoPrediction
 from .prefetch import prefetched
 from .stitching import ClipStitcher
@@ -105,35 +125,70 @@ class StreamedFrame:
 
 
 class StageTimer:
-    """Adds wall time per stage; on CUDA, synchronises before reading the clock so each stage is
-    charged its own device work."""
+    """Time per stage without waiting for the device.
+
+    On CUDA each stage boundary records an event on the current stream; a stage is charged the
+    time between its two events, so the stages partition the video's timeline and each is
+    charged its own device work (or its host work, where the device idles). The events are read
+    once the device has passed them: pairs already completed are folded into seconds as the
+    video goes (``Event.query`` does not wait), which keeps memory flat on an endless stream,
+    and :meth:`totals` waits for the last event only, at the end of the video, where results
+    leave the device anyway. On the CPU it reads ``time.perf_counter``.
+    """
+
+    _FOLD_EVERY = 64  # pending event pairs; a clip records about six
 
     def __init__(self, device):
-        self.seconds = dict.fromkeys(STAGES, 0.0)
+        self._seconds = dict.fromkeys(STAGES, 0.0)
         self._cuda = torch.device(device).type == "cuda"
-        self._last = self._now()
+        self._pending = []  # CUDA: (stage, start event, end event) not yet read
+        self._last = self._mark()
 
-    def _now(self):
-        if self._cuda:
-            torch.cuda.synchronize()
-        return time.perf_counter()
+    def _mark(self):
+        if not self._cuda:
+            return time.perf_counter()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
 
     def restart(self):
-        self._last = self._now()
+        """Start the next stage now: the time since the last boundary is charged to no stage."""
+        self._last = self._mark()
 
     def charge(self, stage):
-        now = self._now()
-        self.seconds[stage] += now - self._last
+        """Charge ``stage`` the time since the last boundary."""
+        now = self._mark()
+        if self._cuda:
+            self._pending.append((stage, self._last, now))
+            if len(self._pending) >= self._FOLD_EVERY:
+                self._fold(wait=False)
+        else:
+            self._seconds[stage] += now - self._last
         self._last = now
+
+    def _fold(self, wait):
+        if wait and self._pending:
+            self._pending[-1][2].synchronize()
+        while self._pending and self._pending[0][2].query():
+            stage, start, end = self._pending.pop(0)
+            self._seconds[stage] += start.elapsed_time(end) / 1e3
+
+    def totals(self) -> dict:
+        """Seconds per stage of :data:`STAGES` so far; on CUDA it waits for the last boundary."""
+        self._fold(wait=True)
+        return dict(self._seconds)
 
 
 class _GrowingRows:
-    """A [capacity, C] accumulator indexed by track id, grown by doubling as ids appear."""
+    """A [capacity, C] accumulator indexed by label + 1: row 0 takes the outliers (label -1),
+    so every voxel can be added without first selecting the tracks' voxels (a selection's size
+    is known only on the host). Grown by doubling as ids appear."""
 
     def __init__(self, columns, dtype, device):
-        self.values = torch.zeros(0, columns, dtype=dtype, device=device)
+        self.values = torch.zeros(1, columns, dtype=dtype, device=device)
 
-    def reserve(self, rows):
+    def reserve(self, highest_id):
+        rows = highest_id + 2
         if rows > self.values.shape[0]:
             grown = self.values.new_zeros(max(rows, 2 * self.values.shape[0]),
                                           self.values.shape[1])
@@ -143,8 +198,8 @@ class _GrowingRows:
     def rows(self, track_ids):
         """[M, C] numpy rows of ``track_ids`` (zeros for ids never accumulated)."""
         if track_ids.numel():
-            self.reserve(int(track_ids.max()) + 1)
-        return self.values[track_ids.to(self.values.device)].cpu().numpy()
+            self.reserve(int(track_ids.max()))
+        return self.values[track_ids.to(self.values.device) + 1].cpu().numpy()
 
 
 class VideoRun:
@@ -190,6 +245,13 @@ class VideoRun:
         self.streaming = streaming
         self.keep_images = keep_images  # streams: hand each decoded frame back with its tracks
         self._images = {}  # frame -> decoded image, until the frame is emitted
+        self._frame_tracks = {}  # final frame -> ids of the tracks it holds, until emitted
+        self._to_encode = []  # emitted frames of the current clip awaiting their masks
+        self._encoding = None  # (frames, ClipMaskEncoding) of the last clip, until collected
+        # CUDA: the RLE's waits and copies run here, so the next clip's work queued on the
+        # current stream keeps the device busy meanwhile.
+        self._side_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        self._position_indices = {}  # a clip's positions -> their index tensor on the device
         self._emitted = []  # StreamedFrames of the current step
         self._live = {}  # stream: track id -> summed class logits of the frames seen
         self._display_numbers = {}  # stream: live track id -> its number (1, 2, ...)
@@ -243,7 +305,7 @@ class VideoRun:
         with self._autocast():
             output = self.model.heads(self.model.stack_clip([features[t] for t in clip]))
         frames, positions = clip_positions(clip)
-        index = torch.tensor(positions, device=self.device)
+        index = self._position_index(positions)
         embeddings = output.embeddings[0].float().index_select(1, index)  # [E, T', h, w]
         precisions = PRECISION_SCALE * torch.exp(
             output.log_precisions[0].float().index_select(1, index))  # [E-F, T', h, w]
@@ -260,6 +322,15 @@ class VideoRun:
                 self._add(self.seediness_sums, frame, seediness[0, position])
         self.timer.charge("heads")
         return frames, embeddings, precisions, seediness
+
+    def _position_index(self, positions):
+        """The clip's positions on the device, copied once per clip shape (a video has at
+        most three: regular, end-aligned and left-padded)."""
+        key = tuple(positions)
+        if key not in self._position_indices:
+            self._position_indices[key] = torch.tensor(positions).to(self.device,
+                                                                     non_blocking=True)
+        return self._position_indices[key]
 
     @staticmethod
     def _add(sums, frame, value):
@@ -328,53 +399,102 @@ class VideoRun:
 
     # -- stage 5: outputs of final frames --------------------------------------------------------
 
+    def _tracks_present(self, stitched):
+        """{frame: ascending ids of the tracks in its labels} for the frames a clip made final,
+        from one presence table copied to the host per clip (the masks to make depend on it).
+        Only the clip's clusters can appear there, so the table has one column per cluster
+        (less those whose proposed id was never stored: they appear on no new frame)."""
+        highest = self.stitcher.next_track_id - 1
+        candidates = sorted({track_id for track_id in stitched.cluster_track_ids.tolist()
+                             if track_id <= highest})
+        labels = stitched.labels  # [T_new, H_c, W_c]
+        if not candidates or labels.shape[0] == 0:
+            return {frame: [] for frame in stitched.frame_indices}
+        width = highest + 2  # labels -1 .. highest
+        slots = (torch.arange(labels.shape[0], device=labels.device).view(-1, 1, 1) * width
+                 + labels + 1)
+        table = torch.zeros(labels.shape[0] * width, dtype=torch.bool, device=labels.device)
+        table.index_fill_(0, slots.flatten(), True)  # the value a kernel argument, not a copy
+        columns = torch.tensor(candidates).add_(1).to(labels.device, non_blocking=True)
+        with expected_host_wait():  # which masks to make
+            present = table.view(-1, width).index_select(1, columns).cpu()  # [T_new, K]
+        return {frame: [track_id for track_id, here in zip(candidates, row) if here]
+                for frame, row in zip(stitched.frame_indices, present.tolist())}
+
+    def _emit_clip(self, stitched):
+        """Masks (RLE) and class statistics of the frames a clip made final, in order."""
+        self._frame_tracks.update(self._tracks_present(stitched))
+        for frame, labels in zip(stitched.frame_indices, stitched.labels.unbind(0)):
+            self._emit_frame(frame, labels)
+        waiting, self._to_encode = self._to_encode, []
+        if not waiting:
+            return
+        labels = torch.stack([item[1] for item in waiting])
+        sizes = dict(resized=self.resized, frame_size=self.frame_size,
+                     full_resolution=self.full_resolution)
+        if self.streaming:  # a stream hands each frame over now
+            encoded = encode_clip_masks(labels, [item[2] for item in waiting], **sizes)
+            for (frame, labels, track_ids, class_logits, image), rles in zip(waiting, encoded):
+                self._emitted.append(self._streamed_frame(frame, labels, track_ids, rles,
+                                                          class_logits, image))
+            return
+        self._collect_masks()
+        self._encoding = ([item[0] for item in waiting], ClipMaskEncoding(
+            labels, [item[2] for item in waiting], side_stream=self._side_stream, **sizes))
+
+    def _collect_masks(self):
+        """The RLEs of the last clip's frames, started when it was emitted: collected after
+        the next clip's network work is queued, so on a GPU they are found and copied back
+        while the device runs it."""
+        if self._encoding is None:
+            return
+        (frames, encoding), self._encoding = self._encoding, None
+        for frame, rles in zip(frames, encoding.result()):
+            for track_id, rle in rles.items():
+                self.rles[track_id][frame] = rle
+
     def _emit_frame(self, frame, labels):
-        """Masks (RLE) and class statistics of one final frame; labels [H_c, W_c] int64."""
-        track_ids = torch.unique(labels)
-        track_ids = track_ids[track_ids >= 0]
+        """Class statistics of one final frame; its masks wait for the clip's other frames.
+        labels [H_c, W_c] int64."""
+        track_ids = self._frame_tracks.pop(frame)
         class_logits = self.class_logits.pop(frame, None)
         image = self._images.pop(frame, None)
         if class_logits is not None:
             class_logits = self._upsample_frame(class_logits)
-        if self.streaming:
-            self._emitted.append(self._streamed_frame(frame, labels, track_ids, class_logits,
-                                                      image))
-            return
-        if len(track_ids) == 0:
-            return
-        if class_logits is not None:
-            self._accumulate_classes(labels, class_logits, int(track_ids[-1]))
-        for track_id, rle in self._encode_masks(labels, track_ids).items():
-            self.rles[track_id][frame] = rle
+        if not self.streaming:
+            if not track_ids:
+                return
+            if class_logits is not None:
+                self._accumulate_classes(labels, class_logits, track_ids[-1])
+            class_logits = None  # accumulated: the encoding needs only the labels
+        self._to_encode.append((frame, labels, track_ids, class_logits, image))
 
-    def _encode_masks(self, labels, track_ids):
-        return encode_frame_masks(labels, track_ids, resized=self.resized,
-                                  frame_size=self.frame_size,
-                                  full_resolution=self.full_resolution)
-
-    def _streamed_frame(self, frame, labels, track_ids, class_logits, image):
+    def _streamed_frame(self, frame, labels, track_ids, rles, class_logits, image):
         """One final frame of a stream: its tracks numbered 1, 2, ... by first appearance, each
         with its category so far (arg max of the track's mean class logits over the frames seen,
         background excluded: the YouTube-VIS rule applied to what has been seen)."""
-        rles = self._encode_masks(labels, track_ids)
-        if class_logits is not None and class_logits.shape[0] > 2:
-            present = labels >= 0
-            _, owner = torch.unique(labels[present], return_inverse=True)
-            sums = torch.zeros(len(track_ids), class_logits.shape[0], dtype=torch.float64,
+        if class_logits is not None and class_logits.shape[0] > 2 and track_ids:
+            # Row slot + 1 of each voxel's track (0: outliers), found in the ascending ids.
+            ids = torch.tensor(track_ids).to(labels.device, non_blocking=True)
+            slots = torch.where(labels >= 0, torch.searchsorted(ids, labels) + 1, 0)
+            sums = torch.zeros(len(track_ids) + 1, class_logits.shape[0], dtype=torch.float64,
                                device=labels.device)
-            sums.index_add_(0, owner, class_logits[:, present].t().double())
-            for track_id, track_sum in zip(rles, sums.unbind(0)):
+            sums.index_add_(0, slots.flatten(), class_logits.flatten(1).t().double())
+            for track_id, track_sum in zip(track_ids, sums[1:].unbind(0)):
                 total = self._live.get(track_id)
                 self._live[track_id] = track_sum if total is None else total + track_sum
+        totals = [self._live.get(track_id) for track_id in track_ids]
+        known = [total for total in totals if total is not None]
+        with expected_host_wait():  # a stream hands each frame's categories over now
+            best = iter(torch.stack(known)[:, 1:].argmax(1).tolist() if known else [])
         tracks = []
-        for track_id, rle in rles.items():
+        for track_id, total in zip(track_ids, totals):
             if track_id not in self._display_numbers:
                 self._next_display_number += 1
                 self._display_numbers[track_id] = self._next_display_number
-            totals = self._live.get(track_id)
-            category = 1 if totals is None else int(totals[1:].argmax()) + 1
-            tracks.append(Track(self._display_numbers[track_id], self.frame_size, {frame: rle},
-                                category_id=category))
+            category = 1 if total is None else next(best) + 1
+            tracks.append(Track(self._display_numbers[track_id], self.frame_size,
+                                {frame: rles[track_id]}, category_id=category))
         return StreamedFrame(frame, tracks, image)
 
     def _forget_finished_tracks(self):
@@ -386,22 +506,19 @@ class VideoRun:
             self._live.pop(finished, None)
 
     def _accumulate_classes(self, labels, class_logits, highest):
-        """Per track: summed class logits and votes of the per-voxel argmax (channel 0 = bg)."""
+        """Per track: summed class logits and votes of the per-voxel argmax (channel 0 = bg).
+        Every voxel is added, outliers into row 0, so nothing waits for the device."""
         num_classes = class_logits.shape[0]
         if self.class_logit_sums is None:
             self.class_logit_sums = _GrowingRows(num_classes, torch.float64, self.device)
             self.class_votes = _GrowingRows(num_classes, torch.int64, self.device)
-        self.class_logit_sums.reserve(highest + 1)
-        self.class_votes.reserve(highest + 1)
-        flat_labels = labels.reshape(-1)
-        member = flat_labels >= 0
-        owners = flat_labels[member]  # [P]
-        logits = class_logits.reshape(num_classes, -1)[:, member].t()  # [P, C]
-        self.class_logit_sums.values.index_add_(0, owners, logits.double())
-        votes = torch.bincount(owners * num_classes + logits.argmax(dim=1),
-                               minlength=self.class_votes.values.numel())
-        self.class_votes.values += votes[:self.class_votes.values.numel()].view_as(
-            self.class_votes.values)
+        self.class_logit_sums.reserve(highest)
+        self.class_votes.reserve(highest)
+        rows = labels.reshape(-1) + 1  # [N], 0 = outlier
+        logits = class_logits.reshape(num_classes, -1).t()  # [N, C]
+        self.class_logit_sums.values.index_add_(0, rows, logits.double())
+        votes = self.class_votes.values.view(-1)
+        votes.index_add_(0, rows * num_classes + logits.argmax(dim=1), torch.ones_like(rows))
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -413,6 +530,10 @@ class VideoRun:
         return self._prediction()
 
     def _prediction(self):
+        with expected_host_wait():  # the end of the video: the results leave the device
+            return self._collected_prediction()
+
+    def _collected_prediction(self):
         stats = self.stitcher.track_stats()
         ids = stats.track_ids
         class_logit_sums = class_votes = None
@@ -424,7 +545,7 @@ class VideoRun:
             class_logit_sums = np.zeros((0, self.config.num_classes), np.float64)
             class_votes = np.zeros((0, self.config.num_classes), np.int64)
         self.timer.charge("outputs")
-        timings = dict(self.timer.seconds)
+        timings = self.timer.totals()
         timings["total"] = sum(timings[stage] for stage in STAGES)
         return VideoPrediction(
             name=self.source.name, frame_size=self.frame_size, num_frames=self.num_frames,
@@ -469,6 +590,8 @@ class VideoRun:
                 self._backbone(missing, features)
             self._note_peak("cached_frames", len(features))
             pending.append((index, self._heads(clip, features)))
+            self._collect_masks()
+            self.timer.charge("outputs")
             self._note_peak("pending_clips", len(pending))
             self._note_peak("semantic_frames", len(self.semantic_sums) + len(self.seediness_sums))
             finished_by_clip[index] = finished
@@ -485,8 +608,7 @@ class VideoRun:
                 for frame in finished_by_clip.pop(clustered):
                     del self.foreground[frame]
                     final_frames.discard(frame)
-                for frame, labels in zip(stitched.frame_indices, stitched.labels.unbind(0)):
-                    self._emit_frame(frame, labels)
+                self._emit_clip(stitched)
                 self.timer.charge("outputs")
                 if self.streaming:
                     self._forget_finished_tracks()
@@ -494,10 +616,13 @@ class VideoRun:
                     yield emitted
                     self.timer.restart()  # the consumer's time is not ours
             self._note_peak("final_frames_held", len(self.foreground) + len(self.class_logits))
+        self._collect_masks()
+        self.timer.charge("outputs")
         self.diagnostics["live_entries_at_end"] = (
             len(features) + len(pending) + len(self.semantic_sums) + len(self.seediness_sums)
             + len(self.class_logits) + len(self.foreground) + len(self._decoded)
-            + len(final_frames) + len(self._images))
+            + len(final_frames) + len(self._images) + len(self._frame_tracks)
+            + (self._encoding is not None))
 
     def _note_peak(self, what, value):
         key = f"peak_{what}"

@@ -36,6 +36,8 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from .host_waits import expected_host_wait
+
 OUTLIER_LABEL = -1
 FIRST_TRACK_ID = 1  # official OnlineChainer: next_track_label = 1 before the first clip
 
@@ -125,10 +127,11 @@ def match_clusters(previous_labels, current_labels, *, foreground=None, iou_thre
                          f"{list(foreground.shape)}")
     _label_bound("previous_labels", previous_labels)
     _label_bound("current_labels", current_labels)
-    counts, previous_values, current_values = joint_histogram(
-        previous_labels.long(), current_labels.long(), foreground=foreground)
-    counts = counts.cpu().numpy()
-    previous_values, current_values = previous_values.tolist(), current_values.tolist()
+    with expected_host_wait():  # the Hungarian matching runs on the host, on these counts
+        counts, previous_values, current_values = joint_histogram(
+            previous_labels.long(), current_labels.long(), foreground=foreground)
+        counts = counts.cpu().numpy()
+        previous_values, current_values = previous_values.tolist(), current_values.tolist()
     previous_area, current_area = counts.sum(1), counts.sum(0)  # [P], [C]
     previous_ids = _official_order(previous_values)  # ascending in, official set order out
     current_ids = _official_order(current_values)
@@ -156,7 +159,8 @@ def _label_bound(name, labels):
         raise TypeError(f"{name} must have an integer dtype, got {labels.dtype}")
     if labels.numel() == 0:
         return 0
-    smallest, largest = (int(v) for v in torch.aminmax(labels))
+    with expected_host_wait():  # the clip's cluster count sizes the id lookup
+        smallest, largest = (int(v) for v in torch.aminmax(labels))
     if smallest < OUTLIER_LABEL:
         raise ValueError(f"{name} must hold labels >= -1, got {smallest}")
     return largest + 1
@@ -239,12 +243,13 @@ class ClipStitcher:
         cluster_track_ids = torch.arange(start, start + num_clusters, dtype=torch.long)
         for track_id, proposal in matching.matches:
             cluster_track_ids[proposal - start] = track_id
+        # Host-made index tensors go over without waiting: a blocking copy syncs the device.
         lookup = torch.cat([torch.tensor([OUTLIER_LABEL]), cluster_track_ids]).to(
-            cluster_labels.device)
+            cluster_labels.device, non_blocking=True)
         new_positions = [i for i, t in enumerate(frame_indices) if t not in self._previous_frames]
         new_frames = [frame_indices[i] for i in new_positions]
-        position_index = torch.tensor(new_positions, dtype=torch.long,
-                                      device=cluster_labels.device)
+        position_index = torch.tensor(new_positions, dtype=torch.long).to(
+            cluster_labels.device, non_blocking=True)
         new_labels = lookup[cluster_labels.index_select(0, position_index).long() + 1]
         self._update_stats(new_labels, new_frames)
         self._remember(frame_indices, new_frames, new_labels)
@@ -270,21 +275,27 @@ class ClipStitcher:
         self._stored_frames.update(new_frames)
 
     def _update_stats(self, new_labels, new_frames):
-        """Pixel counts and first/last frame per track id, from one bincount over the new
+        """Pixel counts and first/last frame per track id, from one histogram over the new
         frames; syncs once (the highest id)."""
         if not new_frames:
             return
+        with expected_host_wait():  # the next clip's proposed ids start above it
+            highest_new = int(new_labels.max())
         if not self._track_statistics:
-            self._highest_track_id = max(self._highest_track_id, int(new_labels.max()))
+            self._highest_track_id = max(self._highest_track_id, highest_new)
             return
         device = new_labels.device
-        width = max(self._highest_track_id, int(new_labels.max())) + 2  # ids -1 .. highest
+        width = max(self._highest_track_id, highest_new) + 2  # ids -1 .. highest
         frame_slot = torch.arange(len(new_frames), device=device).view(-1, 1, 1)
         combined = frame_slot * width + new_labels + 1  # [T_new, H, W]
-        counts = torch.bincount(combined.flatten(), minlength=len(new_frames) * width)
+        # index_add_ into a table of known size: bincount would read the largest index first
+        combined = combined.flatten()
+        counts = torch.zeros(len(new_frames) * width, dtype=torch.long, device=device)
+        counts.index_add_(0, combined, torch.ones_like(combined))
         counts = counts.view(len(new_frames), width)[:, 1:]  # [T_new, ids 0 .. width - 2]
         self._grow(width - 1, device)
-        frames = torch.tensor(new_frames, dtype=torch.long, device=device).view(-1, 1)
+        frames = torch.tensor(new_frames, dtype=torch.long).to(device, non_blocking=True)
+        frames = frames.view(-1, 1)
         present = counts > 0
         never = torch.iinfo(torch.long).max
         self._pixel_counts += counts.sum(0)
@@ -314,8 +325,9 @@ class ClipStitcher:
         continue (every other track has ended)."""
         if not self._previous_frames:
             return set()
-        labels = torch.unique(torch.stack(list(self._previous_frames.values())))
-        return set(labels[labels >= 0].tolist())
+        with expected_host_wait():  # streams forget the tracks that ended
+            labels = torch.unique(torch.stack(list(self._previous_frames.values())))
+            return set(labels[labels >= 0].tolist())
 
     def track_stats(self) -> TrackStats:
         """Counters of every track with at least one stored voxel, ascending id."""

@@ -1,16 +1,23 @@
 """Many videos through a predictor into every output format, resumable and shardable.
 
 Each video's files are written as soon as it is done, with a record in
-``per_video/<video>.json``; results.json, results.zip and videos.json are merged at the end. A
+``per_video/<video>.json``; results.json, results.zip and videos.json are merged at the end.
+The writing runs on a worker thread (:class:`VideoWriter`), so video N's files are written while
+video N+1 is predicted; at most :data:`WRITE_QUEUE_DEPTH` finished predictions wait for it, so
+memory stays flat over a long batch. A
 video that fails is reported and the others go on; running the same batch again skips every
 video already done with the same settings and input files, so an interrupted or partly failed
 batch resumes where it stopped. Under ``torchrun`` every rank takes its share of the videos
 (:func:`~stemseg_fast.distributed.shard_items`) and rank 0 writes the merged files.
 """
+import ctypes
+import functools
 import json
 import os
+import queue
+import threading
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from stemseg_fast.distributed import DistributedContext, gather_objects, shard_items
 from stemseg_fast.io.files import output_path, read_json, write_json
@@ -19,6 +26,14 @@ from .writing import (VideoOutputs, remove_debris, video_output_paths, write_mer
                       write_video_outputs)
 
 RECORDS_FOLDER = "per_video"  # one JSON per finished video: what a rerun resumes from
+# Predictions waiting for the writer: one keeps it busy while the next video is predicted; more
+# only hold memory (a prediction holds every RLE of its video).
+WRITE_QUEUE_DEPTH = 1
+_FAILURES = (ValueError, OSError, RuntimeError)  # a video's failure, reported with keep_going
+# How long an abort waits for the job being written to unwind (it only removes its partial
+# files; a write blocked in a system call ends first).
+ABORT_SECONDS = 30.0
+_POLL_SECONDS = 0.1  # waits on the writer are cut into steps so signals are handled meanwhile
 
 
 @dataclass
@@ -92,25 +107,44 @@ def run_batch(predictor, sources: Sequence, formats: Sequence[str], out_dir: str
     fingerprints = {source.name: {"settings": settings, "input": input_fingerprint(source)}
                     for source in sources}  # one stat of every input file, for skip and merge
     result = BatchResult()
+    writer = VideoWriter()
+    try:
+        owned = [source for _, source in shard_items(sources, context,
+                                                     key=lambda source: source.name)]
+        for position, source in enumerate(owned):
+            record_path = output_path(out_dir, RECORDS_FOLDER, f"{source.name}.json")
+            fingerprint = fingerprints[source.name]
+            record = _finished_record(record_path, fingerprint)
+            if record is not None and fingerprint["input"] is not None:
+                result.skipped += 1
+                _count_frames(progress, source, record["frames"], record["frames"])
+                continue
+            try:
+                prediction = _predict(predictor, source, progress)
+            except _FAILURES as error:
+                if not keep_going:
+                    raise
+                writer.add_failure(source.name, error)
+                continue
+            write = functools.partial(_write_video, prediction, source, paths[source.name],
+                                      formats, min_score, record_path, fingerprint)
+            if position == len(owned) - 1:  # nothing left to predict meanwhile
+                writer.run_here(source.name, write)
+            else:
+                writer.submit(source.name, write)
+            _raise_first_failure(writer, keep_going)
+        done = writer.close()
+    except BaseException:  # Ctrl-C, SIGTERM, or a failure without keep_going
+        writer.abort()
+        raise
     reports = []
-    for _, source in shard_items(sources, context, key=lambda source: source.name):
-        record_path = output_path(out_dir, RECORDS_FOLDER, f"{source.name}.json")
-        fingerprint = fingerprints[source.name]
-        record = _finished_record(record_path, fingerprint)
-        if record is not None and fingerprint["input"] is not None:
-            result.skipped += 1
-            _count_frames(progress, source, record["frames"], record["frames"])
-            continue
-        try:
-            report = _process_video(predictor, source, paths[source.name], formats, min_score,
-                                    progress)
-        except (ValueError, OSError, RuntimeError) as error:
-            if not keep_going:
-                raise
-            result.failures.append(f"video {source.name!r}: {error}")
-            continue
-        reports.append(report)
-        write_json(record_path, dict(report, fingerprint=fingerprint))  # last: means complete
+    for name, report, error in done:  # in the order the videos were predicted
+        if error is None:
+            reports.append(report)
+        elif not keep_going:
+            raise error
+        else:
+            result.failures.append(f"video {name!r}: {error}")
     gathered = gather_objects({"failures": result.failures, "reports": reports,
                                "skipped": result.skipped}, context)
     if not context.is_main:
@@ -135,19 +169,144 @@ def run_batch(predictor, sources: Sequence, formats: Sequence[str], out_dir: str
     return result
 
 
-def _process_video(predictor, source, paths, formats, min_score, progress):
-    """Predict one video and write its per-video files; returns its report."""
+def _predict(predictor, source, progress):
     if progress is not None:
         progress.set_postfix_str(f"{source.name}: model", refresh=False)
     prediction = predictor.predict(source, video_id=source.video_id, progress=progress)
     _count_frames(progress, source, prediction.num_frames, 0)
-    if progress is not None:
-        progress.set_postfix_str(f"{source.name}: writing outputs")
+    return prediction
+
+
+def _write_video(prediction, source, paths, formats, min_score, record_path, fingerprint):
+    """Write one video's per-video files, then its record (last: it means complete); returns
+    its report. Runs on the writer thread."""
     written = write_video_outputs(prediction, formats, paths, source=source, min_score=min_score)
     timings = dict(prediction.timings)
     timings["outputs"] += written.seconds
-    return {"entries": written.entries, "video": written.video, "frames": prediction.num_frames,
-            "timings": timings, "tracks": len(prediction.track_ids)}
+    report = {"entries": written.entries, "video": written.video,
+              "frames": prediction.num_frames, "timings": timings,
+              "tracks": len(prediction.track_ids)}
+    write_json(record_path, dict(report, fingerprint=fingerprint))
+    return report
+
+
+def _raise_first_failure(writer, keep_going):
+    """Without keep_going, a video the writer failed stops the batch at the next video."""
+    if not keep_going:
+        for _, _, error in writer.finished():
+            if error is not None:
+                raise error
+
+
+class VideoWriter:
+    """Runs each video's writing job on one worker thread, in submission order.
+
+    :meth:`submit` blocks while ``depth`` jobs already wait, so at most ``depth`` + 1 finished
+    predictions (the waiting ones and the one being written) are held besides the one being
+    predicted. A job's exception (``ValueError``, ``OSError``, ``RuntimeError``) becomes that
+    video's failure; any other stops the writer and is raised by the next call.
+
+    Args:
+        depth: jobs waiting at most (>= 1).
+    """
+
+    def __init__(self, depth: int = WRITE_QUEUE_DEPTH):
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        self._jobs = queue.Queue(maxsize=depth)
+        self._lock = threading.Lock()
+        self._done: List[Tuple[str, Optional[dict], Optional[BaseException]]] = []
+        self._fatal: Optional[BaseException] = None
+        self._worker = threading.Thread(target=self._work, name="stemseg-fast-writer",
+                                        daemon=True)
+        self._worker.start()
+
+    def abort(self) -> None:
+        """Stop now: the job being written unwinds as if interrupted (its atomic writers remove
+        what they had begun), the queued ones are dropped. For an interruption of the calling
+        thread (signals reach only the main thread), so no partial output is left behind."""
+        if self._worker.is_alive():
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._worker.ident),
+                                                       ctypes.py_object(_Aborted))
+            self._worker.join(timeout=ABORT_SECONDS)
+
+    def _work(self):
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            try:
+                self._run(*job)
+            except _Aborted:
+                return
+            except BaseException as error:  # raised in the submitting thread
+                self._fatal = error
+                return
+            del job  # the prediction goes now, not when the next job arrives
+
+    def _run(self, name, write):
+        try:
+            outcome = (name, write(), None)
+        except _FAILURES as error:
+            outcome = (name, None, error)
+        with self._lock:
+            self._done.append(outcome)
+
+    def run_here(self, name: str, write: Callable[[], dict]) -> None:
+        """Run ``write`` in the calling thread once every queued job is done (the batch's last
+        video: there is nothing to overlap it with, and a signal then interrupts the writing
+        itself, whose atomic writers leave nothing partial)."""
+        self._stop_worker()
+        self._run(name, write)
+
+    def _check(self):
+        if self._fatal is not None:
+            raise self._fatal
+
+    def submit(self, name: str, write: Callable[[], dict]) -> None:
+        """Queue ``write`` (returns the video's report); blocks while the queue is full."""
+        while True:
+            self._check()
+            try:
+                self._jobs.put((name, write), timeout=_POLL_SECONDS)
+                return
+            except queue.Full:
+                continue
+
+    def add_failure(self, name: str, error: BaseException) -> None:
+        """Record a video that failed before writing, in its place among the others."""
+        self.submit(name, functools.partial(_reraise, error))
+
+    def finished(self) -> List[Tuple[str, Optional[dict], Optional[BaseException]]]:
+        """``(name, report, error)`` of the jobs done so far, in submission order."""
+        with self._lock:
+            return list(self._done)
+
+    def _stop_worker(self):
+        """Let the worker finish the queued jobs and end; waits in short steps, so a signal
+        reaches the calling (main) thread's handler within one."""
+        while self._worker.is_alive():
+            try:
+                self._jobs.put(None, timeout=_POLL_SECONDS)
+                break
+            except queue.Full:
+                continue
+        while self._worker.is_alive():
+            self._worker.join(timeout=_POLL_SECONDS)
+        self._check()
+
+    def close(self) -> List[Tuple[str, Optional[dict], Optional[BaseException]]]:
+        """Wait for every job; ``(name, report, error)`` of each, in submission order."""
+        self._stop_worker()
+        return self.finished()
+
+
+def _reraise(error):
+    raise error
+
+
+class _Aborted(BaseException):
+    """Raised in the writer thread by :meth:`VideoWriter.abort`."""
 
 
 def _count_frames(bar, source, frames, advance):

@@ -82,16 +82,18 @@ def test_other_settings_are_not_resumed(batch, capsys):
 
 KILLED_DURING_THE_SECOND_VIDEO = """
     import os, signal, sys
-    from stemseg_fast.inference.predictor import Predictor
+    from stemseg_fast.outputs import batch
     from stemseg_fast.cli import main
 
-    predict = Predictor.predict
-    def predict_then_die(self, source, **options):
-        if source.name == "b_broken":
+    # Killed as the second video's files are written (the writer thread writes the videos in
+    # order, so the first one's are complete by then).
+    write = batch.write_video_outputs
+    def write_then_die(prediction, *args, **options):
+        if prediction.name == "b_broken":
             os.kill(os.getpid(), signal.SIGKILL)
-        return predict(self, source, **options)
+        return write(prediction, *args, **options)
 
-    Predictor.predict = predict_then_die
+    batch.write_video_outputs = write_then_die
     sys.exit(main({argv!r}))
 """
 

@@ -1,12 +1,18 @@
 """Paths only a GPU runs in the pipeline (run by benchmarks/gpu_check.sh)."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 from pycocotools import mask as mask_utils
 
-from stemseg_fast.inference.masks import encode_frame_masks, frame_masks
-from stemseg_fast.model import PRESETS
+from stemseg_fast.inference import pipeline
+from stemseg_fast.inference.masks import (ENCODE_BATCH, MASK_CHUNK, ClipMaskEncoding,
+                                          encode_clip_masks, frame_masks)
+from stemseg_fast.inference.predictor import Predictor
+from stemseg_fast.model import PRESETS, build_stemseg
 from stemseg_fast.model.preprocessing import resized_size
+from stemseg_fast.synthetic import synthetic_clip
 
 
 @pytest.mark.gpu
@@ -22,7 +28,55 @@ def test_masks_are_encoded_on_the_gpu_as_pycocotools_would():
     labels = torch.from_numpy(labels).cuda()
     track_ids = torch.unique(labels)
     track_ids = track_ids[track_ids >= 0]
-    encoded = encode_frame_masks(labels, track_ids, **sizes)
+    # Frames of a clip encoded together: enough frames that the masks span several batches.
+    num_frames = ENCODE_BATCH // len(track_ids) + 2
+    clip = labels.expand(num_frames, -1, -1)
+    encoded = encode_clip_masks(clip, [track_ids.tolist()] * num_frames, **sizes)
     masks = frame_masks(labels, track_ids, **sizes).cpu().numpy().transpose(2, 1, 0)
-    expected = mask_utils.encode(np.asfortranarray(masks))
-    assert [encoded[int(k)]["counts"] for k in track_ids] == [e["counts"] for e in expected]
+    expected = [e["counts"] for e in mask_utils.encode(np.asfortranarray(masks))]
+    assert len(track_ids) < MASK_CHUNK
+    for frame in encoded:
+        assert [frame[int(k)]["counts"] for k in track_ids] == expected
+
+
+@pytest.mark.gpu
+def test_masks_encoded_on_a_side_stream_wait_for_late_masks():
+    """The device is kept busy before the masks are made, so a side stream that did not wait
+    for them would read unwritten memory."""
+    sizes = dict(resized=(64, 90), frame_size=(70, 90), full_resolution=False)
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(-1, 6, (6, 16, 24), generator=generator)  # [T, h, w]
+    track_ids = [sorted(set(frame.unique().tolist()) - {-1}) for frame in labels]
+    expected = ClipMaskEncoding(labels, track_ids, **sizes).result()  # CPU: pycocotools
+    side = torch.cuda.Stream()
+    torch.cuda._sleep(200_000_000)  # ~0.1 s of device time queued before the masks
+    encoding = ClipMaskEncoding(labels.cuda(), track_ids, side_stream=side, **sizes)
+    assert encoding.result() == expected
+
+
+@pytest.mark.gpu
+def test_overlapped_mask_encoding_writes_the_bytes_of_the_synchronous_one(monkeypatch):
+    torch.manual_seed(0)
+    config = PRESETS["tiny"]
+    config = dataclasses.replace(config, inference=dataclasses.replace(config.inference,
+                                                                       min_seediness=0.3))
+    model = build_stemseg(config)
+    clip = synthetic_clip(num_frames=13, height=64, width=96, seed=2)  # 3 clips, overlapping
+    overlapped = Predictor(model, device="cuda", backend="reference").predict(clip.frames,
+                                                                                video_id=1)
+
+    class Synchronous(pipeline.ClipMaskEncoding):
+        """Collected at once, on the current stream."""
+
+        def __init__(self, *args, side_stream=None, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._rles = super().result()
+
+        def result(self):
+            return self._rles
+
+    monkeypatch.setattr(pipeline, "ClipMaskEncoding", Synchronous)
+    synchronous = Predictor(model, device="cuda", backend="reference").predict(clip.frames,
+                                                                                 video_id=1)
+    assert len(overlapped.track_ids) > 0
+    assert overlapped.rles == synchronous.rles
