@@ -17,8 +17,8 @@
 # does not stop the next; the benchmark result files are rewritten after every finished
 # benchmark (benchmarks/bench_progress.py), so a killed part keeps what finished; report.py
 # skips a file it cannot read. Budget (about 15 minutes of machine time, one command of at most
-# 10): tests 150 s, ops 120 s, model 170 s, profile 60 s, ncu 60 s = 560 s of limits plus the
-# install; --quick gives every benchmark 0.5 s of timed rounds instead of 2 s. Use a device
+# 10): tests 140 s, sync audit 40 s, ops 110 s, model 150 s, profile 50 s, ncu 50 s, report
+# 20 s = 560 s of limits plus the install; --quick gives every benchmark 0.5 s of timed rounds instead of 2 s. Use a device
 # timeout_s of 600.
 #
 # Knobs for the CPU dry run (tests/benchmarks/test_gpu_runbook.py): RUNBOOK_ALLOW_CPU=1 goes on
@@ -37,7 +37,7 @@ status=0
 runbook="$OUT/runbook.txt"
 : >"$runbook"
 read -r limit_tests limit_ops limit_model limit_profile limit_ncu \
-    <<<"${RUNBOOK_LIMITS:-150 120 170 60 60}"
+    <<<"${RUNBOOK_LIMITS:-140 110 150 50 50}"
 
 note() { echo "$*" | tee -a "$runbook"; }
 
@@ -95,7 +95,7 @@ step tests "$limit_tests" "$OUT/tests.log" "$PYTHON" -P -m pytest "${test_paths[
 
 # The sync audit on its own line of runbook.txt: a video step under
 # set_sync_debug_mode("error") (tests/inference/test_sync_audit.py), syncs only where marked.
-step sync-audit "${RUNBOOK_SYNC_AUDIT_LIMIT:-45}" "$OUT/tests.log" "$PYTHON" -P -m pytest \
+step sync-audit "${RUNBOOK_SYNC_AUDIT_LIMIT:-40}" "$OUT/tests.log" "$PYTHON" -P -m pytest \
     tests/inference/test_sync_audit.py -q -p no:cacheprovider
 
 # Two benchmark parts with their own result files and limits.
@@ -108,7 +108,7 @@ step bench-ops "$limit_ops" "$OUT/bench.log" "$PYTHON" benchmarks/run.py $QUICK 
     --out "$OUT/results" --part ops -- "${ops_files[@]}"
 step bench-model "$limit_model" "$OUT/bench.log" "$PYTHON" benchmarks/run.py $QUICK \
     --out "$OUT/results" --part model -- "${model_files[@]}"
-step report 30 "$OUT/report.md" "$PYTHON" benchmarks/report.py "$OUT"/results/*/*.json
+step report 20 "$OUT/report.md" "$PYTHON" benchmarks/report.py "$OUT"/results/*/*.json
 
 # cuDNN: version, whether the bf16 conv3d runs a cuDNN kernel, one profiler trace of a clip.
 step profile "$limit_profile" "$runbook" "$PYTHON" benchmarks/gpu_profile.py \

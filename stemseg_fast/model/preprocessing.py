@@ -6,6 +6,7 @@ the long side would then exceed ``max_dim`` (then the long side is ``max_dim``),
 (align_corners=False); minus the Caffe mean (no std); zero-padded bottom/right to a multiple of
 32, i.e. padding equals the mean colour in pixel space.
 """
+import functools
 import math
 from typing import NamedTuple
 
@@ -36,6 +37,13 @@ class PreprocessedClip(NamedTuple):
     resized_size: tuple  # (H, W) before padding: crop outputs to this, then resize back
 
 
+@functools.lru_cache(maxsize=None)
+def _image_mean(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """[1, 3, 1, 1] mean on ``device``, made once: a host-to-device copy per clip would make the
+    host wait for the device every clip."""
+    return torch.tensor(IMAGE_MEAN_BGR, dtype=dtype, device=device).view(1, 3, 1, 1)
+
+
 def preprocess_clip(frames, min_dim: int, max_dim: int) -> PreprocessedClip:
     """Official pre-processing of T frames.
 
@@ -51,8 +59,7 @@ def preprocess_clip(frames, min_dim: int, max_dim: int) -> PreprocessedClip:
     if (new_height, new_width) != (height, width):
         images = F.interpolate(images, size=(new_height, new_width), mode="bilinear",
                                align_corners=False)
-    mean = torch.tensor(IMAGE_MEAN_BGR, dtype=images.dtype, device=images.device)
-    images = images - mean.view(1, 3, 1, 1)
+    images = images - _image_mean(images.device, images.dtype)
     pad_height, pad_width = padded_size(new_height, new_width)
     images = F.pad(images, (0, pad_width - new_width, 0, pad_height - new_height))
     return PreprocessedClip(images.transpose(0, 1).contiguous(), (new_height, new_width))
