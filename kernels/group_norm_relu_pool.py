@@ -54,12 +54,12 @@ POOL_KERNEL = (3, 3, 3)
 POOL_STRIDE = (2, 1, 1)
 
 
-def pooled_num_frames(num_frames):
+def pooled_num_frames(num_frames: int) -> int:
     """T after the decoder's AvgPool3d (kernel 3, stride 2, padding 1): ceil(T / 2)."""
     return (num_frames - 1) // 2 + 1
 
 
-def temporal_avg_pool(y):
+def temporal_avg_pool(y: torch.Tensor) -> torch.Tensor:
     """The decoder's AvgPool3d(3, stride (2, 1, 1), padding 1, count_include_pad=True).
 
     Written as an explicit zero pad and an unpadded pool, which is the same function (padding
@@ -69,7 +69,9 @@ def temporal_avg_pool(y):
     return F.avg_pool3d(F.pad(y, (1, 1, 1, 1, 1, 1)), POOL_KERNEL, POOL_STRIDE)
 
 
-def group_norm_relu_pool_reference(x, weight, bias, num_groups, eps=1e-5, pool=False):
+def group_norm_relu_pool_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                                   num_groups: int, eps: float = 1e-5,
+                                   pool: bool = False) -> torch.Tensor:
     """Plain PyTorch: ``GroupNorm -> ReLU [-> AvgPool3d]`` exactly as the official decoder."""
     y = F.relu(F.group_norm(x, num_groups, weight, bias, eps))  # [B, C, T, H, W]
     if pool:
@@ -389,7 +391,9 @@ class _GroupNormReLUPoolFunction(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias, None, None, None
 
 
-def group_norm_relu_pool(x, weight, bias, num_groups, *, eps=1e-5, pool=False, backend="auto"):
+def group_norm_relu_pool(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                         num_groups: int, *, eps: float = 1e-5, pool: bool = False,
+                         backend: str = "auto") -> torch.Tensor:
     """GroupNorm, ReLU and (optionally) the decoder's temporal AvgPool3d in one pass.
 
     Args:

@@ -31,7 +31,7 @@ from ._launch import accumulation_dtype
 from ._tse_common import channel_offset, check_grid, layout_strides, memory_layout, row_tiling
 
 
-def upsample_add_reference(low, high):
+def upsample_add_reference(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
     """Plain PyTorch: ``high + trilinear_upsample(low, size=high's T, H, W)``."""
     up = F.interpolate(low, size=high.shape[2:], mode="trilinear", align_corners=False)
     return high + up  # [B, C, T, H, W]
@@ -147,7 +147,7 @@ class _UpsampleAddFunction(torch.autograd.Function):
         return grad_low.to(ctx.low_dtype), grad_out
 
 
-def upsample_add(low, high, *, backend="auto"):
+def upsample_add(low: torch.Tensor, high: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:
     """``high + trilinear_upsample(low)`` to high's size, ``align_corners=False``.
 
     Args:
