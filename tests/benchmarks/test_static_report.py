@@ -58,8 +58,8 @@ def test_every_op_and_pass_is_reported(small_report):
         assert any(name == op for name, _ in passes), op
     assert ("embedding_loss", "backward") in passes and ("tse_decoder", "forward") in passes
     variants = {row["variant"] for row in report["launches"] if row["op"] == "tse_decoder"}
-    assert variants == {"embedding-fp32", "embedding-bf16", "semantic_ytvis-fp32",
-                        "semantic_ytvis-bf16"}
+    assert variants == {f"{widths}-{dtype}{layout}" for widths in ("embedding", "semantic_ytvis")
+                        for dtype in ("fp32", "bf16") for layout in ("", "-ndhwc")}
 
 
 @NO_GPU
