@@ -27,8 +27,13 @@ MAX_ROWS_PER_PROGRAM = 8  # the pool reads (rows + 2) / rows input rows per outp
 ROW_SETUP_COST = 0.8  # per-row scalar work of the row loops, in columns' work (sm_90 SASS)
 MAX_GRID_DIM = 65535  # CUDA's limit on grid axes 1 and 2
 MAX_CHANNEL_BLOCK = 64  # channels per channels-last tile: 128 bytes of bf16 per pixel
-CHANNELS_LAST_TILE = 1024  # elements per channels-last tile (8 per thread at 4 warps)
-CHANNELS_LAST_WARPS = 4
+CHANNELS_LAST_TILE = 1024  # elements per channels-last tile (16 per thread at 2 warps)
+# 2 warps: at the presets of record the static sweep (benchmarks/static_sweep.py, results in
+# benchmarks/results/sm90-sweep/) estimates every channels-last launch at least as fast as at
+# 4 or 8 warps, the bf16 statistics 0.57x and the upsample 0.91x of their 4-warp time (fewer
+# threads per tile share the per-row scalar work); 1 warp gains at most 3 % more and takes the
+# pool kernel to 255 registers.
+CHANNELS_LAST_WARPS = 2
 
 
 @triton.jit
