@@ -129,16 +129,18 @@ def _greedy_cluster(preset_name, phase):
 def _tse_decoder(preset_name, phase):
     import torch
     from presets import PRESETS
-    from test_bench_tse_decoder import DTYPES, WIDTHS, build_decoder, decoder_features
+    from test_bench_tse_decoder import DTYPES, LAYOUTS, WIDTHS, build_decoder, decoder_features
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    for widths_name in WIDTHS:
-        decoder = build_decoder("triton", widths_name, requires_grad=False)
+    for widths_name, layout in ((w, layout) for w in WIDTHS for layout in LAYOUTS):
+        decoder = build_decoder("triton", widths_name, requires_grad=False, layout=layout)
+        suffix = "" if layout == "ncdhw" else f"-{layout}"  # NCDHW keeps its earlier names
         for dtype_name, dtype in DTYPES.items():
             # shapes only: the convs between the fused blocks cost nothing and hold no memory
             with FakeTensorMode(allow_non_fake_inputs=True):
                 features = decoder_features(PRESETS[preset_name], requires_grad=False)
-                with phase("forward", variant=f"{widths_name}-{dtype_name}"), torch.no_grad(), \
+                with phase("forward", variant=f"{widths_name}-{dtype_name}{suffix}"), \
+                        torch.no_grad(), \
                         torch.autocast("cpu", dtype=dtype or torch.float32,
                                        enabled=dtype is not None):
                     decoder(features)

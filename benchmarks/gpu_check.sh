@@ -2,7 +2,7 @@
 # GPU runbook: one run on the lent GPU machine (torch 2.11, triton 3.6, Python 3.12, no network)
 # does everything: install carried wheels and the project, run the GPU tests of the suites that
 # touch CUDA with compiled kernels, run every benchmark, check cuDNN, save a profiler trace of a
-# clip step, profile three kernels with ncu, leave logs and result JSON under $OUT.
+# clip step, profile five kernels with ncu, leave logs and result JSON under $OUT.
 #
 # Prepare here (CPU machine, once):   make gpu-wheels      (fills .whl/, which git ignores)
 # Run there:  device run, carry [".whl"], command "bash benchmarks/gpu_check.sh [--quick]"
@@ -114,11 +114,12 @@ step report 20 "$OUT/report.md" "$PYTHON" benchmarks/report.py "$OUT"/results/*/
 step profile "$limit_profile" "$runbook" "$PYTHON" benchmarks/gpu_profile.py \
     --trace "$OUT/clip_step_trace.json.gz"
 
-# ncu on the three kernels the static report (benchmarks/compiled.py) predicts most about.
+# ncu on the kernels the static report (benchmarks/compiled.py) predicts most about, the two
+# TSE blocks in both layouts.
 if command -v ncu >/dev/null 2>&1; then
     step ncu "$limit_ncu" "$OUT/ncu.txt" ncu --clock-control none --target-processes all \
-        --kernel-name "regex:^(_upsample_add_kernel|_group_norm_relu_pool_kernel|_gaussian_probability_bwd_kernel)$" \
-        --launch-count 3 --section SpeedOfLight --section LaunchStats --section Occupancy \
+        --kernel-name "regex:^(_upsample_add(_channels_last)?_kernel|_group_norm_relu_pool(_channels_last)?_kernel|_gaussian_probability_bwd_kernel)$" \
+        --launch-count 5 --section SpeedOfLight --section LaunchStats --section Occupancy \
         "$PYTHON" benchmarks/gpu_profile.py --ncu-targets
 else
     note "step ncu: skipped (ncu not found on PATH)"

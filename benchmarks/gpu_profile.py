@@ -92,12 +92,17 @@ def run_ncu_targets():
     high = torch.randn(1, 128, davis.num_frames, davis.height, davis.width, device="cuda")
     low = torch.randn(1, 128, davis.num_frames // 2, davis.height // 2, davis.width // 2,
                       device="cuda")
+    channels_last = torch.channels_last_3d
     upsample_add(low, high, backend="triton")
+    upsample_add(low.contiguous(memory_format=channels_last),
+                 high.contiguous(memory_format=channels_last), backend="triton")
     # the decoder's largest GN+ReLU+pool at ytvis720_T8: 128 channels at stride 8
     x = torch.randn(1, 128, ytvis.num_frames, ytvis.height // 2, ytvis.width // 2,
                     device="cuda")
     weight, bias = torch.ones(128, device="cuda"), torch.zeros(128, device="cuda")
     group_norm_relu_pool(x, weight, bias, 32, pool=True, backend="triton")
+    group_norm_relu_pool(x.contiguous(memory_format=channels_last), weight, bias, 32, pool=True,
+                         backend="triton")
     _, inputs, forward = setup_gaussian_probability("ytvis720_T8", "triton", requires_grad=True)
     probability = forward()
     torch.autograd.grad(probability, inputs, torch.ones_like(probability))
@@ -109,7 +114,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trace", help="gzip chrome trace of one clip step goes here")
     parser.add_argument("--ncu-targets", action="store_true",
-                        help="launch the three kernels ncu profiles, nothing else")
+                        help="launch the kernels ncu profiles, nothing else")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("gpu_profile.py: torch.cuda.is_available() is False: needs a CUDA GPU",

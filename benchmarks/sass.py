@@ -217,7 +217,9 @@ def read_ttir(ttir):
             for argument in sorted(origins.get(pointer, ())):
                 accesses.append(MemoryAccess(argument, kinds[op], elements, element_bytes,
                                              tuple(index for index, _ in open_loops)))
-        if op == "scf.for":
+        # a loop with results reads "%r = scf.for %i = ...", one without "scf.for %i = ...",
+        # which the split at " = " above leaves in lhs
+        if op == "scf.for" or code.lstrip().startswith("scf.for "):
             open_loops.append((num_loops, depth))
             num_loops += 1
         depth += code.count("{") - code.count("}")

@@ -16,16 +16,20 @@ GPU_PRESET_NAMES = ("ytvis720_T8", "ovis_T8_stride4", "davis_T16")  # also the s
 PRESET_NAMES = presets(GPU_PRESET_NAMES, ("cpu_small",))
 WIDTHS = {"embedding": (256, 256, 128, 128), "semantic_ytvis": (256, 256, 256, 256)}
 DTYPES = {"fp32": None, "bf16": torch.bfloat16}
+# memory layout of the volumes (and so of every conv output and fused block): the decoder's
+# channels_last option
+LAYOUTS = {"ncdhw": False, "ndhwc": True}
 # Inductor's CPU build of the decoder takes minutes per variant and runs slower than eager on
 # CPU, which says nothing about the GPU race: the compiled baseline runs on GPUs only.
 COMPILE_BASELINE = torch.cuda.is_available()
 
 
-def build_decoder(backend, widths_name, *, requires_grad):
+def build_decoder(backend, widths_name, *, requires_grad, layout="ncdhw"):
     """``backend``: "reference" (official op sequence, eager), "compiled" (that sequence
-    compiled by Inductor) or "triton" (fused blocks)."""
+    compiled by Inductor) or "triton" (fused blocks); ``layout``: a key of LAYOUTS."""
     decoder = TSEDecoder(256, WIDTHS[widths_name], fused=backend == "triton",
-                         backend="triton" if backend == "triton" else "reference")
+                         backend="triton" if backend == "triton" else "reference",
+                         channels_last=LAYOUTS[layout])
     decoder = decoder.to(bench_device()).requires_grad_(requires_grad)
     return compile_reference(decoder) if backend == COMPILED else decoder
 
@@ -37,9 +41,9 @@ def decoder_features(preset, *, requires_grad):
                         requires_grad=requires_grad) for stride in (4, 8, 16, 32)]
 
 
-def setup_decoder(preset_name, backend, widths_name, *, requires_grad):
+def setup_decoder(preset_name, backend, widths_name, *, requires_grad, layout="ncdhw"):
     preset = PRESETS[preset_name]
-    decoder = build_decoder(backend, widths_name, requires_grad=requires_grad)
+    decoder = build_decoder(backend, widths_name, requires_grad=requires_grad, layout=layout)
     return preset, decoder, decoder_features(preset, requires_grad=requires_grad)
 
 
@@ -54,14 +58,17 @@ def _dtypes():
     return DTYPES if torch.cuda.is_available() else {"fp32": None}
 
 
+@pytest.mark.parametrize("layout", list(LAYOUTS))
 @pytest.mark.parametrize("dtype_name", list(_dtypes()))
 @pytest.mark.parametrize("widths_name", list(WIDTHS))
 @pytest.mark.parametrize("backend", backends(compiled=COMPILE_BASELINE))
 @pytest.mark.parametrize("preset_name", PRESET_NAMES)
-def test_tse_decoder_forward(benchmark, preset_name, backend, widths_name, dtype_name):
+def test_tse_decoder_forward(benchmark, preset_name, backend, widths_name, dtype_name, layout):
     preset, decoder, features = setup_decoder(preset_name, backend, widths_name,
-                                              requires_grad=False)
-    benchmark.group = f"tse_decoder-forward-{widths_name}-{dtype_name}-{preset_name}"
+                                              requires_grad=False, layout=layout)
+    # the NCDHW groups keep their earlier names, so results stay comparable across runs
+    suffix = "" if layout == "ncdhw" else f"-{layout}"
+    benchmark.group = f"tse_decoder-forward-{widths_name}-{dtype_name}{suffix}-{preset_name}"
     dtype = DTYPES[dtype_name]
 
     def forward():

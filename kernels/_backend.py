@@ -11,6 +11,7 @@ below is decorated together with every other kernel, so it reports the mode they
 """
 import os
 
+import torch
 import triton
 import triton.language as tl
 
@@ -23,7 +24,7 @@ def _interpreter_probe_kernel(x_ptr):
     tl.store(x_ptr, 1)
 
 
-def triton_interpreter_active():
+def triton_interpreter_active() -> bool:
     """True when this process's kernels were decorated for the Triton interpreter (CPU)."""
     from triton.runtime.interpreter import InterpretedFunction
 
@@ -35,7 +36,7 @@ def _check_backend_name(name, source):
         raise ValueError(f"{source} must be one of {', '.join(map(repr, BACKENDS))}, got {name!r}")
 
 
-def resolve_backend(backend, *tensors):
+def resolve_backend(backend: str, *tensors: torch.Tensor) -> str:
     """Return ``"triton"`` or ``"reference"`` for an op called on ``tensors``.
 
     Raises ``ValueError`` for an unknown name and ``RuntimeError`` when Triton is asked for on

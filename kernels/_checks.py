@@ -2,6 +2,8 @@
 
 Plain ``ValueError``/``TypeError`` (never ``assert``, which ``python -O`` strips).
 """
+from collections.abc import Collection, Sequence
+
 import torch
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -12,7 +14,8 @@ def _describe_shape(shape):
     return "[" + ", ".join("*" if size is None else str(size) for size in shape) + "]"
 
 
-def check_tensor(name, tensor, *, shape=None, dtypes=None):
+def check_tensor(name: str, tensor: torch.Tensor, *, shape: Sequence[int | None] | None = None,
+                 dtypes: Collection[torch.dtype] | None = None) -> torch.Tensor:
     """Check that ``tensor`` is a tensor with ``shape`` (``None`` entries match any size)
     and one of ``dtypes``. Returns the tensor so checks read as assignments."""
     if not isinstance(tensor, torch.Tensor):
@@ -31,7 +34,7 @@ def check_tensor(name, tensor, *, shape=None, dtypes=None):
     return tensor
 
 
-def check_same_device(**tensors):
+def check_same_device(**tensors: torch.Tensor) -> None:
     """All named tensors on one device."""
     devices = {name: t.device for name, t in tensors.items()}
     if len(set(devices.values())) > 1:
@@ -39,14 +42,14 @@ def check_same_device(**tensors):
         raise ValueError(f"all tensors must be on one device, got {listing}")
 
 
-def check_same_size(dim_name, **sizes):
+def check_same_size(dim_name: str, **sizes: int) -> None:
     """Named sizes that must agree, e.g. ``check_same_size("N", embeddings=..., ids=...)``."""
     if len(set(sizes.values())) > 1:
         listing = ", ".join(f"{name} has {size}" for name, size in sizes.items())
         raise ValueError(f"size {dim_name} must agree across arguments, got {listing}")
 
 
-def check_index_range(name, tensor, low, high):
+def check_index_range(name: str, tensor: torch.Tensor, low: int, high: int) -> None:
     """Every value of an integer tensor in ``[low, high)``. Syncs with the device once."""
     if tensor.numel() == 0:
         return
@@ -57,7 +60,7 @@ def check_index_range(name, tensor, low, high):
         )
 
 
-def check_positive(name, value):
+def check_positive(name: str, value: float) -> None:
     if not value > 0:
         raise ValueError(f"{name} must be > 0, got {value}")
 
@@ -65,7 +68,7 @@ def check_positive(name, value):
 INT32_LIMIT = 2**31
 
 
-def check_int32_indexable(name, size, what="elements"):
+def check_int32_indexable(name: str, size: int, what: str = "elements") -> None:
     """Kernels index inside one row (or one tensor) with int32 lanes: ``size`` must be < 2^31.
     Row starts are 64-bit (``_launch.row_start``), so only per-row extents are limited."""
     if size >= INT32_LIMIT:

@@ -1,13 +1,14 @@
 """Launch helpers shared by the Triton ops: block sizes, contiguity at the boundary, AMP, and
 64-bit row offsets."""
 import functools
+from collections.abc import Callable
 
 import torch
 import triton
 import triton.language as tl
 
 
-def ensure_contiguous(fn):
+def ensure_contiguous(fn: Callable) -> Callable:
     """Make every tensor argument contiguous before an autograd ``forward``/``backward`` runs."""
 
     @functools.wraps(fn)
@@ -19,12 +20,12 @@ def ensure_contiguous(fn):
     return wrapper
 
 
-def block_size_for(n, *, minimum=16, maximum=1024):
+def block_size_for(n: int, *, minimum: int = 16, maximum: int = 1024) -> int:
     """Smallest power of two >= n, clamped to [minimum, maximum]."""
     return max(minimum, min(maximum, triton.next_power_of_2(max(int(n), 1))))
 
 
-def accumulation_dtype(*dtypes):
+def accumulation_dtype(*dtypes: torch.dtype) -> torch.dtype:
     """fp64 stays fp64 (references and tests); everything else accumulates and returns fp32."""
     return torch.float64 if torch.float64 in dtypes else torch.float32
 

@@ -8,9 +8,12 @@ up to 8 consecutive output rows of 32, 64 or 128 columns (w along the lanes of o
 4 columns per thread), so frame and row index maths, bases and masks are scalar per program.
 Offsets are int32 from a 64-bit (b, c) base, so each load costs one IMAD.WIDE.
 
-Memory layouts: NCDHW-contiguous, or channels-last-3d (NDHWC) without a copy (the kernels take
-element strides; in NDHWC consecutive w are C apart, so loads are strided and NCDHW is the
-fast layout); anything else is made contiguous first.
+Memory layouts: NCDHW-contiguous, or channels-last-3d (NDHWC) without a copy; anything else is
+made contiguous first. Each op has one kernel per layout: NCDHW kernels put w along the lanes
+(one (b, c) per program, affine scalars), channels-last kernels put c along the lanes (a block
+of BLOCK_C channels of BLOCK_W pixels per program, affine vectors), so in both layouts a warp's
+loads are contiguous (NDHWC read with w along the lanes would load one 2- or 4-byte element
+every C elements).
 """
 from collections.abc import Sequence
 
@@ -23,6 +26,14 @@ from ._checks import check_int32_indexable
 MAX_ROWS_PER_PROGRAM = 8  # the pool reads (rows + 2) / rows input rows per output row
 ROW_SETUP_COST = 0.8  # per-row scalar work of the row loops, in columns' work (sm_90 SASS)
 MAX_GRID_DIM = 65535  # CUDA's limit on grid axes 1 and 2
+MAX_CHANNEL_BLOCK = 64  # channels per channels-last tile: 128 bytes of bf16 per pixel
+CHANNELS_LAST_TILE = 1024  # elements per channels-last tile (16 per thread at 2 warps)
+# 2 warps: at the presets of record the static sweep (benchmarks/static_sweep.py, results in
+# benchmarks/results/sm90-sweep/) estimates every channels-last launch at least as fast as at
+# 4 or 8 warps, the bf16 statistics 0.57x and the upsample 0.91x of their 4-warp time (fewer
+# threads per tile share the per-row scalar work); 1 warp gains at most 3 % more and takes the
+# pool kernel to 255 registers.
+CHANNELS_LAST_WARPS = 2
 
 
 @triton.jit
@@ -59,6 +70,17 @@ def row_tiling(height: int, width: int) -> tuple[int, int, int, int, int]:
     rows_per_program = min(MAX_ROWS_PER_PROGRAM, height)
     return (block_w, 1, rows_per_program, triton.cdiv(height, rows_per_program),
             triton.cdiv(width, block_w))
+
+
+def channel_tiling(channels: int, height: int, width: int) -> tuple[int, int, int, int, int, int]:
+    """(BLOCK_C, BLOCK_W, rows per program, row tiles, w tiles, c tiles) of a channels-last row
+    kernel: a [BLOCK_W, BLOCK_C] tile of pixels x channels (c fastest, as in memory), at most
+    8 consecutive rows per program as in :func:`row_tiling`."""
+    block_c = min(MAX_CHANNEL_BLOCK, triton.next_power_of_2(channels))
+    block_w = min(triton.next_power_of_2(width), CHANNELS_LAST_TILE // block_c)
+    rows_per_program = min(MAX_ROWS_PER_PROGRAM, height)
+    return (block_c, block_w, rows_per_program, triton.cdiv(height, rows_per_program),
+            triton.cdiv(width, block_w), triton.cdiv(channels, block_c))
 
 
 def check_grid(name: str, tensor: torch.Tensor) -> None:

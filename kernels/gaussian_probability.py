@@ -39,7 +39,8 @@ from ._checks import (FLOAT_DTYPES, check_int32_indexable, check_same_device, ch
 from ._launch import accumulation_dtype, ensure_contiguous, row_start
 
 
-def gaussian_probability_reference(embeddings, means, precisions):
+def gaussian_probability_reference(embeddings: torch.Tensor, means: torch.Tensor,
+                                   precisions: torch.Tensor) -> torch.Tensor:
     """Plain PyTorch, as the official compute_prob_map but batched over the K instances."""
     dtype = accumulation_dtype(embeddings.dtype, means.dtype, precisions.dtype)
     difference = embeddings.to(dtype)[None, :, :] - means.to(dtype)[:, None, :]  # [K, N, E]
@@ -271,7 +272,7 @@ _MAX_DIMS = 8  # embedding columns both kernels hold in registers (c0 .. c7)
 _MAX_BLOCK_K = 16  # rows unrolled per program
 
 
-def check_register_dims(num_dims):
+def check_register_dims(num_dims: int) -> None:
     """The Triton kernels hold the E embedding columns in registers (c0 .. c7)."""
     if num_dims > _MAX_DIMS:
         raise ValueError(f"embeddings must have at most {_MAX_DIMS} dims E for the Triton "
@@ -284,7 +285,8 @@ def _block_k(num_instances):
     return min(_MAX_BLOCK_K, triton.cdiv(max(num_instances, 1), 4) * 4)
 
 
-def gaussian_probability_fwd(embeddings, means, precisions):
+def gaussian_probability_fwd(embeddings: torch.Tensor, means: torch.Tensor,
+                             precisions: torch.Tensor) -> torch.Tensor:
     """Launch the forward kernel on contiguous tensors; returns prob [K, N]."""
     num_voxels, num_dims = embeddings.shape
     check_register_dims(num_dims)
@@ -302,7 +304,10 @@ def gaussian_probability_fwd(embeddings, means, precisions):
     return prob
 
 
-def gaussian_probability_bwd(embeddings, means, precisions, grad_prob, row_scale=None):
+def gaussian_probability_bwd(embeddings: torch.Tensor, means: torch.Tensor,
+                             precisions: torch.Tensor, grad_prob: torch.Tensor,
+                             row_scale: torch.Tensor | None = None
+                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients of sum_ki row_scale_k * grad_prob_ki * prob_ki with respect to embeddings,
     means and precisions, without a [K, N, E] intermediate. All inputs contiguous.
 
@@ -357,7 +362,8 @@ class _GaussianProbabilityFunction(torch.autograd.Function):
                 grad_precisions.to(precisions.dtype))
 
 
-def gaussian_probability(embeddings, means, precisions, *, backend="auto"):
+def gaussian_probability(embeddings: torch.Tensor, means: torch.Tensor, precisions: torch.Tensor,
+                         *, backend: str = "auto") -> torch.Tensor:
     """Probability of every voxel under every instance's diagonal Gaussian (unnormalised).
 
     Args:

@@ -79,7 +79,7 @@ SECONDARY_RULES = ("official", "nearest")
 ASSIGNED_DISTANCE_SENTINEL = 1e8
 
 
-def distance_limit(probability_threshold):
+def distance_limit(probability_threshold: float) -> float:
     """The "distance" below which p > ``probability_threshold``: -2 ln t for both rules.
 
     ``official``: p = exp(-d/2) > t  <=>  d < -2 ln t (d = square root of the Mahalanobis form).
@@ -98,9 +98,11 @@ def _voxel_distance_reference(embeddings, centre, bandwidth, distance_rule):
     return squared.sqrt() if distance_rule == "official" else squared
 
 
-def greedy_cluster_reference(embeddings, precisions, seediness, foreground, *, min_seediness,
-                             prob_threshold, secondary_threshold, max_instances, distance_rule,
-                             secondary_rule):
+def greedy_cluster_reference(embeddings: torch.Tensor, precisions: torch.Tensor,
+                             seediness: torch.Tensor, foreground: torch.Tensor, *,
+                             min_seediness: float, prob_threshold: float,
+                             secondary_threshold: float, max_instances: int, distance_rule: str,
+                             secondary_rule: str) -> torch.Tensor:
     """SequentialClustering._process step by step, with its host syncs, on the foreground
     voxels. Arguments as :func:`greedy_cluster`; returns labels [N] int64."""
     num_voxels = embeddings.shape[0]
@@ -190,7 +192,7 @@ _NO_KEY = tl.constexpr(-2**31)  # below the key of every float32, -inf included:
 _NAN_KEY = tl.constexpr(2**31 - 1)  # above the key of +inf
 
 
-def seediness_order_key(value):
+def seediness_order_key(value: float) -> int:
     """The int32 key of ``value`` rounded to float32, under torch.argmax's order (see
     :func:`_order_key`); a NaN threshold gives the lowest key, as ``s < NaN`` never stops."""
     value = float(value)
@@ -436,9 +438,11 @@ def _check_choice(name, value, choices):
 
 @torch.compiler.disable
 @torch.no_grad()
-def greedy_cluster(embeddings, precisions, seediness, foreground, *, min_seediness=0.8,
-                   prob_threshold=0.5, secondary_threshold=0.3, max_instances=20,
-                   distance_rule="official", secondary_rule="official", backend="auto"):
+def greedy_cluster(embeddings: torch.Tensor, precisions: torch.Tensor, seediness: torch.Tensor,
+                   foreground: torch.Tensor, *, min_seediness: float = 0.8,
+                   prob_threshold: float = 0.5, secondary_threshold: float = 0.3,
+                   max_instances: int = 20, distance_rule: str = "official",
+                   secondary_rule: str = "official", backend: str = "auto") -> torch.Tensor:
     """Greedy seeded clustering of one clip (official ``SequentialClustering``), see the module
     docstring for the algorithm, the official quirks kept by default and the fixes offered.
 
@@ -492,9 +496,10 @@ def greedy_cluster(embeddings, precisions, seediness, foreground, *, min_seedine
 class GreedyCluster(nn.Module):
     """Clustering with fixed hyper-parameters. See :func:`greedy_cluster`."""
 
-    def __init__(self, *, min_seediness=0.8, prob_threshold=0.5, secondary_threshold=0.3,
-                 max_instances=20, distance_rule="official", secondary_rule="official",
-                 backend="auto"):
+    def __init__(self, *, min_seediness: float = 0.8, prob_threshold: float = 0.5,
+                 secondary_threshold: float = 0.3, max_instances: int = 20,
+                 distance_rule: str = "official", secondary_rule: str = "official",
+                 backend: str = "auto") -> None:
         super().__init__()
         self.min_seediness = min_seediness
         self.prob_threshold = prob_threshold
@@ -504,14 +509,15 @@ class GreedyCluster(nn.Module):
         self.secondary_rule = secondary_rule
         self.backend = backend
 
-    def forward(self, embeddings, precisions, seediness, foreground):
+    def forward(self, embeddings: torch.Tensor, precisions: torch.Tensor,
+                seediness: torch.Tensor, foreground: torch.Tensor) -> torch.Tensor:
         return greedy_cluster(
             embeddings, precisions, seediness, foreground, min_seediness=self.min_seediness,
             prob_threshold=self.prob_threshold, secondary_threshold=self.secondary_threshold,
             max_instances=self.max_instances, distance_rule=self.distance_rule,
             secondary_rule=self.secondary_rule, backend=self.backend)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"min_seediness={self.min_seediness}, prob_threshold={self.prob_threshold}, "
                 f"secondary_threshold={self.secondary_threshold}, "
                 f"max_instances={self.max_instances}, distance_rule={self.distance_rule!r}, "

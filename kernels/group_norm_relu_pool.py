@@ -18,8 +18,11 @@ merged with Chan's pairwise formula. No E[x^2] - E[x]^2 cancellation, so values 
 Split reduction: at batch 1 the 32 (b, g) groups alone would give 32 programs, a quarter of an
 H100's 132 SMs. Each group is cut into ``num_splits`` contiguous chunks, chosen so that
 B * G * num_splits >= 8 programs per SM (and no chunk is shorter than one tile); a
-[B*G, num_splits, 3] buffer of (count, mean, M2) partials is merged in a fixed order by a
-second small kernel, so the result does not depend on scheduling (deterministic, no atomics).
+[B*G, num_splits, 3] buffer of (count, mean, M2) partials is merged by a second small kernel in
+a fixed tree order, so the result does not depend on scheduling (deterministic, no atomics).
+Channels-last inputs are cut by voxels instead: a program reduces a chunk of whole pixels for
+64 channels into per-channel summaries ([B*C, num_splits, 3], a group's C/G channels next to
+each other), merged per group by the same kernel.
 
 Memory traffic (fp32, N = B*C*T*H*W): unfused PyTorch reads x twice for GroupNorm (stats,
 apply), writes y, ReLU reads and writes y (in place), the pool reads y and writes N/2:
@@ -38,7 +41,8 @@ Triton backward would save about one elementwise pass of the decoder's training 
 
 Program layout (see :mod:`._tse_common`): the pool walks each input row once (9 loads per
 output: 3 frames x 3 columns, the +-1 columns from L1; the rows' sums are kept in registers and
-reused by the three output rows they feed).
+reused by the three output rows they feed), with w along the lanes in NCDHW and c along the
+lanes in channels-last-3d (one kernel per layout, each reading whole contiguous runs).
 """
 import torch
 import torch.nn.functional as F
@@ -48,18 +52,20 @@ import triton.language as tl
 from ._backend import resolve_backend
 from ._checks import FLOAT_DTYPES, check_positive, check_tensor
 from ._launch import accumulation_dtype
-from ._tse_common import channel_offset, check_grid, layout_strides, memory_layout, row_tiling
+from ._tse_common import (CHANNELS_LAST_TILE, CHANNELS_LAST_WARPS, MAX_CHANNEL_BLOCK,
+                          channel_offset, channel_tiling, check_grid, layout_strides,
+                          memory_layout, row_tiling)
 
 POOL_KERNEL = (3, 3, 3)
 POOL_STRIDE = (2, 1, 1)
 
 
-def pooled_num_frames(num_frames):
+def pooled_num_frames(num_frames: int) -> int:
     """T after the decoder's AvgPool3d (kernel 3, stride 2, padding 1): ceil(T / 2)."""
     return (num_frames - 1) // 2 + 1
 
 
-def temporal_avg_pool(y):
+def temporal_avg_pool(y: torch.Tensor) -> torch.Tensor:
     """The decoder's AvgPool3d(3, stride (2, 1, 1), padding 1, count_include_pad=True).
 
     Written as an explicit zero pad and an unpadded pool, which is the same function (padding
@@ -69,7 +75,9 @@ def temporal_avg_pool(y):
     return F.avg_pool3d(F.pad(y, (1, 1, 1, 1, 1, 1)), POOL_KERNEL, POOL_STRIDE)
 
 
-def group_norm_relu_pool_reference(x, weight, bias, num_groups, eps=1e-5, pool=False):
+def group_norm_relu_pool_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                                   num_groups: int, eps: float = 1e-5,
+                                   pool: bool = False) -> torch.Tensor:
     """Plain PyTorch: ``GroupNorm -> ReLU [-> AvgPool3d]`` exactly as the official decoder."""
     y = F.relu(F.group_norm(x, num_groups, weight, bias, eps))  # [B, C, T, H, W]
     if pool:
@@ -93,10 +101,10 @@ def _chan_merge(count, mean, m2, other_count, other_mean, other_m2):
 
 @triton.jit
 def _group_norm_partial_stats_kernel(
-    x_ptr,  # [B, C, T, H, W] (NCDHW or NDHWC memory)
+    x_ptr,  # [B, C, T, H, W] (NCDHW memory: a group is one contiguous run)
     partial_ptr,  # [B*G, num_splits, 3] (count, mean, M2) per chunk
-    C, G, group_channels, group_size, chunk, num_splits, stride_b, stride_c,
-    CHANNELS_LAST: tl.constexpr, BLOCK: tl.constexpr,
+    G, group_channels, group_size, chunk, num_splits, stride_b, stride_c,
+    BLOCK: tl.constexpr,
 ):
     bg = tl.program_id(0)
     split = tl.program_id(1)
@@ -112,11 +120,7 @@ def _group_norm_partial_stats_kernel(
     for tile_start in range(0, chunk, BLOCK):
         j = start + tile_start + tl.arange(0, BLOCK)  # element index inside the group
         valid = (j < start + chunk) & (j < group_size)
-        if CHANNELS_LAST:  # the group is S runs of C/G contiguous channels, C apart
-            offsets = (j // group_channels) * C + j % group_channels
-        else:  # the group is one contiguous block of C/G channels x S voxels
-            offsets = j
-        x = tl.load(group_ptr + offsets, mask=valid, other=0.0).to(acc_dtype)
+        x = tl.load(group_ptr + j, mask=valid, other=0.0).to(acc_dtype)
         tile_count = tl.sum(valid.to(acc_dtype), axis=0)
         tile_mean = tl.sum(x, axis=0) / tl.maximum(tile_count, 1.0,
                                                    propagate_nan=tl.PropagateNan.ALL)
@@ -129,29 +133,79 @@ def _group_norm_partial_stats_kernel(
     tl.store(out + 2, m2)
 
 
+# Channels-last statistics. In NDHWC a group is S runs of C/G channels, C apart: a program
+# per group would read C/G of every C elements (half of each 32-byte sector at 8 bf16
+# channels per group). So a program owns a chunk of voxels of one batch element and BLOCK_C
+# channels: [BLOCK_S, BLOCK_C] tiles of whole pixel runs, contiguous in memory, give one
+# (count, mean, M2) summary per channel, merged across tiles as above. The finalize kernel then
+# merges a group's C/G channels x num_splits summaries, which lie next to each other.
+@triton.jit
+def _group_norm_partial_stats_channels_last_kernel(
+    x_ptr,  # [B, T, H, W, C] memory (channels-last-3d)
+    partial_ptr,  # [B*C, num_splits, 3] (count, mean, M2) per channel and chunk
+    C, S, chunk, num_splits, stride_b, num_c_tiles,
+    BLOCK_S: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    split = tl.program_id(0)
+    b = tl.program_id(1) // num_c_tiles
+    c = (tl.program_id(1) % num_c_tiles) * BLOCK_C + tl.arange(0, BLOCK_C)
+    c_inside = c < C
+    batch_ptr = x_ptr + b.to(tl.int64) * stride_b
+    acc_dtype = partial_ptr.dtype.element_ty
+    count = tl.zeros((BLOCK_C,), dtype=acc_dtype)
+    mean = tl.zeros((BLOCK_C,), dtype=acc_dtype)
+    m2 = tl.zeros((BLOCK_C,), dtype=acc_dtype)
+    start = split * chunk
+    for tile_start in range(0, chunk, BLOCK_S):
+        s = start + tile_start + tl.arange(0, BLOCK_S)  # voxel index
+        s_valid = ((s < start + chunk) & (s < S))[:, None]
+        valid = s_valid & c_inside[None, :]
+        x = tl.load(batch_ptr + s[:, None] * C + c[None, :], mask=valid, other=0.0).to(acc_dtype)
+        tile_count = tl.sum(s_valid.to(acc_dtype), axis=0)  # [1], the same for every channel
+        tile_mean = tl.sum(x, axis=0) / tl.maximum(tile_count, 1.0,
+                                                   propagate_nan=tl.PropagateNan.ALL)
+        centred = tl.where(valid, x - tile_mean[None, :], 0.0)
+        tile_m2 = tl.sum(centred * centred, axis=0)
+        count, mean, m2 = _chan_merge(count, mean, m2, tile_count, tile_mean, tile_m2)
+    out = partial_ptr + ((b * C + c) * num_splits + split) * 3
+    tl.store(out, count, mask=c_inside)
+    tl.store(out + 1, mean, mask=c_inside)
+    tl.store(out + 2, m2, mask=c_inside)
+
+
+# A group's summaries are one run of `run` (count, mean, M2) triples (num_splits in NCDHW,
+# C/G x num_splits in channels-last). BLOCK_P of them at a time are merged by a fixed-shape
+# tree (tl.reduce with Chan's merge), the blocks in order: deterministic, and a run of 1056
+# chunk summaries takes ten steps instead of 1056 dependent merges.
 @triton.jit
 def _group_norm_finalize_stats_kernel(
-    partial_ptr,  # [B*G, num_splits, 3]
+    partial_ptr,  # [B*G, run, 3]
     mean_ptr,  # [B*G]
     rstd_ptr,  # [B*G]
-    num_splits, eps,
+    run, eps,
+    BLOCK_P: tl.constexpr,
 ):
     bg = tl.program_id(0)
-    base = partial_ptr + bg * num_splits * 3
-    count = tl.load(base)
-    mean = tl.load(base + 1)
-    m2 = tl.load(base + 2)
-    for split in range(1, num_splits):  # fixed order: deterministic
-        other_count = tl.load(base + split * 3)
-        other_mean = tl.load(base + split * 3 + 1)
-        other_m2 = tl.load(base + split * 3 + 2)
-        count, mean, m2 = _chan_merge(count, mean, m2, other_count, other_mean, other_m2)
+    base = partial_ptr + bg.to(tl.int64) * run * 3
+    acc_dtype = mean_ptr.dtype.element_ty
+    count = tl.sum(tl.zeros((BLOCK_P,), dtype=acc_dtype), axis=0)
+    mean = count
+    m2 = count
+    for block_start in range(0, run, BLOCK_P):
+        p = block_start + tl.arange(0, BLOCK_P)
+        inside = p < run
+        block_count, block_mean, block_m2 = tl.reduce(
+            (tl.load(base + p * 3, mask=inside, other=0.0),
+             tl.load(base + p * 3 + 1, mask=inside, other=0.0),
+             tl.load(base + p * 3 + 2, mask=inside, other=0.0)), 0, _chan_merge)
+        count, mean, m2 = _chan_merge(count, mean, m2, block_count, block_mean, block_m2)
     variance = m2 / tl.maximum(count, 1.0, propagate_nan=tl.PropagateNan.ALL)
     tl.store(mean_ptr + bg, mean)
     tl.store(rstd_ptr + bg, 1.0 / tl.sqrt(variance + eps))
 
 
 _STATS_BLOCK = 1024
+_FINALIZE_BLOCK = 128
 _PROGRAMS_PER_SM = 8
 _SM_COUNT_WITHOUT_CUDA = 132  # H100: keeps the split rule identical on the interpreter
 
@@ -162,32 +216,51 @@ def _num_streaming_multiprocessors(device):
     return _SM_COUNT_WITHOUT_CUDA
 
 
-def _split_count(num_groups_total, group_size, block, device):
-    """Chunks per group so that every SM gets a few programs and no chunk is under a tile."""
+def _split_count(num_programs_per_split, work, block, device):
+    """Chunks of ``work`` elements (one group, or one batch element's voxels in channels-last)
+    so that every SM gets a few programs and no chunk is under a tile."""
     wanted = triton.cdiv(_PROGRAMS_PER_SM * _num_streaming_multiprocessors(device),
-                         max(num_groups_total, 1))
-    return max(1, min(wanted, triton.cdiv(group_size, block)))
+                         max(num_programs_per_split, 1))
+    return max(1, min(wanted, triton.cdiv(work, block)))
 
 
-def _group_norm_stats(x, num_groups, eps, channels_last, *, block=_STATS_BLOCK, num_splits=None):
-    """Mean and rstd per (b, g), [B*G] each in the accumulation dtype."""
+def _group_norm_stats(x, num_groups, eps, channels_last, *, block=None, num_splits=None):
+    """Mean and rstd per (b, g), [B*G] each in the accumulation dtype. ``block``: elements
+    per NCDHW tile, or voxels per channels-last tile."""
     batch, channels = x.shape[:2]
     spatial = x[0, 0].numel()
-    group_size = channels // num_groups * spatial
+    group_channels = channels // num_groups
     total_groups = batch * num_groups
     dtype = accumulation_dtype(x.dtype)
-    if num_splits is None:
-        num_splits = _split_count(total_groups, group_size, block, x.device)
-    chunk = triton.cdiv(triton.cdiv(group_size, num_splits), block) * block
-    partial = torch.empty(total_groups, num_splits, 3, dtype=dtype, device=x.device)
+    stride_b, stride_c = layout_strides(x.shape, channels_last)[:2]
+    if channels_last:
+        block_c = min(MAX_CHANNEL_BLOCK, triton.next_power_of_2(channels))
+        c_tiles = triton.cdiv(channels, block_c)
+        block = block or CHANNELS_LAST_TILE // block_c
+        num_splits = num_splits or _split_count(batch * c_tiles, spatial, block, x.device)
+        chunk = triton.cdiv(triton.cdiv(spatial, num_splits), block) * block
+    else:
+        block = block or _STATS_BLOCK
+        group_size = group_channels * spatial
+        num_splits = num_splits or _split_count(total_groups, group_size, block, x.device)
+        chunk = triton.cdiv(triton.cdiv(group_size, num_splits), block) * block
+    # per group one run of summaries: [B*G, run, 3]
+    run = num_splits * (group_channels if channels_last else 1)
+    partial = torch.empty(total_groups, run, 3, dtype=dtype, device=x.device)
     mean = torch.empty(total_groups, dtype=dtype, device=x.device)
     rstd = torch.empty(total_groups, dtype=dtype, device=x.device)
-    stride_b, stride_c = layout_strides(x.shape, channels_last)[:2]
-    _group_norm_partial_stats_kernel[(total_groups, num_splits)](
-        x, partial, channels, num_groups, channels // num_groups, group_size, chunk, num_splits,
-        stride_b, stride_c, CHANNELS_LAST=channels_last, BLOCK=block,
-    )
-    _group_norm_finalize_stats_kernel[(total_groups,)](partial, mean, rstd, num_splits, eps)
+    if channels_last:
+        _group_norm_partial_stats_channels_last_kernel[(num_splits, batch * c_tiles)](
+            x, partial, channels, spatial, chunk, num_splits, stride_b, c_tiles,
+            BLOCK_S=block, BLOCK_C=block_c, num_warps=CHANNELS_LAST_WARPS,
+        )
+    else:
+        _group_norm_partial_stats_kernel[(total_groups, num_splits)](
+            x, partial, num_groups, group_channels, group_size, chunk, num_splits, stride_b,
+            stride_c, BLOCK=block,
+        )
+    _group_norm_finalize_stats_kernel[(total_groups,)](partial, mean, rstd, run, eps,
+                                                       BLOCK_P=_FINALIZE_BLOCK)
     return mean, rstd
 
 
@@ -219,11 +292,11 @@ def _group_norm_relu_kernel(
     out_ptr,  # [B, C, T, H, W], same layout
     mean_ptr, rstd_ptr,  # [B*G]
     weight_ptr, bias_ptr,  # [C]
-    C, S, G, stride_b, stride_c, stride_s,
+    C, S, G, stride_b, stride_c,
     BLOCK: tl.constexpr,
 ):
-    # One (b, c) per program row of the grid: its affine is two scalars, its voxels a flat
-    # run at stride_s (1 in NCDHW, C in NDHWC).
+    # One (b, c) per program row of the grid: its affine is two scalars, its voxels one
+    # contiguous run.
     bc = tl.program_id(1)
     b = bc // C
     c = bc % C
@@ -232,10 +305,33 @@ def _group_norm_relu_kernel(
     acc_dtype = mean_ptr.dtype.element_ty
     s = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     valid = s < S
-    offsets = s * stride_s
-    x = tl.load(x_ptr + base + offsets, mask=valid, other=0.0).to(acc_dtype)
+    x = tl.load(x_ptr + base + s, mask=valid, other=0.0).to(acc_dtype)
     y = _relu(x * scale + shift)
-    tl.store(out_ptr + base + offsets, y.to(out_ptr.dtype.element_ty), mask=valid)
+    tl.store(out_ptr + base + s, y.to(out_ptr.dtype.element_ty), mask=valid)
+
+
+@triton.jit
+def _group_norm_relu_channels_last_kernel(
+    x_ptr,  # [B, T, H, W, C] memory (channels-last-3d)
+    out_ptr,  # same shape and memory
+    mean_ptr, rstd_ptr,  # [B*G]
+    weight_ptr, bias_ptr,  # [C]
+    C, S, G, stride_b, num_c_tiles,
+    BLOCK_S: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    # A [BLOCK_S voxels, BLOCK_C channels] tile, c along the lanes as in memory; the affine is
+    # one scale and shift vector over the tile's channels.
+    b = tl.program_id(1) // num_c_tiles
+    c = (tl.program_id(1) % num_c_tiles) * BLOCK_C + tl.arange(0, BLOCK_C)
+    scale, shift = _channel_affine(mean_ptr, rstd_ptr, weight_ptr, bias_ptr, b,
+                                   tl.minimum(c, C - 1), C, G)
+    acc_dtype = mean_ptr.dtype.element_ty
+    s = tl.program_id(0) * BLOCK_S + tl.arange(0, BLOCK_S)
+    valid = (s < S)[:, None] & (c < C)[None, :]
+    offsets = b.to(tl.int64) * stride_b + (s[:, None] * C + c[None, :])
+    x = tl.load(x_ptr + offsets, mask=valid, other=0.0).to(acc_dtype)
+    y = _relu(x * scale[None, :] + shift[None, :])
+    tl.store(out_ptr + offsets, y.to(out_ptr.dtype.element_ty), mask=valid)
 
 
 # The pool kernel. A program owns one (b, c), one output frame t_out, rows_per_program
@@ -305,37 +401,137 @@ def _group_norm_relu_pool_kernel(
         centre = row_sum
 
 
+# The channels-last pool kernel: the same row walk as above on [BLOCK_W, BLOCK_C] tiles of
+# pixels x channels (c along the lanes, contiguous in memory). A program owns one batch
+# element, one output frame, rows_per_program output rows, BLOCK_W columns and BLOCK_C
+# channels; the three column taps are three tile loads (the +-1 columns hit L1), the affine a
+# scale and shift vector over the channels.
+@triton.jit
+def _group_norm_relu_pool_channels_last_kernel(
+    x_ptr,  # [B, T, H, W, C] memory (channels-last-3d)
+    out_ptr,  # [B, T_out, H, W, C] memory
+    mean_ptr, rstd_ptr,  # [B*G]
+    weight_ptr, bias_ptr,  # [C]
+    C, G, T, H, W,
+    x_stride_b, x_stride_t, x_stride_h,  # x's w stride is C, its c stride 1
+    out_stride_b, out_stride_t,  # out's h, w and c strides are x's
+    rows_per_program, num_w_tiles, num_c_tiles,
+    BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    tile = tl.program_id(0)
+    t_out = tl.program_id(1)
+    b = tl.program_id(2) // num_c_tiles
+    c = (tl.program_id(2) % num_c_tiles) * BLOCK_C + tl.arange(0, BLOCK_C)
+    # lanes past C load nothing (a mask constant over aligned runs of channels, so loads stay
+    # vectorised) and take the last channel's affine
+    c_inside = (c < C)[None, :]
+    scale, shift = _channel_affine(mean_ptr, rstd_ptr, weight_ptr, bias_ptr, b,
+                                   tl.minimum(c, C - 1), C, G)
+    scale = scale[None, :]
+    shift = shift[None, :]
+    acc_dtype = mean_ptr.dtype.element_ty
+    x_base = x_ptr + b.to(tl.int64) * x_stride_b + c[None, :]
+    out_base = out_ptr + b.to(tl.int64) * out_stride_b + t_out * out_stride_t + c[None, :]
+    w = (tile % num_w_tiles) * BLOCK_W + tl.arange(0, BLOCK_W)
+    # Taps outside the map read a clamped (in-bounds) column and are then zeroed by a select,
+    # so loads are masked by channel only.
+    left_inside = ((w >= 1) & (w <= W))[:, None]  # column w - 1 is in the map
+    right_inside = (w + 1 < W)[:, None]
+    left = x_base + (tl.minimum(tl.maximum(w - 1, 0), W - 1) * C)[:, None]
+    middle = x_base + (tl.minimum(w, W - 1) * C)[:, None]
+    right = x_base + (tl.minimum(w + 1, W - 1) * C)[:, None]
+    out_columns = out_base + (tl.minimum(w, W - 1) * C)[:, None]
+    stored = (w < W)[:, None] & c_inside
+    first_row = (tile // num_w_tiles) * rows_per_program
+    above = tl.zeros((BLOCK_W, BLOCK_C), dtype=acc_dtype)  # row sum of input row h - 2
+    centre = tl.zeros((BLOCK_W, BLOCK_C), dtype=acc_dtype)  # row sum of input row h - 1
+    for step in range(rows_per_program + 2):
+        h = first_row + step - 1  # input row
+        row_inside = (h >= 0) & (h < H)
+        h_clamped = tl.minimum(tl.maximum(h, 0), H - 1)
+        row_sum = tl.zeros((BLOCK_W, BLOCK_C), dtype=acc_dtype)
+        for dt in tl.static_range(3):
+            t_in = 2 * t_out - 1 + dt
+            # padding contributes zeros (count_include_pad=True), as in the NCDHW kernel
+            if row_inside & (t_in >= 0) & (t_in < T):
+                row_offset = t_in * x_stride_t + h_clamped * x_stride_h
+                x_left = tl.load(left + row_offset, mask=c_inside).to(acc_dtype)
+                x_middle = tl.load(middle + row_offset, mask=c_inside).to(acc_dtype)
+                x_right = tl.load(right + row_offset, mask=c_inside).to(acc_dtype)
+                row_sum += (tl.where(left_inside, _relu(x_left * scale + shift), 0.0)
+                            + _relu(x_middle * scale + shift)
+                            + tl.where(right_inside, _relu(x_right * scale + shift), 0.0))
+        h_out = h - 1
+        written = stored & (h_out >= first_row) & (h_out < H)  # the first two steps fill
+        total = above + centre + row_sum
+        tl.store(out_columns + h_out * x_stride_h, (total / 27.0).to(out_ptr.dtype.element_ty),
+                 mask=written)
+        above = centre
+        centre = row_sum
+
+
 _APPLY_BLOCK = 1024
 
 
 def _group_norm_relu_pool_fwd(x, weight, bias, num_groups, eps, pool):
     x, channels_last = memory_layout(x)
-    batch, channels, frames, height, width = x.shape
     mean, rstd = _group_norm_stats(x, num_groups, eps, channels_last)
-    memory_format = torch.channels_last_3d if channels_last else torch.contiguous_format
     weight, bias = weight.contiguous(), bias.contiguous()
-    x_strides = layout_strides(x.shape, channels_last)
-    if pool:
-        out_frames = pooled_num_frames(frames)
-        out = torch.empty(batch, channels, out_frames, height, width, dtype=x.dtype,
-                          device=x.device, memory_format=memory_format)
-        out_strides = layout_strides(out.shape, channels_last)
-        block_w, num_warps, rows_per_program, row_tiles, w_tiles = row_tiling(height, width)
-        grid = (row_tiles * w_tiles, out_frames, batch * channels)
-        _group_norm_relu_pool_kernel[grid](
-            x, out, mean, rstd, weight, bias, channels, num_groups, frames, height, width,
-            *x_strides, *out_strides[:3], rows_per_program, w_tiles,
-            BLOCK_W=block_w, num_warps=num_warps,
-        )
-    else:
-        out = torch.empty_like(x, memory_format=memory_format)
+    launch = _group_norm_relu_pool_channels_last if channels_last else _group_norm_relu_pool_ncdhw
+    return launch(x, weight, bias, mean, rstd, num_groups, pool), mean, rstd
+
+
+def _group_norm_relu_pool_ncdhw(x, weight, bias, mean, rstd, num_groups, pool):
+    """The apply / pool launch of an NCDHW-contiguous ``x``; out in the same layout."""
+    batch, channels, frames, height, width = x.shape
+    x_strides = layout_strides(x.shape, False)
+    if not pool:
+        out = torch.empty_like(x)
         spatial = frames * height * width
-        grid = (triton.cdiv(spatial, _APPLY_BLOCK), batch * channels)
-        _group_norm_relu_kernel[grid](
+        _group_norm_relu_kernel[(triton.cdiv(spatial, _APPLY_BLOCK), batch * channels)](
             x, out, mean, rstd, weight, bias, channels, spatial, num_groups,
-            x_strides[0], x_strides[1], x_strides[4], BLOCK=_APPLY_BLOCK,
+            x_strides[0], x_strides[1], BLOCK=_APPLY_BLOCK,
         )
-    return out, mean, rstd
+        return out
+    out_frames = pooled_num_frames(frames)
+    out = torch.empty(batch, channels, out_frames, height, width, dtype=x.dtype,
+                      device=x.device)
+    out_strides = layout_strides(out.shape, False)
+    block_w, num_warps, rows_per_program, row_tiles, w_tiles = row_tiling(height, width)
+    _group_norm_relu_pool_kernel[(row_tiles * w_tiles, out_frames, batch * channels)](
+        x, out, mean, rstd, weight, bias, channels, num_groups, frames, height, width,
+        *x_strides, *out_strides[:3], rows_per_program, w_tiles,
+        BLOCK_W=block_w, num_warps=num_warps,
+    )
+    return out
+
+
+def _group_norm_relu_pool_channels_last(x, weight, bias, mean, rstd, num_groups, pool):
+    """The apply / pool launch of a channels-last-3d ``x``; out in the same layout."""
+    batch, channels, frames, height, width = x.shape
+    x_strides = layout_strides(x.shape, True)
+    block_c, block_w, rows_per_program, row_tiles, w_tiles, c_tiles = channel_tiling(
+        channels, height, width)
+    if not pool:
+        out = torch.empty_like(x, memory_format=torch.channels_last_3d)
+        spatial = frames * height * width
+        block_s = CHANNELS_LAST_TILE // block_c
+        _group_norm_relu_channels_last_kernel[(triton.cdiv(spatial, block_s), batch * c_tiles)](
+            x, out, mean, rstd, weight, bias, channels, spatial, num_groups, x_strides[0],
+            c_tiles, BLOCK_S=block_s, BLOCK_C=block_c, num_warps=CHANNELS_LAST_WARPS,
+        )
+        return out
+    out_frames = pooled_num_frames(frames)
+    out = torch.empty(batch, channels, out_frames, height, width, dtype=x.dtype,
+                      device=x.device, memory_format=torch.channels_last_3d)
+    out_strides = layout_strides(out.shape, True)
+    _group_norm_relu_pool_channels_last_kernel[(row_tiles * w_tiles, out_frames, batch * c_tiles)](
+        x, out, mean, rstd, weight, bias, channels, num_groups, frames, height, width,
+        x_strides[0], x_strides[2], x_strides[3], out_strides[0], out_strides[2],
+        rows_per_program, w_tiles, c_tiles,
+        BLOCK_W=block_w, BLOCK_C=block_c, num_warps=CHANNELS_LAST_WARPS,
+    )
+    return out
 
 
 # Backward (PyTorch ops). With x̂ = (x - mean) * rstd, n = weight * x̂ + bias, y = relu(n):
@@ -389,7 +585,9 @@ class _GroupNormReLUPoolFunction(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias, None, None, None
 
 
-def group_norm_relu_pool(x, weight, bias, num_groups, *, eps=1e-5, pool=False, backend="auto"):
+def group_norm_relu_pool(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                         num_groups: int, *, eps: float = 1e-5, pool: bool = False,
+                         backend: str = "auto") -> torch.Tensor:
     """GroupNorm, ReLU and (optionally) the decoder's temporal AvgPool3d in one pass.
 
     Args:

@@ -52,7 +52,7 @@ from ._launch import accumulation_dtype, ensure_contiguous, row_start
 LABEL_DTYPES = FLOAT_DTYPES + INDEX_DTYPES + (torch.bool,)
 
 
-def lovasz_hinge_reference(logits, labels):
+def lovasz_hinge_reference(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Plain PyTorch transcription of the maths above, batched over rows; float64 in, float64
     out (other float dtypes compute in float32)."""
     dtype = accumulation_dtype(logits.dtype)
@@ -158,7 +158,9 @@ def _lovasz_gradient_kernel(
 _BLOCK = 1024
 
 
-def lovasz_hinge_from_errors(errors, *, labels=None, instance_ids=None, input_scale=1.0):
+def lovasz_hinge_from_errors(errors: torch.Tensor, *, labels: torch.Tensor | None = None,
+                             instance_ids: torch.Tensor | None = None,
+                             input_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Lovász hinge of rows of precomputed hinge errors (contiguous [K, N], accumulation dtype).
 
     Row k's labels are ``labels[k] != 0`` or, with ``instance_ids`` ([N] int32), the voxels
@@ -225,7 +227,8 @@ class _LovaszHingeFunction(torch.autograd.Function):
         return (grad_logits * grad_loss[:, None]).to(ctx.logits_dtype), None
 
 
-def lovasz_hinge(logits, labels, *, backend="auto"):
+def lovasz_hinge(logits: torch.Tensor, labels: torch.Tensor, *,
+                 backend: str = "auto") -> torch.Tensor:
     """Binary Lovász hinge of every row (Berman's flat version: one row = one image/instance).
 
     Args:

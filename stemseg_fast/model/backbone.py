@@ -15,7 +15,7 @@ modeling/backbone/{backbone,resnet,fpn,make_layers}.py, maskrcnn-benchmark conve
 Module names equal the official ones (``body.stem.conv1``, ``body.layer3.22.bn2``,
 ``fpn.fpn_inner1`` ...), so an official backbone state dict maps by a prefix rule only.
 """
-from typing import List, Sequence
+from typing import Any, List, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +29,7 @@ class FrozenBatchNorm2d(nn.Module):
     A zero ``running_var`` gives inf, exactly as the official layer does.
     """
 
-    def __init__(self, num_features: int):
+    def __init__(self, num_features: int) -> None:
         super().__init__()
         self.num_features = num_features
         self.register_buffer("weight", torch.ones(num_features))
@@ -37,24 +37,24 @@ class FrozenBatchNorm2d(nn.Module):
         self.register_buffer("running_mean", torch.zeros(num_features))
         self.register_buffer("running_var", torch.ones(num_features))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         scale = self.weight * self.running_var.rsqrt()  # [C]
         shift = self.bias - self.running_mean * scale  # [C]
         return x * scale.to(x.dtype).view(1, -1, 1, 1) + shift.to(x.dtype).view(1, -1, 1, 1)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.num_features}, eps=0"
 
 
 class Stem(nn.Module):
     """7x7/2 conv (no bias) -> FrozenBN -> ReLU -> 3x3/2 max-pool."""
 
-    def __init__(self, out_channels: int):
+    def __init__(self, out_channels: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, out_channels, 7, stride=2, padding=3, bias=False)
         self.bn1 = FrozenBatchNorm2d(out_channels)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu_(self.bn1(self.conv1(x)))
         return F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
 
@@ -72,7 +72,7 @@ class Bottleneck(nn.Module):
     """
 
     def __init__(self, in_channels: int, bottleneck_channels: int, out_channels: int, *,
-                 num_groups: int, stride_in_1x1: bool, stride: int):
+                 num_groups: int, stride_in_1x1: bool, stride: int) -> None:
         super().__init__()
         self.downsample = None
         if in_channels != out_channels:
@@ -89,7 +89,7 @@ class Bottleneck(nn.Module):
         self.conv3 = nn.Conv2d(bottleneck_channels, out_channels, 1, bias=False)
         self.bn3 = FrozenBatchNorm2d(out_channels)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = F.relu_(self.bn1(self.conv1(x)))
         out = F.relu_(self.bn2(self.conv2(out)))
@@ -113,7 +113,7 @@ class ResNetBody(nn.Module):
 
     def __init__(self, blocks_per_stage: Sequence[int], *, num_groups: int = 1,
                  width_per_group: int = 64, stride_in_1x1: bool = True, stem_channels: int = 64,
-                 res2_out_channels: int = 256, freeze_at: int = 2):
+                 res2_out_channels: int = 256, freeze_at: int = 2) -> None:
         super().__init__()
         if len(blocks_per_stage) != 4:
             raise ValueError(f"blocks_per_stage must list 4 stages, got {list(blocks_per_stage)}")
@@ -140,7 +140,7 @@ class ResNetBody(nn.Module):
             for parameter in module.parameters():
                 parameter.requires_grad_(False)
 
-    def forward(self, x) -> List[torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         x = self.stem(x)
         features = []
         for index in range(1, 5):
@@ -164,7 +164,7 @@ class FPN(nn.Module):
         out_channels: channels of every P level (256).
     """
 
-    def __init__(self, in_channels: Sequence[int], out_channels: int = 256):
+    def __init__(self, in_channels: Sequence[int], out_channels: int = 256) -> None:
         super().__init__()
         self.num_levels = len(in_channels)
         for level, channels in enumerate(in_channels, start=1):
@@ -189,21 +189,23 @@ class Backbone(nn.Module):
     """ResNet body + FPN: images [N, 3, H, W] (H, W multiples of 32) -> P2..P5, each
     [N, fpn_channels, H/s, W/s] for s = 4, 8, 16, 32."""
 
-    def __init__(self, body: ResNetBody, fpn: FPN):
+    def __init__(self, body: ResNetBody, fpn: FPN) -> None:
         super().__init__()
         self.body = body
         self.fpn = fpn
 
     @property
-    def out_channels(self):
+    def out_channels(self) -> int:
         return self.fpn.fpn_layer1.out_channels
 
-    def forward(self, images):
+    def forward(self, images: torch.Tensor) -> List[torch.Tensor]:
         return self.fpn(self.body(images))
 
 
-def build_backbone(blocks_per_stage, *, num_groups=1, width_per_group=64, stride_in_1x1=True,
-                   stem_channels=64, res2_out_channels=256, fpn_channels=256, freeze_at=2):
+def build_backbone(blocks_per_stage: Sequence[int], *, num_groups: int = 1,
+                   width_per_group: int = 64, stride_in_1x1: bool = True,
+                   stem_channels: int = 64, res2_out_channels: int = 256,
+                   fpn_channels: int = 256, freeze_at: int = 2) -> Backbone:
     """A :class:`Backbone`; see :class:`ResNetBody` and :class:`FPN` for the arguments."""
     body = ResNetBody(blocks_per_stage, num_groups=num_groups, width_per_group=width_per_group,
                       stride_in_1x1=stride_in_1x1, stem_channels=stem_channels,
@@ -211,17 +213,17 @@ def build_backbone(blocks_per_stage, *, num_groups=1, width_per_group=64, stride
     return Backbone(body, FPN(body.out_channels, fpn_channels))
 
 
-def resnet50_fpn(**kwargs):
+def resnet50_fpn(**kwargs: Any) -> Backbone:
     """R-50-FPN (3-4-6-3 blocks, stride in the 1x1 conv)."""
     return build_backbone((3, 4, 6, 3), **kwargs)
 
 
-def resnet101_fpn(**kwargs):
+def resnet101_fpn(**kwargs: Any) -> Backbone:
     """R-101-FPN (3-4-23-3 blocks), the official backbone."""
     return build_backbone((3, 4, 23, 3), **kwargs)
 
 
-def resnext101_32x8d_fpn(**kwargs):
+def resnext101_32x8d_fpn(**kwargs: Any) -> Backbone:
     """X-101-32x8d-FPN (maskrcnn-benchmark settings: 32 groups of 8, stride in the 3x3)."""
     return build_backbone((3, 4, 23, 3), num_groups=32, width_per_group=8, stride_in_1x1=False,
                           **kwargs)

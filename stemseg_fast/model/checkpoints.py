@@ -19,14 +19,15 @@ Our format (:func:`save_checkpoint` / :func:`load_checkpoint`): ``{"format", "co
 import hashlib
 import os
 import re
-from typing import Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
 import torch
 
-from stemseg_fast.io.files import atomic_output, remove_partial_outputs
+from stemseg_fast.io.files import PathLike, atomic_output, remove_partial_outputs
 
 from .presets import STEmSegConfig
 from .stemseg import STEmSeg, build_stemseg
+
 
 CHECKPOINT_FORMAT = "stemseg_fast/1"
 # The tiny preset trained on the synthetic videos (training/configs/tiny_synthetic.yaml).
@@ -76,7 +77,7 @@ def rename_official_key(key: str) -> str:
     return key
 
 
-def official_state_dict(checkpoint, source="checkpoint"):
+def official_state_dict(checkpoint: Any, source: str = "checkpoint") -> Mapping[str, torch.Tensor]:
     """The weights of an official file: under 'model' for full models, bare for backbones."""
     if isinstance(checkpoint, Mapping) and "model" in checkpoint and isinstance(
             checkpoint["model"], Mapping):
@@ -97,7 +98,7 @@ def _check_official_buffers(state_dict, free_dim_precision):
                          f"{free_dim_precision:.6g}, got {bandwidths.flatten().tolist()}")
 
 
-def remap_official_state_dict(checkpoint, *, free_dim_precision: float = 1 / 0.3**2,
+def remap_official_state_dict(checkpoint: Any, *, free_dim_precision: float = 1 / 0.3**2,
                               source: str = "checkpoint") -> Dict[str, torch.Tensor]:
     """An official checkpoint (full file dict, its 'model' dict, or a bare backbone dict) as a
     state dict with our key names. The two non-parameter buffers are checked and dropped."""
@@ -133,7 +134,7 @@ _PICKLE_PROTOCOL_2 = b"\x80\x02"  # how torch's legacy (non-zip) format opens
 _UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 
-def read_checkpoint_file(path, *, allowed_globals=()):
+def read_checkpoint_file(path: PathLike, *, allowed_globals: Sequence[type] = ()) -> Any:
     """``torch.load`` on the CPU with ``weights_only=True`` (legacy and zip formats).
 
     ``allowed_globals`` extends the safe-unpickling allow-list (e.g. a class an optimizer state
@@ -163,7 +164,7 @@ def read_checkpoint_file(path, *, allowed_globals=()):
         raise ValueError(f"checkpoint {path} is damaged or truncated: {reason}") from None
 
 
-def check_state_dict(state_dict, source: str) -> Mapping[str, torch.Tensor]:
+def check_state_dict(state_dict: Any, source: str) -> Mapping[str, torch.Tensor]:
     """``state_dict`` if it maps names to tensors with finite floating values; a ``ValueError``
     naming ``source`` and the first offending entry otherwise (a diverged or damaged model
     would run and silently find nothing)."""
@@ -180,7 +181,7 @@ def check_state_dict(state_dict, source: str) -> Mapping[str, torch.Tensor]:
     return state_dict
 
 
-def load_official_weights(model: STEmSeg, checkpoint) -> STEmSeg:
+def load_official_weights(model: STEmSeg, checkpoint: Any) -> STEmSeg:
     """Fill ``model`` from an official checkpoint (a path or an already loaded object).
 
     A full model file must fill every parameter and buffer of ``model``; a backbone file
@@ -203,7 +204,8 @@ def load_official_weights(model: STEmSeg, checkpoint) -> STEmSeg:
     return model
 
 
-def save_checkpoint(model: STEmSeg, path, config: Optional[STEmSegConfig] = None):
+def save_checkpoint(model: STEmSeg, path: PathLike,
+                    config: Optional[STEmSegConfig] = None) -> None:
     """Write ``{"format", "config", "state_dict"}`` atomically (temporary file + os.replace)."""
     config = config or model.config
     if config is None:
@@ -214,19 +216,19 @@ def save_checkpoint(model: STEmSeg, path, config: Optional[STEmSegConfig] = None
         torch.save(payload, temporary)
 
 
-def is_model_checkpoint(payload) -> bool:
+def is_model_checkpoint(payload: Any) -> bool:
     """Whether a loaded checkpoint file is one of ours (:func:`save_checkpoint`'s format: it
     carries its config), as opposed to an official state dict."""
     return isinstance(payload, Mapping) and payload.get("format") == CHECKPOINT_FORMAT
 
 
-def load_checkpoint(path, **build_options) -> STEmSeg:
+def load_checkpoint(path: PathLike, **build_options: Any) -> STEmSeg:
     """A model from :func:`save_checkpoint`'s file; ``build_options`` go to
     :func:`build_stemseg` (``fused``, ``backend``, ``channels_last``)."""
     return model_from_checkpoint(read_checkpoint_file(path), path, **build_options)
 
 
-def model_from_checkpoint(payload: Mapping, path, **build_options) -> STEmSeg:
+def model_from_checkpoint(payload: Mapping, path: PathLike, **build_options: Any) -> STEmSeg:
     """The model of an already read checkpoint file of ours (``path`` names it in errors)."""
     if not is_model_checkpoint(payload):
         found = payload.get("format") if isinstance(payload, Mapping) else type(payload).__name__
@@ -238,7 +240,7 @@ def model_from_checkpoint(payload: Mapping, path, **build_options) -> STEmSeg:
     return model
 
 
-def checkpoint_config(payload: Mapping, path) -> STEmSegConfig:
+def checkpoint_config(payload: Mapping, path: PathLike) -> STEmSegConfig:
     """The network config stored in one of our checkpoints, or one ``ValueError`` saying why
     it is not a valid one."""
     values = payload.get("config")
@@ -262,12 +264,13 @@ def _check_readable_official_file(path):
     official_state_dict(read_checkpoint_file(path), f"downloaded checkpoint {path}")
 
 
-def official_checkpoint_cache_dir(cache_dir=None) -> str:
+def official_checkpoint_cache_dir(cache_dir: Optional[PathLike] = None) -> str:
     """Where named official checkpoints are kept: ``<torch hub dir>/checkpoints/stemseg``."""
     return os.fspath(cache_dir or os.path.join(torch.hub.get_dir(), "checkpoints", "stemseg"))
 
 
-def download_official_checkpoint(name: str, *, cache_dir=None, progress: bool = True,
+def download_official_checkpoint(name: str, *, cache_dir: Optional[PathLike] = None,
+                                 progress: bool = True,
                                  urls: Mapping[str, str] = OFFICIAL_CHECKPOINT_URLS,
                                  check: Optional[Callable[[str], object]] = None) -> str:
     """Path of a named official file, downloaded once into ``<torch hub>/checkpoints/stemseg``.
@@ -332,9 +335,10 @@ def _recorded_digest(digest_path) -> Optional[str]:
         return None
 
 
-def stemseg_from_official(name: str, *, cache_dir=None, progress: bool = True,
+def stemseg_from_official(name: str, *, cache_dir: Optional[PathLike] = None,
+                          progress: bool = True,
                           urls: Mapping[str, str] = OFFICIAL_CHECKPOINT_URLS,
-                          **build_options) -> STEmSeg:
+                          **build_options: Any) -> STEmSeg:
     """Build the preset of a named official model and load its released weights."""
     from .presets import PRESETS
 

@@ -70,7 +70,7 @@ class TemporalAvgPool3d(nn.Module):
     :func:`stemseg_fast.kernels.group_norm_relu_pool.temporal_avg_pool`. Skipped when inactive
     for T."""
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return temporal_avg_pool(x)
 
 
@@ -88,7 +88,7 @@ class TSEDecoder(nn.Module):
 
     def __init__(self, in_channels: int = 256, widths: Sequence[int] = (256, 256, 128, 128), *,
                  num_groups: int = 32, fused: bool = False, backend: str = "auto",
-                 channels_last: bool = False):
+                 channels_last: bool = False) -> None:
         super().__init__()
         if len(widths) != 4:
             raise ValueError(f"widths must be (c32, c16, c8, c4), got {list(widths)}")
@@ -112,7 +112,7 @@ class TSEDecoder(nn.Module):
         self.conv_4 = nn.Conv3d(c8 + c4, c4, 1, bias=False)
 
     @property
-    def out_channels(self):
+    def out_channels(self) -> int:
         return self.widths[3]
 
     def _branch(self, name, x, pool_active):

@@ -8,7 +8,7 @@ the long side would then exceed ``max_dim`` (then the long side is ``max_dim``),
 """
 import functools
 import math
-from typing import NamedTuple
+from typing import NamedTuple, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +17,7 @@ IMAGE_MEAN_BGR = (102.9801, 115.9465, 122.7717)
 SIZE_DIVISIBILITY = 32
 
 
-def resized_size(height: int, width: int, min_dim: int, max_dim: int):
+def resized_size(height: int, width: int, min_dim: int, max_dim: int) -> Tuple[int, int]:
     """(new_height, new_width) of the official resize rule, rounded with Python's ``round``."""
     if height < 1 or width < 1:
         raise ValueError(f"frame size must be positive, got {height}x{width}")
@@ -27,7 +27,8 @@ def resized_size(height: int, width: int, min_dim: int, max_dim: int):
     return round(scale * height), round(scale * width)
 
 
-def padded_size(height: int, width: int, divisor: int = SIZE_DIVISIBILITY):
+def padded_size(height: int, width: int,
+                divisor: int = SIZE_DIVISIBILITY) -> Tuple[int, int]:
     """(H, W) rounded up to multiples of ``divisor``."""
     return math.ceil(height / divisor) * divisor, math.ceil(width / divisor) * divisor
 
@@ -44,7 +45,7 @@ def _image_mean(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     return torch.tensor(IMAGE_MEAN_BGR, dtype=dtype, device=device).view(1, 3, 1, 1)
 
 
-def preprocess_clip(frames, min_dim: int, max_dim: int) -> PreprocessedClip:
+def preprocess_clip(frames: torch.Tensor, min_dim: int, max_dim: int) -> PreprocessedClip:
     """Official pre-processing of T frames.
 
     Args:

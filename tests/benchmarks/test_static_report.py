@@ -58,8 +58,8 @@ def test_every_op_and_pass_is_reported(small_report):
         assert any(name == op for name, _ in passes), op
     assert ("embedding_loss", "backward") in passes and ("tse_decoder", "forward") in passes
     variants = {row["variant"] for row in report["launches"] if row["op"] == "tse_decoder"}
-    assert variants == {"embedding-fp32", "embedding-bf16", "semantic_ytvis-fp32",
-                        "semantic_ytvis-bf16"}
+    assert variants == {f"{widths}-{dtype}{layout}" for widths in ("embedding", "semantic_ytvis")
+                        for dtype in ("fp32", "bf16") for layout in ("", "-ndhwc")}
 
 
 @NO_GPU
@@ -169,6 +169,27 @@ def test_loop_weights_pair_and_unroll():
     # an unknown trip count leaves every instruction counted once, and says so
     counts, model = weighted_instruction_counts(listing, [None])
     assert model is None and counts["FFMA"] == 1
+
+
+def test_loops_with_and_without_results_are_read_from_the_ttir():
+    from sass import read_ttir
+
+    # what Triton 3.6 writes for a row loop that carries values and for one that does not (the
+    # upsample kernels' row loop stores and carries nothing)
+    ttir = """tt.func public @k(%x_ptr: !tt.ptr<f32>, %n: i32) attributes {noinline = false} {
+    %0:2 = scf.for %i = %c0 to %n step %c1 iter_args(%a = %z, %p = %x_ptr) -> (f32, !tt.ptr<f32>) : i32 {
+      %v = tt.load %p : !tt.ptr<f32> loc(#loc1)
+      scf.yield %v, %p : f32, !tt.ptr<f32>
+    } loc(#loc2)
+    scf.for %j = %c0 to %n step %c1  : i32 {
+      tt.store %x_ptr, %z : !tt.ptr<f32> loc(#loc3)
+    } loc(#loc4)
+    tt.return
+  }"""
+    accesses, loops = read_ttir(ttir)
+    assert loops == 2
+    assert [(access.kind, access.loops) for access in accesses] == [("load", (0,)),
+                                                                     ("store", (1,))]
 
 
 def test_trip_counts_come_from_the_kernel_source():

@@ -86,6 +86,36 @@ def test_group_norm_relu_pool_at_real_tiling(batch, channels, groups, frames, he
     assert_close(result, expected, dtype=torch.float32, name="out")
 
 
+# The channels-last kernels' own tiles: BLOCK_C = min(64, next power of two of C) channels per
+# program (C = 63, 64, 65 and three channel blocks), BLOCK_W = 1024 // BLOCK_C = 16 columns
+# (W = 15, 16, 17, 33), BLOCK_S = 16 voxels per apply tile, and statistics tiles of whole
+# pixels with padded group and channel axes (C / G = 21, 13, 2; G = 3, 5, 32, 10).
+# (B, C, G, T, H, W, pool)
+CHANNELS_LAST_TILING_CASES = [
+    pytest.param(1, 63, 3, 1, 2, 15, False, id="C63-W15"),
+    pytest.param(2, 64, 32, 2, 1, 16, False, id="C64-G32-S32"),
+    pytest.param(1, 65, 5, 1, 1, 17, False, id="C65-two-channel-blocks-S17"),
+    pytest.param(1, 130, 10, 1, 3, 11, False, id="C130-three-channel-blocks"),
+    pytest.param(1, 63, 3, 3, 2, 15, True, id="pooled-C63-W15"),
+    pytest.param(1, 64, 32, 2, 3, 17, True, id="pooled-C64-W17"),
+    pytest.param(2, 65, 5, 3, 9, 33, True, id="pooled-C65-W33-H9"),
+]
+
+
+@pytest.mark.parametrize("batch,channels,groups,frames,height,width,pool",
+                         CHANNELS_LAST_TILING_CASES)
+def test_group_norm_relu_pool_at_channels_last_tiling(batch, channels, groups, frames, height,
+                                                      width, pool, device, rng):
+    x, weight, bias = _norm_inputs(batch, channels, frames, height, width, rng)
+    expected = group_norm_relu_pool(x, weight, bias, groups, pool=pool, backend="reference")
+    for memory_format in (torch.contiguous_format, torch.channels_last_3d):
+        result = group_norm_relu_pool(x.float().to(device).contiguous(memory_format=memory_format),
+                                      weight.float().to(device), bias.float().to(device), groups,
+                                      pool=pool, backend="triton")
+        assert result.is_contiguous(memory_format=memory_format)
+        assert_close(result, expected, dtype=torch.float32, name=f"out ({memory_format})")
+
+
 @pytest.mark.parametrize("pool", [False, True])
 def test_group_norm_relu_pool_channels_last(pool, device, rng):
     x, weight, bias = _norm_inputs(2, 4, 3, 4, 5, rng)
@@ -104,6 +134,19 @@ def test_split_statistics_merge(num_splits, device, rng):
     mean, rstd = group_norm_relu_pool_module._group_norm_stats(x.to(device), 2, 1e-5, False,
                                                               block=16, num_splits=num_splits)
     grouped = x.reshape(4, -1)
+    assert_close(mean, grouped.mean(1), name="mean")
+    assert_close(rstd, (grouped.var(1, unbiased=False) + 1e-5).rsqrt(), name="rstd")
+
+
+@pytest.mark.parametrize("num_splits", [1, 2, 5])
+def test_channels_last_split_statistics_merge(num_splits, device, rng):
+    # Tiles of 2 voxels and several chunks per batch element: both merge levels, all groups
+    # of a pixel in one tile.
+    x = 1000.0 + torch.randn(2, 6, 2, 5, 7, generator=rng, dtype=torch.float64)
+    x_cl = x.to(device).contiguous(memory_format=torch.channels_last_3d)
+    mean, rstd = group_norm_relu_pool_module._group_norm_stats(x_cl, 3, 1e-5, True, block=2,
+                                                               num_splits=num_splits)
+    grouped = x.reshape(6, -1)
     assert_close(mean, grouped.mean(1), name="mean")
     assert_close(rstd, (grouped.var(1, unbiased=False) + 1e-5).rsqrt(), name="rstd")
 

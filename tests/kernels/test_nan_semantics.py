@@ -27,8 +27,10 @@ def assert_same_nans(result, expected, name):
     assert_close(result.cpu()[~result_nan], expected.cpu()[~expected_nan], name=name)
 
 
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last_3d],
+                         ids=["ncdhw", "channels-last"])
 @pytest.mark.parametrize("pool", [False, True])
-def test_group_norm_relu_keeps_a_nan_group_nan(pool, device, rng):
+def test_group_norm_relu_keeps_a_nan_group_nan(pool, memory_format, device, rng):
     # One NaN voxel: its group's statistics and every output of that group are NaN (F.relu and
     # the average keep NaN); the other group is untouched.
     x = torch.randn(1, 4, 3, 5, 6, generator=rng, dtype=torch.float64)
@@ -40,7 +42,8 @@ def test_group_norm_relu_keeps_a_nan_group_nan(pool, device, rng):
     assert expected[0, :2].isnan().all() and not expected[0, 2:].isnan().any()
     for dtype in (torch.float32, torch.float64):
         result = group_norm_relu_pool_module.group_norm_relu_pool(
-            *(t.to(device, dtype) for t in (x, weight, bias)), 2, pool=pool, backend="triton")
+            x.to(device, dtype).contiguous(memory_format=memory_format),
+            *(t.to(device, dtype) for t in (weight, bias)), 2, pool=pool, backend="triton")
         assert_same_nans(result, expected, f"{dtype} pool={pool}")
 
 
@@ -98,4 +101,6 @@ def test_compiled_kernels_propagate_nan(tmp_path):
             dropping[name] = found
     assert not dropping, f"NaN-dropping float max/min in {dropping}"
     # the fused ReLUs were compiled and ask for the NaN-propagating maximum
-    assert {"_group_norm_relu_kernel", "_group_norm_relu_pool_kernel"} <= propagating
+    assert {"_group_norm_relu_kernel", "_group_norm_relu_pool_kernel",
+            "_group_norm_relu_channels_last_kernel",
+            "_group_norm_relu_pool_channels_last_kernel"} <= propagating

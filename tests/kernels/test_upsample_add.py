@@ -61,6 +61,30 @@ def test_upsample_add_at_real_tiling(low_size, high_size, channels_last, device,
     assert_close(result, expected, name="out")
 
 
+# The channels-last kernel's tiles: BLOCK_C = min(64, next power of two of C) channels
+# (C = 63, 64, 65, three channel blocks), BLOCK_W = 1024 // BLOCK_C = 16 columns (W = 15, 16,
+# 17, 33), row groups of 8 (H = 9). (C, low t h w, high T H W)
+CHANNELS_LAST_TILING_CASES = [
+    pytest.param(63, (1, 2, 8), (2, 3, 15), id="C63-W15"),
+    pytest.param(64, (2, 1, 8), (3, 2, 16), id="C64-W16"),
+    pytest.param(65, (1, 3, 9), (1, 9, 17), id="C65-W17-H9"),
+    pytest.param(130, (1, 2, 17), (2, 3, 33), id="C130-W33-three-channel-blocks"),
+]
+
+
+@pytest.mark.parametrize("channels,low_size,high_size", CHANNELS_LAST_TILING_CASES)
+def test_upsample_add_at_channels_last_tiling(channels, low_size, high_size, device, rng):
+    low = torch.randn(1, channels, *low_size, generator=rng, dtype=torch.float64)
+    high = torch.randn(1, channels, *high_size, generator=rng, dtype=torch.float64)
+    expected = upsample_add(low, high, backend="reference")
+    for memory_format in (torch.contiguous_format, torch.channels_last_3d):
+        result = upsample_add(low.to(device).contiguous(memory_format=memory_format),
+                              high.to(device).contiguous(memory_format=memory_format),
+                              backend="triton")
+        assert result.is_contiguous(memory_format=memory_format)
+        assert_close(result, expected, name=f"out ({memory_format})")
+
+
 def test_upsample_add_channels_last(device, rng):
     low = torch.randn(1, 3, 2, 3, 4, generator=rng, dtype=torch.float64)
     high = torch.randn(1, 3, 4, 6, 8, generator=rng, dtype=torch.float64)
