@@ -1,6 +1,8 @@
 """The official clip schedule: which frames each clip the network sees holds, planned as the
 frames arrive (a video's length is what its stream yields, learnt at its end), and how a clip's
 repeated frames collapse."""
+from typing import Callable, Iterator, List, Sequence, Tuple
+
 import numpy as np
 
 
@@ -14,7 +16,8 @@ def _check_clip_arguments(clip_length, overlap):
         raise ValueError(f"overlap must be in [0, clip_length={clip_length}), got {overlap}")
 
 
-def streamed_clip_schedule(has_frame, clip_length, overlap):
+def streamed_clip_schedule(has_frame: Callable[[int], bool], clip_length: int, overlap: int
+                           ) -> Iterator[Tuple[List[int], List[int]]]:
     """The official clip schedule (:func:`clip_schedule`) of a video whose length is learnt only
     when it ends: live streams, and files whose container misstates their frame count.
 
@@ -54,7 +57,7 @@ def streamed_clip_schedule(has_frame, clip_length, overlap):
         return
 
 
-def clip_schedule(num_frames, clip_length, overlap):
+def clip_schedule(num_frames: int, clip_length: int, overlap: int) -> List[List[int]]:
     """Frame indices of the clips the network sees, as the official ``get_subsequence_frames``.
 
     Clips start at 0, stride, 2·stride, ... (stride = clip_length - overlap) while a whole clip
@@ -80,7 +83,7 @@ def clip_schedule(num_frames, clip_length, overlap):
                                                        clip_length, overlap)]
 
 
-def clip_positions(clip):
+def clip_positions(clip: Sequence[int]) -> Tuple[List[int], List[int]]:
     """Collapse a clip's repeated frames: ``(frames, positions)`` with the distinct frame
     indices in increasing order and, for each, the position of its **last** occurrence in the
     clip. The official ``InferenceModel`` keeps the last occurrence's embeddings, precisions and

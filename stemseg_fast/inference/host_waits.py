@@ -7,12 +7,13 @@ GPU sync audit runs a video (tests/inference/test_sync_audit.py), a synchronisin
 else raises.
 """
 import contextlib
+from typing import Iterator
 
 import torch
 
 
 @contextlib.contextmanager
-def expected_host_wait():
+def expected_host_wait() -> Iterator[None]:
     """Within: synchronising calls are allowed whatever the sync debug mode (restored after)."""
     mode = torch.cuda.get_sync_debug_mode() if torch.cuda.is_available() else 0
     if mode == 0:

@@ -69,7 +69,7 @@ statistics). The official tool leaves the output generation out of its timers (Â
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
@@ -151,11 +151,11 @@ class StageTimer:
         event.record()
         return event
 
-    def restart(self):
+    def restart(self) -> None:
         """Start the next stage now: the time since the last boundary is charged to no stage."""
         self._last = self._mark()
 
-    def charge(self, stage):
+    def charge(self, stage: str) -> None:
         """Charge ``stage`` the time since the last boundary."""
         now = self._mark()
         if self._cuda:
@@ -556,7 +556,7 @@ class VideoRun:
             class_votes=class_votes, max_tracks=self.inference.max_tracks, timings=timings,
             diagnostics=dict(self.diagnostics))
 
-    def stream(self):
+    def stream(self) -> Iterator[StreamedFrame]:
         """Process the video as a stream: yields a :class:`StreamedFrame` for every frame as
         soon as it is final (about one clip after it is decoded), in order; nothing is kept per
         track once the track has ended, so memory stays flat on an endless stream."""

@@ -71,7 +71,7 @@ class TrackStats(NamedTuple):
     last_frames: torch.Tensor  # [M] int64
 
     @property
-    def lifetimes(self):
+    def lifetimes(self) -> torch.Tensor:
         """[M] int64: last - first frame containing the track (official lifetime)."""
         return self.last_frames - self.first_frames
 
@@ -82,7 +82,9 @@ def _official_order(present_sorted):
     return list(set(present_sorted) - {OUTLIER_LABEL})
 
 
-def joint_histogram(previous_labels, current_labels, *, foreground=None):
+def joint_histogram(previous_labels: torch.Tensor, current_labels: torch.Tensor, *,
+                    foreground: Optional[torch.Tensor] = None
+                    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Counts of every (previous, current) label pair over the voxels (where ``foreground``).
 
     Labels are compacted first (``torch.unique``), so the table is [P, C] for the P and C
@@ -103,7 +105,9 @@ def joint_histogram(previous_labels, current_labels, *, foreground=None):
     return counts.view(num_previous, num_current), previous_values, current_values
 
 
-def match_clusters(previous_labels, current_labels, *, foreground=None, iou_threshold=None):
+def match_clusters(previous_labels: torch.Tensor, current_labels: torch.Tensor, *,
+                   foreground: Optional[torch.Tensor] = None,
+                   iou_threshold: Optional[float] = None) -> ClusterMatching:
     """Hungarian matching of two labellings of the same voxels by IoU (official
     ``associate_clusters``).
 
@@ -200,11 +204,11 @@ class ClipStitcher:
         self._track_statistics = track_statistics
 
     @property
-    def next_track_id(self):
+    def next_track_id(self) -> int:
         """The id the next clip's cluster 0 proposes: highest stored track id + 1."""
         return self._highest_track_id + 1
 
-    def add_clip(self, cluster_labels, frame_indices: Sequence[int], *,
+    def add_clip(self, cluster_labels: torch.Tensor, frame_indices: Sequence[int], *,
                  foreground: Optional[torch.Tensor] = None) -> StitchedClip:
         """Stitch one clip; returns the track labels of its frames not stored before.
 

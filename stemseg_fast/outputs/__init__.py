@@ -2,8 +2,14 @@
 (:func:`run_batch`), overlay videos, and rendering of existing results files. The formats'
 readers and writers themselves are :mod:`stemseg_fast.io`."""
 from .batch import BatchResult, run_batch
-from .overlay import (DEFAULT_CODECS, DEFAULT_FPS, draw_tracks, open_video_writer, track_colour,
-                      write_overlay_video)
+from .overlay import (
+                      DEFAULT_CODECS,
+                      DEFAULT_FPS,
+                      draw_tracks,
+                      open_video_writer,
+                      track_colour,
+                      write_overlay_video,
+)
 from .render import render
 from .writing import FORMATS, VideoOutputs, write_merged_outputs, write_outputs, write_video_outputs
 

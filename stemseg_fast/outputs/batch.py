@@ -19,11 +19,20 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from stemseg_fast.distributed import DistributedContext, gather_objects, shard_items
-from stemseg_fast.io.files import output_path, read_json, write_json
+from tqdm import tqdm
 
-from .writing import (VideoOutputs, remove_debris, video_output_paths, write_merged_outputs,
-                      write_video_outputs)
+from stemseg_fast.distributed import DistributedContext, gather_objects, shard_items
+from stemseg_fast.inference.predictor import Predictor
+from stemseg_fast.io.files import output_path, read_json, write_json
+from stemseg_fast.io.video import FrameSource
+
+from .writing import (
+    VideoOutputs,
+    remove_debris,
+    video_output_paths,
+    write_merged_outputs,
+    write_video_outputs,
+)
 
 RECORDS_FOLDER = "per_video"  # one JSON per finished video: what a rerun resumes from
 # Predictions waiting for the writer: one keeps it busy while the next video is predicted; more
@@ -55,7 +64,7 @@ class BatchResult:
     written: List[str] = field(default_factory=list)
 
 
-def input_fingerprint(source) -> Optional[list]:
+def input_fingerprint(source: FrameSource) -> Optional[list]:
     """The input's identity: its files' paths, sizes and modification times; None for a
     stream URL, whose content can change between runs (so it is never resumed)."""
     paths = getattr(source, "paths", None) or (
@@ -84,9 +93,10 @@ def _outputs(record) -> VideoOutputs:
     return VideoOutputs(record["entries"], record["video"], 0.0)
 
 
-def run_batch(predictor, sources: Sequence, formats: Sequence[str], out_dir: str, *,
-              settings: dict, context: DistributedContext, min_score: Optional[float] = None,
-              progress=None, keep_going: bool = True) -> BatchResult:
+def run_batch(predictor: Predictor, sources: Sequence[FrameSource], formats: Sequence[str],
+              out_dir: str, *, settings: dict, context: DistributedContext,
+              min_score: Optional[float] = None, progress: Optional[tqdm] = None,
+              keep_going: bool = True) -> BatchResult:
     """Predict every source this rank owns and write its files; rank 0 then merges.
 
     Args:

@@ -15,15 +15,28 @@ end (:func:`write_merged_outputs`).
 import os
 import time
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 from stemseg_fast.benchmarks import DAVIS, KITTI_MOTS, YOUTUBE_VIS
+from stemseg_fast.inference.prediction import VideoPrediction
+from stemseg_fast.inference.predictor import VideoInput
 from stemseg_fast.io.davis import davis_sequence_folder, write_davis_pngs
-from stemseg_fast.io.files import (UnsafeOutputError, check_output_name, output_path,
-                                   remove_partial_outputs, write_json)
-from stemseg_fast.io.kitti_mots import (kitti_mots_detections, kitti_mots_sequence_path,
-                                        postprocess_kitti_mots, write_kitti_mots_txt)
+from stemseg_fast.io.files import (
+    UnsafeOutputError,
+    check_output_name,
+    output_path,
+    remove_partial_outputs,
+    write_json,
+)
+from stemseg_fast.io.kitti_mots import (
+    kitti_mots_detections,
+    kitti_mots_sequence_path,
+    postprocess_kitti_mots,
+    write_kitti_mots_txt,
+)
+from stemseg_fast.io.video import FrameSource
 from stemseg_fast.io.youtube_vis import write_youtube_vis_results, youtube_vis_predictions
+from stemseg_fast.model.presets import STEmSegConfig
 
 from .overlay import write_overlay_video
 
@@ -49,7 +62,7 @@ class VideoOutputs:
     seconds: float
 
 
-def check_formats(formats: Sequence[str], config) -> None:
+def check_formats(formats: Sequence[str], config: STEmSegConfig) -> None:
     """Raises ``ValueError`` for a format the model cannot produce (``config``: its
     :class:`~stemseg_fast.model.STEmSegConfig`)."""
     unknown = [name for name in formats if name not in FORMATS]
@@ -103,7 +116,7 @@ def remove_debris(out_dir: str, extra_folders: Iterable[Sequence[str]] = ()) -> 
         remove_partial_outputs(output_path(out_dir, *folder))
 
 
-def input_location(source) -> Optional[str]:
+def input_location(source: FrameSource) -> Optional[str]:
     """Where ``render`` finds the video again: its file, frame folder or stream URL."""
     if hasattr(source, "path"):
         return os.path.abspath(source.path)
@@ -114,8 +127,9 @@ def input_location(source) -> Optional[str]:
     return target if isinstance(target, str) else None
 
 
-def write_video_outputs(prediction, formats: Sequence[str], paths: Dict[str, str], *,
-                        source=None, json_rule: Optional[str] = None,
+def write_video_outputs(prediction: VideoPrediction, formats: Sequence[str],
+                        paths: Dict[str, str], *, source: Optional[VideoInput] = None,
+                        json_rule: Optional[str] = None,
                         min_score: Optional[float] = None) -> VideoOutputs:
     """The per-video files of one :class:`~stemseg_fast.inference.prediction.VideoPrediction`
     at ``paths`` (from :func:`video_output_paths`).
@@ -180,7 +194,9 @@ def write_merged_outputs(out_dir: str, formats: Sequence[str], videos: Sequence[
     return written
 
 
-def write_outputs(predictions, formats: Sequence[str], out_dir: str, *, sources=None,
+def write_outputs(predictions: Union[VideoPrediction, Sequence[VideoPrediction]],
+                  formats: Sequence[str], out_dir: str, *,
+                  sources: Union[VideoInput, Sequence[VideoInput], None] = None,
                   min_score: Optional[float] = None) -> List[str]:
     """Write finished predictions in every format asked for; returns the written paths.
 
