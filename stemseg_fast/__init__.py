@@ -1,4 +1,5 @@
 """stemseg_fast: STEm-Seg video instance segmentation with Triton kernels for its hot paths."""
+
 import os
 
 # OpenCV's FFmpeg backend reads this once, at its first use: without it FFmpeg prints its own

@@ -6,6 +6,7 @@ configs, the ``--set`` of ``infer`` and ``train``).
 wrong type, non-finite numbers and numbers outside their :class:`Range` are a ``ValueError``
 naming the key (dotted path) and what it expects.
 """
+
 import contextlib
 import dataclasses
 import math
@@ -44,15 +45,19 @@ class Range:
     def __contains__(self, value):
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
             return False
-        return self.high is None or not (value > self.high
-                                         or (self.high_open and value == self.high))
+        return self.high is None or not (
+            value > self.high or (self.high_open and value == self.high)
+        )
 
     def __str__(self):
-        low, high = (f"{bound:g}" if isinstance(bound, float) else str(bound)
-                     for bound in (self.low, self.high))
+        low, high = (
+            f"{bound:g}" if isinstance(bound, float) else str(bound)
+            for bound in (self.low, self.high)
+        )
         if self.low is not None and self.high is not None:
-            return (f"in {'(' if self.low_open else '['}{low}, "
-                    f"{high}{')' if self.high_open else ']'}")
+            return (
+                f"in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+            )
         if self.low is not None:
             return f"{'>' if self.low_open else '>='} {low}"
         return f"{'<' if self.high_open else '<='} {high}"
@@ -81,8 +86,7 @@ def _number(value, kind, key, allowed):
             value = float(value)
     acceptable = (int,) if kind is int else (int, float)
     if isinstance(value, bool) or not isinstance(value, acceptable):
-        raise ValueError(f"{key} must be {expected}, got {type(value).__name__} "
-                         f"{_describe(value)}")
+        raise ValueError(f"{key} must be {expected}, got {type(value).__name__} {_describe(value)}")
     if kind is float:
         value = float(value)
         if not math.isfinite(value):
@@ -107,24 +111,31 @@ def _checked(value, annotation, key, allowed, ranges):
     if annotation in (bool, str, dict):
         if not isinstance(value, annotation):
             expected = {bool: "true or false", str: "a string", dict: "a mapping"}[annotation]
-            raise ValueError(f"{key} must be {expected}, got {type(value).__name__} "
-                             f"{_describe(value)}")
+            raise ValueError(
+                f"{key} must be {expected}, got {type(value).__name__} {_describe(value)}"
+            )
         return value
     if annotation is tuple or origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{key} must be a list, got {type(value).__name__} "
-                             f"{_describe(value)}")
+            raise ValueError(f"{key} must be a list, got {type(value).__name__} {_describe(value)}")
         if not arguments:
             return tuple(value)
-        return tuple(_checked(item, arguments[0], f"{key}[{index}]", allowed, ranges)
-                     for index, item in enumerate(value))
+        return tuple(
+            _checked(item, arguments[0], f"{key}[{index}]", allowed, ranges)
+            for index, item in enumerate(value)
+        )
     if isinstance(value, float) and not math.isfinite(value):  # untyped fields (object)
         raise ValueError(f"{key} must be finite, got {value}")
     return tuple(value) if isinstance(value, list) else value
 
 
-def from_dict(cls: type, values: Optional[Mapping[str, Any]], *, where: str = "config",
-              ranges: Optional[Mapping[str, Mapping[str, Range]]] = None) -> Any:
+def from_dict(
+    cls: type,
+    values: Optional[Mapping[str, Any]],
+    *,
+    where: str = "config",
+    ranges: Optional[Mapping[str, Mapping[str, Range]]] = None,
+) -> Any:
     """Build dataclass ``cls`` from a nested dict. Unknown or missing keys, values of the wrong
     type, non-finite numbers and numbers outside their range are a ValueError naming the key
     (``where`` and the dotted path below it) and what it expects.
@@ -136,16 +147,22 @@ def from_dict(cls: type, values: Optional[Mapping[str, Any]], *, where: str = "c
     if values is None:
         values = {}
     if not isinstance(values, dict):
-        raise ValueError(f"{where or 'the config'} must be a mapping, got "
-                         f"{type(values).__name__} {_describe(values)}")
+        raise ValueError(
+            f"{where or 'the config'} must be a mapping, got "
+            f"{type(values).__name__} {_describe(values)}"
+        )
     fields = {f.name: f for f in dataclasses.fields(cls)}
     prefix = f"{where}: " if where else ""
     unknown = sorted(str(key) for key in set(values) - set(fields))
     if unknown:
         raise ValueError(f"{prefix}unknown keys {unknown}; known keys: {sorted(fields)}")
-    missing = sorted(name for name, f in fields.items() if name not in values
-                     and f.default is dataclasses.MISSING
-                     and f.default_factory is dataclasses.MISSING)
+    missing = sorted(
+        name
+        for name, f in fields.items()
+        if name not in values
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    )
     if missing:
         raise ValueError(f"{prefix}missing required keys {missing}")
     ranges = ranges or {}
@@ -157,8 +174,10 @@ def from_dict(cls: type, values: Optional[Mapping[str, Any]], *, where: str = "c
         if item_type is not None:
             if not isinstance(value, list):
                 raise ValueError(f"{key} must be a list, got {type(value).__name__}")
-            value = tuple(from_dict(item_type, item, where=f"{key}[{index}]", ranges=ranges)
-                          for index, item in enumerate(value))
+            value = tuple(
+                from_dict(item_type, item, where=f"{key}[{index}]", ranges=ranges)
+                for index, item in enumerate(value)
+            )
         else:
             value = _checked(value, fields[name].type, key, field_ranges.get(name), ranges)
         arguments[name] = value
@@ -173,8 +192,9 @@ def load_yaml(path: Union[str, os.PathLike]) -> Any:
     except OSError as error:
         raise ValueError(f"cannot read config {path}: {error.strerror}") from None
     except UnicodeDecodeError as error:
-        raise ValueError(f"config {path} is not UTF-8 text: {error.reason} at byte "
-                         f"{error.start}") from None
+        raise ValueError(
+            f"config {path} is not UTF-8 text: {error.reason} at byte {error.start}"
+        ) from None
     except yaml.YAMLError as error:
         problem = " ".join(str(error).split())  # PyYAML's message spans several lines
         raise ValueError(f"config {path} is not valid YAML: {problem}") from None

@@ -8,6 +8,7 @@
 3. Score the results (as ``stemseg-fast eval --metric ovis``): video AP/AR and the OVIS
    occlusion breakdown, with the per-stage frame rates of step 2.
 """
+
 import os
 
 from .benchmarks import OVIS, YOUTUBE_VIS
@@ -24,15 +25,24 @@ from .synthetic import write_synthetic_dataset
 VIDEO_SIZE = {"num_frames": 24, "height": 96, "width": 128}
 
 
-def run_demo(out_dir: str, *, checkpoint: str = BUNDLED_CHECKPOINT, videos: int = 6,
-             device: str = "auto", backend: str = "auto") -> int:
+def run_demo(
+    out_dir: str,
+    *,
+    checkpoint: str = BUNDLED_CHECKPOINT,
+    videos: int = 6,
+    device: str = "auto",
+    backend: str = "auto",
+) -> int:
     """Synthesize, infer, evaluate; prints what each step did and returns 0."""
     data_dir = os.path.join(out_dir, "synthetic_val")
     predictions_dir = os.path.join(out_dir, "predictions")
     annotations = os.path.join(data_dir, "annotations.json")
     written = write_synthetic_dataset(data_dir, videos, split="val", **VIDEO_SIZE)
-    print(f"1. {len(written['videos'])} synthetic videos with {len(written['annotations'])} "
-          f"objects -> {data_dir}", flush=True)
+    print(
+        f"1. {len(written['videos'])} synthetic videos with {len(written['annotations'])} "
+        f"objects -> {data_dir}",
+        flush=True,
+    )
 
     predictor = Predictor(checkpoint, device=device, backend=backend)
     sources = annotation_videos(annotations)
@@ -51,9 +61,19 @@ def run_demo(out_dir: str, *, checkpoint: str = BUNDLED_CHECKPOINT, videos: int 
     print(f"3. {OVIS} video AP of {results}:")
     print(scores.format_table())
     ap_path = os.path.join(out_dir, "ap.json")
-    write_json(ap_path, {"metric": OVIS, "ground_truth": annotations, "results": results,
-                         "summary": scores.summary(),
-                         "per_category_ap": scores.per_category_ap}, indent=2)
-    print(f"\noverlay videos: {os.path.join(predictions_dir, 'overlay')}/, results: {results}, "
-          f"scores: {ap_path}")
+    write_json(
+        ap_path,
+        {
+            "metric": OVIS,
+            "ground_truth": annotations,
+            "results": results,
+            "summary": scores.summary(),
+            "per_category_ap": scores.per_category_ap,
+        },
+        indent=2,
+    )
+    print(
+        f"\noverlay videos: {os.path.join(predictions_dir, 'overlay')}/, results: {results}, "
+        f"scores: {ap_path}"
+    )
     return 0

@@ -6,6 +6,7 @@ videos, so the split depends on the inputs only); its results travel as Python o
 (``all_gather_object`` over gloo, which serves CPU and GPU runs alike) and rank 0 writes the
 merged files. Training uses NCCL on GPUs and gloo on CPUs for its gradient all-reduce.
 """
+
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
@@ -28,8 +29,9 @@ class DistributedContext:
         return self.rank == 0
 
 
-def resolve_device(name: Union[str, torch.device, None] = "auto", *, local_rank: int = 0,
-                   what: str = "device") -> torch.device:
+def resolve_device(
+    name: Union[str, torch.device, None] = "auto", *, local_rank: int = 0, what: str = "device"
+) -> torch.device:
     """``"auto"`` (or None) -> ``cuda:local_rank`` when CUDA is available, else the CPU; any other
     name must be ``cpu``, ``cuda`` or ``cuda:N`` of a device that exists (else ``ValueError``,
     naming the argument as ``what``)."""
@@ -46,22 +48,27 @@ def resolve_device(name: Union[str, torch.device, None] = "auto", *, local_rank:
         if count == 0:
             raise ValueError(f"{what} {name}: no CUDA device is available here")
         if device.index is not None and device.index >= count:
-            raise ValueError(f"{what} {name}: there are {count} CUDA devices "
-                             f"(cuda:0 .. cuda:{count - 1})")
+            raise ValueError(
+                f"{what} {name}: there are {count} CUDA devices (cuda:0 .. cuda:{count - 1})"
+            )
     return device
 
 
 def _environment_int(name: str, default: int, minimum: int) -> int:
     raw = os.environ.get(name, str(default))
     if not raw.strip().isdigit() or int(raw) < minimum:
-        raise ValueError(f"environment variable {name} must be an integer >= {minimum}, "
-                         f"got {raw!r}")
+        raise ValueError(
+            f"environment variable {name} must be an integer >= {minimum}, got {raw!r}"
+        )
     return int(raw)
 
 
-def init_distributed(device: Union[str, torch.device, None] = None, *,
-                     backend: Optional[str] = None,
-                     what: str = "--device") -> DistributedContext:
+def init_distributed(
+    device: Union[str, torch.device, None] = None,
+    *,
+    backend: Optional[str] = None,
+    what: str = "--device",
+) -> DistributedContext:
     """Join the process group ``torchrun`` describes in the environment (RANK, WORLD_SIZE,
     LOCAL_RANK, MASTER_ADDR, MASTER_PORT); without it, a single process of world size 1.
 
@@ -78,8 +85,11 @@ def init_distributed(device: Union[str, torch.device, None] = None, *,
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group(backend=backend or ("nccl" if device.type == "cuda" else "gloo"),
-                                rank=rank, world_size=world_size)
+        dist.init_process_group(
+            backend=backend or ("nccl" if device.type == "cuda" else "gloo"),
+            rank=rank,
+            world_size=world_size,
+        )
     return DistributedContext(rank, world_size, local_rank, device)
 
 
@@ -88,16 +98,20 @@ def shutdown_distributed() -> None:
         dist.destroy_process_group()
 
 
-def shard_items(items: Sequence, context: DistributedContext, *,
-                key: Callable[[Any], Any]) -> List[Tuple[int, Any]]:
+def shard_items(
+    items: Sequence, context: DistributedContext, *, key: Callable[[Any], Any]
+) -> List[Tuple[int, Any]]:
     """The items of this rank: sorted by ``key``, every ``world_size``-th from ``rank``.
 
     Returns:
         list of (position in the sorted order, item).
     """
     ordered = sorted(items, key=key)
-    return [(position, item) for position, item in enumerate(ordered)
-            if position % context.world_size == context.rank]
+    return [
+        (position, item)
+        for position, item in enumerate(ordered)
+        if position % context.world_size == context.rank
+    ]
 
 
 def gather_objects(value: Any, context: DistributedContext) -> list:
@@ -114,7 +128,8 @@ def mean_across_ranks(values: dict, context: DistributedContext) -> dict:
     if context.world_size == 1 or not values:
         return values
     names = sorted(values)
-    stacked = torch.tensor([float(values[n]) for n in names], dtype=torch.float64,
-                           device=context.device)
+    stacked = torch.tensor(
+        [float(values[n]) for n in names], dtype=torch.float64, device=context.device
+    )
     dist.all_reduce(stacked)
     return {name: value / context.world_size for name, value in zip(names, stacked.tolist())}

@@ -3,6 +3,7 @@ and enter or leave the frame. Small enough to run the whole pipeline on a CPU in
 
 A clip is drawn from a seed alone, so tests and the demo get the same video every time.
 """
+
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, Sequence, Tuple
 
@@ -34,13 +35,15 @@ def _draw_shape(mask, category, centre, radius):
     elif category == 2:
         cv2.rectangle(mask, (x - radius, y - radius), (x + radius, y + radius), 1, thickness=-1)
     else:
-        corners = np.array([[x, y - radius], [x - radius, y + radius], [x + radius, y + radius]],
-                           dtype=np.int32)
+        corners = np.array(
+            [[x, y - radius], [x - radius, y + radius], [x + radius, y + radius]], dtype=np.int32
+        )
         cv2.fillPoly(mask, [corners], 1)
 
 
-def synthetic_clip(num_frames: int = 8, height: int = 64, width: int = 96, num_objects: int = 3,
-                   *, seed: int = 0) -> SyntheticClip:
+def synthetic_clip(
+    num_frames: int = 8, height: int = 64, width: int = 96, num_objects: int = 3, *, seed: int = 0
+) -> SyntheticClip:
     """Draw a clip. Objects are painted back to front, so later ones occlude earlier ones.
 
     Returns:
@@ -49,11 +52,13 @@ def synthetic_clip(num_frames: int = 8, height: int = 64, width: int = 96, num_o
     if num_frames < 1 or height < 8 or width < 8 or num_objects < 0:
         raise ValueError(
             f"need num_frames >= 1, height and width >= 8, num_objects >= 0; got {num_frames}, "
-            f"{height}, {width}, {num_objects}")
+            f"{height}, {width}, {num_objects}"
+        )
     rng = np.random.default_rng(seed)
     categories = tuple(int(c) for c in rng.integers(1, len(CLASSES) + 1, num_objects))
-    radii = rng.integers(max(3, min(height, width) // 10), max(4, min(height, width) // 4) + 1,
-                         num_objects)
+    radii = rng.integers(
+        max(3, min(height, width) // 10), max(4, min(height, width) // 4) + 1, num_objects
+    )
     starts = rng.uniform((0, 0), (width, height), (num_objects, 2))
     velocities = rng.uniform(-0.06, 0.06, (num_objects, 2)) * (width, height)
     background = rng.integers(60, 120, (height, width, 3)).astype(np.uint8)
@@ -63,8 +68,12 @@ def synthetic_clip(num_frames: int = 8, height: int = 64, width: int = 96, num_o
         image = background.copy()
         for index in range(num_objects):
             mask = np.zeros((height, width), dtype=np.uint8)
-            _draw_shape(mask, categories[index], starts[index] + frame * velocities[index],
-                        int(radii[index]))
+            _draw_shape(
+                mask,
+                categories[index],
+                starts[index] + frame * velocities[index],
+                int(radii[index]),
+            )
             inside = mask.astype(bool)
             colour = np.array(CLASSES[categories[index] - 1][1], dtype=np.int16)
             texture = rng.integers(-25, 26, (int(inside.sum()), 3))
@@ -104,15 +113,17 @@ def _textured(category, shape, rng):
     return np.clip(colour + pattern[..., None], 0, 255)
 
 
-def synthetic_video(num_frames: int = 16, height: int = 96, width: int = 128,
-                    num_objects: int = 4, *, seed: int = 0) -> SyntheticVideo:
+def synthetic_video(
+    num_frames: int = 16, height: int = 96, width: int = 128, num_objects: int = 4, *, seed: int = 0
+) -> SyntheticVideo:
     """Draw an OVIS-like video: objects on paths through a common region of the frame (so they
     cross and occlude), some starting or ending outside it. Painted back to front in object
     order; ``instance_ids`` holds the visible part of each object."""
     if num_frames < 1 or height < 16 or width < 16 or num_objects < 1:
         raise ValueError(
             f"need num_frames >= 1, height and width >= 16, num_objects >= 1; got {num_frames}, "
-            f"{height}, {width}, {num_objects}")
+            f"{height}, {width}, {num_objects}"
+        )
     rng = np.random.default_rng(seed)
     categories = tuple(int(c) for c in rng.integers(1, len(CLASSES) + 1, num_objects))
     short_side = min(height, width)
@@ -124,8 +135,11 @@ def synthetic_video(num_frames: int = 16, height: int = 96, width: int = 128,
     angles = rng.uniform(0, 2 * np.pi, num_objects)
     velocities = speeds[:, None] * np.stack([np.cos(angles), np.sin(angles)], axis=1)
     rows, cols = np.mgrid[0:height, 0:width]
-    background = (90 + 40 * np.sin(cols / (7 + 5 * rng.random())) * np.cos(rows / 9)
-                  + rng.normal(0, 6, (height, width)))
+    background = (
+        90
+        + 40 * np.sin(cols / (7 + 5 * rng.random())) * np.cos(rows / 9)
+        + rng.normal(0, 6, (height, width))
+    )
     background = np.clip(np.repeat(background[..., None], 3, axis=2) * (0.8, 1.0, 0.9), 0, 255)
 
     frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
@@ -154,8 +168,7 @@ def synthetic_video(num_frames: int = 16, height: int = 96, width: int = 128,
     return SyntheticVideo(frames, instance_ids, categories, tuple(map(tuple, occlusion)))
 
 
-def synthetic_annotations(videos: Sequence[SyntheticVideo], names: Sequence[str]
-                          ) -> Dict[str, Any]:
+def synthetic_annotations(videos: Sequence[SyntheticVideo], names: Sequence[str]) -> Dict[str, Any]:
     """YouTube-VIS / OVIS annotation dict for ``videos`` stored as ``<name>/<frame:05d>.jpg``.
 
     Objects never visible are left out; each annotation carries the OVIS ``occlusion`` list.
@@ -164,14 +177,25 @@ def synthetic_annotations(videos: Sequence[SyntheticVideo], names: Sequence[str]
 
     from .io.rle import encode_mask, to_json
 
-    entries = {"videos": [], "annotations": [], "categories": [
-        {"id": index + 1, "name": name, "supercategory": "shape"}
-        for index, (name, _) in enumerate(CLASSES)]}
+    entries = {
+        "videos": [],
+        "annotations": [],
+        "categories": [
+            {"id": index + 1, "name": name, "supercategory": "shape"}
+            for index, (name, _) in enumerate(CLASSES)
+        ],
+    }
     for video_id, (video, name) in enumerate(zip(videos, names), start=1):
         num_frames, height, width = video.instance_ids.shape
-        entries["videos"].append({
-            "id": video_id, "width": width, "height": height, "length": num_frames,
-            "file_names": [f"{name}/{frame:05d}.jpg" for frame in range(num_frames)]})
+        entries["videos"].append(
+            {
+                "id": video_id,
+                "width": width,
+                "height": height,
+                "length": num_frames,
+                "file_names": [f"{name}/{frame:05d}.jpg" for frame in range(num_frames)],
+            }
+        )
         for index, category in enumerate(video.categories):
             masks = video.instance_ids == index
             if not masks.any():
@@ -187,17 +211,34 @@ def synthetic_annotations(videos: Sequence[SyntheticVideo], names: Sequence[str]
                 areas.append(int(mask_utils.area(rle)))
                 boxes.append([float(v) for v in mask_utils.toBbox(rle)])
                 segmentations.append(to_json(rle))
-            entries["annotations"].append({
-                "id": len(entries["annotations"]) + 1, "video_id": video_id,
-                "category_id": category, "iscrowd": 0, "height": height, "width": width,
-                "length": 1, "segmentations": segmentations, "areas": areas, "bboxes": boxes,
-                "occlusion": list(video.occlusion[index])})
+            entries["annotations"].append(
+                {
+                    "id": len(entries["annotations"]) + 1,
+                    "video_id": video_id,
+                    "category_id": category,
+                    "iscrowd": 0,
+                    "height": height,
+                    "width": width,
+                    "length": 1,
+                    "segmentations": segmentations,
+                    "areas": areas,
+                    "bboxes": boxes,
+                    "occlusion": list(video.occlusion[index]),
+                }
+            )
     return entries
 
 
-def write_synthetic_dataset(out_dir: "PathLike", num_videos: int, *, split: str = "train",
-                            num_frames: int = 16, height: int = 96, width: int = 128,
-                            objects: Tuple[int, int] = (2, 5)) -> Dict[str, Any]:
+def write_synthetic_dataset(
+    out_dir: "PathLike",
+    num_videos: int,
+    *,
+    split: str = "train",
+    num_frames: int = 16,
+    height: int = 96,
+    width: int = 128,
+    objects: Tuple[int, int] = (2, 5),
+) -> Dict[str, Any]:
     """Write ``num_videos`` videos as JPEG folders under ``out_dir/JPEGImages`` and their
     annotations as ``out_dir/annotations.json`` (YouTube-VIS / OVIS format).
 

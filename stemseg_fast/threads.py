@@ -6,6 +6,7 @@ every stage slows down many times over (results are identical whatever the count
 here is the cores this process may run on (its affinity mask), shared among the processes of
 this machine, and one thread when a GPU does the work (the host then only feeds it).
 """
+
 import os
 
 
@@ -13,8 +14,9 @@ def default_threads(device_type: str, processes_on_machine: int = 1) -> int:
     """The thread count :func:`set_threads` uses unless told otherwise."""
     if device_type == "cuda":
         return 1
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-        os.cpu_count() or 1)
+    available = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )
     return max(1, available // max(1, processes_on_machine))
 
 

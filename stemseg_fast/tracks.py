@@ -6,6 +6,7 @@ format every output writes), so a 720p track of 10,000 frames costs kilobytes, a
 frame's mask only when asked. Which tracks a benchmark keeps, and how it orders, classifies and
 scores them, is :mod:`stemseg_fast.inference.selection`.
 """
+
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
@@ -29,8 +30,15 @@ class Track:
         score (float): confidence, as the benchmark defines it.
     """
 
-    def __init__(self, track_id: int, frame_size: Sequence[int], rles: Mapping[int, Dict[str, Any]],
-                 *, category_id: Optional[int] = None, score: float = 1.0) -> None:
+    def __init__(
+        self,
+        track_id: int,
+        frame_size: Sequence[int],
+        rles: Mapping[int, Dict[str, Any]],
+        *,
+        category_id: Optional[int] = None,
+        score: float = 1.0,
+    ) -> None:
         self.track_id = int(track_id)
         self.frame_size = (int(frame_size[0]), int(frame_size[1]))
         self.category_id = None if category_id is None else int(category_id)
@@ -41,20 +49,27 @@ class Track:
             if tuple(rle["size"]) != self.frame_size:
                 raise ValueError(
                     f"track {self.track_id}: the mask of frame {frame} is {rle['size']} (h, w), "
-                    f"expected the frame size {list(self.frame_size)}")
+                    f"expected the frame size {list(self.frame_size)}"
+                )
             self._rles[int(frame)] = rle
 
     @classmethod
-    def from_masks(cls, track_id: int,
-                   masks: Union[Mapping[int, Union[np.ndarray, torch.Tensor]], np.ndarray,
-                                torch.Tensor],
-                   *, category_id: Optional[int] = None, score: float = 1.0) -> "Track":
+    def from_masks(
+        cls,
+        track_id: int,
+        masks: Union[Mapping[int, Union[np.ndarray, torch.Tensor]], np.ndarray, torch.Tensor],
+        *,
+        category_id: Optional[int] = None,
+        score: float = 1.0,
+    ) -> "Track":
         """Encode masks: a dict ``frame -> [H, W]`` binary mask (every frame listed is kept), or
         an array/tensor ``[T, H, W]`` (frames with at least one pixel are kept)."""
         if isinstance(masks, dict):
             if not masks:
-                raise ValueError(f"track {track_id}: masks is an empty dict, so the frame size is "
-                                 f"unknown; pass an array [T, H, W] or build Track(...) directly")
+                raise ValueError(
+                    f"track {track_id}: masks is an empty dict, so the frame size is "
+                    f"unknown; pass an array [T, H, W] or build Track(...) directly"
+                )
             items = list(masks.items())
         else:
             if isinstance(masks, torch.Tensor):
@@ -114,8 +129,10 @@ class Track:
         return max(self._rles) if self._rles else None
 
     def __repr__(self) -> str:
-        return (f"Track(track_id={self.track_id}, category_id={self.category_id}, "
-                f"score={self.score:.3f}, frames={len(self._rles)})")
+        return (
+            f"Track(track_id={self.track_id}, category_id={self.category_id}, "
+            f"score={self.score:.3f}, frames={len(self._rles)})"
+        )
 
 
 @dataclass
@@ -148,11 +165,13 @@ class VideoTracks:
             if track.frame_size != self.frame_size:
                 raise ValueError(
                     f"video {self.name!r}: track {track.track_id} has masks of size "
-                    f"{list(track.frame_size)}, the video's frames are {list(self.frame_size)}")
+                    f"{list(track.frame_size)}, the video's frames are {list(self.frame_size)}"
+                )
             if track.frames and track.last_frame >= self.num_frames:
                 raise ValueError(
                     f"video {self.name!r}: track {track.track_id} has a mask in frame "
-                    f"{track.last_frame}, the video has {self.num_frames} frames")
+                    f"{track.last_frame}, the video has {self.num_frames} frames"
+                )
 
     def label_map(self, frame: int) -> np.ndarray:
         """``np.ndarray[H, W]`` int32: 1 + the index in ``tracks`` of the track covering each
@@ -162,16 +181,22 @@ class VideoTracks:
         for index, track in enumerate(self.tracks):
             x, y, width, height = track.bbox(frame)
             if width and height:
-                box = track.mask(frame)[y:y + height, x:x + width].astype(bool)
-                labels[y:y + height, x:x + width][box] = index + 1
+                box = track.mask(frame)[y : y + height, x : x + width].astype(bool)
+                labels[y : y + height, x : x + width][box] = index + 1
         return labels
 
 
-def tracks_from_label_maps(label_maps: Union[np.ndarray, torch.Tensor], *, name: str,
-                           background: int = 0, categories: Optional[Mapping[int, int]] = None,
-                           scores: Optional[Mapping[int, float]] = None,
-                           fps: Optional[float] = None, video_id: Optional[int] = None,
-                           category_names: Optional[Mapping[int, str]] = None) -> VideoTracks:
+def tracks_from_label_maps(
+    label_maps: Union[np.ndarray, torch.Tensor],
+    *,
+    name: str,
+    background: int = 0,
+    categories: Optional[Mapping[int, int]] = None,
+    scores: Optional[Mapping[int, float]] = None,
+    fps: Optional[float] = None,
+    video_id: Optional[int] = None,
+    category_names: Optional[Mapping[int, str]] = None,
+) -> VideoTracks:
     """Build :class:`VideoTracks` from per-frame label maps ``[T, H, W]`` int (ground truth,
     synthetic clips, or a label volume a caller already has): one track per label other than
     ``background``, in increasing label order, ``track_id`` = the label.
@@ -186,9 +211,21 @@ def tracks_from_label_maps(label_maps: Union[np.ndarray, torch.Tensor], *, name:
     if label_maps.ndim != 3:
         raise ValueError(f"label_maps must have shape [T, H, W], got {list(label_maps.shape)}")
     labels = [int(label) for label in np.unique(label_maps) if label != background]
-    tracks = [Track.from_masks(label, label_maps == label,
-                               category_id=(categories or {}).get(label),
-                               score=(scores or {}).get(label, 1.0))
-              for label in labels]
-    return VideoTracks(name, tracks, label_maps.shape[1:], label_maps.shape[0], fps=fps,
-                       video_id=video_id, category_names=category_names)
+    tracks = [
+        Track.from_masks(
+            label,
+            label_maps == label,
+            category_id=(categories or {}).get(label),
+            score=(scores or {}).get(label, 1.0),
+        )
+        for label in labels
+    ]
+    return VideoTracks(
+        name,
+        tracks,
+        label_maps.shape[1:],
+        label_maps.shape[0],
+        fps=fps,
+        video_id=video_id,
+        category_names=category_names,
+    )

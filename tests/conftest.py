@@ -5,6 +5,7 @@ decorates a kernel: ``TRITON_INTERPRET=1`` must be set before ``stemseg_fast.ker
 imported. This conftest is imported before any test module, so setting it here covers every
 test. With a GPU the kernels are compiled and the same tests run on CUDA tensors.
 """
+
 import os
 
 import pytest
@@ -42,8 +43,9 @@ def rng(request):
     if marker is not None:
         seed = int(marker.args[0])
     else:
-        seed = int(os.environ.get("STEMSEG_FAST_TEST_SEED",
-                                  int.from_bytes(os.urandom(4), "little")))
+        seed = int(
+            os.environ.get("STEMSEG_FAST_TEST_SEED", int.from_bytes(os.urandom(4), "little"))
+        )
     print(f"random seed: STEMSEG_FAST_TEST_SEED={seed}")
     generator = torch.Generator()
     generator.manual_seed(seed)
@@ -51,8 +53,11 @@ def rng(request):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "fixed_seed(n): the rng fixture uses seed n, not a "
-                                       "fresh one (for 'this comparison can fail' tests)")
+    config.addinivalue_line(
+        "markers",
+        "fixed_seed(n): the rng fixture uses seed n, not a "
+        "fresh one (for 'this comparison can fail' tests)",
+    )
 
 
 def pytest_collection_modifyitems(config, items):

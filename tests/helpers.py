@@ -1,5 +1,6 @@
 """Helpers every op test uses: tolerances per dtype, verbose comparison, random inputs,
 gradient comparison. Import as ``from helpers import ...`` (pytest puts tests/ on sys.path)."""
+
 import functools
 
 import pytest
@@ -8,8 +9,7 @@ import torch
 from stemseg_fast.model.embeddings import FREE_DIM_PRECISION, PRECISION_SCALE
 
 # The model's precision numbers, which the kernels take as arguments.
-OFFICIAL_PRECISIONS = dict(precision_scale=PRECISION_SCALE,
-                           free_dim_precision=FREE_DIM_PRECISION)
+OFFICIAL_PRECISIONS = dict(precision_scale=PRECISION_SCALE, free_dim_precision=FREE_DIM_PRECISION)
 
 
 def with_official_precisions(op):
@@ -50,10 +50,12 @@ def assert_close(actual, expected, *, dtype=None, name="result"):
         where = bad.nonzero()[:5].tolist()
         samples = ", ".join(
             f"{tuple(idx)}: {actual64[tuple(idx)].item():.8g} vs {expected64[tuple(idx)].item():.8g}"
-            for idx in where)
+            for idx in where
+        )
         raise AssertionError(
             f"{name}: {int(bad.sum())} of {bad.numel()} elements differ beyond rtol={rtol}, "
-            f"atol={atol} (NaN in result: {int(torch.isnan(actual64).sum())}); first: {samples}")
+            f"atol={atol} (NaN in result: {int(torch.isnan(actual64).sum())}); first: {samples}"
+        )
 
 
 def random_upstream(outputs, rng):
@@ -68,8 +70,9 @@ def gradients(outputs, inputs, upstream):
     return [torch.zeros_like(x) if g is None else g for x, g in zip(inputs, grads)]
 
 
-def compare_gradients(outputs, reference_outputs, inputs, reference_inputs, rng, *, names,
-                      dtype=None):
+def compare_gradients(
+    outputs, reference_outputs, inputs, reference_inputs, rng, *, names, dtype=None
+):
     """Drive both backends with the same random upstream gradient; compare every input grad."""
     upstream = random_upstream(reference_outputs, rng)
     grads = gradients(outputs, inputs, upstream)
@@ -91,8 +94,10 @@ def assert_within_dtype_error(actual, expected, baseline, *, name="result", atol
     error = (actual.detach().to("cpu", torch.float64) - expected64).abs().max().item()
     baseline_error = (baseline.detach().to("cpu", torch.float64) - expected64).abs().max().item()
     if not error <= 2 * baseline_error + atol:  # also fails on NaN
-        raise AssertionError(f"{name}: max error {error:.3g} exceeds 2 x PyTorch's own error "
-                             f"in that dtype ({baseline_error:.3g}) + {atol:g}")
+        raise AssertionError(
+            f"{name}: max error {error:.3g} exceeds 2 x PyTorch's own error "
+            f"in that dtype ({baseline_error:.3g}) + {atol:g}"
+        )
 
 
 VIDEO_FPS = 12.5  # an unusual rate, so a writer that drops the source fps is caught
@@ -132,8 +137,9 @@ def untrained_tiny_config():
     from stemseg_fast.model import PRESETS
 
     tiny = PRESETS["tiny"]
-    return dataclasses.replace(tiny, inference=dataclasses.replace(tiny.inference,
-                                                                   min_seediness=0.3))
+    return dataclasses.replace(
+        tiny, inference=dataclasses.replace(tiny.inference, min_seediness=0.3)
+    )
 
 
 def save_untrained_tiny_checkpoint(path, seed=0):
@@ -198,8 +204,11 @@ def video_tracks(clip):
     from stemseg_fast.tracks import tracks_from_label_maps
 
     return tracks_from_label_maps(
-        clip.instance_ids, name="synthetic", background=-1,
-        categories=dict(enumerate(clip.categories)), fps=VIDEO_FPS, video_id=3,
-        category_names={index: name for index, (name, _) in enumerate(CLASSES, 1)})
-
-
+        clip.instance_ids,
+        name="synthetic",
+        background=-1,
+        categories=dict(enumerate(clip.categories)),
+        fps=VIDEO_FPS,
+        video_id=3,
+        category_names={index: name for index, (name, _) in enumerate(CLASSES, 1)},
+    )

@@ -1,5 +1,6 @@
 """The embedded default: the bundled model on held-out synthetic videos, through the whole
 pipeline (synthesize -> infer -> eval), reaches the AP the README states."""
+
 import json
 
 import cv2

@@ -1,5 +1,6 @@
 """`pip install .` (not only -e) gives a working package: build the wheel, install it into a
 scratch virtual environment, import every public module from outside the source tree."""
+
 import os
 import subprocess
 import sys
@@ -35,8 +36,21 @@ IMPORT_EVERYTHING = textwrap.dedent("""
 @pytest.mark.slow
 def test_wheel_installs_into_a_scratch_venv_and_imports(tmp_path):
     wheel_dir = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--wheel-dir", str(wheel_dir), REPO], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(wheel_dir),
+            REPO,
+        ],
+        check=True,
+    )
     wheels = list(wheel_dir.glob("stemseg_fast-*.whl"))
     assert len(wheels) == 1
 
@@ -45,17 +59,39 @@ def test_wheel_installs_into_a_scratch_venv_and_imports(tmp_path):
     python = venv / "bin" / "python"
     scratch_site = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True).stdout.strip()
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                    "--target", scratch_site, str(wheels[0])], check=True)
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            scratch_site,
+            str(wheels[0]),
+        ],
+        check=True,
+    )
     # Dependencies (torch, triton, ...) come from this interpreter's site-packages; a path
     # listed in a .pth file does not have its own .pth files run, so the editable install of
     # the source tree stays out.
-    (venv / "lib" / os.path.basename(os.path.dirname(scratch_site)) / "site-packages" /
-     "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    (
+        venv
+        / "lib"
+        / os.path.basename(os.path.dirname(scratch_site))
+        / "site-packages"
+        / "dependencies.pth"
+    ).write_text(sysconfig.get_paths()["purelib"] + "\n")
 
-    result = subprocess.run([str(python), "-c", IMPORT_EVERYTHING], cwd=tmp_path,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(python), "-c", IMPORT_EVERYTHING], cwd=tmp_path, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     imported = result.stdout.split()
     assert "stemseg_fast.kernels.instance_gaussians" in imported

@@ -2,6 +2,7 @@
 never one above, and the stages of one layer (inference, training, evaluation) stay apart.
 Read from the source with ``ast``, so an import inside a function counts as much as one at the
 top. The README's "Layers" section draws the same table."""
+
 import ast
 import pathlib
 
@@ -9,14 +10,15 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 # Folders installed under the stemseg_fast namespace (setup.py package_dir).
-PACKAGE_FOLDERS = {"stemseg_fast": REPO / "stemseg_fast",
-                   "stemseg_fast.kernels": REPO / "kernels",
-                   "stemseg_fast.training": REPO / "training"}
+PACKAGE_FOLDERS = {
+    "stemseg_fast": REPO / "stemseg_fast",
+    "stemseg_fast.kernels": REPO / "kernels",
+    "stemseg_fast.training": REPO / "training",
+}
 
 # Lowest first. Names are module or package prefixes below ``stemseg_fast``.
 LAYERS = (
-    ("io", "tracks", "benchmarks", "categories", "config", "distributed", "threads",
-     "synthetic"),
+    ("io", "tracks", "benchmarks", "categories", "config", "distributed", "threads", "synthetic"),
     ("kernels",),
     ("model",),
     ("inference", "training", "evaluation"),  # stages: none imports another
@@ -55,7 +57,7 @@ def _imported(module, path):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
                 names = [".".join(base + ([node.module] if node.module else []))]
             else:
                 names = [node.module]
@@ -79,7 +81,6 @@ def test_no_import_reaches_up_or_across_stages(module, path):
         target = _part(imported)
         if target is None or target == importer:
             continue
-        assert _level(target) <= _level(importer), (
-            f"{module} imports {imported}, a layer above it")
+        assert _level(target) <= _level(importer), f"{module} imports {imported}, a layer above it"
         if importer in STAGES and target in STAGES:
             raise AssertionError(f"{module} imports {imported}: the stages stay apart")

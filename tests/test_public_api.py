@@ -1,6 +1,7 @@
 """The public surface: each package's ``__all__`` is exactly what it means to offer (a name
 added or dropped is a decision, made here too), every listed name exists, and every module
 imports."""
+
 import importlib
 import pkgutil
 

@@ -27,8 +27,9 @@ def test_occlusion_labels_follow_the_visible_fraction():
 
 
 def test_dataset_files_match_the_annotations(tmp_path):
-    annotations = write_synthetic_dataset(tmp_path, 2, split="val", num_frames=5, height=32,
-                                          width=48)
+    annotations = write_synthetic_dataset(
+        tmp_path, 2, split="val", num_frames=5, height=32, width=48
+    )
     assert json.loads((tmp_path / "annotations.json").read_text()) == annotations
     video = annotations["videos"][0]
     assert len(video["file_names"]) == 5
@@ -38,7 +39,10 @@ def test_dataset_files_match_the_annotations(tmp_path):
         for segmentation, occlusion in zip(annotation["segmentations"], annotation["occlusion"]):
             assert (segmentation is None) == (occlusion is None)
             if segmentation is not None:
-                assert mask_utils.decode(dict(segmentation, counts=segmentation["counts"].encode())).shape == (32, 48)
-    train = write_synthetic_dataset(tmp_path / "train", 2, split="train", num_frames=5,
-                                    height=32, width=48)
+                assert mask_utils.decode(
+                    dict(segmentation, counts=segmentation["counts"].encode())
+                ).shape == (32, 48)
+    train = write_synthetic_dataset(
+        tmp_path / "train", 2, split="train", num_frames=5, height=32, width=48
+    )
     assert train["annotations"] != annotations["annotations"]  # disjoint seeds

@@ -1,4 +1,5 @@
 """Thread counts: ``--threads`` and the default for shared machines."""
+
 import os
 
 import cv2
@@ -34,10 +35,32 @@ def test_set_threads_reaches_torch_and_opencv(restore_threads):
 
 
 def test_infer_threads_option(tmp_path, capsys, restore_threads):
-    code = main(["infer", str(tmp_path / "missing.mp4"), "--checkpoint", "x", "--out",
-                 str(tmp_path / "out"), "--threads", "0"])
-    assert code == 2 and "argument --threads: must be in [1, 1024], got 0" in capsys.readouterr().err
+    code = main(
+        [
+            "infer",
+            str(tmp_path / "missing.mp4"),
+            "--checkpoint",
+            "x",
+            "--out",
+            str(tmp_path / "out"),
+            "--threads",
+            "0",
+        ]
+    )
+    assert (
+        code == 2 and "argument --threads: must be in [1, 1024], got 0" in capsys.readouterr().err
+    )
     torch.set_num_threads(2)
-    main(["infer", str(tmp_path / "missing.mp4"), "--checkpoint", "x", "--out",
-          str(tmp_path / "out"), "--threads", "1"])  # fails on the input, after the threads
+    main(
+        [
+            "infer",
+            str(tmp_path / "missing.mp4"),
+            "--checkpoint",
+            "x",
+            "--out",
+            str(tmp_path / "out"),
+            "--threads",
+            "1",
+        ]
+    )  # fails on the input, after the threads
     assert torch.get_num_threads() == 1 and cv2.getNumThreads() == 1

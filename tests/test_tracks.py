@@ -1,4 +1,5 @@
 """The result types: Track and VideoTracks."""
+
 import numpy as np
 import pycocotools.mask as mask_utils
 import pytest

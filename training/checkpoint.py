@@ -11,6 +11,7 @@ those, at the next start.
 An unreadable newest checkpoint is skipped for the newest readable one
 (:func:`newest_readable_checkpoint`), as detectron2's checkpointer does.
 """
+
 import glob
 import logging
 import os
@@ -27,8 +28,15 @@ from stemseg_fast.model.checkpoints import read_checkpoint_file
 FORMAT = "stemseg_fast.training.checkpoint/1"
 FINAL_MODEL_NAME = "model_final.pth"
 _NAME = re.compile(r"checkpoint_(\d+)\.pt$")
-_ENTRY_TYPES = {"step": int, "model": Mapping, "optimizer": Mapping, "scheduler": Mapping,
-                "scaler": Mapping, "rng": Mapping, "config": Mapping}
+_ENTRY_TYPES = {
+    "step": int,
+    "model": Mapping,
+    "optimizer": Mapping,
+    "scheduler": Mapping,
+    "scaler": Mapping,
+    "rng": Mapping,
+    "config": Mapping,
+}
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +75,18 @@ def list_checkpoints(run_dir: PathLike) -> List[Tuple[int, str]]:
     return sorted(found)
 
 
-def save_checkpoint(run_dir: PathLike, step: int, *, model: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer,
-                    scheduler: torch.optim.lr_scheduler.LRScheduler,
-                    scaler: torch.amp.GradScaler, config: Mapping[str, Any],
-                    architecture: Optional[Mapping[str, Any]] = None, keep: int = 2) -> str:
+def save_checkpoint(
+    run_dir: PathLike,
+    step: int,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    config: Mapping[str, Any],
+    architecture: Optional[Mapping[str, Any]] = None,
+    keep: int = 2,
+) -> str:
     """Write ``checkpoint_<step>.pt``; ``architecture`` (plain values) is what a run resuming
     from it must match (see :func:`architecture_differences`)."""
     path = checkpoint_path(run_dir, step)
@@ -101,19 +116,21 @@ def load_checkpoint(path: PathLike, step: Optional[int] = None) -> Dict[str, Any
     except (ValueError, FileNotFoundError) as error:
         raise ValueError(f"cannot read training checkpoint: {error}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a stemseg_fast training checkpoint "
-                         f"(expected format {FORMAT!r})")
+        raise ValueError(
+            f"{path} is not a stemseg_fast training checkpoint (expected format {FORMAT!r})"
+        )
     for key, kind in _ENTRY_TYPES.items():
         if not isinstance(state.get(key), kind):
-            raise ValueError(f"training checkpoint {path} is incomplete: {key!r} is missing or "
-                             f"not a {kind.__name__}")
+            raise ValueError(
+                f"training checkpoint {path} is incomplete: {key!r} is missing or "
+                f"not a {kind.__name__}"
+            )
     if step is not None and state["step"] != step:
         raise ValueError(f"training checkpoint {path} holds step {state['step']}, not {step}")
     return state
 
 
-def newest_readable_checkpoint(run_dir: PathLike
-                               ) -> Optional[Tuple[str, Dict[str, Any]]]:
+def newest_readable_checkpoint(run_dir: PathLike) -> Optional[Tuple[str, Dict[str, Any]]]:
     """(path, state) of the newest checkpoint in ``run_dir`` that loads, or None when there is
     none; unreadable newer ones are skipped with a warning naming them. ValueError when
     checkpoints exist but none is readable."""
@@ -130,9 +147,11 @@ def newest_readable_checkpoint(run_dir: PathLike
             logger.warning("resuming from the older checkpoint %s instead", path)
         return path, state
     if problems:
-        raise ValueError(f"no readable checkpoint to resume from in {run_dir}: "
-                         f"{', '.join(reversed(problems))} cannot be read; move them away to "
-                         f"start afresh")
+        raise ValueError(
+            f"no readable checkpoint to resume from in {run_dir}: "
+            f"{', '.join(reversed(problems))} cannot be read; move them away to "
+            f"start afresh"
+        )
     return None
 
 
@@ -147,8 +166,9 @@ def _flatten(values, prefix=""):
     return flat
 
 
-def architecture_differences(stored: Optional[Mapping[str, Any]],
-                             current: Optional[Mapping[str, Any]]) -> List[str]:
+def architecture_differences(
+    stored: Optional[Mapping[str, Any]], current: Optional[Mapping[str, Any]]
+) -> List[str]:
     """The dotted fields in which two ``architecture`` records differ, as
     ``"field (checkpoint A, now B)"`` strings."""
     stored, current = _flatten(stored or {}), _flatten(current or {})
@@ -156,6 +176,8 @@ def architecture_differences(stored: Optional[Mapping[str, Any]],
     def shown(flat, name):
         return repr(flat[name]) if name in flat else "absent"
 
-    return [f"{name} (checkpoint {shown(stored, name)}, now {shown(current, name)})"
-            for name in sorted(set(stored) | set(current))
-            if name not in stored or name not in current or stored[name] != current[name]]
+    return [
+        f"{name} (checkpoint {shown(stored, name)}, now {shown(current, name)})"
+        for name in sorted(set(stored) | set(current))
+        if name not in stored or name not in current or stored[name] != current[name]
+    ]

@@ -1,6 +1,7 @@
 """Training configuration as frozen dataclasses, read from YAML. Unknown or missing keys, wrong
 types, non-finite numbers and out-of-range values are errors naming the key, raised before
 anything is created."""
+
 import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping, Tuple
@@ -61,17 +62,38 @@ class LoopConfig:
 # the range of each item). Numbers without an entry only need to be finite; a test checks that
 # each numeric field of the training config has an entry.
 FIELD_RANGES = {
-    "OptimizerConfig": {"lr": POSITIVE, "momentum": Range(0, 1, high_open=True),
-                        "weight_decay": AT_LEAST_0},
-    "ScheduleConfig": {"decay_start": AT_LEAST_0, "decay_steps": AT_LEAST_1,
-                       "decay_factor": POSITIVE, "milestones": AT_LEAST_0, "gamma": POSITIVE},
-    "LoopConfig": {"max_steps": AT_LEAST_1, "global_batch": AT_LEAST_1, "micro_batch": AT_LEAST_1,
-                   "checkpoint_every": AT_LEAST_1, "keep_checkpoints": AT_LEAST_0,
-                   "log_every": AT_LEAST_1, "seed": Range(0, 2**32 - 1),  # numpy's seed range
-                   "num_workers": AT_LEAST_0},
-    "LossConfig": {name: AT_LEAST_0 for name in ("lovasz_weight", "smoothness_weight",
-                                                 "seediness_weight", "semantic_weight",
-                                                 "foreground_weight")},
+    "OptimizerConfig": {
+        "lr": POSITIVE,
+        "momentum": Range(0, 1, high_open=True),
+        "weight_decay": AT_LEAST_0,
+    },
+    "ScheduleConfig": {
+        "decay_start": AT_LEAST_0,
+        "decay_steps": AT_LEAST_1,
+        "decay_factor": POSITIVE,
+        "milestones": AT_LEAST_0,
+        "gamma": POSITIVE,
+    },
+    "LoopConfig": {
+        "max_steps": AT_LEAST_1,
+        "global_batch": AT_LEAST_1,
+        "micro_batch": AT_LEAST_1,
+        "checkpoint_every": AT_LEAST_1,
+        "keep_checkpoints": AT_LEAST_0,
+        "log_every": AT_LEAST_1,
+        "seed": Range(0, 2**32 - 1),  # numpy's seed range
+        "num_workers": AT_LEAST_0,
+    },
+    "LossConfig": {
+        name: AT_LEAST_0
+        for name in (
+            "lovasz_weight",
+            "smoothness_weight",
+            "seediness_weight",
+            "semantic_weight",
+            "foreground_weight",
+        )
+    },
     "DataConfig": {"clip_length": AT_LEAST_1, "min_dim": AT_LEAST_1, "max_dim": AT_LEAST_1},
     "SourceConfig": {"weight": AT_LEAST_0, "frame_span": AT_LEAST_1, "min_area": AT_LEAST_0},
     **MODEL_FIELD_RANGES,  # the model sections that model_overrides can change

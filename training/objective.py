@@ -24,6 +24,7 @@ instead of the id map, so they are never fused:
   seediness terms and every later one is scored against the previous instance's mask. The
   default indexes every term by the instance itself.
 """
+
 from dataclasses import dataclass
 from typing import Dict, Optional
 
@@ -31,10 +32,15 @@ import torch
 
 import torch.nn.functional as F
 
-from stemseg_fast.kernels.embedding_loss import (LOVASZ_WEIGHT, SEEDINESS_WEIGHT,
-                                                 SMOOTHNESS_WEIGHT, EmbeddingLossTerms,
-                                                 embedding_loss, embedding_loss_reference,
-                                                 semantic_loss)
+from stemseg_fast.kernels.embedding_loss import (
+    LOVASZ_WEIGHT,
+    SEEDINESS_WEIGHT,
+    SMOOTHNESS_WEIGHT,
+    EmbeddingLossTerms,
+    embedding_loss,
+    embedding_loss_reference,
+    semantic_loss,
+)
 from stemseg_fast.kernels.lovasz_hinge import lovasz_hinge_reference
 from stemseg_fast.model.embeddings import FREE_DIM_PRECISION, PRECISION_SCALE
 
@@ -64,12 +70,17 @@ class LossConfig:
         return self.overlapping_masks or self.official_index_shift
 
 
-def embedding_loss_from_masks(embeddings: torch.Tensor, log_precisions: torch.Tensor,
-                              seediness: torch.Tensor, masks: torch.Tensor,
-                              ignore_mask: Optional[torch.Tensor] = None, *,
-                              free_dim_precision: float = FREE_DIM_PRECISION,
-                              official_index_shift: bool = False,
-                              exclude_ignored_from_lovasz: bool = False) -> EmbeddingLossTerms:
+def embedding_loss_from_masks(
+    embeddings: torch.Tensor,
+    log_precisions: torch.Tensor,
+    seediness: torch.Tensor,
+    masks: torch.Tensor,
+    ignore_mask: Optional[torch.Tensor] = None,
+    *,
+    free_dim_precision: float = FREE_DIM_PRECISION,
+    official_index_shift: bool = False,
+    exclude_ignored_from_lovasz: bool = False,
+) -> EmbeddingLossTerms:
     """The official per-instance loop of one clip on per-instance masks (official
     ``EmbeddingLoss.forward``), in plain PyTorch: masks may overlap, and with
     ``official_index_shift`` the n-th non-empty instance's Gaussian is scored against
@@ -85,8 +96,9 @@ def embedding_loss_from_masks(embeddings: torch.Tensor, log_precisions: torch.Te
         EmbeddingLossTerms; the per-instance fields hold loop position n (the n-th non-empty
         instance's Gaussian), 0 where that position was skipped or does not exist.
     """
-    dtype = torch.promote_types(torch.promote_types(embeddings.dtype, log_precisions.dtype),
-                                torch.float32)
+    dtype = torch.promote_types(
+        torch.promote_types(embeddings.dtype, log_precisions.dtype), torch.float32
+    )
     embeddings, log_precisions = embeddings.to(dtype), log_precisions.to(dtype)
     seediness = seediness.to(dtype)
     masks = masks.bool()
@@ -103,10 +115,12 @@ def embedding_loss_from_masks(embeddings: torch.Tensor, log_precisions: torch.Te
         own_log_precisions = log_precisions[members]  # [n_k, E-F]
         if num_variance_dims:
             per_instance["smoothness"][n] = (
-                own_log_precisions - own_log_precisions.mean(0)).square().mean()
+                (own_log_precisions - own_log_precisions.mean(0)).square().mean()
+            )
         precision = torch.cat([(PRECISION_SCALE * own_log_precisions.exp()).mean(0), free])
-        prob = torch.exp(-0.5 * ((embeddings - embeddings[members].mean(0)).square()
-                                 * precision).sum(1))  # [N]
+        prob = torch.exp(
+            -0.5 * ((embeddings - embeddings[members].mean(0)).square() * precision).sum(1)
+        )  # [N]
         target = masks[n] if official_index_shift else members
         if not bool(target.any()):  # official: skips Lovász and seediness of this Gaussian
             continue
@@ -122,17 +136,25 @@ def embedding_loss_from_masks(embeddings: torch.Tensor, log_precisions: torch.Te
     count = len(nonempty)
     has_instances = count > 0 and bool(background.any())
     seediness_background = background_seediness.mean() if has_instances else zero
-    stack = (lambda terms: torch.stack(terms)) if masks.shape[0] else (
-        lambda _: zero.new_zeros(0))
-    lovasz, smoothness, seed = (stack(per_instance[name]) for name in ("lovasz", "smoothness",
-                                                                        "seed"))
+    stack = (lambda terms: torch.stack(terms)) if masks.shape[0] else (lambda _: zero.new_zeros(0))
+    lovasz, smoothness, seed = (
+        stack(per_instance[name]) for name in ("lovasz", "smoothness", "seed")
+    )
     if count == 0:
         touch = (embeddings.sum() + log_precisions.sum() + seediness.sum()) * 0.0
-        return EmbeddingLossTerms(touch, touch, touch, lovasz, smoothness, seed, zero,
-                                  torch.tensor(0))
-    return EmbeddingLossTerms(lovasz.sum() / count, smoothness.sum() / count,
-                              (seed.sum() + seediness_background) / (count + 1), lovasz,
-                              smoothness, seed, seediness_background, torch.tensor(count))
+        return EmbeddingLossTerms(
+            touch, touch, touch, lovasz, smoothness, seed, zero, torch.tensor(0)
+        )
+    return EmbeddingLossTerms(
+        lovasz.sum() / count,
+        smoothness.sum() / count,
+        (seed.sum() + seediness_background) / (count + 1),
+        lovasz,
+        smoothness,
+        seed,
+        seediness_background,
+        torch.tensor(count),
+    )
 
 
 def _voxels_last(volume):
@@ -150,20 +172,28 @@ class STEmSegObjective:
 
     def __init__(self, config: LossConfig, *, free_dim_precision: float) -> None:
         if config.implementation not in LOSS_IMPLEMENTATIONS:
-            raise ValueError(f"losses.implementation must be one of {LOSS_IMPLEMENTATIONS}, "
-                             f"got {config.implementation!r}")
+            raise ValueError(
+                f"losses.implementation must be one of {LOSS_IMPLEMENTATIONS}, "
+                f"got {config.implementation!r}"
+            )
         self.config = config
         self.free_dim_precision = free_dim_precision
 
     def _embedding_terms(self, output, batch, clip):
         ids = batch.instance_ids[clip].flatten()
         ignore = batch.ignore[clip].flatten().bool()
-        arguments = (_voxels_last(output.embeddings[clip]),
-                     _voxels_last(output.log_precisions[clip]),
-                     output.seediness[clip, 0].flatten(), ids, ignore,
-                     len(batch.categories[clip]))
-        options = dict(free_dim_precision=self.free_dim_precision,
-                       exclude_ignored_from_lovasz=self.config.exclude_ignored_from_lovasz)
+        arguments = (
+            _voxels_last(output.embeddings[clip]),
+            _voxels_last(output.log_precisions[clip]),
+            output.seediness[clip, 0].flatten(),
+            ids,
+            ignore,
+            len(batch.categories[clip]),
+        )
+        options = dict(
+            free_dim_precision=self.free_dim_precision,
+            exclude_ignored_from_lovasz=self.config.exclude_ignored_from_lovasz,
+        )
         fused_options = dict(options, precision_scale=PRECISION_SCALE)
         if self.config.uses_instance_masks:
             masks = batch.masks[clip].flatten(1)  # [I, N]
@@ -171,8 +201,12 @@ class STEmSegObjective:
                 instance_range = torch.arange(masks.shape[0], device=ids.device)
                 masks = ids[None, :] == instance_range[:, None]
             return embedding_loss_from_masks(
-                *arguments[:3], masks, ignore, **options,
-                official_index_shift=self.config.official_index_shift)
+                *arguments[:3],
+                masks,
+                ignore,
+                **options,
+                official_index_shift=self.config.official_index_shift,
+            )
         if self.config.implementation == "reference":
             return embedding_loss_reference(*arguments, **fused_options)
         return embedding_loss(*arguments, **fused_options)
@@ -187,28 +221,39 @@ class STEmSegObjective:
         for clip in range(num_clips):
             terms = self._embedding_terms(output, batch, clip)
             lovasz_sum = lovasz_sum + terms.lovasz_per_instance.sum()
-            seediness_sum = (seediness_sum + terms.seediness_per_instance.sum()
-                             + terms.seediness_background)
+            seediness_sum = (
+                seediness_sum + terms.seediness_per_instance.sum() + terms.seediness_background
+            )
             smoothness_sum = smoothness_sum + terms.smoothness
             num_instances += int(terms.num_instances)
             if output.semantic_logits is not None:
                 logits = _voxels_last(output.semantic_logits[clip])  # [N, C + 1]
-                semantic_terms.append(semantic_loss(
-                    logits[:, :-1], logits[:, -1], batch.semantic[clip].flatten(),
-                    batch.ignore[clip].flatten().bool(),
-                    exclude_ignored_from_cross_entropy=config.exclude_ignored_from_cross_entropy))
+                semantic_terms.append(
+                    semantic_loss(
+                        logits[:, :-1],
+                        logits[:, -1],
+                        batch.semantic[clip].flatten(),
+                        batch.ignore[clip].flatten().bool(),
+                        exclude_ignored_from_cross_entropy=config.exclude_ignored_from_cross_entropy,
+                    )
+                )
         losses = {
             "lovasz": lovasz_sum / max(num_instances, 1),
             "smoothness": smoothness_sum / num_clips,
             "seediness": seediness_sum / (num_instances + 1),
         }
-        total = (config.lovasz_weight * losses["lovasz"]
-                 + config.smoothness_weight * losses["smoothness"]
-                 + config.seediness_weight * losses["seediness"])
+        total = (
+            config.lovasz_weight * losses["lovasz"]
+            + config.smoothness_weight * losses["smoothness"]
+            + config.seediness_weight * losses["seediness"]
+        )
         if semantic_terms:
             losses["semantic"] = torch.stack([t.cross_entropy for t in semantic_terms]).mean()
             losses["foreground"] = torch.stack([t.foreground for t in semantic_terms]).mean()
-            total = (total + config.semantic_weight * losses["semantic"]
-                     + config.foreground_weight * losses["foreground"])
+            total = (
+                total
+                + config.semantic_weight * losses["semantic"]
+                + config.foreground_weight * losses["foreground"]
+            )
         losses["total"] = total
         return losses

@@ -7,6 +7,7 @@ of ``micro_batch`` clips (gradient accumulation). One process with the same glob
 micro-batch size sees the same samples in the same micro-batches, so its update equals the DDP
 update up to float rounding.
 """
+
 from typing import Iterator, List
 
 import torch
@@ -15,16 +16,30 @@ import torch
 class StepBatchSampler(torch.utils.data.Sampler):
     """Yields one list of dataset indices per micro-batch, for steps ``start_step`` onwards."""
 
-    def __init__(self, num_samples: int, *, global_batch: int, micro_batch: int, rank: int = 0,
-                 world_size: int = 1, seed: int = 0, start_step: int = 0,
-                 max_steps: int) -> None:
+    def __init__(
+        self,
+        num_samples: int,
+        *,
+        global_batch: int,
+        micro_batch: int,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 0,
+        start_step: int = 0,
+        max_steps: int,
+    ) -> None:
         if num_samples < 1:
             raise ValueError("the training dataset is empty")
         if global_batch % (world_size * micro_batch):
             raise ValueError(
                 f"global batch {global_batch} must be a multiple of world size x micro batch "
-                f"= {world_size} x {micro_batch}")
-        self.num_samples, self.global_batch, self.micro_batch = num_samples, global_batch, micro_batch
+                f"= {world_size} x {micro_batch}"
+            )
+        self.num_samples, self.global_batch, self.micro_batch = (
+            num_samples,
+            global_batch,
+            micro_batch,
+        )
         self.rank, self.world_size, self.seed = rank, world_size, seed
         self.start_step, self.max_steps = start_step, max_steps
 
@@ -53,7 +68,7 @@ class StepBatchSampler(torch.utils.data.Sampler):
         for step in range(self.start_step, self.max_steps):
             indices = self.step_indices(step)
             for start in range(0, len(indices), self.micro_batch):
-                yield indices[start:start + self.micro_batch]
+                yield indices[start : start + self.micro_batch]
 
     def __len__(self) -> int:
         return max(0, self.max_steps - self.start_step) * self.accumulation_steps

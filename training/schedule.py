@@ -8,6 +8,7 @@ longer.
 ``step``: multiplied by ``gamma`` at each milestone (the official defaults.yaml).
 ``constant``: the base rate throughout (DAVIS and KITTI-MOTS stage 2).
 """
+
 import bisect
 from typing import Sequence
 
@@ -18,9 +19,16 @@ from .config import ScheduleConfig
 SCHEDULE_KINDS = ("constant", "exponential", "step")
 
 
-def lr_factor(step: int, *, kind: str, decay_start: int = 0, decay_steps: int = 1,
-              decay_factor: float = 1.0, milestones: Sequence[int] = (),
-              gamma: float = 0.1) -> float:
+def lr_factor(
+    step: int,
+    *,
+    kind: str,
+    decay_start: int = 0,
+    decay_steps: int = 1,
+    decay_factor: float = 1.0,
+    milestones: Sequence[int] = (),
+    gamma: float = 0.1,
+) -> float:
     """The multiplier of the base learning rate at optimiser step ``step`` (0-based)."""
     if kind == "constant":
         return 1.0
@@ -33,9 +41,11 @@ def lr_factor(step: int, *, kind: str, decay_start: int = 0, decay_steps: int = 
     raise ValueError(f"schedule kind must be one of {list(SCHEDULE_KINDS)}, got {kind!r}")
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, schedule: ScheduleConfig
-                    ) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, schedule: ScheduleConfig
+) -> torch.optim.lr_scheduler.LambdaLR:
     """A ``LambdaLR`` following ``schedule`` (a :class:`ScheduleConfig`)."""
     lr_factor(0, **schedule.as_kwargs())  # fail on a bad kind before training starts
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, **schedule.as_kwargs()))
+        optimizer, lambda step: lr_factor(step, **schedule.as_kwargs())
+    )

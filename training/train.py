@@ -7,6 +7,7 @@ Checkpoints and TensorBoard logs go to the run folder; a run that finds checkpoi
 resumes from the newest. The final weights are written as a model checkpoint
 (``model_final.pth``) that ``stemseg-fast infer --checkpoint`` loads.
 """
+
 import dataclasses
 import logging
 import os
@@ -19,19 +20,36 @@ from stemseg_fast.benchmarks import DAVIS, KITTI_MOTS, OVIS, YOUTUBE_VIS, canoni
 from stemseg_fast.config import parse_assignment
 from stemseg_fast.io.files import PathLike
 from stemseg_fast.categories import check_target_names, resolve_category_map
-from stemseg_fast.model.checkpoints import (OFFICIAL_CHECKPOINT_URLS, check_state_dict,
-                                            download_official_checkpoint, is_model_checkpoint,
-                                            load_official_weights, official_state_dict,
-                                            read_checkpoint_file, save_checkpoint)
+from stemseg_fast.model.checkpoints import (
+    OFFICIAL_CHECKPOINT_URLS,
+    check_state_dict,
+    download_official_checkpoint,
+    is_model_checkpoint,
+    load_official_weights,
+    official_state_dict,
+    read_checkpoint_file,
+    save_checkpoint,
+)
 from stemseg_fast.model.presets import PRESETS, STEmSegConfig
 from stemseg_fast.model.stemseg import STEmSeg, build_stemseg
 
 from .checkpoint import FINAL_MODEL_NAME
 from .config import LoopConfig, OptimizerConfig, ScheduleConfig, from_dict, load_yaml
-from .datasets import (COCO_AUGMENTATION, MAPILLARY_AUGMENTATION, VOC_AUGMENTATION,
-                       MixedClipDataset, PseudoClipDataset, TargetBuilder, VideoClipDataset,
-                       collate_clips, mixture_counts, read_coco, read_davis, read_kitti_mots,
-                       read_ytvis)
+from .datasets import (
+    COCO_AUGMENTATION,
+    MAPILLARY_AUGMENTATION,
+    VOC_AUGMENTATION,
+    MixedClipDataset,
+    PseudoClipDataset,
+    TargetBuilder,
+    VideoClipDataset,
+    collate_clips,
+    mixture_counts,
+    read_coco,
+    read_davis,
+    read_kitti_mots,
+    read_ytvis,
+)
 from stemseg_fast.distributed import init_distributed, shutdown_distributed
 from .objective import LOSS_IMPLEMENTATIONS, LossConfig, STEmSegObjective
 from .schedule import SCHEDULE_KINDS
@@ -39,8 +57,11 @@ from .trainer import PRECISIONS, Trainer
 
 logger = logging.getLogger("stemseg_fast.training")
 
-AUGMENTATIONS = {"coco": COCO_AUGMENTATION, "voc": VOC_AUGMENTATION,
-                 "mapillary": MAPILLARY_AUGMENTATION}
+AUGMENTATIONS = {
+    "coco": COCO_AUGMENTATION,
+    "voc": VOC_AUGMENTATION,
+    "mapillary": MAPILLARY_AUGMENTATION,
+}
 SOURCE_KINDS = (YOUTUBE_VIS, OVIS, "coco", DAVIS, KITTI_MOTS)
 
 
@@ -140,8 +161,9 @@ def load_train_config(path: PathLike, overrides: Sequence[str] = ()) -> TrainCon
     """
     values = load_yaml(path)
     if not isinstance(values, dict):
-        raise ValueError(f"config {path} must hold a mapping of settings, got "
-                         f"{type(values).__name__}")
+        raise ValueError(
+            f"config {path} must hold a mapping of settings, got {type(values).__name__}"
+        )
     for override in overrides:
         _set_dotted(values, *parse_assignment(override, "--set"))
     where = f"{path} (with --set)" if overrides else str(path)
@@ -158,22 +180,30 @@ def load_train_config(path: PathLike, overrides: Sequence[str] = ()) -> TrainCon
 def _with_canonical_names(config):
     """The config with benchmarks spelt as today (a config of an earlier version may say
     ``ytvis``)."""
-    sources = tuple(dataclasses.replace(source, kind=canonical_name(source.kind))
-                    for source in config.data.sources)
-    return dataclasses.replace(config, model=canonical_name(config.model),
-                               data=dataclasses.replace(config.data, sources=sources))
+    sources = tuple(
+        dataclasses.replace(source, kind=canonical_name(source.kind))
+        for source in config.data.sources
+    )
+    return dataclasses.replace(
+        config,
+        model=canonical_name(config.model),
+        data=dataclasses.replace(config.data, sources=sources),
+    )
 
 
 def _check_choices_and_relations(config):
     if config.model not in PRESETS:
         raise ValueError(f"model must be one of {sorted(PRESETS)}, got {config.model!r}")
-    choices = [("loop.precision", config.loop.precision, tuple(PRECISIONS)),
-               ("schedule.kind", config.schedule.kind, SCHEDULE_KINDS),
-               ("losses.implementation", config.losses.implementation, LOSS_IMPLEMENTATIONS)]
+    choices = [
+        ("loop.precision", config.loop.precision, tuple(PRECISIONS)),
+        ("schedule.kind", config.schedule.kind, SCHEDULE_KINDS),
+        ("losses.implementation", config.losses.implementation, LOSS_IMPLEMENTATIONS),
+    ]
     for index, source in enumerate(config.data.sources):
-        choices += [(f"data.sources[{index}].kind", source.kind, SOURCE_KINDS),
-                    (f"data.sources[{index}].augmentation", source.augmentation,
-                     tuple(AUGMENTATIONS))]
+        choices += [
+            (f"data.sources[{index}].kind", source.kind, SOURCE_KINDS),
+            (f"data.sources[{index}].augmentation", source.augmentation, tuple(AUGMENTATIONS)),
+        ]
     for key, value, allowed in choices:
         if value not in allowed:
             raise ValueError(f"{key} must be one of {list(allowed)}, got {value!r}")
@@ -185,12 +215,16 @@ def _check_choices_and_relations(config):
         if not source.images:
             raise ValueError(f"data.sources[{index}].images must name the image folder")
     if config.data.max_dim < config.data.min_dim:
-        raise ValueError(f"data.max_dim must be >= data.min_dim = {config.data.min_dim}, got "
-                         f"{config.data.max_dim}")
+        raise ValueError(
+            f"data.max_dim must be >= data.min_dim = {config.data.min_dim}, got "
+            f"{config.data.max_dim}"
+        )
     loop = config.loop
     if loop.global_batch % loop.micro_batch:
-        raise ValueError(f"loop.global_batch must be a multiple of loop.micro_batch = "
-                         f"{loop.micro_batch}, got {loop.global_batch}")
+        raise ValueError(
+            f"loop.global_batch must be a multiple of loop.micro_batch = "
+            f"{loop.micro_batch}, got {loop.global_batch}"
+        )
     if config.optimizer.nesterov and config.optimizer.momentum == 0:
         raise ValueError("optimizer.momentum must be > 0 with optimizer.nesterov: true")
     if not config.run_dir:
@@ -211,8 +245,11 @@ def model_config(config: TrainConfig) -> STEmSegConfig:
     preset = PRESETS[config.model]
     if not config.model_overrides:
         return preset
-    return from_dict(STEmSegConfig, _deep_merge(preset.to_dict(), config.model_overrides),
-                     where="model_overrides")
+    return from_dict(
+        STEmSegConfig,
+        _deep_merge(preset.to_dict(), config.model_overrides),
+        where="model_overrides",
+    )
 
 
 def _sequences(source):
@@ -223,27 +260,42 @@ def _sequences(source):
         with open(source.sequences, encoding="utf-8") as handle:
             return [line.strip() for line in handle if line.strip()]
     except OSError as error:
-        raise ValueError(f"cannot read the sequence list {source.sequences}: "
-                         f"{error.strerror}") from None
+        raise ValueError(
+            f"cannot read the sequence list {source.sequences}: {error.strerror}"
+        ) from None
 
 
 def _read_source(source):
     """(samples, their class names {id: name} or None, target class names of the source's
     category map or None)."""
     if source.kind == "coco":
-        category_map, target_names = (resolve_category_map(source.category_map)
-                                      if source.category_map is not None else (None, None))
-        images, _ = read_coco(source.annotations, source.images, category_map=category_map,
-                              min_area=source.min_area)
+        category_map, target_names = (
+            resolve_category_map(source.category_map)
+            if source.category_map is not None
+            else (None, None)
+        )
+        images, _ = read_coco(
+            source.annotations, source.images, category_map=category_map, min_area=source.min_area
+        )
         return images, None, target_names
     if source.kind in (YOUTUBE_VIS, OVIS):
         videos, names = read_ytvis(source.annotations, source.images)
         return videos, names, None
     if source.kind == "davis":
-        return read_davis(source.images, sequences=_sequences(source),
-                          annotation_folder=source.annotations or "Annotations"), None, None
-    return read_kitti_mots(source.annotations, source.images,
-                           sequences=_sequences(source)), None, None
+        return (
+            read_davis(
+                source.images,
+                sequences=_sequences(source),
+                annotation_folder=source.annotations or "Annotations",
+            ),
+            None,
+            None,
+        )
+    return (
+        read_kitti_mots(source.annotations, source.images, sequences=_sequences(source)),
+        None,
+        None,
+    )
 
 
 def _check_classes(samples, source, num_classes, where):
@@ -252,9 +304,11 @@ def _check_classes(samples, source, num_classes, where):
         return
     largest = max((max(sample.categories, default=0) for sample in samples), default=0)
     if largest >= num_classes:
-        hint = (" (map COCO/VOC classes with category_map)" if source.kind == "coco" else "")
-        raise ValueError(f"{where}: class ids go up to {largest}, but the model has "
-                         f"{num_classes} classes including the background{hint}")
+        hint = " (map COCO/VOC classes with category_map)" if source.kind == "coco" else ""
+        raise ValueError(
+            f"{where}: class ids go up to {largest}, but the model has "
+            f"{num_classes} classes including the background{hint}"
+        )
 
 
 def build_dataset(config: TrainConfig) -> MixedClipDataset:
@@ -265,8 +319,9 @@ def build_dataset(config: TrainConfig) -> MixedClipDataset:
     targets = TargetBuilder(data.min_dim, data.max_dim)
     names = [f"{index}:{source.kind}" for index, source in enumerate(data.sources)]
     total = config.loop.max_steps * config.loop.global_batch
-    counts = mixture_counts({name: source.weight for name, source in zip(names, data.sources)},
-                            total)
+    counts = mixture_counts(
+        {name: source.weight for name, source in zip(names, data.sources)}, total
+    )
     read = {name: _read_source(source) for name, source in zip(names, data.sources)}
     video_class_names = [names_ for _, names_, _ in read.values() if names_]
     datasets = {}
@@ -278,40 +333,56 @@ def build_dataset(config: TrainConfig) -> MixedClipDataset:
         _check_classes(samples, source, num_classes, where)
         if counts[name] == 0:
             continue
-        common = dict(targets=targets, clip_length=data.clip_length,
-                      category_agnostic=source.category_agnostic, seed=config.loop.seed + index)
+        common = dict(
+            targets=targets,
+            clip_length=data.clip_length,
+            category_agnostic=source.category_agnostic,
+            seed=config.loop.seed + index,
+        )
         if source.kind == "coco":
             datasets[name] = PseudoClipDataset(
-                samples, counts[name], augmentation=AUGMENTATIONS[source.augmentation], **common)
+                samples, counts[name], augmentation=AUGMENTATIONS[source.augmentation], **common
+            )
         else:
             datasets[name] = VideoClipDataset(
-                samples, counts[name], frame_span=source.frame_span,
-                duplicate_single_instance=source.duplicate_single_instance, **common)
+                samples,
+                counts[name],
+                frame_span=source.frame_span,
+                duplicate_single_instance=source.duplicate_single_instance,
+                **common,
+            )
     return MixedClipDataset(datasets)
 
 
 def _load_initial_weights(model, init_weights):
     """Fill ``model`` from ``init_weights``; any file that is not a fitting checkpoint of
     finite tensors is a ValueError naming it."""
-    path = (download_official_checkpoint(init_weights)
-            if init_weights in OFFICIAL_CHECKPOINT_URLS else init_weights)
+    path = (
+        download_official_checkpoint(init_weights)
+        if init_weights in OFFICIAL_CHECKPOINT_URLS
+        else init_weights
+    )
     what = f"init_weights {path}"
     payload, state_dict, ours = _read_initial_weights(path, what)
     try:
         if ours:
             expected = model.state_dict()
-            mismatched = [f"{key}: file {list(value.shape)}, model {list(expected[key].shape)}"
-                          for key, value in state_dict.items()
-                          if key in expected and value.shape != expected[key].shape]
+            mismatched = [
+                f"{key}: file {list(value.shape)}, model {list(expected[key].shape)}"
+                for key, value in state_dict.items()
+                if key in expected and value.shape != expected[key].shape
+            ]
             if mismatched:
-                raise ValueError(f"shape mismatch ({len(mismatched)}): "
-                                 f"{', '.join(mismatched[:3])}"
-                                 + (", ..." if len(mismatched) > 3 else ""))
+                raise ValueError(
+                    f"shape mismatch ({len(mismatched)}): "
+                    f"{', '.join(mismatched[:3])}" + (", ..." if len(mismatched) > 3 else "")
+                )
             missing, unexpected = model.load_state_dict(state_dict, strict=False)
             if unexpected:
                 raise ValueError(f"keys the model does not have: {sorted(unexpected)}")
-            logger.info("initialised from %s (%d keys kept at their initial values)", path,
-                        len(missing))
+            logger.info(
+                "initialised from %s (%d keys kept at their initial values)", path, len(missing)
+            )
         else:
             load_official_weights(model, payload)
     except (ValueError, KeyError, RuntimeError) as error:
@@ -326,8 +397,11 @@ def _read_initial_weights(path, what):
     try:
         payload = read_checkpoint_file(path)
         ours = is_model_checkpoint(payload)
-        state_dict = (check_state_dict(payload["state_dict"], "the file") if ours
-                      else official_state_dict(payload, "the file"))
+        state_dict = (
+            check_state_dict(payload["state_dict"], "the file")
+            if ours
+            else official_state_dict(payload, "the file")
+        )
     except (ValueError, FileNotFoundError) as error:
         raise ValueError(f"{what}: {_first_line(error)}") from None
     return payload, state_dict, ours
@@ -342,8 +416,11 @@ def architecture(config: TrainConfig) -> Dict[str, Any]:
     """What a run resuming from a checkpoint must share with it: the model configuration
     (inference settings and class names aside: they change no weight) and which parameters
     are trained."""
-    model = {key: value for key, value in model_config(config).to_dict().items()
-             if key not in ("inference", "category_names")}
+    model = {
+        key: value
+        for key, value in model_config(config).to_dict().items()
+        if key not in ("inference", "category_names")
+    }
     return {"model": model, "freeze_backbone": config.freeze_backbone}
 
 
@@ -358,19 +435,28 @@ def build_model(config: TrainConfig, device: torch.device) -> STEmSeg:
     return model
 
 
-def run(config: TrainConfig, *, device: Optional[Union[str, torch.device]] = None
-        ) -> Optional[str]:
+def run(config: TrainConfig, *, device: Optional[Union[str, torch.device]] = None) -> Optional[str]:
     """Train as ``config`` says; returns the path of the final model checkpoint, or None when
     a signal stopped training early (after writing a checkpoint to resume from)."""
     context = init_distributed(device)
     try:
         model = build_model(config, context.device)
-        objective = STEmSegObjective(config.losses,
-                                     free_dim_precision=model.config.free_dim_precision)
-        trainer = Trainer(model, objective, build_dataset(config), optimizer=config.optimizer,
-                          schedule=config.schedule, loop=config.loop, run_dir=config.run_dir,
-                          collate_fn=collate_clips, context=context,
-                          config_record=dataclasses.asdict(config), architecture=architecture(config))
+        objective = STEmSegObjective(
+            config.losses, free_dim_precision=model.config.free_dim_precision
+        )
+        trainer = Trainer(
+            model,
+            objective,
+            build_dataset(config),
+            optimizer=config.optimizer,
+            schedule=config.schedule,
+            loop=config.loop,
+            run_dir=config.run_dir,
+            collate_fn=collate_clips,
+            context=context,
+            config_record=dataclasses.asdict(config),
+            architecture=architecture(config),
+        )
         if trainer.fit() < config.loop.max_steps:
             # Stopped by a signal: the checkpoint resumes it; a final model would mislead the
             # next stage that initialises from it.

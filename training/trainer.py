@@ -7,6 +7,7 @@ a dict of scalar loss terms with a ``"total"`` entry, and a dataset. Every optim
 the samples :class:`~stemseg_fast.training.sampler.StepBatchSampler` assigns to it, so a run
 resumed from a checkpoint continues with exactly the batches it would have seen.
 """
+
 import contextlib
 import logging
 import os
@@ -18,8 +19,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 from stemseg_fast.io.files import PathLike, remove_partial_outputs
 
-from .checkpoint import (architecture_differences, newest_readable_checkpoint,
-                         restore_rng_state, save_checkpoint)
+from .checkpoint import (
+    architecture_differences,
+    newest_readable_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
 from stemseg_fast.distributed import DistributedContext, init_distributed, mean_across_ranks
 from .config import LoopConfig, OptimizerConfig, ScheduleConfig
 from .sampler import StepBatchSampler
@@ -84,41 +89,54 @@ class Trainer:
             fields, raised before any weight is loaded.
     """
 
-    def __init__(self, model: torch.nn.Module,
-                 objective: Callable[[torch.nn.Module, Any], Dict[str, torch.Tensor]],
-                 dataset: torch.utils.data.Dataset, *, optimizer: OptimizerConfig,
-                 schedule: ScheduleConfig, loop: LoopConfig, run_dir: PathLike,
-                 collate_fn: Optional[Callable[[List[Any]], Any]] = None,
-                 context: Optional[DistributedContext] = None,
-                 config_record: Optional[Mapping[str, Any]] = None,
-                 architecture: Optional[Mapping[str, Any]] = None) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        objective: Callable[[torch.nn.Module, Any], Dict[str, torch.Tensor]],
+        dataset: torch.utils.data.Dataset,
+        *,
+        optimizer: OptimizerConfig,
+        schedule: ScheduleConfig,
+        loop: LoopConfig,
+        run_dir: PathLike,
+        collate_fn: Optional[Callable[[List[Any]], Any]] = None,
+        context: Optional[DistributedContext] = None,
+        config_record: Optional[Mapping[str, Any]] = None,
+        architecture: Optional[Mapping[str, Any]] = None,
+    ) -> None:
         self.context = context or init_distributed()
         self.loop, self.run_dir = loop, run_dir
         self.objective, self.dataset, self.collate_fn = objective, dataset, collate_fn
         self.config_record = config_record or {}
         self.architecture = architecture
         if loop.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {loop.precision!r}")
+            raise ValueError(
+                f"precision must be one of {sorted(PRECISIONS)}, got {loop.precision!r}"
+            )
         self.module = model.to(self.context.device)
         self.model = self.module
         if self.context.world_size > 1:
             device_ids = [self.context.device] if self.context.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.module, device_ids=device_ids)
         trainable = [p for p in self.module.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.SGD(trainable, lr=optimizer.lr, momentum=optimizer.momentum,
-                                         nesterov=optimizer.nesterov,
-                                         weight_decay=optimizer.weight_decay)
+        self.optimizer = torch.optim.SGD(
+            trainable,
+            lr=optimizer.lr,
+            momentum=optimizer.momentum,
+            nesterov=optimizer.nesterov,
+            weight_decay=optimizer.weight_decay,
+        )
         self.scheduler = build_scheduler(self.optimizer, schedule)
-        self.scaler = torch.amp.GradScaler(self.context.device.type,
-                                           enabled=loop.precision == "fp16")
+        self.scaler = torch.amp.GradScaler(
+            self.context.device.type, enabled=loop.precision == "fp16"
+        )
         self.step = 0
         self._resume()
 
     def _resume(self):
         if self.context.is_main:
             for path in remove_partial_outputs(self.run_dir):
-                logger.warning("removed %s, left by a checkpoint write that was interrupted",
-                               path)
+                logger.warning("removed %s, left by a checkpoint write that was interrupted", path)
         found = newest_readable_checkpoint(self.run_dir)
         if found is None:
             return
@@ -140,31 +158,50 @@ class Trainer:
         if self.architecture is not None and state.get("architecture") is not None:
             differences = architecture_differences(state["architecture"], self.architecture)
             if differences:
-                raise ValueError(f"cannot resume from {path}: it was trained with another "
-                                 f"model: {'; '.join(differences)}; {advice}")
+                raise ValueError(
+                    f"cannot resume from {path}: it was trained with another "
+                    f"model: {'; '.join(differences)}; {advice}"
+                )
         expected = {name: tuple(value.shape) for name, value in self.module.state_dict().items()}
-        stored = {name: tuple(getattr(value, "shape", ())) for name, value in state["model"].items()}
-        problems = ([f"missing {name}" for name in sorted(set(expected) - set(stored))]
-                    + [f"unexpected {name}" for name in sorted(set(stored) - set(expected))]
-                    + [f"{name}: checkpoint {list(stored[name])}, model {list(shape)}"
-                       for name, shape in sorted(expected.items())
-                       if name in stored and stored[name] != shape])
+        stored = {
+            name: tuple(getattr(value, "shape", ())) for name, value in state["model"].items()
+        }
+        problems = (
+            [f"missing {name}" for name in sorted(set(expected) - set(stored))]
+            + [f"unexpected {name}" for name in sorted(set(stored) - set(expected))]
+            + [
+                f"{name}: checkpoint {list(stored[name])}, model {list(shape)}"
+                for name, shape in sorted(expected.items())
+                if name in stored and stored[name] != shape
+            ]
+        )
         if problems:
-            shown = ", ".join(problems[:3]) + (f" and {len(problems) - 3} more"
-                                               if len(problems) > 3 else "")
-            raise ValueError(f"cannot resume from {path}: its weights do not fit the model "
-                             f"({shown}); {advice}")
+            shown = ", ".join(problems[:3]) + (
+                f" and {len(problems) - 3} more" if len(problems) > 3 else ""
+            )
+            raise ValueError(
+                f"cannot resume from {path}: its weights do not fit the model ({shown}); {advice}"
+            )
 
     def _loader(self):
         sampler = StepBatchSampler(
-            len(self.dataset), global_batch=self.loop.global_batch,
-            micro_batch=self.loop.micro_batch, rank=self.context.rank,
-            world_size=self.context.world_size, seed=self.loop.seed, start_step=self.step,
-            max_steps=self.loop.max_steps)
+            len(self.dataset),
+            global_batch=self.loop.global_batch,
+            micro_batch=self.loop.micro_batch,
+            rank=self.context.rank,
+            world_size=self.context.world_size,
+            seed=self.loop.seed,
+            start_step=self.step,
+            max_steps=self.loop.max_steps,
+        )
         loader = torch.utils.data.DataLoader(
-            self.dataset, batch_sampler=sampler, collate_fn=self.collate_fn,
-            num_workers=self.loop.num_workers, pin_memory=self.context.device.type == "cuda",
-            persistent_workers=False)
+            self.dataset,
+            batch_sampler=sampler,
+            collate_fn=self.collate_fn,
+            num_workers=self.loop.num_workers,
+            pin_memory=self.context.device.type == "cuda",
+            persistent_workers=False,
+        )
         return loader, sampler.accumulation_steps
 
     def _autocast(self):
@@ -175,10 +212,17 @@ class Trainer:
 
     def save(self) -> None:
         if self.context.is_main:
-            save_checkpoint(self.run_dir, self.step, model=self.module, optimizer=self.optimizer,
-                            scheduler=self.scheduler, scaler=self.scaler,
-                            config=self.config_record, architecture=self.architecture,
-                            keep=self.loop.keep_checkpoints)
+            save_checkpoint(
+                self.run_dir,
+                self.step,
+                model=self.module,
+                optimizer=self.optimizer,
+                scheduler=self.scheduler,
+                scaler=self.scaler,
+                config=self.config_record,
+                architecture=self.architecture,
+                keep=self.loop.keep_checkpoints,
+            )
         if self.context.world_size > 1:
             torch.distributed.barrier()
 
@@ -201,8 +245,11 @@ class Trainer:
                 if after_step is not None:
                     after_step(self.step, terms)
                 stopping = self._agreed(stop.requested)
-                if (self.step % self.loop.checkpoint_every == 0
-                        or self.step == self.loop.max_steps or stopping):
+                if (
+                    self.step % self.loop.checkpoint_every == 0
+                    or self.step == self.loop.max_steps
+                    or stopping
+                ):
                     self.save()
                 if stopping:
                     break
@@ -227,8 +274,11 @@ class Trainer:
         for micro_step in range(accumulation):
             batch = move_to_device(next(batches), self.context.device)
             synchronise = micro_step == accumulation - 1
-            no_sync = (self.model.no_sync() if isinstance(self.model, DistributedDataParallel)
-                       and not synchronise else contextlib.nullcontext())
+            no_sync = (
+                self.model.no_sync()
+                if isinstance(self.model, DistributedDataParallel) and not synchronise
+                else contextlib.nullcontext()
+            )
             with no_sync:
                 with self._autocast():
                     terms = self.objective(self.model, batch)

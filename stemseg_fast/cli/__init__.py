@@ -5,6 +5,7 @@ Each subcommand module exposes ``add_parser(subparsers)``, which registers the s
 sets ``func`` on its parser to a callable taking the parsed arguments and returning an exit
 code. How errors print: :mod:`stemseg_fast.cli.errors`.
 """
+
 import os
 import signal
 import sys
@@ -30,8 +31,11 @@ def build_parser() -> OneLineErrorParser:
         prog="stemseg-fast",
         description="STEm-Seg video instance segmentation with Triton kernels.",
     )
-    parser.add_argument("--traceback", action="store_true",
-                        help="show the full traceback of an error instead of one line")
+    parser.add_argument(
+        "--traceback",
+        action="store_true",
+        help="show the full traceback of an error instead of one line",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in SUBCOMMANDS:
         module.add_parser(subparsers)
@@ -66,10 +70,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.traceback:
             raise
         terminated = is_termination(interruption)
-        print(f"stemseg-fast {args.command}: {'terminated' if terminated else 'interrupted'}; "
-              f"no partial output was left", file=sys.stderr)
+        print(
+            f"stemseg-fast {args.command}: {'terminated' if terminated else 'interrupted'}; "
+            f"no partial output was left",
+            file=sys.stderr,
+        )
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
-

@@ -1,4 +1,5 @@
 """``python -m stemseg_fast.cli ...``: the ``stemseg-fast`` command."""
+
 import sys
 
 from . import main

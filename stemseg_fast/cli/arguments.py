@@ -1,4 +1,5 @@
 """Argument types and help text shared by the subcommands."""
+
 import argparse
 import re
 from typing import Callable, Dict, Iterable
@@ -16,6 +17,7 @@ def plain_text(docstring: str) -> str:
 
 def _in_range(convert, kind, low, high, shown):
     """An argparse ``type`` converting with ``convert`` and accepting ``[low, high]`` only."""
+
     def parse(text):
         try:
             value = convert(text)
@@ -23,8 +25,10 @@ def _in_range(convert, kind, low, high, shown):
             raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
         if not low <= value <= high:  # NaN fails both
             raise argparse.ArgumentTypeError(
-                f"must be in [{shown(low)}, {shown(high)}], got {text.strip()}")
+                f"must be in [{shown(low)}, {shown(high)}], got {text.strip()}"
+            )
         return value
+
     return parse
 
 

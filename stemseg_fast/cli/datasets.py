@@ -5,6 +5,7 @@ YouTube-VIS JSON, so your own videos can be trained on and evaluated. ``browse``
 training clips, as the training loader produces them (sampling, duplication, pseudo-clip
 augmentation, targets), as PNG strips with the masks drawn.
 """
+
 import argparse
 
 from stemseg_fast.benchmarks import DAVIS, KITTI_MOTS, OVIS, YOUTUBE_VIS
@@ -52,44 +53,77 @@ BROWSE_EXAMPLES = """examples:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     convert = subparsers.add_parser(
-        "convert", help="frame folders + indexed-PNG masks -> YouTube-VIS JSON",
+        "convert",
+        help="frame folders + indexed-PNG masks -> YouTube-VIS JSON",
         description="Convert <input>/JPEGImages/<video>/*.jpg + <input>/Annotations/<video>/"
-                    "*.png (0 background, k object k, 255 void) into a YouTube-VIS JSON.",
-        epilog=CONVERT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "*.png (0 background, k object k, 255 void) into a YouTube-VIS JSON.",
+        epilog=CONVERT_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     convert.add_argument("input_dir", help="folder holding JPEGImages/ and Annotations/")
     convert.add_argument("--out", required=True, help="the JSON file to write")
-    convert.add_argument("--categories", default=None,
-                         help="JSON mapping {video or '*': {mask value: category name}}; "
-                              "default: one class 'object'")
+    convert.add_argument(
+        "--categories",
+        default=None,
+        help="JSON mapping {video or '*': {mask value: category name}}; "
+        "default: one class 'object'",
+    )
     convert.set_defaults(func=_run_convert)
 
     browse = subparsers.add_parser(
-        "browse", help="write training clips with their masks drawn, to check a dataset",
+        "browse",
+        help="write training clips with their masks drawn, to check a dataset",
         description="Write COUNT training clips, augmented and with targets as the training "
-                    "loader makes them, as PNG strips (one frame after the other).",
-        epilog=BROWSE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    browse.add_argument("--dataset", required=True, type=preset_name, choices=sorted(BROWSE_DEFAULTS))
-    browse.add_argument("--annotations", default=None,
-                        help="annotation JSON (youtube_vis, ovis, coco) or instances_txt folder "
-                             "(kitti_mots); not used for davis")
-    browse.add_argument("--images", required=True,
-                        help="image root the annotations refer to (davis: the DAVIS root)")
+        "loader makes them, as PNG strips (one frame after the other).",
+        epilog=BROWSE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    browse.add_argument(
+        "--dataset", required=True, type=preset_name, choices=sorted(BROWSE_DEFAULTS)
+    )
+    browse.add_argument(
+        "--annotations",
+        default=None,
+        help="annotation JSON (youtube_vis, ovis, coco) or instances_txt folder "
+        "(kitti_mots); not used for davis",
+    )
+    browse.add_argument(
+        "--images",
+        required=True,
+        help="image root the annotations refer to (davis: the DAVIS root)",
+    )
     browse.add_argument("--out", default="browse_output", help="folder for the PNG strips")
-    browse.add_argument("--count", type=integer_in(1, 10_000), default=4,
-                        help="number of clips (default 4)")
-    browse.add_argument("--clip-length", type=integer_in(1, 256), default=8, help="frames per clip (8)")
-    browse.add_argument("--frame-span", type=integer_in(1, 10_000), default=None,
-                        help="frames between first and last clip frame (dataset default)")
-    browse.add_argument("--min-dim", type=integer_in(32, MAX_INPUT_DIM), default=None, help="resize rule, short side")
-    browse.add_argument("--max-dim", type=integer_in(32, MAX_INPUT_DIM), default=None, help="resize rule, long side")
+    browse.add_argument(
+        "--count", type=integer_in(1, 10_000), default=4, help="number of clips (default 4)"
+    )
+    browse.add_argument(
+        "--clip-length", type=integer_in(1, 256), default=8, help="frames per clip (8)"
+    )
+    browse.add_argument(
+        "--frame-span",
+        type=integer_in(1, 10_000),
+        default=None,
+        help="frames between first and last clip frame (dataset default)",
+    )
+    browse.add_argument(
+        "--min-dim",
+        type=integer_in(32, MAX_INPUT_DIM),
+        default=None,
+        help="resize rule, short side",
+    )
+    browse.add_argument(
+        "--max-dim", type=integer_in(32, MAX_INPUT_DIM), default=None, help="resize rule, long side"
+    )
     browse.add_argument("--seed", type=integer_in(0, 2**32 - 1), default=0)
     browse.set_defaults(func=_run_browse)
 
 
 def _run_convert(args: argparse.Namespace) -> int:
     result = convert_mask_folders(args.input_dir, args.out, categories=args.categories)
-    print(f"wrote {len(result['videos'])} videos, {len(result['annotations'])} annotations, "
-          f"{len(result['categories'])} categories to {args.out}")
+    print(
+        f"wrote {len(result['videos'])} videos, {len(result['annotations'])} annotations, "
+        f"{len(result['categories'])} categories to {args.out}"
+    )
     return 0
 
 
@@ -101,19 +135,32 @@ def _build_browse_dataset(args: argparse.Namespace):
         raise ValueError(f"--annotations is required for --dataset {args.dataset}")
     if args.dataset == "coco":
         images, _ = read_coco(args.annotations, args.images)
-        return PseudoClipDataset(images, args.count, targets=targets,
-                                 clip_length=args.clip_length, augmentation=COCO_AUGMENTATION,
-                                 seed=args.seed, name=args.annotations)
+        return PseudoClipDataset(
+            images,
+            args.count,
+            targets=targets,
+            clip_length=args.clip_length,
+            augmentation=COCO_AUGMENTATION,
+            seed=args.seed,
+            name=args.annotations,
+        )
     if args.dataset in (YOUTUBE_VIS, OVIS):
         videos, _ = read_ytvis(args.annotations, args.images)
     elif args.dataset == "davis":
         videos = read_davis(args.images)
     else:
         videos = read_kitti_mots(args.annotations, args.images)
-    return VideoClipDataset(videos, args.count, targets=targets, clip_length=args.clip_length,
-                            frame_span=frame_span, category_agnostic=args.dataset == "davis",
-                            duplicate_single_instance=args.dataset in (YOUTUBE_VIS, DAVIS),
-                            seed=args.seed, name=args.annotations or args.images)
+    return VideoClipDataset(
+        videos,
+        args.count,
+        targets=targets,
+        clip_length=args.clip_length,
+        frame_span=frame_span,
+        category_agnostic=args.dataset == "davis",
+        duplicate_single_instance=args.dataset in (YOUTUBE_VIS, DAVIS),
+        seed=args.seed,
+        name=args.annotations or args.images,
+    )
 
 
 def _run_browse(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ a programming error (``TypeError``, ``AttributeError``, ...) keeps its traceback
 raised in the main thread like Ctrl-C, so every ``finally`` (the atomic writers' clean-up of
 their temporaries) runs: exit code 143, or 130 for Ctrl-C.
 """
+
 import argparse
 import sys
 from types import FrameType
@@ -42,6 +43,8 @@ def is_termination(interruption: BaseException | None) -> bool:
 def one_line_warning(command: str) -> Callable[..., None]:
     """Warnings as one plain line, ``stemseg-fast <command>: warning: ...``, instead of Python's
     two-line form that echoes a line of the library's source."""
+
     def show(message, category, filename, lineno, file=None, line=None):
         print(f"stemseg-fast {command}: warning: {message}", file=file or sys.stderr)
+
     return show

@@ -1,5 +1,6 @@
 """``stemseg-fast eval`` (score results offline) and ``stemseg-fast split`` (hold out
 validation videos from a training annotation file)."""
+
 import argparse
 import dataclasses
 import os
@@ -42,9 +43,12 @@ def _sequences(text, metric):
         return None
     if text == "val":
         if metric != KITTI_MOTS:
-            raise CommandError("--sequences val names the KITTI-MOTS validation split; "
-                               "use it with --metric kitti_mots")
+            raise CommandError(
+                "--sequences val names the KITTI-MOTS validation split; "
+                "use it with --metric kitti_mots"
+            )
         from .trackeval_adapters import KITTI_MOTS_VAL_SEQUENCES
+
         return list(KITTI_MOTS_VAL_SEQUENCES)
     return [name.strip() for name in text.split(",") if name.strip()]
 
@@ -55,15 +59,21 @@ def _warn_on_other_class_names(results, truth_names):
     path = os.path.join(os.path.dirname(os.path.abspath(results)), "categories.json")
     if not os.path.isfile(path):
         return
-    differ = [(category_id, name, truth_names[category_id])
-              for category_id, name in sorted(read_category_names(path, "categories file").items())
-              if category_id in truth_names and name.lower() != truth_names[category_id].lower()]
+    differ = [
+        (category_id, name, truth_names[category_id])
+        for category_id, name in sorted(read_category_names(path, "categories file").items())
+        if category_id in truth_names and name.lower() != truth_names[category_id].lower()
+    ]
     if differ:
-        shown = ", ".join(f"{i} is {mine!r} there but {theirs!r} here"
-                          for i, mine, theirs in differ[:3])
-        warnings.warn(f"{len(differ)} class ids of the results' {path} name other classes than "
-                      f"the ground truth ({shown}{', ...' if len(differ) > 3 else ''}): the model "
-                      f"may have been trained for another benchmark", UserWarning)
+        shown = ", ".join(
+            f"{i} is {mine!r} there but {theirs!r} here" for i, mine, theirs in differ[:3]
+        )
+        warnings.warn(
+            f"{len(differ)} class ids of the results' {path} name other classes than "
+            f"the ground truth ({shown}{', ...' if len(differ) > 3 else ''}): the model "
+            f"may have been trained for another benchmark",
+            UserWarning,
+        )
 
 
 def _evaluate(args):
@@ -78,62 +88,104 @@ def _evaluate(args):
         details = {"per_category_ap": result.per_category_ap}
     else:
         from stemseg_fast.evaluation import trackeval_adapters
+
         sequences = _sequences(args.sequences, args.metric)
         try:
             if args.metric == KITTI_MOTS:
-                result = trackeval_adapters.evaluate_kitti_mots(args.gt, args.results,
-                                                                sequences=sequences)
-                details = {"per_sequence": {
-                    sequence: {name: dataclasses.asdict(m) for name, m in classes.items()}
-                    for sequence, classes in result.per_sequence.items()}}
+                result = trackeval_adapters.evaluate_kitti_mots(
+                    args.gt, args.results, sequences=sequences
+                )
+                details = {
+                    "per_sequence": {
+                        sequence: {name: dataclasses.asdict(m) for name, m in classes.items()}
+                        for sequence, classes in result.per_sequence.items()
+                    }
+                }
             else:
-                result = trackeval_adapters.evaluate_davis(args.gt, args.results,
-                                                           sequences=sequences)
+                result = trackeval_adapters.evaluate_davis(
+                    args.gt, args.results, sequences=sequences
+                )
                 details = {}
         except ImportError as error:
             raise CommandError(str(error)) from None
     print(result.format_table())
     if args.json:
-        write_json(args.json, {"metric": args.metric, "ground_truth": args.gt,
-                               "results": args.results, "summary": result.summary(), **details},
-                   indent=2)
+        write_json(
+            args.json,
+            {
+                "metric": args.metric,
+                "ground_truth": args.gt,
+                "results": args.results,
+                "summary": result.summary(),
+                **details,
+            },
+            indent=2,
+        )
     return 0
 
 
 def _split(args):
-    num_train, num_val = write_split(args.annotations, args.train_out, args.val_out,
-                                     val_fraction=args.val_fraction, seed=args.seed)
-    print(f"{num_train} training videos -> {args.train_out}, {num_val} validation videos -> "
-          f"{args.val_out} (seed {args.seed})")
+    num_train, num_val = write_split(
+        args.annotations,
+        args.train_out,
+        args.val_out,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+    )
+    print(
+        f"{num_train} training videos -> {args.train_out}, {num_val} validation videos -> "
+        f"{args.val_out} (seed {args.seed})"
+    )
     return 0
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser(
-        "eval", help="score results offline: video AP (YouTube-VIS, OVIS), HOTA/sMOTSA "
-                     "(KITTI-MOTS), J&F (DAVIS)",
+        "eval",
+        help="score results offline: video AP (YouTube-VIS, OVIS), HOTA/sMOTSA "
+        "(KITTI-MOTS), J&F (DAVIS)",
         description="Score results with the benchmarks' own metric definitions.",
-        epilog=EVAL_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EVAL_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     evaluate.add_argument("--gt", required=True, help="ground truth (see below)")
     evaluate.add_argument("--results", required=True, help="results (see below)")
     evaluate.add_argument("--metric", required=True, type=preset_name, choices=METRICS)
     evaluate.add_argument("--json", default=None, help="also write the numbers to this JSON file")
-    evaluate.add_argument("--sequences", default=None,
-                          help="mots/davis: comma-separated sequences to score (default: every "
-                               "ground-truth sequence); 'val' = the KITTI-MOTS validation split")
+    evaluate.add_argument(
+        "--sequences",
+        default=None,
+        help="mots/davis: comma-separated sequences to score (default: every "
+        "ground-truth sequence); 'val' = the KITTI-MOTS validation split",
+    )
     evaluate.set_defaults(func=_evaluate)
 
     split = subparsers.add_parser(
-        "split", help="hold out validation videos from a training annotation file",
+        "split",
+        help="hold out validation videos from a training annotation file",
         description="Split a YouTube-VIS/OVIS (or STEm-Seg generic) annotation file by video "
-                    "into training and validation files; the same seed gives the same split.",
-        epilog=SPLIT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "into training and validation files; the same seed gives the same split.",
+        epilog=SPLIT_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     split.add_argument("annotations", help="the training annotation JSON")
-    split.add_argument("--train-out", default="train_split.json",
-                       help="where the training half goes (default: %(default)s)")
-    split.add_argument("--val-out", default="val_split.json",
-                       help="where the validation half goes (default: %(default)s)")
-    split.add_argument("--val-fraction", type=number_in(0.0, 1.0), default=0.1,
-                       help="share of the videos held out (default: %(default)s)")
-    split.add_argument("--seed", type=integer_in(0, 2**63 - 1), default=0, help="(default: %(default)s)")
+    split.add_argument(
+        "--train-out",
+        default="train_split.json",
+        help="where the training half goes (default: %(default)s)",
+    )
+    split.add_argument(
+        "--val-out",
+        default="val_split.json",
+        help="where the validation half goes (default: %(default)s)",
+    )
+    split.add_argument(
+        "--val-fraction",
+        type=number_in(0.0, 1.0),
+        default=0.1,
+        help="share of the videos held out (default: %(default)s)",
+    )
+    split.add_argument(
+        "--seed", type=integer_in(0, 2**63 - 1), default=0, help="(default: %(default)s)"
+    )
     split.set_defaults(func=_split)

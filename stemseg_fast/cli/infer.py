@@ -24,6 +24,7 @@ Examples:
   stemseg-fast infer --stream 0 --checkpoint C --out live/ --format overlay   # webcam 0
   stemseg-fast infer --stream rtsp://camera/live --checkpoint C --out live/
 """
+
 import argparse
 import contextlib
 import json
@@ -60,8 +61,10 @@ def _formats(values):
         for name in value.split(","):
             name = canonical_name(name.strip())
             if name not in FORMATS:
-                raise CommandError(f"--format must be among {', '.join(FORMATS)} (comma-separated "
-                                   f"or repeated), got {name!r}")
+                raise CommandError(
+                    f"--format must be among {', '.join(FORMATS)} (comma-separated "
+                    f"or repeated), got {name!r}"
+                )
             if name not in formats:
                 formats.append(name)
     return formats
@@ -73,8 +76,10 @@ def _print_summary(reports, world_size, written):
     for report in reports:
         for stage, value in report["timings"].items():
             seconds[stage] = seconds.get(stage, 0.0) + value
-    print(f"{len(reports)} videos, {frames} frames, {world_size} process"
-          f"{'es' if world_size > 1 else ''}; frames per second per process:")
+    print(
+        f"{len(reports)} videos, {frames} frames, {world_size} process"
+        f"{'es' if world_size > 1 else ''}; frames per second per process:"
+    )
     print(frame_rate_table(frames, seconds))
     for path in written:
         print(f"wrote {path}")
@@ -106,18 +111,32 @@ def _run(args, formats, context):
     if context.is_main:  # start-up takes a while on a loaded machine: say what is happening
         lengths = [source.num_frames for source in sources]
         frames = "unknown" if None in lengths else sum(lengths)
-        print(f"{len(sources)} videos, {frames} frames -> {args.out}; loading {args.checkpoint}",
-              flush=True)
-    predictor = Predictor(args.checkpoint, preset=args.preset, device=context.device,
-                          backend=args.backend, precision=args.precision,
-                          inference=name_assignments(args.set, "--set"))
+        print(
+            f"{len(sources)} videos, {frames} frames -> {args.out}; loading {args.checkpoint}",
+            flush=True,
+        )
+    predictor = Predictor(
+        args.checkpoint,
+        preset=args.preset,
+        device=context.device,
+        backend=args.backend,
+        precision=args.precision,
+        inference=name_assignments(args.set, "--set"),
+    )
     check_formats(formats, predictor.config)
     bar = _batch_progress(sources, context, args.no_progress)
     try:
-        result = run_batch(predictor, sources, formats, args.out,
-                           settings=_settings(args, formats, predictor), context=context,
-                           min_score=args.confidence_threshold, progress=bar,
-                           keep_going=not args.traceback)
+        result = run_batch(
+            predictor,
+            sources,
+            formats,
+            args.out,
+            settings=_settings(args, formats, predictor),
+            context=context,
+            min_score=args.confidence_threshold,
+            progress=bar,
+            keep_going=not args.traceback,
+        )
     finally:
         bar.close()
     if not context.is_main:
@@ -126,23 +145,31 @@ def _run(args, formats, context):
     records = result.records
     empty = [record["video"]["name"] for record in records if not record["tracks"]]
     if empty:
-        print(f"no track found in {len(empty)} of {len(records)} videos ({', '.join(empty)}): "
-              f"the model saw no object it knows, or a threshold is too strict (--set "
-              f"min_seediness=..., foreground_threshold=...)")
+        print(
+            f"no track found in {len(empty)} of {len(records)} videos ({', '.join(empty)}): "
+            f"the model saw no object it knows, or a threshold is too strict (--set "
+            f"min_seediness=..., foreground_threshold=...)"
+        )
     if result.skipped:
-        print(f"{result.skipped} videos were already done by an earlier run with the same "
-              f"settings (their results are in {os.path.join(args.out, RECORDS_FOLDER)}); skipped")
+        print(
+            f"{result.skipped} videos were already done by an earlier run with the same "
+            f"settings (their results are in {os.path.join(args.out, RECORDS_FOLDER)}); skipped"
+        )
     if numbered_by_position and YOUTUBE_VIS in formats:
-        print(f"video ids: {numbered_by_position} of {len(sources)} videos had no dataset id and "
-              f"were numbered by input position (see videos.json); pass --ids-from "
-              f"ANNOTATIONS.json to use a benchmark's ids")
+        print(
+            f"video ids: {numbered_by_position} of {len(sources)} videos had no dataset id and "
+            f"were numbered by input position (see videos.json); pass --ids-from "
+            f"ANNOTATIONS.json to use a benchmark's ids"
+        )
     if not result.failures:
         return 0
     for failure in result.failures:
         print(f"stemseg-fast infer: failed: {failure}", file=sys.stderr)
-    print(f"stemseg-fast infer: {len(result.failures)} of {len(sources)} videos failed; the "
-          f"others' outputs are written; the same command again retries only the failed ones",
-          file=sys.stderr)
+    print(
+        f"stemseg-fast infer: {len(result.failures)} of {len(sources)} videos failed; the "
+        f"others' outputs are written; the same command again retries only the failed ones",
+        file=sys.stderr,
+    )
     return 1
 
 
@@ -153,8 +180,10 @@ def _batch_progress(sources, context, disabled):
 
     from stemseg_fast.distributed import shard_items
 
-    lengths = [source.num_frames for _, source in
-               shard_items(sources, context, key=lambda source: source.name)]
+    lengths = [
+        source.num_frames
+        for _, source in shard_items(sources, context, key=lambda source: source.name)
+    ]
     total = None if None in lengths else sum(lengths)
     return tqdm(total=total, desc="infer", unit="frame", disable=disabled, dynamic_ncols=True)
 
@@ -166,9 +195,14 @@ def _settings(args, formats, predictor):
     if os.path.isfile(checkpoint):
         stat = os.stat(checkpoint)
         checkpoint = [os.path.abspath(checkpoint), stat.st_size, stat.st_mtime_ns]
-    return {"checkpoint": checkpoint, "config": predictor.config.to_dict(),
-            "precision": predictor.precision, "backend": predictor.backend,
-            "formats": sorted(formats), "confidence_threshold": args.confidence_threshold}
+    return {
+        "checkpoint": checkpoint,
+        "config": predictor.config.to_dict(),
+        "precision": predictor.precision,
+        "backend": predictor.backend,
+        "formats": sorted(formats),
+        "confidence_threshold": args.confidence_threshold,
+    }
 
 
 def _command(args):
@@ -187,8 +221,10 @@ def _use_threads(args):
     from stemseg_fast.threads import default_threads, set_threads
 
     processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    set_threads(args.threads or default_threads(resolve_device(args.device, what="--device").type,
-                                                processes))
+    set_threads(
+        args.threads
+        or default_threads(resolve_device(args.device, what="--device").type, processes)
+    )
 
 
 STREAM_FORMATS = (OVERLAY,)
@@ -203,24 +239,36 @@ def _stream(args, formats):
     from stemseg_fast.tracks import VideoTracks
 
     if len(args.inputs) != 1:
-        raise CommandError(f"--stream reads one source (a camera index, a URL, a video file or "
-                           f"a frame folder), got {len(args.inputs)}")
+        raise CommandError(
+            f"--stream reads one source (a camera index, a URL, a video file or "
+            f"a frame folder), got {len(args.inputs)}"
+        )
     if args.format is not None and set(formats) - set(STREAM_FORMATS):
-        raise CommandError(f"--stream writes stream.jsonl and, with --format overlay, an overlay "
-                           f"video; {', '.join(sorted(set(formats) - set(STREAM_FORMATS)))} "
-                           f"select and score tracks over a whole video: run without --stream")
+        raise CommandError(
+            f"--stream writes stream.jsonl and, with --format overlay, an overlay "
+            f"video; {', '.join(sorted(set(formats) - set(STREAM_FORMATS)))} "
+            f"select and score tracks over a whole video: run without --stream"
+        )
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CommandError(f"--out {args.out} exists and is not a folder")
     target = args.inputs[0]
-    source = open_video(int(target) if target.isdigit() and not os.path.exists(target)
-                        else target, fps=args.fps)
+    source = open_video(
+        int(target) if target.isdigit() and not os.path.exists(target) else target, fps=args.fps
+    )
     source.frame_size  # noqa: B018 (opens the source: a bad one fails before any output)
-    overlay_path = (video_output_paths(args.out, source.name, [OVERLAY])[OVERLAY]
-                    if OVERLAY in formats and args.format is not None else None)
-    predictor = Predictor(args.checkpoint, preset=args.preset,
-                          device=resolve_device(args.device, what="--device"),
-                          backend=args.backend, precision=args.precision,
-                          inference=name_assignments(args.set, "--set"))
+    overlay_path = (
+        video_output_paths(args.out, source.name, [OVERLAY])[OVERLAY]
+        if OVERLAY in formats and args.format is not None
+        else None
+    )
+    predictor = Predictor(
+        args.checkpoint,
+        preset=args.preset,
+        device=resolve_device(args.device, what="--device"),
+        backend=args.backend,
+        precision=args.precision,
+        inference=name_assignments(args.set, "--set"),
+    )
     names = predictor.category_names or {}
     lines_path = output_path(args.out, "stream.jsonl")
     os.makedirs(args.out, exist_ok=True)
@@ -239,8 +287,13 @@ def _stream(args, formats):
             for frame in predictor.stream(source, keep_images=writer is not None):
                 lines.write(json.dumps(_frame_record(frame, source.fps, names)) + "\n")
                 if writer is not None:
-                    drawn = VideoTracks(source.name, frame.tracks, source.frame_size,
-                                        frame.index + 1, category_names=names)
+                    drawn = VideoTracks(
+                        source.name,
+                        frame.tracks,
+                        source.frame_size,
+                        frame.index + 1,
+                        category_names=names,
+                    )
                     writer.write(draw_tracks(frame.image, drawn, frame.index))
                 frames += 1
                 bar.update(1)
@@ -264,70 +317,135 @@ def _frame_record(frame, fps, category_names):
     COCO RLE at the source size."""
     tracks = []
     for track in frame.tracks:
-        tracks.append({"track_id": track.track_id, "category_id": track.category_id,
-                       "category": category_names.get(track.category_id),
-                       "bbox": list(track.bbox(frame.index)), "area": track.area(frame.index),
-                       "segmentation": to_json(track.rle(frame.index))})
-    return {"frame": frame.index, "time": None if not fps else round(frame.index / fps, 6),
-            "tracks": tracks}
+        tracks.append(
+            {
+                "track_id": track.track_id,
+                "category_id": track.category_id,
+                "category": category_names.get(track.category_id),
+                "bbox": list(track.bbox(frame.index)),
+                "area": track.area(frame.index),
+                "segmentation": to_json(track.rle(frame.index)),
+            }
+        )
+    return {
+        "frame": frame.index,
+        "time": None if not fps else round(frame.index / fps, 6),
+        "tracks": tracks,
+    }
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "infer", help="segment and track the objects of videos",
+        "infer",
+        help="segment and track the objects of videos",
         description=plain_text(__doc__.split("Examples:")[0]),
         epilog="Examples:" + __doc__.split("Examples:")[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="video files, frame folders, folders of videos, quoted glob "
-                             "patterns, or YouTube-VIS/OVIS annotation JSON files")
-    parser.add_argument("--checkpoint", required=True,
-                        help="our checkpoint, an official checkpoint file (with --preset), or a "
-                             "named official checkpoint: youtube_vis, davis, kitti_mots")
-    parser.add_argument("--preset", default=None, type=preset_name, choices=sorted(PRESETS),
-                        help="network and inference constants (default: the checkpoint's)")
-    parser.add_argument("--out", default="infer_output",
-                        help="output folder (default: %(default)s)")
-    parser.add_argument("--format", action="append", metavar="FORMAT",
-                        help=f"one or more of {', '.join(FORMATS)}, comma-separated or repeated "
-                             f"(default: {YOUTUBE_VIS})")
-    parser.add_argument("--confidence-threshold", type=number_in(0.0, 1.0), default=None,
-                        help="drop tracks of results.json and overlays whose score is below "
-                             "this; the score is the official YouTube-VIS rule, a track's pixel "
-                             "count relative to the largest kept track of its video (which "
-                             "scores 1.0), not a classifier's confidence")
-    parser.add_argument("--ids-from", default=None, metavar="ANNOTATIONS",
-                        help="YouTube-VIS/OVIS annotation JSON giving the video_id of each "
-                             "input by name (default: ids of annotation inputs, else 1, 2, ... "
-                             "in input order)")
-    parser.add_argument("--image-root", default=None,
-                        help="frame root of annotation JSON inputs (default: JPEGImages/ beside)")
-    parser.add_argument("--fps", type=number_in(0.1, 1000.0), default=None,
-                        help=f"frame rate of inputs that have none (frame folders), for overlays "
-                             f"and videos.json (default {DEFAULT_FPS:g})")
-    parser.add_argument("--device", default="auto",
-                        help="auto (CUDA when available; cuda:LOCAL_RANK under torchrun), cpu, "
-                             "cuda, cuda:N (default: %(default)s)")
-    parser.add_argument("--backend", default="auto", choices=BACKENDS,
-                        help="kernels: Triton or the PyTorch references (default: %(default)s)")
-    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
-                        help="network autocast dtype; auto = bf16 on CUDA, fp32 on CPU")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="replace an inference constant of the preset, repeatable: "
-                             "clip_overlap (official -fo), min_seediness (-msp), "
-                             "foreground_threshold (-st), max_tracks, min_dim, max_dim, "
-                             "cluster_at_full_resolution, distance_rule=paper, "
-                             "secondary_rule=nearest, stitch_iou_threshold, ...")
-    parser.add_argument("--threads", type=integer_in(1, 1024), default=None,
-                        help="CPU threads for torch and OpenCV (default: 1 with a GPU; else the "
-                             "cores this process may use, shared among the processes of this "
-                             "machine under torchrun)")
-    parser.add_argument("--stream", action="store_true",
-                        help="read one live source (a camera index such as 0, an rtsp:// or "
-                             "http:// URL, or a video or frame folder read as a stream) and "
-                             "write stream.jsonl, one line per frame as soon as it is final, "
-                             "plus an overlay video with --format overlay, until the source "
-                             "ends or Ctrl-C")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="video files, frame folders, folders of videos, quoted glob "
+        "patterns, or YouTube-VIS/OVIS annotation JSON files",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help="our checkpoint, an official checkpoint file (with --preset), or a "
+        "named official checkpoint: youtube_vis, davis, kitti_mots",
+    )
+    parser.add_argument(
+        "--preset",
+        default=None,
+        type=preset_name,
+        choices=sorted(PRESETS),
+        help="network and inference constants (default: the checkpoint's)",
+    )
+    parser.add_argument(
+        "--out", default="infer_output", help="output folder (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--format",
+        action="append",
+        metavar="FORMAT",
+        help=f"one or more of {', '.join(FORMATS)}, comma-separated or repeated "
+        f"(default: {YOUTUBE_VIS})",
+    )
+    parser.add_argument(
+        "--confidence-threshold",
+        type=number_in(0.0, 1.0),
+        default=None,
+        help="drop tracks of results.json and overlays whose score is below "
+        "this; the score is the official YouTube-VIS rule, a track's pixel "
+        "count relative to the largest kept track of its video (which "
+        "scores 1.0), not a classifier's confidence",
+    )
+    parser.add_argument(
+        "--ids-from",
+        default=None,
+        metavar="ANNOTATIONS",
+        help="YouTube-VIS/OVIS annotation JSON giving the video_id of each "
+        "input by name (default: ids of annotation inputs, else 1, 2, ... "
+        "in input order)",
+    )
+    parser.add_argument(
+        "--image-root",
+        default=None,
+        help="frame root of annotation JSON inputs (default: JPEGImages/ beside)",
+    )
+    parser.add_argument(
+        "--fps",
+        type=number_in(0.1, 1000.0),
+        default=None,
+        help=f"frame rate of inputs that have none (frame folders), for overlays "
+        f"and videos.json (default {DEFAULT_FPS:g})",
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto (CUDA when available; cuda:LOCAL_RANK under torchrun), cpu, "
+        "cuda, cuda:N (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="kernels: Triton or the PyTorch references (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="network autocast dtype; auto = bf16 on CUDA, fp32 on CPU",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="replace an inference constant of the preset, repeatable: "
+        "clip_overlap (official -fo), min_seediness (-msp), "
+        "foreground_threshold (-st), max_tracks, min_dim, max_dim, "
+        "cluster_at_full_resolution, distance_rule=paper, "
+        "secondary_rule=nearest, stitch_iou_threshold, ...",
+    )
+    parser.add_argument(
+        "--threads",
+        type=integer_in(1, 1024),
+        default=None,
+        help="CPU threads for torch and OpenCV (default: 1 with a GPU; else the "
+        "cores this process may use, shared among the processes of this "
+        "machine under torchrun)",
+    )
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="read one live source (a camera index such as 0, an rtsp:// or "
+        "http:// URL, or a video or frame folder read as a stream) and "
+        "write stream.jsonl, one line per frame as soon as it is final, "
+        "plus an overlay video with --format overlay, until the source "
+        "ends or Ctrl-C",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=_command)
-

@@ -4,10 +4,17 @@ validation split of a training annotation file. Knows nothing of the model.
 
 ``trackeval`` is imported only when a KITTI-MOTS or DAVIS evaluation runs.
 """
+
 from .annotations import load_ground_truth, load_results
 from .split import held_out_video_ids, split_annotations, write_split
-from .trackeval_adapters import (KITTI_MOTS_VAL_SEQUENCES, DavisResult, MOTSClassResult,
-                                 MOTSResult, evaluate_davis, evaluate_kitti_mots)
+from .trackeval_adapters import (
+    KITTI_MOTS_VAL_SEQUENCES,
+    DavisResult,
+    MOTSClassResult,
+    MOTSResult,
+    evaluate_davis,
+    evaluate_kitti_mots,
+)
 from .video_ap import VideoAPResult, evaluate_video_ap
 
 __all__ = [

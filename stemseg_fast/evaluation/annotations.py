@@ -24,6 +24,7 @@ height x width (pycocotools 2.0.11 loops forever in ``mask.iou`` on runs that fa
 known category ids (the original silently drops results of unknown categories), finite scores.
 Absent ``iscrowd`` reads as 0 (the original raises ``KeyError``).
 """
+
 import dataclasses
 import math
 from typing import Any, List
@@ -56,6 +57,7 @@ class Tube:
         masks (tuple[dict or None]): compressed RLE per frame, ``None`` where absent.
         areas (ndarray[F] float64): pixels per frame, 0 where absent.
     """
+
     masks: tuple
     areas: np.ndarray
 
@@ -95,6 +97,7 @@ class VideoGroundTruth:
         videos (dict[int, Video]), categories (dict[int, str]): by id.
         instances (list[GroundTruthInstance]): in file order.
     """
+
     videos: dict
     categories: dict
     instances: list
@@ -110,12 +113,15 @@ def _tube(segmentations, video, where):
     if not isinstance(segmentations, list):
         raise ValueError(f"{where}: 'segmentations' must be a list, one entry per frame")
     if len(segmentations) != video.num_frames:
-        raise ValueError(f"{where}: {len(segmentations)} segmentations for video {video.id} "
-                         f"of {video.num_frames} frames (one per frame expected)")
+        raise ValueError(
+            f"{where}: {len(segmentations)} segmentations for video {video.id} "
+            f"of {video.num_frames} frames (one per frame expected)"
+        )
     # a falsy entry is an absent mask, as YTVOS.loadRes tests ``if seg:``
-    masks = tuple(segmentation_to_rle(s or None, video.height, video.width,
-                                      f"{where} frame {t}")
-                  for t, s in enumerate(segmentations))
+    masks = tuple(
+        segmentation_to_rle(s or None, video.height, video.width, f"{where} frame {t}")
+        for t, s in enumerate(segmentations)
+    )
     present = [t for t, m in enumerate(masks) if m is not None]
     areas = np.zeros(video.num_frames, dtype=np.float64)
     if present:
@@ -141,8 +147,9 @@ def _videos(dataset):
         width = json_integer(json_field(entry, "width", where), where, "width")
         for name, value in (("height", height), ("width", width), ("length", num_frames)):
             if not 1 <= value <= MAX_VIDEO_EXTENT:
-                raise ValueError(f"{where}: '{name}' must be in [1, {MAX_VIDEO_EXTENT}], got "
-                                 f"{value}")
+                raise ValueError(
+                    f"{where}: '{name}' must be in [1, {MAX_VIDEO_EXTENT}], got {value}"
+                )
         videos[video_id] = Video(id=video_id, height=height, width=width, num_frames=num_frames)
     return videos
 
@@ -154,12 +161,14 @@ def _occlusion_score(labels, where):
         raise ValueError(f"{where}: 'occlusion' must be a list of per-frame labels")
     unknown = {label for label in labels if label is not None and label not in OCCLUSION_SCORES}
     if unknown:
-        raise ValueError(f"{where}: unknown occlusion labels {sorted(map(str, unknown))}; "
-                         f"expected one of {list(OCCLUSION_SCORES)} or null")
+        raise ValueError(
+            f"{where}: unknown occlusion labels {sorted(map(str, unknown))}; "
+            f"expected one of {list(OCCLUSION_SCORES)} or null"
+        )
     scores = sorted(OCCLUSION_SCORES[label] for label in labels if label is not None)
     if not scores:
         raise ValueError(f"{where}: 'occlusion' has no labelled frame")
-    top = scores[-math.ceil(len(scores) / 2):]
+    top = scores[-math.ceil(len(scores) / 2) :]
     return sum(top) / len(top)
 
 
@@ -180,8 +189,10 @@ def load_ground_truth(source: Any, *, occlusion: bool = False) -> VideoGroundTru
 
 def _checked_ground_truth(dataset, occlusion):
     if not isinstance(dataset, dict):
-        raise ValueError(f"ground truth: expected a JSON object with 'videos', 'categories' and "
-                         f"'annotations', got {type(dataset).__name__}")
+        raise ValueError(
+            f"ground truth: expected a JSON object with 'videos', 'categories' and "
+            f"'annotations', got {type(dataset).__name__}"
+        )
     videos = _videos(dataset)
     categories = {}
     for index, entry in enumerate(json_field(dataset, "categories", "ground truth")):
@@ -211,20 +222,39 @@ def _checked_ground_truth(dataset, occlusion):
         if entry.get("areas") is not None:
             # The loader takes the file's areas for the ground truth (its own for results).
             areas = entry["areas"]
-            if not isinstance(areas, list) or len(areas) != video.num_frames or not all(
-                    a is None or (isinstance(a, (int, float)) and not isinstance(a, bool)
-                                  and math.isfinite(a) and a >= 0) for a in areas):
-                raise ValueError(f"{where}: 'areas' must hold one finite number >= 0 or null "
-                                 f"per frame")
+            if (
+                not isinstance(areas, list)
+                or len(areas) != video.num_frames
+                or not all(
+                    a is None
+                    or (
+                        isinstance(a, (int, float))
+                        and not isinstance(a, bool)
+                        and math.isfinite(a)
+                        and a >= 0
+                    )
+                    for a in areas
+                )
+            ):
+                raise ValueError(
+                    f"{where}: 'areas' must hold one finite number >= 0 or null per frame"
+                )
             present = [a for a in areas if a]
             mean_area = float(np.mean(present)) if present else 0.0
         occlusion_score = None
         if occlusion:
             occlusion_score = _occlusion_score(json_field(entry, "occlusion", where), where)
-        instances.append(GroundTruthInstance(
-            id=annotation_id, video_id=video_id, category_id=category_id, tube=tube,
-            mean_area=mean_area, iscrowd=_crowd_flag(entry.get("iscrowd", 0), where),
-            occlusion_score=occlusion_score))
+        instances.append(
+            GroundTruthInstance(
+                id=annotation_id,
+                video_id=video_id,
+                category_id=category_id,
+                tube=tube,
+                mean_area=mean_area,
+                iscrowd=_crowd_flag(entry.get("iscrowd", 0), where),
+                occlusion_score=occlusion_score,
+            )
+        )
     return VideoGroundTruth(videos=videos, categories=categories, instances=instances)
 
 
@@ -251,10 +281,18 @@ def _checked_results(entries, ground_truth):
         if video_id not in ground_truth.videos:
             raise ValueError(f"{where}: video id {video_id} is not in the ground truth")
         if category_id not in ground_truth.categories:
-            raise ValueError(f"{where}: unknown category id {category_id} (ground truth has "
-                             f"{sorted(ground_truth.categories)})")
+            raise ValueError(
+                f"{where}: unknown category id {category_id} (ground truth has "
+                f"{sorted(ground_truth.categories)})"
+            )
         tube = _tube(entry["segmentations"], ground_truth.videos[video_id], where)
-        detections.append(Detection(id=index + 1, video_id=int(video_id),
-                                    category_id=int(category_id), score=float(entry["score"]),
-                                    tube=tube))
+        detections.append(
+            Detection(
+                id=index + 1,
+                video_id=int(video_id),
+                category_id=int(category_id),
+                score=float(entry["score"]),
+                tube=tube,
+            )
+        )
     return detections

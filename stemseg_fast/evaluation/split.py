@@ -11,6 +11,7 @@ Files: YouTube-VIS / OVIS (``videos`` + ``annotations`` by ``video_id``, ``categ
 other keys copied to both halves) and STEm-Seg's generic format (``sequences`` by ``id``,
 ``meta`` copied).
 """
+
 import hashlib
 import os
 from typing import Any, Dict, Hashable, Sequence, Set, Tuple
@@ -22,8 +23,9 @@ def _rank(seed, video_id):
     return hashlib.sha256(f"{seed}:{video_id}".encode("utf-8")).hexdigest()
 
 
-def held_out_video_ids(video_ids: Sequence[Hashable], *, val_fraction: float = 0.1,
-                       seed: int = 0) -> Set[Hashable]:
+def held_out_video_ids(
+    video_ids: Sequence[Hashable], *, val_fraction: float = 0.1, seed: int = 0
+) -> Set[Hashable]:
     """The ids of the videos held out for validation.
 
     Args:
@@ -45,8 +47,9 @@ def held_out_video_ids(video_ids: Sequence[Hashable], *, val_fraction: float = 0
     return set(ranked[:num_val])
 
 
-def split_annotations(dataset: Dict[str, Any], *, val_fraction: float = 0.1, seed: int = 0
-                      ) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+def split_annotations(
+    dataset: Dict[str, Any], *, val_fraction: float = 0.1, seed: int = 0
+) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """Split an annotation dict into training and validation halves by video.
 
     Args:
@@ -62,15 +65,21 @@ def split_annotations(dataset: Dict[str, Any], *, val_fraction: float = 0.1, see
         videos = dataset["videos"]
         if not all(isinstance(v, dict) and "id" in v for v in videos):
             raise ValueError("annotations: every entry of 'videos' needs an 'id'")
-        val_ids = held_out_video_ids([v["id"] for v in videos], val_fraction=val_fraction,
-                                     seed=seed)
+        val_ids = held_out_video_ids(
+            [v["id"] for v in videos], val_fraction=val_fraction, seed=seed
+        )
         annotations = dataset.get("annotations", [])
         unknown = {a.get("video_id") for a in annotations} - {v["id"] for v in videos}
         if unknown:
-            raise ValueError(f"annotations: video ids {sorted(map(str, unknown))} of "
-                             f"'annotations' are not in 'videos'")
+            raise ValueError(
+                f"annotations: video ids {sorted(map(str, unknown))} of "
+                f"'annotations' are not in 'videos'"
+            )
         halves = []
-        for keep in (lambda video_id: video_id not in val_ids, lambda video_id: video_id in val_ids):
+        for keep in (
+            lambda video_id: video_id not in val_ids,
+            lambda video_id: video_id in val_ids,
+        ):
             half = dict(dataset)
             half["videos"] = [v for v in videos if keep(v["id"])]
             if "annotations" in dataset:
@@ -81,17 +90,26 @@ def split_annotations(dataset: Dict[str, Any], *, val_fraction: float = 0.1, see
         sequences = dataset["sequences"]
         if not all(isinstance(s, dict) and "id" in s for s in sequences):
             raise ValueError("annotations: every entry of 'sequences' needs an 'id'")
-        val_ids = held_out_video_ids([s["id"] for s in sequences], val_fraction=val_fraction,
-                                     seed=seed)
+        val_ids = held_out_video_ids(
+            [s["id"] for s in sequences], val_fraction=val_fraction, seed=seed
+        )
         train = dict(dataset, sequences=[s for s in sequences if s["id"] not in val_ids])
         val = dict(dataset, sequences=[s for s in sequences if s["id"] in val_ids])
         return train, val
-    raise ValueError("annotations: expected a YouTube-VIS/OVIS file ('videos') or a STEm-Seg "
-                     "generic file ('sequences')")
+    raise ValueError(
+        "annotations: expected a YouTube-VIS/OVIS file ('videos') or a STEm-Seg "
+        "generic file ('sequences')"
+    )
 
 
-def write_split(annotations_path: PathLike, train_path: PathLike, val_path: PathLike, *,
-                val_fraction: float = 0.1, seed: int = 0) -> Tuple[int, int]:
+def write_split(
+    annotations_path: PathLike,
+    train_path: PathLike,
+    val_path: PathLike,
+    *,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+) -> Tuple[int, int]:
     """Read a training annotation file and write its two halves, each atomically (a temporary
     file beside the target, then ``os.replace``).
 

@@ -33,6 +33,7 @@ The one deliberate deviation: a match is stored as a flag, not as the ground tru
 ground-truth annotation with id 0 counts as matched (the original's ``dtm`` of 0 reads as
 unmatched).
 """
+
 import dataclasses
 from collections import defaultdict
 
@@ -40,21 +41,35 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from ..io.files import PathLike
-from .annotations import (Detection, GroundTruthInstance, VideoGroundTruth, load_ground_truth,
-                          load_results)
+from .annotations import (
+    Detection,
+    GroundTruthInstance,
+    VideoGroundTruth,
+    load_ground_truth,
+    load_results,
+)
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
 MAX_DETECTIONS = (1, 10, 100)
-AREA_RANGES = {"all": (0.0, 1e5 ** 2), "small": (0.0, 128.0 ** 2),
-               "medium": (128.0 ** 2, 256.0 ** 2), "large": (256.0 ** 2, 1e5 ** 2)}
-OCCLUSION_RANGES = {"all": (0.0, 1.0), "light": (0.0, 0.25), "medium": (0.25, 0.5),
-                    "heavy": (0.5, 1.0)}
+AREA_RANGES = {
+    "all": (0.0, 1e5**2),
+    "small": (0.0, 128.0**2),
+    "medium": (128.0**2, 256.0**2),
+    "large": (256.0**2, 1e5**2),
+}
+OCCLUSION_RANGES = {
+    "all": (0.0, 1.0),
+    "light": (0.0, 0.25),
+    "medium": (0.25, 0.5),
+    "heavy": (0.5, 1.0),
+}
 
 
 @dataclasses.dataclass(frozen=True)
 class Subset:
     """Which ground truth a setting scores: an area range and an occlusion range."""
+
     name: str
     area_range: tuple
     occlusion_range: tuple = OCCLUSION_RANGES["all"]
@@ -63,7 +78,9 @@ class Subset:
 YTVIS_SUBSETS = tuple(Subset(name, area) for name, area in AREA_RANGES.items())
 OVIS_SUBSETS = YTVIS_SUBSETS + tuple(
     Subset(f"occlusion_{name}", AREA_RANGES["all"], occlusion)
-    for name, occlusion in OCCLUSION_RANGES.items() if name != "all")
+    for name, occlusion in OCCLUSION_RANGES.items()
+    if name != "all"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +98,7 @@ class VideoAPResult:
         recall (ndarray[T, K, S, M]).
         subsets (tuple[Subset]): the S axis.
     """
+
     ap: float
     ap50: float
     ap75: float
@@ -106,46 +124,79 @@ class VideoAPResult:
 
     def summary(self) -> dict[str, float]:
         """The scalar metrics as an ordered dict (None entries left out), for JSON."""
-        names = ("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large", "ap_light",
-                 "ap_medium_occlusion", "ap_heavy", "ar1", "ar10", "ar100", "ar_small",
-                 "ar_medium", "ar_large", "ar_light", "ar_medium_occlusion", "ar_heavy")
+        names = (
+            "ap",
+            "ap50",
+            "ap75",
+            "ap_small",
+            "ap_medium",
+            "ap_large",
+            "ap_light",
+            "ap_medium_occlusion",
+            "ap_heavy",
+            "ar1",
+            "ar10",
+            "ar100",
+            "ar_small",
+            "ar_medium",
+            "ar_large",
+            "ar_light",
+            "ar_medium_occlusion",
+            "ar_heavy",
+        )
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
     def format_table(self) -> str:
         """The cocoapi summary lines, then AP per category."""
-        rows = [("Average Precision", "(AP)", "0.50:0.95", "all", 100, self.ap),
-                ("Average Precision", "(AP)", "0.50", "all", 100, self.ap50),
-                ("Average Precision", "(AP)", "0.75", "all", 100, self.ap75),
-                ("Average Precision", "(AP)", "0.50:0.95", "small", 100, self.ap_small),
-                ("Average Precision", "(AP)", "0.50:0.95", "medium", 100, self.ap_medium),
-                ("Average Precision", "(AP)", "0.50:0.95", "large", 100, self.ap_large)]
+        rows = [
+            ("Average Precision", "(AP)", "0.50:0.95", "all", 100, self.ap),
+            ("Average Precision", "(AP)", "0.50", "all", 100, self.ap50),
+            ("Average Precision", "(AP)", "0.75", "all", 100, self.ap75),
+            ("Average Precision", "(AP)", "0.50:0.95", "small", 100, self.ap_small),
+            ("Average Precision", "(AP)", "0.50:0.95", "medium", 100, self.ap_medium),
+            ("Average Precision", "(AP)", "0.50:0.95", "large", 100, self.ap_large),
+        ]
         occlusion = self.ap_light is not None
         if occlusion:
-            rows += [("Average Precision", "(AP)", "0.50:0.95", f"occ={name}", 100, value)
-                     for name, value in (("light", self.ap_light),
-                                         ("medium", self.ap_medium_occlusion),
-                                         ("heavy", self.ap_heavy))]
-        rows += [("Average Recall", "(AR)", "0.50:0.95", "all", 1, self.ar1),
-                 ("Average Recall", "(AR)", "0.50:0.95", "all", 10, self.ar10),
-                 ("Average Recall", "(AR)", "0.50:0.95", "all", 100, self.ar100),
-                 ("Average Recall", "(AR)", "0.50:0.95", "small", 100, self.ar_small),
-                 ("Average Recall", "(AR)", "0.50:0.95", "medium", 100, self.ar_medium),
-                 ("Average Recall", "(AR)", "0.50:0.95", "large", 100, self.ar_large)]
+            rows += [
+                ("Average Precision", "(AP)", "0.50:0.95", f"occ={name}", 100, value)
+                for name, value in (
+                    ("light", self.ap_light),
+                    ("medium", self.ap_medium_occlusion),
+                    ("heavy", self.ap_heavy),
+                )
+            ]
+        rows += [
+            ("Average Recall", "(AR)", "0.50:0.95", "all", 1, self.ar1),
+            ("Average Recall", "(AR)", "0.50:0.95", "all", 10, self.ar10),
+            ("Average Recall", "(AR)", "0.50:0.95", "all", 100, self.ar100),
+            ("Average Recall", "(AR)", "0.50:0.95", "small", 100, self.ar_small),
+            ("Average Recall", "(AR)", "0.50:0.95", "medium", 100, self.ar_medium),
+            ("Average Recall", "(AR)", "0.50:0.95", "large", 100, self.ar_large),
+        ]
         if occlusion:
-            rows += [("Average Recall", "(AR)", "0.50:0.95", f"occ={name}", 100, value)
-                     for name, value in (("light", self.ar_light),
-                                         ("medium", self.ar_medium_occlusion),
-                                         ("heavy", self.ar_heavy))]
-        lines = [f" {title:<18} {kind} @[ IoU={iou:<9} | area={area:>10s} | maxDets={dets:>3d} ]"
-                 f" = {value:0.3f}" for title, kind, iou, area, dets, value in rows]
+            rows += [
+                ("Average Recall", "(AR)", "0.50:0.95", f"occ={name}", 100, value)
+                for name, value in (
+                    ("light", self.ar_light),
+                    ("medium", self.ar_medium_occlusion),
+                    ("heavy", self.ar_heavy),
+                )
+            ]
+        lines = [
+            f" {title:<18} {kind} @[ IoU={iou:<9} | area={area:>10s} | maxDets={dets:>3d} ]"
+            f" = {value:0.3f}"
+            for title, kind, iou, area, dets, value in rows
+        ]
         lines.append("")
         lines.append(f" {'category':<24} AP")
         lines += [f" {name:<24} {value:0.3f}" for name, value in self.per_category_ap.items()]
         return "\n".join(lines)
 
 
-def tube_ious(detections: list[Detection], instances: list[GroundTruthInstance],
-              num_frames: int) -> np.ndarray:
+def tube_ious(
+    detections: list[Detection], instances: list[GroundTruthInstance], num_frames: int
+) -> np.ndarray:
     """Spatio-temporal IoU of every result tube with every ground-truth tube of one video.
 
     Args:
@@ -160,14 +211,18 @@ def tube_ious(detections: list[Detection], instances: list[GroundTruthInstance],
         g_present = [j for j, g in enumerate(instances) if g.tube.areas[frame] > 0]
         if not d_present or not g_present:
             continue
-        frame_iou = np.asarray(mask_utils.iou(
-            [detections[i].tube.masks[frame] for i in d_present],
-            [instances[j].tube.masks[frame] for j in g_present],
-            [0] * len(g_present))).reshape(len(d_present), len(g_present))  # [d, g]
+        frame_iou = np.asarray(
+            mask_utils.iou(
+                [detections[i].tube.masks[frame] for i in d_present],
+                [instances[j].tube.masks[frame] for j in g_present],
+                [0] * len(g_present),
+            )
+        ).reshape(len(d_present), len(g_present))  # [d, g]
         d_area = np.array([detections[i].tube.areas[frame] for i in d_present])[:, None]
         g_area = np.array([instances[j].tube.areas[frame] for j in g_present])[None, :]
         intersections[np.ix_(d_present, g_present)] += np.rint(
-            frame_iou * (d_area + g_area) / (1.0 + frame_iou))
+            frame_iou * (d_area + g_area) / (1.0 + frame_iou)
+        )
     d_total = np.array([d.tube.areas.sum() for d in detections])[:, None]
     g_total = np.array([g.tube.areas.sum() for g in instances])[None, :]
     unions = d_total + g_total - intersections
@@ -219,8 +274,9 @@ def _match(ious, instances, detections, subset):
             result_ignored[t, d] = truth_ignored[best]
             truth_taken[best] = True
     area_low, area_high = subset.area_range
-    outside = np.array([not area_low <= d.tube.mean_area <= area_high for d in detections],
-                       dtype=bool)
+    outside = np.array(
+        [not area_low <= d.tube.mean_area <= area_high for d in detections], dtype=bool
+    )
     result_ignored |= ~matched & outside[None, :]
     return matched, result_ignored, truth_ignored
 
@@ -257,8 +313,12 @@ def _mean_valid(values):
     return float(valid.mean()) if valid.size else -1.0
 
 
-def evaluate_video_ap(ground_truth: PathLike | dict | VideoGroundTruth,
-                      results: PathLike | list, *, occlusion: bool = False) -> VideoAPResult:
+def evaluate_video_ap(
+    ground_truth: PathLike | dict | VideoGroundTruth,
+    results: PathLike | list,
+    *,
+    occlusion: bool = False,
+) -> VideoAPResult:
     """Video AP/AR of results against ground truth (YouTube-VIS; OVIS with ``occlusion``).
 
     Args:
@@ -273,8 +333,10 @@ def evaluate_video_ap(ground_truth: PathLike | dict | VideoGroundTruth,
     if not isinstance(ground_truth, VideoGroundTruth):
         ground_truth = load_ground_truth(ground_truth, occlusion=occlusion)
     elif occlusion and any(g.occlusion_score is None for g in ground_truth.instances):
-        raise ValueError("ground truth was loaded without occlusion scores: load it with "
-                         "load_ground_truth(..., occlusion=True)")
+        raise ValueError(
+            "ground truth was loaded without occlusion scores: load it with "
+            "load_ground_truth(..., occlusion=True)"
+        )
     if not (isinstance(results, list) and all(isinstance(d, Detection) for d in results)):
         results = load_results(results, ground_truth)
     subsets = OVIS_SUBSETS if occlusion else YTVIS_SUBSETS
@@ -299,7 +361,7 @@ def evaluate_video_ap(ground_truth: PathLike | dict | VideoGroundTruth,
             if not instances and not detections:
                 continue
             order = np.argsort([-d.score for d in detections], kind="mergesort")
-            detections = [detections[i] for i in order[:MAX_DETECTIONS[-1]]]
+            detections = [detections[i] for i in order[: MAX_DETECTIONS[-1]]]
             ious = tube_ious(detections, instances, ground_truth.videos[video_id].num_frames)
             scores = np.array([d.score for d in detections], dtype=np.float64)
             for s, subset in enumerate(subsets):
@@ -316,7 +378,8 @@ def evaluate_video_ap(ground_truth: PathLike | dict | VideoGroundTruth,
                 matched = np.concatenate([entry[1][:, :max_dets] for entry in per_subset[s]], 1)
                 ignored = np.concatenate([entry[2][:, :max_dets] for entry in per_subset[s]], 1)
                 precision[:, :, k, s, m], recall[:, k, s, m] = _precision_recall(
-                    scores, matched, ignored, num_truth)
+                    scores, matched, ignored, num_truth
+                )
 
     subset_index = {subset.name: s for s, subset in enumerate(subsets)}
     last = len(MAX_DETECTIONS) - 1
@@ -330,17 +393,36 @@ def evaluate_video_ap(ground_truth: PathLike | dict | VideoGroundTruth,
     def ar(subset="all", max_dets_index=last):
         return _mean_valid(recall[:, :, subset_index[subset], max_dets_index])
 
-    per_category = {ground_truth.categories[c]: _mean_valid(precision[:, :, k, 0, last])
-                    for k, c in enumerate(category_ids)}
+    per_category = {
+        ground_truth.categories[c]: _mean_valid(precision[:, :, k, 0, last])
+        for k, c in enumerate(category_ids)
+    }
     occlusion_fields = {}
     if occlusion:
         occlusion_fields = dict(
-            ap_light=ap("occlusion_light"), ap_medium_occlusion=ap("occlusion_medium"),
-            ap_heavy=ap("occlusion_heavy"), ar_light=ar("occlusion_light"),
-            ar_medium_occlusion=ar("occlusion_medium"), ar_heavy=ar("occlusion_heavy"))
+            ap_light=ap("occlusion_light"),
+            ap_medium_occlusion=ap("occlusion_medium"),
+            ap_heavy=ap("occlusion_heavy"),
+            ar_light=ar("occlusion_light"),
+            ar_medium_occlusion=ar("occlusion_medium"),
+            ar_heavy=ar("occlusion_heavy"),
+        )
     return VideoAPResult(
-        ap=ap(), ap50=ap(threshold=0.5), ap75=ap(threshold=0.75), ap_small=ap("small"),
-        ap_medium=ap("medium"), ap_large=ap("large"), ar1=ar(max_dets_index=0),
-        ar10=ar(max_dets_index=1), ar100=ar(), ar_small=ar("small"), ar_medium=ar("medium"),
-        ar_large=ar("large"), per_category_ap=per_category, precision=precision, recall=recall,
-        subsets=subsets, **occlusion_fields)
+        ap=ap(),
+        ap50=ap(threshold=0.5),
+        ap75=ap(threshold=0.75),
+        ap_small=ap("small"),
+        ap_medium=ap("medium"),
+        ap_large=ap("large"),
+        ar1=ar(max_dets_index=0),
+        ar10=ar(max_dets_index=1),
+        ar100=ar(),
+        ar_small=ar("small"),
+        ar_medium=ar("medium"),
+        ar_large=ar("large"),
+        per_category_ap=per_category,
+        precision=precision,
+        recall=recall,
+        subsets=subsets,
+        **occlusion_fields,
+    )

@@ -1,6 +1,7 @@
 """The official clip schedule: which frames each clip the network sees holds, planned as the
 frames arrive (a video's length is what its stream yields, learnt at its end), and how a clip's
 repeated frames collapse."""
+
 from typing import Callable, Iterator, List, Sequence, Tuple
 
 import numpy as np
@@ -16,8 +17,9 @@ def _check_clip_arguments(clip_length, overlap):
         raise ValueError(f"overlap must be in [0, clip_length={clip_length}), got {overlap}")
 
 
-def streamed_clip_schedule(has_frame: Callable[[int], bool], clip_length: int, overlap: int
-                           ) -> Iterator[Tuple[List[int], List[int]]]:
+def streamed_clip_schedule(
+    has_frame: Callable[[int], bool], clip_length: int, overlap: int
+) -> Iterator[Tuple[List[int], List[int]]]:
     """The official clip schedule (:func:`clip_schedule`) of a video whose length is learnt only
     when it ends: live streams, and files whose container misstates their frame count.
 
@@ -46,8 +48,11 @@ def streamed_clip_schedule(has_frame: Callable[[int], bool], clip_length: int, o
             start += stride
             continue
         # The stream ends before the next regular clip: find its length (< one stride more).
-        num_frames = next(count for count in range(start + clip_length, start + stride
-                                                   + clip_length) if not has_frame(count))
+        num_frames = next(
+            count
+            for count in range(start + clip_length, start + stride + clip_length)
+            if not has_frame(count)
+        )
         if clip[-1] == num_frames - 1:
             yield clip, clip
             return
@@ -79,8 +84,12 @@ def clip_schedule(num_frames: int, clip_length: int, overlap: int) -> List[List[
         raise TypeError(f"num_frames must be an int, got {type(num_frames).__name__}")
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-    return [clip for clip, _ in streamed_clip_schedule(lambda index: index < num_frames,
-                                                       clip_length, overlap)]
+    return [
+        clip
+        for clip, _ in streamed_clip_schedule(
+            lambda index: index < num_frames, clip_length, overlap
+        )
+    ]
 
 
 def clip_positions(clip: Sequence[int]) -> Tuple[List[int], List[int]]:

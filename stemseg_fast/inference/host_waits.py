@@ -6,6 +6,7 @@ matching's histogram, the run lengths); under ``torch.cuda.set_sync_debug_mode("
 GPU sync audit runs a video (tests/inference/test_sync_audit.py), a synchronising call anywhere
 else raises.
 """
+
 import contextlib
 from typing import Iterator
 

@@ -6,6 +6,7 @@ padding -> bilinear to the source frame size -> > 0.5 (official output generator
 of K tracks are made together, at most :data:`MASK_CHUNK` at a time, which bounds the [K, H, W]
 float buffers; the masks of a clip's frames are encoded together.
 """
+
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import pycocotools.mask as mask_utils
@@ -23,8 +24,14 @@ MASK_CHUNK = 16
 ENCODE_BATCH = 64
 
 
-def frame_masks(labels: torch.Tensor, track_ids: torch.Tensor, *, resized: Tuple[int, int],
-                frame_size: Tuple[int, int], full_resolution: bool) -> torch.Tensor:
+def frame_masks(
+    labels: torch.Tensor,
+    track_ids: torch.Tensor,
+    *,
+    resized: Tuple[int, int],
+    frame_size: Tuple[int, int],
+    full_resolution: bool,
+) -> torch.Tensor:
     """The masks of K tracks of one frame -> [K, W, H] uint8 (W before H, so the host copy is
     the column-major array pycocotools encodes).
 
@@ -39,17 +46,19 @@ def frame_masks(labels: torch.Tensor, track_ids: torch.Tensor, *, resized: Tuple
     same_size = tuple(resized) == tuple(frame_size)
     # The comparisons write [K, W, H] directly, reading transposed views: half the time of
     # writing [K, H, W] and transposing the copy on the CPU.
-    masks = torch.empty(len(track_ids), frame_size[1], frame_size[0], dtype=torch.bool,
-                        device=labels.device)
+    masks = torch.empty(
+        len(track_ids), frame_size[1], frame_size[0], dtype=torch.bool, device=labels.device
+    )
     if full_resolution and same_size:
-        crop = labels[:resized[0], :resized[1]]
+        crop = labels[: resized[0], : resized[1]]
         torch.eq(crop.t()[None], track_ids[:, None, None], out=masks)
         return masks.view(torch.uint8)
     one_hot = (labels[None] == track_ids[:, None, None]).float()[None]  # [1, K, H_c, W_c]
     if not full_resolution:
-        one_hot = F.interpolate(one_hot, scale_factor=EMBEDDING_STRIDE, mode="bilinear",
-                                align_corners=False)
-    one_hot = one_hot[:, :, :resized[0], :resized[1]]
+        one_hot = F.interpolate(
+            one_hot, scale_factor=EMBEDDING_STRIDE, mode="bilinear", align_corners=False
+        )
+    one_hot = one_hot[:, :, : resized[0], : resized[1]]
     if not same_size:
         one_hot = F.interpolate(one_hot, size=frame_size, mode="bilinear", align_corners=False)
     torch.gt(one_hot[0].transpose(1, 2), 0.5, out=masks)
@@ -79,12 +88,20 @@ class ClipMaskEncoding:
     there (``benchmarks/host_path.py`` measures both), and holds no mask.
     """
 
-    def __init__(self, labels: torch.Tensor, track_ids: Sequence[Sequence[int]], *,
-                 resized: Tuple[int, int], frame_size: Tuple[int, int], full_resolution: bool,
-                 side_stream: Optional["torch.cuda.Stream"] = None):
+    def __init__(
+        self,
+        labels: torch.Tensor,
+        track_ids: Sequence[Sequence[int]],
+        *,
+        resized: Tuple[int, int],
+        frame_size: Tuple[int, int],
+        full_resolution: bool,
+        side_stream: Optional["torch.cuda.Stream"] = None,
+    ):
         if labels.dim() != 3 or labels.shape[0] != len(track_ids):
-            raise ValueError(f"labels must have shape [T={len(track_ids)}, H, W], got "
-                             f"{list(labels.shape)}")
+            raise ValueError(
+                f"labels must have shape [T={len(track_ids)}, H, W], got {list(labels.shape)}"
+            )
         self._rles = [{} for _ in track_ids]
         self._masks, self._owners = [], []  # GPU: [k, W, H] uint8 chunks, (frame, id) each
         self._side_stream, self._ready = side_stream, None
@@ -92,15 +109,21 @@ class ClipMaskEncoding:
         if not owners:
             return
         # One host-to-device copy of every id; each chunk takes a view of its own.
-        all_ids = torch.tensor([track_id for _, track_id in owners]).to(labels.device,
-                                                                          non_blocking=True)
+        all_ids = torch.tensor([track_id for _, track_id in owners]).to(
+            labels.device, non_blocking=True
+        )
         first = 0
         for frame, ids in enumerate(track_ids):
             for start in range(0, len(ids), MASK_CHUNK):
-                chunk = all_ids[first + start:first + min(start + MASK_CHUNK, len(ids))]
-                masks = frame_masks(labels[frame], chunk, resized=resized,
-                                    frame_size=frame_size, full_resolution=full_resolution)
-                chunk_owners = [(frame, track_id) for track_id in ids[start:start + MASK_CHUNK]]
+                chunk = all_ids[first + start : first + min(start + MASK_CHUNK, len(ids))]
+                masks = frame_masks(
+                    labels[frame],
+                    chunk,
+                    resized=resized,
+                    frame_size=frame_size,
+                    full_resolution=full_resolution,
+                )
+                chunk_owners = [(frame, track_id) for track_id in ids[start : start + MASK_CHUNK]]
                 if masks.is_cuda:
                     self._masks.append(masks)
                     self._owners.extend(chunk_owners)
@@ -128,16 +151,24 @@ class ClipMaskEncoding:
                     while self._masks and size < ENCODE_BATCH:
                         batch.append(self._masks.pop(0))
                         size += batch[-1].shape[0]
-                    self._store(self._owners[done:done + size],
-                                encode_masks(torch.cat(batch).transpose(1, 2)))
+                    self._store(
+                        self._owners[done : done + size],
+                        encode_masks(torch.cat(batch).transpose(1, 2)),
+                    )
                     done += size
         return self._rles
 
 
-def encode_clip_masks(labels: torch.Tensor, track_ids: Sequence[Sequence[int]], *,
-                      resized: Tuple[int, int], frame_size: Tuple[int, int],
-                      full_resolution: bool) -> List[Dict[int, dict]]:
+def encode_clip_masks(
+    labels: torch.Tensor,
+    track_ids: Sequence[Sequence[int]],
+    *,
+    resized: Tuple[int, int],
+    frame_size: Tuple[int, int],
+    full_resolution: bool,
+) -> List[Dict[int, dict]]:
     """:class:`ClipMaskEncoding` collected at once: per frame of ``labels`` [T, H_c, W_c],
     {track id: COCO RLE at the source size} of ``track_ids[t]`` (ascending)."""
-    return ClipMaskEncoding(labels, track_ids, resized=resized, frame_size=frame_size,
-                            full_resolution=full_resolution).result()
+    return ClipMaskEncoding(
+        labels, track_ids, resized=resized, frame_size=frame_size, full_resolution=full_resolution
+    ).result()

@@ -66,6 +66,7 @@ end of the video, :class:`StageTimer`): ``decode``, ``preprocess``, ``backbone``
 ``clustering`` (clustering + stitching + foreground), ``outputs`` (mask path, RLE encoding, class
 statistics). The official tool leaves the output generation out of its timers (§4.5).
 """
+
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -90,11 +91,13 @@ from .stitching import ClipStitcher
 STAGES = ("decode", "preprocess", "backbone", "heads", "clustering", "outputs")
 
 
-_FRAME_RATE_ROWS = (("decode", ("decode",)),
-                   ("model (preprocess + backbone + heads)", ("preprocess", "backbone", "heads")),
-                   ("clustering + stitching", ("clustering",)),
-                   ("outputs (masks, RLE, files)", ("outputs",)),
-                   ("overall", STAGES))
+_FRAME_RATE_ROWS = (
+    ("decode", ("decode",)),
+    ("model (preprocess + backbone + heads)", ("preprocess", "backbone", "heads")),
+    ("clustering + stitching", ("clustering",)),
+    ("outputs (masks, RLE, files)", ("outputs",)),
+    ("overall", STAGES),
+)
 
 
 def frame_rate_table(frames: int, seconds: dict) -> str:
@@ -190,9 +193,8 @@ class _GrowingRows:
     def reserve(self, highest_id):
         rows = highest_id + 2
         if rows > self.values.shape[0]:
-            grown = self.values.new_zeros(max(rows, 2 * self.values.shape[0]),
-                                          self.values.shape[1])
-            grown[:self.values.shape[0]] = self.values
+            grown = self.values.new_zeros(max(rows, 2 * self.values.shape[0]), self.values.shape[1])
+            grown[: self.values.shape[0]] = self.values
             self.values = grown
 
     def rows(self, track_ids):
@@ -221,8 +223,19 @@ class VideoRun:
         keep_images: streams only: each :class:`StreamedFrame` carries its decoded image.
     """
 
-    def __init__(self, model, config, source, *, device, backend="auto", autocast_dtype=None,
-                 progress=None, streaming=False, keep_images=False):
+    def __init__(
+        self,
+        model,
+        config,
+        source,
+        *,
+        device,
+        backend="auto",
+        autocast_dtype=None,
+        progress=None,
+        streaming=False,
+        keep_images=False,
+    ):
         self.model = model
         self.config = config
         self.inference = config.inference
@@ -234,8 +247,9 @@ class VideoRun:
         self.num_free_dims = get_embedding_mode(config.embedding_mode).num_free_dims
         self.num_frames = None  # what the stream yields, known when it ends
         self.frame_size = tuple(source.frame_size)
-        self.resized = resized_size(*self.frame_size, self.inference.min_dim,
-                                    self.inference.max_dim)
+        self.resized = resized_size(
+            *self.frame_size, self.inference.min_dim, self.inference.max_dim
+        )
         self.full_resolution = self.inference.cluster_at_full_resolution
         self.timer = StageTimer(self.device)
         self.diagnostics = defaultdict(int)
@@ -256,8 +270,9 @@ class VideoRun:
         self._live = {}  # stream: track id -> summed class logits of the frames seen
         self._display_numbers = {}  # stream: live track id -> its number (1, 2, ...)
         self._next_display_number = 0
-        self.stitcher = ClipStitcher(iou_threshold=self.inference.stitch_iou_threshold,
-                                     track_statistics=not streaming)
+        self.stitcher = ClipStitcher(
+            iou_threshold=self.inference.stitch_iou_threshold, track_statistics=not streaming
+        )
         self.semantic_sums, self.seediness_sums = {}, {}  # frame -> (running sum, count)
         self.class_logits, self.foreground = {}, {}  # final frames awaiting their clip
         self._decoded, self._stream_ended, self.frames_read = {}, False, 0
@@ -292,12 +307,15 @@ class VideoRun:
             levels = self.model.backbone_features(images)  # each [B, C, h, w]
         for offset, index in enumerate(frame_indices):
             # Views of the batch: the batch is freed once its last frame leaves the cache.
-            features[index] = [level[offset:offset + 1] for level in levels]
+            features[index] = [level[offset : offset + 1] for level in levels]
         self.timer.charge("backbone")
 
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
-                              enabled=self.autocast_dtype is not None)
+        return torch.autocast(
+            self.device.type,
+            dtype=self.autocast_dtype or torch.float32,
+            enabled=self.autocast_dtype is not None,
+        )
 
     # -- stage 2/3: heads, per-frame semantics ---------------------------------------------------
 
@@ -308,15 +326,18 @@ class VideoRun:
         index = self._position_index(positions)
         embeddings = output.embeddings[0].float().index_select(1, index)  # [E, T', h, w]
         precisions = PRECISION_SCALE * torch.exp(
-            output.log_precisions[0].float().index_select(1, index))  # [E-F, T', h, w]
+            output.log_precisions[0].float().index_select(1, index)
+        )  # [E-F, T', h, w]
         seediness = output.seediness[0].float().index_select(1, index)  # [1, T', h, w]
         semantic = output.semantic_logits
         if semantic is not None:
             for position, frame in enumerate(clip):  # every occurrence, as the official average
                 self._add(self.semantic_sums, frame, semantic[0, :, position].float())
         elif self.inference.foreground_source == "semantic":
-            raise ValueError("the preset takes the foreground from the semantic head "
-                             "(foreground_source='semantic'), but the model has none")
+            raise ValueError(
+                "the preset takes the foreground from the semantic head "
+                "(foreground_source='semantic'), but the model has none"
+            )
         if self.inference.foreground_source == "seediness":
             for position, frame in enumerate(frames):
                 self._add(self.seediness_sums, frame, seediness[0, position])
@@ -328,8 +349,7 @@ class VideoRun:
         most three: regular, end-aligned and left-padded)."""
         key = tuple(positions)
         if key not in self._position_indices:
-            self._position_indices[key] = torch.tensor(positions).to(self.device,
-                                                                     non_blocking=True)
+            self._position_indices[key] = torch.tensor(positions).to(self.device, non_blocking=True)
         return self._position_indices[key]
 
     @staticmethod
@@ -341,8 +361,9 @@ class VideoRun:
         """[C, h, w] stride-4 map -> clustering resolution (unchanged at stride 4)."""
         if not self.full_resolution:
             return map_
-        return F.interpolate(map_[None], scale_factor=EMBEDDING_STRIDE, mode="bilinear",
-                             align_corners=False)[0]
+        return F.interpolate(
+            map_[None], scale_factor=EMBEDDING_STRIDE, mode="bilinear", align_corners=False
+        )[0]
 
     def _finalise_frame(self, frame):
         """Average the frame's semantics over its clips: foreground mask at clustering
@@ -369,31 +390,40 @@ class VideoRun:
         """[C, T, h, w] -> x4 in space, time scale 1 (official OnlineChainer.resize_tensors)."""
         if not self.full_resolution:
             return volume
-        return F.interpolate(volume[None], scale_factor=(1, EMBEDDING_STRIDE, EMBEDDING_STRIDE),
-                             mode="trilinear", align_corners=False)[0]
+        return F.interpolate(
+            volume[None],
+            scale_factor=(1, EMBEDDING_STRIDE, EMBEDDING_STRIDE),
+            mode="trilinear",
+            align_corners=False,
+        )[0]
 
     def _cluster(self, frames, embeddings, precisions, seediness):
         embeddings = self._upsample_clip(embeddings)
         precisions = self._upsample_clip(precisions)
         seediness = self._upsample_clip(seediness)
         num_dims, num_frames, height, width = embeddings.shape
-        free = precisions.new_full((self.num_free_dims, num_frames, height, width),
-                                   self.config.free_dim_precision)
+        free = precisions.new_full(
+            (self.num_free_dims, num_frames, height, width), self.config.free_dim_precision
+        )
         precisions = torch.cat([precisions, free])  # [E, T', H, W]
         foreground = torch.stack([self.foreground[t] for t in frames])  # [T', H, W]
         inference = self.inference
         labels = greedy_cluster(
             embeddings.permute(1, 2, 3, 0).reshape(-1, num_dims),
             precisions.permute(1, 2, 3, 0).reshape(-1, num_dims),
-            seediness.reshape(-1), foreground.reshape(-1),
+            seediness.reshape(-1),
+            foreground.reshape(-1),
             min_seediness=inference.min_seediness,
             prob_threshold=inference.primary_prob_threshold,
             secondary_threshold=inference.secondary_prob_threshold,
             max_instances=inference.max_instances_per_clip,
-            distance_rule=inference.distance_rule, secondary_rule=inference.secondary_rule,
-            backend=self.backend)
-        stitched = self.stitcher.add_clip(labels.view(num_frames, height, width), frames,
-                                          foreground=foreground)
+            distance_rule=inference.distance_rule,
+            secondary_rule=inference.secondary_rule,
+            backend=self.backend,
+        )
+        stitched = self.stitcher.add_clip(
+            labels.view(num_frames, height, width), frames, foreground=foreground
+        )
         self.timer.charge("clustering")
         return stitched
 
@@ -405,21 +435,25 @@ class VideoRun:
         Only the clip's clusters can appear there, so the table has one column per cluster
         (less those whose proposed id was never stored: they appear on no new frame)."""
         highest = self.stitcher.next_track_id - 1
-        candidates = sorted({track_id for track_id in stitched.cluster_track_ids.tolist()
-                             if track_id <= highest})
+        candidates = sorted(
+            {track_id for track_id in stitched.cluster_track_ids.tolist() if track_id <= highest}
+        )
         labels = stitched.labels  # [T_new, H_c, W_c]
         if not candidates or labels.shape[0] == 0:
             return {frame: [] for frame in stitched.frame_indices}
         width = highest + 2  # labels -1 .. highest
-        slots = (torch.arange(labels.shape[0], device=labels.device).view(-1, 1, 1) * width
-                 + labels + 1)
+        slots = (
+            torch.arange(labels.shape[0], device=labels.device).view(-1, 1, 1) * width + labels + 1
+        )
         table = torch.zeros(labels.shape[0] * width, dtype=torch.bool, device=labels.device)
         table.index_fill_(0, slots.flatten(), True)  # the value a kernel argument, not a copy
         columns = torch.tensor(candidates).add_(1).to(labels.device, non_blocking=True)
         with expected_host_wait():  # which masks to make
             present = table.view(-1, width).index_select(1, columns).cpu()  # [T_new, K]
-        return {frame: [track_id for track_id, here in zip(candidates, row) if here]
-                for frame, row in zip(stitched.frame_indices, present.tolist())}
+        return {
+            frame: [track_id for track_id, here in zip(candidates, row) if here]
+            for frame, row in zip(stitched.frame_indices, present.tolist())
+        }
 
     def _emit_clip(self, stitched):
         """Masks (RLE) and class statistics of the frames a clip made final, in order."""
@@ -430,17 +464,23 @@ class VideoRun:
         if not waiting:
             return
         labels = torch.stack([item[1] for item in waiting])
-        sizes = dict(resized=self.resized, frame_size=self.frame_size,
-                     full_resolution=self.full_resolution)
+        sizes = dict(
+            resized=self.resized, frame_size=self.frame_size, full_resolution=self.full_resolution
+        )
         if self.streaming:  # a stream hands each frame over now
             encoded = encode_clip_masks(labels, [item[2] for item in waiting], **sizes)
             for (frame, labels, track_ids, class_logits, image), rles in zip(waiting, encoded):
-                self._emitted.append(self._streamed_frame(frame, labels, track_ids, rles,
-                                                          class_logits, image))
+                self._emitted.append(
+                    self._streamed_frame(frame, labels, track_ids, rles, class_logits, image)
+                )
             return
         self._collect_masks()
-        self._encoding = ([item[0] for item in waiting], ClipMaskEncoding(
-            labels, [item[2] for item in waiting], side_stream=self._side_stream, **sizes))
+        self._encoding = (
+            [item[0] for item in waiting],
+            ClipMaskEncoding(
+                labels, [item[2] for item in waiting], side_stream=self._side_stream, **sizes
+            ),
+        )
 
     def _collect_masks(self):
         """The RLEs of the last clip's frames, started when it was emitted: collected after
@@ -477,8 +517,9 @@ class VideoRun:
             # Row slot + 1 of each voxel's track (0: outliers), found in the ascending ids.
             ids = torch.tensor(track_ids).to(labels.device, non_blocking=True)
             slots = torch.where(labels >= 0, torch.searchsorted(ids, labels) + 1, 0)
-            sums = torch.zeros(len(track_ids) + 1, class_logits.shape[0], dtype=torch.float64,
-                               device=labels.device)
+            sums = torch.zeros(
+                len(track_ids) + 1, class_logits.shape[0], dtype=torch.float64, device=labels.device
+            )
             sums.index_add_(0, slots.flatten(), class_logits.flatten(1).t().double())
             for track_id, track_sum in zip(track_ids, sums[1:].unbind(0)):
                 total = self._live.get(track_id)
@@ -493,8 +534,14 @@ class VideoRun:
                 self._next_display_number += 1
                 self._display_numbers[track_id] = self._next_display_number
             category = 1 if total is None else next(best) + 1
-            tracks.append(Track(self._display_numbers[track_id], self.frame_size,
-                                {frame: rles[track_id]}, category_id=category))
+            tracks.append(
+                Track(
+                    self._display_numbers[track_id],
+                    self.frame_size,
+                    {frame: rles[track_id]},
+                    category_id=category,
+                )
+            )
         return StreamedFrame(frame, tracks, image)
 
     def _forget_finished_tracks(self):
@@ -548,13 +595,22 @@ class VideoRun:
         timings = self.timer.totals()
         timings["total"] = sum(timings[stage] for stage in STAGES)
         return VideoPrediction(
-            name=self.source.name, frame_size=self.frame_size, num_frames=self.num_frames,
-            fps=self.source.fps, video_id=self.source.video_id, rles=dict(self.rles),
-            track_ids=ids.cpu().numpy(), pixel_counts=stats.pixel_counts.cpu().numpy(),
+            name=self.source.name,
+            frame_size=self.frame_size,
+            num_frames=self.num_frames,
+            fps=self.source.fps,
+            video_id=self.source.video_id,
+            rles=dict(self.rles),
+            track_ids=ids.cpu().numpy(),
+            pixel_counts=stats.pixel_counts.cpu().numpy(),
             first_frames=stats.first_frames.cpu().numpy(),
-            last_frames=stats.last_frames.cpu().numpy(), class_logit_sums=class_logit_sums,
-            class_votes=class_votes, max_tracks=self.inference.max_tracks, timings=timings,
-            diagnostics=dict(self.diagnostics))
+            last_frames=stats.last_frames.cpu().numpy(),
+            class_logit_sums=class_logit_sums,
+            class_votes=class_votes,
+            max_tracks=self.inference.max_tracks,
+            timings=timings,
+            diagnostics=dict(self.diagnostics),
+        )
 
     def stream(self) -> Iterator[StreamedFrame]:
         """Process the video as a stream: yields a :class:`StreamedFrame` for every frame as
@@ -582,8 +638,9 @@ class VideoRun:
         inference = self.inference
         features, pending = {}, []  # pending: (clip index, heads outputs) awaiting clustering
         finished_by_clip, final_frames = {}, set()
-        schedule = streamed_clip_schedule(self._has_frame, inference.clip_length,
-                                          inference.clip_overlap)
+        schedule = streamed_clip_schedule(
+            self._has_frame, inference.clip_length, inference.clip_overlap
+        )
         for index, (clip, finished) in enumerate(schedule):
             missing = sorted(set(clip) - set(features))
             if missing:
@@ -619,10 +676,18 @@ class VideoRun:
         self._collect_masks()
         self.timer.charge("outputs")
         self.diagnostics["live_entries_at_end"] = (
-            len(features) + len(pending) + len(self.semantic_sums) + len(self.seediness_sums)
-            + len(self.class_logits) + len(self.foreground) + len(self._decoded)
-            + len(final_frames) + len(self._images) + len(self._frame_tracks)
-            + (self._encoding is not None))
+            len(features)
+            + len(pending)
+            + len(self.semantic_sums)
+            + len(self.seediness_sums)
+            + len(self.class_logits)
+            + len(self.foreground)
+            + len(self._decoded)
+            + len(final_frames)
+            + len(self._images)
+            + len(self._frame_tracks)
+            + (self._encoding is not None)
+        )
 
     def _note_peak(self, what, value):
         key = f"peak_{what}"

@@ -1,5 +1,6 @@
 """A video's prediction: every stitched track with its statistics, before a benchmark's rule
 keeps, orders, classifies and scores them (:meth:`VideoPrediction.select`)."""
+
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -48,8 +49,13 @@ class VideoPrediction:
     diagnostics: dict = field(default_factory=dict)
     category_names: Optional[dict] = None
 
-    def select(self, rule: Optional[str] = None, *, max_tracks: Optional[int] = None,
-               min_score: Optional[float] = None) -> VideoTracks:
+    def select(
+        self,
+        rule: Optional[str] = None,
+        *,
+        max_tracks: Optional[int] = None,
+        min_score: Optional[float] = None,
+    ) -> VideoTracks:
         """The tracks a benchmark's rule keeps, in its output order (reference §4.4).
 
         Args:
@@ -65,17 +71,39 @@ class VideoPrediction:
             raise ValueError("this prediction has no default rule: pass rule=")
         if max_tracks is None:
             max_tracks = self.max_tracks if rule == self.rule else RULE_MAX_TRACKS.get(rule)
-        selection = select_tracks(rule, self.track_ids, self.pixel_counts, self.first_frames,
-                                  self.last_frames, class_logit_sums=self.class_logit_sums,
-                                  class_votes=self.class_votes, max_tracks=max_tracks)
+        selection = select_tracks(
+            rule,
+            self.track_ids,
+            self.pixel_counts,
+            self.first_frames,
+            self.last_frames,
+            class_logit_sums=self.class_logit_sums,
+            class_votes=self.class_votes,
+            max_tracks=max_tracks,
+        )
         tracks = []
-        for index, category_id, score in zip(selection.indices, selection.category_ids,
-                                             selection.scores):
+        for index, category_id, score in zip(
+            selection.indices, selection.category_ids, selection.scores
+        ):
             if min_score is not None and score < min_score:
                 continue
             track_id = int(self.track_ids[index])
-            tracks.append(Track(track_id, self.frame_size, self.rles.get(track_id, {}),
-                                category_id=int(category_id), score=float(score)))
-        return VideoTracks(self.name, tracks, self.frame_size, self.num_frames, fps=self.fps,
-                           video_id=self.video_id, timings=dict(self.timings),
-                           category_names=self.category_names)
+            tracks.append(
+                Track(
+                    track_id,
+                    self.frame_size,
+                    self.rles.get(track_id, {}),
+                    category_id=int(category_id),
+                    score=float(score),
+                )
+            )
+        return VideoTracks(
+            self.name,
+            tracks,
+            self.frame_size,
+            self.num_frames,
+            fps=self.fps,
+            video_id=self.video_id,
+            timings=dict(self.timings),
+            category_names=self.category_names,
+        )

@@ -21,6 +21,7 @@ output format. ``predictor(video)`` applies the preset's own rule.
 How a video is processed (streaming, memory bounded by the clip): see
 :mod:`stemseg_fast.inference.pipeline`.
 """
+
 import dataclasses
 import os
 from typing import Iterable, Iterator, Mapping, Optional, Tuple, Union
@@ -53,8 +54,13 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # The output rule each preset was made for; presets not listed: YouTube-VIS with a semantic
 # head, DAVIS without.
-PRESET_RULES = {YOUTUBE_VIS: YOUTUBE_VIS, OVIS: YOUTUBE_VIS, "tiny": YOUTUBE_VIS, DAVIS: DAVIS,
-                KITTI_MOTS: KITTI_MOTS}
+PRESET_RULES = {
+    YOUTUBE_VIS: YOUTUBE_VIS,
+    OVIS: YOUTUBE_VIS,
+    "tiny": YOUTUBE_VIS,
+    DAVIS: DAVIS,
+    KITTI_MOTS: KITTI_MOTS,
+}
 
 
 def default_rule(config: STEmSegConfig) -> str:
@@ -66,16 +72,20 @@ def default_rule(config: STEmSegConfig) -> str:
 
 def _architecture_differences(saved: STEmSegConfig, wanted: STEmSegConfig):
     """Names of the fields (other than the name and the inference constants) that differ."""
-    return [f.name for f in dataclasses.fields(STEmSegConfig)
-            if f.name not in ("name", "inference")
-            and getattr(saved, f.name) != getattr(wanted, f.name)]
+    return [
+        f.name
+        for f in dataclasses.fields(STEmSegConfig)
+        if f.name not in ("name", "inference") and getattr(saved, f.name) != getattr(wanted, f.name)
+    ]
 
 
 def _check_same_architecture(saved, wanted, where):
     differences = _architecture_differences(saved, wanted)
     if differences:
-        raise ValueError(f"{where} holds a {saved.name!r} network, which does not match preset "
-                         f"{wanted.name!r} (different {', '.join(differences)})")
+        raise ValueError(
+            f"{where} holds a {saved.name!r} network, which does not match preset "
+            f"{wanted.name!r} (different {', '.join(differences)})"
+        )
 
 
 def _preset_config(preset):
@@ -84,22 +94,31 @@ def _preset_config(preset):
     if isinstance(preset, str):
         preset = canonical_name(preset)
         if preset not in PRESETS:
-            raise ValueError(f"preset must be one of {', '.join(sorted(PRESETS))} or an "
-                             f"STEmSegConfig, got {preset!r}")
+            raise ValueError(
+                f"preset must be one of {', '.join(sorted(PRESETS))} or an "
+                f"STEmSegConfig, got {preset!r}"
+            )
         return PRESETS[preset]
-    raise TypeError(f"preset must be a preset name or an STEmSegConfig, got "
-                    f"{type(preset).__name__}")
+    raise TypeError(
+        f"preset must be a preset name or an STEmSegConfig, got {type(preset).__name__}"
+    )
 
 
 # What a video may be: a file, a folder of frames, a camera index or URL, frames in memory
 # ([T, H, W, 3] uint8), a frame source, or any iterable of [H, W, 3] frames.
-VideoInput = Union[str, os.PathLike, int, np.ndarray, torch.Tensor, FrameSource,
-                   Iterable[np.ndarray]]
+VideoInput = Union[
+    str, os.PathLike, int, np.ndarray, torch.Tensor, FrameSource, Iterable[np.ndarray]
+]
 Preset = Union[str, STEmSegConfig, None]
 
 
-def load_model(checkpoint_or_model: Union[nn.Module, str, os.PathLike], preset: Preset = None,
-               *, fused: bool = False, backend: str = "auto") -> Tuple[nn.Module, STEmSegConfig]:
+def load_model(
+    checkpoint_or_model: Union[nn.Module, str, os.PathLike],
+    preset: Preset = None,
+    *,
+    fused: bool = False,
+    backend: str = "auto",
+) -> Tuple[nn.Module, STEmSegConfig]:
     """(model, config) from whatever :class:`Predictor` accepts.
 
     Args:
@@ -118,8 +137,10 @@ def load_model(checkpoint_or_model: Union[nn.Module, str, os.PathLike], preset: 
         model = checkpoint_or_model
         for method in ("backbone_features", "stack_clip", "heads"):
             if not callable(getattr(model, method, None)):
-                raise TypeError(f"checkpoint_or_model must be an STEmSeg-like module with "
-                                f"{method}(), got {type(model).__name__}")
+                raise TypeError(
+                    f"checkpoint_or_model must be an STEmSeg-like module with "
+                    f"{method}(), got {type(model).__name__}"
+                )
         saved = getattr(model, "config", None)
         if saved is None and wanted is None:
             raise ValueError("preset must be given for a model without a .config")
@@ -127,22 +148,26 @@ def load_model(checkpoint_or_model: Union[nn.Module, str, os.PathLike], preset: 
             _check_same_architecture(saved, wanted, "the model")
         return model, wanted or saved
     if not isinstance(checkpoint_or_model, (str, os.PathLike)):
-        raise TypeError(f"checkpoint_or_model must be an STEmSeg, a checkpoint path or an "
-                        f"official checkpoint name, got {type(checkpoint_or_model).__name__}")
+        raise TypeError(
+            f"checkpoint_or_model must be an STEmSeg, a checkpoint path or an "
+            f"official checkpoint name, got {type(checkpoint_or_model).__name__}"
+        )
     path = os.fspath(checkpoint_or_model)
     options = dict(fused=fused, backend=backend)
     if not os.path.exists(path):
         if path not in OFFICIAL_CHECKPOINT_PRESETS:
             raise FileNotFoundError(
                 f"checkpoint {path} does not exist and is not a named official checkpoint "
-                f"({', '.join(sorted(OFFICIAL_CHECKPOINT_PRESETS))})")
+                f"({', '.join(sorted(OFFICIAL_CHECKPOINT_PRESETS))})"
+            )
         official = PRESETS[OFFICIAL_CHECKPOINT_PRESETS[path]]
         if wanted is not None:
             _check_same_architecture(official, wanted, f"official checkpoint {path!r}")
         config = wanted or official
         model = build_stemseg(config, **options)
-        file = download_official_checkpoint(path,
-                                            check=lambda file: load_official_weights(model, file))
+        file = download_official_checkpoint(
+            path, check=lambda file: load_official_weights(model, file)
+        )
         return load_official_weights(model, file), config
     if os.path.isdir(path):
         raise ValueError(f"checkpoint {path} is a folder, expected a checkpoint file")
@@ -155,8 +180,10 @@ def load_model(checkpoint_or_model: Union[nn.Module, str, os.PathLike], preset: 
         return model, dataclasses.replace(model.config, inference=wanted.inference)
     official_state_dict(payload, f"checkpoint {path}")  # named tensors, or one clear error
     if wanted is None:
-        raise ValueError(f"checkpoint {path} is an official STEm-Seg file, which records no "
-                         f"preset: pass preset= (--preset), e.g. {', '.join(sorted(PRESETS))}")
+        raise ValueError(
+            f"checkpoint {path} is an official STEm-Seg file, which records no "
+            f"preset: pass preset= (--preset), e.g. {', '.join(sorted(PRESETS))}"
+        )
     model = build_stemseg(wanted, **options)
     return load_official_weights(model, payload), wanted
 
@@ -194,34 +221,50 @@ class Predictor:
         progress (bool): a tqdm bar per video.
     """
 
-    def __init__(self, checkpoint_or_model: Union[nn.Module, str, os.PathLike], *,
-                 preset: Preset = None, device: Union[str, torch.device] = "auto",
-                 backend: str = "auto", precision: str = "auto",
-                 category_names: Optional[Mapping[int, str]] = None,
-                 inference: Optional[Mapping[str, object]] = None, progress: bool = False):
+    def __init__(
+        self,
+        checkpoint_or_model: Union[nn.Module, str, os.PathLike],
+        *,
+        preset: Preset = None,
+        device: Union[str, torch.device] = "auto",
+        backend: str = "auto",
+        precision: str = "auto",
+        category_names: Optional[Mapping[int, str]] = None,
+        inference: Optional[Mapping[str, object]] = None,
+        progress: bool = False,
+    ):
         self.device = resolve_device(device)
         if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got "
-                             f"{backend!r}")
+            raise ValueError(
+                f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}"
+            )
         try:
             resolved = resolve_backend(backend, torch.empty(0, device=self.device))
         except RuntimeError as error:
             raise ValueError(str(error)) from None
         if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}, got "
-                             f"{precision!r}")
+            raise ValueError(
+                f"precision must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}"
+            )
         if precision == "auto":
             precision = "bf16" if self.device.type == "cuda" else "fp32"
         self.backend = backend
         self.precision = precision
-        model, self.config = load_model(checkpoint_or_model, preset,
-                                        fused=resolved == "triton", backend=backend)
+        model, self.config = load_model(
+            checkpoint_or_model, preset, fused=resolved == "triton", backend=backend
+        )
         if inference:
             self.config = dataclasses.replace(
-                self.config, inference=_replace_inference(self.config.inference, inference))
-        if self.config.inference.foreground_source == "semantic" and self.config.semantic_decoder is None:
-            raise ValueError(f"preset {self.config.name!r} takes the foreground from a semantic "
-                             f"head it does not have (use foreground_source='seediness')")
+                self.config, inference=_replace_inference(self.config.inference, inference)
+            )
+        if (
+            self.config.inference.foreground_source == "semantic"
+            and self.config.semantic_decoder is None
+        ):
+            raise ValueError(
+                f"preset {self.config.name!r} takes the foreground from a semantic "
+                f"head it does not have (use foreground_source='seediness')"
+            )
         self.model = model.to(self.device).eval()
         self.rule = default_rule(self.config)
         if category_names is None and self.config.category_names:
@@ -229,9 +272,16 @@ class Predictor:
         self.category_names = category_names
         self.progress = progress
 
-    def predict(self, video: VideoInput, *, rgb: bool = False, name: Optional[str] = None,
-                video_id: Optional[int] = None, fps: Optional[float] = None,
-                progress: Union[bool, object, None] = None) -> VideoPrediction:
+    def predict(
+        self,
+        video: VideoInput,
+        *,
+        rgb: bool = False,
+        name: Optional[str] = None,
+        video_id: Optional[int] = None,
+        fps: Optional[float] = None,
+        progress: Union[bool, object, None] = None,
+    ) -> VideoPrediction:
         """Run the pipeline on one video; every stitched track, ready for any rule.
 
         Args:
@@ -251,10 +301,15 @@ class Predictor:
 
             bar = tqdm(total=source.num_frames, desc=source.name, unit="frame", leave=False)
         try:
-            prediction = VideoRun(self.model, self.config, source, device=self.device,
-                                  backend=self.backend,
-                                  autocast_dtype=_AUTOCAST_DTYPES[self.precision],
-                                  progress=bar).run()
+            prediction = VideoRun(
+                self.model,
+                self.config,
+                source,
+                device=self.device,
+                backend=self.backend,
+                autocast_dtype=_AUTOCAST_DTYPES[self.precision],
+                progress=bar,
+            ).run()
             if progress is True and bar.total != prediction.num_frames:  # a misstated length
                 bar.total = prediction.num_frames
                 bar.refresh()
@@ -263,12 +318,19 @@ class Predictor:
                 bar.close()
         if video_id is None:
             video_id = prediction.video_id
-        return dataclasses.replace(prediction, rule=self.rule, video_id=video_id,
-                                   category_names=self.category_names)
+        return dataclasses.replace(
+            prediction, rule=self.rule, video_id=video_id, category_names=self.category_names
+        )
 
-    def stream(self, video: VideoInput, *, rgb: bool = False, name: Optional[str] = None,
-               fps: Optional[float] = None,
-               keep_images: bool = False) -> Iterator[StreamedFrame]:
+    def stream(
+        self,
+        video: VideoInput,
+        *,
+        rgb: bool = False,
+        name: Optional[str] = None,
+        fps: Optional[float] = None,
+        keep_images: bool = False,
+    ) -> Iterator[StreamedFrame]:
         """Frames with their tracks as soon as they are final (about one clip after they are
         decoded): for live sources (:class:`~stemseg_fast.io.video.CaptureSource`, any
         iterable of frames) and videos too long to hold. Memory stays flat however long the
@@ -286,19 +348,35 @@ class Predictor:
             :class:`~stemseg_fast.inference.pipeline.StreamedFrame`, in frame order.
         """
         source = open_video(video, rgb=rgb, name=name, fps=fps)
-        run = VideoRun(self.model, self.config, source, device=self.device, backend=self.backend,
-                       autocast_dtype=_AUTOCAST_DTYPES[self.precision], streaming=True,
-                       keep_images=keep_images)
+        run = VideoRun(
+            self.model,
+            self.config,
+            source,
+            device=self.device,
+            backend=self.backend,
+            autocast_dtype=_AUTOCAST_DTYPES[self.precision],
+            streaming=True,
+            keep_images=keep_images,
+        )
         yield from run.stream()
 
-    def __call__(self, video: VideoInput, *, rule: Optional[str] = None, rgb: bool = False,
-                 name: Optional[str] = None, video_id: Optional[int] = None,
-                 fps: Optional[float] = None) -> VideoTracks:
+    def __call__(
+        self,
+        video: VideoInput,
+        *,
+        rule: Optional[str] = None,
+        rgb: bool = False,
+        name: Optional[str] = None,
+        video_id: Optional[int] = None,
+        fps: Optional[float] = None,
+    ) -> VideoTracks:
         """The tracks of one video under ``rule`` (default: the preset's); see :meth:`predict`
         and :meth:`VideoPrediction.select`."""
         prediction = self.predict(video, rgb=rgb, name=name, video_id=video_id, fps=fps)
         return prediction.select(rule)
 
     def __repr__(self):
-        return (f"Predictor(preset={self.config.name!r}, device={str(self.device)!r}, "
-                f"backend={self.backend!r}, precision={self.precision!r}, rule={self.rule!r})")
+        return (
+            f"Predictor(preset={self.config.name!r}, device={str(self.device)!r}, "
+            f"backend={self.backend!r}, precision={self.precision!r}, rule={self.rule!r})"
+        )

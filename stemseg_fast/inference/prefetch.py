@@ -4,6 +4,7 @@ OpenCV's decoder and image readers release the GIL, so a reader thread overlaps 
 the network (on a GPU, decoding a 640x1152 H.264 frame costs a large share of a frame's time
 budget). The queue is bounded: at most ``depth`` decoded frames wait, so memory stays flat.
 """
+
 import queue
 import threading
 from typing import Iterable, Iterator

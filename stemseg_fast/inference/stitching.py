@@ -30,6 +30,7 @@ Memory: the stitcher keeps the track labels of the previous clip's frames only (
 clip can overlap), plus per-track counters; the labels of older frames are handed back to the
 caller as each clip is added.
 """
+
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
@@ -82,9 +83,12 @@ def _official_order(present_sorted):
     return list(set(present_sorted) - {OUTLIER_LABEL})
 
 
-def joint_histogram(previous_labels: torch.Tensor, current_labels: torch.Tensor, *,
-                    foreground: Optional[torch.Tensor] = None
-                    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def joint_histogram(
+    previous_labels: torch.Tensor,
+    current_labels: torch.Tensor,
+    *,
+    foreground: Optional[torch.Tensor] = None,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Counts of every (previous, current) label pair over the voxels (where ``foreground``).
 
     Labels are compacted first (``torch.unique``), so the table is [P, C] for the P and C
@@ -100,14 +104,19 @@ def joint_histogram(previous_labels: torch.Tensor, current_labels: torch.Tensor,
     previous_values, previous_index = torch.unique(previous_labels.flatten(), return_inverse=True)
     current_values, current_index = torch.unique(current_labels.flatten(), return_inverse=True)
     num_previous, num_current = len(previous_values), len(current_values)
-    counts = torch.bincount(previous_index * num_current + current_index,
-                            minlength=num_previous * num_current)
+    counts = torch.bincount(
+        previous_index * num_current + current_index, minlength=num_previous * num_current
+    )
     return counts.view(num_previous, num_current), previous_values, current_values
 
 
-def match_clusters(previous_labels: torch.Tensor, current_labels: torch.Tensor, *,
-                   foreground: Optional[torch.Tensor] = None,
-                   iou_threshold: Optional[float] = None) -> ClusterMatching:
+def match_clusters(
+    previous_labels: torch.Tensor,
+    current_labels: torch.Tensor,
+    *,
+    foreground: Optional[torch.Tensor] = None,
+    iou_threshold: Optional[float] = None,
+) -> ClusterMatching:
     """Hungarian matching of two labellings of the same voxels by IoU (official
     ``associate_clusters``).
 
@@ -124,24 +133,31 @@ def match_clusters(previous_labels: torch.Tensor, current_labels: torch.Tensor, 
         ClusterMatching.
     """
     if previous_labels.shape != current_labels.shape:
-        raise ValueError(f"previous_labels and current_labels must have one shape, got "
-                         f"{list(previous_labels.shape)} and {list(current_labels.shape)}")
+        raise ValueError(
+            f"previous_labels and current_labels must have one shape, got "
+            f"{list(previous_labels.shape)} and {list(current_labels.shape)}"
+        )
     if foreground is not None and foreground.shape != previous_labels.shape:
-        raise ValueError(f"foreground must have shape {list(previous_labels.shape)}, got "
-                         f"{list(foreground.shape)}")
+        raise ValueError(
+            f"foreground must have shape {list(previous_labels.shape)}, got "
+            f"{list(foreground.shape)}"
+        )
     _label_bound("previous_labels", previous_labels)
     _label_bound("current_labels", current_labels)
     with expected_host_wait():  # the Hungarian matching runs on the host, on these counts
         counts, previous_values, current_values = joint_histogram(
-            previous_labels.long(), current_labels.long(), foreground=foreground)
+            previous_labels.long(), current_labels.long(), foreground=foreground
+        )
         counts = counts.cpu().numpy()
         previous_values, current_values = previous_values.tolist(), current_values.tolist()
     previous_area, current_area = counts.sum(1), counts.sum(0)  # [P], [C]
     previous_ids = _official_order(previous_values)  # ascending in, official set order out
     current_ids = _official_order(current_values)
     if set(previous_ids) & set(current_ids):
-        raise ValueError("previous_labels and current_labels must use disjoint ids, both hold "
-                         f"{sorted(set(previous_ids) & set(current_ids))}")
+        raise ValueError(
+            "previous_labels and current_labels must use disjoint ids, both hold "
+            f"{sorted(set(previous_ids) & set(current_ids))}"
+        )
     rows = np.array([previous_values.index(i) for i in previous_ids], dtype=np.int64)
     columns = np.array([current_values.index(i) for i in current_ids], dtype=np.int64)
     intersection = counts[np.ix_(rows, columns)]  # [R, C]
@@ -190,8 +206,7 @@ class ClipStitcher:
         stats = stitcher.track_stats()
     """
 
-    def __init__(self, *, iou_threshold=None, first_track_id=FIRST_TRACK_ID,
-                 track_statistics=True):
+    def __init__(self, *, iou_threshold=None, first_track_id=FIRST_TRACK_ID, track_statistics=True):
         if iou_threshold is not None and not 0.0 <= iou_threshold < 1.0:
             raise ValueError(f"iou_threshold must be None or in [0, 1), got {iou_threshold}")
         if first_track_id < 0:
@@ -208,8 +223,13 @@ class ClipStitcher:
         """The id the next clip's cluster 0 proposes: highest stored track id + 1."""
         return self._highest_track_id + 1
 
-    def add_clip(self, cluster_labels: torch.Tensor, frame_indices: Sequence[int], *,
-                 foreground: Optional[torch.Tensor] = None) -> StitchedClip:
+    def add_clip(
+        self,
+        cluster_labels: torch.Tensor,
+        frame_indices: Sequence[int],
+        *,
+        foreground: Optional[torch.Tensor] = None,
+    ) -> StitchedClip:
         """Stitch one clip; returns the track labels of its frames not stored before.
 
         Args:
@@ -223,25 +243,36 @@ class ClipStitcher:
         """
         frame_indices = [int(t) for t in frame_indices]
         if cluster_labels.dim() != 3 or cluster_labels.shape[0] != len(frame_indices):
-            raise ValueError(f"cluster_labels must have shape [T={len(frame_indices)}, H, W], "
-                             f"got {list(cluster_labels.shape)}")
-        if foreground is not None and (foreground.shape != cluster_labels.shape
-                                       or foreground.dtype != torch.bool):
-            raise ValueError(f"foreground must be a bool tensor of shape "
-                             f"{list(cluster_labels.shape)}, got {foreground.dtype} "
-                             f"{list(foreground.shape)}")
+            raise ValueError(
+                f"cluster_labels must have shape [T={len(frame_indices)}, H, W], "
+                f"got {list(cluster_labels.shape)}"
+            )
+        if foreground is not None and (
+            foreground.shape != cluster_labels.shape or foreground.dtype != torch.bool
+        ):
+            raise ValueError(
+                f"foreground must be a bool tensor of shape "
+                f"{list(cluster_labels.shape)}, got {foreground.dtype} "
+                f"{list(foreground.shape)}"
+            )
         if any(b <= a for a, b in zip(frame_indices, frame_indices[1:])):
             raise ValueError(f"frame_indices must be strictly increasing, got {frame_indices}")
         overlapping = [t for t in frame_indices if t in self._previous_frames]
-        reused = [t for t in frame_indices
-                  if t in self._stored_frames and t not in self._previous_frames]
+        reused = [
+            t for t in frame_indices if t in self._stored_frames and t not in self._previous_frames
+        ]
         if reused:
-            raise ValueError(f"frame_indices {reused} were stored by a clip before the previous "
-                             "one; a clip may share frames with the previous clip only")
+            raise ValueError(
+                f"frame_indices {reused} were stored by a clip before the previous "
+                "one; a clip may share frames with the previous clip only"
+            )
         num_clusters = _label_bound("cluster_labels", cluster_labels)
         start = self.next_track_id
-        proposals = torch.where(cluster_labels >= 0, cluster_labels.long() + start,
-                                torch.full_like(cluster_labels, OUTLIER_LABEL, dtype=torch.long))
+        proposals = torch.where(
+            cluster_labels >= 0,
+            cluster_labels.long() + start,
+            torch.full_like(cluster_labels, OUTLIER_LABEL, dtype=torch.long),
+        )
         matching = self._match_overlap(proposals, frame_indices, overlapping, foreground)
         # Lookup table over cluster k + 1 (slot 0: the outliers stay -1).
         cluster_track_ids = torch.arange(start, start + num_clusters, dtype=torch.long)
@@ -249,11 +280,13 @@ class ClipStitcher:
             cluster_track_ids[proposal - start] = track_id
         # Host-made index tensors go over without waiting: a blocking copy syncs the device.
         lookup = torch.cat([torch.tensor([OUTLIER_LABEL]), cluster_track_ids]).to(
-            cluster_labels.device, non_blocking=True)
+            cluster_labels.device, non_blocking=True
+        )
         new_positions = [i for i, t in enumerate(frame_indices) if t not in self._previous_frames]
         new_frames = [frame_indices[i] for i in new_positions]
         position_index = torch.tensor(new_positions, dtype=torch.long).to(
-            cluster_labels.device, non_blocking=True)
+            cluster_labels.device, non_blocking=True
+        )
         new_labels = lookup[cluster_labels.index_select(0, position_index).long() + 1]
         self._update_stats(new_labels, new_frames)
         self._remember(frame_indices, new_frames, new_labels)
@@ -265,8 +298,10 @@ class ClipStitcher:
         positions = [frame_indices.index(t) for t in overlapping]
         stored = torch.stack([self._previous_frames[t] for t in overlapping])  # [O, H, W]
         if stored.shape[1:] != proposals.shape[1:]:
-            raise ValueError(f"cluster_labels frames must be {list(stored.shape[1:])} like the "
-                             f"previous clip's, got {list(proposals.shape[1:])}")
+            raise ValueError(
+                f"cluster_labels frames must be {list(stored.shape[1:])} like the "
+                f"previous clip's, got {list(proposals.shape[1:])}"
+            )
         current = proposals[positions]  # [O, H, W]
         mask = None if foreground is None else foreground[positions]
         return match_clusters(stored, current, foreground=mask, iou_threshold=self.iou_threshold)
@@ -274,8 +309,9 @@ class ClipStitcher:
     def _remember(self, frame_indices, new_frames, new_labels):
         """Keep the track labels of this clip's frames (the next clip's overlap candidates)."""
         frames = dict(zip(new_frames, new_labels.unbind(0)))
-        self._previous_frames = {t: frames.get(t, self._previous_frames.get(t))
-                                 for t in frame_indices}
+        self._previous_frames = {
+            t: frames.get(t, self._previous_frames.get(t)) for t in frame_indices
+        }
         self._stored_frames.update(new_frames)
 
     def _update_stats(self, new_labels, new_frames):
@@ -304,9 +340,11 @@ class ClipStitcher:
         never = torch.iinfo(torch.long).max
         self._pixel_counts += counts.sum(0)
         self._first_frames = torch.minimum(
-            self._first_frames, torch.where(present, frames, never).amin(0))
+            self._first_frames, torch.where(present, frames, never).amin(0)
+        )
         self._last_frames = torch.maximum(
-            self._last_frames, torch.where(present, frames, -1).amax(0))
+            self._last_frames, torch.where(present, frames, -1).amax(0)
+        )
         self._highest_track_id = width - 2
 
     def _grow(self, size, device):
@@ -317,12 +355,15 @@ class ClipStitcher:
         extra = size - self._pixel_counts.numel()
         if extra > 0:
             never = torch.iinfo(torch.long).max
-            self._pixel_counts = torch.cat([self._pixel_counts,
-                                            self._pixel_counts.new_zeros(extra)])
-            self._first_frames = torch.cat([self._first_frames,
-                                            self._first_frames.new_full((extra,), never)])
-            self._last_frames = torch.cat([self._last_frames,
-                                           self._last_frames.new_full((extra,), -1)])
+            self._pixel_counts = torch.cat(
+                [self._pixel_counts, self._pixel_counts.new_zeros(extra)]
+            )
+            self._first_frames = torch.cat(
+                [self._first_frames, self._first_frames.new_full((extra,), never)]
+            )
+            self._last_frames = torch.cat(
+                [self._last_frames, self._last_frames.new_full((extra,), -1)]
+            )
 
     def live_track_ids(self) -> set:
         """Ids of the tracks on the previous clip's frames: the only ones a later clip can
@@ -341,5 +382,9 @@ class ClipStitcher:
             empty = torch.zeros(0, dtype=torch.long)
             return TrackStats(empty, empty, empty, empty)
         track_ids = torch.nonzero(self._pixel_counts).squeeze(1)
-        return TrackStats(track_ids, self._pixel_counts[track_ids],
-                          self._first_frames[track_ids], self._last_frames[track_ids])
+        return TrackStats(
+            track_ids,
+            self._pixel_counts[track_ids],
+            self._first_frames[track_ids],
+            self._last_frames[track_ids],
+        )

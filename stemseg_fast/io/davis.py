@@ -7,6 +7,7 @@ overlap the later track wins (official ``DavisOutputGenerator``).
 
 OpenCV cannot write palette PNGs, so this module uses Pillow.
 """
+
 import os
 import re
 from typing import TYPE_CHECKING, Optional, Tuple
@@ -58,10 +59,15 @@ def is_davis_sequence_folder(path: PathLike) -> bool:
     """Whether ``path`` is a DAVIS sequence folder this module wrote (its marker beside it, and
     nothing but frame PNGs ``00000.png`` ... inside): the only kind of existing folder
     :func:`write_davis_pngs` replaces."""
-    return (os.path.isdir(path) and not os.path.islink(path)
-            and os.path.isfile(_ownership_marker(path))
-            and all(_DAVIS_FRAME_NAME.match(entry) and os.path.isfile(os.path.join(path, entry))
-                    for entry in os.listdir(path)))
+    return (
+        os.path.isdir(path)
+        and not os.path.islink(path)
+        and os.path.isfile(_ownership_marker(path))
+        and all(
+            _DAVIS_FRAME_NAME.match(entry) and os.path.isfile(os.path.join(path, entry))
+            for entry in os.listdir(path)
+        )
+    )
 
 
 def davis_sequence_folder(out_dir: PathLike, sequence: str) -> str:
@@ -70,13 +76,16 @@ def davis_sequence_folder(out_dir: PathLike, sequence: str) -> str:
     this module did not write (so it is not ours to replace)."""
     path = output_path(out_dir, sequence, what="DAVIS sequence name")
     if os.path.lexists(path) and not is_davis_sequence_folder(path):
-        raise UnsafeOutputError(f"{path} already exists and was not written by stemseg-fast; "
-                                f"move it away or choose another output folder")
+        raise UnsafeOutputError(
+            f"{path} already exists and was not written by stemseg-fast; "
+            f"move it away or choose another output folder"
+        )
     return path
 
 
-def write_davis_pngs(out_dir: PathLike, video_tracks: "VideoTracks", *,
-                     sequence: Optional[str] = None) -> str:
+def write_davis_pngs(
+    out_dir: PathLike, video_tracks: "VideoTracks", *, sequence: Optional[str] = None
+) -> str:
     """Write ``<out_dir>/<sequence>/%05d.png`` for every frame of the video.
 
     The sequence folder is written whole or not at all (built beside, then moved in place), and
@@ -90,8 +99,10 @@ def write_davis_pngs(out_dir: PathLike, video_tracks: "VideoTracks", *,
         the sequence folder.
     """
     if len(video_tracks.tracks) > 255:
-        raise ValueError(f"video {video_tracks.name!r} has {len(video_tracks.tracks)} tracks; "
-                         f"8-bit DAVIS PNGs hold at most 255")
+        raise ValueError(
+            f"video {video_tracks.name!r} has {len(video_tracks.tracks)} tracks; "
+            f"8-bit DAVIS PNGs hold at most 255"
+        )
     image_module = _pillow()
     sequence = video_tracks.name if sequence is None else sequence
     sequence_dir = davis_sequence_folder(out_dir, sequence)
@@ -115,5 +126,5 @@ def read_davis_png(path: PathLike) -> Tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"PNG {path} is not an indexed (palette) image, its mode is {image.mode}")
     palette = np.zeros((256, 3), dtype=np.uint8)
     colours = np.asarray(image.getpalette(), dtype=np.uint8).reshape(-1, 3)
-    palette[:len(colours)] = colours[:256]
+    palette[: len(colours)] = colours[:256]
     return np.asarray(image), palette

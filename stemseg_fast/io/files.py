@@ -9,6 +9,7 @@ sequence name) becomes an output name only through :func:`output_path`, which ac
 path component and proves the result lies inside the output folder the user named. A folder
 writer replaces an existing folder only when it recognises it as its own output.
 """
+
 import contextlib
 import json
 import os
@@ -36,11 +37,15 @@ def check_output_name(name: str, what: str) -> str:
     """``name`` if it can name one file or folder inside an output folder: a non-empty single
     path component, not ``.`` or ``..``, without ``/``, ``\\`` or NUL. ``what`` says where the
     name came from (e.g. "annotation file a.json: videos[3] folder name")."""
-    if (not isinstance(name, str) or name in ("", ".", "..")
-            or any(character in name for character in "/\\\0")):
+    if (
+        not isinstance(name, str)
+        or name in ("", ".", "..")
+        or any(character in name for character in "/\\\0")
+    ):
         raise UnsafeOutputError(
             f"{what} {name!r} cannot name an output: expected a single file or folder name "
-            f"(no '/', '\\', '..', and not an absolute path)")
+            f"(no '/', '\\', '..', and not an absolute path)"
+        )
     return name
 
 
@@ -57,20 +62,24 @@ def output_path(out_dir: PathLike, *names: str, what: str = "output name") -> st
     for name in names:  # a link below the output folder could lead anywhere: never follow one
         inside = os.path.join(inside, name)
         if os.path.islink(inside):
-            raise UnsafeOutputError(f"{inside} is a symbolic link: outputs are never written "
-                                    f"through links inside the output folder {root}")
+            raise UnsafeOutputError(
+                f"{inside} is a symbolic link: outputs are never written "
+                f"through links inside the output folder {root}"
+            )
     return path
 
 
-def check_not_an_input(output: PathLike, inputs: Iterable[Optional[PathLike]],
-                       what: str = "output") -> None:
+def check_not_an_input(
+    output: PathLike, inputs: Iterable[Optional[PathLike]], what: str = "output"
+) -> None:
     """Raise :class:`UnsafeOutputError` if the file ``output`` would replace one of ``inputs``
     (compared after resolving links): a tool must never overwrite what it reads."""
     target = os.path.realpath(os.fspath(output))
     for source in inputs:
         if source is not None and os.path.realpath(os.fspath(source)) == target:
-            raise UnsafeOutputError(f"{what} {output} is one of the inputs ({source}); choose "
-                                    f"another path")
+            raise UnsafeOutputError(
+                f"{what} {output} is one of the inputs ({source}); choose another path"
+            )
 
 
 def remove_partial_outputs(folder: PathLike) -> list:
@@ -109,8 +118,9 @@ def atomic_output(path: PathLike) -> Iterator[str]:
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     stem, extension = os.path.splitext(os.path.basename(path))
-    handle, temporary = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".partial{extension}",
-                                         dir=directory)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{stem}.", suffix=f".partial{extension}", dir=directory
+    )
     os.close(handle)
     os.chmod(temporary, _default_mode(0o666))
     try:
@@ -122,8 +132,9 @@ def atomic_output(path: PathLike) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def atomic_output_dir(path: PathLike, *, replaceable: Optional[Callable[[str], bool]] = None
-                      ) -> Iterator[str]:
+def atomic_output_dir(
+    path: PathLike, *, replaceable: Optional[Callable[[str], bool]] = None
+) -> Iterator[str]:
     """Yield a temporary folder beside ``path``; on success it replaces ``path``, on error it is
     removed.
 
@@ -133,20 +144,27 @@ def atomic_output_dir(path: PathLike, *, replaceable: Optional[Callable[[str], b
     """
     path = os.path.abspath(os.fspath(path))
     parent = os.path.dirname(path)
-    if os.path.lexists(path) and (os.path.islink(path) or not os.path.isdir(path)
-                                  or replaceable is None or not replaceable(path)):
+    if os.path.lexists(path) and (
+        os.path.islink(path)
+        or not os.path.isdir(path)
+        or replaceable is None
+        or not replaceable(path)
+    ):
         raise UnsafeOutputError(
             f"{path} already exists and is not an output of this tool; move it away or choose "
-            f"another output folder")
+            f"another output folder"
+        )
     os.makedirs(parent, exist_ok=True)
-    temporary = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".partial",
-                                 dir=parent)
+    temporary = tempfile.mkdtemp(
+        prefix=f".{os.path.basename(path)}.", suffix=".partial", dir=parent
+    )
     os.chmod(temporary, _default_mode(0o777))
     try:
         yield temporary
         if os.path.exists(path):
-            retired = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".old",
-                                       dir=parent)
+            retired = tempfile.mkdtemp(
+                prefix=f".{os.path.basename(path)}.", suffix=".old", dir=parent
+            )
             os.replace(path, os.path.join(retired, "previous"))
             os.replace(temporary, path)
             shutil.rmtree(retired)
@@ -178,8 +196,9 @@ def parse_json(data: bytes, path: PathLike, what: str) -> Any:
     try:
         return json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as error:
-        raise ValueError(f"{what} {path} is not UTF-8 text (byte {error.start}); expected a "
-                         f"JSON file") from None
+        raise ValueError(
+            f"{what} {path} is not UTF-8 text (byte {error.start}); expected a JSON file"
+        ) from None
     except RecursionError:
         raise ValueError(f"{what} {path} nests its JSON too deeply to be read") from None
     except ValueError as error:  # JSONDecodeError, and integers too long to convert

@@ -20,6 +20,7 @@ The official post-filter (``kitti_mots_postprocessing.py``) then writes ``result
 Steps 1–2 drop detections of any other class; steps 3–4 take a track's class from its first
 detection. Tracks come out grouped in order of first appearance, frames increasing.
 """
+
 import glob
 import os
 from collections import defaultdict
@@ -64,20 +65,23 @@ class KittiMOTSDetection:
         return 0.0 if box_area == 0 else self.pixel_area / float(box_area)
 
     def to_line(self) -> str:
-        return (f"{self.frame} {self.track_id} {self.class_id} {self.height} {self.width} "
-                f"{self.counts}")
+        return (
+            f"{self.frame} {self.track_id} {self.class_id} {self.height} {self.width} {self.counts}"
+        )
 
     @classmethod
     def from_line(cls, line: str, where: str = "line") -> "KittiMOTSDetection":
         fields = line.split()
         if len(fields) != 6:
-            raise ValueError(f"{where}: expected 'frame track_id class h w rle' (6 fields), got "
-                             f"{len(fields)}")
+            raise ValueError(
+                f"{where}: expected 'frame track_id class h w rle' (6 fields), got {len(fields)}"
+            )
         try:
             frame, track_id, class_id, height, width = (int(value) for value in fields[:5])
         except ValueError:
-            raise ValueError(f"{where}: the first five fields must be integers, got "
-                             f"{' '.join(fields[:5])!r}") from None
+            raise ValueError(
+                f"{where}: the first five fields must be integers, got {' '.join(fields[:5])!r}"
+            ) from None
         return cls(frame, track_id, class_id, height, width, fields[5])
 
 
@@ -87,19 +91,30 @@ def kitti_mots_detections(video_tracks: "VideoTracks") -> List[KittiMOTSDetectio
     ``track_id = category_id * 1000 + n``; every frame the track lists is written, empty masks
     included, as the official code does (the post-filter removes them)."""
     if len(video_tracks.tracks) > 999:
-        raise ValueError(f"video {video_tracks.name!r} has {len(video_tracks.tracks)} tracks; "
-                         f"KITTI-MOTS ids hold at most 999 per class")
+        raise ValueError(
+            f"video {video_tracks.name!r} has {len(video_tracks.tracks)} tracks; "
+            f"KITTI-MOTS ids hold at most 999 per class"
+        )
     height, width = video_tracks.frame_size
     detections = []
     for number, track in enumerate(video_tracks.tracks, 1):
         if track.category_id not in (CAR_CLASS_ID, PEDESTRIAN_CLASS_ID):
-            raise ValueError(f"video {video_tracks.name!r}: track {track.track_id} has "
-                             f"category_id {track.category_id}, KITTI-MOTS takes 1 (car) or 2 "
-                             f"(pedestrian)")
+            raise ValueError(
+                f"video {video_tracks.name!r}: track {track.track_id} has "
+                f"category_id {track.category_id}, KITTI-MOTS takes 1 (car) or 2 "
+                f"(pedestrian)"
+            )
         for frame in track.frames:
-            detections.append(KittiMOTSDetection(
-                frame, track.category_id * 1000 + number, track.category_id, height, width,
-                to_json(track.rle(frame))["counts"]))
+            detections.append(
+                KittiMOTSDetection(
+                    frame,
+                    track.category_id * 1000 + number,
+                    track.category_id,
+                    height,
+                    width,
+                    to_json(track.rle(frame))["counts"],
+                )
+            )
     return detections
 
 
@@ -116,15 +131,17 @@ def kitti_mots_sequence_path(results_dir: PathLike, sequence_id: int) -> str:
     return os.path.join(results_dir, f"{int(sequence_id):04d}.txt")
 
 
-def read_kitti_mots_txt(path: PathLike, what: str = "KITTI-MOTS file"
-                        ) -> List[KittiMOTSDetection]:
+def read_kitti_mots_txt(path: PathLike, what: str = "KITTI-MOTS file") -> List[KittiMOTSDetection]:
     """The detections (or ground-truth objects) of one sequence's txt file; errors name the
     file and line."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"{what} {path} does not exist")
     with open(path, encoding="utf-8") as handle:
-        return [KittiMOTSDetection.from_line(line, f"{what} {path} line {number}")
-                for number, line in enumerate(handle, 1) if line.strip()]
+        return [
+            KittiMOTSDetection.from_line(line, f"{what} {path} line {number}")
+            for number, line in enumerate(handle, 1)
+            if line.strip()
+        ]
 
 
 @dataclass(frozen=True)
@@ -152,33 +169,54 @@ def _time_breaks(track):
     return sum(later.frame - earlier.frame > 1 for earlier, later in zip(track, track[1:]))
 
 
-def filter_kitti_mots_detections(detections: Sequence[KittiMOTSDetection],
-                                 thresholds: KittiMOTSFilter = KittiMOTSFilter()
-                                 ) -> List[KittiMOTSDetection]:
+def filter_kitti_mots_detections(
+    detections: Sequence[KittiMOTSDetection], thresholds: KittiMOTSFilter = KittiMOTSFilter()
+) -> List[KittiMOTSDetection]:
     """The official post-filter (see the module docstring); returns the kept detections."""
     per_class = {
-        CAR_CLASS_ID: (thresholds.min_area_car, thresholds.min_area_ratio_car,
-                       thresholds.max_time_break_ratio_car, thresholds.min_track_length_car),
-        PEDESTRIAN_CLASS_ID: (thresholds.min_area_pedestrian,
-                              thresholds.min_area_ratio_pedestrian,
-                              thresholds.max_time_break_ratio_pedestrian,
-                              thresholds.min_track_length_pedestrian),
+        CAR_CLASS_ID: (
+            thresholds.min_area_car,
+            thresholds.min_area_ratio_car,
+            thresholds.max_time_break_ratio_car,
+            thresholds.min_track_length_car,
+        ),
+        PEDESTRIAN_CLASS_ID: (
+            thresholds.min_area_pedestrian,
+            thresholds.min_area_ratio_pedestrian,
+            thresholds.max_time_break_ratio_pedestrian,
+            thresholds.min_track_length_pedestrian,
+        ),
     }
-    kept = [detection for detection in detections
-            if detection.class_id in per_class
-            and detection.pixel_area >= per_class[detection.class_id][0]]
-    kept = [detection for detection in kept
-            if detection.pixel_box_area_ratio > per_class[detection.class_id][1]]
-    kept = [detection for track in _by_track(kept)
-            if _time_breaks(track) / len(track) <= per_class[track[0].class_id][2]
-            for detection in track]
-    return [detection for track in _by_track(kept)
-            if len(track) >= per_class[track[0].class_id][3]
-            for detection in track]
+    kept = [
+        detection
+        for detection in detections
+        if detection.class_id in per_class
+        and detection.pixel_area >= per_class[detection.class_id][0]
+    ]
+    kept = [
+        detection
+        for detection in kept
+        if detection.pixel_box_area_ratio > per_class[detection.class_id][1]
+    ]
+    kept = [
+        detection
+        for track in _by_track(kept)
+        if _time_breaks(track) / len(track) <= per_class[track[0].class_id][2]
+        for detection in track
+    ]
+    return [
+        detection
+        for track in _by_track(kept)
+        if len(track) >= per_class[track[0].class_id][3]
+        for detection in track
+    ]
 
 
-def postprocess_kitti_mots(results_dir: PathLike, output_dir: Optional[PathLike] = None,
-                           thresholds: KittiMOTSFilter = KittiMOTSFilter()) -> List[str]:
+def postprocess_kitti_mots(
+    results_dir: PathLike,
+    output_dir: Optional[PathLike] = None,
+    thresholds: KittiMOTSFilter = KittiMOTSFilter(),
+) -> List[str]:
     """Filter every ``*.txt`` of ``results_dir`` into ``output_dir`` (default: the official
     ``<results_dir>_nms``, i.e. ``results_nms/`` beside ``results/``), each file atomically.
 
@@ -191,6 +229,7 @@ def postprocess_kitti_mots(results_dir: PathLike, output_dir: Optional[PathLike]
     written = []
     for path in sorted(glob.glob(os.path.join(results_dir, "*.txt"))):
         detections = filter_kitti_mots_detections(read_kitti_mots_txt(path), thresholds)
-        written.append(write_kitti_mots_txt(os.path.join(output_dir, os.path.basename(path)),
-                                            detections))
+        written.append(
+            write_kitti_mots_txt(os.path.join(output_dir, os.path.basename(path)), detections)
+        )
     return written

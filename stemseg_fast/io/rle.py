@@ -7,6 +7,7 @@ forever in ``mask.iou``, and a NaN polygon coordinate sends ``frPyObjects`` into
 allocates without bound. :func:`checked_rle` and :func:`polygons_to_rle` refuse such data with a
 ``ValueError`` naming where it came from.
 """
+
 import math
 from typing import Any, Dict, List, Optional, Union
 
@@ -47,8 +48,9 @@ def encode_masks(masks: torch.Tensor) -> List[Dict[str, Any]]:
     mask_index, position = torch.nonzero(flat[:, 1:] != flat[:, :-1], as_tuple=True)
     per_mask = torch.bincount(mask_index, minlength=num_masks)
     # One copy back of what the runs need (int32: a run is shorter than 2^31 pixels).
-    first_values, per_mask, ends = (tensor.cpu().numpy() for tensor in (
-        flat[:, 0], per_mask, (position + 1).to(torch.int32)))
+    first_values, per_mask, ends = (
+        tensor.cpu().numpy() for tensor in (flat[:, 0], per_mask, (position + 1).to(torch.int32))
+    )
     size = height * width
     uncompressed = []
     for index, boundaries in enumerate(np.split(ends, np.cumsum(per_mask)[:-1])):
@@ -69,15 +71,19 @@ def decode_rle(rle: Dict[str, Any]) -> np.ndarray:
 def to_pycocotools(rle: Dict[str, Any]) -> Dict[str, Any]:
     """The RLE with ``counts`` as bytes, as pycocotools takes it."""
     counts = rle["counts"]
-    return {"size": [int(v) for v in rle["size"]],
-            "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    return {
+        "size": [int(v) for v in rle["size"]],
+        "counts": counts.encode("ascii") if isinstance(counts, str) else counts,
+    }
 
 
 def to_json(rle: Dict[str, Any]) -> Dict[str, Any]:
     """The RLE with ``counts`` as str, as YouTube-VIS/COCO JSON files store it."""
     counts = rle["counts"]
-    return {"size": [int(v) for v in rle["size"]],
-            "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
+    return {
+        "size": [int(v) for v in rle["size"]],
+        "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts,
+    }
 
 
 def compressed_run_lengths(counts: Union[bytes, str]) -> np.ndarray:
@@ -121,22 +127,31 @@ def compressed_run_lengths(counts: Union[bytes, str]) -> np.ndarray:
 
 def _check_runs(runs, height, width, where):
     if (runs < 0).any() or int(runs.sum()) != height * width:
-        raise ValueError(f"{where}: malformed RLE: run lengths add up to {int(runs.sum())}"
-                         f"{' with negative runs' if (runs < 0).any() else ''}, expected "
-                         f"height x width = {height * width}")
+        raise ValueError(
+            f"{where}: malformed RLE: run lengths add up to {int(runs.sum())}"
+            f"{' with negative runs' if (runs < 0).any() else ''}, expected "
+            f"height x width = {height * width}"
+        )
 
 
 def checked_rle(segmentation: Any, height: int, width: int, where: str) -> Dict[str, Any]:
     """A dict RLE (compressed ``counts`` str/bytes, or uncompressed ``counts`` list) of an
     ``[height, width]`` mask, checked, as compressed RLE with bytes counts."""
-    if not isinstance(segmentation, dict) or "counts" not in segmentation \
-            or "size" not in segmentation:
-        raise ValueError(f"{where}: malformed RLE: expected {{'size': [h, w], 'counts': ...}}, "
-                         f"got {type(segmentation).__name__}")
+    if (
+        not isinstance(segmentation, dict)
+        or "counts" not in segmentation
+        or "size" not in segmentation
+    ):
+        raise ValueError(
+            f"{where}: malformed RLE: expected {{'size': [h, w], 'counts': ...}}, "
+            f"got {type(segmentation).__name__}"
+        )
     size = segmentation["size"]
     if not isinstance(size, (list, tuple)) or list(size) != [height, width]:
-        raise ValueError(f"{where}: RLE size {size} does not match the frame size "
-                         f"[height, width] = [{height}, {width}]")
+        raise ValueError(
+            f"{where}: RLE size {size} does not match the frame size "
+            f"[height, width] = [{height}, {width}]"
+        )
     counts = segmentation["counts"]
     if isinstance(counts, list):
         if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in counts):
@@ -144,8 +159,10 @@ def checked_rle(segmentation: Any, height: int, width: int, where: str) -> Dict[
         _check_runs(np.asarray(counts, dtype=np.int64), height, width, where)
         return mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
     if not isinstance(counts, (str, bytes)):
-        raise ValueError(f"{where}: malformed RLE: counts must be a string or a list, "
-                         f"got {type(counts).__name__}")
+        raise ValueError(
+            f"{where}: malformed RLE: counts must be a string or a list, "
+            f"got {type(counts).__name__}"
+        )
     try:
         runs = compressed_run_lengths(counts)
     except (ValueError, UnicodeEncodeError) as error:
@@ -155,8 +172,9 @@ def checked_rle(segmentation: Any, height: int, width: int, where: str) -> Dict[
     return {"size": [height, width], "counts": counts}
 
 
-def polygons_to_rle(polygons: Any, height: int, width: int, where: str, *,
-                    skip_degenerate: bool = False) -> Dict[str, Any]:
+def polygons_to_rle(
+    polygons: Any, height: int, width: int, where: str, *, skip_degenerate: bool = False
+) -> Dict[str, Any]:
     """The union of COCO polygons (flat ``[x0, y0, x1, y1, ...]`` lists) on an
     ``[height, width]`` frame as compressed RLE.
 
@@ -169,8 +187,11 @@ def polygons_to_rle(polygons: Any, height: int, width: int, where: str, *,
         raise ValueError(f"{where}: polygons must be a list of [x0, y0, x1, y1, ...] lists")
     kept = []
     for polygon in polygons:
-        if not isinstance(polygon, list) or len(polygon) % 2 or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in polygon):
+        if (
+            not isinstance(polygon, list)
+            or len(polygon) % 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in polygon)
+        ):
             raise ValueError(f"{where}: malformed polygon (need lists of x,y number pairs)")
         if len(polygon) < 6:
             if skip_degenerate:
@@ -178,19 +199,25 @@ def polygons_to_rle(polygons: Any, height: int, width: int, where: str, *,
             raise ValueError(f"{where}: malformed polygon (need lists of >= 3 x,y pairs)")
         xs, ys = polygon[0::2], polygon[1::2]
         if not all(math.isfinite(v) for v in polygon) or not (
-                -width <= min(xs) and max(xs) <= 2 * width
-                and -height <= min(ys) and max(ys) <= 2 * height):
-            raise ValueError(f"{where}: polygon coordinates must be finite and within one frame "
-                             f"size of the {width}x{height} frame (x in [{-width}, {2 * width}], "
-                             f"y in [{-height}, {2 * height}])")
+            -width <= min(xs)
+            and max(xs) <= 2 * width
+            and -height <= min(ys)
+            and max(ys) <= 2 * height
+        ):
+            raise ValueError(
+                f"{where}: polygon coordinates must be finite and within one frame "
+                f"size of the {width}x{height} frame (x in [{-width}, {2 * width}], "
+                f"y in [{-height}, {2 * height}])"
+            )
         kept.append(polygon)
     if not kept:
         return encode_mask(np.zeros((height, width), np.uint8))
     return mask_utils.merge(mask_utils.frPyObjects(kept, height, width))
 
 
-def segmentation_to_rle(segmentation: Any, height: int, width: int, where: str, *,
-                        skip_degenerate: bool = False) -> Optional[Dict[str, Any]]:
+def segmentation_to_rle(
+    segmentation: Any, height: int, width: int, where: str, *, skip_degenerate: bool = False
+) -> Optional[Dict[str, Any]]:
     """Compressed RLE from any COCO/YouTube-VIS segmentation form, or None for ``None``.
 
     Args:
@@ -207,7 +234,8 @@ def segmentation_to_rle(segmentation: Any, height: int, width: int, where: str, 
     if isinstance(segmentation, dict):
         return checked_rle(segmentation, height, width, where)
     if isinstance(segmentation, list):
-        return polygons_to_rle(segmentation, height, width, where,
-                               skip_degenerate=skip_degenerate)
-    raise ValueError(f"{where}: segmentation must be an RLE dict, a polygon list or null, "
-                     f"got {type(segmentation).__name__}")
+        return polygons_to_rle(segmentation, height, width, where, skip_degenerate=skip_degenerate)
+    raise ValueError(
+        f"{where}: segmentation must be an RLE dict, a polygon list or null, "
+        f"got {type(segmentation).__name__}"
+    )

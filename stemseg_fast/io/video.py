@@ -22,6 +22,7 @@ Pre-processing (resize to MIN/MAX_DIM, pad to 32, mean subtraction) belongs to t
 package (``stemseg_fast.model.preprocessing.preprocess_clip`` takes these frames stacked as
 ``torch.from_numpy(np.stack(frames))``): the frames here are the untouched decoded images.
 """
+
 import glob
 import os
 import re
@@ -64,7 +65,8 @@ def _size_mismatch(where, frame, frame_size):
     height, width = frame.shape[:2]
     return VideoInputError(
         f"{where} is {width}x{height}, but the video's frames are "
-        f"{frame_size[1]}x{frame_size[0]} (width x height): all frames must have one size")
+        f"{frame_size[1]}x{frame_size[0]} (width x height): all frames must have one size"
+    )
 
 
 class FrameSource:
@@ -81,8 +83,9 @@ class FrameSource:
     container's announcement (None if it has none) for video files, None for live streams.
     """
 
-    def __init__(self, name: str, *, video_id: Optional[int] = None,
-                 fps: Optional[float] = None) -> None:
+    def __init__(
+        self, name: str, *, video_id: Optional[int] = None, fps: Optional[float] = None
+    ) -> None:
         self.name = name
         self.video_id = video_id
         self.fps = fps
@@ -112,8 +115,9 @@ class VideoFileSource(FrameSource):
     stream yields, never the announced count.
     """
 
-    def __init__(self, path: PathLike, *, name: Optional[str] = None,
-                 video_id: Optional[int] = None) -> None:
+    def __init__(
+        self, path: PathLike, *, name: Optional[str] = None, video_id: Optional[int] = None
+    ) -> None:
         if not os.path.exists(path):
             raise FileNotFoundError(f"video file {path} does not exist")
         if os.path.isdir(path):
@@ -133,7 +137,8 @@ class VideoFileSource(FrameSource):
             capture.release()
             raise VideoInputError(
                 f"video file {self.path}: OpenCV cannot open it (not a video, or a codec this "
-                f"OpenCV build lacks)")
+                f"OpenCV build lacks)"
+            )
         return capture
 
     def _probe(self):
@@ -145,7 +150,8 @@ class VideoFileSource(FrameSource):
             if not decoded:
                 raise VideoInputError(
                     f"video file {self.path}: OpenCV cannot decode its first frame (corrupt, "
-                    f"empty or an unsupported codec)")
+                    f"empty or an unsupported codec)"
+                )
             self._frame_size = first.shape[:2]
             fps = capture.get(cv2.CAP_PROP_FPS)
             self.fps = float(fps) if fps > 0 else None
@@ -175,22 +181,32 @@ class VideoFileSource(FrameSource):
                 if not decoded:
                     break
                 if frame.shape[:2] != self._frame_size:
-                    raise _size_mismatch(f"frame {index} of video file {self.path}", frame,
-                                         self._frame_size)
+                    raise _size_mismatch(
+                        f"frame {index} of video file {self.path}", frame, self._frame_size
+                    )
                 index += 1
                 yield frame
         finally:
             capture.release()
         if self._num_frames is not None and index != self._num_frames:
-            warnings.warn(f"video file {self.path}: its container announces {self._num_frames} "
-                          f"frames, {index} decoded; using the {index}", VideoLengthWarning)
+            warnings.warn(
+                f"video file {self.path}: its container announces {self._num_frames} "
+                f"frames, {index} decoded; using the {index}",
+                VideoLengthWarning,
+            )
 
 
 class ImageFilesSource(FrameSource):
     """Frames stored as image files, in the order given."""
 
-    def __init__(self, paths: Sequence[PathLike], *, name: str, video_id: Optional[int] = None,
-                 fps: Optional[float] = None) -> None:
+    def __init__(
+        self,
+        paths: Sequence[PathLike],
+        *,
+        name: str,
+        video_id: Optional[int] = None,
+        fps: Optional[float] = None,
+    ) -> None:
         paths = [os.fspath(path) for path in paths]
         if not paths:
             raise VideoInputError(f"video {name!r} has no frame files")
@@ -229,19 +245,30 @@ class ImageFilesSource(FrameSource):
             yield frame
 
 
-def folder_source(folder: PathLike, *, name: Optional[str] = None,
-                  video_id: Optional[int] = None, fps: Optional[float] = None
-                  ) -> ImageFilesSource:
+def folder_source(
+    folder: PathLike,
+    *,
+    name: Optional[str] = None,
+    video_id: Optional[int] = None,
+    fps: Optional[float] = None,
+) -> ImageFilesSource:
     """A folder of frames: its image files (``IMAGE_EXTENSIONS``, any case) in natural order."""
     if not os.path.exists(folder):
         raise FileNotFoundError(f"frame folder {folder} does not exist")
     if not os.path.isdir(folder):
         raise VideoInputError(f"frame folder {folder} is not a folder")
-    paths = sorted((os.path.join(folder, entry) for entry in os.listdir(folder)
-                    if _has_extension(entry, IMAGE_EXTENSIONS)), key=_natural_key)
+    paths = sorted(
+        (
+            os.path.join(folder, entry)
+            for entry in os.listdir(folder)
+            if _has_extension(entry, IMAGE_EXTENSIONS)
+        ),
+        key=_natural_key,
+    )
     if not paths:
         raise VideoInputError(
-            f"frame folder {folder} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
+            f"frame folder {folder} holds no image files ({', '.join(IMAGE_EXTENSIONS)})"
+        )
     # abspath: "." or "frames/" must name the folder itself, not "." or "".
     name = name if name is not None else os.path.basename(os.path.abspath(folder))
     return ImageFilesSource(paths, name=name, video_id=video_id, fps=fps)
@@ -256,14 +283,21 @@ class ArraySource(FrameSource):
             they are yielded. Default False: the data is BGR like OpenCV's.
     """
 
-    def __init__(self, frames: Union[np.ndarray, torch.Tensor, Sequence[np.ndarray]], *,
-                 rgb: bool = False, name: str = "array", video_id: Optional[int] = None,
-                 fps: Optional[float] = None) -> None:
+    def __init__(
+        self,
+        frames: Union[np.ndarray, torch.Tensor, Sequence[np.ndarray]],
+        *,
+        rgb: bool = False,
+        name: str = "array",
+        video_id: Optional[int] = None,
+        fps: Optional[float] = None,
+    ) -> None:
         super().__init__(name, video_id=video_id, fps=fps)
         if isinstance(frames, (np.ndarray, torch.Tensor)):
             if frames.ndim != 4 or frames.shape[-1] != 3:
                 raise VideoInputError(
-                    f"frames must have shape [T, H, W, 3], got {list(frames.shape)}")
+                    f"frames must have shape [T, H, W, 3], got {list(frames.shape)}"
+                )
             _check_uint8(frames, "frames")
             if frames.shape[0] == 0:
                 raise VideoInputError("frames must hold at least one frame, got T = 0")
@@ -295,8 +329,15 @@ class IterableSource(FrameSource):
     """Frames from an iterator or generator of ``[H, W, 3]`` uint8 frames whose length is not
     known (a live feed, frames produced as they come); it can be read once."""
 
-    def __init__(self, frames: Iterable[np.ndarray], *, rgb: bool = False, name: str = "stream",
-                 video_id: Optional[int] = None, fps: Optional[float] = None) -> None:
+    def __init__(
+        self,
+        frames: Iterable[np.ndarray],
+        *,
+        rgb: bool = False,
+        name: str = "stream",
+        video_id: Optional[int] = None,
+        fps: Optional[float] = None,
+    ) -> None:
         super().__init__(name, video_id=video_id, fps=fps)
         self._iterator = iter(frames)
         self._first = None
@@ -337,15 +378,25 @@ class CaptureSource(FrameSource):
     ``http://``, ...). Its length is unknown (``num_frames`` None); it ends when OpenCV reads
     no more frames (a closed stream, an unplugged camera)."""
 
-    def __init__(self, device_or_url: Union[int, str], *, name: Optional[str] = None,
-                 video_id: Optional[int] = None, fps: Optional[float] = None) -> None:
+    def __init__(
+        self,
+        device_or_url: Union[int, str],
+        *,
+        name: Optional[str] = None,
+        video_id: Optional[int] = None,
+        fps: Optional[float] = None,
+    ) -> None:
         if isinstance(device_or_url, bool) or not isinstance(device_or_url, (int, str)):
-            raise TypeError(f"device_or_url must be a camera index or a URL, got "
-                            f"{type(device_or_url).__name__}")
+            raise TypeError(
+                f"device_or_url must be a camera index or a URL, got {type(device_or_url).__name__}"
+            )
         self.target = device_or_url
         if name is None:
-            name = (f"camera{device_or_url}" if isinstance(device_or_url, int)
-                    else _url_stem(device_or_url))
+            name = (
+                f"camera{device_or_url}"
+                if isinstance(device_or_url, int)
+                else _url_stem(device_or_url)
+            )
         super().__init__(name, video_id=video_id, fps=fps)
         self._capture = None
         self._first = None
@@ -354,8 +405,9 @@ class CaptureSource(FrameSource):
         capture = cv2.VideoCapture(self.target)
         if not capture.isOpened():
             capture.release()
-            what = (f"camera {self.target}" if isinstance(self.target, int)
-                    else f"stream {self.target}")
+            what = (
+                f"camera {self.target}" if isinstance(self.target, int) else f"stream {self.target}"
+            )
             raise VideoInputError(f"{what}: OpenCV cannot open it")
         return capture
 
@@ -430,8 +482,9 @@ def _check_uint8(frames, what):
         raise VideoInputError(f"{what} must be uint8 (0..255), got {dtype}")
 
 
-def open_video(source: object, *, rgb: bool = False, name: Optional[str] = None,
-               fps: Optional[float] = None) -> FrameSource:
+def open_video(
+    source: object, *, rgb: bool = False, name: Optional[str] = None, fps: Optional[float] = None
+) -> FrameSource:
     """One frame source from a video file path, a folder of frames, an array/tensor, a
     sequence of frames, an iterable of frames of unknown length, a camera index or a stream URL;
     a :class:`FrameSource` is returned as it is.
@@ -453,10 +506,11 @@ def open_video(source: object, *, rgb: bool = False, name: Optional[str] = None,
     if isinstance(source, (np.ndarray, torch.Tensor)) or hasattr(source, "__len__"):
         return ArraySource(source, rgb=rgb, name=name if name is not None else "array", fps=fps)
     if hasattr(source, "__iter__"):
-        return IterableSource(source, rgb=rgb, name=name if name is not None else "stream",
-                              fps=fps)
-    raise TypeError(f"video must be a path, a camera index, a URL, an array or an iterable of "
-                    f"frames, got {type(source).__name__}")
+        return IterableSource(source, rgb=rgb, name=name if name is not None else "stream", fps=fps)
+    raise TypeError(
+        f"video must be a path, a camera index, a URL, an array or an iterable of "
+        f"frames, got {type(source).__name__}"
+    )
 
 
 def _folder_videos(folder):
@@ -476,12 +530,14 @@ def _folder_videos(folder):
     if not sources:
         raise VideoInputError(
             f"folder {folder} holds no frames, video files ({', '.join(VIDEO_EXTENSIONS)}) or "
-            f"sub-folders of frames")
+            f"sub-folders of frames"
+        )
     return sources
 
 
-def annotation_videos(annotation_file: PathLike, image_root: Optional[PathLike] = None
-                      ) -> List[ImageFilesSource]:
+def annotation_videos(
+    annotation_file: PathLike, image_root: Optional[PathLike] = None
+) -> List[ImageFilesSource]:
     """The videos of a YouTube-VIS/OVIS annotation (or results-free test) file: one
     :class:`ImageFilesSource` per ``videos[*]`` entry, frames ``image_root/file_names[i]``,
     named after the folder of its first frame, ``video_id`` from the entry's ``id``.
@@ -496,7 +552,8 @@ def annotation_videos(annotation_file: PathLike, image_root: Optional[PathLike] 
     if not isinstance(dataset, dict) or not isinstance(dataset.get("videos"), list):
         raise VideoInputError(
             f"annotation file {annotation_file} has no 'videos' list (expected the YouTube-VIS/"
-            f"OVIS format)")
+            f"OVIS format)"
+        )
     if image_root is None:
         beside = os.path.join(os.path.dirname(os.path.abspath(annotation_file)), "JPEGImages")
         image_root = beside if os.path.isdir(beside) else os.path.dirname(annotation_file)
@@ -507,10 +564,14 @@ def annotation_videos(annotation_file: PathLike, image_root: Optional[PathLike] 
         if not isinstance(file_names, list) or not file_names or "id" not in video:
             raise VideoInputError(f"{where} needs 'id' and a non-empty 'file_names' list")
         video_id = video["id"]
-        if isinstance(video_id, bool) or not isinstance(video_id, int) \
-                or not 0 <= video_id <= MAX_VIDEO_ID:
-            raise VideoInputError(f"{where}: 'id' must be an integer in [0, {MAX_VIDEO_ID}], "
-                                  f"got {video_id!r}")
+        if (
+            isinstance(video_id, bool)
+            or not isinstance(video_id, int)
+            or not 0 <= video_id <= MAX_VIDEO_ID
+        ):
+            raise VideoInputError(
+                f"{where}: 'id' must be an integer in [0, {MAX_VIDEO_ID}], got {video_id!r}"
+            )
         for index, file_name in enumerate(file_names):
             _check_relative_frame_path(file_name, f"{where}.file_names[{index}]")
         # The folder of the first frame names the outputs (DAVIS folders, overlay videos).
@@ -519,8 +580,11 @@ def annotation_videos(annotation_file: PathLike, image_root: Optional[PathLike] 
             check_output_name(name, f"{where}: the folder of file_names[0],")
         except UnsafeOutputError as error:
             raise VideoInputError(str(error)) from None
-        sources.append(ImageFilesSource([os.path.join(image_root, f) for f in file_names],
-                                        name=name, video_id=video_id))
+        sources.append(
+            ImageFilesSource(
+                [os.path.join(image_root, f) for f in file_names], name=name, video_id=video_id
+            )
+        )
     return sources
 
 
@@ -529,14 +593,16 @@ def _check_relative_frame_path(file_name, where):
     if not isinstance(file_name, str) or not file_name:
         raise VideoInputError(f"{where} must be a non-empty string, got {file_name!r}")
     parts = file_name.replace("\\", "/").split("/")
-    if os.path.isabs(file_name) or file_name.startswith("\\") or ".." in parts \
-            or "\0" in file_name:
-        raise VideoInputError(f"{where} {file_name!r} must be a path relative to the image root "
-                              f"without '..' (frames outside the image root are not read)")
+    if os.path.isabs(file_name) or file_name.startswith("\\") or ".." in parts or "\0" in file_name:
+        raise VideoInputError(
+            f"{where} {file_name!r} must be a path relative to the image root "
+            f"without '..' (frames outside the image root are not read)"
+        )
 
 
-def expand_inputs(paths: Union[PathLike, Sequence[PathLike]], *,
-                  image_root: Optional[PathLike] = None) -> List[FrameSource]:
+def expand_inputs(
+    paths: Union[PathLike, Sequence[PathLike]], *, image_root: Optional[PathLike] = None
+) -> List[FrameSource]:
     """The videos named by command-line inputs, in order.
 
     Each input is a video file, a folder of frames, a folder of videos (video files and/or
@@ -562,9 +628,11 @@ def expand_inputs(paths: Union[PathLike, Sequence[PathLike]], *,
         elif _has_extension(path, (".json",)):
             sources += annotation_videos(path, image_root)
         elif not os.path.exists(path) and path.isdigit():
-            raise VideoInputError(f"input {path} names a camera, which never ends: read live "
-                                  f"sources with --stream (stemseg-fast infer --stream {path} "
-                                  f"...)")
+            raise VideoInputError(
+                f"input {path} names a camera, which never ends: read live "
+                f"sources with --stream (stemseg-fast infer --stream {path} "
+                f"...)"
+            )
         elif "://" in path:
             sources.append(CaptureSource(path))
         else:
@@ -574,7 +642,8 @@ def expand_inputs(paths: Union[PathLike, Sequence[PathLike]], *,
         if source.name in seen:
             raise VideoInputError(
                 f"two inputs share the name {source.name!r} ({seen[source.name]!r} and "
-                f"{source!r}); their outputs would overwrite each other: rename one")
+                f"{source!r}); their outputs would overwrite each other: rename one"
+            )
         seen[source.name] = source
     return sources
 
@@ -587,15 +656,18 @@ def assign_video_ids(sources: Sequence[FrameSource], ids_from: Optional[PathLike
         ids = {}
         for video in annotation_videos(ids_from):
             if video.name in ids:
-                raise VideoInputError(f"--ids-from {ids_from}: two videos are named {video.name!r} "
-                                   f"(ids {ids[video.name]} and {video.video_id})")
+                raise VideoInputError(
+                    f"--ids-from {ids_from}: two videos are named {video.name!r} "
+                    f"(ids {ids[video.name]} and {video.video_id})"
+                )
             ids[video.name] = video.video_id
         for source in sources:
             if source.video_id is None:
                 if source.name not in ids:
                     raise VideoInputError(
                         f"--ids-from {ids_from}: no video named {source.name!r} (videos are "
-                        f"named by the folder of their first frame)")
+                        f"named by the folder of their first frame)"
+                    )
                 source.video_id = ids[source.name]
     numbered = 0
     for position, source in enumerate(sources):
@@ -605,8 +677,10 @@ def assign_video_ids(sources: Sequence[FrameSource], ids_from: Optional[PathLike
     owners = {}
     for source in sources:
         if source.video_id in owners:
-            raise VideoInputError(f"inputs {owners[source.video_id]!r} and {source.name!r} both get "
-                               f"video_id {source.video_id}; give every input its dataset id "
-                               f"(--ids-from)")
+            raise VideoInputError(
+                f"inputs {owners[source.video_id]!r} and {source.name!r} both get "
+                f"video_id {source.video_id}; give every input its dataset id "
+                f"(--ids-from)"
+            )
         owners[source.video_id] = source.name
     return numbered

@@ -12,6 +12,7 @@ encoded empty mask; the loader also accepts ``None`` (``loadRes`` tests ``if seg
 evaluation gives both the same IoU, so ``absent="empty"`` (default, parity) and
 ``absent="none"`` (smaller files) are equivalent to the scorer.
 """
+
 import json
 import math
 import os
@@ -20,8 +21,14 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import numpy as np
 
-from .files import (PathLike, atomic_output, json_field, json_integer, naming_the_file,
-                    read_json_document)
+from .files import (
+    PathLike,
+    atomic_output,
+    json_field,
+    json_integer,
+    naming_the_file,
+    read_json_document,
+)
 from .rle import encode_mask, to_json
 
 ABSENT_CHOICES = ("empty", "none")
@@ -30,8 +37,9 @@ if TYPE_CHECKING:  # tracks.py imports io.rle: only the checker reads this impor
     from stemseg_fast.tracks import VideoTracks
 
 
-def youtube_vis_predictions(video_tracks: "VideoTracks", *, video_id: Optional[int] = None,
-                            absent: str = "empty") -> List[Dict[str, Any]]:
+def youtube_vis_predictions(
+    video_tracks: "VideoTracks", *, video_id: Optional[int] = None, absent: str = "empty"
+) -> List[Dict[str, Any]]:
     """The result entries of one video, tracks in their order.
 
     Args:
@@ -47,26 +55,37 @@ def youtube_vis_predictions(video_tracks: "VideoTracks", *, video_id: Optional[i
     if video_id is None:
         raise ValueError(
             f"video {video_tracks.name!r} has no video_id: YouTube-VIS results need the "
-            f"dataset's id (pass video_id= or read the video from the annotation file)")
-    empty = (to_json(encode_mask(np.zeros(video_tracks.frame_size, dtype=np.uint8)))
-             if absent == "empty" else None)
+            f"dataset's id (pass video_id= or read the video from the annotation file)"
+        )
+    empty = (
+        to_json(encode_mask(np.zeros(video_tracks.frame_size, dtype=np.uint8)))
+        if absent == "empty"
+        else None
+    )
     predictions = []
     for track in video_tracks.tracks:
         if track.category_id is None:
-            raise ValueError(f"video {video_tracks.name!r}: track {track.track_id} has no "
-                             f"category_id")
+            raise ValueError(
+                f"video {video_tracks.name!r}: track {track.track_id} has no category_id"
+            )
         segmentations = []
         for frame in range(video_tracks.num_frames):
             rle = track.rle(frame)
             segmentations.append(empty if rle is None else to_json(rle))
-        predictions.append({"video_id": int(video_id), "score": float(track.score),
-                            "category_id": int(track.category_id),
-                            "segmentations": segmentations})
+        predictions.append(
+            {
+                "video_id": int(video_id),
+                "score": float(track.score),
+                "category_id": int(track.category_id),
+                "segmentations": segmentations,
+            }
+        )
     return predictions
 
 
-def write_youtube_vis_results(path: PathLike, predictions: List[Dict[str, Any]], *,
-                              zip_path: Optional[PathLike] = None) -> str:
+def write_youtube_vis_results(
+    path: PathLike, predictions: List[Dict[str, Any]], *, zip_path: Optional[PathLike] = None
+) -> str:
     """Write the results list as JSON to ``path`` atomically; with ``zip_path`` also the
     archive the CodaLab servers take (one member, ``results.json``), atomically too.
 

@@ -10,6 +10,7 @@ video already done with the same settings and input files, so an interrupted or 
 batch resumes where it stopped. Under ``torchrun`` every rank takes its share of the videos
 (:func:`~stemseg_fast.distributed.shard_items`) and rank 0 writes the merged files.
 """
+
 import ctypes
 import functools
 import json
@@ -67,12 +68,12 @@ class BatchResult:
 def input_fingerprint(source: FrameSource) -> Optional[list]:
     """The input's identity: its files' paths, sizes and modification times; None for a
     stream URL, whose content can change between runs (so it is never resumed)."""
-    paths = getattr(source, "paths", None) or (
-        [source.path] if hasattr(source, "path") else None)
+    paths = getattr(source, "paths", None) or ([source.path] if hasattr(source, "path") else None)
     if paths is None:
         return None
-    return [[os.path.abspath(path), os.stat(path).st_size, os.stat(path).st_mtime_ns]
-            for path in paths]
+    return [
+        [os.path.abspath(path), os.stat(path).st_size, os.stat(path).st_mtime_ns] for path in paths
+    ]
 
 
 def _finished_record(path, fingerprint):
@@ -93,10 +94,18 @@ def _outputs(record) -> VideoOutputs:
     return VideoOutputs(record["entries"], record["video"], 0.0)
 
 
-def run_batch(predictor: Predictor, sources: Sequence[FrameSource], formats: Sequence[str],
-              out_dir: str, *, settings: dict, context: DistributedContext,
-              min_score: Optional[float] = None, progress: Optional[tqdm] = None,
-              keep_going: bool = True) -> BatchResult:
+def run_batch(
+    predictor: Predictor,
+    sources: Sequence[FrameSource],
+    formats: Sequence[str],
+    out_dir: str,
+    *,
+    settings: dict,
+    context: DistributedContext,
+    min_score: Optional[float] = None,
+    progress: Optional[tqdm] = None,
+    keep_going: bool = True,
+) -> BatchResult:
     """Predict every source this rank owns and write its files; rank 0 then merges.
 
     Args:
@@ -108,19 +117,22 @@ def run_batch(predictor: Predictor, sources: Sequence[FrameSource], formats: Seq
         keep_going: a failing video (``ValueError``, ``OSError``, ``RuntimeError``) is reported
             and the others go on; False re-raises it.
     """
-    paths: Dict[str, Dict[str, str]] = {source.name: video_output_paths(out_dir, source.name,
-                                                                        formats)
-                                        for source in sources}
+    paths: Dict[str, Dict[str, str]] = {
+        source.name: video_output_paths(out_dir, source.name, formats) for source in sources
+    }
     if context.is_main:  # the other ranks write nothing before the gather after prediction
         remove_debris(out_dir, [(RECORDS_FOLDER,)])
     settings = json.loads(json.dumps(settings))  # as a record file holds it (tuples -> lists)
-    fingerprints = {source.name: {"settings": settings, "input": input_fingerprint(source)}
-                    for source in sources}  # one stat of every input file, for skip and merge
+    fingerprints = {
+        source.name: {"settings": settings, "input": input_fingerprint(source)}
+        for source in sources
+    }  # one stat of every input file, for skip and merge
     result = BatchResult()
     writer = VideoWriter()
     try:
-        owned = [source for _, source in shard_items(sources, context,
-                                                     key=lambda source: source.name)]
+        owned = [
+            source for _, source in shard_items(sources, context, key=lambda source: source.name)
+        ]
         for position, source in enumerate(owned):
             record_path = output_path(out_dir, RECORDS_FOLDER, f"{source.name}.json")
             fingerprint = fingerprints[source.name]
@@ -136,8 +148,16 @@ def run_batch(predictor: Predictor, sources: Sequence[FrameSource], formats: Seq
                     raise
                 writer.add_failure(source.name, error)
                 continue
-            write = functools.partial(_write_video, prediction, source, paths[source.name],
-                                      formats, min_score, record_path, fingerprint)
+            write = functools.partial(
+                _write_video,
+                prediction,
+                source,
+                paths[source.name],
+                formats,
+                min_score,
+                record_path,
+                fingerprint,
+            )
             if position == len(owned) - 1:  # nothing left to predict meanwhile
                 writer.run_here(source.name, write)
             else:
@@ -155,8 +175,9 @@ def run_batch(predictor: Predictor, sources: Sequence[FrameSource], formats: Seq
             raise error
         else:
             result.failures.append(f"video {name!r}: {error}")
-    gathered = gather_objects({"failures": result.failures, "reports": reports,
-                               "skipped": result.skipped}, context)
+    gathered = gather_objects(
+        {"failures": result.failures, "reports": reports, "skipped": result.skipped}, context
+    )
     if not context.is_main:
         result.reports = reports
         return result
@@ -170,12 +191,13 @@ def run_batch(predictor: Predictor, sources: Sequence[FrameSource], formats: Seq
             record = this_run.get(source.name)
         else:
             record = _finished_record(
-                output_path(out_dir, RECORDS_FOLDER, f"{source.name}.json"), fingerprint)
+                output_path(out_dir, RECORDS_FOLDER, f"{source.name}.json"), fingerprint
+            )
         if record is not None:
             result.records.append(record)
-    result.written = write_merged_outputs(out_dir, formats,
-                                          [_outputs(record) for record in result.records],
-                                          predictor.category_names)
+    result.written = write_merged_outputs(
+        out_dir, formats, [_outputs(record) for record in result.records], predictor.category_names
+    )
     return result
 
 
@@ -193,9 +215,13 @@ def _write_video(prediction, source, paths, formats, min_score, record_path, fin
     written = write_video_outputs(prediction, formats, paths, source=source, min_score=min_score)
     timings = dict(prediction.timings)
     timings["outputs"] += written.seconds
-    report = {"entries": written.entries, "video": written.video,
-              "frames": prediction.num_frames, "timings": timings,
-              "tracks": len(prediction.track_ids)}
+    report = {
+        "entries": written.entries,
+        "video": written.video,
+        "frames": prediction.num_frames,
+        "timings": timings,
+        "tracks": len(prediction.track_ids),
+    }
     write_json(record_path, dict(report, fingerprint=fingerprint))
     return report
 
@@ -227,8 +253,7 @@ class VideoWriter:
         self._lock = threading.Lock()
         self._done: List[Tuple[str, Optional[dict], Optional[BaseException]]] = []
         self._fatal: Optional[BaseException] = None
-        self._worker = threading.Thread(target=self._work, name="stemseg-fast-writer",
-                                        daemon=True)
+        self._worker = threading.Thread(target=self._work, name="stemseg-fast-writer", daemon=True)
         self._worker.start()
 
     def abort(self) -> None:
@@ -236,8 +261,9 @@ class VideoWriter:
         what they had begun), the queued ones are dropped. For an interruption of the calling
         thread (signals reach only the main thread), so no partial output is left behind."""
         if self._worker.is_alive():
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._worker.ident),
-                                                       ctypes.py_object(_Aborted))
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(self._worker.ident), ctypes.py_object(_Aborted)
+            )
             self._worker.join(timeout=ABORT_SECONDS)
 
     def _work(self):

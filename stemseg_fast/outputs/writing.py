@@ -12,6 +12,7 @@ model names its classes, categories.json (for ``render`` and ``eval``).
 files as soon as it is done (:func:`write_video_outputs`) and the files over every video at the
 end (:func:`write_merged_outputs`).
 """
+
 import os
 import time
 from dataclasses import dataclass
@@ -68,14 +69,19 @@ def check_formats(formats: Sequence[str], config: STEmSegConfig) -> None:
     unknown = [name for name in formats if name not in FORMATS]
     if unknown:
         raise ValueError(f"formats must be among {', '.join(FORMATS)}, got {unknown[0]!r}")
-    if KITTI_MOTS in formats and (config.semantic_decoder is None
-                                  or config.num_classes != KITTI_MOTS_NUM_CLASSES):
-        raise ValueError(f"the {KITTI_MOTS} format needs a model classifying background, car "
-                         f"and pedestrian (num_classes 3); preset {config.name!r} has "
-                         f"{config.num_classes if config.semantic_decoder else 'no'} classes")
+    if KITTI_MOTS in formats and (
+        config.semantic_decoder is None or config.num_classes != KITTI_MOTS_NUM_CLASSES
+    ):
+        raise ValueError(
+            f"the {KITTI_MOTS} format needs a model classifying background, car "
+            f"and pedestrian (num_classes 3); preset {config.name!r} has "
+            f"{config.num_classes if config.semantic_decoder else 'no'} classes"
+        )
     if YOUTUBE_VIS in formats and config.semantic_decoder is None:
-        raise ValueError(f"the {YOUTUBE_VIS} format needs a semantic head to classify tracks; "
-                         f"preset {config.name!r} has none (use davis or overlay)")
+        raise ValueError(
+            f"the {YOUTUBE_VIS} format needs a semantic head to classify tracks; "
+            f"preset {config.name!r} has none (use davis or overlay)"
+        )
 
 
 def video_output_paths(out_dir: str, name: str, formats: Sequence[str]) -> Dict[str, str]:
@@ -89,8 +95,11 @@ def video_output_paths(out_dir: str, name: str, formats: Sequence[str]) -> Dict[
     if KITTI_MOTS in formats:
         results_dir = output_path(out_dir, *KITTI_RESULTS_FOLDER)
         sequence_number = name.isascii() and name.isdigit()  # "²" is a digit, not a number
-        paths[KITTI_MOTS] = (kitti_mots_sequence_path(results_dir, int(name)) if sequence_number
-                             else output_path(results_dir, f"{name}.txt"))
+        paths[KITTI_MOTS] = (
+            kitti_mots_sequence_path(results_dir, int(name))
+            if sequence_number
+            else output_path(results_dir, f"{name}.txt")
+        )
     if OVERLAY in formats:
         paths[OVERLAY] = output_path(out_dir, "overlay", f"{name}.mp4")
     return paths
@@ -103,16 +112,22 @@ def check_distinct_outputs(paths: Dict[str, Dict[str, str]]) -> None:
     for name, video_paths in paths.items():
         for path in video_paths.values():
             if path in owners:
-                raise UnsafeOutputError(f"videos {owners[path]!r} and {name!r} would both write "
-                                        f"{path}: rename one")
+                raise UnsafeOutputError(
+                    f"videos {owners[path]!r} and {name!r} would both write {path}: rename one"
+                )
             owners[path] = name
 
 
 def remove_debris(out_dir: str, extra_folders: Iterable[Sequence[str]] = ()) -> None:
     """Temporaries an interrupted earlier run left in the folders the writers use."""
     remove_partial_outputs(out_dir)
-    for folder in (("davis",), ("overlay",), KITTI_RESULTS_FOLDER, KITTI_FILTERED_FOLDER,
-                   *extra_folders):
+    for folder in (
+        ("davis",),
+        ("overlay",),
+        KITTI_RESULTS_FOLDER,
+        KITTI_FILTERED_FOLDER,
+        *extra_folders,
+    ):
         remove_partial_outputs(output_path(out_dir, *folder))
 
 
@@ -127,10 +142,15 @@ def input_location(source: FrameSource) -> Optional[str]:
     return target if isinstance(target, str) else None
 
 
-def write_video_outputs(prediction: VideoPrediction, formats: Sequence[str],
-                        paths: Dict[str, str], *, source: Optional[VideoInput] = None,
-                        json_rule: Optional[str] = None,
-                        min_score: Optional[float] = None) -> VideoOutputs:
+def write_video_outputs(
+    prediction: VideoPrediction,
+    formats: Sequence[str],
+    paths: Dict[str, str],
+    *,
+    source: Optional[VideoInput] = None,
+    json_rule: Optional[str] = None,
+    min_score: Optional[float] = None,
+) -> VideoOutputs:
     """The per-video files of one :class:`~stemseg_fast.inference.prediction.VideoPrediction`
     at ``paths`` (from :func:`video_output_paths`).
 
@@ -146,11 +166,13 @@ def write_video_outputs(prediction: VideoPrediction, formats: Sequence[str],
     entries = []
     if DAVIS in formats:
         folder = paths[DAVIS]
-        write_davis_pngs(os.path.dirname(folder), prediction.select(DAVIS),
-                         sequence=os.path.basename(folder))
+        write_davis_pngs(
+            os.path.dirname(folder), prediction.select(DAVIS), sequence=os.path.basename(folder)
+        )
     if KITTI_MOTS in formats:
-        write_kitti_mots_txt(paths[KITTI_MOTS],
-                             kitti_mots_detections(prediction.select(KITTI_MOTS)))
+        write_kitti_mots_txt(
+            paths[KITTI_MOTS], kitti_mots_detections(prediction.select(KITTI_MOTS))
+        )
     if YOUTUBE_VIS in formats or OVERLAY in formats:
         tracks = prediction.select(json_rule, min_score=min_score)
         entries = youtube_vis_predictions(tracks)
@@ -159,22 +181,33 @@ def write_video_outputs(prediction: VideoPrediction, formats: Sequence[str],
                 raise ValueError("the overlay format draws on the video: pass source=")
             write_overlay_video(paths[OVERLAY], source, tracks)
     height, width = prediction.frame_size
-    video = {"id": prediction.video_id, "name": prediction.name, "length": prediction.num_frames,
-             "height": height, "width": width, "fps": prediction.fps,
-             "path": None if source is None else input_location(source)}
+    video = {
+        "id": prediction.video_id,
+        "name": prediction.name,
+        "length": prediction.num_frames,
+        "height": height,
+        "width": width,
+        "fps": prediction.fps,
+        "path": None if source is None else input_location(source),
+    }
     return VideoOutputs(entries, video, time.perf_counter() - start)
 
 
-def write_merged_outputs(out_dir: str, formats: Sequence[str], videos: Sequence[VideoOutputs],
-                         category_names: Optional[dict]) -> List[str]:
+def write_merged_outputs(
+    out_dir: str,
+    formats: Sequence[str],
+    videos: Sequence[VideoOutputs],
+    category_names: Optional[dict],
+) -> List[str]:
     """results.json (+ zip), the KITTI-MOTS post-filter, videos.json and categories.json over
     every finished video; returns the written paths."""
     written = []
     if YOUTUBE_VIS in formats or OVERLAY in formats:
         path = output_path(out_dir, "results.json")
         zip_path = output_path(out_dir, "results.zip") if YOUTUBE_VIS in formats else None
-        write_youtube_vis_results(path, [entry for video in videos for entry in video.entries],
-                                  zip_path=zip_path)
+        write_youtube_vis_results(
+            path, [entry for video in videos for entry in video.entries], zip_path=zip_path
+        )
         written += [path] + ([zip_path] if zip_path else [])
     if KITTI_MOTS in formats and os.path.isdir(output_path(out_dir, *KITTI_RESULTS_FOLDER)):
         postprocess_kitti_mots(output_path(out_dir, *KITTI_RESULTS_FOLDER))
@@ -187,17 +220,28 @@ def write_merged_outputs(out_dir: str, formats: Sequence[str], videos: Sequence[
     written.append(videos_path)
     if category_names:  # class names for render and eval, in the annotation files' form
         categories_path = output_path(out_dir, "categories.json")
-        write_json(categories_path, {"categories": [
-            {"id": int(category_id), "name": name}
-            for category_id, name in sorted(category_names.items())]}, indent=1)
+        write_json(
+            categories_path,
+            {
+                "categories": [
+                    {"id": int(category_id), "name": name}
+                    for category_id, name in sorted(category_names.items())
+                ]
+            },
+            indent=1,
+        )
         written.append(categories_path)
     return written
 
 
-def write_outputs(predictions: Union[VideoPrediction, Sequence[VideoPrediction]],
-                  formats: Sequence[str], out_dir: str, *,
-                  sources: Union[VideoInput, Sequence[VideoInput], None] = None,
-                  min_score: Optional[float] = None) -> List[str]:
+def write_outputs(
+    predictions: Union[VideoPrediction, Sequence[VideoPrediction]],
+    formats: Sequence[str],
+    out_dir: str,
+    *,
+    sources: Union[VideoInput, Sequence[VideoInput], None] = None,
+    min_score: Optional[float] = None,
+) -> List[str]:
     """Write finished predictions in every format asked for; returns the written paths.
 
     Args:
@@ -215,13 +259,18 @@ def write_outputs(predictions: Union[VideoPrediction, Sequence[VideoPrediction]]
     unknown = [name for name in formats if name not in FORMATS]
     if unknown:
         raise ValueError(f"formats must be among {', '.join(FORMATS)}, got {unknown[0]!r}")
-    paths = {prediction.name: video_output_paths(out_dir, prediction.name, formats)
-             for prediction in predictions}
+    paths = {
+        prediction.name: video_output_paths(out_dir, prediction.name, formats)
+        for prediction in predictions
+    }
     check_distinct_outputs(paths)
     os.makedirs(out_dir, exist_ok=True)
     remove_debris(out_dir)
-    videos = [write_video_outputs(prediction, formats, paths[prediction.name], source=source,
-                                  min_score=min_score)
-              for prediction, source in zip(predictions, sources)]
+    videos = [
+        write_video_outputs(
+            prediction, formats, paths[prediction.name], source=source, min_score=min_score
+        )
+        for prediction, source in zip(predictions, sources)
+    ]
     category_names = next((p.category_names for p in predictions if p.category_names), None)
     return write_merged_outputs(out_dir, formats, videos, category_names)

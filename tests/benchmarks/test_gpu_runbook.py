@@ -2,6 +2,7 @@
 fails and one that hits its time limit: every benchmark that finished is kept, the report is
 rendered from both parts, each step's exit status and elapsed seconds are noted, and $OUT
 stays within the 8 files the device tool brings back."""
+
 import json
 import os
 import subprocess
@@ -16,7 +17,7 @@ sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 
 import report  # noqa: E402  (benchmarks/report.py)
 
-FAILING_PART = '''
+FAILING_PART = """
 def test_first_of_failing_part(benchmark):
     benchmark(sum, range(100))
 
@@ -25,8 +26,8 @@ def test_breaks(benchmark):
 
 def test_last_of_failing_part(benchmark):
     benchmark(sum, range(100))
-'''
-TIMED_OUT_PART = '''
+"""
+TIMED_OUT_PART = """
 import time
 
 def test_before_the_hang(benchmark):
@@ -37,11 +38,11 @@ def test_hangs():
 
 def test_never_reached(benchmark):
     benchmark(sum, range(100))
-'''
-PASSING_TESTS = '''
+"""
+PASSING_TESTS = """
 def test_passes():
     assert 1 + 1 == 2
-'''
+"""
 
 
 def _without_interpreter():
@@ -63,14 +64,24 @@ def test_runbook_keeps_every_finished_benchmark(tmp_path):
     (parts / "check_passes.py").write_text(PASSING_TESTS)
     out = tmp_path / "out"
     environment = dict(
-        _without_interpreter(), OUT=str(out), PYTHON=sys.executable, RUNBOOK_ALLOW_CPU="1",
-        RUNBOOK_SKIP_INSTALL="1", RUNBOOK_TESTS=str(parts / "check_passes.py"),
+        _without_interpreter(),
+        OUT=str(out),
+        PYTHON=sys.executable,
+        RUNBOOK_ALLOW_CPU="1",
+        RUNBOOK_SKIP_INSTALL="1",
+        RUNBOOK_TESTS=str(parts / "check_passes.py"),
         RUNBOOK_OPS_FILES=str(parts / "bench_fails.py"),
-        RUNBOOK_MODEL_FILES=str(parts / "bench_hangs.py"), RUNBOOK_LIMITS="60 60 20 30 30",
-        PATH=os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
-                             if not os.path.exists(os.path.join(p, "ncu"))))
-    result = subprocess.run(["bash", RUNBOOK], cwd=REPO, env=environment, capture_output=True,
-                            text=True, timeout=300)
+        RUNBOOK_MODEL_FILES=str(parts / "bench_hangs.py"),
+        RUNBOOK_LIMITS="60 60 20 30 30",
+        PATH=os.pathsep.join(
+            p
+            for p in os.environ["PATH"].split(os.pathsep)
+            if not os.path.exists(os.path.join(p, "ncu"))
+        ),
+    )
+    result = subprocess.run(
+        ["bash", RUNBOOK], cwd=REPO, env=environment, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 1, result.stdout + result.stderr
 
     runbook = (out / "runbook.txt").read_text()
@@ -101,8 +112,9 @@ def test_runbook_keeps_every_finished_benchmark(tmp_path):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the check is for machines without CUDA")
 def test_runbook_stops_without_cuda(tmp_path):
     environment = dict(_without_interpreter(), OUT=str(tmp_path), PYTHON=sys.executable)
-    result = subprocess.run(["bash", RUNBOOK], cwd=REPO, env=environment, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        ["bash", RUNBOOK], cwd=REPO, env=environment, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 2
     assert "torch.cuda.is_available() is False" in result.stderr
     assert not (tmp_path / "results").exists()
@@ -110,9 +122,22 @@ def test_runbook_stops_without_cuda(tmp_path):
 
 def test_report_skips_an_unreadable_result(tmp_path, capsys):
     good = tmp_path / "2026-01-01-ops.json"
-    good.write_text(json.dumps({"machine_info": {"device": "fake"}, "benchmarks": [
-        {"name": "test_kept", "group": "g", "params": {}, "extra_info": {},
-         "stats": {"median": 0.001}}]}))
+    good.write_text(
+        json.dumps(
+            {
+                "machine_info": {"device": "fake"},
+                "benchmarks": [
+                    {
+                        "name": "test_kept",
+                        "group": "g",
+                        "params": {},
+                        "extra_info": {},
+                        "stats": {"median": 0.001},
+                    }
+                ],
+            }
+        )
+    )
     empty = tmp_path / "2026-01-01-model.json"
     empty.write_text("")  # a part killed before it wrote anything
     assert report.main([str(empty), str(good)]) == 0

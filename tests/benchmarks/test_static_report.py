@@ -2,6 +2,7 @@
 op's launches are recorded from the real entry points, specialised by Triton's own binder,
 compiled by Triton's bundled ptxas and read back; checked against counts that follow from the
 launch itself (grid, bytes an elementwise kernel must move, occupancy arithmetic)."""
+
 import json
 import math
 import os
@@ -32,9 +33,21 @@ def small_report(tmp_path_factory):
     folder = tmp_path_factory.mktemp("static")
     path = folder / "report.json"
     result = subprocess.run(
-        [sys.executable, os.path.join(BENCHMARKS, "compiled.py"), "--presets", "cpu_small",
-         "--out", str(path), "--jobs", "2"],
-        cwd=REPO, env=_compiler_environment(folder), capture_output=True, text=True)
+        [
+            sys.executable,
+            os.path.join(BENCHMARKS, "compiled.py"),
+            "--presets",
+            "cpu_small",
+            "--out",
+            str(path),
+            "--jobs",
+            "2",
+        ],
+        cwd=REPO,
+        env=_compiler_environment(folder),
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr[-4000:]
     with open(path, encoding="utf-8") as handle:
         return json.load(handle), str(path)
@@ -58,8 +71,12 @@ def test_every_op_and_pass_is_reported(small_report):
         assert any(name == op for name, _ in passes), op
     assert ("embedding_loss", "backward") in passes and ("tse_decoder", "forward") in passes
     variants = {row["variant"] for row in report["launches"] if row["op"] == "tse_decoder"}
-    assert variants == {f"{widths}-{dtype}{layout}" for widths in ("embedding", "semantic_ytvis")
-                        for dtype in ("fp32", "bf16") for layout in ("", "-ndhwc")}
+    assert variants == {
+        f"{widths}-{dtype}{layout}"
+        for widths in ("embedding", "semantic_ytvis")
+        for dtype in ("fp32", "bf16")
+        for layout in ("", "-ndhwc")
+    }
 
 
 @NO_GPU
@@ -71,8 +88,7 @@ def test_counts_follow_from_the_launch(small_report):
         assert row["waves"] == pytest.approx(row["ctas"] / (row["ctas_per_sm"] * 132))
         assert 0 < row["registers"] <= 255 and row["sass_static"] > 0
         for gpu in ("h100", "h200"):
-            assert row["predicted_us"][gpu] == max(row["memory_time_us"][gpu],
-                                                   row["issue_time_us"])
+            assert row["predicted_us"][gpu] == max(row["memory_time_us"][gpu], row["issue_time_us"])
     # elementwise GN + ReLU: reads x once and writes out once (plus 4 tiny per-group/channel
     # tensors), the bytes the TTIR's loads and stores must add up to
     for row in _launches(report, "_group_norm_relu_kernel"):
@@ -82,8 +98,11 @@ def test_counts_follow_from_the_launch(small_report):
         assert row["bytes_per_tensor"]["out_ptr"] == {"store": tensor_bytes}
         assert 2 * tensor_bytes <= row["bytes_moved"] < 2 * tensor_bytes + 8192
     # a run-time loop of more than one trip weighs its body: dynamic count above static
-    looped = [row for row in _launches(report, "_group_norm_partial_stats_kernel")
-              if row["loops_modelled"] and row["loop_trips"] and row["loop_trips"][0] > 1]
+    looped = [
+        row
+        for row in _launches(report, "_group_norm_partial_stats_kernel")
+        if row["loops_modelled"] and row["loop_trips"] and row["loop_trips"][0] > 1
+    ]
     assert looped and all(row["sass_per_thread"] > row["sass_static"] for row in looped)
     # the greedy clustering's seed selection is one CTA per seed, launched max_clusters times
     seeds = _launches(report, "_greedy_cluster_select_seed_kernel")
@@ -108,16 +127,48 @@ def test_specialisation_is_tritons_own(tmp_path, monkeypatch):
     def tensor(offset):
         return {"tensor": "float32", "shape": [4], "offset_bytes": offset, "element_bytes": 4}
 
-    probe = ("from compiled import specialise_and_compile, _attribute_summary; import json, sys;"
-             "a = json.loads(sys.argv[1]);"
-             "c, b, k, s, at = specialise_and_compile(*a);"
-             "print(json.dumps(_attribute_summary(s, at)))")
-    launch = ["stemseg_fast.kernels.upsample_add", "_upsample_add_kernel",
-              [tensor(0), tensor(4), tensor(64), tensor(0), 1, 2, 5, 9, 10, 18,
-               90, 90, 45, 9, 1, 360, 360, 180, 18, 1, 8, 1],
-              {"BLOCK_W": 32}]
-    result = subprocess.run([sys.executable, "-c", probe, json.dumps(launch)], cwd=BENCHMARKS,
-                            env=_compiler_environment(tmp_path), capture_output=True, text=True)
+    probe = (
+        "from compiled import specialise_and_compile, _attribute_summary; import json, sys;"
+        "a = json.loads(sys.argv[1]);"
+        "c, b, k, s, at = specialise_and_compile(*a);"
+        "print(json.dumps(_attribute_summary(s, at)))"
+    )
+    launch = [
+        "stemseg_fast.kernels.upsample_add",
+        "_upsample_add_kernel",
+        [
+            tensor(0),
+            tensor(4),
+            tensor(64),
+            tensor(0),
+            1,
+            2,
+            5,
+            9,
+            10,
+            18,
+            90,
+            90,
+            45,
+            9,
+            1,
+            360,
+            360,
+            180,
+            18,
+            1,
+            8,
+            1,
+        ],
+        {"BLOCK_W": 32},
+    ]
+    result = subprocess.run(
+        [sys.executable, "-c", probe, json.dumps(launch)],
+        cwd=BENCHMARKS,
+        env=_compiler_environment(tmp_path),
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
     assert summary["low_ptr"] == "div16" and summary["out_ptr"] == "div16"
@@ -135,9 +186,19 @@ def test_occupancy_arithmetic():
 
 def test_unknown_preset_is_one_clear_error(tmp_path):
     result = subprocess.run(
-        [sys.executable, os.path.join(BENCHMARKS, "compiled.py"), "--presets", "nope",
-         "--out", str(tmp_path / "r.json")],
-        cwd=REPO, env=_compiler_environment(tmp_path), capture_output=True, text=True)
+        [
+            sys.executable,
+            os.path.join(BENCHMARKS, "compiled.py"),
+            "--presets",
+            "nope",
+            "--out",
+            str(tmp_path / "r.json"),
+        ],
+        cwd=REPO,
+        env=_compiler_environment(tmp_path),
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert "--presets: unknown preset 'nope'" in result.stderr
     assert "Traceback" not in result.stderr
@@ -147,8 +208,9 @@ def test_unknown_preset_is_one_clear_error(tmp_path):
 def _listing(opcodes, loops):
     from sass import Instruction, SassListing
 
-    instructions = [Instruction(16 * i, opcode, operands) for i, (opcode, operands)
-                    in enumerate(opcodes)]
+    instructions = [
+        Instruction(16 * i, opcode, operands) for i, (opcode, operands) in enumerate(opcodes)
+    ]
     return SassListing(instructions, loops, 32, 0, 0, 0)
 
 
@@ -157,8 +219,9 @@ def test_loop_weights_pair_and_unroll():
 
     body = [("FFMA", "R1, R2, R3, R1"), ("IADD3", "R4, R4, -0x4, RZ"), ("BRA", "0x10")]
     remainder = [("FADD", "R1, R1, R2"), ("IADD3", "R4, R4, -0x1, RZ"), ("BRA", "0x50")]
-    listing = _listing([("S2R", "R0")] + body + [("NOP", "")] + remainder + [("EXIT", "")],
-                       [(1, 3), (5, 7)])
+    listing = _listing(
+        [("S2R", "R0")] + body + [("NOP", "")] + remainder + [("EXIT", "")], [(1, 3), (5, 7)]
+    )
     # one source loop of 10 trips, unrolled by 4: the main body runs 2 times, the remainder 2
     counts, model = weighted_instruction_counts(listing, [10])
     assert model == "unrolled"
@@ -188,8 +251,7 @@ def test_loops_with_and_without_results_are_read_from_the_ttir():
   }"""
     accesses, loops = read_ttir(ttir)
     assert loops == 2
-    assert [(access.kind, access.loops) for access in accesses] == [("load", (0,)),
-                                                                     ("store", (1,))]
+    assert [(access.kind, access.loops) for access in accesses] == [("load", (0,)), ("store", (1,))]
 
 
 def test_trip_counts_come_from_the_kernel_source():

@@ -1,4 +1,5 @@
 """Builders for tiny YouTube-VIS / OVIS files the evaluation tests write by hand."""
+
 import numpy as np
 from pycocotools import mask as mask_utils
 
@@ -28,26 +29,43 @@ class VideoDataset:
         self.results = []
 
     def video(self, video_id, num_frames, height=32, width=32):
-        self.videos.append({"id": video_id, "height": height, "width": width,
-                            "length": num_frames,
-                            "file_names": [f"v{video_id}/{t:05d}.jpg" for t in range(num_frames)]})
+        self.videos.append(
+            {
+                "id": video_id,
+                "height": height,
+                "width": width,
+                "length": num_frames,
+                "file_names": [f"v{video_id}/{t:05d}.jpg" for t in range(num_frames)],
+            }
+        )
         return video_id
 
     def truth(self, video_id, category_id, masks, iscrowd=0, occlusion=None):
-        entry = {"id": len(self.annotations) + 1, "video_id": video_id,
-                 "category_id": category_id, "iscrowd": iscrowd,
-                 "segmentations": [rle(m) for m in masks],
-                 "areas": [None if m is None else int(m.sum()) for m in masks]}
+        entry = {
+            "id": len(self.annotations) + 1,
+            "video_id": video_id,
+            "category_id": category_id,
+            "iscrowd": iscrowd,
+            "segmentations": [rle(m) for m in masks],
+            "areas": [None if m is None else int(m.sum()) for m in masks],
+        }
         if occlusion is not None:
             entry["occlusion"] = occlusion
         self.annotations.append(entry)
 
     def predict(self, video_id, category_id, masks, score):
-        self.results.append({"video_id": video_id, "category_id": category_id, "score": score,
-                             "segmentations": [rle(m) for m in masks]})
+        self.results.append(
+            {
+                "video_id": video_id,
+                "category_id": category_id,
+                "score": score,
+                "segmentations": [rle(m) for m in masks],
+            }
+        )
 
     def ground_truth(self):
-        return {"videos": self.videos, "categories": self.categories,
-                "annotations": self.annotations}
-
-
+        return {
+            "videos": self.videos,
+            "categories": self.categories,
+            "annotations": self.annotations,
+        }

@@ -1,4 +1,5 @@
 """Input checks of the YouTube-VIS / OVIS loaders: one clear ValueError naming the place."""
+
 import json
 import zipfile
 
@@ -61,48 +62,79 @@ def test_results_zip_and_files(scene, tmp_path):
     assert evaluate_video_ap(str(truth_path), str(archive)).ap == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda r: r.update(video_id=99), r"result #0 \(video 99\): video id 99 is not in the "
-                                      r"ground truth"),
-    (lambda r: r.update(category_id=5), r"result #0 \(video 7\): unknown category id 5"),
-    (lambda r: r.update(score=float("nan")), r"'score' must be a finite number"),
-    (lambda r: r.pop("score"), r"result #0 \(video 7\): missing key 'score'"),
-    (lambda r: r["segmentations"].append(None),
-     r"3 segmentations for video 7 of 2 frames \(one per frame expected\)"),
-    (lambda r: r["segmentations"][0].update(size=[32, 33]),
-     r"result #0 \(video 7\) frame 0: RLE size \[32, 33\] does not match the frame size "
-     r"\[height, width\] = \[32, 32\]"),
-    (lambda r: r["segmentations"][0].update(counts="0:0"),
-     r"frame 0: malformed RLE: run lengths add up to 10, expected height x width = 1024"),
-    (lambda r: r["segmentations"][0].update(counts="\x01bad"),
-     r"frame 0: malformed RLE: characters outside the RLE alphabet"),
-    (lambda r: r["segmentations"][0].update(counts="5`"),
-     r"frame 0: malformed RLE: the last run length is cut short"),
-    (lambda r: r["segmentations"][0].update(counts=[1000, 25]),
-     r"frame 0: malformed RLE: run lengths add up to 1025"),
-    (lambda r: r["segmentations"].__setitem__(0, {"counts": "abc"}),
-     r"frame 0: malformed RLE: expected \{'size': \[h, w\], 'counts': ...\}"),
-    (lambda r: r["segmentations"].__setitem__(0, [[1, 2, 3]]), r"frame 0: malformed polygon"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda r: r.update(video_id=99),
+            r"result #0 \(video 99\): video id 99 is not in the "
+            r"ground truth",
+        ),
+        (lambda r: r.update(category_id=5), r"result #0 \(video 7\): unknown category id 5"),
+        (lambda r: r.update(score=float("nan")), r"'score' must be a finite number"),
+        (lambda r: r.pop("score"), r"result #0 \(video 7\): missing key 'score'"),
+        (
+            lambda r: r["segmentations"].append(None),
+            r"3 segmentations for video 7 of 2 frames \(one per frame expected\)",
+        ),
+        (
+            lambda r: r["segmentations"][0].update(size=[32, 33]),
+            r"result #0 \(video 7\) frame 0: RLE size \[32, 33\] does not match the frame size "
+            r"\[height, width\] = \[32, 32\]",
+        ),
+        (
+            lambda r: r["segmentations"][0].update(counts="0:0"),
+            r"frame 0: malformed RLE: run lengths add up to 10, expected height x width = 1024",
+        ),
+        (
+            lambda r: r["segmentations"][0].update(counts="\x01bad"),
+            r"frame 0: malformed RLE: characters outside the RLE alphabet",
+        ),
+        (
+            lambda r: r["segmentations"][0].update(counts="5`"),
+            r"frame 0: malformed RLE: the last run length is cut short",
+        ),
+        (
+            lambda r: r["segmentations"][0].update(counts=[1000, 25]),
+            r"frame 0: malformed RLE: run lengths add up to 1025",
+        ),
+        (
+            lambda r: r["segmentations"].__setitem__(0, {"counts": "abc"}),
+            r"frame 0: malformed RLE: expected \{'size': \[h, w\], 'counts': ...\}",
+        ),
+        (lambda r: r["segmentations"].__setitem__(0, [[1, 2, 3]]), r"frame 0: malformed polygon"),
+    ],
+)
 def test_bad_results_name_the_entry(scene, edit, message):
     edit(scene.results[0])
     with pytest.raises(ValueError, match=message):
         check_results(scene)
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda d: d["annotations"][0].update(video_id=3),
-     r"ground truth annotation 1 \(video 3\): unknown video id 3"),
-    (lambda d: d["annotations"][0].update(category_id=9),
-     r"ground truth annotation 1 \(video 7\): unknown category id 9"),
-    (lambda d: d["annotations"][0]["segmentations"].pop(),
-     r"1 segmentations for video 7 of 2 frames"),
-    (lambda d: d["annotations"][0].update(areas=[100]), r"'areas' must hold one finite number"),
-    (lambda d: d["videos"][0].pop("length") and d["videos"][0].pop("file_names"),
-     r"ground truth video 7: needs 'length' or 'file_names'"),
-    (lambda d: d["videos"].append(dict(d["videos"][0])), r"video 7: duplicate video id"),
-    (lambda d: d.pop("categories"), r"ground truth: missing key 'categories'"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda d: d["annotations"][0].update(video_id=3),
+            r"ground truth annotation 1 \(video 3\): unknown video id 3",
+        ),
+        (
+            lambda d: d["annotations"][0].update(category_id=9),
+            r"ground truth annotation 1 \(video 7\): unknown category id 9",
+        ),
+        (
+            lambda d: d["annotations"][0]["segmentations"].pop(),
+            r"1 segmentations for video 7 of 2 frames",
+        ),
+        (lambda d: d["annotations"][0].update(areas=[100]), r"'areas' must hold one finite number"),
+        (
+            lambda d: d["videos"][0].pop("length") and d["videos"][0].pop("file_names"),
+            r"ground truth video 7: needs 'length' or 'file_names'",
+        ),
+        (lambda d: d["videos"].append(dict(d["videos"][0])), r"video 7: duplicate video id"),
+        (lambda d: d.pop("categories"), r"ground truth: missing key 'categories'"),
+    ],
+)
 def test_bad_ground_truth_names_the_annotation(scene, edit, message):
     truth = scene.ground_truth()
     edit(truth)

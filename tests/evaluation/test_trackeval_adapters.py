@@ -1,4 +1,5 @@
 """KITTI-MOTS and DAVIS adapters on tiny fixtures written here, with hand-worked numbers."""
+
 import os
 
 import numpy as np
@@ -12,14 +13,16 @@ pytest.importorskip("skimage")
 from PIL import Image  # noqa: E402
 
 from stemseg_fast.evaluation.trackeval_adapters import (  # noqa: E402
-    evaluate_davis, evaluate_kitti_mots)
+    evaluate_davis,
+    evaluate_kitti_mots,
+)
 
 # trackeval's F measure decodes masks through pycocotools, which NumPy 2 warns about
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 HEIGHT, WIDTH = 20, 30
-CAR = box(HEIGHT, WIDTH, 2, 12, 0, 10)            # 100 px
-CAR_SHIFTED = box(HEIGHT, WIDTH, 2, 12, 2, 12)    # IoU 2/3 with CAR
+CAR = box(HEIGHT, WIDTH, 2, 12, 0, 10)  # 100 px
+CAR_SHIFTED = box(HEIGHT, WIDTH, 2, 12, 2, 12)  # IoU 2/3 with CAR
 PEDESTRIAN = box(HEIGHT, WIDTH, 2, 12, 20, 25)
 
 
@@ -156,7 +159,8 @@ def test_davis_errors(davis_truth, tmp_path):
     with pytest.raises(ValueError, match=r"missing \['00002.png'\]"):
         evaluate_davis(davis_truth, str(results))
     Image.fromarray(np.zeros((HEIGHT + 1, WIDTH), np.uint8), mode="L").save(
-        results / "bear" / "00002.png")
+        results / "bear" / "00002.png"
+    )
     with pytest.raises(ValueError, match="size 21x30 differs"):
         evaluate_davis(davis_truth, str(results))
     many = np.arange(HEIGHT * WIDTH).reshape(HEIGHT, WIDTH) % 22 + 1

@@ -1,5 +1,6 @@
 """Video AP/AR: hand-worked cases, the IoU against dense masks, and image COCOeval on one-frame
 videos."""
+
 import contextlib
 import io
 
@@ -15,9 +16,9 @@ from stemseg_fast.evaluation import evaluate_video_ap, load_ground_truth, load_r
 from stemseg_fast.io.rle import compressed_run_lengths
 from stemseg_fast.evaluation.video_ap import IOU_THRESHOLDS, tube_ious
 
-SQUARE = box(32, 32, 0, 10, 0, 10)          # 100 px
-SHIFTED = box(32, 32, 0, 10, 2, 12)         # IoU with SQUARE: 80 / 120 = 2/3
-ELSEWHERE = box(32, 32, 20, 30, 20, 30)     # disjoint from SQUARE
+SQUARE = box(32, 32, 0, 10, 0, 10)  # 100 px
+SHIFTED = box(32, 32, 0, 10, 2, 12)  # IoU with SQUARE: 80 / 120 = 2/3
+ELSEWHERE = box(32, 32, 20, 30, 20, 30)  # disjoint from SQUARE
 # thresholds .50 .55 .60 .65 pass an IoU of 2/3, the other six do not
 PASSED_BY_TWO_THIRDS = int(np.sum(IOU_THRESHOLDS <= 2 / 3))
 
@@ -34,8 +35,16 @@ def test_perfect_predictions_score_one(dataset):
         dataset.predict(video_id, 1, [SQUARE, SQUARE, None], 0.9)
         dataset.predict(video_id, 2, [ELSEWHERE, None, ELSEWHERE], 0.8)
     result = evaluate(dataset)
-    for value in (result.ap, result.ap50, result.ap75, result.ar1, result.ar10, result.ar100,
-                  result.ap_small, result.ar_small):
+    for value in (
+        result.ap,
+        result.ap50,
+        result.ap75,
+        result.ar1,
+        result.ar10,
+        result.ar100,
+        result.ap_small,
+        result.ar_small,
+    ):
         assert value == pytest.approx(1.0)
     assert result.ap_medium == -1 and result.ap_large == -1  # no ground truth there
     assert result.per_category_ap == {"person": pytest.approx(1.0), "dog": pytest.approx(1.0)}
@@ -78,7 +87,7 @@ def test_lower_scored_duplicate_costs_nothing_higher_scored_worse_duplicate_does
     dataset.video(1, 1)
     dataset.truth(1, 1, [SQUARE])
     dataset.predict(1, 1, [SQUARE], 0.9)
-    dataset.predict(1, 1, [SQUARE], 0.8)   # false positive after recall is already 1
+    dataset.predict(1, 1, [SQUARE], 0.8)  # false positive after recall is already 1
     assert evaluate(dataset).ap == pytest.approx(1.0)
     # A better-scored shifted duplicate takes the match at IoU <= 2/3; above, it is a false
     # positive ranked first and the exact one reaches recall 1 at precision 1/2.
@@ -126,7 +135,7 @@ def test_unmatched_results_outside_the_area_range_are_ignored(dataset):
     dataset.predict(1, 1, [small], 0.5)
     result = evaluate(dataset)
     assert result.ap_small == pytest.approx(1.0)  # the large miss does not count there
-    assert result.ap == pytest.approx(0.5)        # but it does over all areas
+    assert result.ap == pytest.approx(0.5)  # but it does over all areas
 
 
 def test_results_matching_crowd_are_ignored(dataset):
@@ -137,7 +146,7 @@ def test_results_matching_crowd_are_ignored(dataset):
     dataset.predict(1, 1, [ELSEWHERE], 0.98)  # a crowd region absorbs several results
     dataset.predict(1, 1, [SQUARE], 0.5)
     assert evaluate(dataset).ap == pytest.approx(1.0)
-    dataset.annotations[1]["iscrowd"] = 0     # the comparison can fail
+    dataset.annotations[1]["iscrowd"] = 0  # the comparison can fail
     assert evaluate(dataset).per_category_ap["person"] < 1.0
 
 
@@ -145,10 +154,15 @@ def test_ovis_occlusion_breakdown(dataset):
     dataset.video(1, 4)
     # occlusion scores: top half of [0, 0, .25] -> [0, .25] -> 0.125 (light);
     # top half of [0, .25, .75] -> [.25, .75] -> 0.5 (medium and heavy: bounds are inclusive)
-    dataset.truth(1, 1, [SQUARE] * 4, occlusion=["no_occlusion", "no_occlusion",
-                                                 "slight_occlusion", None])
-    dataset.truth(1, 1, [ELSEWHERE] * 4, occlusion=["no_occlusion", "slight_occlusion",
-                                                    "severe_occlusion", None])
+    dataset.truth(
+        1, 1, [SQUARE] * 4, occlusion=["no_occlusion", "no_occlusion", "slight_occlusion", None]
+    )
+    dataset.truth(
+        1,
+        1,
+        [ELSEWHERE] * 4,
+        occlusion=["no_occlusion", "slight_occlusion", "severe_occlusion", None],
+    )
     dataset.predict(1, 1, [box(32, 32, 12, 18, 0, 6)] * 4, 0.99)  # a false positive first
     dataset.predict(1, 1, [SQUARE] * 4, 0.9)
     dataset.predict(1, 1, [ELSEWHERE] * 4, 0.8)
@@ -198,7 +212,7 @@ def _random_tube(generator, num_frames, height, width):
 
 
 def test_tube_iou_equals_dense_masks(dataset, rng):
-    generator = np.random.default_rng(int(torch.randint(0, 2 ** 31, (1,), generator=rng)))
+    generator = np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=rng)))
     height, width, num_frames = 13, 17, 5
     dataset.video(1, num_frames, height, width)
     dense_truth = [_random_tube(generator, num_frames, height, width) for _ in range(3)]
@@ -216,7 +230,7 @@ def test_tube_iou_equals_dense_masks(dataset, rng):
 
 @pytest.mark.parametrize("counts_kind", ["compressed", "uncompressed"])
 def test_run_lengths_of_compressed_rle_match_the_mask(rng, counts_kind):
-    generator = np.random.default_rng(int(torch.randint(0, 2 ** 31, (1,), generator=rng)))
+    generator = np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=rng)))
     for height, width in ((1, 1), (7, 3), (40, 61)):
         mask = (generator.random((height, width)) < generator.random()).astype(np.uint8)
         flat = mask.flatten(order="F")
@@ -228,7 +242,8 @@ def test_run_lengths_of_compressed_rle_match_the_mask(rng, counts_kind):
             counts = mask_utils.encode(np.asfortranarray(mask))["counts"]
         else:
             counts = mask_utils.frPyObjects(
-                {"size": [height, width], "counts": runs.tolist()}, height, width)["counts"]
+                {"size": [height, width], "counts": runs.tolist()}, height, width
+            )["counts"]
         np.testing.assert_array_equal(compressed_run_lengths(counts), runs)
 
 
@@ -239,8 +254,14 @@ def _coco_scene(generator, num_images, height=48, width=48):
         images.append({"id": image_id, "height": height, "width": width})
         for _ in range(generator.integers(0, 4)):
             top, left = generator.integers(0, height - 8), generator.integers(0, width - 8)
-            mask = box(height, width, top, top + generator.integers(4, 20),
-                       left, left + generator.integers(4, 20))
+            mask = box(
+                height,
+                width,
+                top,
+                top + generator.integers(4, 20),
+                left,
+                left + generator.integers(4, 20),
+            )
             category = int(generator.integers(1, 4))
             truths.append((image_id, category, mask))
             for _ in range(generator.integers(0, 3)):
@@ -250,34 +271,56 @@ def _coco_scene(generator, num_images, height=48, width=48):
                 predictions.append((image_id, swapped, noisy, float(generator.random())))
         for _ in range(generator.integers(0, 2)):
             top, left = generator.integers(0, height - 8, size=2)
-            predictions.append((image_id, int(generator.integers(1, 4)),
-                                box(height, width, top, top + 6, left, left + 6),
-                                float(generator.random())))
+            predictions.append(
+                (
+                    image_id,
+                    int(generator.integers(1, 4)),
+                    box(height, width, top, top + 6, left, left + 6),
+                    float(generator.random()),
+                )
+            )
     return images, truths, predictions
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, None])
 def test_one_frame_videos_agree_with_image_cocoeval(seed, rng):
     if seed is None:
-        seed = int(torch.randint(0, 2 ** 31, (1,), generator=rng))
+        seed = int(torch.randint(0, 2**31, (1,), generator=rng))
     generator = np.random.default_rng(seed)
     images, truths, predictions = _coco_scene(generator, num_images=8)
     categories = [{"id": c, "name": f"class{c}"} for c in (1, 2, 3)]
 
     coco_truth = COCO()
     coco_truth.dataset = {
-        "images": images, "categories": categories,
-        "annotations": [{"id": i + 1, "image_id": image, "category_id": category,
-                         "segmentation": rle(mask), "area": float(mask.sum()),
-                         "bbox": list(mask_utils.toBbox(mask_utils.encode(
-                             np.asfortranarray(mask)))), "iscrowd": 0}
-                        for i, (image, category, mask) in enumerate(truths)]}
+        "images": images,
+        "categories": categories,
+        "annotations": [
+            {
+                "id": i + 1,
+                "image_id": image,
+                "category_id": category,
+                "segmentation": rle(mask),
+                "area": float(mask.sum()),
+                "bbox": list(mask_utils.toBbox(mask_utils.encode(np.asfortranarray(mask)))),
+                "iscrowd": 0,
+            }
+            for i, (image, category, mask) in enumerate(truths)
+        ],
+    }
     with contextlib.redirect_stdout(io.StringIO()):
         coco_truth.createIndex()
         coco_results = coco_truth.loadRes(
-            [{"image_id": image, "category_id": category, "segmentation": rle(mask),
-              "score": score} for image, category, mask, score in predictions]
-            or np.zeros((0, 7)))
+            [
+                {
+                    "image_id": image,
+                    "category_id": category,
+                    "segmentation": rle(mask),
+                    "score": score,
+                }
+                for image, category, mask, score in predictions
+            ]
+            or np.zeros((0, 7))
+        )
         coco_eval = COCOeval(coco_truth, coco_results, "segm")
         coco_eval.evaluate()
         coco_eval.accumulate()
@@ -285,15 +328,29 @@ def test_one_frame_videos_agree_with_image_cocoeval(seed, rng):
     expected = coco_eval.stats
 
     video_truth = {
-        "videos": [{"id": im["id"], "height": im["height"], "width": im["width"], "length": 1}
-                   for im in images],
+        "videos": [
+            {"id": im["id"], "height": im["height"], "width": im["width"], "length": 1}
+            for im in images
+        ],
         "categories": categories,
-        "annotations": [{"id": i + 1, "video_id": image, "category_id": category,
-                         "segmentations": [rle(mask)], "areas": [float(mask.sum())],
-                         "iscrowd": 0} for i, (image, category, mask) in enumerate(truths)]}
-    video_results = [{"video_id": image, "category_id": category, "segmentations": [rle(mask)],
-                      "score": score} for image, category, mask, score in predictions]
+        "annotations": [
+            {
+                "id": i + 1,
+                "video_id": image,
+                "category_id": category,
+                "segmentations": [rle(mask)],
+                "areas": [float(mask.sum())],
+                "iscrowd": 0,
+            }
+            for i, (image, category, mask) in enumerate(truths)
+        ],
+    }
+    video_results = [
+        {"video_id": image, "category_id": category, "segmentations": [rle(mask)], "score": score}
+        for image, category, mask, score in predictions
+    ]
     result = evaluate_video_ap(video_truth, video_results)
     ours = [result.ap, result.ap50, result.ap75, result.ar1, result.ar10, result.ar100]
-    np.testing.assert_allclose(ours, expected[[0, 1, 2, 6, 7, 8]], rtol=0, atol=1e-12,
-                               err_msg=f"seed {seed}")
+    np.testing.assert_allclose(
+        ours, expected[[0, 1, 2, 6, 7, 8]], rtol=0, atol=1e-12, err_msg=f"seed {seed}"
+    )

@@ -15,6 +15,7 @@ IoU, where image COCO uses intersection over the detection's area; :class:`ForkI
 takes COCOeval as it is and swaps only that, so matching, ignoring, cuts and accumulation all
 remain pycocotools' own.
 """
+
 import contextlib
 import io
 
@@ -41,9 +42,12 @@ class ForkIoUCOCOeval(COCOeval):
         if not truths and not results:
             return []
         order = np.argsort([-d["score"] for d in results], kind="mergesort")
-        results = [results[i] for i in order][:self.params.maxDets[-1]]
-        return mask_utils.iou([d["segmentation"] for d in results],
-                              [g["segmentation"] for g in truths], [0] * len(truths))
+        results = [results[i] for i in order][: self.params.maxDets[-1]]
+        return mask_utils.iou(
+            [d["segmentation"] for d in results],
+            [g["segmentation"] for g in truths],
+            [0] * len(truths),
+        )
 
 
 def square(top, left, side):
@@ -78,16 +82,24 @@ def boundary_scene(generator, *, misses=105, false_positive_first=False):
         for n in range(3):
             mask = square(20 + 60 * n, 20, 40)
             truths.append((image, 1, mask, 0))
-            tied = [(image, 1, np.roll(mask, 3, axis=1), 0.5),  # TP
-                    (image, 1, square(20 + 60 * n, 150, 40), 0.5)]  # FP, same score
+            tied = [
+                (image, 1, np.roll(mask, 3, axis=1), 0.5),  # TP
+                (image, 1, square(20 + 60 * n, 150, 40), 0.5),
+            ]  # FP, same score
             results.extend(tied[::-1] if false_positive_first else tied)
         results.append((image, 2, square(200, 200, 30), 0.5))  # class 2 misses, tied too
     truths.append((4, 2, square(200, 150, 30), 0))
     # random jitter on top, drawn from the test's generator
     for image in (3, 4):
         top, left = generator.integers(0, SIZE - 40, size=2)
-        results.append((image, int(generator.integers(1, 3)), square(top, left, 30),
-                        float(np.round(generator.random(), 1))))
+        results.append(
+            (
+                image,
+                int(generator.integers(1, 3)),
+                square(top, left, 30),
+                float(np.round(generator.random(), 1)),
+            )
+        )
     return truths, results
 
 
@@ -96,19 +108,36 @@ def cocoeval_arrays(images, truths, results):
     coco_truth.dataset = {
         "images": [{"id": i, "height": SIZE, "width": SIZE} for i in images],
         "categories": CATEGORIES,
-        "annotations": [{"id": n + 1, "image_id": image, "category_id": category,
-                         "segmentation": rle(mask), "area": float(mask.sum()),
-                         "bbox": list(mask_utils.toBbox(mask_utils.encode(
-                             np.asfortranarray(mask)))), "iscrowd": crowd}
-                        for n, (image, category, mask, crowd) in enumerate(truths)]}
+        "annotations": [
+            {
+                "id": n + 1,
+                "image_id": image,
+                "category_id": category,
+                "segmentation": rle(mask),
+                "area": float(mask.sum()),
+                "bbox": list(mask_utils.toBbox(mask_utils.encode(np.asfortranarray(mask)))),
+                "iscrowd": crowd,
+            }
+            for n, (image, category, mask, crowd) in enumerate(truths)
+        ],
+    }
     with contextlib.redirect_stdout(io.StringIO()):
         coco_truth.createIndex()
         coco_results = coco_truth.loadRes(
-            [{"image_id": image, "category_id": category, "segmentation": rle(mask),
-              "score": score} for image, category, mask, score in results])
+            [
+                {
+                    "image_id": image,
+                    "category_id": category,
+                    "segmentation": rle(mask),
+                    "score": score,
+                }
+                for image, category, mask, score in results
+            ]
+        )
         evaluator = ForkIoUCOCOeval(coco_truth, coco_results, "segm")
-        evaluator.params.areaRng = [list(AREA_RANGES[name])
-                                    for name in ("all", "small", "medium", "large")]
+        evaluator.params.areaRng = [
+            list(AREA_RANGES[name]) for name in ("all", "small", "medium", "large")
+        ]
         evaluator.params.areaRngLbl = ["all", "small", "medium", "large"]
         evaluator.evaluate()
         evaluator.accumulate()
@@ -120,13 +149,30 @@ def video_ap(images, truths, results):
     ground_truth = {
         "videos": [{"id": i, "height": SIZE, "width": SIZE, "length": 1} for i in images],
         "categories": CATEGORIES,
-        "annotations": [{"id": n + 1, "video_id": image, "category_id": category,
-                         "segmentations": [rle(mask)], "areas": [float(mask.sum())],
-                         "iscrowd": crowd}
-                        for n, (image, category, mask, crowd) in enumerate(truths)]}
-    return evaluate_video_ap(ground_truth, [
-        {"video_id": image, "category_id": category, "segmentations": [rle(mask)],
-         "score": score} for image, category, mask, score in results])
+        "annotations": [
+            {
+                "id": n + 1,
+                "video_id": image,
+                "category_id": category,
+                "segmentations": [rle(mask)],
+                "areas": [float(mask.sum())],
+                "iscrowd": crowd,
+            }
+            for n, (image, category, mask, crowd) in enumerate(truths)
+        ],
+    }
+    return evaluate_video_ap(
+        ground_truth,
+        [
+            {
+                "video_id": image,
+                "category_id": category,
+                "segmentations": [rle(mask)],
+                "score": score,
+            }
+            for image, category, mask, score in results
+        ],
+    )
 
 
 def test_the_scene_hits_the_cases():
@@ -136,25 +182,38 @@ def test_the_scene_hits_the_cases():
         per_key[image, category] = per_key.get((image, category), 0) + 1
     assert max(per_key.values()) > 100
     areas = {int(mask.sum()) for _, _, mask, _ in truths + [(0, 0, m, 0) for *_, m, _ in results]}
-    assert {128 ** 2, 256 ** 2} <= areas
+    assert {128**2, 256**2} <= areas
     assert any(crowd for *_, crowd in truths)
 
 
 @pytest.mark.parametrize("seed", [0, 1, None])
 def test_boundary_cases_equal_cocoeval_cell_by_cell(seed, rng):
     if seed is None:
-        seed = int(torch.randint(0, 2 ** 31, (1,), generator=rng))
+        seed = int(torch.randint(0, 2**31, (1,), generator=rng))
     truths, results = boundary_scene(np.random.default_rng(seed))
     images = (1, 2, 3, 4)
     precision, recall, stats = cocoeval_arrays(images, truths, results)
     result = video_ap(images, truths, results)
-    np.testing.assert_allclose(result.precision, precision, rtol=0, atol=1e-12,
-                               err_msg=f"precision, seed {seed}")
-    np.testing.assert_allclose(result.recall, recall, rtol=0, atol=1e-12,
-                               err_msg=f"recall, seed {seed}")
-    ours = [result.ap, result.ap50, result.ap75, result.ap_small, result.ap_medium,
-            result.ap_large, result.ar1, result.ar10, result.ar100, result.ar_small,
-            result.ar_medium, result.ar_large]
+    np.testing.assert_allclose(
+        result.precision, precision, rtol=0, atol=1e-12, err_msg=f"precision, seed {seed}"
+    )
+    np.testing.assert_allclose(
+        result.recall, recall, rtol=0, atol=1e-12, err_msg=f"recall, seed {seed}"
+    )
+    ours = [
+        result.ap,
+        result.ap50,
+        result.ap75,
+        result.ap_small,
+        result.ap_medium,
+        result.ap_large,
+        result.ar1,
+        result.ar10,
+        result.ar100,
+        result.ar_small,
+        result.ar_medium,
+        result.ar_large,
+    ]
     np.testing.assert_allclose(ours, stats, rtol=0, atol=1e-12, err_msg=f"seed {seed}")
 
 
@@ -165,8 +224,10 @@ def test_the_cut_at_100_and_the_tie_order_decide_the_numbers():
     images = (1, 2, 3, 4)
     precision, recall, _ = cocoeval_arrays(images, *boundary_scene(np.random.default_rng(0)))
     _, uncut_recall, _ = cocoeval_arrays(
-        images, *boundary_scene(np.random.default_rng(0), misses=80))
+        images, *boundary_scene(np.random.default_rng(0), misses=80)
+    )
     assert not np.allclose(uncut_recall, recall)
     flipped, _, _ = cocoeval_arrays(
-        images, *boundary_scene(np.random.default_rng(0), false_positive_first=True))
+        images, *boundary_scene(np.random.default_rng(0), false_positive_first=True)
+    )
     assert not np.allclose(flipped, precision)

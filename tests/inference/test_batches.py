@@ -1,5 +1,6 @@
 """Batches that keep what finished: each video's outputs are written when it is done, a failing
 video does not take the others with it, and the same command again resumes."""
+
 import json
 import os
 import signal
@@ -30,8 +31,18 @@ def batch(tmp_path):
 
 
 def _argv(batch, *extra):
-    return ["infer", str(batch / "videos"), "--checkpoint", str(batch / "tiny.pth"), "--out",
-            str(batch / "out"), "--format", "ytvis,davis", "--no-progress", *extra]
+    return [
+        "infer",
+        str(batch / "videos"),
+        "--checkpoint",
+        str(batch / "tiny.pth"),
+        "--out",
+        str(batch / "out"),
+        "--format",
+        "ytvis,davis",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def _sequences(out):
@@ -40,8 +51,11 @@ def _sequences(out):
 
 
 def _mtimes(folder):
-    return {os.path.join(parent, name): os.stat(os.path.join(parent, name)).st_mtime_ns
-            for parent, _, files in os.walk(folder) for name in files}
+    return {
+        os.path.join(parent, name): os.stat(os.path.join(parent, name)).st_mtime_ns
+        for parent, _, files in os.walk(folder)
+        for name in files
+    }
 
 
 def test_a_failing_video_keeps_the_others_and_a_rerun_retries_only_it(batch, capsys):
@@ -49,8 +63,10 @@ def test_a_failing_video_keeps_the_others_and_a_rerun_retries_only_it(batch, cap
     assert main(_argv(batch)) == 1
     stderr = capsys.readouterr().err.strip().splitlines()
     assert stderr[0].startswith("stemseg-fast infer: failed: video 'b_broken': frame file ")
-    assert stderr[-1] == ("stemseg-fast infer: 1 of 3 videos failed; the others' outputs are "
-                          "written; the same command again retries only the failed ones")
+    assert stderr[-1] == (
+        "stemseg-fast infer: 1 of 3 videos failed; the others' outputs are "
+        "written; the same command again retries only the failed ones"
+    )
     videos = json.loads((out / "videos.json").read_text())
     assert [video["name"] for video in videos] == ["a_first", "c_last"]
     results = json.loads((out / "results.json").read_text())
@@ -64,8 +80,9 @@ def test_a_failing_video_keeps_the_others_and_a_rerun_retries_only_it(batch, cap
     printed = capsys.readouterr().out
     assert "1 videos, 6 frames" in printed  # only the fixed one ran
     assert "2 videos were already done by an earlier run with the same settings" in printed
-    assert {path: mtime for path, mtime in _mtimes(out / "davis").items()
-            if path in finished} == finished
+    assert {
+        path: mtime for path, mtime in _mtimes(out / "davis").items() if path in finished
+    } == finished
     videos = json.loads((out / "videos.json").read_text())
     assert [video["name"] for video in videos] == list(NAMES)
 
@@ -102,16 +119,16 @@ def test_a_killed_batch_resumes_after_its_finished_videos(batch, capsys):
     frames = synthetic_clip(num_frames=6, height=40, width=56, seed=1).frames
     write_frames(batch / "videos" / "b_broken", frames, extension="png")
     script = textwrap.dedent(KILLED_DURING_THE_SECOND_VIDEO.format(argv=_argv(batch)))
-    process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                             timeout=300)
+    process = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
     assert process.returncode == -signal.SIGKILL
     out = batch / "out"
     assert _sequences(out) == ["a_first"] and not (out / "videos.json").exists()
     assert main(_argv(batch)) == 0
     printed = capsys.readouterr().out
     assert "2 videos, 12 frames" in printed and "1 videos were already done" in printed
-    assert [video["name"] for video in json.loads((out / "videos.json").read_text())] == list(
-        NAMES)
+    assert [video["name"] for video in json.loads((out / "videos.json").read_text())] == list(NAMES)
 
 
 def test_a_stream_url_is_processed_again_on_every_run(tmp_path, capsys):
@@ -121,8 +138,15 @@ def test_a_stream_url_is_processed_again_on_every_run(tmp_path, capsys):
     frames = synthetic_clip(num_frames=6, height=40, width=56, seed=2).frames
     url = "file://" + write_video(tmp_path / "camera.avi", frames, fourcc="MJPG")
     save_untrained_tiny_checkpoint(tmp_path / "tiny.pth")
-    argv = ["infer", url, "--checkpoint", str(tmp_path / "tiny.pth"), "--out",
-            str(tmp_path / "out"), "--no-progress"]
+    argv = [
+        "infer",
+        url,
+        "--checkpoint",
+        str(tmp_path / "tiny.pth"),
+        "--out",
+        str(tmp_path / "out"),
+        "--no-progress",
+    ]
     for _ in range(2):
         assert main(argv) == 0
         printed = capsys.readouterr().out

@@ -1,4 +1,5 @@
 """Paths only a GPU runs in the pipeline (run by benchmarks/gpu_check.sh)."""
+
 import dataclasses
 
 import numpy as np
@@ -7,8 +8,13 @@ import torch
 from pycocotools import mask as mask_utils
 
 from stemseg_fast.inference import pipeline
-from stemseg_fast.inference.masks import (ENCODE_BATCH, MASK_CHUNK, ClipMaskEncoding,
-                                          encode_clip_masks, frame_masks)
+from stemseg_fast.inference.masks import (
+    ENCODE_BATCH,
+    MASK_CHUNK,
+    ClipMaskEncoding,
+    encode_clip_masks,
+    frame_masks,
+)
 from stemseg_fast.inference.predictor import Predictor
 from stemseg_fast.model import PRESETS, build_stemseg
 from stemseg_fast.model.preprocessing import resized_size
@@ -18,8 +24,11 @@ from stemseg_fast.synthetic import synthetic_clip
 @pytest.mark.gpu
 def test_masks_are_encoded_on_the_gpu_as_pycocotools_would():
     config = PRESETS["tiny"]
-    sizes = dict(resized=resized_size(70, 90, config.inference.min_dim, config.inference.max_dim),
-                 frame_size=(70, 90), full_resolution=False)
+    sizes = dict(
+        resized=resized_size(70, 90, config.inference.min_dim, config.inference.max_dim),
+        frame_size=(70, 90),
+        full_resolution=False,
+    )
     # A stride-4 label map of the padded input (64 x 96 for 70 x 90 frames): blobs and noise.
     generator = np.random.default_rng(0)
     labels = np.full((16, 24), -1, np.int64)
@@ -58,12 +67,14 @@ def test_masks_encoded_on_a_side_stream_wait_for_late_masks():
 def test_overlapped_mask_encoding_writes_the_bytes_of_the_synchronous_one(monkeypatch):
     torch.manual_seed(0)
     config = PRESETS["tiny"]
-    config = dataclasses.replace(config, inference=dataclasses.replace(config.inference,
-                                                                       min_seediness=0.3))
+    config = dataclasses.replace(
+        config, inference=dataclasses.replace(config.inference, min_seediness=0.3)
+    )
     model = build_stemseg(config)
     clip = synthetic_clip(num_frames=13, height=64, width=96, seed=2)  # 3 clips, overlapping
-    overlapped = Predictor(model, device="cuda", backend="reference").predict(clip.frames,
-                                                                                video_id=1)
+    overlapped = Predictor(model, device="cuda", backend="reference").predict(
+        clip.frames, video_id=1
+    )
 
     class Synchronous(pipeline.ClipMaskEncoding):
         """Collected at once, on the current stream."""
@@ -76,7 +87,8 @@ def test_overlapped_mask_encoding_writes_the_bytes_of_the_synchronous_one(monkey
             return self._rles
 
     monkeypatch.setattr(pipeline, "ClipMaskEncoding", Synchronous)
-    synchronous = Predictor(model, device="cuda", backend="reference").predict(clip.frames,
-                                                                                 video_id=1)
+    synchronous = Predictor(model, device="cuda", backend="reference").predict(
+        clip.frames, video_id=1
+    )
     assert len(overlapped.track_ids) > 0
     assert overlapped.rles == synchronous.rles

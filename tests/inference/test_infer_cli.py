@@ -1,6 +1,7 @@
 """``stemseg-fast infer`` end to end on synthetic videos with the tiny preset at random init:
 every output format, bad inputs (one error line, exit code 2, no output), and two gloo
 processes giving the same files as one."""
+
 import json
 import os
 import re
@@ -20,8 +21,10 @@ from stemseg_fast.io import read_davis_png, read_kitti_mots_txt
 from stemseg_fast.model import PRESETS, build_stemseg
 from stemseg_fast.synthetic import synthetic_clip
 
-pytestmark = [pytest.mark.filterwarnings("ignore:video codec:RuntimeWarning"),
-              pytest.mark.usefixtures("one_thread")]  # mp4v fallback
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:video codec:RuntimeWarning"),
+    pytest.mark.usefixtures("one_thread"),
+]  # mp4v fallback
 SIZES = {"alpha": (6, 48, 80), "beta": (3, 64, 96), "gamma": (7, 40, 60)}  # (T, H, W)
 
 
@@ -45,8 +48,19 @@ def infer(*arguments):
 
 def test_every_format_from_one_run(inputs, tmp_path, capsys):
     out = tmp_path / "out"
-    code = infer(inputs["videos"], "--checkpoint", inputs["checkpoint"], "--out", out,
-                 "--format", "ytvis,davis", "--format", "kitti", "--format", "overlay")
+    code = infer(
+        inputs["videos"],
+        "--checkpoint",
+        inputs["checkpoint"],
+        "--out",
+        out,
+        "--format",
+        "ytvis,davis",
+        "--format",
+        "kitti",
+        "--format",
+        "overlay",
+    )
     assert code == 0
     printed = capsys.readouterr().out
     for stage in ("decode", "model", "clustering", "outputs", "overall"):
@@ -89,8 +103,22 @@ def test_every_format_from_one_run(inputs, tmp_path, capsys):
 
 def test_overlay_alone_writes_the_results_json_and_threshold_drops_tracks(inputs, tmp_path):
     out = tmp_path / "out"
-    assert infer(inputs["videos"], "--checkpoint", inputs["checkpoint"], "--out", out,
-                 "--format", "overlay", "--confidence-threshold", "0.99", "--fps", "5") == 0
+    assert (
+        infer(
+            inputs["videos"],
+            "--checkpoint",
+            inputs["checkpoint"],
+            "--out",
+            out,
+            "--format",
+            "overlay",
+            "--confidence-threshold",
+            "0.99",
+            "--fps",
+            "5",
+        )
+        == 0
+    )
     results = json.loads((out / "results.json").read_text())
     assert [entry["score"] for entry in results] == [1.0] * len(SIZES)
     capture = cv2.VideoCapture(str(out / "overlay" / "beta.mp4"))
@@ -114,24 +142,47 @@ def _bad_cases(tmp_path, checkpoint):
         "unreadable video": ([unreadable, "--checkpoint", checkpoint], "OpenCV cannot"),
         "empty folder": ([empty, "--checkpoint", checkpoint], "holds no frames"),
         "missing input": ([tmp_path / "nope.mp4", "--checkpoint", checkpoint], "does not exist"),
-        "preset mismatch": ([frames, "--checkpoint", checkpoint, "--preset", "youtube_vis"],
-                            "does not match preset 'youtube_vis'"),
-        "unknown keys": ([frames, "--checkpoint", official, "--preset", "tiny"],
-                         "unexpected.*semseg_head.extra_conv.weight"),
-        "missing checkpoint": ([frames, "--checkpoint", tmp_path / "none.pth"],
-                               "not a named official checkpoint"),
-        "format": ([frames, "--checkpoint", checkpoint, "--format", "ytvis,coco"],
-                   "--format must be among"),
-        "unknown setting": ([frames, "--checkpoint", checkpoint, "--set", "overlap=2"],
-                            r"unknown inference settings \['overlap'\]"),
-        "bad setting": ([frames, "--checkpoint", checkpoint, "--set", "distance_rule=fast"],
-                        "distance_rule must be one of"),
+        "preset mismatch": (
+            [frames, "--checkpoint", checkpoint, "--preset", "youtube_vis"],
+            "does not match preset 'youtube_vis'",
+        ),
+        "unknown keys": (
+            [frames, "--checkpoint", official, "--preset", "tiny"],
+            "unexpected.*semseg_head.extra_conv.weight",
+        ),
+        "missing checkpoint": (
+            [frames, "--checkpoint", tmp_path / "none.pth"],
+            "not a named official checkpoint",
+        ),
+        "format": (
+            [frames, "--checkpoint", checkpoint, "--format", "ytvis,coco"],
+            "--format must be among",
+        ),
+        "unknown setting": (
+            [frames, "--checkpoint", checkpoint, "--set", "overlap=2"],
+            r"unknown inference settings \['overlap'\]",
+        ),
+        "bad setting": (
+            [frames, "--checkpoint", checkpoint, "--set", "distance_rule=fast"],
+            "distance_rule must be one of",
+        ),
     }
 
 
-@pytest.mark.parametrize("case", ["unreadable video", "empty folder", "missing input",
-                                  "preset mismatch", "unknown keys", "missing checkpoint",
-                                  "format", "unknown setting", "bad setting"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "unreadable video",
+        "empty folder",
+        "missing input",
+        "preset mismatch",
+        "unknown keys",
+        "missing checkpoint",
+        "format",
+        "unknown setting",
+        "bad setting",
+    ],
+)
 def test_bad_input_is_one_error_line_and_no_output(inputs, tmp_path, capsys, case):
     arguments, message = _bad_cases(tmp_path, inputs["checkpoint"])[case]
     out = tmp_path / "out"
@@ -149,8 +200,13 @@ def _free_port():
 
 
 def _infer_worker(rank, world_size, port, arguments):
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
     torch.set_num_threads(1)
     if infer(*arguments) != 0:
         raise SystemExit(f"rank {rank} failed")
@@ -158,14 +214,23 @@ def _infer_worker(rank, world_size, port, arguments):
 
 @pytest.mark.slow
 def test_two_gloo_processes_write_what_one_process_writes(inputs, tmp_path):
-    common = [inputs["videos"], "--checkpoint", inputs["checkpoint"], "--format", "ytvis,davis",
-              "--device", "cpu"]
+    common = [
+        inputs["videos"],
+        "--checkpoint",
+        inputs["checkpoint"],
+        "--format",
+        "ytvis,davis",
+        "--device",
+        "cpu",
+    ]
     assert infer(*common, "--out", tmp_path / "single") == 0
-    mp.spawn(_infer_worker, args=(2, _free_port(), [*common, "--out", str(tmp_path / "sharded")]),
-             nprocs=2)
+    mp.spawn(
+        _infer_worker,
+        args=(2, _free_port(), [*common, "--out", str(tmp_path / "sharded")]),
+        nprocs=2,
+    )
     for name in ("results.json", "videos.json"):
-        assert ((tmp_path / "single" / name).read_text()
-                == (tmp_path / "sharded" / name).read_text())
+        assert (tmp_path / "single" / name).read_text() == (tmp_path / "sharded" / name).read_text()
     for name, (frames, _, _) in SIZES.items():
         for frame in range(frames):
             single, _ = read_davis_png(tmp_path / "single" / "davis" / name / f"{frame:05d}.png")

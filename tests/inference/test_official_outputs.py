@@ -9,6 +9,7 @@ stitched labels of every final frame and its averaged class logits are recorded 
 the output stage; the official generators then rebuild masks, categories, scores and track ids
 from exactly those, and everything the project writes must equal what they write.
 """
+
 import dataclasses
 from collections import defaultdict
 
@@ -49,8 +50,9 @@ class OracleWithRandomClasses(OracleNetwork):
     def heads(self, volumes):
         frames = volumes[0][0, 0, :, 0, 0].long()
         ids = self.ids[frames]
-        semantic = torch.cat([self.class_logits[frames].transpose(0, 1),
-                              torch.where(ids >= 0, 8.0, -8.0)[None]])
+        semantic = torch.cat(
+            [self.class_logits[frames].transpose(0, 1), torch.where(ids >= 0, 8.0, -8.0)[None]]
+        )
         return self.outputs(ids, 3, semantic)
 
 
@@ -65,12 +67,16 @@ def oracle_ids(instance_ids):
 
 def run_and_record(full_resolution, generator, monkeypatch, num_frames=9, make_logits=None):
     """Run the pipeline; class logits [T, C, h, w] from ``make_logits(shape)`` or random."""
-    clip = synthetic_clip(num_frames=num_frames, height=FRAME_SIZE[0], width=FRAME_SIZE[1],
-                          num_objects=3, seed=4)
+    clip = synthetic_clip(
+        num_frames=num_frames, height=FRAME_SIZE[0], width=FRAME_SIZE[1], num_objects=3, seed=4
+    )
     config = dataclasses.replace(
-        PRESETS["tiny"], num_classes=NUM_CLASSES,
-        inference=dataclasses.replace(PRESETS["tiny"].inference,
-                                      cluster_at_full_resolution=full_resolution))
+        PRESETS["tiny"],
+        num_classes=NUM_CLASSES,
+        inference=dataclasses.replace(
+            PRESETS["tiny"].inference, cluster_at_full_resolution=full_resolution
+        ),
+    )
     ids = oracle_ids(clip.instance_ids)
     shape = (num_frames, NUM_CLASSES, *ids.shape[1:])
     logits = make_logits(shape) if make_logits else torch.randn(shape, generator=generator)
@@ -84,8 +90,9 @@ def run_and_record(full_resolution, generator, monkeypatch, num_frames=9, make_l
         return emit(run, frame, labels)
 
     monkeypatch.setattr(pipeline.VideoRun, "_emit_frame", recording_emit)
-    prediction = Predictor(network, device="cpu", backend="reference").predict(clip.frames,
-                                                                                video_id=3)
+    prediction = Predictor(network, device="cpu", backend="reference").predict(
+        clip.frames, video_id=3
+    )
     frames = sorted(recorded)
     assert frames == list(range(num_frames))
     labels = [recorded[t][0] for t in frames]
@@ -117,13 +124,22 @@ def official_options(full_resolution):
 
 @pytest.mark.parametrize("max_tracks", [10, 2])
 @pytest.mark.parametrize("full_resolution", [True, False], ids=["fullres", "stride4"])
-def test_youtube_vis_rule_equals_the_official_generator(full_resolution, max_tracks, rng,
-                                                        monkeypatch):
+def test_youtube_vis_rule_equals_the_official_generator(
+    full_resolution, max_tracks, rng, monkeypatch
+):
     prediction, labels, class_logits = run_and_record(full_resolution, rng, monkeypatch)
     idxes, frame_labels, counts, lifetimes = official_inputs(labels)
-    expected = official_youtube_vis(idxes, frame_labels, counts, lifetimes, class_logits,
-                                    labels[0].shape, FRAME_SIZE, max_tracks=max_tracks,
-                                    **official_options(full_resolution))
+    expected = official_youtube_vis(
+        idxes,
+        frame_labels,
+        counts,
+        lifetimes,
+        class_logits,
+        labels[0].shape,
+        FRAME_SIZE,
+        max_tracks=max_tracks,
+        **official_options(full_resolution),
+    )
     tracks = prediction.select("youtube_vis", max_tracks=max_tracks).tracks
     assert [t.track_id for t in tracks] == [e["track"] for e in expected]
     assert len(expected) >= 2
@@ -138,13 +154,21 @@ def test_youtube_vis_rule_equals_the_official_generator(full_resolution, max_tra
 def test_davis_rule_equals_the_official_generator(max_tracks, rng, monkeypatch):
     prediction, labels, _ = run_and_record(False, rng, monkeypatch)
     idxes, frame_labels, _, lifetimes = official_inputs(labels)
-    maps, keep = official_davis(idxes, frame_labels, lifetimes, labels[0].shape, FRAME_SIZE,
-                                max_tracks=max_tracks, **official_options(False))
+    maps, keep = official_davis(
+        idxes,
+        frame_labels,
+        lifetimes,
+        labels[0].shape,
+        FRAME_SIZE,
+        max_tracks=max_tracks,
+        **official_options(False),
+    )
     video_tracks = prediction.select("davis", max_tracks=max_tracks)
     assert [t.track_id for t in video_tracks.tracks] == keep
     for t in range(len(labels)):
-        np.testing.assert_array_equal(video_tracks.label_map(t), maps[t].numpy(),
-                                      err_msg=f"frame {t}")
+        np.testing.assert_array_equal(
+            video_tracks.label_map(t), maps[t].numpy(), err_msg=f"frame {t}"
+        )
 
 
 @pytest.mark.parametrize("max_tracks", [1000, 2])
@@ -153,9 +177,17 @@ def test_kitti_mots_rule_equals_the_official_generator(max_tracks, rng, monkeypa
     idxes, frame_labels, counts, lifetimes = official_inputs(labels)
     argmax = class_logits.argmax(dim=1)  # official "argmax" output type: background included
     assert (argmax == 0).any() and (argmax > 0).any()
-    expected = official_kitti_mots(idxes, frame_labels, counts, lifetimes, argmax,
-                                   labels[0].shape, FRAME_SIZE, max_tracks=max_tracks,
-                                   **official_options(False))
+    expected = official_kitti_mots(
+        idxes,
+        frame_labels,
+        counts,
+        lifetimes,
+        argmax,
+        labels[0].shape,
+        FRAME_SIZE,
+        max_tracks=max_tracks,
+        **official_options(False),
+    )
     detections = kitti_mots_detections(prediction.select("kitti_mots", max_tracks=max_tracks))
     got = sorted((d.frame, d.track_id, d.class_id) for d in detections)
     assert got == sorted((frame, track_id, class_id) for frame, track_id, class_id, _ in expected)
@@ -177,11 +209,19 @@ def test_kitti_class_vote_counts_the_background_channel(monkeypatch):
     background, background votes dropped) says car for every track; a vote that ignored the
     background channel would say pedestrian."""
     prediction, labels, class_logits = run_and_record(
-        False, None, monkeypatch, make_logits=background_first_pedestrian_second)
+        False, None, monkeypatch, make_logits=background_first_pedestrian_second
+    )
     idxes, frame_labels, counts, lifetimes = official_inputs(labels)
-    expected = official_kitti_mots(idxes, frame_labels, counts, lifetimes,
-                                   class_logits.argmax(1), labels[0].shape, FRAME_SIZE,
-                                   **official_options(False))
+    expected = official_kitti_mots(
+        idxes,
+        frame_labels,
+        counts,
+        lifetimes,
+        class_logits.argmax(1),
+        labels[0].shape,
+        FRAME_SIZE,
+        **official_options(False),
+    )
     assert {class_id for _, _, class_id, _ in expected} == {1}
     tracks = prediction.select("kitti_mots").tracks
     assert len(tracks) >= 2 and {track.category_id for track in tracks} == {1}

@@ -1,5 +1,6 @@
 """Predictor: the streaming pipeline against ground truth through an "oracle" network, short
 videos, bounded memory on long streams, backend parity, checkpoint loading and input kinds."""
+
 import dataclasses
 import importlib
 import math
@@ -12,8 +13,14 @@ from torch import nn
 import stemseg_fast
 from stemseg_fast.inference.predictor import Predictor, load_model
 from stemseg_fast.io.rle import decode_rle
-from stemseg_fast.model import (PRESETS, CheckpointMismatchError, STEmSeg, STEmSegOutput,
-                                build_stemseg, save_checkpoint)
+from stemseg_fast.model import (
+    PRESETS,
+    CheckpointMismatchError,
+    STEmSeg,
+    STEmSegOutput,
+    build_stemseg,
+    save_checkpoint,
+)
 from stemseg_fast.synthetic import synthetic_clip
 
 TINY = PRESETS["tiny"]  # clips of 4 overlapping by 2, inputs 64 x 96 (no resize for 64 x 96)
@@ -71,13 +78,20 @@ class OracleNetwork(nn.Module):
         10; seediness 0.95 on objects, 0.05 elsewhere; ``semantic`` [C + 1, T, h, w] as given."""
         objects = ids >= 0
         angle = 2 * math.pi * ids.clamp(min=0).float() / num_objects
-        embeddings = torch.stack([0.5 * torch.cos(angle), 0.5 * torch.sin(angle),
-                                  0.9 * torch.cos(angle), 0.9 * torch.sin(angle)])
+        embeddings = torch.stack(
+            [
+                0.5 * torch.cos(angle),
+                0.5 * torch.sin(angle),
+                0.9 * torch.cos(angle),
+                0.9 * torch.sin(angle),
+            ]
+        )
         embeddings = torch.where(objects, embeddings, torch.zeros_like(embeddings))
         log_precisions = torch.zeros((2, *ids.shape))  # precision 10
         seediness = torch.where(objects, 0.95, 0.05)[None]
-        return STEmSegOutput(embeddings[None], log_precisions[None], seediness[None],
-                             semantic[None])
+        return STEmSegOutput(
+            embeddings[None], log_precisions[None], seediness[None], semantic[None]
+        )
 
 
 def oracle_predictor(clip, **inference):
@@ -91,8 +105,9 @@ def ideal_masks(instance_ids, index):
     mask path (x4 bilinear, > 0.5; 64 x 96 frames need no crop or resize): the best any
     clustering can give."""
     one_hot = torch.from_numpy(instance_ids[:, 2::4, 2::4] == index).float()[:, None]
-    upsampled = torch.nn.functional.interpolate(one_hot, scale_factor=4, mode="bilinear",
-                                                align_corners=False)
+    upsampled = torch.nn.functional.interpolate(
+        one_hot, scale_factor=4, mode="bilinear", align_corners=False
+    )
     return (upsampled[:, 0] > 0.5).numpy()
 
 
@@ -218,8 +233,7 @@ def test_random_init_tiny_model_runs_end_to_end_on_an_rgb_tensor():
     clip = synthetic_clip(num_frames=6, height=50, width=70, seed=4)
     predictor = Predictor(model, backend="reference")
     bgr = predictor.predict(clip.frames, video_id=1)
-    rgb = predictor.predict(torch.from_numpy(clip.frames[..., ::-1].copy()), rgb=True,
-                            video_id=1)
+    rgb = predictor.predict(torch.from_numpy(clip.frames[..., ::-1].copy()), rgb=True, video_id=1)
     assert bgr.rles == rgb.rles
     video_tracks = bgr.select()
     assert video_tracks.tracks and len(video_tracks.tracks) <= TINY.inference.max_tracks
@@ -306,9 +320,17 @@ def test_inference_settings_reach_clustering_and_stitching(monkeypatch):
     monkeypatch.setattr(pipeline, "ClipStitcher", spy_stitcher)
     config = dataclasses.replace(tiny_config(), num_classes=4)
     network = OracleNetwork(clip.instance_ids, clip.categories, config)
-    predictor = Predictor(network, device="cpu", backend="reference",
-                          inference={"distance_rule": "paper", "secondary_rule": "nearest",
-                                     "stitch_iou_threshold": 0.1, "min_seediness": 0.9})
+    predictor = Predictor(
+        network,
+        device="cpu",
+        backend="reference",
+        inference={
+            "distance_rule": "paper",
+            "secondary_rule": "nearest",
+            "stitch_iou_threshold": 0.1,
+            "min_seediness": 0.9,
+        },
+    )
     assert len(predictor(clip.frames).tracks) == 3
     assert calls["cluster"]["distance_rule"] == "paper"
     assert calls["cluster"]["secondary_rule"] == "nearest"

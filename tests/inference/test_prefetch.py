@@ -1,4 +1,5 @@
 """The reader thread: frames decoded ahead, in order, bounded, errors where they happen."""
+
 import threading
 import time
 

@@ -1,5 +1,6 @@
 """Videos as users have them: containers that misstate their length, streams that break in the
 middle; inference uses every frame that decodes and says so once."""
+
 import json
 
 import cv2
@@ -21,10 +22,10 @@ def footage(tmp_path_factory):
     frames = synthetic_clip(num_frames=FRAMES, height=HEIGHT, width=WIDTH, seed=5).frames
     full = write_video(root / "full.avi", frames, fourcc="MJPG")
     data = open(full, "rb").read()
-    (root / "cut.avi").write_bytes(data[:len(data) // 2])  # the header still announces 20
+    (root / "cut.avi").write_bytes(data[: len(data) // 2])  # the header still announces 20
     damaged = bytearray(data)
     middle = len(data) // 2
-    damaged[middle:middle + 4000] = bytes(4000)  # a stretch of zeros inside the stream
+    damaged[middle : middle + 4000] = bytes(4000)  # a stretch of zeros inside the stream
     (root / "damaged.avi").write_bytes(bytes(damaged))
     save_untrained_tiny_checkpoint(root / "tiny.pth")
     return root
@@ -36,13 +37,26 @@ def test_infer_uses_every_decodable_frame_and_warns_once(footage, tmp_path, caps
     decodable = len(read_video(path)[1])
     assert 0 < decodable < FRAMES  # the file really lies about its length
     out = tmp_path / "out"
-    code = main(["infer", str(path), "--checkpoint", str(footage / "tiny.pth"), "--out",
-                 str(out), "--format", "ytvis,overlay", "--no-progress"])
+    code = main(
+        [
+            "infer",
+            str(path),
+            "--checkpoint",
+            str(footage / "tiny.pth"),
+            "--out",
+            str(out),
+            "--format",
+            "ytvis,overlay",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if "warning:" in line]
-    assert warnings == [f"stemseg-fast infer: warning: video file {path}: its container "
-                        f"announces {FRAMES} frames, {decodable} decoded; using the "
-                        f"{decodable}"]
+    assert warnings == [
+        f"stemseg-fast infer: warning: video file {path}: its container "
+        f"announces {FRAMES} frames, {decodable} decoded; using the "
+        f"{decodable}"
+    ]
     (video,) = json.loads((out / "videos.json").read_text())
     assert video["length"] == decodable
     results = json.loads((out / "results.json").read_text())

@@ -1,11 +1,15 @@
 """The official selection rules (YouTube-VIS, DAVIS, KITTI-MOTS)."""
+
 from collections import defaultdict
 
 import numpy as np
 import pytest
 
-from stemseg_fast.inference.selection import (select_davis_tracks, select_kitti_mots_tracks,
-                                              select_youtube_vis_tracks)
+from stemseg_fast.inference.selection import (
+    select_davis_tracks,
+    select_kitti_mots_tracks,
+    select_youtube_vis_tracks,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Selection rules on a hand-made case
@@ -25,20 +29,23 @@ COUNTS = [10, 40, 5, 20, 100]
 
 
 def test_youtube_vis_rule_by_hand():
-    logit_sums = np.array([
-        [100.0, 10.0, 30.0],  # id 5: mean over 10 px without bg = [1, 3] -> class 2
-        [0.0, 40.0, 40.0],    # id 3: [1, 1], a tie -> the lower class, 1
-        [0.0, 0.0, 5.0],      # id 8
-        [0.0, 40.0, 20.0],    # id 2: [2, 1] -> class 1
-        [0.0, 0.0, 0.0],      # outlier
-    ])
+    logit_sums = np.array(
+        [
+            [100.0, 10.0, 30.0],  # id 5: mean over 10 px without bg = [1, 3] -> class 2
+            [0.0, 40.0, 40.0],  # id 3: [1, 1], a tie -> the lower class, 1
+            [0.0, 0.0, 5.0],  # id 8
+            [0.0, 40.0, 20.0],  # id 2: [2, 1] -> class 1
+            [0.0, 0.0, 0.0],  # outlier
+        ]
+    )
     # lifetime 4 for ids 5, 2, 3 (official order 5, 2, 3), then 8 (lifetime 1)
     selection = select_youtube_vis_tracks(IDS, COUNTS, FIRST, LAST, logit_sums, max_tracks=3)
     assert selection.indices.tolist() == [0, 3, 1]
     assert selection.category_ids.tolist() == [2, 1, 1]
     assert selection.scores.tolist() == [0.25, 0.5, 1.0]  # counts 10, 20, 40 over 40
     assert selection.category_probabilities[0] == pytest.approx(
-        [np.exp(1) / (np.exp(1) + np.exp(3)), np.exp(3) / (np.exp(1) + np.exp(3))])
+        [np.exp(1) / (np.exp(1) + np.exp(3)), np.exp(3) / (np.exp(1) + np.exp(3))]
+    )
     everything = select_youtube_vis_tracks(IDS, COUNTS, FIRST, LAST, logit_sums)
     assert everything.indices.tolist() == [0, 3, 1, 2]  # the outlier never appears
     assert everything.scores.tolist() == [0.25, 0.5, 1.0, 0.125]
@@ -54,13 +61,15 @@ def test_davis_rule_by_hand():
 
 
 def test_kitti_mots_rule_by_hand():
-    votes = np.array([
-        [100, 1, 0],  # id 5: car
-        [0, 5, 7],    # id 3: pedestrian
-        [50, 0, 0],   # id 8: only background votes -> car (the official first key on a tie)
-        [0, 3, 3],    # id 2: a tie -> car
-        [0, 0, 9],    # outlier
-    ])
+    votes = np.array(
+        [
+            [100, 1, 0],  # id 5: car
+            [0, 5, 7],  # id 3: pedestrian
+            [50, 0, 0],  # id 8: only background votes -> car (the official first key on a tie)
+            [0, 3, 3],  # id 2: a tie -> car
+            [0, 0, 9],  # outlier
+        ]
+    )
     # by pixel count: 3 (40), 2 (20), 5 (10), 8 (5); then lifetime ascending, stable:
     # 8 (1), 3 (4), 2 (4), 5 (4)
     selection = select_kitti_mots_tracks(IDS, COUNTS, FIRST, LAST, votes)
@@ -71,19 +80,36 @@ def test_kitti_mots_rule_by_hand():
     assert top.indices.tolist() == [1, 3]  # ids 3 and 2 (equal lifetimes keep count order)
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: select_davis_tracks([1, 2], [1, 1], [0], [0, 1]),
-     "first_frames has 1 entries, track_ids has 2"),
-    (lambda: select_davis_tracks([1], [1], [3], [2]), "last_frames must be >= first_frames"),
-    (lambda: select_davis_tracks([[1]], [1], [0], [0]), r"track_ids must be 1-D, got shape \[1, 1\]"),
-    (lambda: select_davis_tracks([1], [1], [0], [0], max_tracks=-1), "max_tracks must be an int >= 0"),
-    (lambda: select_youtube_vis_tracks([1], [0], [0], [0], np.zeros((1, 3))),
-     "pixel_counts of kept tracks must be > 0"),
-    (lambda: select_kitti_mots_tracks([1], [1], [0], [0], np.zeros((1, 1))),
-     "class_votes needs a background column"),
-    (lambda: select_youtube_vis_tracks([1], [1], [0], [0], np.zeros((1, 1))),
-     "class_logit_sums needs a background column"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (
+            lambda: select_davis_tracks([1, 2], [1, 1], [0], [0, 1]),
+            "first_frames has 1 entries, track_ids has 2",
+        ),
+        (lambda: select_davis_tracks([1], [1], [3], [2]), "last_frames must be >= first_frames"),
+        (
+            lambda: select_davis_tracks([[1]], [1], [0], [0]),
+            r"track_ids must be 1-D, got shape \[1, 1\]",
+        ),
+        (
+            lambda: select_davis_tracks([1], [1], [0], [0], max_tracks=-1),
+            "max_tracks must be an int >= 0",
+        ),
+        (
+            lambda: select_youtube_vis_tracks([1], [0], [0], [0], np.zeros((1, 3))),
+            "pixel_counts of kept tracks must be > 0",
+        ),
+        (
+            lambda: select_kitti_mots_tracks([1], [1], [0], [0], np.zeros((1, 1))),
+            "class_votes needs a background column",
+        ),
+        (
+            lambda: select_youtube_vis_tracks([1], [1], [0], [0], np.zeros((1, 1))),
+            "class_logit_sums needs a background column",
+        ),
+    ],
+)
 def test_selection_rules_reject_bad_arrays(call, match):
     with pytest.raises(ValueError, match=match):
         call()
@@ -122,21 +148,29 @@ def test_rules_match_the_official_dict_procedure(seed):
     pixel_counts = np.array([counts[i] for i in ids])
     position = {label: index for index, label in enumerate(ids)}
 
-    by_lifetime = [i for i, _ in sorted(lifetimes.items(), key=lambda x: x[1], reverse=True)
-                   if i != -1]
+    by_lifetime = [
+        i for i, _ in sorted(lifetimes.items(), key=lambda x: x[1], reverse=True) if i != -1
+    ]
     for max_tracks in (3, 20):
         expected = [position[i] for i in by_lifetime[:max_tracks]]
-        assert select_davis_tracks(ids, pixel_counts, first, last,
-                                   max_tracks=max_tracks).indices.tolist() == expected
-        selection = select_youtube_vis_tracks(ids, pixel_counts, first, last,
-                                              np.ones((len(ids), 3)), max_tracks=max_tracks)
+        assert (
+            select_davis_tracks(
+                ids, pixel_counts, first, last, max_tracks=max_tracks
+            ).indices.tolist()
+            == expected
+        )
+        selection = select_youtube_vis_tracks(
+            ids, pixel_counts, first, last, np.ones((len(ids), 3)), max_tracks=max_tracks
+        )
         assert selection.indices.tolist() == expected
 
-        by_count = [i for i, _ in sorted(counts.items(), key=lambda x: x[1], reverse=True)
-                    if i != -1][:max_tracks]
+        by_count = [
+            i for i, _ in sorted(counts.items(), key=lambda x: x[1], reverse=True) if i != -1
+        ][:max_tracks]
         expected = [position[i] for i in sorted(by_count, key=lambda i: lifetimes[i])]
-        selection = select_kitti_mots_tracks(ids, pixel_counts, first, last,
-                                             np.ones((len(ids), 3), int), max_tracks=max_tracks)
+        selection = select_kitti_mots_tracks(
+            ids, pixel_counts, first, last, np.ones((len(ids), 3), int), max_tracks=max_tracks
+        )
         assert selection.indices.tolist() == expected
 
 

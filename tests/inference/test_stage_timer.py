@@ -1,4 +1,5 @@
 """StageTimer: stages partition the timeline; on CUDA from events, read without a synchronize."""
+
 import pytest
 import torch
 
@@ -15,8 +16,7 @@ def test_each_stage_is_charged_the_time_since_the_last_boundary(monkeypatch):
     timer.restart()  # 20.0: the 8 s in between belong to no stage
     timer.charge("heads")  # 21.0
     timer.charge("outputs")  # 21.25
-    assert timer.totals() == dict(dict.fromkeys(STAGES, 0.0), decode=0.5, heads=2.5,
-                                  outputs=0.25)
+    assert timer.totals() == dict(dict.fromkeys(STAGES, 0.0), decode=0.5, heads=2.5, outputs=0.25)
 
 
 @pytest.mark.gpu

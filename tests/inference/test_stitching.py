@@ -79,8 +79,9 @@ def clip_schedule(num_frames, clip_length, overlap):
     return [list(range(s, s + clip_length)) for s in starts]
 
 
-def synthetic_clips(rng, *, num_frames=15, clip_length=6, overlap=3, height=9, width=11,
-                    num_objects=4, noise=0.15):
+def synthetic_clips(
+    rng, *, num_frames=15, clip_length=6, overlap=3, height=9, width=11, num_objects=4, noise=0.15
+):
     """Objects that persist over the video; every clip renumbers them at random (its own
     cluster ids), drops some, adds noise and spurious clusters."""
     objects = torch.randint(-1, num_objects, (height, width), generator=rng)
@@ -109,11 +110,15 @@ def test_joint_histogram_matches_brute_force_iou(rng):
     foreground = torch.rand(3, 20, 30, generator=rng) < 0.8
     matching = match_clusters(previous, current, foreground=foreground)
     expected = brute_force_iou(previous, current, foreground)
-    computed = {(a, b): float(matching.iou[i, j]) for i, a in enumerate(matching.previous_ids)
-                for j, b in enumerate(matching.current_ids)}
+    computed = {
+        (a, b): float(matching.iou[i, j])
+        for i, a in enumerate(matching.previous_ids)
+        for j, b in enumerate(matching.current_ids)
+    }
     assert computed == expected  # exact: the same float32 counts and division
-    counts, previous_values, current_values = joint_histogram(previous, current,
-                                                              foreground=foreground)
+    counts, previous_values, current_values = joint_histogram(
+        previous, current, foreground=foreground
+    )
     assert int(counts.sum()) == int(foreground.sum())
     assert previous_values.tolist() == sorted(set(previous[foreground].tolist()))
     assert current_values.tolist() == sorted(set(current[foreground].tolist()))
@@ -139,17 +144,23 @@ def test_joint_histogram_comparison_can_fail(rng):
     shifted = current.clone()
     shifted[0] = torch.roll(shifted[0], 1, dims=0)
     expected = brute_force_iou(previous, shifted, foreground)
-    computed = {(a, b): float(matching.iou[i, j]) for i, a in enumerate(matching.previous_ids)
-                for j, b in enumerate(matching.current_ids)}
+    computed = {
+        (a, b): float(matching.iou[i, j])
+        for i, a in enumerate(matching.previous_ids)
+        for j, b in enumerate(matching.current_ids)
+    }
     assert computed != expected
 
 
-@pytest.mark.parametrize("num_frames,clip_length,overlap", [
-    pytest.param(15, 6, 3, id="stride3-end-aligned"),
-    pytest.param(16, 8, 4, id="ytvis-T8-overlap4"),
-    pytest.param(12, 8, 6, id="davis-like-overlap6"),
-    pytest.param(6, 6, 3, id="single-clip"),
-])
+@pytest.mark.parametrize(
+    "num_frames,clip_length,overlap",
+    [
+        pytest.param(15, 6, 3, id="stride3-end-aligned"),
+        pytest.param(16, 8, 4, id="ytvis-T8-overlap4"),
+        pytest.param(12, 8, 6, id="davis-like-overlap6"),
+        pytest.param(6, 6, 3, id="single-clip"),
+    ],
+)
 def test_stitcher_matches_official_loop(num_frames, clip_length, overlap, rng):
     clips = synthetic_clips(rng, num_frames=num_frames, clip_length=clip_length, overlap=overlap)
     expected_labels, expected_counts, expected_lifetimes = official_stitching(clips)
@@ -236,16 +247,30 @@ def test_device_tensors_stay_on_device(device):
     assert stitcher.track_stats().pixel_counts.device == labels.device
 
 
-@pytest.mark.parametrize("call,error,match", [
-    (lambda s: s.add_clip(torch.zeros(2, 3, 3, dtype=torch.long), [0]), ValueError,
-     r"cluster_labels must have shape \[T=1, H, W\]"),
-    (lambda s: s.add_clip(torch.zeros(2, 3, 3, dtype=torch.long), [1, 0]), ValueError,
-     "strictly increasing"),
-    (lambda s: s.add_clip(torch.zeros(2, 3, 3), [0, 1]), TypeError, "integer dtype"),
-    (lambda s: s.add_clip(torch.full((2, 3, 3), -2), [0, 1]), ValueError, "labels >= -1"),
-    (lambda s: s.add_clip(torch.zeros(2, 3, 3, dtype=torch.long), [0, 1],
-                          foreground=torch.ones(2, 3, 3)), ValueError, "foreground must be"),
-])
+@pytest.mark.parametrize(
+    "call,error,match",
+    [
+        (
+            lambda s: s.add_clip(torch.zeros(2, 3, 3, dtype=torch.long), [0]),
+            ValueError,
+            r"cluster_labels must have shape \[T=1, H, W\]",
+        ),
+        (
+            lambda s: s.add_clip(torch.zeros(2, 3, 3, dtype=torch.long), [1, 0]),
+            ValueError,
+            "strictly increasing",
+        ),
+        (lambda s: s.add_clip(torch.zeros(2, 3, 3), [0, 1]), TypeError, "integer dtype"),
+        (lambda s: s.add_clip(torch.full((2, 3, 3), -2), [0, 1]), ValueError, "labels >= -1"),
+        (
+            lambda s: s.add_clip(
+                torch.zeros(2, 3, 3, dtype=torch.long), [0, 1], foreground=torch.ones(2, 3, 3)
+            ),
+            ValueError,
+            "foreground must be",
+        ),
+    ],
+)
 def test_bad_arguments_are_named(call, error, match):
     with pytest.raises(error, match=match):
         call(ClipStitcher())

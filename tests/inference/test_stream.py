@@ -1,5 +1,6 @@
 """Streams: frames with their tracks as soon as they are final, from sources that never say how
 long they are, with memory that stays flat however long they run."""
+
 import itertools
 import json
 import os
@@ -19,8 +20,10 @@ from stemseg_fast.model import build_stemseg, save_checkpoint
 from stemseg_fast.io.rle import to_json
 from stemseg_fast.synthetic import synthetic_video
 
-pytestmark = [pytest.mark.filterwarnings("ignore:video codec:RuntimeWarning"),
-              pytest.mark.usefixtures("one_thread")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:video codec:RuntimeWarning"),
+    pytest.mark.usefixtures("one_thread"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +58,18 @@ def test_a_stream_gives_the_masks_of_the_offline_run_frame_by_frame(predictor, v
     assert [frame.index for frame in streamed] == list(range(len(video.frames)))
     numbers = {}
     for frame in streamed:
-        expected = {track_id: rles[frame.index] for track_id, rles in offline.rles.items()
-                    if frame.index in rles}
+        expected = {
+            track_id: rles[frame.index]
+            for track_id, rles in offline.rles.items()
+            if frame.index in rles
+        }
         assert len(frame.tracks) == len(expected)
         for track in frame.tracks:
-            (match,) = [track_id for track_id, rle in expected.items()
-                        if rle["counts"] == track.rle(frame.index)["counts"]]
+            (match,) = [
+                track_id
+                for track_id, rle in expected.items()
+                if rle["counts"] == track.rle(frame.index)["counts"]
+            ]
             # one display number per stitched track, numbered by first appearance
             assert numbers.setdefault(match, track.track_id) == track.track_id
     first_seen = sorted(numbers, key=lambda track_id: min(offline.rles[track_id]))
@@ -86,16 +95,26 @@ def test_memory_stays_flat_on_an_endless_stream(predictor):
 
     peaks = []
     for length in (30, 80):
-        run = VideoRun(predictor.model, predictor.config, IterableSource(endless()),
-                       device="cpu", streaming=True)
+        run = VideoRun(
+            predictor.model,
+            predictor.config,
+            IterableSource(endless()),
+            device="cpu",
+            streaming=True,
+        )
         seen = 0
         for frame in run.stream():
             seen = frame.index + 1
             if seen == length:
                 break
         assert seen == length
-        held = (len(run._display_numbers), len(run._live), len(run.rles),
-                len(run.stitcher._previous_frames), run.stitcher._pixel_counts)
+        held = (
+            len(run._display_numbers),
+            len(run._live),
+            len(run.rles),
+            len(run.stitcher._previous_frames),
+            run.stitcher._pixel_counts,
+        )
         peaks.append((dict(run.diagnostics), held))
     (short, short_held), (long, long_held) = peaks
     assert long_held[2] == 0 and long_held[4] is None  # no per-track history is kept
@@ -112,19 +131,36 @@ def test_a_stream_is_read_once_and_must_have_frames():
         list(source)
     with pytest.raises(ValueError, match="the stream has no frames"):
         IterableSource(iter([])).frame_size  # noqa: B018 (the property raises)
-    assert isinstance(open_video(frame for frame in [np.zeros((8, 8, 3), np.uint8)]),
-                      IterableSource)
+    assert isinstance(
+        open_video(frame for frame in [np.zeros((8, 8, 3), np.uint8)]), IterableSource
+    )
 
 
-def test_infer_stream_writes_one_json_line_per_frame_and_an_overlay(predictor, video, tmp_path,
-                                                                   capsys):
+def test_infer_stream_writes_one_json_line_per_frame_and_an_overlay(
+    predictor, video, tmp_path, capsys
+):
     save_checkpoint(predictor.model, tmp_path / "tiny.pth", predictor.config)
     from helpers import write_video
 
     path = write_video(tmp_path / "clip.mp4", video.frames)
     out = tmp_path / "out"
-    assert main(["infer", "--stream", str(path), "--checkpoint", str(tmp_path / "tiny.pth"),
-                 "--out", str(out), "--format", "overlay", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "infer",
+                "--stream",
+                str(path),
+                "--checkpoint",
+                str(tmp_path / "tiny.pth"),
+                "--out",
+                str(out),
+                "--format",
+                "overlay",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     lines = (out / "stream.jsonl").read_text().splitlines()
     assert len(lines) == len(video.frames)
     first = json.loads(lines[0])
@@ -132,8 +168,11 @@ def test_infer_stream_writes_one_json_line_per_frame_and_an_overlay(predictor, v
     offline = predictor.predict(str(path))
     for line in lines:
         record = json.loads(line)
-        expected = sorted(to_json(rles[record["frame"]])["counts"]
-                          for rles in offline.rles.values() if record["frame"] in rles)
+        expected = sorted(
+            to_json(rles[record["frame"]])["counts"]
+            for rles in offline.rles.values()
+            if record["frame"] in rles
+        )
         assert sorted(track["segmentation"]["counts"] for track in record["tracks"]) == expected
     import cv2
 
@@ -145,7 +184,8 @@ def test_infer_stream_writes_one_json_line_per_frame_and_an_overlay(predictor, v
 def test_a_camera_index_in_batch_mode_points_to_stream(tmp_path, capsys):
     assert main(["infer", "0", "--checkpoint", "tiny.pth", "--out", str(tmp_path)]) == 2
     assert "names a camera, which never ends: read live sources with --stream" in (
-        capsys.readouterr().err)
+        capsys.readouterr().err
+    )
 
 
 def test_a_capture_source_keeps_its_first_frame_and_ends_with_the_stream(tmp_path):
@@ -175,8 +215,22 @@ def test_the_codec_warning_is_one_line_once_per_run(predictor, video, tmp_path, 
 
     with warnings.catch_warnings():
         warnings.simplefilter("default")
-        assert main(["infer", str(tmp_path / "videos"), "--checkpoint", str(tmp_path / "tiny.pth"),
-                     "--out", str(tmp_path / "out"), "--format", "overlay", "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "infer",
+                    str(tmp_path / "videos"),
+                    "--checkpoint",
+                    str(tmp_path / "tiny.pth"),
+                    "--out",
+                    str(tmp_path / "out"),
+                    "--format",
+                    "overlay",
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
     codec_lines = [line for line in capsys.readouterr().err.splitlines() if "codec" in line]
     from stemseg_fast.outputs.overlay import open_video_writer
 
@@ -221,11 +275,24 @@ def test_ctrl_c_ends_a_live_stream_keeping_every_line_and_the_overlay(predictor,
 
     save_checkpoint(predictor.model, tmp_path / "tiny.pth", predictor.config)
     out = tmp_path / "out"
-    argv = ["infer", "--stream", "0", "--checkpoint", str(tmp_path / "tiny.pth"), "--out",
-            str(out), "--format", "overlay", "--no-progress", "--threads", "1"]
+    argv = [
+        "infer",
+        "--stream",
+        "0",
+        "--checkpoint",
+        str(tmp_path / "tiny.pth"),
+        "--out",
+        str(out),
+        "--format",
+        "overlay",
+        "--no-progress",
+        "--threads",
+        "1",
+    ]
     script = textwrap.dedent(ENDLESS_STREAM_UNTIL_CTRL_C.format(interrupt_at=30, argv=argv))
-    process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                             timeout=600)
+    process = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600
+    )
     assert process.returncode == 0, process.stderr
     assert "Traceback" not in process.stderr and "stopped after" in process.stderr
     lines = (out / "stream.jsonl").read_text().splitlines()

@@ -2,6 +2,7 @@
 synchronising call outside the places marked with
 :func:`~stemseg_fast.inference.host_waits.expected_host_wait` (listed in the pipeline's
 docstring) raises. Run by benchmarks/gpu_check.sh."""
+
 import dataclasses
 
 import pytest
@@ -29,8 +30,12 @@ def test_outside_a_marked_place_a_sync_raises():
 
 def _fast_tiny(full_resolution):
     preset = PRESETS["tiny"]
-    config = dataclasses.replace(preset, inference=dataclasses.replace(
-        preset.inference, min_seediness=0.3, cluster_at_full_resolution=full_resolution))
+    config = dataclasses.replace(
+        preset,
+        inference=dataclasses.replace(
+            preset.inference, min_seediness=0.3, cluster_at_full_resolution=full_resolution
+        ),
+    )
     torch.manual_seed(0)
     model = build_stemseg(config, fused=True, backend="triton")
     predictor = Predictor(model, device="cuda", backend="triton", precision="bf16")

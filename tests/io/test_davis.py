@@ -1,4 +1,5 @@
 """DAVIS indexed PNGs."""
+
 import numpy as np
 import pytest
 
@@ -8,9 +9,16 @@ from stemseg_fast.tracks import Track, VideoTracks
 
 def test_palette_is_the_davis_one():
     assert DAVIS_PALETTE.shape == (256, 3) and DAVIS_PALETTE.dtype == np.uint8
-    assert DAVIS_PALETTE[:8].tolist() == [[0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0],
-                                          [0, 0, 128], [128, 0, 128], [0, 128, 128],
-                                          [128, 128, 128]]
+    assert DAVIS_PALETTE[:8].tolist() == [
+        [0, 0, 0],
+        [128, 0, 0],
+        [0, 128, 0],
+        [128, 128, 0],
+        [0, 0, 128],
+        [128, 0, 128],
+        [0, 128, 128],
+        [128, 128, 128],
+    ]
     assert DAVIS_PALETTE[255].tolist() == [224, 224, 192]
     assert len({tuple(colour) for colour in DAVIS_PALETTE}) == 256
 
@@ -18,7 +26,8 @@ def test_palette_is_the_davis_one():
 def test_pngs_read_back_with_the_track_indices(tmp_path, clip, video_tracks):
     sequence_dir = write_davis_pngs(tmp_path / "results", video_tracks)
     assert sorted(p.name for p in (tmp_path / "results" / "synthetic").iterdir()) == [
-        f"{frame:05d}.png" for frame in range(6)]
+        f"{frame:05d}.png" for frame in range(6)
+    ]
     for frame in range(6):
         indices, palette = read_davis_png(f"{sequence_dir}/{frame:05d}.png")
         assert indices.shape == (40, 56) and indices.dtype == np.uint8
@@ -32,8 +41,9 @@ def test_later_tracks_win_and_empty_frames_are_written(tmp_path):
     first[0] = True
     second = np.zeros((3, 4, 4), bool)
     second[0, :2, :2] = True
-    video = VideoTracks("overlap", [Track.from_masks(9, first), Track.from_masks(2, second)],
-                        (4, 4), 3)
+    video = VideoTracks(
+        "overlap", [Track.from_masks(9, first), Track.from_masks(2, second)], (4, 4), 3
+    )
     write_davis_pngs(tmp_path, video, sequence="named")
     indices, _ = read_davis_png(tmp_path / "named" / "00000.png")
     expected = np.ones((4, 4), np.uint8)

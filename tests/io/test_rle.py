@@ -21,11 +21,13 @@ def test_encode_refuses_a_volume():
         encode_mask(np.zeros((2, 3, 4)))
 
 
-
 def _adversarial_masks(rng, height, width):
     """Random, empty, full, one pixel (first, last, middle), alternating, stripes, blobs."""
-    masks = [rng.random((height, width)) > 0.5, np.zeros((height, width), bool),
-             np.ones((height, width), bool)]
+    masks = [
+        rng.random((height, width)) > 0.5,
+        np.zeros((height, width), bool),
+        np.ones((height, width), bool),
+    ]
     for row, column in ((0, 0), (height - 1, width - 1), (height // 2, width // 2)):
         one = np.zeros((height, width), bool)
         one[row, column] = True
@@ -34,14 +36,13 @@ def _adversarial_masks(rng, height, width):
     masks += [checker, ~checker, np.zeros((height, width), bool)]
     masks[-1][:, ::3] = True  # full columns: runs that span columns in column-major order
     blob = np.zeros((height, width), bool)
-    blob[height // 4: 3 * height // 4 + 1, width // 3: width - 1] = True
+    blob[height // 4 : 3 * height // 4 + 1, width // 3 : width - 1] = True
     masks.append(blob)
     return np.stack(masks)
 
 
 @pytest.mark.parametrize("height, width", [(1, 1), (1, 17), (13, 1), (31, 47), (64, 33)])
-def test_masks_encoded_where_they_are_match_pycocotools_byte_for_byte(height, width, rng,
-                                                                      device):
+def test_masks_encoded_where_they_are_match_pycocotools_byte_for_byte(height, width, rng, device):
     import torch
     from pycocotools import mask as mask_utils
 

@@ -1,4 +1,5 @@
 """Frame sources and input expansion."""
+
 import json
 import os
 
@@ -9,9 +10,17 @@ import torch
 from helpers import VIDEO_FPS as FPS
 from helpers import write_frames, write_video
 
-from stemseg_fast.io.video import (ArraySource, ImageFilesSource, VideoFileSource, VideoInputError,
-                                   VideoLengthWarning, annotation_videos, expand_inputs,
-                                   folder_source, open_video)
+from stemseg_fast.io.video import (
+    ArraySource,
+    ImageFilesSource,
+    VideoFileSource,
+    VideoInputError,
+    VideoLengthWarning,
+    annotation_videos,
+    expand_inputs,
+    folder_source,
+    open_video,
+)
 from stemseg_fast.synthetic import synthetic_clip
 
 
@@ -59,14 +68,18 @@ def test_array_source_bgr_default_rgb_option_and_tensors(clip):
     assert ArraySource(list(clip.frames)).frame_size == (32, 48)
 
 
-@pytest.mark.parametrize("frames, match", [
-    (np.zeros((4, 8, 8), np.uint8), r"shape \[T, H, W, 3\], got \[4, 8, 8\]"),
-    (np.zeros((2, 8, 8, 4), np.uint8), r"shape \[T, H, W, 3\]"),
-    (np.zeros((2, 8, 8, 3), np.float32), "must be uint8.*float32"),
-    (torch.zeros(2, 8, 8, 3), "must be uint8.*torch.float32"),
-    (np.zeros((0, 8, 8, 3), np.uint8), "at least one frame"),
-    ([], "at least one frame"),
-], ids=["3d", "4-channels", "float-array", "float-tensor", "zero-frames", "empty-list"])
+@pytest.mark.parametrize(
+    "frames, match",
+    [
+        (np.zeros((4, 8, 8), np.uint8), r"shape \[T, H, W, 3\], got \[4, 8, 8\]"),
+        (np.zeros((2, 8, 8, 4), np.uint8), r"shape \[T, H, W, 3\]"),
+        (np.zeros((2, 8, 8, 3), np.float32), "must be uint8.*float32"),
+        (torch.zeros(2, 8, 8, 3), "must be uint8.*torch.float32"),
+        (np.zeros((0, 8, 8, 3), np.uint8), "at least one frame"),
+        ([], "at least one frame"),
+    ],
+    ids=["3d", "4-channels", "float-array", "float-tensor", "zero-frames", "empty-list"],
+)
 def test_array_source_rejects_bad_arrays(frames, match):
     with pytest.raises(VideoInputError, match=match):
         ArraySource(frames)
@@ -115,11 +128,14 @@ def test_a_truncated_video_yields_every_decodable_frame_and_warns_once(tmp_path)
     frames = synthetic_clip(num_frames=20, height=48, width=64, seed=1).frames
     full = write_video(tmp_path / "full.avi", frames, fourcc="MJPG")
     data = open(full, "rb").read()
-    (tmp_path / "cut.avi").write_bytes(data[:len(data) // 2])
+    (tmp_path / "cut.avi").write_bytes(data[: len(data) // 2])
     source = VideoFileSource(str(tmp_path / "cut.avi"))
     assert source.num_frames == 20  # what the container announces
-    with pytest.warns(VideoLengthWarning, match=r"cut.avi: its container announces 20 frames, "
-                                                r"(\d+) decoded; using the \1") as caught:
+    with pytest.warns(
+        VideoLengthWarning,
+        match=r"cut.avi: its container announces 20 frames, "
+        r"(\d+) decoded; using the \1",
+    ) as caught:
         decoded = list(source)
     assert len(caught) == 1 and 0 < len(decoded) < 20
     np.testing.assert_array_equal(decoded[0], cv2.VideoCapture(full).read()[1])
@@ -145,8 +161,14 @@ def test_expand_inputs_over_every_kind(tmp_path, clip):
     sources = expand_inputs([video, frames, str(videos), str(globbed / "f*.mp4")])
     assert [s.name for s in sources] == ["a", "b", "c", "d", "e", "f1", "f2"]
     assert [type(s).__name__ for s in sources] == [
-        "VideoFileSource", "ImageFilesSource", "VideoFileSource", "VideoFileSource",
-        "ImageFilesSource", "VideoFileSource", "VideoFileSource"]
+        "VideoFileSource",
+        "ImageFilesSource",
+        "VideoFileSource",
+        "VideoFileSource",
+        "ImageFilesSource",
+        "VideoFileSource",
+        "VideoFileSource",
+    ]
     assert sources[4].num_frames == 2
     assert [s.name for s in expand_inputs(video)] == ["a"]
 
@@ -155,25 +177,34 @@ def test_expand_inputs_reads_an_annotation_file(tmp_path, clip):
     root = tmp_path / "valid" / "JPEGImages"
     write_frames(root / "vid_a", clip.frames[:3], ["00000.jpg", "00005.jpg", "00010.jpg"])
     write_frames(root / "vid_b", clip.frames[:2], ["00000.jpg", "00005.jpg"])
-    annotation = {"videos": [
-        {"id": 7, "file_names": ["vid_a/00000.jpg", "vid_a/00005.jpg", "vid_a/00010.jpg"]},
-        {"id": 9, "file_names": ["vid_b/00000.jpg", "vid_b/00005.jpg"]}],
-        "categories": [{"id": 1, "name": "disc"}]}
+    annotation = {
+        "videos": [
+            {"id": 7, "file_names": ["vid_a/00000.jpg", "vid_a/00005.jpg", "vid_a/00010.jpg"]},
+            {"id": 9, "file_names": ["vid_b/00000.jpg", "vid_b/00005.jpg"]},
+        ],
+        "categories": [{"id": 1, "name": "disc"}],
+    }
     json_path = tmp_path / "valid" / "valid.json"
     json_path.write_text(json.dumps(annotation))
     sources = expand_inputs([str(json_path)])  # JPEGImages/ beside the file is the default root
     assert [(s.name, s.video_id, s.num_frames) for s in sources] == [
-        ("vid_a", 7, 3), ("vid_b", 9, 2)]
+        ("vid_a", 7, 3),
+        ("vid_b", 9, 2),
+    ]
     assert np.stack(list(sources[1])).shape == (2, 32, 48, 3)
     elsewhere = annotation_videos(str(json_path), image_root=str(root))
     assert elsewhere[0].paths == sources[0].paths
 
 
-@pytest.mark.parametrize("content, match", [
-    ("{not json", "not valid JSON"),
-    ('{"annotations": []}', "no 'videos' list"),
-    ('{"videos": [{"id": 1, "file_names": []}]}', r"videos\[0\] needs 'id'"),
-], ids=["invalid-json", "no-videos", "no-file-names"])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"annotations": []}', "no 'videos' list"),
+        ('{"videos": [{"id": 1, "file_names": []}]}', r"videos\[0\] needs 'id'"),
+    ],
+    ids=["invalid-json", "no-videos", "no-file-names"],
+)
 def test_bad_annotation_files(tmp_path, content, match):
     path = tmp_path / "bad.json"
     path.write_text(content)

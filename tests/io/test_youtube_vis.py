@@ -1,4 +1,5 @@
 """YouTube-VIS / OVIS results JSON."""
+
 import json
 import zipfile
 
@@ -20,8 +21,9 @@ def decode(segmentation):
 
 
 def test_results_load_and_decode_to_the_frame_size(tmp_path, clip, video_tracks):
-    path = write_youtube_vis_results(tmp_path / "results.json",
-                                     youtube_vis_predictions(video_tracks))
+    path = write_youtube_vis_results(
+        tmp_path / "results.json", youtube_vis_predictions(video_tracks)
+    )
     loaded = json.loads(open(path).read())
     assert len(loaded) == 3
     for index, entry in enumerate(loaded):
@@ -43,13 +45,16 @@ def partial_video():
     masks = np.zeros((4, 5, 6), bool)
     masks[0, 1:3, 1:3] = True
     masks[2, 0, :] = True
-    return VideoTracks("partial", [Track.from_masks(1, masks, category_id=7, score=0.3)], (5, 6), 4,
-                       video_id=11)
+    return VideoTracks(
+        "partial", [Track.from_masks(1, masks, category_id=7, score=0.3)], (5, 6), 4, video_id=11
+    )
 
 
 def test_absent_frames_empty_rle_or_none():
-    empty, none = (youtube_vis_predictions(partial_video(), absent=mode)[0]["segmentations"]
-                   for mode in ("empty", "none"))
+    empty, none = (
+        youtube_vis_predictions(partial_video(), absent=mode)[0]["segmentations"]
+        for mode in ("empty", "none")
+    )
     assert none[1] is None and none[3] is None
     assert empty[1] == empty[3] and empty[1]["size"] == [5, 6]
     assert decode(empty[1]).sum() == 0 and decode(empty[1]).shape == (5, 6)
@@ -72,8 +77,9 @@ def test_video_id_override_and_bad_arguments():
 
 def test_zip_for_the_server(tmp_path):
     predictions = youtube_vis_predictions(partial_video())
-    write_youtube_vis_results(tmp_path / "results.json", predictions,
-                              zip_path=tmp_path / "results.zip")
+    write_youtube_vis_results(
+        tmp_path / "results.json", predictions, zip_path=tmp_path / "results.zip"
+    )
     with zipfile.ZipFile(tmp_path / "results.zip") as archive:
         assert archive.namelist() == ["results.json"]
         assert json.loads(archive.read("results.json")) == predictions

@@ -1,6 +1,7 @@
 """The batch's writer thread: video N is written while video N+1 is predicted, with a bounded
 number of finished predictions held, records and merged files in input order, and a writing
 error reported as that video's failure."""
+
 import json
 import threading
 import time
@@ -83,8 +84,7 @@ def test_a_writing_error_is_that_videos_failure(tmp_path, monkeypatch):
     written = []
     monkeypatch.setattr(batch, "write_video_outputs", slow_writer(written, fail_on="v002"))
     sources = [Source(index) for index in range(5)]
-    result = run_batch(CountingPredictor(), sources, [], str(tmp_path), settings={},
-                       context=SINGLE)
+    result = run_batch(CountingPredictor(), sources, [], str(tmp_path), settings={}, context=SINGLE)
     assert result.failures == ["video 'v002': disk full"]
     assert written == ["v000", "v001", "v003", "v004"]
     assert [record["video"]["name"] for record in result.records] == written
@@ -95,8 +95,15 @@ def test_without_keep_going_a_writing_error_stops_the_batch(tmp_path, monkeypatc
     written = []
     monkeypatch.setattr(batch, "write_video_outputs", slow_writer(written, fail_on="v001"))
     with pytest.raises(OSError, match="disk full"):
-        run_batch(CountingPredictor(), [Source(index) for index in range(NUM_VIDEOS)], [],
-                  str(tmp_path), settings={}, context=SINGLE, keep_going=False)
+        run_batch(
+            CountingPredictor(),
+            [Source(index) for index in range(NUM_VIDEOS)],
+            [],
+            str(tmp_path),
+            settings={},
+            context=SINGLE,
+            keep_going=False,
+        )
     # The batch stops at the next video: past the failure, only what was queued is written.
     assert written[0] == "v000" and len(written) <= 1 + WRITE_QUEUE_DEPTH + 1
 

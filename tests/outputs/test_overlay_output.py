@@ -1,4 +1,5 @@
 """Overlay videos: frame count, fps, colours, codec fallback, atomic writes."""
+
 import warnings
 
 import cv2
@@ -29,8 +30,7 @@ def test_overlay_video_opens_with_the_right_count_fps_and_size(tmp_path, clip, v
     assert not list(tmp_path.glob(".*partial*"))
 
 
-def test_fps_comes_from_the_argument_then_the_tracks_then_the_source(tmp_path, clip,
-                                                                     video_tracks):
+def test_fps_comes_from_the_argument_then_the_tracks_then_the_source(tmp_path, clip, video_tracks):
     write_overlay_video(tmp_path / "a.mp4", clip.frames, video_tracks, fps=5)
     assert read_video(tmp_path / "a.mp4")[0] == pytest.approx(5)
     video_tracks.fps = None
@@ -63,12 +63,16 @@ def test_masks_are_drawn_in_a_colour_fixed_by_the_track(clip, video_tracks, monk
 
 def test_labels_name_the_class_and_number_tracks_from_one(video_tracks, monkeypatch):
     texts = []
-    monkeypatch.setattr(overlay_module.cv2, "putText",
-                        lambda image, text, *args, **kwargs: texts.append(text))
+    monkeypatch.setattr(
+        overlay_module.cv2, "putText", lambda image, text, *args, **kwargs: texts.append(text)
+    )
     draw_tracks(np.zeros((40, 56, 3), np.uint8), video_tracks, 0)
     names = {1: "disc", 2: "square", 3: "triangle"}
-    expected = [f"{names[t.category_id]} {number}"
-                for number, t in enumerate(video_tracks.tracks, 1) if t.area(0)]
+    expected = [
+        f"{names[t.category_id]} {number}"
+        for number, t in enumerate(video_tracks.tracks, 1)
+        if t.area(0)
+    ]
     assert sorted(texts) == sorted(expected)
 
 
@@ -122,8 +126,9 @@ class RefusingWriter:
 def test_codec_fallback_really_happens_and_warns(tmp_path, clip, video_tracks, monkeypatch):
     writer = RefusingWriter({"avc1"})
     monkeypatch.setattr(overlay_module.cv2, "VideoWriter", writer)
-    with pytest.warns(RuntimeWarning,
-                      match="codec 'avc1' is not available.*overlays are written with 'mp4v'"):
+    with pytest.warns(
+        RuntimeWarning, match="codec 'avc1' is not available.*overlays are written with 'mp4v'"
+    ):
         codec = write_overlay_video(tmp_path / "out.mp4", clip.frames, video_tracks)
     assert codec == "mp4v" and writer.tried == ["avc1", "mp4v"]
     assert len(read_video(tmp_path / "out.mp4")[1]) == 6
@@ -141,8 +146,9 @@ def test_the_first_codec_that_opens_is_used_without_a_warning(tmp_path, monkeypa
 
 def test_no_codec_opens(tmp_path, clip, video_tracks, monkeypatch):
     monkeypatch.setattr(overlay_module.cv2, "VideoWriter", RefusingWriter({"avc1", "mp4v"}))
-    with pytest.raises(RuntimeError,
-                       match=r"cannot write .* with any of the codecs \['avc1', 'mp4v'\]"):
+    with pytest.raises(
+        RuntimeError, match=r"cannot write .* with any of the codecs \['avc1', 'mp4v'\]"
+    ):
         write_overlay_video(tmp_path / "out.mp4", clip.frames, video_tracks)
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ValueError, match="4-character FourCC code, got 'h264x'"):

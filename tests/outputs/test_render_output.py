@@ -1,4 +1,5 @@
 """``render``: an existing YouTube-VIS results file drawn onto its videos, and its CLI."""
+
 import importlib
 import json
 
@@ -26,12 +27,21 @@ def dataset(tmp_path, clip, video_tracks):
     root = tmp_path / "JPEGImages"
     write_frames(root / "synthetic", clip.frames, extension="jpg")
     annotations = tmp_path / "valid.json"
-    annotations.write_text(json.dumps({
-        "videos": [{"id": 3, "file_names": [f"synthetic/{i:05d}.jpg" for i in range(6)]}],
-        "categories": [{"id": 1, "name": "disc"}, {"id": 2, "name": "square"},
-                       {"id": 3, "name": "triangle"}]}))
-    results = write_youtube_vis_results(tmp_path / "results.json",
-                                        youtube_vis_predictions(video_tracks, absent="none"))
+    annotations.write_text(
+        json.dumps(
+            {
+                "videos": [{"id": 3, "file_names": [f"synthetic/{i:05d}.jpg" for i in range(6)]}],
+                "categories": [
+                    {"id": 1, "name": "disc"},
+                    {"id": 2, "name": "square"},
+                    {"id": 3, "name": "triangle"},
+                ],
+            }
+        )
+    )
+    results = write_youtube_vis_results(
+        tmp_path / "results.json", youtube_vis_predictions(video_tracks, absent="none")
+    )
     return results, str(root), str(annotations)
 
 
@@ -52,8 +62,9 @@ def test_render_with_videos_named_by_id(tmp_path, clip, dataset):
 
 def test_render_skips_low_scores_and_reports_unknown_videos(tmp_path, dataset):
     results, root, annotations = dataset
-    assert render(results, root, tmp_path / "vis", annotations=annotations,
-                  score_threshold=1.5) == []
+    assert (
+        render(results, root, tmp_path / "vis", annotations=annotations, score_threshold=1.5) == []
+    )
     with pytest.raises(ValueError, match=r"video_id 3 is not found through .*JPEGImages"):
         render(results, root, tmp_path / "vis")
     with pytest.raises(ValueError, match=r"no videos.json beside it: pass --videos"):
@@ -63,8 +74,10 @@ def test_render_skips_low_scores_and_reports_unknown_videos(tmp_path, dataset):
 def test_render_command(tmp_path, dataset, capsys):
     results, root, annotations = dataset
     out = tmp_path / "cli"
-    assert main(["render", results, "--videos", root, "--annotations", annotations,
-                 "--out", str(out)]) == 0
+    assert (
+        main(["render", results, "--videos", root, "--annotations", annotations, "--out", str(out)])
+        == 0
+    )
     assert "wrote 1 overlay videos" in capsys.readouterr().out
     assert frame_count(out / "synthetic.mp4") == 6
     assert main(["render", str(tmp_path / "missing.json"), "--videos", root]) == 2
@@ -72,9 +85,9 @@ def test_render_command(tmp_path, dataset, capsys):
     assert error.count("\n") == 1 and "missing.json does not exist" in error
 
 
-def test_render_of_infer_output_finds_videos_and_class_names_by_itself(tmp_path, clip,
-                                                                       video_tracks,
-                                                                       monkeypatch):
+def test_render_of_infer_output_finds_videos_and_class_names_by_itself(
+    tmp_path, clip, video_tracks, monkeypatch
+):
     """What infer writes (results, videos.json with input paths, categories.json) is enough."""
     video = write_video(tmp_path / "street.mp4", clip.frames)
     out = tmp_path / "out"
@@ -82,8 +95,17 @@ def test_render_of_infer_output_finds_videos_and_class_names_by_itself(tmp_path,
     video_tracks.video_id = 7
     results = write_youtube_vis_results(out / "results.json", youtube_vis_predictions(video_tracks))
     (out / "videos.json").write_text(json.dumps([{"id": 7, "name": "street", "path": video}]))
-    (out / "categories.json").write_text(json.dumps({"categories": [
-        {"id": 1, "name": "disc"}, {"id": 2, "name": "square"}, {"id": 3, "name": "triangle"}]}))
+    (out / "categories.json").write_text(
+        json.dumps(
+            {
+                "categories": [
+                    {"id": 1, "name": "disc"},
+                    {"id": 2, "name": "square"},
+                    {"id": 3, "name": "triangle"},
+                ]
+            }
+        )
+    )
     drawn = []
     render_module = importlib.import_module("stemseg_fast.outputs.render")
     write = render_module.write_overlay_video

@@ -1,5 +1,6 @@
 """Small dataset files written into a test's tmp folder: frames from the synthetic clips,
 annotations in each supported format."""
+
 import json
 import os
 
@@ -56,12 +57,25 @@ def make_ytvis(root, *, num_videos=2, num_frames=12, height=48, width=64, seed=0
         clip = synthetic_clip(num_frames, height, width, num_objects=2, seed=seed + v)
         name = f"video{v}"
         files = write_frames(os.path.join(image_root, name), clip.frames)
-        videos.append({"id": v + 1, "name": name, "height": height, "width": width,
-                       "length": num_frames, "file_names": [f"{name}/{f}" for f in files]})
+        videos.append(
+            {
+                "id": v + 1,
+                "name": name,
+                "height": height,
+                "width": width,
+                "length": num_frames,
+                "file_names": [f"{name}/{f}" for f in files],
+            }
+        )
         masks = np.stack([clip.instance_ids == k for k in range(2)]).astype(np.uint8)
         masks[0, 0] = 0  # instance 0 absent in frame 0: a null entry
-        segmentations = [[None if not m.any() else (rle_json(m) if f % 2 else uncompressed_rle(m))
-                          for f, m in enumerate(masks[k])] for k in range(2)]
+        segmentations = [
+            [
+                None if not m.any() else (rle_json(m) if f % 2 else uncompressed_rle(m))
+                for f, m in enumerate(masks[k])
+            ]
+            for k in range(2)
+        ]
         # a third instance given as polygons on every other frame
         polygon_mask = np.zeros((num_frames, height, width), np.uint8)
         polygon_segmentations = []
@@ -72,13 +86,30 @@ def make_ytvis(root, *, num_videos=2, num_frames=12, height=48, width=64, seed=0
             else:
                 polygon_segmentations.append(None)
         for category, segs in zip(clip.categories, segmentations):
-            annotations.append({"id": len(annotations) + 1, "video_id": v + 1,
-                                "category_id": category, "iscrowd": 0, "segmentations": segs})
-        annotations.append({"id": len(annotations) + 1, "video_id": v + 1, "category_id": 3,
-                            "iscrowd": 0, "segmentations": polygon_segmentations})
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "video_id": v + 1,
+                    "category_id": category,
+                    "iscrowd": 0,
+                    "segmentations": segs,
+                }
+            )
+        annotations.append(
+            {
+                "id": len(annotations) + 1,
+                "video_id": v + 1,
+                "category_id": 3,
+                "iscrowd": 0,
+                "segmentations": polygon_segmentations,
+            }
+        )
         expected[name] = np.concatenate([masks, polygon_mask[None]])
-    data = {"videos": videos, "annotations": annotations,
-            "categories": [{"id": i, "name": f"class{i}"} for i in (1, 2, 3)]}
+    data = {
+        "videos": videos,
+        "annotations": annotations,
+        "categories": [{"id": i, "name": f"class{i}"} for i in (1, 2, 3)],
+    }
     path = os.path.join(root, "ytvis.json")
     with open(path, "w") as handle:
         json.dump(data, handle)
@@ -97,16 +128,36 @@ def make_coco(root, *, num_images=3, height=40, width=56, seed=0):
         for k in range(2):
             mask = clip.instance_ids[0] == k
             if mask.any():
-                annotations.append({"id": len(annotations) + 1, "image_id": i + 1,
-                                    "category_id": clip.categories[k], "iscrowd": 0,
-                                    "segmentation": rle_json(mask)})
-        annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": 1,
-                            "iscrowd": 1, "segmentation": uncompressed_rle(
-                                np.pad(np.ones((4, 4), bool), ((0, height - 4), (0, width - 4))))})
+                annotations.append(
+                    {
+                        "id": len(annotations) + 1,
+                        "image_id": i + 1,
+                        "category_id": clip.categories[k],
+                        "iscrowd": 0,
+                        "segmentation": rle_json(mask),
+                    }
+                )
+        annotations.append(
+            {
+                "id": len(annotations) + 1,
+                "image_id": i + 1,
+                "category_id": 1,
+                "iscrowd": 1,
+                "segmentation": uncompressed_rle(
+                    np.pad(np.ones((4, 4), bool), ((0, height - 4), (0, width - 4)))
+                ),
+            }
+        )
     path = os.path.join(root, "coco.json")
     with open(path, "w") as handle:
-        json.dump({"images": images, "annotations": annotations,
-                   "categories": [{"id": c, "name": f"class{c}"} for c in (1, 2, 3)]}, handle)
+        json.dump(
+            {
+                "images": images,
+                "annotations": annotations,
+                "categories": [{"id": c, "name": f"class{c}"} for c in (1, 2, 3)],
+            },
+            handle,
+        )
     return path, image_root
 
 
@@ -114,26 +165,47 @@ def write_indexed_png(path, labels):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     image = Image.fromarray(labels.astype(np.uint8), mode="P")
     palette = np.zeros((256, 3), np.uint8)
-    palette[1:8] = [[128, 0, 0], [0, 128, 0], [128, 128, 0], [0, 0, 128], [128, 0, 128],
-                    [0, 128, 128], [128, 128, 128]]
+    palette[1:8] = [
+        [128, 0, 0],
+        [0, 128, 0],
+        [128, 128, 0],
+        [0, 0, 128],
+        [128, 0, 128],
+        [0, 128, 128],
+        [128, 128, 128],
+    ]
     image.putpalette(palette.flatten().tolist())
     image.save(path)
 
 
-def make_davis(root, *, sequences=("seq_a", "seq_b"), num_frames=12, height=48, width=64,
-               resolution="480p", void_box=True):
+def make_davis(
+    root,
+    *,
+    sequences=("seq_a", "seq_b"),
+    num_frames=12,
+    height=48,
+    width=64,
+    resolution="480p",
+    void_box=True,
+):
     """DAVIS layout; returns {sequence: label maps [F, H, W]}."""
     expected = {}
     for s, sequence in enumerate(sequences):
         clip = synthetic_clip(num_frames, height, width, num_objects=2, seed=10 + s)
-        frame_dir = os.path.join(root, "JPEGImages", resolution, sequence) if resolution else \
-            os.path.join(root, "JPEGImages", sequence)
+        frame_dir = (
+            os.path.join(root, "JPEGImages", resolution, sequence)
+            if resolution
+            else os.path.join(root, "JPEGImages", sequence)
+        )
         write_frames(frame_dir, clip.frames)
         labels = (clip.instance_ids + 1).astype(np.uint8)
         if void_box:
             labels[:, :3, :3] = 255
-        annotation_dir = os.path.join(root, "Annotations", resolution, sequence) if resolution \
+        annotation_dir = (
+            os.path.join(root, "Annotations", resolution, sequence)
+            if resolution
             else os.path.join(root, "Annotations", sequence)
+        )
         for f in range(num_frames):
             write_indexed_png(os.path.join(annotation_dir, f"{f:05d}.png"), labels[f])
         expected[sequence] = labels
@@ -157,8 +229,9 @@ def make_kitti(root, *, sequence="0002", num_frames=14, height=40, width=72, emp
             mask = clip.instance_ids[f] == k
             if mask.any():
                 masks[k, f] = mask
-                lines.append(f"{f} {object_id} {class_id} {height} {width} "
-                             f"{rle_json(mask)['counts']}")
+                lines.append(
+                    f"{f} {object_id} {class_id} {height} {width} {rle_json(mask)['counts']}"
+                )
         region = np.zeros((height, width), np.uint8)
         region[-4:, -6:] = 1
         ignore[f] = region

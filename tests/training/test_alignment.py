@@ -8,6 +8,7 @@ downsample, and fails for any step that moves masks but not pixels (or the rever
 Photometric jitter and motion blur are per-pixel or image-only by design (official too), so the
 geometric tests switch them off; they would blur the encoding, not the alignment.
 """
+
 import dataclasses
 
 import numpy as np
@@ -19,8 +20,9 @@ from stemseg_fast.training.datasets import COCO_AUGMENTATION, TargetBuilder, mak
 from stemseg_fast.training.datasets.duplication import duplicate_single_instance
 from stemseg_fast.training.datasets.samples import RawClip
 
-GEOMETRIC_ONLY = dataclasses.replace(COCO_AUGMENTATION, brightness=0, hue_saturation=0,
-                                     motion_blur_probability=0.0)
+GEOMETRIC_ONLY = dataclasses.replace(
+    COCO_AUGMENTATION, brightness=0, hue_saturation=0, motion_blur_probability=0.0
+)
 CHANNEL_OF_INSTANCE = (0, 2)  # BGR: instance 0 blue, instance 1 red; green stays 0
 # Bilinear taps with more than 80 % weight on the instance make the nearest tap (the mask's)
 # lie on it too, and less than 20 % makes it lie off it.
@@ -35,7 +37,8 @@ def source_image(height=64, width=96):
     masks[0, 32:40, 10:36] = 1  # an L in the left half
     rows, cols = np.mgrid[:height, :width]
     masks[1] = ((rows > 20) & (rows < 56) & (cols > 50) & (cols - 50 < (rows - 20))).astype(
-        np.uint8)  # a wedge growing downwards in the right half
+        np.uint8
+    )  # a wedge growing downwards in the right half
     image = np.full((height, width, 3), 0, np.uint8)
     for k, channel in enumerate(CHANNEL_OF_INSTANCE):
         image[masks[k].astype(bool), channel] = 255
@@ -55,10 +58,13 @@ def assert_aligned(image_bgr, masks, where=""):
         value = encoding(image_bgr, channel)
         mask = masks[k].astype(bool)
         inside, outside = value > INSIDE, value < OUTSIDE
-        assert mask[inside].all(), f"{where}: instance {k}: {int((~mask[inside]).sum())} " \
-                                   f"pixels painted as the instance have mask 0"
-        assert not mask[outside].any(), f"{where}: instance {k}: {int(mask[outside].sum())} " \
-                                        f"unpainted pixels have mask 1"
+        assert mask[inside].all(), (
+            f"{where}: instance {k}: {int((~mask[inside]).sum())} "
+            f"pixels painted as the instance have mask 0"
+        )
+        assert not mask[outside].any(), (
+            f"{where}: instance {k}: {int(mask[outside].sum())} unpainted pixels have mask 1"
+        )
         checked += int(inside.sum())
     assert checked > 100, f"{where}: too few pixels to check"
 
@@ -66,8 +72,9 @@ def assert_aligned(image_bgr, masks, where=""):
 def pseudo_clip(seed, clip_length=5):
     image, masks = source_image()
     ignore = np.zeros(masks.shape[1:], np.uint8)
-    return make_pseudo_clip(image, masks, ignore, (3, 7), clip_length,
-                            np.random.default_rng(seed), GEOMETRIC_ONLY)
+    return make_pseudo_clip(
+        image, masks, ignore, (3, 7), clip_length, np.random.default_rng(seed), GEOMETRIC_ONLY
+    )
 
 
 def is_flipped(clip):
@@ -108,8 +115,12 @@ def test_targets_at_stride_4_match_the_normalised_padded_images(seed):
     image, masks = source_image()
     shifts = np.random.default_rng(seed).integers(-9, 10, size=(3, 2))
     images = np.stack([np.roll(image, tuple(s), axis=(0, 1)) for s in shifts])
-    clip = RawClip(images, np.stack([np.roll(masks, tuple(s), axis=(1, 2)) for s in shifts], 1),
-                   np.zeros(images.shape[:3], np.uint8), (3, 7))
+    clip = RawClip(
+        images,
+        np.stack([np.roll(masks, tuple(s), axis=(1, 2)) for s in shifts], 1),
+        np.zeros(images.shape[:3], np.uint8),
+        (3, 7),
+    )
     built = TargetBuilder(min_dim=48, max_dim=96)(clip)
     mean = torch.tensor(IMAGE_MEAN_BGR, dtype=torch.float32).view(3, 1, 1, 1)
     images = (built.images + mean).permute(1, 2, 3, 0).numpy()  # [T, Hp, Wp, 3] 0..255

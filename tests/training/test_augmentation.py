@@ -1,18 +1,28 @@
 """Pseudo-clip augmentation: masks stay aligned with images, borders are the mean colour,
 overlapping masks survive, the source frame is in the clip, items are deterministic."""
+
 import numpy as np
 import pytest
 from dataset_fixtures import make_coco
 
 from stemseg_fast.model.preprocessing import IMAGE_MEAN_BGR
 from stemseg_fast.synthetic import synthetic_clip
-from stemseg_fast.training.datasets import (COCO_AUGMENTATION, PseudoClipDataset,
-                                            TargetBuilder, make_pseudo_clip, read_coco)
-from stemseg_fast.training.datasets.augmentation import (adjust_brightness,
-                                                         adjust_hue_saturation,
-                                                         motion_blur_kernel, photometric_jitter,
-                                                         random_homography, warp_image,
-                                                         warp_masks)
+from stemseg_fast.training.datasets import (
+    COCO_AUGMENTATION,
+    PseudoClipDataset,
+    TargetBuilder,
+    make_pseudo_clip,
+    read_coco,
+)
+from stemseg_fast.training.datasets.augmentation import (
+    adjust_brightness,
+    adjust_hue_saturation,
+    motion_blur_kernel,
+    photometric_jitter,
+    random_homography,
+    warp_image,
+    warp_masks,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
@@ -45,8 +55,9 @@ def test_outside_pixels_are_the_mean_colour_and_zero_after_normalisation():
     image = np.full((16, 24, 3), 17, np.uint8)
     translation = np.array([[1.0, 0, 10], [0, 1, 0], [0, 0, 1]])
     warped = warp_image(image, translation)
-    np.testing.assert_allclose(warped[:, :10], np.broadcast_to(IMAGE_MEAN_BGR, (16, 10, 3)),
-                               rtol=0, atol=1e-4)
+    np.testing.assert_allclose(
+        warped[:, :10], np.broadcast_to(IMAGE_MEAN_BGR, (16, 10, 3)), rtol=0, atol=1e-4
+    )
     np.testing.assert_array_equal(warped[:, 11:], 17)
     masks = np.ones((1, 16, 24), np.uint8)
     assert not warp_masks(masks, translation)[0, :, :10].any()
@@ -68,10 +79,13 @@ def test_photometric_steps():
     image = np.full((4, 4, 3), 250, np.uint8)
     assert adjust_brightness(image, 40).max() == 255 and adjust_brightness(image, -40).max() == 210
     colourful = synthetic_clip(1, 16, 16, 2, seed=1).frames[0]
-    np.testing.assert_array_equal(adjust_hue_saturation(colourful, 0),
-                                  adjust_hue_saturation(adjust_hue_saturation(colourful, 0), 0))
-    assert not np.array_equal(adjust_hue_saturation(colourful, 5),
-                              adjust_hue_saturation(colourful, 0))
+    np.testing.assert_array_equal(
+        adjust_hue_saturation(colourful, 0),
+        adjust_hue_saturation(adjust_hue_saturation(colourful, 0), 0),
+    )
+    assert not np.array_equal(
+        adjust_hue_saturation(colourful, 5), adjust_hue_saturation(colourful, 0)
+    )
     rng = np.random.default_rng(0)
     outputs = [photometric_jitter(colourful, rng) for _ in range(5)]
     assert all(o.dtype == np.uint8 and o.shape == colourful.shape for o in outputs)
@@ -94,8 +108,11 @@ def test_pseudo_clip_contains_the_source_and_aligned_masks():
     clip = make_pseudo_clip(source, mask[None], ignore, (4,), 6, np.random.default_rng(0))
     assert clip.images.shape == (6, 60, 80, 3) and clip.masks.shape == (1, 6, 60, 80)
     assert clip.ignore.shape == (6, 60, 80) and clip.categories == (4,)
-    sources = [t for t in range(6) if np.array_equal(clip.images[t], source)
-               or np.array_equal(clip.images[t], source[:, ::-1])]
+    sources = [
+        t
+        for t in range(6)
+        if np.array_equal(clip.images[t], source) or np.array_equal(clip.images[t], source[:, ::-1])
+    ]
     assert len(sources) == 1
     for t in range(6):  # every frame: mask where the image encodes it (photometric only shifts)
         frame_value = clip.images[t][..., 0]
@@ -115,8 +132,9 @@ def test_pseudo_clip_dataset_is_deterministic_and_uses_every_image(tmp_path):
     assert first.images.shape[:2] == (3, 3) and first.instance_ids.shape[0] == 3
     assert sorted(dataset.order.tolist()) == [0, 1, 2]
     other = PseudoClipDataset(images, 5, targets=targets, clip_length=3, seed=2)
-    assert not all(np.array_equal(other[i].images.numpy(), dataset[i].images.numpy())
-                   for i in range(2))
+    assert not all(
+        np.array_equal(other[i].images.numpy(), dataset[i].images.numpy()) for i in range(2)
+    )
     with pytest.raises(IndexError):
         dataset[5]
     with pytest.raises(ValueError, match="no annotated image"):

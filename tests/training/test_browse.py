@@ -1,4 +1,5 @@
 """``browse`` writes PNG strips of training clips for every dataset kind."""
+
 import os
 
 import cv2
@@ -12,8 +13,27 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 
 def _run(tmp_path, *args):
     out = str(tmp_path / "browse")
-    assert main(["browse", *args, "--out", out, "--count", "2", "--clip-length", "4",
-                 "--frame-span", "4", "--min-dim", "48", "--max-dim", "96"]) == 0
+    assert (
+        main(
+            [
+                "browse",
+                *args,
+                "--out",
+                out,
+                "--count",
+                "2",
+                "--clip-length",
+                "4",
+                "--frame-span",
+                "4",
+                "--min-dim",
+                "48",
+                "--max-dim",
+                "96",
+            ]
+        )
+        == 0
+    )
     files = sorted(os.listdir(out))
     assert files == ["clip_000.png", "clip_001.png"]
     strip = cv2.imread(os.path.join(out, files[0]))

@@ -10,6 +10,7 @@ parameter after the last step within rtol 1e-3, atol 1e-5. Both runs are float32
 in summation order (segmented reductions, chunked Lovász sums): rounding at the 1e-7 level per
 step, which the steps amplify but must not turn into a different trajectory.
 """
+
 import dataclasses
 
 import numpy as np
@@ -35,8 +36,15 @@ def training_batch():
     for seed in (1, 2):
         clip = synthetic_clip(num_frames=4, height=64, width=64, num_objects=3, seed=seed)
         masks = np.stack([(clip.instance_ids == k) for k in range(3)]).astype(np.uint8)
-        clips.append(RawClip(clip.frames, masks, np.zeros(clip.instance_ids.shape, np.uint8),
-                             tuple(min(c, 2) for c in clip.categories), f"synthetic{seed}"))
+        clips.append(
+            RawClip(
+                clip.frames,
+                masks,
+                np.zeros(clip.instance_ids.shape, np.uint8),
+                tuple(min(c, 2) for c in clip.categories),
+                f"synthetic{seed}",
+            )
+        )
     return collate_clips([TargetBuilder(min_dim=64, max_dim=64)(c) for c in clips])
 
 
@@ -49,11 +57,12 @@ def trajectory(*, fused, monkeypatch):
     torch.manual_seed(42)
     model = build_stemseg(config)
     model.train()
-    objective = STEmSegObjective(LossConfig(implementation="fused" if fused else "reference"),
-                                 free_dim_precision=config.free_dim_precision)
+    objective = STEmSegObjective(
+        LossConfig(implementation="fused" if fused else "reference"),
+        free_dim_precision=config.free_dim_precision,
+    )
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(trainable, lr=0.01, momentum=0.9, nesterov=True,
-                                weight_decay=1e-4)
+    optimizer = torch.optim.SGD(trainable, lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-4)
     batch = training_batch()
     losses = []
     for _ in range(STEPS):
@@ -71,10 +80,10 @@ def test_fused_and_reference_losses_follow_the_same_trajectory(monkeypatch):
     for step, (got, want) in enumerate(zip(fused_losses, reference_losses)):
         assert got.keys() == want.keys()
         for name in want:
-            assert got[name] == pytest.approx(want[name], rel=LOSS_TOLERANCE["rtol"],
-                                              abs=LOSS_TOLERANCE["atol"]), (step, name)
+            assert got[name] == pytest.approx(
+                want[name], rel=LOSS_TOLERANCE["rtol"], abs=LOSS_TOLERANCE["atol"]
+            ), (step, name)
     # the steps moved the model (else the comparison would be empty)
     assert reference_losses[-1]["total"] < reference_losses[0]["total"]
     for name, want in reference_parameters.items():
-        torch.testing.assert_close(fused_parameters[name], want, **PARAMETER_TOLERANCE,
-                                   msg=name)
+        torch.testing.assert_close(fused_parameters[name], want, **PARAMETER_TOLERANCE, msg=name)

@@ -1,4 +1,5 @@
 """``convert``: DAVIS-layout folders -> YouTube-VIS JSON, read back with the YouTube-VIS reader."""
+
 import json
 import os
 

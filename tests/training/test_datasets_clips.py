@@ -1,26 +1,40 @@
 """Clip sampling, single-instance duplication, video clip datasets, mixing and batching through
 a DataLoader with workers."""
+
 import numpy as np
 import pytest
 import torch
 from dataset_fixtures import make_coco, make_davis, make_ytvis
 
-from stemseg_fast.training.datasets import (MIXTURES, ClipBatch, MixedClipDataset,
-                                            PseudoClipDataset, TargetBuilder,
-                                            VideoClipDataset, clip_frame_indices, collate_clips,
-                                            duplicate_single_instance, mixture_counts,
-                                            read_coco, read_davis, read_ytvis,
-                                            sample_video_clips)
+from stemseg_fast.training.datasets import (
+    MIXTURES,
+    ClipBatch,
+    MixedClipDataset,
+    PseudoClipDataset,
+    TargetBuilder,
+    VideoClipDataset,
+    clip_frame_indices,
+    collate_clips,
+    duplicate_single_instance,
+    mixture_counts,
+    read_coco,
+    read_davis,
+    read_ytvis,
+    sample_video_clips,
+)
 from stemseg_fast.training.sampler import StepBatchSampler
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 
-@pytest.mark.parametrize("length, span, expected", [
-    (8, 8, [0, 1, 2, 3, 5, 6, 7, 8]),
-    (8, 16, [0, 2, 5, 7, 9, 11, 14, 16]),
-    (16, 16, [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16]),
-])
+@pytest.mark.parametrize(
+    "length, span, expected",
+    [
+        (8, 8, [0, 1, 2, 3, 5, 6, 7, 8]),
+        (8, 16, [0, 2, 5, 7, 9, 11, 14, 16]),
+        (16, 16, [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16]),
+    ],
+)
 def test_clip_frame_offsets_worked_examples(length, span, expected):
     assert clip_frame_indices(0, span, length) == expected
     assert clip_frame_indices(5, span, length) == [5 + e for e in expected]
@@ -88,8 +102,9 @@ def test_video_clip_dataset_end_to_end(tmp_path):
     assert clip.images.shape == (3, 4, 64, 64) and clip.instance_ids.shape == (4, 16, 16)
     assert len(clip.categories) == clip.masks.shape[0] >= 1
     assert torch.equal(dataset[2].images, dataset[2].images)  # deterministic per item
-    raw = VideoClipDataset(videos, 6, clip_length=4, frame_span=4, seed=3,
-                           duplicate_single_instance=False).raw_clip(1)
+    raw = VideoClipDataset(
+        videos, 6, clip_length=4, frame_span=4, seed=3, duplicate_single_instance=False
+    ).raw_clip(1)
     name, span = raw.name.split(":")
     first, last = map(int, span.split("-"))
     assert last - first == 4 and raw.images.dtype == np.uint8  # no augmentation on real clips
@@ -99,8 +114,9 @@ def test_photometric_jitter_option_changes_only_images(tmp_path):
     path, image_root, _ = make_ytvis(str(tmp_path), num_videos=1)
     videos, _ = read_ytvis(path, image_root)
     plain = VideoClipDataset(videos, 2, clip_length=4, frame_span=4, seed=1)
-    jittered = VideoClipDataset(videos, 2, clip_length=4, frame_span=4, seed=1,
-                                photometric_jitter=True)
+    jittered = VideoClipDataset(
+        videos, 2, clip_length=4, frame_span=4, seed=1, photometric_jitter=True
+    )
     a, b = plain.raw_clip(0), jittered.raw_clip(0)
     assert not np.array_equal(a.images, b.images)
     np.testing.assert_array_equal(a.masks, b.masks)
@@ -114,11 +130,13 @@ def test_duplication_cap_is_one_sided_unless_symmetric():
     shifts = {True: set(), False: set()}
     for symmetric in (False, True):
         for seed in range(12):
-            result = duplicate_single_instance(images, mask, np.random.default_rng(seed),
-                                               symmetric_cap=symmetric)
+            result = duplicate_single_instance(
+                images, mask, np.random.default_rng(seed), symmetric_cap=symmetric
+            )
             columns = np.flatnonzero(result[1][1, 0].any(0))
-            shifts[symmetric].add(round(columns.min() - 30) if columns.min() > 30
-                                  else round(columns.max() - 74))
+            shifts[symmetric].add(
+                round(columns.min() - 30) if columns.min() > 30 else round(columns.max() - 74)
+            )
     assert max(shifts[False]) <= 30 and min(shifts[False]) < -30  # official: min(shift, cap)
     assert all(abs(s) <= 30 for s in shifts[True])
 
@@ -126,12 +144,17 @@ def test_duplication_cap_is_one_sided_unless_symmetric():
 def test_video_clip_dataset_duplicates_single_instances_on_davis(tmp_path):
     make_davis(str(tmp_path), sequences=("seq_a",))
     video = read_davis(str(tmp_path))[0]
-    single = video.__class__(**{**video.__dict__, "categories": video.categories[:1],
-                                "segmentations": tuple(s[:1] for s in video.segmentations)})
-    on = VideoClipDataset([single], 3, clip_length=4, frame_span=4, seed=0,
-                          category_agnostic=True)
-    off = VideoClipDataset([single], 3, clip_length=4, frame_span=4, seed=0,
-                           duplicate_single_instance=False)
+    single = video.__class__(
+        **{
+            **video.__dict__,
+            "categories": video.categories[:1],
+            "segmentations": tuple(s[:1] for s in video.segmentations),
+        }
+    )
+    on = VideoClipDataset([single], 3, clip_length=4, frame_span=4, seed=0, category_agnostic=True)
+    off = VideoClipDataset(
+        [single], 3, clip_length=4, frame_span=4, seed=0, duplicate_single_instance=False
+    )
     assert len(off.raw_clip(0).categories) == 1
     clip = on.raw_clip(0)
     assert clip.categories == (1, 1)
@@ -161,29 +184,49 @@ def test_mixed_dataset_through_dataloader_workers(tmp_path):
     coco_path, coco_root = make_coco(str(tmp_path / "coco"))
     targets = TargetBuilder(min_dim=48, max_dim=96)
     counts = mixture_counts(MIXTURES["ovis"], 6)
-    mixed = MixedClipDataset({
-        "ovis": VideoClipDataset(read_ytvis(path, image_root)[0], counts["ovis"], targets=targets,
-                                 clip_length=4, frame_span=4),
-        "coco": PseudoClipDataset(read_coco(coco_path, coco_root)[0], counts["coco"],
-                                  targets=targets, clip_length=4),
-    })
+    mixed = MixedClipDataset(
+        {
+            "ovis": VideoClipDataset(
+                read_ytvis(path, image_root)[0],
+                counts["ovis"],
+                targets=targets,
+                clip_length=4,
+                frame_span=4,
+            ),
+            "coco": PseudoClipDataset(
+                read_coco(coco_path, coco_root)[0], counts["coco"], targets=targets, clip_length=4
+            ),
+        }
+    )
     assert len(mixed) == 6 and mixed.source_of(0) == "ovis" and mixed.source_of(5) == "coco"
-    loader = torch.utils.data.DataLoader(mixed, num_workers=2, collate_fn=collate_clips,
-                                         batch_sampler=StepBatchSampler(
-                                             6, global_batch=3, micro_batch=3, max_steps=2))
+    loader = torch.utils.data.DataLoader(
+        mixed,
+        num_workers=2,
+        collate_fn=collate_clips,
+        batch_sampler=StepBatchSampler(6, global_batch=3, micro_batch=3, max_steps=2),
+    )
     batches = list(loader)
     assert len(batches) == 2 and all(isinstance(b, ClipBatch) for b in batches)
     batch = batches[0]
     height, width = batch.images.shape[-2:]
     assert batch.images.shape[:3] == (3, 3, 4)
-    assert batch.instance_ids.shape == batch.ignore.shape == batch.semantic.shape \
+    assert (
+        batch.instance_ids.shape
+        == batch.ignore.shape
+        == batch.semantic.shape
         == (3, 4, height // 4, width // 4)
+    )
     assert batch.instance_ids.dtype == torch.int64 and len(batch.categories) == 3
     for masks, categories in zip(batch.masks, batch.categories):
         assert masks.shape[0] == len(categories)
-    single = list(torch.utils.data.DataLoader(mixed, num_workers=0, collate_fn=collate_clips,
-                                              batch_sampler=StepBatchSampler(
-                                                  6, global_batch=3, micro_batch=3, max_steps=2)))
+    single = list(
+        torch.utils.data.DataLoader(
+            mixed,
+            num_workers=0,
+            collate_fn=collate_clips,
+            batch_sampler=StepBatchSampler(6, global_batch=3, micro_batch=3, max_steps=2),
+        )
+    )
     assert torch.equal(single[1].images, batches[1].images)  # workers do not change items
 
 
@@ -191,12 +234,15 @@ def test_collate_pads_mixed_sizes_with_background():
     from stemseg_fast.training.datasets import TrainingClip
 
     def clip(height, width):
-        return TrainingClip(torch.ones(3, 2, height, width),
-                            torch.zeros(2, height // 4, width // 4, dtype=torch.int64),
-                            torch.ones(2, height // 4, width // 4, dtype=torch.uint8),
-                            torch.ones(2, height // 4, width // 4, dtype=torch.int64),
-                            torch.ones(1, 2, height // 4, width // 4, dtype=torch.uint8),
-                            torch.tensor([1]), (height, width))
+        return TrainingClip(
+            torch.ones(3, 2, height, width),
+            torch.zeros(2, height // 4, width // 4, dtype=torch.int64),
+            torch.ones(2, height // 4, width // 4, dtype=torch.uint8),
+            torch.ones(2, height // 4, width // 4, dtype=torch.int64),
+            torch.ones(1, 2, height // 4, width // 4, dtype=torch.uint8),
+            torch.tensor([1]),
+            (height, width),
+        )
 
     batch = collate_clips([clip(32, 64), clip(64, 32)])
     assert batch.images.shape == (2, 3, 2, 64, 64)

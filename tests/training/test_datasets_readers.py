@@ -1,4 +1,5 @@
 """Readers: YouTube-VIS/OVIS, COCO, DAVIS, KITTI-MOTS on fixture files, and their error paths."""
+
 import json
 import os
 
@@ -28,8 +29,7 @@ def test_ytvis_reads_rle_uncompressed_polygons_and_nulls(tmp_path):
         assert len(video) == 12 and len(video.categories) == 3 and video.categories[2] == 3
         for instance in range(3):
             for frame in range(12):
-                np.testing.assert_array_equal(dense(video, instance, frame),
-                                              masks[instance, frame])
+                np.testing.assert_array_equal(dense(video, instance, frame), masks[instance, frame])
         assert video.segmentations[0][0] is None  # the null entry stays absent
         clip = video.load([0, 3, 5])
         assert clip.images.shape == (3, 48, 64, 3) and clip.images.dtype == np.uint8
@@ -91,6 +91,7 @@ def test_ytvis_errors_name_the_file(tmp_path):
 def test_ytvis_size_mismatch_detected_at_load_time_for_later_frames(tmp_path):
     path, image_root, _ = make_ytvis(str(tmp_path), num_videos=1)
     import cv2
+
     cv2.imwrite(os.path.join(image_root, "video0", "00004.jpg"), np.zeros((10, 10, 3), np.uint8))
     (video,), _ = read_ytvis(path, image_root)  # "first" checks only frame 0's header
     with pytest.raises(ValueError, match=r"00004\.jpg is 10x10"):
@@ -112,8 +113,9 @@ def test_coco_reader_crowd_to_ignore_and_category_map(tmp_path):
     assert all(set(sample.categories) == {7} for sample in kept)
 
     data = json.load(open(path))
-    json.dump(dict(data, annotations=[a for a in data["annotations"] if a["iscrowd"]]),
-              open(path, "w"))
+    json.dump(
+        dict(data, annotations=[a for a in data["annotations"] if a["iscrowd"]]), open(path, "w")
+    )
     with pytest.raises(ValueError, match=r"coco\.json: no image with a \(kept\) annotated"):
         read_coco(path, image_root)
 
@@ -152,8 +154,9 @@ def test_kitti_mots_reader_ignore_class_and_gap_split(tmp_path):
     np.testing.assert_array_equal(clip.ignore, ignore)
 
     split_root = os.path.join(str(tmp_path), "split")
-    annotation_dir, image_root, _, _ = make_kitti(split_root, num_frames=20,
-                                                  empty=tuple(range(6, 12)))
+    annotation_dir, image_root, _, _ = make_kitti(
+        split_root, num_frames=20, empty=tuple(range(6, 12))
+    )
     videos = read_kitti_mots(annotation_dir, image_root)
     assert [v.name for v in videos] == ["0002_0", "0002_1"]
     assert len(videos[0]) == 6 and videos[1].frame_paths[0].endswith("000012.png")
@@ -165,8 +168,9 @@ def test_kitti_mots_errors(tmp_path):
     txt = os.path.join(annotation_dir, "0002.txt")
     lines = open(txt).read().splitlines()
     open(txt, "w").write("\n".join(lines + ["3 1001 1 40"]) + "\n")
-    with pytest.raises(ValueError,
-                       match=r"0002\.txt line \d+: expected 'frame track_id class h w rle'"):
+    with pytest.raises(
+        ValueError, match=r"0002\.txt line \d+: expected 'frame track_id class h w rle'"
+    ):
         read_kitti_mots(annotation_dir, image_root)
     open(txt, "w").write("\n".join(lines) + "\n")
     os.remove(os.path.join(image_root, "0002", "000000.png"))

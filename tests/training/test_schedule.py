@@ -40,8 +40,9 @@ def test_sampler_shards_steps_between_ranks_and_resumes():
     rank1 = batches(micro_batch=1, rank=1, world_size=2)
     for step in range(5):
         together = sorted(single[2 * step] + single[2 * step + 1])
-        assert together == sorted(rank0[2 * step] + rank0[2 * step + 1] + rank1[2 * step]
-                                  + rank1[2 * step + 1])
+        assert together == sorted(
+            rank0[2 * step] + rank0[2 * step + 1] + rank1[2 * step] + rank1[2 * step + 1]
+        )
     # every sample once per epoch: 10 samples, 4 per step
     flat = [i for batch in single for i in batch]
     assert sorted(flat[:10]) == list(range(10))

@@ -1,4 +1,5 @@
 """Targets: the official 1/4 rule, id and semantic maps, the TargetBuilder end to end."""
+
 import numpy as np
 import pytest
 import torch
@@ -6,8 +7,7 @@ import torch.nn.functional as F
 
 from stemseg_fast.model.preprocessing import IMAGE_MEAN_BGR
 from stemseg_fast.training.datasets import RawClip, TargetBuilder
-from stemseg_fast.training.datasets.targets import (downsample_targets, instance_id_map,
-                                                    semantic_map)
+from stemseg_fast.training.datasets.targets import downsample_targets, instance_id_map, semantic_map
 
 
 def test_quarter_rule_is_one_only_where_all_four_taps_are_one():
@@ -29,11 +29,12 @@ def test_quarter_rule_is_one_only_where_all_four_taps_are_one():
 def test_tap_rule_matches_the_official_bilinear_cast_on_random_masks(rng, stride):
     masks = (torch.rand(3, 24, 40, generator=rng) > 0.3).to(torch.uint8)
     tap = stride // 2 - 1
-    masks[0, tap:tap + 2, tap:tap + 2] = 1
+    masks[0, tap : tap + 2, tap : tap + 2] = 1
 
     def official(m):  # bilinear at 1/stride, then the truncating cast
-        return F.interpolate(m[:, None].float(), scale_factor=1 / stride, mode="bilinear",
-                             align_corners=False)[:, 0].to(torch.uint8)
+        return F.interpolate(
+            m[:, None].float(), scale_factor=1 / stride, mode="bilinear", align_corners=False
+        )[:, 0].to(torch.uint8)
 
     assert torch.equal(downsample_targets(masks, stride), official(masks))
     # the comparison can fail: removing one tap of a kept output changes the result

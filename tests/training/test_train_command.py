@@ -1,4 +1,5 @@
 """The train command end to end on the project's synthetic videos with the tiny preset."""
+
 import pathlib
 
 import pytest
@@ -20,13 +21,31 @@ def write_config(tmp_path, **loop):
         "model": "tiny",
         "model_overrides": {"num_classes": 4, "inference": {"min_dim": 48, "max_dim": 64}},
         "run_dir": str(tmp_path / "run"),
-        "data": {"clip_length": 4, "min_dim": 48, "max_dim": 64, "sources": [
-            {"kind": "ovis", "annotations": str(data / "annotations.json"),
-             "images": str(data / "JPEGImages"), "frame_span": 4}]},
+        "data": {
+            "clip_length": 4,
+            "min_dim": 48,
+            "max_dim": 64,
+            "sources": [
+                {
+                    "kind": "ovis",
+                    "annotations": str(data / "annotations.json"),
+                    "images": str(data / "JPEGImages"),
+                    "frame_span": 4,
+                }
+            ],
+        },
         "optimizer": {"lr": 0.02},
         "schedule": {"kind": "constant"},
-        "loop": {"max_steps": 12, "global_batch": 2, "micro_batch": 1, "checkpoint_every": 6,
-                 "log_every": 1, "num_workers": 0, "progress_bar": False, **loop},
+        "loop": {
+            "max_steps": 12,
+            "global_batch": 2,
+            "micro_batch": 1,
+            "checkpoint_every": 6,
+            "log_every": 1,
+            "num_workers": 0,
+            "progress_bar": False,
+            **loop,
+        },
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -40,8 +59,13 @@ def test_tiny_preset_loss_falls_and_the_final_model_loads(tmp_path, monkeypatch)
     from stemseg_fast.training import trainer as trainer_module
 
     original_fit = trainer_module.Trainer.fit
-    monkeypatch.setattr(trainer_module.Trainer, "fit", lambda self, **kw: original_fit(
-        self, after_step=lambda step, terms: losses.append(terms["total"])))
+    monkeypatch.setattr(
+        trainer_module.Trainer,
+        "fit",
+        lambda self, **kw: original_fit(
+            self, after_step=lambda step, terms: losses.append(terms["total"])
+        ),
+    )
     assert main(["train", "--config", str(path)]) == 0
     assert len(losses) == 12
     assert sum(losses[-3:]) < sum(losses[:3])
@@ -83,8 +107,9 @@ def _with_coco_source(tmp_path, **source):
     path = write_config(tmp_path)
     values = yaml.safe_load(path.read_text())
     coco_path, coco_root = make_coco(str(tmp_path / "coco"))
-    values["data"]["sources"].append({"kind": "coco", "annotations": coco_path,
-                                      "images": coco_root, **source})
+    values["data"]["sources"].append(
+        {"kind": "coco", "annotations": coco_path, "images": coco_root, **source}
+    )
     path.write_text(yaml.safe_dump(values))
     return load_train_config(path)
 
@@ -100,7 +125,9 @@ def test_classes_beyond_the_semantic_head_fail_before_training(tmp_path):
 def test_a_named_category_map_must_agree_with_the_video_classes(tmp_path):
     # coco_to_ovis sends people to class 1 "Person"; the synthetic videos call class 1 "disc"
     config = _with_coco_source(tmp_path, category_map="coco_to_ovis")
-    with pytest.raises(ValueError, match="class 1 'Person', but the annotations call class 1 'disc'"):
+    with pytest.raises(
+        ValueError, match="class 1 'Person', but the annotations call class 1 'disc'"
+    ):
         build_dataset(config)
 
 
@@ -117,8 +144,13 @@ def test_a_run_stopped_early_writes_no_final_model(tmp_path, monkeypatch, capsys
 def _train_worker(rank, world_size, port, config_path, run_dir):
     import os
 
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
     torch.set_num_threads(1)
     assert main(["train", "--config", config_path, "--run-dir", run_dir, "--device", "cpu"]) == 0
 

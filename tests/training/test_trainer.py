@@ -1,5 +1,6 @@
 """The training loop on a toy regression problem: DDP equals one process with the same global
 batch; an interrupted and resumed run equals an uninterrupted one."""
+
 import os
 import socket
 
@@ -42,13 +43,29 @@ def toy_objective(model, batch):
     return {"total": mse + 0.01 * error.abs().mean(), "mse": mse}
 
 
-def make_trainer(run_dir, *, max_steps, global_batch=4, micro_batch=1, checkpoint_every=100,
-                 context=None):
-    loop = LoopConfig(max_steps=max_steps, global_batch=global_batch, micro_batch=micro_batch,
-                      checkpoint_every=checkpoint_every, log_every=1, num_workers=0,
-                      tensorboard=True, progress_bar=False)
-    return Trainer(toy_model(), toy_objective, ToyDataset(), optimizer=OPTIMIZER,
-                   schedule=SCHEDULE, loop=loop, run_dir=str(run_dir), context=context)
+def make_trainer(
+    run_dir, *, max_steps, global_batch=4, micro_batch=1, checkpoint_every=100, context=None
+):
+    loop = LoopConfig(
+        max_steps=max_steps,
+        global_batch=global_batch,
+        micro_batch=micro_batch,
+        checkpoint_every=checkpoint_every,
+        log_every=1,
+        num_workers=0,
+        tensorboard=True,
+        progress_bar=False,
+    )
+    return Trainer(
+        toy_model(),
+        toy_objective,
+        ToyDataset(),
+        optimizer=OPTIMIZER,
+        schedule=SCHEDULE,
+        loop=loop,
+        run_dir=str(run_dir),
+        context=context,
+    )
 
 
 def test_training_reduces_the_loss_and_keeps_frozen_parameters(tmp_path):
@@ -105,8 +122,13 @@ def _free_port():
 
 
 def _ddp_worker(rank, world_size, port, run_dir, result_path):
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
     torch.set_num_threads(1)
     context = init_distributed(device="cpu")
     trainer = make_trainer(run_dir, max_steps=4, global_batch=4, micro_batch=1, context=context)
@@ -130,5 +152,12 @@ def test_two_process_gloo_ddp_equals_one_process(tmp_path):
 def test_unknown_precision_is_rejected(tmp_path):
     loop = LoopConfig(max_steps=1, precision="fp8", num_workers=0)
     with pytest.raises(ValueError, match="precision must be one of"):
-        Trainer(toy_model(), toy_objective, ToyDataset(), optimizer=OPTIMIZER, schedule=SCHEDULE,
-                loop=loop, run_dir=str(tmp_path))
+        Trainer(
+            toy_model(),
+            toy_objective,
+            ToyDataset(),
+            optimizer=OPTIMIZER,
+            schedule=SCHEDULE,
+            loop=loop,
+            run_dir=str(tmp_path),
+        )

@@ -23,6 +23,7 @@ Masks are bit-packed (8 instances per byte, the ignore mask as one more bit) so 
 instances survive the warp exactly; the official code condenses them to one label map first
 (later instance wins), which differs only where source masks overlap.
 """
+
 from dataclasses import dataclass
 from typing import Sequence, Tuple
 
@@ -37,6 +38,7 @@ from .samples import RawClip
 @dataclass(frozen=True)
 class PseudoClipAugmentation:
     """Parameters of the per-frame augmentation (defaults: the COCO loader's)."""
+
     brightness: int = 40
     hue_saturation: int = 5
     perspective_scale: float = 0.08
@@ -49,8 +51,7 @@ class PseudoClipAugmentation:
 
 COCO_AUGMENTATION = PseudoClipAugmentation()
 VOC_AUGMENTATION = PseudoClipAugmentation(rotation_degrees=10.0)
-MAPILLARY_AUGMENTATION = PseudoClipAugmentation(rotation_degrees=10.0,
-                                                motion_blur_probability=0.0)
+MAPILLARY_AUGMENTATION = PseudoClipAugmentation(rotation_degrees=10.0, motion_blur_probability=0.0)
 
 
 def adjust_brightness(image: np.ndarray, value: float) -> np.ndarray:
@@ -67,30 +68,43 @@ def adjust_hue_saturation(image: np.ndarray, value: float) -> np.ndarray:
     return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR)
 
 
-def photometric_jitter(image: np.ndarray, rng: np.random.Generator,
-                       augmentation: PseudoClipAugmentation = COCO_AUGMENTATION) -> np.ndarray:
+def photometric_jitter(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    augmentation: PseudoClipAugmentation = COCO_AUGMENTATION,
+) -> np.ndarray:
     """imgaug ``SomeOf((1, None), [Add, AddToHueAndSaturation])`` on a uint8 BGR image."""
     count = int(rng.integers(1, 3))
     chosen = sorted(rng.choice(2, size=count, replace=False).tolist())
     for which in chosen:
         if which == 0:
-            image = adjust_brightness(image, rng.integers(-augmentation.brightness,
-                                                          augmentation.brightness + 1))
+            image = adjust_brightness(
+                image, rng.integers(-augmentation.brightness, augmentation.brightness + 1)
+            )
         else:
-            image = adjust_hue_saturation(image, rng.integers(
-                -augmentation.hue_saturation, augmentation.hue_saturation + 1))
+            image = adjust_hue_saturation(
+                image, rng.integers(-augmentation.hue_saturation, augmentation.hue_saturation + 1)
+            )
     return image
 
 
-def random_homography(height: int, width: int, rng: np.random.Generator,
-                      augmentation: PseudoClipAugmentation = COCO_AUGMENTATION) -> np.ndarray:
+def random_homography(
+    height: int,
+    width: int,
+    rng: np.random.Generator,
+    augmentation: PseudoClipAugmentation = COCO_AUGMENTATION,
+) -> np.ndarray:
     """3x3 float64 matrix: perspective jitter, then rotation about the centre and translation."""
     jitter = np.mod(np.abs(rng.normal(0.0, augmentation.perspective_scale, (4, 2))), 1.0)
     jitter *= (width, height)
-    source = np.float32([[jitter[0, 0], jitter[0, 1]],
-                         [width - jitter[1, 0], jitter[1, 1]],
-                         [width - jitter[2, 0], height - jitter[2, 1]],
-                         [jitter[3, 0], height - jitter[3, 1]]])
+    source = np.float32(
+        [
+            [jitter[0, 0], jitter[0, 1]],
+            [width - jitter[1, 0], jitter[1, 1]],
+            [width - jitter[2, 0], height - jitter[2, 1]],
+            [jitter[3, 0], height - jitter[3, 1]],
+        ]
+    )
     target = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
     perspective = cv2.getPerspectiveTransform(source, target)
     angle = rng.uniform(-augmentation.rotation_degrees, augmentation.rotation_degrees)
@@ -105,9 +119,14 @@ def random_homography(height: int, width: int, rng: np.random.Generator,
 def warp_image(image: np.ndarray, homography: np.ndarray) -> np.ndarray:
     """Bilinear warp of a BGR image to float32, outside pixels = the mean colour."""
     height, width = image.shape[:2]
-    return cv2.warpPerspective(image.astype(np.float32), homography, (width, height),
-                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                               borderValue=IMAGE_MEAN_BGR)
+    return cv2.warpPerspective(
+        image.astype(np.float32),
+        homography,
+        (width, height),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=IMAGE_MEAN_BGR,
+    )
 
 
 def warp_masks(masks: np.ndarray, homography: np.ndarray) -> np.ndarray:
@@ -119,10 +138,16 @@ def warp_masks(masks: np.ndarray, homography: np.ndarray) -> np.ndarray:
     packed = np.packbits(masks.astype(bool), axis=0)  # [ceil(N/8), H, W]
     warped = np.empty_like(packed)
     for start in range(0, packed.shape[0], 4):  # OpenCV warps at most 4 channels at once
-        group = np.ascontiguousarray(packed[start:start + 4].transpose(1, 2, 0))
-        result = cv2.warpPerspective(group, homography, (width, height), flags=cv2.INTER_NEAREST,
-                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        warped[start:start + 4] = result.reshape(height, width, -1).transpose(2, 0, 1)
+        group = np.ascontiguousarray(packed[start : start + 4].transpose(1, 2, 0))
+        result = cv2.warpPerspective(
+            group,
+            homography,
+            (width, height),
+            flags=cv2.INTER_NEAREST,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
+        warped[start : start + 4] = result.reshape(height, width, -1).transpose(2, 0, 1)
     return np.unpackbits(warped, axis=0, count=count).astype(np.uint8)
 
 
@@ -140,9 +165,12 @@ def motion_blur_kernel(size: int, angle_degrees: float, direction: float) -> np.
     return kernel / total
 
 
-def augment_frame(image: np.ndarray, masks: np.ndarray, rng: np.random.Generator,
-                  augmentation: PseudoClipAugmentation = COCO_AUGMENTATION
-                  ) -> Tuple[np.ndarray, np.ndarray]:
+def augment_frame(
+    image: np.ndarray,
+    masks: np.ndarray,
+    rng: np.random.Generator,
+    augmentation: PseudoClipAugmentation = COCO_AUGMENTATION,
+) -> Tuple[np.ndarray, np.ndarray]:
     """One independent augmentation of the source.
 
     Args:
@@ -162,10 +190,16 @@ def augment_frame(image: np.ndarray, masks: np.ndarray, rng: np.random.Generator
     return warped, warp_masks(masks, homography)
 
 
-def make_pseudo_clip(image: np.ndarray, masks: np.ndarray, ignore: np.ndarray,
-                     categories: Sequence[int], clip_length: int, rng: np.random.Generator,
-                     augmentation: PseudoClipAugmentation = COCO_AUGMENTATION,
-                     name: str = "") -> RawClip:
+def make_pseudo_clip(
+    image: np.ndarray,
+    masks: np.ndarray,
+    ignore: np.ndarray,
+    categories: Sequence[int],
+    clip_length: int,
+    rng: np.random.Generator,
+    augmentation: PseudoClipAugmentation = COCO_AUGMENTATION,
+    name: str = "",
+) -> RawClip:
     """A :class:`RawClip` of ``clip_length`` frames from one image.
 
     Args:
@@ -177,12 +211,14 @@ def make_pseudo_clip(image: np.ndarray, masks: np.ndarray, ignore: np.ndarray,
     planes = np.concatenate([masks, ignore[None]], 0)  # [I+1, H, W]
     frames, frame_planes = [image.astype(np.float32)], [np.ascontiguousarray(planes)]
     for _ in range(clip_length - 1):
-        warped_image, warped_planes = augment_frame(np.ascontiguousarray(image), planes, rng,
-                                                    augmentation)
+        warped_image, warped_planes = augment_frame(
+            np.ascontiguousarray(image), planes, rng, augmentation
+        )
         frames.append(warped_image)
         frame_planes.append(warped_planes)
     order = rng.permutation(clip_length)
     images = np.stack([frames[t] for t in order])  # [T, H, W, 3]
     planes = np.stack([frame_planes[t] for t in order], 1)  # [I+1, T, H, W]
-    return RawClip(images=images, masks=planes[:-1], ignore=planes[-1],
-                   categories=tuple(categories), name=name)
+    return RawClip(
+        images=images, masks=planes[:-1], ignore=planes[-1], categories=tuple(categories), name=name
+    )

@@ -5,6 +5,7 @@ Each clip becomes one PNG strip of its T frames side by side: the de-normalised 
 painted in per-instance colours and the ignore region darkened, so the targets the loss sees,
 erosion included, can be checked by eye.
 """
+
 import os
 from typing import List
 
@@ -18,9 +19,19 @@ from stemseg_fast.model.preprocessing import IMAGE_MEAN_BGR
 from .targets import TrainingClip
 
 # BGR, distinct for the first instances; further instances cycle
-INSTANCE_COLOURS = np.array([[60, 60, 230], [60, 200, 60], [230, 120, 40], [40, 210, 230],
-                             [200, 60, 200], [230, 230, 60], [120, 60, 160], [60, 140, 255]],
-                            np.float32)
+INSTANCE_COLOURS = np.array(
+    [
+        [60, 60, 230],
+        [60, 200, 60],
+        [230, 120, 40],
+        [40, 210, 230],
+        [200, 60, 200],
+        [230, 230, 60],
+        [120, 60, 160],
+        [60, 140, 255],
+    ],
+    np.float32,
+)
 
 
 def draw_clip(clip: TrainingClip) -> np.ndarray:
@@ -36,16 +47,18 @@ def draw_clip(clip: TrainingClip) -> np.ndarray:
         frame = images[t].copy()
         for instance in np.unique(ids[t][ids[t] >= 0]):
             inside = ids[t] == instance
-            frame[inside] = 0.45 * frame[inside] + 0.55 * INSTANCE_COLOURS[
-                instance % len(INSTANCE_COLOURS)]
+            frame[inside] = (
+                0.45 * frame[inside] + 0.55 * INSTANCE_COLOURS[instance % len(INSTANCE_COLOURS)]
+            )
         frame[ignore[t] > 0] *= 0.35
         frames.append(frame[:height, :width])
         frames.append(np.full((height, 2, 3), 255, np.float32))  # separator
     return np.concatenate(frames[:-1], axis=1).astype(np.uint8)
 
 
-def write_clip_strips(dataset: torch.utils.data.Dataset, out_dir: PathLike, count: int, *,
-                      seed: int = 0) -> List[str]:
+def write_clip_strips(
+    dataset: torch.utils.data.Dataset, out_dir: PathLike, count: int, *, seed: int = 0
+) -> List[str]:
     """Draws ``count`` items of ``dataset`` (a seeded choice) to ``out_dir/clip_<k>.png``.
 
     Returns:

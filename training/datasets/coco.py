@@ -3,6 +3,7 @@
 ``images`` [{id, file_name, height, width}], ``annotations`` [{image_id, category_id, iscrowd,
 segmentation: polygons or RLE, area}], ``categories``. Crowd annotations become the ignore region.
 """
+
 import os
 from typing import Dict, List, Mapping, Optional, Tuple, Union
 
@@ -13,9 +14,14 @@ from .masks import check_images, merge_rles, rle_area
 from .samples import ImageSample
 
 
-def read_coco(annotation_file: PathLike, image_root: PathLike, *,
-              category_map: Optional[Union[str, Mapping[int, int]]] = None, min_area: int = 0,
-              check_sizes: str = "first") -> Tuple[List[ImageSample], Dict[int, str]]:
+def read_coco(
+    annotation_file: PathLike,
+    image_root: PathLike,
+    *,
+    category_map: Optional[Union[str, Mapping[int, int]]] = None,
+    min_area: int = 0,
+    check_sizes: str = "first",
+) -> Tuple[List[ImageSample], Dict[int, str]]:
     """Reads COCO instance annotations.
 
     Args:
@@ -48,8 +54,9 @@ def read_coco(annotation_file: PathLike, image_root: PathLike, *,
         categories, rles, crowds = [], [], []
         for annotation in by_image.get(image["id"], []):
             where = f"{annotation_file}: annotation {annotation.get('id')} of image {image['id']}"
-            rle = segmentation_to_rle(annotation.get("segmentation"), height, width, where,
-                                      skip_degenerate=True)
+            rle = segmentation_to_rle(
+                annotation.get("segmentation"), height, width, where, skip_degenerate=True
+            )
             if rle is None:
                 continue
             if annotation.get("iscrowd", 0):
@@ -67,15 +74,29 @@ def read_coco(annotation_file: PathLike, image_root: PathLike, *,
         if not categories:
             continue
         path = os.path.join(image_root, image["file_name"])
-        check_images([path], height, width, annotation_file=annotation_file,
-                     check_sizes="first" if check_sizes in ("first", "all") else "none")
-        images.append(ImageSample(name=str(image["file_name"]), path=path, height=height,
-                                  width=width, categories=tuple(categories),
-                                  segmentations=tuple(rles),
-                                  ignore=merge_rles(crowds)))
+        check_images(
+            [path],
+            height,
+            width,
+            annotation_file=annotation_file,
+            check_sizes="first" if check_sizes in ("first", "all") else "none",
+        )
+        images.append(
+            ImageSample(
+                name=str(image["file_name"]),
+                path=path,
+                height=height,
+                width=width,
+                categories=tuple(categories),
+                segmentations=tuple(rles),
+                ignore=merge_rles(crowds),
+            )
+        )
     if not images:
         raise ValueError(f"{annotation_file}: no image with a (kept) annotated instance")
     if category_map is not None:
-        category_names = {target: category_names.get(source, str(target))
-                          for source, target in category_map.items()}
+        category_names = {
+            target: category_names.get(source, str(target))
+            for source, target in category_map.items()
+        }
     return images, category_names

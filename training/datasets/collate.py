@@ -4,6 +4,7 @@ Clips of one batch may differ in size (aspect ratios differ between videos and i
 are zero-padded (normalised space: mean colour) and target maps padded with background
 (instance id -1, semantic 0, ignore 0) to the largest padded size in the batch.
 """
+
 from dataclasses import dataclass, fields
 from typing import Sequence, Union
 
@@ -37,10 +38,16 @@ class ClipBatch:
 
     def pin_memory(self) -> "ClipBatch":
         """Called by ``DataLoader(pin_memory=True)`` on custom batch types."""
-        return ClipBatch(self.images.pin_memory(), self.instance_ids.pin_memory(),
-                         self.ignore.pin_memory(), self.semantic.pin_memory(),
-                         [m.pin_memory() for m in self.masks],
-                         [c.pin_memory() for c in self.categories], self.image_sizes, self.names)
+        return ClipBatch(
+            self.images.pin_memory(),
+            self.instance_ids.pin_memory(),
+            self.ignore.pin_memory(),
+            self.semantic.pin_memory(),
+            [m.pin_memory() for m in self.masks],
+            [c.pin_memory() for c in self.categories],
+            self.image_sizes,
+            self.names,
+        )
 
 
 def _pad_to(tensor, height, width, value):
@@ -60,11 +67,13 @@ def collate_clips(clips: Sequence[TrainingClip]) -> ClipBatch:
     small_height, small_width = height // stride, width // stride
     return ClipBatch(
         images=torch.stack([_pad_to(c.images, height, width, 0.0) for c in clips]),
-        instance_ids=torch.stack([_pad_to(c.instance_ids, small_height, small_width, -1)
-                                  for c in clips]),
+        instance_ids=torch.stack(
+            [_pad_to(c.instance_ids, small_height, small_width, -1) for c in clips]
+        ),
         ignore=torch.stack([_pad_to(c.ignore, small_height, small_width, 0) for c in clips]),
         semantic=torch.stack([_pad_to(c.semantic, small_height, small_width, 0) for c in clips]),
         masks=[_pad_to(c.masks, small_height, small_width, 0) for c in clips],
         categories=[c.categories for c in clips],
         image_sizes=[c.image_size for c in clips],
-        names=[c.name for c in clips])
+        names=[c.name for c in clips],
+    )

@@ -13,6 +13,7 @@ Categories: by default one class, ``object`` (id 1). A mapping file assigns cate
 listed); ids are given in order of first appearance of the names. A value without a mapping is
 an error naming the video and the value.
 """
+
 import os
 from typing import Any, Dict, Mapping, Optional, Union
 
@@ -32,17 +33,23 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 def _load_category_mapping(path):
     mapping = read_json(path, "category mapping")
     if not isinstance(mapping, dict) or not all(
-            isinstance(values, dict) and all(isinstance(name, str) and name.strip()
-                                             for name in values.values())
-            for values in mapping.values()):
-        raise ValueError(f"category mapping {path} must map video names (or '*') to "
-                         f"{{mask value: category name}} objects, names non-empty strings")
+        isinstance(values, dict)
+        and all(isinstance(name, str) and name.strip() for name in values.values())
+        for values in mapping.values()
+    ):
+        raise ValueError(
+            f"category mapping {path} must map video names (or '*') to "
+            f"{{mask value: category name}} objects, names non-empty strings"
+        )
     return mapping
 
 
-def convert_mask_folders(input_dir: PathLike, out_path: PathLike, *,
-                         categories: Optional[Union[str, Mapping[str, Any]]] = None
-                         ) -> Dict[str, Any]:
+def convert_mask_folders(
+    input_dir: PathLike,
+    out_path: PathLike,
+    *,
+    categories: Optional[Union[str, Mapping[str, Any]]] = None,
+) -> Dict[str, Any]:
     """Writes a YouTube-VIS JSON for ``input_dir`` to ``out_path`` (atomically).
 
     Args:
@@ -57,10 +64,11 @@ def convert_mask_folders(input_dir: PathLike, out_path: PathLike, *,
     target = os.path.realpath(out_path)
     for folder in (image_dir, annotation_dir):  # the frames and masks read
         if os.path.commonpath([os.path.realpath(folder), target]) == os.path.realpath(folder):
-            raise ValueError(f"--out {out_path} lies among the input frames or masks "
-                             f"({folder}); write the JSON elsewhere")
-    check_not_an_input(out_path, [categories if isinstance(categories, str) else None],
-                       "--out")
+            raise ValueError(
+                f"--out {out_path} lies among the input frames or masks "
+                f"({folder}); write the JSON elsewhere"
+            )
+    check_not_an_input(out_path, [categories if isinstance(categories, str) else None], "--out")
     for folder in (image_dir, annotation_dir):
         if not os.path.isdir(folder):
             raise ValueError(f"input_dir {input_dir}: folder {folder} does not exist")
@@ -83,35 +91,63 @@ def convert_mask_folders(input_dir: PathLike, out_path: PathLike, *,
             png = os.path.join(annotation_dir, video_name, os.path.splitext(frame)[0] + ".png")
             labels = read_indexed_png(png) if os.path.isfile(png) else None
             if labels is not None and labels.shape != (height, width):
-                raise ValueError(f"mask {png} is {labels.shape[1]}x{labels.shape[0]} but frame "
-                                 f"{frames[0]} is {width}x{height}")
+                raise ValueError(
+                    f"mask {png} is {labels.shape[1]}x{labels.shape[0]} but frame "
+                    f"{frames[0]} is {width}x{height}"
+                )
             label_maps.append(labels)
         present = [labels for labels in label_maps if labels is not None]
         if not present:
             continue
         values = sorted(set(np.unique(np.stack(present)).tolist()) - {0, VOID_VALUE})
         video_id = len(videos) + 1
-        videos.append({"id": video_id, "name": video_name, "width": width, "height": height,
-                       "length": len(frames),
-                       "file_names": [f"{video_name}/{frame}" for frame in frames]})
+        videos.append(
+            {
+                "id": video_id,
+                "name": video_name,
+                "width": width,
+                "height": height,
+                "length": len(frames),
+                "file_names": [f"{video_name}/{frame}" for frame in frames],
+            }
+        )
         for value in values:
-            annotations.append(_annotation(label_maps, value=value, video_id=video_id,
-                                           category_id=_category_id(mapping, category_ids,
-                                                                    video_name, value),
-                                           iscrowd=0, height=height, width=width))
+            annotations.append(
+                _annotation(
+                    label_maps,
+                    value=value,
+                    video_id=video_id,
+                    category_id=_category_id(mapping, category_ids, video_name, value),
+                    iscrowd=0,
+                    height=height,
+                    width=width,
+                )
+            )
         if any((labels == VOID_VALUE).any() for labels in present):
-            annotations.append(_annotation(label_maps, value=VOID_VALUE,
-                                           video_id=video_id,
-                                           category_id=next(iter(category_ids.values()), 1),
-                                           iscrowd=1, height=height, width=width))
+            annotations.append(
+                _annotation(
+                    label_maps,
+                    value=VOID_VALUE,
+                    video_id=video_id,
+                    category_id=next(iter(category_ids.values()), 1),
+                    iscrowd=1,
+                    height=height,
+                    width=width,
+                )
+            )
     if not videos:
         raise ValueError(f"input_dir {input_dir}: no video with a mask PNG under {annotation_dir}")
     for number, annotation in enumerate(annotations, 1):
         annotation["id"] = number
-    result = {"info": {"description": f"converted from {os.path.abspath(input_dir)}"},
-              "licenses": [], "videos": videos, "annotations": annotations,
-              "categories": [{"id": i, "name": name, "supercategory": name}
-                             for name, i in category_ids.items()]}
+    result = {
+        "info": {"description": f"converted from {os.path.abspath(input_dir)}"},
+        "licenses": [],
+        "videos": videos,
+        "annotations": annotations,
+        "categories": [
+            {"id": i, "name": name, "supercategory": name} for name, i in category_ids.items()
+        ],
+    }
     write_json(out_path, result)
     return result
 
@@ -122,8 +158,9 @@ def _category_id(mapping, category_ids, video_name, value):
     per_video = mapping.get(video_name, mapping.get("*", {}))
     name = per_video.get(str(value))
     if name is None:
-        raise ValueError(f"category mapping has no entry for mask value {value} of video "
-                         f"'{video_name}'")
+        raise ValueError(
+            f"category mapping has no entry for mask value {value} of video '{video_name}'"
+        )
     return category_ids.setdefault(name, len(category_ids) + 1)
 
 
@@ -140,6 +177,14 @@ def _annotation(label_maps, *, value, video_id, category_id, iscrowd, height, wi
         segmentations.append(to_json(rle))
         areas.append(int(mask_utils.area(rle)))
         boxes.append([float(v) for v in mask_utils.toBbox(rle)])
-    return {"video_id": video_id, "category_id": category_id, "iscrowd": iscrowd,
-            "height": height, "width": width, "length": len(label_maps),
-            "segmentations": segmentations, "areas": areas, "bboxes": boxes}
+    return {
+        "video_id": video_id,
+        "category_id": category_id,
+        "iscrowd": iscrowd,
+        "height": height,
+        "width": width,
+        "length": len(label_maps),
+        "segmentations": segmentations,
+        "areas": areas,
+        "bboxes": boxes,
+    }

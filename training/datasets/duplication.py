@@ -13,6 +13,7 @@ duplicated, touching top and bottom gets no vertical shift, touching either side
 mirrored. The original mask loses the pixels the copy covers. Shifts are applied by bilinear
 ``warpAffine`` (masks: 0/1 rounded), as the official code does.
 """
+
 from typing import Optional, Tuple
 
 import cv2
@@ -45,9 +46,9 @@ def _direction(low, high, size, current):
     return current
 
 
-def duplicate_single_instance(images: np.ndarray, mask: np.ndarray, rng: np.random.Generator, *,
-                              symmetric_cap: bool = False
-                              ) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+def duplicate_single_instance(
+    images: np.ndarray, mask: np.ndarray, rng: np.random.Generator, *, symmetric_cap: bool = False
+) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     """Pastes a shifted copy of the one instance into every frame.
 
     Args:

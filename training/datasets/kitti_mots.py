@@ -6,6 +6,7 @@ pedestrian; class 10 (object id 10000) marks ignore regions. Images are
 As the official loader does, a sequence is split wherever at least ``split_gap`` consecutive
 frames contain no car or pedestrian, so clips never bridge long object-free stretches.
 """
+
 import os
 from typing import List, Optional, Sequence
 
@@ -19,9 +20,14 @@ from .samples import VideoSample
 IGNORE_CLASS = 10
 
 
-def read_kitti_mots(annotation_dir: PathLike, image_root: PathLike, *,
-                    sequences: Optional[Sequence[str]] = None, split_gap: int = 6,
-                    check_sizes: str = "first") -> List[VideoSample]:
+def read_kitti_mots(
+    annotation_dir: PathLike,
+    image_root: PathLike,
+    *,
+    sequences: Optional[Sequence[str]] = None,
+    split_gap: int = 6,
+    check_sizes: str = "first",
+) -> List[VideoSample]:
     """Reads ``<annotation_dir>/<sequence>.txt`` files.
 
     Args:
@@ -36,13 +42,18 @@ def read_kitti_mots(annotation_dir: PathLike, image_root: PathLike, *,
     if not os.path.isdir(annotation_dir):
         raise ValueError(f"KITTI-MOTS annotation folder {annotation_dir} does not exist")
     if sequences is None:
-        sequences = sorted(os.path.splitext(f)[0] for f in os.listdir(annotation_dir)
-                           if f.endswith(".txt"))
+        sequences = sorted(
+            os.path.splitext(f)[0] for f in os.listdir(annotation_dir) if f.endswith(".txt")
+        )
     videos = []
     for sequence in sequences:
-        videos += _read_sequence(os.path.join(annotation_dir, f"{sequence}.txt"),
-                                 os.path.join(image_root, sequence), sequence, split_gap,
-                                 check_sizes)
+        videos += _read_sequence(
+            os.path.join(annotation_dir, f"{sequence}.txt"),
+            os.path.join(image_root, sequence),
+            sequence,
+            split_gap,
+            check_sizes,
+        )
     if not videos:
         raise ValueError(f"{annotation_dir}: no sequence with an annotated car or pedestrian")
     return videos
@@ -57,8 +68,10 @@ def _read_sequence(annotation_file, image_folder, sequence, split_gap, check_siz
         if height is None:
             height, width = line.height, line.width
         elif (line.height, line.width) != (height, width):
-            raise ValueError(f"{where}: size {line.width}x{line.height} differs from the "
-                             f"sequence's {width}x{height}")
+            raise ValueError(
+                f"{where}: size {line.width}x{line.height} differs from the "
+                f"sequence's {width}x{height}"
+            )
         rle = checked_rle({"size": [height, width], "counts": line.counts}, height, width, where)
         if line.class_id == IGNORE_CLASS:
             ignores.setdefault(line.frame, []).append(rle)
@@ -67,22 +80,31 @@ def _read_sequence(annotation_file, image_folder, sequence, split_gap, check_siz
     if not objects:
         return []
     annotated_frames = sorted({f for _, frames in objects.values() for f in frames})
-    paths = {f: os.path.join(image_folder, f"{f:06d}.png")
-             for f in range(annotated_frames[-1] + 1)}
-    check_images([paths[annotated_frames[0]]] + [paths[f] for f in annotated_frames],
-                 height, width, annotation_file=annotation_file, check_sizes=check_sizes)
+    paths = {f: os.path.join(image_folder, f"{f:06d}.png") for f in range(annotated_frames[-1] + 1)}
+    check_images(
+        [paths[annotated_frames[0]]] + [paths[f] for f in annotated_frames],
+        height,
+        width,
+        annotation_file=annotation_file,
+        check_sizes=check_sizes,
+    )
     chunks = _split_at_gaps(annotated_frames, split_gap)
     object_ids = sorted(objects)
     videos = []
     for index, (first, last) in enumerate(chunks):
         frames = [f for f in range(first, last + 1) if os.path.isfile(paths[f])]
         present = [o for o in object_ids if any(first <= f <= last for f in objects[o][1])]
-        videos.append(VideoSample(
-            name=sequence if len(chunks) == 1 else f"{sequence}_{index}",
-            frame_paths=tuple(paths[f] for f in frames), height=height, width=width,
-            categories=tuple(objects[o][0] for o in present),
-            segmentations=tuple(tuple(objects[o][1].get(f) for o in present) for f in frames),
-            ignore=tuple(merge_rles(ignores.get(f, [])) for f in frames)))
+        videos.append(
+            VideoSample(
+                name=sequence if len(chunks) == 1 else f"{sequence}_{index}",
+                frame_paths=tuple(paths[f] for f in frames),
+                height=height,
+                width=width,
+                categories=tuple(objects[o][0] for o in present),
+                segmentations=tuple(tuple(objects[o][1].get(f) for o in present) for f in frames),
+                ignore=tuple(merge_rles(ignores.get(f, [])) for f in frames),
+            )
+        )
     return videos
 
 

@@ -6,6 +6,7 @@ a list of run lengths), polygons (a list of flat ``[x0, y0, x1, y1, ...]`` lists
 decodes in microseconds and which keeps a whole dataset's annotations in memory cheaply (as the
 official generic JSON does); dense masks exist only for the frames of the clip being loaded.
 """
+
 import os
 from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
 
@@ -14,7 +15,6 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from stemseg_fast.io.files import PathLike
-
 
 
 def merge_rles(rles: Iterable[Optional[Dict[str, Any]]]) -> Optional[Dict[str, Any]]:
@@ -46,8 +46,14 @@ def image_size(path: PathLike) -> Tuple[int, int]:
     return height, width
 
 
-def check_images(paths: Sequence[str], height: int, width: int, *, annotation_file: PathLike,
-                 check_sizes: str = "first") -> None:
+def check_images(
+    paths: Sequence[str],
+    height: int,
+    width: int,
+    *,
+    annotation_file: PathLike,
+    check_sizes: str = "first",
+) -> None:
     """Fail early, naming the file, when frames are missing or their size disagrees with the
     annotation.
 
@@ -65,8 +71,10 @@ def check_images(paths: Sequence[str], height: int, width: int, *, annotation_fi
     for path in to_check:
         found = tuple(image_size(path))
         if found != (height, width):
-            raise ValueError(f"{annotation_file}: image {path} is {found[1]}x{found[0]} "
-                             f"(WxH) but the annotation says {width}x{height}")
+            raise ValueError(
+                f"{annotation_file}: image {path} is {found[1]}x{found[0]} "
+                f"(WxH) but the annotation says {width}x{height}"
+            )
 
 
 def read_image(path: str, height: int, width: int) -> np.ndarray:
@@ -75,8 +83,10 @@ def read_image(path: str, height: int, width: int) -> np.ndarray:
     if image is None:
         raise ValueError(f"cannot read image {path}")
     if image.shape[:2] != (height, width):
-        raise ValueError(f"image {path} is {image.shape[1]}x{image.shape[0]} (WxH) but its "
-                         f"annotation says {width}x{height}")
+        raise ValueError(
+            f"image {path} is {image.shape[1]}x{image.shape[0]} (WxH) but its "
+            f"annotation says {width}x{height}"
+        )
     return image
 
 
@@ -84,11 +94,14 @@ def read_indexed_png(path: PathLike) -> np.ndarray:
     """[H, W] uint8 palette indices of an indexed PNG (DAVIS annotations). OpenCV expands
     palettes to colours, so Pillow reads these."""
     from PIL import Image
+
     try:
         with Image.open(path) as image:
             if image.mode not in ("P", "L"):
-                raise ValueError(f"annotation {path} must be an indexed (palette) or grey PNG, "
-                                 f"got mode {image.mode}")
+                raise ValueError(
+                    f"annotation {path} must be an indexed (palette) or grey PNG, "
+                    f"got mode {image.mode}"
+                )
             return np.array(image, dtype=np.uint8)
     except OSError as error:
         raise ValueError(f"cannot read annotation {path}: {error}") from None

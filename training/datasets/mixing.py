@@ -6,6 +6,7 @@ the total) and :class:`MixedClipDataset` concatenates the sources in a fixed ord
 each step, rank and micro-batch sees (and so the data position a resumed run restarts from) is
 the trainer's :class:`~stemseg_fast.training.sampler.StepBatchSampler`.
 """
+
 from typing import Dict, Mapping
 
 from torch.utils.data import ConcatDataset, Dataset
@@ -32,7 +33,7 @@ def mixture_counts(weights: Mapping[str, float], total: int) -> Dict[str, int]:
     exact = {name: w / norm * total for name, w in weights.items()}
     counts = {name: int(value) for name, value in exact.items()}
     by_remainder = sorted(exact, key=lambda name: exact[name] - counts[name], reverse=True)
-    for name in by_remainder[:total - sum(counts.values())]:
+    for name in by_remainder[: total - sum(counts.values())]:
         counts[name] += 1
     return counts
 

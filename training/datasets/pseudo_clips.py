@@ -4,6 +4,7 @@ Item i uses image ``order[i % len(images)]`` where ``order`` is a permutation dr
 seed, so every image is used before any repeats; its randomness comes from
 ``numpy.random.default_rng([seed, i])`` (worker- and resume-independent).
 """
+
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -26,10 +27,18 @@ class PseudoClipDataset(Dataset):
         category_agnostic: every instance gets category 1.
     """
 
-    def __init__(self, images: Sequence[ImageSample], num_clips: int, *,
-                 targets: Optional[TargetBuilder] = None, clip_length: int = 8,
-                 augmentation: PseudoClipAugmentation = COCO_AUGMENTATION,
-                 category_agnostic: bool = False, seed: int = 0, name: str = "images") -> None:
+    def __init__(
+        self,
+        images: Sequence[ImageSample],
+        num_clips: int,
+        *,
+        targets: Optional[TargetBuilder] = None,
+        clip_length: int = 8,
+        augmentation: PseudoClipAugmentation = COCO_AUGMENTATION,
+        category_agnostic: bool = False,
+        seed: int = 0,
+        name: str = "images",
+    ) -> None:
         if not images:
             raise ValueError(f"{name}: no annotated image")
         if num_clips <= 0:
@@ -53,9 +62,16 @@ class PseudoClipDataset(Dataset):
         sample = self.images[self.order[index % len(self.images)]]
         image, masks, ignore = sample.load()
         categories = (1,) * len(sample.categories) if self.category_agnostic else sample.categories
-        return make_pseudo_clip(image, masks, ignore, categories, self.clip_length,
-                                np.random.default_rng([self.seed, index]), self.augmentation,
-                                name=sample.name)
+        return make_pseudo_clip(
+            image,
+            masks,
+            ignore,
+            categories,
+            self.clip_length,
+            np.random.default_rng([self.seed, index]),
+            self.augmentation,
+            name=sample.name,
+        )
 
     def __getitem__(self, index: int) -> Union[RawClip, TrainingClip]:
         if not 0 <= index < len(self):

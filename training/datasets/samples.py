@@ -5,6 +5,7 @@
 * :class:`RawClip`: T loaded frames with dense masks, before resizing and normalisation; what
   augmentation and instance duplication work on, and what ``browse`` draws.
 """
+
 from dataclasses import dataclass, replace
 from typing import Iterable, Optional, Sequence, Tuple
 
@@ -34,9 +35,12 @@ class VideoSample:
     def select_frames(self, frames: Iterable[int]) -> "VideoSample":
         """The same video restricted to ``frames`` (indices into this one)."""
         frames = list(frames)
-        return replace(self, frame_paths=tuple(self.frame_paths[f] for f in frames),
-                       segmentations=tuple(self.segmentations[f] for f in frames),
-                       ignore=tuple(self.ignore[f] for f in frames))
+        return replace(
+            self,
+            frame_paths=tuple(self.frame_paths[f] for f in frames),
+            segmentations=tuple(self.segmentations[f] for f in frames),
+            ignore=tuple(self.ignore[f] for f in frames),
+        )
 
     def without_empty_frames(self) -> "VideoSample":
         """Drops frames with zero annotated instances (official ``filter_zero_instance_frames``)."""
@@ -45,8 +49,9 @@ class VideoSample:
     def load(self, frames: Sequence[int]) -> "RawClip":
         """Loads a clip: images [T, H, W, 3] uint8 BGR, masks [I, T, H, W] uint8 (all I instances
         of the video, empty where absent), ignore [T, H, W] uint8."""
-        images = np.stack([read_image(self.frame_paths[f], self.height, self.width)
-                           for f in frames])
+        images = np.stack(
+            [read_image(self.frame_paths[f], self.height, self.width) for f in frames]
+        )
         masks = np.zeros((len(self.categories), len(frames), self.height, self.width), np.uint8)
         ignore = np.zeros((len(frames), self.height, self.width), np.uint8)
         for t, frame in enumerate(frames):
@@ -74,8 +79,11 @@ class ImageSample:
         masks = np.zeros((len(self.categories), self.height, self.width), np.uint8)
         for instance, rle in enumerate(self.segmentations):
             masks[instance] = decode_rle(rle)
-        ignore = (decode_rle(self.ignore) if self.ignore is not None
-                  else np.zeros((self.height, self.width), np.uint8))
+        ignore = (
+            decode_rle(self.ignore)
+            if self.ignore is not None
+            else np.zeros((self.height, self.width), np.uint8)
+        )
         return image, masks, ignore
 
 
@@ -90,6 +98,8 @@ class RawClip:
     def keep_instances(self, keep: Sequence[bool]) -> "RawClip":
         """Only the instances whose flag in ``keep`` ([I] bool) is set."""
         keep = np.asarray(keep, dtype=bool)
-        return replace(self, masks=self.masks[keep],
-                       categories=tuple(c for c, k in zip(self.categories, keep) if k))
-
+        return replace(
+            self,
+            masks=self.masks[keep],
+            categories=tuple(c for c, k in zip(self.categories, keep) if k),
+        )

@@ -26,6 +26,7 @@ does not occur; the loss skips empty instances).
 Semantic map: the category of the covering instance, the maximum category id on overlap,
 0 = background.
 """
+
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -33,8 +34,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stemseg_fast.model.preprocessing import (SIZE_DIVISIBILITY, padded_size, preprocess_clip,
-                                              resized_size)
+from stemseg_fast.model.preprocessing import (
+    SIZE_DIVISIBILITY,
+    padded_size,
+    preprocess_clip,
+    resized_size,
+)
 
 from .samples import RawClip
 
@@ -59,8 +64,7 @@ def resize_masks(masks: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
         return masks.new_zeros((0, *size))
     if tuple(masks.shape[-2:]) == tuple(size):
         return masks
-    resized = F.interpolate(masks[:, None].float(), size=size, mode="bilinear",
-                            align_corners=False)
+    resized = F.interpolate(masks[:, None].float(), size=size, mode="bilinear", align_corners=False)
     return (resized[:, 0] > 0.5).to(torch.uint8)
 
 
@@ -80,9 +84,12 @@ def downsample_targets(masks: torch.Tensor, stride: int = TARGET_STRIDE) -> torc
     if stride % 2:
         raise ValueError(f"stride must be even, got {stride}")
     first, second = stride // 2 - 1, stride // 2
-    return (masks[..., first::stride, first::stride] & masks[..., second::stride, first::stride]
-            & masks[..., first::stride, second::stride]
-            & masks[..., second::stride, second::stride]).to(torch.uint8)
+    return (
+        masks[..., first::stride, first::stride]
+        & masks[..., second::stride, first::stride]
+        & masks[..., first::stride, second::stride]
+        & masks[..., second::stride, second::stride]
+    ).to(torch.uint8)
 
 
 def instance_id_map(masks: torch.Tensor) -> torch.Tensor:
@@ -112,38 +119,50 @@ class TargetBuilder:
 
     def __init__(self, min_dim: int, max_dim: int, *, stride: int = TARGET_STRIDE) -> None:
         if min_dim <= 0 or max_dim < min_dim:
-            raise ValueError(f"need 0 < min_dim <= max_dim, got min_dim={min_dim}, "
-                             f"max_dim={max_dim}")
+            raise ValueError(
+                f"need 0 < min_dim <= max_dim, got min_dim={min_dim}, max_dim={max_dim}"
+            )
         if SIZE_DIVISIBILITY % stride:
             raise ValueError(f"stride must divide {SIZE_DIVISIBILITY}, got {stride}")
         self.min_dim, self.max_dim = min_dim, max_dim
         self.stride = stride
 
     def __repr__(self) -> str:
-        return (f"TargetBuilder(min_dim={self.min_dim}, max_dim={self.max_dim}, "
-                f"stride={self.stride})")
+        return (
+            f"TargetBuilder(min_dim={self.min_dim}, max_dim={self.max_dim}, stride={self.stride})"
+        )
 
     def __call__(self, clip: RawClip) -> TrainingClip:
         num_frames, height, width = clip.images.shape[:3]
         size = resized_size(height, width, self.min_dim, self.max_dim)
         padded = padded_size(*size)
         padding = (0, padded[1] - size[1], 0, padded[0] - size[0])
-        images = preprocess_clip(torch.from_numpy(np.ascontiguousarray(clip.images)),
-                                 self.min_dim, self.max_dim).clip  # [3, T, Hp, Wp]
+        images = preprocess_clip(
+            torch.from_numpy(np.ascontiguousarray(clip.images)), self.min_dim, self.max_dim
+        ).clip  # [3, T, Hp, Wp]
 
         masks = torch.from_numpy(np.ascontiguousarray(clip.masks))  # [I, T, H, W]
         ignore = torch.from_numpy(np.ascontiguousarray(clip.ignore))  # [T, H, W]
         # per frame: resizing all instances of all frames at once would hold I*T float maps
         small_masks, small_ignore = [], []
         for t in range(num_frames):
-            small_masks.append(downsample_targets(F.pad(resize_masks(masks[:, t], size), padding),
-                                                  self.stride))
-            small_ignore.append(downsample_targets(
-                F.pad(resize_masks(ignore[t:t + 1], size), padding), self.stride)[0])
+            small_masks.append(
+                downsample_targets(F.pad(resize_masks(masks[:, t], size), padding), self.stride)
+            )
+            small_ignore.append(
+                downsample_targets(
+                    F.pad(resize_masks(ignore[t : t + 1], size), padding), self.stride
+                )[0]
+            )
         small_masks = torch.stack(small_masks, 1)  # [I, T, h, w]
         categories = torch.tensor(clip.categories, dtype=torch.int64)
-        return TrainingClip(images=images, instance_ids=instance_id_map(small_masks),
-                            ignore=torch.stack(small_ignore), semantic=semantic_map(small_masks,
-                                                                                    categories),
-                            masks=small_masks, categories=categories, image_size=size,
-                            name=clip.name)
+        return TrainingClip(
+            images=images,
+            instance_ids=instance_id_map(small_masks),
+            ignore=torch.stack(small_ignore),
+            semantic=semantic_map(small_masks, categories),
+            masks=small_masks,
+            categories=categories,
+            image_size=size,
+            name=clip.name,
+        )

@@ -13,6 +13,7 @@ duplicate (:mod:`.duplication`).
 Per-item randomness comes from ``numpy.random.default_rng([seed, index])``: an item is the same
 whichever DataLoader worker loads it and after a resume.
 """
+
 import math
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -30,8 +31,13 @@ def clip_frame_indices(start: int, span: int, clip_length: int) -> List[int]:
     return np.round(np.linspace(start, start + span, clip_length)).astype(np.int64).tolist()
 
 
-def sample_video_clips(lengths: Sequence[int], num_clips: int, clip_length: int, frame_span: int,
-                       rng: np.random.Generator) -> List[Tuple[int, List[int]]]:
+def sample_video_clips(
+    lengths: Sequence[int],
+    num_clips: int,
+    clip_length: int,
+    frame_span: int,
+    rng: np.random.Generator,
+) -> List[Tuple[int, List[int]]]:
     """[(video index, frame indices)] of ``num_clips`` clips, as the official sampler.
 
     Args:
@@ -39,14 +45,17 @@ def sample_video_clips(lengths: Sequence[int], num_clips: int, clip_length: int,
         rng: numpy Generator.
     """
     if clip_length > frame_span + 1:
-        raise ValueError(f"clip_length ({clip_length}) must be at most frame_span + 1 "
-                         f"({frame_span + 1})")
+        raise ValueError(
+            f"clip_length ({clip_length}) must be at most frame_span + 1 ({frame_span + 1})"
+        )
     if num_clips <= 0:
         raise ValueError(f"num_clips must be positive, got {num_clips}")
     eligible = [v for v, length in enumerate(lengths) if length > frame_span + 1]
     if not eligible:
-        raise ValueError(f"no video has more than frame_span + 1 = {frame_span + 1} annotated "
-                         f"frames (longest: {max(lengths, default=0)})")
+        raise ValueError(
+            f"no video has more than frame_span + 1 = {frame_span + 1} annotated "
+            f"frames (longest: {max(lengths, default=0)})"
+        )
     total = sum(lengths[v] for v in eligible)
     candidates = []
     for video in eligible:
@@ -74,17 +83,31 @@ class VideoClipDataset(Dataset):
         seed: fixes the clips and every item's randomness.
     """
 
-    def __init__(self, videos: Sequence[VideoSample], num_clips: int, *,
-                 targets: Optional[TargetBuilder] = None, clip_length: int = 8,
-                 frame_span: int = 8, category_agnostic: bool = False,
-                 duplicate_single_instance: bool = True, photometric_jitter: bool = False,
-                 seed: int = 0, name: str = "videos") -> None:
+    def __init__(
+        self,
+        videos: Sequence[VideoSample],
+        num_clips: int,
+        *,
+        targets: Optional[TargetBuilder] = None,
+        clip_length: int = 8,
+        frame_span: int = 8,
+        category_agnostic: bool = False,
+        duplicate_single_instance: bool = True,
+        photometric_jitter: bool = False,
+        seed: int = 0,
+        name: str = "videos",
+    ) -> None:
         videos = [video.without_empty_frames() for video in videos]
         self.videos = [video for video in videos if len(video)]
         if not self.videos:
             raise ValueError(f"{name}: no video has a frame with an annotated instance")
-        self.clips = sample_video_clips([len(v) for v in self.videos], num_clips, clip_length,
-                                        frame_span, np.random.default_rng(seed))
+        self.clips = sample_video_clips(
+            [len(v) for v in self.videos],
+            num_clips,
+            clip_length,
+            frame_span,
+            np.random.default_rng(seed),
+        )
         self.targets = targets
         self.category_agnostic = category_agnostic
         self.duplicate_single_instance = duplicate_single_instance
@@ -102,8 +125,9 @@ class VideoClipDataset(Dataset):
         clip = video.load(frames)
         clip = clip.keep_instances(clip.masks.reshape(len(clip.categories), -1).any(1))
         if self.category_agnostic:
-            clip = RawClip(clip.images, clip.masks, clip.ignore, (1,) * len(clip.categories),
-                           clip.name)
+            clip = RawClip(
+                clip.images, clip.masks, clip.ignore, (1,) * len(clip.categories), clip.name
+            )
         if self.duplicate_single_instance and len(clip.categories) == 1:
             duplicated = duplicate_single_instance(clip.images, clip.masks[0], rng)
             if duplicated is not None:
@@ -113,11 +137,22 @@ class VideoClipDataset(Dataset):
                 ignore = np.where(masks[1].astype(bool), 0, clip.ignore).astype(clip.ignore.dtype)
                 clip = RawClip(images, masks, ignore, clip.categories * 2, clip.name)
         if self.photometric_jitter:
-            clip = RawClip(np.stack([photometric_jitter(image, rng, COCO_AUGMENTATION)
-                                     for image in clip.images]),
-                           clip.masks, clip.ignore, clip.categories, clip.name)
-        return RawClip(clip.images, clip.masks, clip.ignore, clip.categories,
-                       f"{video.name}:{frames[0]}-{frames[-1]}")
+            clip = RawClip(
+                np.stack(
+                    [photometric_jitter(image, rng, COCO_AUGMENTATION) for image in clip.images]
+                ),
+                clip.masks,
+                clip.ignore,
+                clip.categories,
+                clip.name,
+            )
+        return RawClip(
+            clip.images,
+            clip.masks,
+            clip.ignore,
+            clip.categories,
+            f"{video.name}:{frames[0]}-{frames[-1]}",
+        )
 
     def __getitem__(self, index: int) -> Union[RawClip, TrainingClip]:
         if not 0 <= index < len(self):

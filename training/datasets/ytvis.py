@@ -5,6 +5,7 @@ Format (both datasets share it): ``videos`` [{id, file_names, height, width, ...
 uncompressed), polygons or null}], ``categories`` [{id, name}]. ``file_names`` are relative to
 the image root (``<root>/<video>/<frame>.jpg``). Crowd annotations become the ignore region.
 """
+
 import os
 from typing import Dict, List, Tuple
 
@@ -15,8 +16,9 @@ from .masks import check_images, merge_rles
 from .samples import VideoSample
 
 
-def read_ytvis(annotation_file: PathLike, image_root: PathLike, *, check_sizes: str = "first"
-               ) -> Tuple[List[VideoSample], Dict[int, str]]:
+def read_ytvis(
+    annotation_file: PathLike, image_root: PathLike, *, check_sizes: str = "first"
+) -> Tuple[List[VideoSample], Dict[int, str]]:
     """Reads a YouTube-VIS (2019/2021) or OVIS annotation file.
 
     Args:
@@ -33,8 +35,9 @@ def read_ytvis(annotation_file: PathLike, image_root: PathLike, *, check_sizes: 
     data = read_json(annotation_file, "annotation file")
     for key in ("videos", "annotations", "categories"):
         if key not in data:
-            raise ValueError(f"{annotation_file}: missing key '{key}' (expected YouTube-VIS/OVIS "
-                             f"format)")
+            raise ValueError(
+                f"{annotation_file}: missing key '{key}' (expected YouTube-VIS/OVIS format)"
+            )
     category_names = {int(c["id"]): c.get("name", str(c["id"])) for c in data["categories"]}
     by_video = {}
     for annotation in data["annotations"]:
@@ -53,24 +56,35 @@ def read_ytvis(annotation_file: PathLike, image_root: PathLike, *, check_sizes: 
                 found = "none" if segmentations is None else len(segmentations)
                 raise ValueError(f"{where} has {found} segmentations for {num_frames} frames")
             if annotation.get("category_id") not in category_names:
-                raise ValueError(f"{where}: category_id {annotation.get('category_id')} is not "
-                                 f"in 'categories'")
-            rles = tuple(segmentation_to_rle(s, height, width, where, skip_degenerate=True)
-                         for s in segmentations)
+                raise ValueError(
+                    f"{where}: category_id {annotation.get('category_id')} is not in 'categories'"
+                )
+            rles = tuple(
+                segmentation_to_rle(s, height, width, where, skip_degenerate=True)
+                for s in segmentations
+            )
             (crowds if annotation.get("iscrowd", 0) else instances).append(
-                (int(annotation["category_id"]), rles))
+                (int(annotation["category_id"]), rles)
+            )
         if not instances:
             continue
         paths = tuple(os.path.join(image_root, name) for name in video["file_names"])
-        check_images(paths, height, width, annotation_file=annotation_file,
-                     check_sizes=check_sizes)
-        videos.append(VideoSample(
-            name=str(video.get("name") or os.path.dirname(video["file_names"][0]) or video["id"]),
-            frame_paths=paths, height=height, width=width,
-            categories=tuple(category for category, _ in instances),
-            segmentations=tuple(zip(*(rles for _, rles in instances))),
-            ignore=tuple(merge_rles([rles[f] for _, rles in crowds])
-                         for f in range(num_frames))))
+        check_images(paths, height, width, annotation_file=annotation_file, check_sizes=check_sizes)
+        videos.append(
+            VideoSample(
+                name=str(
+                    video.get("name") or os.path.dirname(video["file_names"][0]) or video["id"]
+                ),
+                frame_paths=paths,
+                height=height,
+                width=width,
+                categories=tuple(category for category, _ in instances),
+                segmentations=tuple(zip(*(rles for _, rles in instances))),
+                ignore=tuple(
+                    merge_rles([rles[f] for _, rles in crowds]) for f in range(num_frames)
+                ),
+            )
+        )
     if not videos:
         raise ValueError(f"{annotation_file}: no video with an annotated instance")
     return videos, category_names

@@ -13,6 +13,7 @@ Lifetime is ``last - first`` (official ``TrackContainer.get_track_mask_idxes``).
 official order: its per-track dicts are filled frame by frame with ``unique()`` (ascending)
 labels, so equal keys stay in (first frame, track id) order.
 """
+
 from dataclasses import dataclass
 from typing import Dict, Tuple, Union
 
@@ -35,8 +36,9 @@ class TrackSelection:
     scores: np.ndarray  # [M] float64
 
 
-def as_array(values: PerTrack, what: str, dtype: npt.DTypeLike = np.int64,
-             ndim: int = 1) -> np.ndarray:
+def as_array(
+    values: PerTrack, what: str, dtype: npt.DTypeLike = np.int64, ndim: int = 1
+) -> np.ndarray:
     if isinstance(values, torch.Tensor):
         values = values.detach().cpu().numpy()
     values = np.asarray(values)
@@ -45,14 +47,19 @@ def as_array(values: PerTrack, what: str, dtype: npt.DTypeLike = np.int64,
     return values.astype(dtype, copy=False)
 
 
-def track_arrays(track_ids: PerTrack, first_frames: PerTrack, last_frames: PerTrack,
-                 **others: Tuple[PerTrack, int, npt.DTypeLike]
-                 ) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
+def track_arrays(
+    track_ids: PerTrack,
+    first_frames: PerTrack,
+    last_frames: PerTrack,
+    **others: Tuple[PerTrack, int, npt.DTypeLike],
+) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
     """Checked arrays, all of length K; ``others`` name extra per-track arrays as
     ``name=(values, ndim, dtype)``."""
     ids = as_array(track_ids, "track_ids")
-    arrays = {"first_frames": as_array(first_frames, "first_frames"),
-              "last_frames": as_array(last_frames, "last_frames")}
+    arrays = {
+        "first_frames": as_array(first_frames, "first_frames"),
+        "last_frames": as_array(last_frames, "last_frames"),
+    }
     for what, (values, ndim, dtype) in others.items():
         arrays[what] = as_array(values, what, dtype, ndim)
     for what, values in arrays.items():
@@ -80,8 +87,9 @@ def check_max_tracks(max_tracks: int) -> None:
         raise ValueError(f"max_tracks must be an int >= 0, got {max_tracks!r}")
 
 
-def by_lifetime_descending(track_ids: np.ndarray, first_frames: np.ndarray,
-                           last_frames: np.ndarray) -> np.ndarray:
+def by_lifetime_descending(
+    track_ids: np.ndarray, first_frames: np.ndarray, last_frames: np.ndarray
+) -> np.ndarray:
     return stable_sorted(official_order(track_ids, first_frames), -(last_frames - first_frames))
 
 

@@ -1,4 +1,5 @@
 """The KITTI-MOTS rule (official ``KittiMOTSOutputGenerator``)."""
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,9 +26,15 @@ class KittiMOTSSelection(TrackSelection):
         return self.category_ids * 1000 + np.arange(1, len(self.indices) + 1)
 
 
-def select_kitti_mots_tracks(track_ids: PerTrack, pixel_counts: PerTrack, first_frames: PerTrack,
-                             last_frames: PerTrack, class_votes: PerTrack, *,
-                             max_tracks: int = KITTI_MOTS_MAX_TRACKS) -> KittiMOTSSelection:
+def select_kitti_mots_tracks(
+    track_ids: PerTrack,
+    pixel_counts: PerTrack,
+    first_frames: PerTrack,
+    last_frames: PerTrack,
+    class_votes: PerTrack,
+    *,
+    max_tracks: int = KITTI_MOTS_MAX_TRACKS,
+) -> KittiMOTSSelection:
     """Keeps the ``max_tracks`` largest tracks by pixel count, then orders them by **increasing**
     lifetime (stable) and numbers them 1..M. Class: majority vote of the per-voxel argmax
     semantic labels, background (0) ignored, the lower class on ties (car if no votes).
@@ -44,9 +51,13 @@ def select_kitti_mots_tracks(track_ids: PerTrack, pixel_counts: PerTrack, first_
         class_votes (array[K, C] int): per track, voxel counts per argmax label (0 = bg).
     """
     check_max_tracks(max_tracks)
-    ids, arrays = track_arrays(track_ids, first_frames, last_frames,
-                               pixel_counts=(pixel_counts, 1, np.int64),
-                               class_votes=(class_votes, 2, np.int64))
+    ids, arrays = track_arrays(
+        track_ids,
+        first_frames,
+        last_frames,
+        pixel_counts=(pixel_counts, 1, np.int64),
+        class_votes=(class_votes, 2, np.int64),
+    )
     if arrays["class_votes"].shape[1] < 2:
         raise ValueError("class_votes needs a background column and at least one class")
     kept = stable_sorted(official_order(ids, arrays["first_frames"]), -arrays["pixel_counts"])

@@ -1,4 +1,5 @@
 """The YouTube-VIS/OVIS rule (official ``YoutubeVISOutputGenerator``)."""
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,10 +22,15 @@ class YouTubeVISSelection(TrackSelection):
     category_probabilities: np.ndarray  # [M, C - 1] float64, softmax over classes 1..C-1
 
 
-def select_youtube_vis_tracks(track_ids: PerTrack, pixel_counts: PerTrack,
-                              first_frames: PerTrack, last_frames: PerTrack,
-                              class_logit_sums: PerTrack, *,
-                              max_tracks: int = YOUTUBE_VIS_MAX_TRACKS) -> YouTubeVISSelection:
+def select_youtube_vis_tracks(
+    track_ids: PerTrack,
+    pixel_counts: PerTrack,
+    first_frames: PerTrack,
+    last_frames: PerTrack,
+    class_logit_sums: PerTrack,
+    *,
+    max_tracks: int = YOUTUBE_VIS_MAX_TRACKS,
+) -> YouTubeVISSelection:
     """Keeps the ``max_tracks`` longest-lived tracks, longest first. Category: the track's summed
     class logits without channel 0 (background), divided by its pixel count, softmax, argmax
     (lowest class on ties) -> 1-based id. Score: pixel count / the largest pixel count among kept
@@ -35,9 +41,13 @@ def select_youtube_vis_tracks(track_ids: PerTrack, pixel_counts: PerTrack,
             (channel 0 background) summed over the track's voxels at clustering resolution.
     """
     check_max_tracks(max_tracks)
-    ids, arrays = track_arrays(track_ids, first_frames, last_frames,
-                               pixel_counts=(pixel_counts, 1, np.int64),
-                               class_logit_sums=(class_logit_sums, 2, np.float64))
+    ids, arrays = track_arrays(
+        track_ids,
+        first_frames,
+        last_frames,
+        pixel_counts=(pixel_counts, 1, np.int64),
+        class_logit_sums=(class_logit_sums, 2, np.float64),
+    )
     if arrays["class_logit_sums"].shape[1] < 2:
         raise ValueError("class_logit_sums needs a background column and at least one class")
     kept = by_lifetime_descending(ids, arrays["first_frames"], arrays["last_frames"])[:max_tracks]
