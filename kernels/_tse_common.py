@@ -30,9 +30,9 @@ MAX_CHANNEL_BLOCK = 64  # channels per channels-last tile: 128 bytes of bf16 per
 CHANNELS_LAST_TILE = 1024  # elements per channels-last tile (16 per thread at 2 warps)
 # 2 warps: at the presets of record the static sweep (benchmarks/static_sweep.py, results in
 # benchmarks/results/sm90-sweep/) estimates every channels-last launch at least as fast as at
-# 4 or 8 warps, the bf16 statistics 0.57x and the upsample 0.91x of their 4-warp time (fewer
-# threads per tile share the per-row scalar work); 1 warp gains at most 3 % more and takes the
-# pool kernel to 255 registers.
+# 4 or 8 warps: the bf16 statistics are issue-bound and take 0.57x of their 4-warp time (fewer
+# threads per tile share the per-tile reductions), the rest are memory-bound at 1 to 4 warps;
+# 1 warp gains at most 3 % more and takes the pool kernel to 255 registers.
 CHANNELS_LAST_WARPS = 2
 
 
