@@ -26,9 +26,12 @@ $(STAMP): setup.py Makefile
 test: $(STAMP)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
-# ruff (pyflakes, pycodestyle, bugbear; settings in pyproject.toml). CI runs it before the tests.
+# ruff: the checks (pyflakes, pycodestyle, bugbear) and the formatting, settings in
+# pyproject.toml (`ruff format` on the same paths fixes a format failure). CI runs it first.
+LINT_PATHS := stemseg_fast kernels training tests benchmarks setup.py
 lint: $(STAMP)
-	$(VENV)/bin/ruff check stemseg_fast kernels training tests benchmarks setup.py
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 
 # The kernel tests over SEEDS fresh seeds (STEMSEG_FAST_TEST_SEED=1..SEEDS; slow tests and the
 # Hopper compile check, which do not depend on the seed, left out): a seed-dependent failure

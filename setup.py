@@ -4,6 +4,7 @@ The two top-level folders install as ``stemseg_fast.kernels`` and ``stemseg_fast
 never as top-level ``kernels``/``training``: a PyPI package named ``kernels`` exists and other
 ML libraries import it.
 """
+
 import os
 
 from setuptools import find_packages, setup
@@ -55,8 +56,13 @@ setup(
     extras_require={
         # The triton 3.6 interpreter (CPU tests) converts 1-element arrays to Python ints, which
         # NumPy 2.4 turned into an error: loops with run-time bounds fail there.
-        "test": ["pytest>=8.0", "pytest-benchmark>=4.0", "numpy<2.4", "scikit-image>=0.22",
-                 "ruff>=0.15"],
+        "test": [
+            "pytest>=8.0",
+            "pytest-benchmark>=4.0",
+            "numpy<2.4",
+            "scikit-image>=0.22",
+            "ruff>=0.15",
+        ],
         # KITTI-MOTS and DAVIS metrics run through trackeval, which goes in with --no-deps (see
         # the Makefile): its metadata pins the desktop opencv-python, whose wheel needs libGL and
         # clobbers our headless cv2; the metrics use only cv2.dilate. trackeval omits its real

@@ -7,6 +7,7 @@ the target named by STEMSEG_FAST_BENCH_RESULT. The file is pytest-benchmark's ow
 ``pytest_benchmark_generate_json`` hook), replaced atomically, with ``run_status`` saying
 whether the session finished and with which exit status.
 """
+
 import json
 import os
 
@@ -31,10 +32,15 @@ class _ProgressWriter:
         if self.machine_info is None:
             self.machine_info = session.get_machine_info()
             self.commit_info = self.config.hook.pytest_benchmark_generate_commit_info(
-                config=self.config)
+                config=self.config
+            )
         output = self.config.hook.pytest_benchmark_generate_json(
-            config=self.config, benchmarks=finished, include_data=False,
-            machine_info=self.machine_info, commit_info=self.commit_info)
+            config=self.config,
+            benchmarks=finished,
+            include_data=False,
+            machine_info=self.machine_info,
+            commit_info=self.commit_info,
+        )
         output["run_status"] = status
         with atomic_output(self.path) as partial:
             with open(partial, "w", encoding="utf-8") as handle:

@@ -30,6 +30,7 @@ Writes ``benchmarks/results/sm90-static/<yyyy-mm-dd>.json`` (versions, commit, a
 unless ``--out`` names another file; ``--readme`` renders the table between
 ``<!-- sm90-static:start -->`` and ``<!-- sm90-static:end -->``.
 """
+
 import argparse
 import contextlib
 import datetime
@@ -78,7 +79,8 @@ def _instance_gaussians(preset_name, phase):
     from test_bench_instance_gaussians import setup_instance_gaussians
 
     _, embeddings, log_precisions, forward = setup_instance_gaussians(
-        preset_name, "triton", requires_grad=True)
+        preset_name, "triton", requires_grad=True
+    )
     with phase("forward"):
         means, precisions, _ = forward()
     with phase("backward"):
@@ -139,10 +141,11 @@ def _tse_decoder(preset_name, phase):
             # shapes only: the convs between the fused blocks cost nothing and hold no memory
             with FakeTensorMode(allow_non_fake_inputs=True):
                 features = decoder_features(PRESETS[preset_name], requires_grad=False)
-                with phase("forward", variant=f"{widths_name}-{dtype_name}{suffix}"), \
-                        torch.no_grad(), \
-                        torch.autocast("cpu", dtype=dtype or torch.float32,
-                                       enabled=dtype is not None):
+                with (
+                    phase("forward", variant=f"{widths_name}-{dtype_name}{suffix}"),
+                    torch.no_grad(),
+                    torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None),
+                ):
                     decoder(features)
 
 
@@ -171,9 +174,12 @@ def describe_argument(value):
     import torch
 
     if isinstance(value, torch.Tensor):
-        return {"tensor": str(value.dtype).removeprefix("torch."), "shape": list(value.shape),
-                "offset_bytes": value.storage_offset() * value.element_size(),
-                "element_bytes": value.element_size()}
+        return {
+            "tensor": str(value.dtype).removeprefix("torch."),
+            "shape": list(value.shape),
+            "offset_bytes": value.storage_offset() * value.element_size(),
+            "element_bytes": value.element_size(),
+        }
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise TypeError(f"kernel argument of type {type(value).__name__} cannot be recorded")
@@ -198,10 +204,14 @@ def _record(plan, path):
     def recording_run(self, *args, grid, warmup, **kwargs):
         if callable(grid):
             raise TypeError(f"{self.fn.__name__}: callable grids are not recorded")
-        record = dict(labels, module=self.fn.__module__, kernel=self.fn.__name__,
-                      args=[describe_argument(arg) for arg in args],
-                      kwargs={key: describe_argument(value) for key, value in kwargs.items()},
-                      grid=[int(size) for size in grid])
+        record = dict(
+            labels,
+            module=self.fn.__module__,
+            kernel=self.fn.__name__,
+            args=[describe_argument(arg) for arg in args],
+            kwargs={key: describe_argument(value) for key, value in kwargs.items()},
+            grid=[int(size) for size in grid],
+        )
         handle.write(json.dumps(record, sort_keys=True) + "\n")
 
     InterpretedFunction.run = recording_run
@@ -217,8 +227,14 @@ def record_launches(plan):
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "launches.jsonl")
         environment = dict(os.environ, TRITON_INTERPRET="1")
-        command = [sys.executable, os.path.abspath(__file__), "--record-to", path, "--plan",
-                   json.dumps(plan)]
+        command = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--record-to",
+            path,
+            "--plan",
+            json.dumps(plan),
+        ]
         result = subprocess.run(command, env=environment, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError("recording the launches failed:\n" + result.stderr[-4000:])
@@ -266,16 +282,19 @@ def specialise(module, name, args, kwargs):
 
     kernel = getattr(importlib.import_module(module), name)
     if not hasattr(kernel, "_pack_args"):
-        raise RuntimeError(f"{module}.{name} is not a compiled JITFunction (TRITON_INTERPRET "
-                           "must be unset in the compiling process)")
+        raise RuntimeError(
+            f"{module}.{name} is not a compiled JITFunction (TRITON_INTERPRET "
+            "must be unset in the compiling process)"
+        )
     backend = make_backend(GPUTarget(*HOPPER))
     binder = create_function_from_signature(kernel.signature, kernel.params, backend)
     kwargs = {key: _rebuild(value) for key, value in kwargs.items()}
     kwargs["debug"] = kwargs.get("debug", kernel.debug) or knobs.runtime.debug
     kwargs["instrumentation_mode"] = knobs.compilation.instrumentation_mode
     bound, specialization, options = binder(*[_rebuild(arg) for arg in args], **kwargs)
-    options, signature, constexprs, attrs = kernel._pack_args(backend, kwargs, bound,
-                                                              specialization, options)
+    options, signature, constexprs, attrs = kernel._pack_args(
+        backend, kwargs, bound, specialization, options
+    )
     return kernel, bound, options, signature, constexprs, attrs
 
 
@@ -317,11 +336,15 @@ def _attribute_summary(signature, attrs):
 
 def ctas_per_sm(registers, num_warps, shared_bytes):
     """Resident CTAs per SM and the resource that limits them."""
-    registers_per_warp = (math.ceil(max(registers, 1) * 32 / REGISTER_ALLOCATION_UNIT)
-                          * REGISTER_ALLOCATION_UNIT)
+    registers_per_warp = (
+        math.ceil(max(registers, 1) * 32 / REGISTER_ALLOCATION_UNIT) * REGISTER_ALLOCATION_UNIT
+    )
     warps_by_registers = SCHEDULERS_PER_SM * (REGISTERS_PER_SCHEDULER // registers_per_warp)
-    limits = {"ctas": MAX_CTAS_PER_SM, "warps": MAX_WARPS_PER_SM // num_warps,
-              "registers": warps_by_registers // num_warps}
+    limits = {
+        "ctas": MAX_CTAS_PER_SM,
+        "warps": MAX_WARPS_PER_SM // num_warps,
+        "registers": warps_by_registers // num_warps,
+    }
     if shared_bytes:
         limits["shared"] = SHARED_BYTES_PER_SM // (shared_bytes + SHARED_BYTES_RESERVED_PER_CTA)
     order = ("ctas", "warps", "shared", "registers")  # a tie names the hardware's fixed limit
@@ -331,11 +354,19 @@ def ctas_per_sm(registers, num_warps, shared_bytes):
 
 def analyse_launch(launch, *, ipc=DEFAULT_IPC, clock_ghz=DEFAULT_CLOCK_GHZ):
     """Everything the report says about one distinct launch (a JSON-ready dict)."""
-    from sass import (FLOPS_PER_INSTRUCTION, MEMORY_OPCODES, access_width_bits,
-                      loop_trip_counts, read_cubin, read_ttir, weighted_instruction_counts)
+    from sass import (
+        FLOPS_PER_INSTRUCTION,
+        MEMORY_OPCODES,
+        access_width_bits,
+        loop_trip_counts,
+        read_cubin,
+        read_ttir,
+        weighted_instruction_counts,
+    )
 
     compiled, bound, kernel, signature, attrs = specialise_and_compile(
-        launch["module"], launch["kernel"], launch["args"], launch["kwargs"])
+        launch["module"], launch["kernel"], launch["args"], launch["kwargs"]
+    )
     metadata = compiled.metadata
     num_warps = metadata.num_warps
     threads_per_cta = num_warps * 32
@@ -343,8 +374,11 @@ def analyse_launch(launch, *, ipc=DEFAULT_IPC, clock_ghz=DEFAULT_CLOCK_GHZ):
     ctas = math.prod(grid)
     threads = ctas * threads_per_cta
 
-    scalars = {key: value for key, value in bound.items()
-               if isinstance(value, (bool, int, float)) or value is None}
+    scalars = {
+        key: value
+        for key, value in bound.items()
+        if isinstance(value, (bool, int, float)) or value is None
+    }
     trips = loop_trip_counts(kernel, scalars)
     listing = read_cubin(compiled.asm["cubin"])
     counts, loop_model = weighted_instruction_counts(listing, trips)
@@ -381,8 +415,10 @@ def analyse_launch(launch, *, ipc=DEFAULT_IPC, clock_ghz=DEFAULT_CLOCK_GHZ):
             elements_written += moved // descriptor["element_bytes"]
     bytes_moved = bytes_read + bytes_written
 
-    flops = threads * sum(FLOPS_PER_INSTRUCTION.get(opcode.split(".")[0], 0) * count
-                          for opcode, count in counts.items())
+    flops = threads * sum(
+        FLOPS_PER_INSTRUCTION.get(opcode.split(".")[0], 0) * count
+        for opcode, count in counts.items()
+    )
     widths = defaultdict(Counter)
     for instruction in listing.instructions:
         if instruction.base in MEMORY_OPCODES:
@@ -402,25 +438,40 @@ def analyse_launch(launch, *, ipc=DEFAULT_IPC, clock_ghz=DEFAULT_CLOCK_GHZ):
     bound_by = {gpu: "memory" if memory_us[gpu] >= issue_us else "issue" for gpu in BANDWIDTHS_TBPS}
     return {
         "specialisation": _attribute_summary(signature, attrs),
-        "num_warps": num_warps, "num_stages": metadata.num_stages,
-        "registers": listing.registers, "stack_bytes": listing.stack_bytes,
-        "local_bytes": listing.local_bytes, "spill_stores": spill_stores,
-        "spill_loads": spill_loads, "shared_bytes": shared,
+        "num_warps": num_warps,
+        "num_stages": metadata.num_stages,
+        "registers": listing.registers,
+        "stack_bytes": listing.stack_bytes,
+        "local_bytes": listing.local_bytes,
+        "spill_stores": spill_stores,
+        "spill_loads": spill_loads,
+        "shared_bytes": shared,
         "sass_static": len(listing.instructions),
         "sass_per_thread": per_thread,
-        "loop_trips": trips, "loops_in_sass": len(listing.loops),
-        "loops_modelled": loop_model is not None, "loop_model": loop_model,
-        "sass_per_output_element": (per_thread * threads / elements_written
-                                    if elements_written else None),
+        "loop_trips": trips,
+        "loops_in_sass": len(listing.loops),
+        "loops_modelled": loop_model is not None,
+        "loop_model": loop_model,
+        "sass_per_output_element": (
+            per_thread * threads / elements_written if elements_written else None
+        ),
         "elements_written": elements_written,
         "memory_widths_bits": {op: dict(sorted(c.items())) for op, c in sorted(widths.items())},
-        "ctas": ctas, "threads_per_cta": threads_per_cta,
-        "ctas_per_sm": resident, "occupancy_limiter": limiter, "waves": waves,
-        "bytes_read": bytes_read, "bytes_written": bytes_written, "bytes_moved": bytes_moved,
-        "bytes_per_tensor": tensors, "memory_modelled": memory_modelled,
+        "ctas": ctas,
+        "threads_per_cta": threads_per_cta,
+        "ctas_per_sm": resident,
+        "occupancy_limiter": limiter,
+        "waves": waves,
+        "bytes_read": bytes_read,
+        "bytes_written": bytes_written,
+        "bytes_moved": bytes_moved,
+        "bytes_per_tensor": tensors,
+        "memory_modelled": memory_modelled,
         "flops": flops,
-        "memory_time_us": memory_us, "issue_time_us": issue_us,
-        "predicted_us": predicted, "bound_by": bound_by,
+        "memory_time_us": memory_us,
+        "issue_time_us": issue_us,
+        "predicted_us": predicted,
+        "bound_by": bound_by,
     }
 
 
@@ -445,8 +496,15 @@ def _plan(preset_names, ops):
     return plan
 
 
-def build_report(preset_names=None, output_path=None, *, ops=None, ipc=DEFAULT_IPC,
-                 clock_ghz=DEFAULT_CLOCK_GHZ, jobs=None):
+def build_report(
+    preset_names=None,
+    output_path=None,
+    *,
+    ops=None,
+    ipc=DEFAULT_IPC,
+    clock_ghz=DEFAULT_CLOCK_GHZ,
+    jobs=None,
+):
     """Record, compile and read every launch; write the JSON report to ``output_path``.
 
     Args:
@@ -472,24 +530,36 @@ def build_report(preset_names=None, output_path=None, *, ops=None, ipc=DEFAULT_I
     records = record_launches(_plan(preset_names, ops))
     distinct = Counter(json.dumps(record, sort_keys=True) for record in records)
     launches = [json.loads(key) for key in distinct]
-    identity = [{k: v for k, v in launch.items()
-                 if k in ("module", "kernel", "args", "kwargs", "grid")} for launch in launches]
+    identity = [
+        {k: v for k, v in launch.items() if k in ("module", "kernel", "args", "kwargs", "grid")}
+        for launch in launches
+    ]
     unique = list({json.dumps(item, sort_keys=True): item for item in identity}.values())
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs or os.cpu_count(), mp_context=context) as pool:
         analyses = list(pool.map(_analyse_job, [(item, ipc, clock_ghz) for item in unique]))
-    by_identity = {json.dumps(item, sort_keys=True): analysis
-                   for item, analysis in zip(unique, analyses)}
+    by_identity = {
+        json.dumps(item, sort_keys=True): analysis for item, analysis in zip(unique, analyses)
+    }
 
     rows = []
     for launch, key in zip(launches, distinct):
-        ident = json.dumps({k: launch[k] for k in ("module", "kernel", "args", "kwargs", "grid")},
-                           sort_keys=True)
-        rows.append({"op": launch["op"], "pass": launch["pass"], "variant": launch["variant"],
-                     "preset": launch["preset"], "kernel": launch["kernel"],
-                     "count": distinct[key], "grid": launch["grid"],
-                     "arguments": {"args": launch["args"], "kwargs": launch["kwargs"]},
-                     **by_identity[ident]})
+        ident = json.dumps(
+            {k: launch[k] for k in ("module", "kernel", "args", "kwargs", "grid")}, sort_keys=True
+        )
+        rows.append(
+            {
+                "op": launch["op"],
+                "pass": launch["pass"],
+                "variant": launch["variant"],
+                "preset": launch["preset"],
+                "kernel": launch["kernel"],
+                "count": distinct[key],
+                "grid": launch["grid"],
+                "arguments": {"args": launch["args"], "kwargs": launch["kwargs"]},
+                **by_identity[ident],
+            }
+        )
     totals = defaultdict(lambda: {"launches": 0, "predicted_us": defaultdict(float)})
     for row in rows:
         if "error" in row:
@@ -502,30 +572,45 @@ def build_report(preset_names=None, output_path=None, *, ops=None, ipc=DEFAULT_I
         "label": LABEL,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
-        "versions": {"torch": torch.__version__, "triton": triton.__version__,
-                     "python": platform.python_version(), "ptxas": ptxas_version()},
+        "versions": {
+            "torch": torch.__version__,
+            "triton": triton.__version__,
+            "python": platform.python_version(),
+            "ptxas": ptxas_version(),
+        },
         "target": "sm_90 (H100 / H200 SXM)",
         "assumptions": {
-            "sm_count": SM_COUNT, "schedulers_per_sm": SCHEDULERS_PER_SM,
-            "clock_ghz": clock_ghz, "ipc_per_scheduler": ipc,
-            "bandwidth_tbps": BANDWIDTHS_TBPS, "registers_per_sm": 4 * REGISTERS_PER_SCHEDULER,
+            "sm_count": SM_COUNT,
+            "schedulers_per_sm": SCHEDULERS_PER_SM,
+            "clock_ghz": clock_ghz,
+            "ipc_per_scheduler": ipc,
+            "bandwidth_tbps": BANDWIDTHS_TBPS,
+            "registers_per_sm": 4 * REGISTERS_PER_SCHEDULER,
             "shared_bytes_per_sm": SHARED_BYTES_PER_SM,
             "memory_time": "compulsory bytes (each tensor argument at most once per access "
-                           "kind, from the TTIR's loads and stores) / bandwidth",
+            "kind, from the TTIR's loads and stores) / bandwidth",
             "issue_time": "warp instructions on the busiest SM / (busy schedulers x clock x "
-                          "IPC); loop bodies weighted by trip counts from the kernel source",
+            "IPC); loop bodies weighted by trip counts from the kernel source",
             "predicted": "max(memory time, issue time); launch overhead not included",
         },
         "presets": sorted({row["preset"] for row in rows}),
         "launches": rows,
-        "totals": [{"op": op, "pass": pass_, "variant": variant, "preset": preset,
-                    "launches": total["launches"],
-                    "predicted_us": dict(total["predicted_us"])}
-                   for (op, pass_, variant, preset), total in sorted(totals.items())],
+        "totals": [
+            {
+                "op": op,
+                "pass": pass_,
+                "variant": variant,
+                "preset": preset,
+                "launches": total["launches"],
+                "predicted_us": dict(total["predicted_us"]),
+            }
+            for (op, pass_, variant, preset), total in sorted(totals.items())
+        ],
         "errors": sum(1 for row in rows if "error" in row),
     }
     output_path = output_path or os.path.join(
-        RESULTS_DIR, f"{datetime.date.today().isoformat()}.json")
+        RESULTS_DIR, f"{datetime.date.today().isoformat()}.json"
+    )
     with atomic_output(output_path) as partial:
         with open(partial, "w", encoding="utf-8") as handle:
             json.dump(report, handle, indent=1, sort_keys=True)
@@ -535,17 +620,26 @@ def build_report(preset_names=None, output_path=None, *, ops=None, ipc=DEFAULT_I
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--presets", nargs="+", metavar="NAME",
-                        help="run every op at these presets (default: each op at its "
-                             "benchmark's GPU presets)")
+    parser.add_argument(
+        "--presets",
+        nargs="+",
+        metavar="NAME",
+        help="run every op at these presets (default: each op at its benchmark's GPU presets)",
+    )
     parser.add_argument("--ops", nargs="+", metavar="OP", help="a subset of the ops")
-    parser.add_argument("--out", help="the JSON file to write (default: "
-                                      "benchmarks/results/sm90-static/<date>.json)")
+    parser.add_argument(
+        "--out", help="the JSON file to write (default: benchmarks/results/sm90-static/<date>.json)"
+    )
     parser.add_argument("--readme", help="render the table into this file between the markers")
-    parser.add_argument("--ipc", type=float, default=DEFAULT_IPC,
-                        help="warp instructions per scheduler per cycle of the issue model")
-    parser.add_argument("--clock-ghz", type=float, default=DEFAULT_CLOCK_GHZ,
-                        help="SM clock of the issue model")
+    parser.add_argument(
+        "--ipc",
+        type=float,
+        default=DEFAULT_IPC,
+        help="warp instructions per scheduler per cycle of the issue model",
+    )
+    parser.add_argument(
+        "--clock-ghz", type=float, default=DEFAULT_CLOCK_GHZ, help="SM clock of the issue model"
+    )
     parser.add_argument("--jobs", type=int, help="compiling processes (default: CPU count)")
     parser.add_argument("--record-to", help=argparse.SUPPRESS)
     parser.add_argument("--plan", help=argparse.SUPPRESS)
@@ -558,8 +652,9 @@ def main(argv=None):
 
     for name in args.presets or ():
         if name not in PRESETS:
-            parser.error(f"--presets: unknown preset {name!r} (expected one of "
-                         f"{', '.join(sorted(PRESETS))})")
+            parser.error(
+                f"--presets: unknown preset {name!r} (expected one of {', '.join(sorted(PRESETS))})"
+            )
     for op in args.ops or ():
         if op not in SCENARIOS:
             parser.error(f"--ops: unknown op {op!r} (expected one of {', '.join(SCENARIOS)})")
@@ -571,10 +666,18 @@ def main(argv=None):
     if os.environ.get("TRITON_INTERPRET") == "1":
         parser.error("TRITON_INTERPRET=1 is set: the report compiles kernels, unset it")
     output_path = args.out or os.path.join(RESULTS_DIR, f"{datetime.date.today().isoformat()}.json")
-    report = build_report(args.presets, output_path, ops=args.ops, ipc=args.ipc,
-                          clock_ghz=args.clock_ghz, jobs=args.jobs)
-    print(f"{len(report['launches'])} distinct launches, {report['errors']} failed; "
-          f"wrote {os.path.relpath(output_path)}")
+    report = build_report(
+        args.presets,
+        output_path,
+        ops=args.ops,
+        ipc=args.ipc,
+        clock_ghz=args.clock_ghz,
+        jobs=args.jobs,
+    )
+    print(
+        f"{len(report['launches'])} distinct launches, {report['errors']} failed; "
+        f"wrote {os.path.relpath(output_path)}"
+    )
     if args.readme:
         from provenance import replace_between_markers
         from static_table import END, START, render_markdown

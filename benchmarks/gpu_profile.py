@@ -9,6 +9,7 @@
 
 Exit status 1 when a check fails, 2 without CUDA.
 """
+
 import argparse
 import dataclasses
 import gzip
@@ -28,8 +29,10 @@ def check_cudnn_conv3d():
     """True when the bf16 3x3x3 conv3d under autocast runs through cuDNN."""
     from torch.profiler import ProfilerActivity, profile
 
-    print(f"cudnn version {torch.backends.cudnn.version()}, enabled "
-          f"{torch.backends.cudnn.enabled}, benchmark {torch.backends.cudnn.benchmark}")
+    print(
+        f"cudnn version {torch.backends.cudnn.version()}, enabled "
+        f"{torch.backends.cudnn.enabled}, benchmark {torch.backends.cudnn.benchmark}"
+    )
     conv = torch.nn.Conv3d(256, 256, 3, padding=1).cuda()
     x = torch.randn(CONV_SHAPE, device="cuda")
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
@@ -40,8 +43,13 @@ def check_cudnn_conv3d():
             torch.cuda.synchronize()
     names = [event.key for event in prof.key_averages()]
     cudnn_ops = [name for name in names if "cudnn" in name.lower()]
-    kernels = sorted({event.name for event in prof.events()
-                      if event.device_type == torch.autograd.DeviceType.CUDA})
+    kernels = sorted(
+        {
+            event.name
+            for event in prof.events()
+            if event.device_type == torch.autograd.DeviceType.CUDA
+        }
+    )
     print("conv3d bf16 ops:", ", ".join(name for name in names if name.startswith("aten::")))
     print("conv3d bf16 kernels:", "; ".join(kernels) or "none")
     print(f"conv3d bf16 runs cuDNN: {bool(cudnn_ops)}")
@@ -60,12 +68,14 @@ def save_clip_step_trace(path):
     preset = PRESETS["ovis_T8_fullres"]
     config = MODEL_PRESETS["ovis"]
     config = dataclasses.replace(
-        config, inference=dataclasses.replace(config.inference, min_seediness=0.0))
+        config, inference=dataclasses.replace(config.inference, min_seediness=0.0)
+    )
     torch.manual_seed(0)
     model = build_stemseg(config, fused=True, backend="triton")
     predictor = Predictor(model, device="cuda", backend="triton", precision="bf16")
-    video = synthetic_video(num_frames=preset.num_frames, height=preset.height,
-                            width=preset.width, seed=0).frames
+    video = synthetic_video(
+        num_frames=preset.num_frames, height=preset.height, width=preset.width, seed=0
+    ).frames
     predictor.predict(video, video_id=1)  # compile and warm up outside the trace
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
@@ -90,19 +100,23 @@ def run_ncu_targets():
     # the decoder's largest fusion: its 128-channel stride-8 branch upsampled to davis_T16's
     # stride-4 map (T and the map doubled)
     high = torch.randn(1, 128, davis.num_frames, davis.height, davis.width, device="cuda")
-    low = torch.randn(1, 128, davis.num_frames // 2, davis.height // 2, davis.width // 2,
-                      device="cuda")
+    low = torch.randn(
+        1, 128, davis.num_frames // 2, davis.height // 2, davis.width // 2, device="cuda"
+    )
     channels_last = torch.channels_last_3d
     upsample_add(low, high, backend="triton")
-    upsample_add(low.contiguous(memory_format=channels_last),
-                 high.contiguous(memory_format=channels_last), backend="triton")
+    upsample_add(
+        low.contiguous(memory_format=channels_last),
+        high.contiguous(memory_format=channels_last),
+        backend="triton",
+    )
     # the decoder's largest GN+ReLU+pool at ytvis720_T8: 128 channels at stride 8
-    x = torch.randn(1, 128, ytvis.num_frames, ytvis.height // 2, ytvis.width // 2,
-                    device="cuda")
+    x = torch.randn(1, 128, ytvis.num_frames, ytvis.height // 2, ytvis.width // 2, device="cuda")
     weight, bias = torch.ones(128, device="cuda"), torch.zeros(128, device="cuda")
     group_norm_relu_pool(x, weight, bias, 32, pool=True, backend="triton")
-    group_norm_relu_pool(x.contiguous(memory_format=channels_last), weight, bias, 32, pool=True,
-                         backend="triton")
+    group_norm_relu_pool(
+        x.contiguous(memory_format=channels_last), weight, bias, 32, pool=True, backend="triton"
+    )
     _, inputs, forward = setup_gaussian_probability("ytvis720_T8", "triton", requires_grad=True)
     probability = forward()
     torch.autograd.grad(probability, inputs, torch.ones_like(probability))
@@ -113,12 +127,14 @@ def run_ncu_targets():
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trace", help="gzip chrome trace of one clip step goes here")
-    parser.add_argument("--ncu-targets", action="store_true",
-                        help="launch the kernels ncu profiles, nothing else")
+    parser.add_argument(
+        "--ncu-targets", action="store_true", help="launch the kernels ncu profiles, nothing else"
+    )
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
-        print("gpu_profile.py: torch.cuda.is_available() is False: needs a CUDA GPU",
-              file=sys.stderr)
+        print(
+            "gpu_profile.py: torch.cuda.is_available() is False: needs a CUDA GPU", file=sys.stderr
+        )
         return 2
     if args.ncu_targets:
         run_ncu_targets()

@@ -6,6 +6,7 @@ pytest-benchmark's own rounds (each call synchronised so host timing covers the 
 On CPU only pytest-benchmark's timer runs. Bytes moved come from an explicit formula per op, so
 achieved GB/s can be read against the device's copy bandwidth (see ``copy_bandwidth_gbps``).
 """
+
 import functools
 import os
 import time

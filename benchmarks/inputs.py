@@ -1,15 +1,14 @@
 """Realistic inputs for a preset: box-shaped instances that drift over the clip, embeddings in
 the tanh + grid range, log-precisions around zero, seediness in (0, 1)."""
+
 import math
 
 import torch
 
-from stemseg_fast.model.embeddings import (FREE_DIM_PRECISION, PRECISION_SCALE,
-                                          spatiotemporal_grid)
+from stemseg_fast.model.embeddings import FREE_DIM_PRECISION, PRECISION_SCALE, spatiotemporal_grid
 
 # The model's precision numbers, which the kernels take as arguments.
-OFFICIAL_PRECISIONS = dict(precision_scale=PRECISION_SCALE,
-                           free_dim_precision=FREE_DIM_PRECISION)
+OFFICIAL_PRECISIONS = dict(precision_scale=PRECISION_SCALE, free_dim_precision=FREE_DIM_PRECISION)
 
 
 def instance_id_map(preset, *, device, seed=0):
@@ -25,7 +24,7 @@ def instance_id_map(preset, *, device, seed=0):
         step = int(torch.randint(-2, 3, (1,), generator=generator))
         for frame in range(num_frames):
             shifted = min(max(0, left + step * frame), max(0, width - side))
-            ids[frame, top:top + side, shifted:shifted + side] = instance
+            ids[frame, top : top + side, shifted : shifted + side] = instance
     return ids.to(device)
 
 
@@ -36,11 +35,15 @@ def embedding_inputs(preset, *, device, dtype=torch.float32, seed=0):
     grid = spatiotemporal_grid("xyff", *shape)  # [E, T, H, W]
     offsets = torch.tanh(0.25 * torch.randn(grid.shape, generator=generator))
     embeddings = (grid + offsets).flatten(1).t().contiguous()  # [N, E]
-    log_precisions = 0.5 * torch.randn(preset.num_voxels, preset.num_variance_dims,
-                                       generator=generator)
+    log_precisions = 0.5 * torch.randn(
+        preset.num_voxels, preset.num_variance_dims, generator=generator
+    )
     seediness = torch.rand(preset.num_voxels, generator=generator)
-    return (embeddings.to(device, dtype), log_precisions.to(device, dtype),
-            seediness.to(device, dtype))
+    return (
+        embeddings.to(device, dtype),
+        log_precisions.to(device, dtype),
+        seediness.to(device, dtype),
+    )
 
 
 def instance_gaussian_inputs(preset, *, device):
@@ -50,7 +53,7 @@ def instance_gaussian_inputs(preset, *, device):
 
     embeddings, log_precisions, _ = embedding_inputs(preset, device=device)
     ids = instance_id_map(preset, device=device).flatten()
-    means, precisions, _ = instance_gaussians_reference(embeddings, log_precisions, ids,
-                                                        preset.num_instances,
-                                                        **OFFICIAL_PRECISIONS)
+    means, precisions, _ = instance_gaussians_reference(
+        embeddings, log_precisions, ids, preset.num_instances, **OFFICIAL_PRECISIONS
+    )
     return embeddings, ids, means, precisions

@@ -30,6 +30,7 @@ Writes ``benchmarks/results/cpu/lovasz-sort-<yyyy-mm-dd>.json`` unless ``--out``
 file; ``--readme`` renders the table between ``<!-- lovasz-sort:start -->`` and
 ``<!-- lovasz-sort:end -->``.
 """
+
 import argparse
 import datetime
 import json
@@ -79,7 +80,8 @@ def sort_composite_stable(errors):
     keys = (row_index << 32) | descending_key(errors)  # [K, N]
     _, flat_perm = torch.sort(keys.flatten(), stable=True)  # [K*N]
     return errors.flatten()[flat_perm].view(rows, length), flat_perm.view(rows, length) - (
-        row_index * length)
+        row_index * length
+    )
 
 
 def sort_unique_unstable(errors):
@@ -87,15 +89,21 @@ def sort_unique_unstable(errors):
     index_bits = max(1, (length - 1).bit_length())
     if index_bits + 32 + max(1, (rows - 1).bit_length()) > 63:
         raise ValueError(f"[{rows}, {length}] does not fit one 63-bit key")
-    keys = ((torch.arange(rows)[:, None] << (32 + index_bits))
-            | (descending_key(errors) << index_bits) | torch.arange(length)[None, :])
+    keys = (
+        (torch.arange(rows)[:, None] << (32 + index_bits))
+        | (descending_key(errors) << index_bits)
+        | torch.arange(length)[None, :]
+    )
     sorted_keys, _ = torch.sort(keys.flatten())
     perm = (sorted_keys & ((1 << index_bits) - 1)).view(rows, length)
     return torch.gather(errors, 1, perm), perm
 
 
-CANDIDATES = {"today": sort_today, "composite_stable": sort_composite_stable,
-              "unique_unstable": sort_unique_unstable}
+CANDIDATES = {
+    "today": sort_today,
+    "composite_stable": sort_composite_stable,
+    "unique_unstable": sort_unique_unstable,
+}
 
 
 def gpu_bytes_per_element(candidate, rows):
@@ -104,14 +112,26 @@ def gpu_bytes_per_element(candidate, rows):
         assert 1 < rows < 128, "the by-full-sort dispatch of today's shapes"
         row_bits = max(1, math.ceil(math.log2(rows)))
         row_passes = math.ceil(row_bits / 8)
-        return (8  # fill the int2 payload
-                + 4 + 4 * (12 + 12)  # histogram, 4 passes of fp32 key + int2 payload
-                + 8 + row_passes * (8 + 8)  # histogram, passes over the payload's row bits
-                + 8 + 4 + 4 + 8)  # postprocess: read payload, gather value, write value, index
-    return (4 + 8  # build the key: read the error, write the key
-            + 8  # int64 iota
-            + 8 + 8 * (16 + 16)  # histogram, 8 passes of int64 key + int64 value
-            + 8 + 4)  # decode the sorted errors (composite) / gather them (unique)
+        return (
+            8  # fill the int2 payload
+            + 4
+            + 4 * (12 + 12)  # histogram, 4 passes of fp32 key + int2 payload
+            + 8
+            + row_passes * (8 + 8)  # histogram, passes over the payload's row bits
+            + 8
+            + 4
+            + 4
+            + 8
+        )  # postprocess: read payload, gather value, write value, index
+    return (
+        4
+        + 8  # build the key: read the error, write the key
+        + 8  # int64 iota
+        + 8
+        + 8 * (16 + 16)  # histogram, 8 passes of int64 key + int64 value
+        + 8
+        + 4
+    )  # decode the sorted errors (composite) / gather them (unique)
 
 
 def _median_ms(function, errors, repeats):
@@ -128,8 +148,9 @@ def _errors(preset_name):
     """float32 hinge errors of the Lovász benchmark's inputs: logits 2p - 1 of the preset's
     instances (the embedding loss's real input, many near-ties) and their labels."""
     preset = PRESETS[preset_name]
-    embeddings, ids, means, precisions = instance_gaussian_inputs(preset,
-                                                                  device=torch.device("cpu"))
+    embeddings, ids, means, precisions = instance_gaussian_inputs(
+        preset, device=torch.device("cpu")
+    )
     logits = 2.0 * gaussian_probability_reference(embeddings, means, precisions) - 1.0
     labels = ids[None, :] == torch.arange(preset.num_instances)[:, None]  # [K, N]
     return (1.0 - logits * torch.where(labels, 1.0, -1.0)).float().contiguous()
@@ -142,17 +163,27 @@ def run(preset_names, repeats):
         expected_values, expected_perm = sort_today(errors)
         for name, candidate in CANDIDATES.items():
             values, perm = candidate(errors)
-            if not (torch.equal(perm, expected_perm)
-                    and torch.equal(values.view(torch.int32), expected_values.view(torch.int32))):
+            if not (
+                torch.equal(perm, expected_perm)
+                and torch.equal(values.view(torch.int32), expected_values.view(torch.int32))
+            ):
                 raise SystemExit(f"{name} does not reproduce today's sort at {preset_name}")
-        timings = {name: _median_ms(candidate, errors, repeats)
-                   for name, candidate in CANDIDATES.items()}
+        timings = {
+            name: _median_ms(candidate, errors, repeats) for name, candidate in CANDIDATES.items()
+        }
         num_rows, length = errors.shape
         for name in CANDIDATES:
-            rows.append({"preset": preset_name, "K": num_rows, "N": length, "candidate": name,
-                         "cpu_ms": timings[name],
-                         "cpu_vs_today": timings[name] / timings["today"],
-                         "gpu_bytes_per_element": gpu_bytes_per_element(name, num_rows)})
+            rows.append(
+                {
+                    "preset": preset_name,
+                    "K": num_rows,
+                    "N": length,
+                    "candidate": name,
+                    "cpu_ms": timings[name],
+                    "cpu_vs_today": timings[name] / timings["today"],
+                    "gpu_bytes_per_element": gpu_bytes_per_element(name, num_rows),
+                }
+            )
     return rows
 
 
@@ -168,13 +199,18 @@ def render(report):
         "element (est.) | GPU bytes / today |",
         "|---|---|---|---:|---:|---:|---:|",
     ]
-    today = {row["preset"]: row["gpu_bytes_per_element"] for row in report["rows"]
-             if row["candidate"] == "today"}
+    today = {
+        row["preset"]: row["gpu_bytes_per_element"]
+        for row in report["rows"]
+        if row["candidate"] == "today"
+    }
     for row in report["rows"]:
-        lines.append(f"| {row['preset']} | {row['K']} × {row['N']} | {row['candidate']} | "
-                     f"{row['cpu_ms']:.1f} | {row['cpu_vs_today']:.2f}× | "
-                     f"{row['gpu_bytes_per_element']} | "
-                     f"{row['gpu_bytes_per_element'] / today[row['preset']]:.2f}× |")
+        lines.append(
+            f"| {row['preset']} | {row['K']} × {row['N']} | {row['candidate']} | "
+            f"{row['cpu_ms']:.1f} | {row['cpu_vs_today']:.2f}× | "
+            f"{row['gpu_bytes_per_element']} | "
+            f"{row['gpu_bytes_per_element'] / today[row['preset']]:.2f}× |"
+        )
     return "\n".join(lines)
 
 
@@ -185,12 +221,18 @@ def main(argv=None):
     parser.add_argument("--out", help="result file (default: results/cpu/lovasz-sort-DATE.json)")
     parser.add_argument("--readme", help="README to render the table into")
     args = parser.parse_args(argv)
-    report = {"date": datetime.date.today().isoformat(), "git_commit": git_commit(),
-              "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
-              "threads": torch.get_num_threads(), "repeats": args.repeats,
-              "rows": run(args.presets, args.repeats)}
-    out = args.out or os.path.join(BENCHMARKS_DIR, "results", "cpu",
-                                   f"lovasz-sort-{report['date']}.json")
+    report = {
+        "date": datetime.date.today().isoformat(),
+        "git_commit": git_commit(),
+        "torch": torch.__version__,
+        "machine": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "repeats": args.repeats,
+        "rows": run(args.presets, args.repeats),
+    }
+    out = args.out or os.path.join(
+        BENCHMARKS_DIR, "results", "cpu", f"lovasz-sort-{report['date']}.json"
+    )
     with atomic_output(out) as partial:
         with open(partial, "w", encoding="utf-8") as handle:
             json.dump(report, handle, indent=1)

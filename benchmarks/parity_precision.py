@@ -23,6 +23,7 @@ For each variant: AP, AP50, AP75, AR1, AR10 (``evaluate_video_ap``), and against
 (frame, pixel) labels that agree, and the mean over reference tracks of the best video IoU with a
 variant track. The JSON holds the device, versions, commit and date.
 """
+
 import argparse
 import datetime
 import json
@@ -83,7 +84,8 @@ def agreement(reference, variant):
         other = variant[video_id]
         ref_labels, other_labels = label_volume(ref), label_volume(other)
         same_tracks = [(a.track_id, a.category_id, a.score) for a in ref.tracks] == [
-            (b.track_id, b.category_id, b.score) for b in other.tracks]
+            (b.track_id, b.category_id, b.score) for b in other.tracks
+        ]
         identical.append(same_tracks and np.array_equal(ref_labels, other_labels))
         agree.append(float((ref_labels == other_labels).mean()))
         other_volumes = [track_volume(t, other.num_frames) for t in other.tracks]
@@ -95,9 +97,11 @@ def agreement(reference, variant):
                 if union:
                     best = max(best, np.count_nonzero(mask & candidate) / union)
             ious.append(best)
-    return {"identical_videos": float(np.mean(identical)),
-            "pixel_label_agreement": float(np.mean(agree)),
-            "mean_best_track_iou": float(np.mean(ious)) if ious else None}
+    return {
+        "identical_videos": float(np.mean(identical)),
+        "pixel_label_agreement": float(np.mean(agree)),
+        "mean_best_track_iou": float(np.mean(ious)) if ious else None,
+    }
 
 
 README_START, README_END = "<!-- parity_precision:start -->", "<!-- parity_precision:end -->"
@@ -106,39 +110,60 @@ README_START, README_END = "<!-- parity_precision:start -->", "<!-- parity_preci
 def render_markdown(report, source):
     """The README table of one result file."""
     info = report["machine_info"]
-    lines = [f"**{info['device']}** — torch {info['torch']}, {info['videos']} synthetic val "
-             f"videos of {info['video_size']['--frames']} frames, bundled "
-             f"`{info['checkpoint']}`, commit {str(info['commit'])[:10]}, {info['date']} "
-             f"(`{source}`)", "",
-             "| variant | network | decoder | AP | AP50 | AP75 | AR1 | AR10 | identical videos "
-             "| pixel labels agreeing | mean best track IoU |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"**{info['device']}** — torch {info['torch']}, {info['videos']} synthetic val "
+        f"videos of {info['video_size']['--frames']} frames, bundled "
+        f"`{info['checkpoint']}`, commit {str(info['commit'])[:10]}, {info['date']} "
+        f"(`{source}`)",
+        "",
+        "| variant | network | decoder | AP | AP50 | AP75 | AR1 | AR10 | identical videos "
+        "| pixel labels agreeing | mean best track IoU |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, entry in report["variants"].items():
         against = entry.get("against_" + REFERENCE)
-        cells = ["reference", "–", "–"] if against is None else [
-            f"{against['identical_videos']:.3f}", f"{against['pixel_label_agreement']:.5f}",
-            f"{against['mean_best_track_iou']:.4f}"]
-        lines.append(f"| `{name}` | {entry['precision']} | "
-                     f"{'fused' if entry['fused_decoder'] else 'official'} | "
-                     + " | ".join(f"{entry[key]:.4f}" for key in ("ap", "ap50", "ap75", "ar1",
-                                                                  "ar10"))
-                     + " | " + " | ".join(cells) + " |")
+        cells = (
+            ["reference", "–", "–"]
+            if against is None
+            else [
+                f"{against['identical_videos']:.3f}",
+                f"{against['pixel_label_agreement']:.5f}",
+                f"{against['mean_best_track_iou']:.4f}",
+            ]
+        )
+        lines.append(
+            f"| `{name}` | {entry['precision']} | "
+            f"{'fused' if entry['fused_decoder'] else 'official'} | "
+            + " | ".join(f"{entry[key]:.4f}" for key in ("ap", "ap50", "ap75", "ar1", "ar10"))
+            + " | "
+            + " | ".join(cells)
+            + " |"
+        )
     return "\n".join(lines)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--render", metavar="JSON",
-                        help="print (or, with --readme, write) the table of a result file")
-    parser.add_argument("--readme", help="with --render: README to update between the "
-                                         "parity_precision markers")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--render",
+        metavar="JSON",
+        help="print (or, with --readme, write) the table of a result file",
+    )
+    parser.add_argument(
+        "--readme", help="with --render: README to update between the parity_precision markers"
+    )
     parser.add_argument("--videos", type=int, default=12, help="synthetic val videos")
-    parser.add_argument("--out", default=None, help="JSON path (default: benchmarks/results/"
-                                                    "<device>/parity_precision-<date>.json)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="JSON path (default: benchmarks/results/<device>/parity_precision-<date>.json)",
+    )
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (one: oneDNN spins on shared cores)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (one: oneDNN spins on shared cores)"
+    )
     args = parser.parse_args(argv)
     if args.render:
         try:
@@ -157,31 +182,57 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     date = datetime.datetime.now(datetime.timezone.utc)
-    out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                                   _device_slug(device),
-                                   f"parity_precision-{date.date().isoformat()}.json")
+    out = args.out or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)),
+        "results",
+        _device_slug(device),
+        f"parity_precision-{date.date().isoformat()}.json",
+    )
     with tempfile.TemporaryDirectory() as data_dir:
         annotations = write_synthetic_dataset(
-            data_dir, args.videos, split="val", num_frames=VIDEO_SIZE["--frames"],
-            height=VIDEO_SIZE["--height"], width=VIDEO_SIZE["--width"])
-        videos = [(video["id"], os.path.join(data_dir, "JPEGImages",
-                                             os.path.dirname(video["file_names"][0])))
-                  for video in annotations["videos"]]
+            data_dir,
+            args.videos,
+            split="val",
+            num_frames=VIDEO_SIZE["--frames"],
+            height=VIDEO_SIZE["--height"],
+            width=VIDEO_SIZE["--width"],
+        )
+        videos = [
+            (
+                video["id"],
+                os.path.join(data_dir, "JPEGImages", os.path.dirname(video["file_names"][0])),
+            )
+            for video in annotations["videos"]
+        ]
         tracks = {name: run_variant(name, videos, device) for name in VARIANTS}
-    report = {"machine_info": {
-        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
-        "cpu": platform.processor() or platform.machine(), "python": sys.version.split()[0],
-        "torch": torch.__version__, "triton": _triton_version(), "commit": git_commit(),
-        "date": date.isoformat(), "checkpoint": os.path.basename(BUNDLED_CHECKPOINT),
-        "videos": args.videos, "video_size": VIDEO_SIZE, "threads": args.threads},
-        "variants": {}}
+    report = {
+        "machine_info": {
+            "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+            "cpu": platform.processor() or platform.machine(),
+            "python": sys.version.split()[0],
+            "torch": torch.__version__,
+            "triton": _triton_version(),
+            "commit": git_commit(),
+            "date": date.isoformat(),
+            "checkpoint": os.path.basename(BUNDLED_CHECKPOINT),
+            "videos": args.videos,
+            "video_size": VIDEO_SIZE,
+            "threads": args.threads,
+        },
+        "variants": {},
+    }
     for name, per_video in tracks.items():
-        results = [prediction for video_tracks in per_video.values()
-                   for prediction in youtube_vis_predictions(video_tracks)]
+        results = [
+            prediction
+            for video_tracks in per_video.values()
+            for prediction in youtube_vis_predictions(video_tracks)
+        ]
         scores = evaluate_video_ap(annotations, results)
-        entry = {"precision": VARIANTS[name][0], "fused_decoder": VARIANTS[name][1],
-                 **{key: scores.summary()[key] for key in ("ap", "ap50", "ap75", "ar1",
-                                                           "ar10")}}
+        entry = {
+            "precision": VARIANTS[name][0],
+            "fused_decoder": VARIANTS[name][1],
+            **{key: scores.summary()[key] for key in ("ap", "ap50", "ap75", "ar1", "ar10")},
+        }
         if name != REFERENCE:
             entry["against_" + REFERENCE] = agreement(tracks[REFERENCE], per_video)
         report["variants"][name] = entry

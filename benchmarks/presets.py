@@ -2,6 +2,7 @@
 
 N counts voxels of one clip at the resolution the op runs at (T * H * W).
 """
+
 from dataclasses import dataclass
 
 

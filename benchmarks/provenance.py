@@ -1,5 +1,6 @@
 """Where a result came from, and the README tables rendered from results: shared by every
 benchmark script (run.py's conftest, compiled.py, host_path.py, report.py, static_table.py)."""
+
 import os
 import subprocess
 
@@ -11,8 +12,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def git_commit():
     """HEAD of the checkout the benchmarks run from ("unknown" outside git)."""
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                              text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 

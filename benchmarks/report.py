@@ -9,6 +9,7 @@ the speed-up of the fast variant over the eager baseline and over the torch.comp
 baseline in the same run, achieved GB/s and peak memory. ``--readme`` replaces the text between the markers
 ``<!-- benchmarks:start -->`` and ``<!-- benchmarks:end -->`` in that file (atomically).
 """
+
 import argparse
 import glob
 import json
@@ -35,8 +36,11 @@ def newest_results():
     for device_dir in sorted(glob.glob(os.path.join(RESULTS_DIR, "*"))):
         if os.path.basename(device_dir) in OTHER_REPORTS:
             continue
-        dated = sorted(path for path in glob.glob(os.path.join(device_dir, "*.json"))
-                       if RUN_FILE.match(os.path.basename(path)))
+        dated = sorted(
+            path
+            for path in glob.glob(os.path.join(device_dir, "*.json"))
+            if RUN_FILE.match(os.path.basename(path))
+        )
         if dated:
             newest = os.path.basename(dated[-1])[:10]  # yyyy-mm-dd
             files += [path for path in dated if os.path.basename(path).startswith(newest)]
@@ -86,8 +90,10 @@ def render(path):
     for bench in data.get("benchmarks", []):
         groups[bench.get("group") or bench["name"]][_variant_of(bench)] = bench
     order = ("time",) + BASELINES + ("batched_reference", COMPILED) + FAST_VARIANTS
-    backends = sorted({backend for group in groups.values() for backend in group},
-                      key=lambda b: (order.index(b) if b in order else len(order), b))
+    backends = sorted(
+        {backend for group in groups.values() for backend in group},
+        key=lambda b: (order.index(b) if b in order else len(order), b),
+    )
     status = data.get("run_status") or {}
     ending = ""
     if status.get("finished") is False:
@@ -100,7 +106,8 @@ def render(path):
         f"commit {str(machine.get('git_commit', '?'))[:10]}, {data.get('datetime', machine.get('date', '?'))} "
         f"(`{os.path.relpath(path)}`){ending}",
         "",
-        "| benchmark | " + " | ".join(f"{b} (ms)" for b in backends)
+        "| benchmark | "
+        + " | ".join(f"{b} (ms)" for b in backends)
         + " | speed-up | vs compiled | GB/s | peak MiB |",
         "|---|" + "---:|" * (len(backends) + 4),
     ]
@@ -110,16 +117,21 @@ def render(path):
         cells = [_format_ms(times[b]) if b in times else "–" for b in backends]
         speedup = _speedup(times)
         versus_compiled = _speedup(times, (COMPILED,))
-        fastest = next((group[name] for name in FAST_VARIANTS if name in group),
-                       next(iter(group.values())))
+        fastest = next(
+            (group[name] for name in FAST_VARIANTS if name in group), next(iter(group.values()))
+        )
         info = fastest.get("extra_info", {})
         gbps = "–"
         if "gbps" in info:
             gbps = f"{info['gbps']:.0f}"
         elif "bytes_moved" in info:
             gbps = f"{info['bytes_moved'] / (_median_ms(fastest) * 1e-3) / 1e9:.1f}"
-        peak = (f"{info['peak_memory_bytes'] / 2**20:.0f}" if "peak_memory_bytes" in info else "–")
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {speedup} | {versus_compiled} | {gbps} | {peak} |")
+        peak = f"{info['peak_memory_bytes'] / 2**20:.0f}" if "peak_memory_bytes" in info else "–"
+        lines.append(
+            f"| {name} | "
+            + " | ".join(cells)
+            + f" | {speedup} | {versus_compiled} | {gbps} | {peak} |"
+        )
     return "\n".join(lines)
 
 
@@ -138,8 +150,10 @@ def main(argv=None):
             tables.append(render(path))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             # a part that died while writing must not take the other parts' report with it
-            print(f"skipped {path}: unreadable result ({type(error).__name__}: {error})",
-                  file=sys.stderr)
+            print(
+                f"skipped {path}: unreadable result ({type(error).__name__}: {error})",
+                file=sys.stderr,
+            )
     if not tables:
         print("no readable benchmark result", file=sys.stderr)
         return 1

@@ -9,6 +9,7 @@ with the device, torch/triton/Python versions, git commit and date in ``machine_
 The file is rewritten after every finished benchmark (``bench_progress.py``): a part that fails
 or is killed keeps what finished (``run_status`` in the file says how it ended).
 """
+
 import argparse
 import datetime
 import os
@@ -28,20 +29,25 @@ def device_slug():
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(BENCHMARKS_DIR, "results"),
-                        help="folder that gets <device-slug>/<date>.json")
+    parser.add_argument(
+        "--out",
+        default=os.path.join(BENCHMARKS_DIR, "results"),
+        help="folder that gets <device-slug>/<date>.json",
+    )
     parser.add_argument("--quick", action="store_true", help="fewer rounds per benchmark")
-    parser.add_argument("--part", default="",
-                        help="suffix of the result file, <date>-<part>.json, for a run of some "
-                             "of the benchmark files (pass the files after --)")
+    parser.add_argument(
+        "--part",
+        default="",
+        help="suffix of the result file, <date>-<part>.json, for a run of some "
+        "of the benchmark files (pass the files after --)",
+    )
     parser.add_argument("pytest_args", nargs="*", help="passed on to pytest (after --)")
     args = parser.parse_args(argv)
 
     target_dir = os.path.join(args.out, device_slug())
     os.makedirs(target_dir, exist_ok=True)
     today = datetime.date.today().isoformat()
-    target = os.path.join(target_dir, f"{today}-{args.part}.json" if args.part
-                          else f"{today}.json")
+    target = os.path.join(target_dir, f"{today}-{args.part}.json" if args.part else f"{today}.json")
     environment = dict(os.environ)
     if args.quick:
         environment["STEMSEG_FAST_BENCH_QUICK"] = "1"
@@ -51,17 +57,32 @@ def main(argv=None):
     environment["STEMSEG_FAST_BENCH_RESULT"] = target
     if os.path.exists(target):
         os.unlink(target)  # an earlier run's file of the same day would pass for this one's
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-               "-p", "bench_progress", "--benchmark-columns=median,iqr,rounds",
-               "--benchmark-sort=name"]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "bench_progress",
+        "--benchmark-columns=median,iqr,rounds",
+        "--benchmark-sort=name",
+    ]
     result = subprocess.run(command + selection, cwd=BENCHMARKS_DIR, env=environment)
     if not os.path.exists(target):
-        print(f"benchmarks failed (exit {result.returncode}); no benchmark finished, no result "
-              "written", file=sys.stderr)
+        print(
+            f"benchmarks failed (exit {result.returncode}); no benchmark finished, no result "
+            "written",
+            file=sys.stderr,
+        )
         return result.returncode or 1
     if result.returncode != 0:
-        print(f"benchmarks failed (exit {result.returncode}); kept the benchmarks that finished "
-              f"in {os.path.relpath(target)}", file=sys.stderr)
+        print(
+            f"benchmarks failed (exit {result.returncode}); kept the benchmarks that finished "
+            f"in {os.path.relpath(target)}",
+            file=sys.stderr,
+        )
         return result.returncode
     print(f"wrote {os.path.relpath(target)}")
     return 0

@@ -7,6 +7,7 @@ trip counts are estimates: the trip counts come from the kernel's Python source 
 the launch's arguments (:func:`loop_trip_counts`), paired in order with the loops the compiler
 emitted.
 """
+
 import ast
 import functools
 import inspect
@@ -28,16 +29,37 @@ PTXAS = os.path.join(NVIDIA_BIN, "ptxas")
 # Floating-point operations per SASS instruction (per thread): fused multiply-add counts 2,
 # packed half/bf16 pairs count twice. MUFU (exp2, rsqrt, ...) counts 1.
 FLOPS_PER_INSTRUCTION = {
-    "FFMA": 2, "FADD": 1, "FMUL": 1, "FFMA2": 4, "FADD2": 2, "FMUL2": 2,
-    "DFMA": 2, "DADD": 1, "DMUL": 1,
-    "HFMA2": 4, "HADD2": 2, "HMUL2": 2, "MUFU": 1,
+    "FFMA": 2,
+    "FADD": 1,
+    "FMUL": 1,
+    "FFMA2": 4,
+    "FADD2": 2,
+    "FMUL2": 2,
+    "DFMA": 2,
+    "DADD": 1,
+    "DMUL": 1,
+    "HFMA2": 4,
+    "HADD2": 2,
+    "HMUL2": 2,
+    "MUFU": 1,
 }
 MEMORY_OPCODES = ("LDG", "STG", "LDS", "STS", "LD", "ST", "ATOMG", "RED", "LDL", "STL")
 _WIDTH_SUFFIX = {"128": 128, "64": 64, "U8": 8, "S8": 8, "U16": 16, "S16": 16}
 _SASS_LINE = re.compile(r"^\s*/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;")
 _RESOURCES = re.compile(r"REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)")
-_TTIR_ELEMENT_BYTES = {"f64": 8, "i64": 8, "f32": 4, "i32": 4, "bf16": 2, "f16": 2, "i16": 2,
-                       "i8": 1, "i1": 1, "f8E4M3FN": 1, "f8E5M2": 1}
+_TTIR_ELEMENT_BYTES = {
+    "f64": 8,
+    "i64": 8,
+    "f32": 4,
+    "i32": 4,
+    "bf16": 2,
+    "f16": 2,
+    "i16": 2,
+    "i8": 1,
+    "i1": 1,
+    "f8E4M3FN": 1,
+    "f8E5M2": 1,
+}
 
 
 @dataclass
@@ -136,8 +158,11 @@ def loop_trip_counts(kernel, arguments):
 
     def visit(body, outer):
         for node in body:
-            if isinstance(node, ast.For) and isinstance(node.iter, ast.Call) \
-                    and _is_runtime_range(node.iter):
+            if (
+                isinstance(node, ast.For)
+                and isinstance(node.iter, ast.Call)
+                and _is_runtime_range(node.iter)
+            ):
                 count = _range_length(node.iter.args, arguments)
                 total = None if count is None or outer is None else count * outer
                 trips.append(total)
@@ -153,8 +178,14 @@ def loop_trip_counts(kernel, arguments):
 
 def _range_length(args, arguments):
     try:
-        values = [eval(compile(ast.Expression(arg), "<range>", "eval"),  # noqa: S307
-                       {"__builtins__": {}}, dict(arguments)) for arg in args]
+        values = [
+            eval(
+                compile(ast.Expression(arg), "<range>", "eval"),  # noqa: S307
+                {"__builtins__": {}},
+                dict(arguments),
+            )
+            for arg in args
+        ]
     except Exception:  # a bound computed inside the kernel: unknown here
         return None
     if not all(isinstance(value, int) for value in values):
@@ -203,20 +234,33 @@ def read_ttir(ttir):
         for new, old in re.findall(r"%([\w.]+) = %([\w.]+)", rhs if "iter_args" in rhs else ""):
             if old in origins:
                 origins[new] = origins[old]
-        derived = set().union(*(origins.get(name, set()) for name in operands)) if operands else set()
+        derived = (
+            set().union(*(origins.get(name, set()) for name in operands)) if operands else set()
+        )
         if derived and "!tt.ptr" in rhs:
             for name in re.findall(r"%([\w.]+)", lhs):
                 origins[name.split(":")[0]] = derived
         op = re.match(r"\s*(\S+)", rhs)
         op = op.group(1) if op else ""
-        kinds = {"tt.load": "load", "tt.store": "store", "tt.atomic_rmw": "atomic",
-                 "tt.atomic_cas": "atomic"}
+        kinds = {
+            "tt.load": "load",
+            "tt.store": "store",
+            "tt.atomic_rmw": "atomic",
+            "tt.atomic_cas": "atomic",
+        }
         if op in kinds and operands:
             pointer = operands[0] if op != "tt.atomic_rmw" else operands[0]
             elements, element_bytes = _shape_elements(rhs.rpartition(":")[2])
             for argument in sorted(origins.get(pointer, ())):
-                accesses.append(MemoryAccess(argument, kinds[op], elements, element_bytes,
-                                             tuple(index for index, _ in open_loops)))
+                accesses.append(
+                    MemoryAccess(
+                        argument,
+                        kinds[op],
+                        elements,
+                        element_bytes,
+                        tuple(index for index, _ in open_loops),
+                    )
+                )
         # a loop with results reads "%r = scf.for %i = ...", one without "scf.for %i = ...",
         # which the split at " = " above leaves in lhs
         if op == "scf.for" or code.lstrip().startswith("scf.for "):
@@ -232,9 +276,11 @@ def _counter_step(listing, first, last):
     """The largest negative immediate an integer add in a loop body applies: the step of the
     trip counter ptxas counts down when it unrolls (4 for a loop unrolled four times)."""
     steps = [1]
-    for instruction in listing.instructions[first:last + 1]:
+    for instruction in listing.instructions[first : last + 1]:
         if instruction.base in ("IADD3", "IADD", "UIADD3"):
-            steps += [int(value, 16) for value in re.findall(r"-0x([0-9a-f]+)", instruction.operands)]
+            steps += [
+                int(value, 16) for value in re.findall(r"-0x([0-9a-f]+)", instruction.operands)
+            ]
     return max(steps)
 
 

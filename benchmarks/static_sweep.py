@@ -9,6 +9,7 @@ launches with the largest estimated H100 time (count x predicted) over all ops, 
 variants. Writes ``benchmarks/results/sm90-sweep/<yyyy-mm-dd>.json`` unless ``--out`` names
 another file.
 """
+
 import argparse
 import datetime
 import importlib
@@ -27,8 +28,15 @@ from static_table import newest_report  # noqa: E402
 
 from stemseg_fast.fileio import atomic_output  # noqa: E402
 
-KERNEL_MODULES = ("embedding_loss", "gaussian_probability", "greedy_cluster",
-                  "group_norm_relu_pool", "instance_gaussians", "lovasz_hinge", "upsample_add")
+KERNEL_MODULES = (
+    "embedding_loss",
+    "gaussian_probability",
+    "greedy_cluster",
+    "group_norm_relu_pool",
+    "instance_gaussians",
+    "lovasz_hinge",
+    "upsample_add",
+)
 
 
 def kernel_module(kernel):
@@ -47,10 +55,14 @@ def _analyse(job):
         analysis = analyse_launch(launch)
     except Exception as error:  # a config that does not compile is a result too
         return {"num_warps": num_warps, "error": f"{type(error).__name__}: {error}"[:300]}
-    return {"num_warps": num_warps, "predicted_us": analysis["predicted_us"]["h100"],
-            "registers": analysis["registers"], "ctas_per_sm": analysis["ctas_per_sm"],
-            "issue_time_us": analysis["issue_time_us"],
-            "memory_time_us": analysis["memory_time_us"]["h100"]}
+    return {
+        "num_warps": num_warps,
+        "predicted_us": analysis["predicted_us"]["h100"],
+        "registers": analysis["registers"],
+        "ctas_per_sm": analysis["ctas_per_sm"],
+        "issue_time_us": analysis["issue_time_us"],
+        "memory_time_us": analysis["memory_time_us"]["h100"],
+    }
 
 
 def sweep(report, top, warps, jobs):
@@ -61,14 +73,20 @@ def sweep(report, top, warps, jobs):
         key = json.dumps([row["kernel"], row["arguments"], row["grid"]], sort_keys=True)
         entry = distinct.setdefault(key, {"row": row, "weight_us": 0.0, "where": []})
         entry["weight_us"] += row["count"] * row["predicted_us"]["h100"]
-        entry["where"].append(f"{row['op']}/{row['pass']}/{row['variant'] or '-'}/"
-                              f"{row['preset']}")
+        entry["where"].append(f"{row['op']}/{row['pass']}/{row['variant'] or '-'}/{row['preset']}")
     chosen = sorted(distinct.values(), key=lambda entry: -entry["weight_us"])[:top]
-    launches = [{"module": kernel_module(entry["row"]["kernel"]),
-                 "kernel": entry["row"]["kernel"], "args": entry["row"]["arguments"]["args"],
-                 "kwargs": {k: v for k, v in entry["row"]["arguments"]["kwargs"].items()
-                            if k != "num_warps"},
-                 "grid": entry["row"]["grid"]} for entry in chosen]
+    launches = [
+        {
+            "module": kernel_module(entry["row"]["kernel"]),
+            "kernel": entry["row"]["kernel"],
+            "args": entry["row"]["arguments"]["args"],
+            "kwargs": {
+                k: v for k, v in entry["row"]["arguments"]["kwargs"].items() if k != "num_warps"
+            },
+            "grid": entry["row"]["grid"],
+        }
+        for entry in chosen
+    ]
     jobs_list = [(launch, num_warps) for launch in launches for num_warps in warps]
     context = multiprocessing.get_context("spawn")  # as compiled.py: no forked CUDA/Triton state
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
@@ -76,27 +94,41 @@ def sweep(report, top, warps, jobs):
     rows = []
     for index, (entry, launch) in enumerate(zip(chosen, launches)):
         row = entry["row"]
-        rows.append({"kernel": launch["kernel"], "grid": launch["grid"],
-                     "current_num_warps": row["num_warps"],
-                     "current_us": row["predicted_us"]["h100"],
-                     "weight_us": entry["weight_us"], "where": entry["where"],
-                     "configs": results[index * len(warps):(index + 1) * len(warps)]})
+        rows.append(
+            {
+                "kernel": launch["kernel"],
+                "grid": launch["grid"],
+                "current_num_warps": row["num_warps"],
+                "current_us": row["predicted_us"]["h100"],
+                "weight_us": entry["weight_us"],
+                "where": entry["where"],
+                "configs": results[index * len(warps) : (index + 1) * len(warps)],
+            }
+        )
     return rows
 
 
 def render(sweep_report):
-    lines = [f"{LABEL}: num_warps sweep of `{sweep_report['report']}` (commit "
-             f"{sweep_report['git_commit'][:10]}), H100 µs per launch", "",
-             "| kernel | grid | now | " + " | ".join(f"{w} warps" for w in sweep_report["warps"])
-             + " | best / now |", "|---|---|---:|" + "---:|" * (len(sweep_report["warps"]) + 1)]
+    lines = [
+        f"{LABEL}: num_warps sweep of `{sweep_report['report']}` (commit "
+        f"{sweep_report['git_commit'][:10]}), H100 µs per launch",
+        "",
+        "| kernel | grid | now | "
+        + " | ".join(f"{w} warps" for w in sweep_report["warps"])
+        + " | best / now |",
+        "|---|---|---:|" + "---:|" * (len(sweep_report["warps"]) + 1),
+    ]
     for row in sweep_report["rows"]:
         times = {c["num_warps"]: c.get("predicted_us") for c in row["configs"]}
         valid = [t for t in times.values() if t is not None]
         best = min(valid) if valid else float("nan")
-        cells = " | ".join("–" if times[w] is None else f"{times[w]:.2f}"
-                           for w in sweep_report["warps"])
-        lines.append(f"| {row['kernel']} | {row['grid']} | {row['current_num_warps']} | {cells} | "
-                     f"{best / row['current_us']:.2f} |")
+        cells = " | ".join(
+            "–" if times[w] is None else f"{times[w]:.2f}" for w in sweep_report["warps"]
+        )
+        lines.append(
+            f"| {row['kernel']} | {row['grid']} | {row['current_num_warps']} | {cells} | "
+            f"{best / row['current_us']:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -111,14 +143,17 @@ def main(argv=None):
     path = args.report or newest_report()
     with open(path, encoding="utf-8") as handle:
         report = json.load(handle)
-    sweep_report = {"label": LABEL, "date": datetime.date.today().isoformat(),
-                    "git_commit": git_commit(),
-                    "report": os.path.relpath(os.path.abspath(path),
-                                              os.path.dirname(BENCHMARKS_DIR)),
-                    "warps": args.warps,
-                    "rows": sweep(report, args.top, args.warps, args.jobs)}
-    out = args.out or os.path.join(BENCHMARKS_DIR, "results", "sm90-sweep",
-                                   f"{sweep_report['date']}.json")
+    sweep_report = {
+        "label": LABEL,
+        "date": datetime.date.today().isoformat(),
+        "git_commit": git_commit(),
+        "report": os.path.relpath(os.path.abspath(path), os.path.dirname(BENCHMARKS_DIR)),
+        "warps": args.warps,
+        "rows": sweep(report, args.top, args.warps, args.jobs),
+    }
+    out = args.out or os.path.join(
+        BENCHMARKS_DIR, "results", "sm90-sweep", f"{sweep_report['date']}.json"
+    )
     with atomic_output(out) as partial:
         with open(partial, "w", encoding="utf-8") as handle:
             json.dump(sweep_report, handle, indent=1)

@@ -5,6 +5,7 @@
 Without a file, reads the newest ``benchmarks/results/sm90-static/*.json``. Every time shown
 is a static estimate, not a measurement.
 """
+
 import argparse
 import glob
 import json
@@ -37,9 +38,16 @@ def _widths(widths):
     parts = []
     for opcode in ("LDG", "STG"):
         if opcode in widths:
-            parts.append(opcode + " " + "/".join(f"{bits}×{count}" for bits, count
-                                                 in sorted(widths[opcode].items(),
-                                                           key=lambda item: -int(item[0]))))
+            parts.append(
+                opcode
+                + " "
+                + "/".join(
+                    f"{bits}×{count}"
+                    for bits, count in sorted(
+                        widths[opcode].items(), key=lambda item: -int(item[0])
+                    )
+                )
+            )
     return ", ".join(parts) or "–"
 
 
@@ -61,9 +69,11 @@ def render_markdown(report, path=None, detail_presets=DETAIL_PRESETS):
         "|---|---|---|---|---:|---:|---:|",
     ]
     for total in report["totals"]:
-        lines.append(f"| {total['op']} | {total['pass']} | {total['variant'] or '–'} | "
-                     f"{total['preset']} | {total['launches']} | "
-                     f"{_us(total['predicted_us']['h100'])} | {_us(total['predicted_us']['h200'])} |")
+        lines.append(
+            f"| {total['op']} | {total['pass']} | {total['variant'] or '–'} | "
+            f"{total['preset']} | {total['launches']} | "
+            f"{_us(total['predicted_us']['h100'])} | {_us(total['predicted_us']['h200'])} |"
+        )
     lines += [
         "",
         f"<details><summary>Every distinct kernel launch at {', '.join(detail_presets)} "
@@ -74,14 +84,18 @@ def render_markdown(report, path=None, detail_presets=DETAIL_PRESETS):
         "bound | H100 µs | H200 µs |",
         "|---|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---:|---:|",
     ]
-    for row in sorted(report["launches"], key=lambda r: (r["op"], r["pass"], r["variant"],
-                                                         r["preset"], r["kernel"])):
+    for row in sorted(
+        report["launches"],
+        key=lambda r: (r["op"], r["pass"], r["variant"], r["preset"], r["kernel"]),
+    ):
         if row["preset"] not in detail_presets:
             continue
         if "error" in row:
-            lines.append(f"| {row['op']} | {row['pass']} | {row['variant'] or '–'} | "
-                         f"{row['preset']} | `{row['kernel']}` | {row['count']} | "
-                         f"compile failed: {row['error'][:80]} |" + " |" * 14)
+            lines.append(
+                f"| {row['op']} | {row['pass']} | {row['variant'] or '–'} | "
+                f"{row['preset']} | `{row['kernel']}` | {row['count']} | "
+                f"compile failed: {row['error'][:80]} |" + " |" * 14
+            )
             continue
         per_output = row["sass_per_output_element"]
         marks = {"paired": "", "unrolled": "†"}
@@ -96,16 +110,22 @@ def render_markdown(report, path=None, detail_presets=DETAIL_PRESETS):
             + f"{_widths(row['memory_widths_bits'])} | {_bytes(row['bytes_moved'])} | "
             f"{row['flops'] / 1e6:.1f} | "
             f"{row['bound_by']['h100']} | {_us(row['predicted_us']['h100'])} | "
-            f"{_us(row['predicted_us']['h200'])} |")
-    lines += ["", "\\* loops not paired with the source: SASS counted once per instruction. "
-              "† one source loop unrolled by ptxas: main loop weighted by trips // step, "
-              "remainder loops by trips % step.",
-              "", "</details>"]
+            f"{_us(row['predicted_us']['h200'])} |"
+        )
+    lines += [
+        "",
+        "\\* loops not paired with the source: SASS counted once per instruction. "
+        "† one source loop unrolled by ptxas: main loop weighted by trips // step, "
+        "remainder loops by trips % step.",
+        "",
+        "</details>",
+    ]
     return "\n".join(lines)
 
 
 def render_comparison(before, after, before_path, after_path):
     """Predicted time per op before and after a kernel change, both static estimates."""
+
     def key(total):
         return (total["op"], total["pass"], total["variant"] or "–", total["preset"])
 
@@ -125,8 +145,7 @@ def render_comparison(before, after, before_path, after_path):
         if old is None:
             continue
         was, now = old["predicted_us"]["h100"], total["predicted_us"]["h100"]
-        lines.append(f"| {' | '.join(key(total))} | {_us(was)} | {_us(now)} | "
-                     f"{was / now:.2f}× |")
+        lines.append(f"| {' | '.join(key(total))} | {_us(was)} | {_us(now)} | {was / now:.2f}× |")
     return "\n".join(lines)
 
 

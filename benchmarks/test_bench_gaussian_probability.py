@@ -6,6 +6,7 @@ N*E*4 embeddings and writes N*E*4 (the [P, K, E] partials are negligible). The r
 instead writes and reads back a [K, N, E] difference, its square and product (about
 (3E + 3)*4 bytes per (k, i) in each direction) and keeps them for autograd.
 """
+
 import pytest
 import torch
 from harness import backends, bench_device, presets, run_benchmark
@@ -51,5 +52,7 @@ def test_gaussian_probability_forward_backward(benchmark, preset_name, backend):
     def forward_backward():
         torch.autograd.grad(forward(), inputs, upstream)
 
-    backward = 2 * preset.num_voxels * preset.num_dims * 4 + preset.num_instances * preset.num_voxels * 4
+    backward = (
+        2 * preset.num_voxels * preset.num_dims * 4 + preset.num_instances * preset.num_voxels * 4
+    )
     run_benchmark(benchmark, forward_backward, bytes_moved=forward_bytes(preset) + backward)

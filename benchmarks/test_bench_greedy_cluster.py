@@ -8,6 +8,7 @@ foreground voxels (availability only shrinks, so this is an upper bound). Add th
 (read the foreground mask and seediness, write the state) and the final pass (read the state
 and embeddings, write N int64 labels): N * (1 + 4 + 1) + N * (1 + 8) + N_fg * 4E.
 """
+
 import pytest
 import torch
 from harness import backends, bench_device, presets, run_benchmark
@@ -27,14 +28,24 @@ def setup_greedy_cluster(preset_name, backend):
     device = bench_device()
     embeddings, log_precisions, seediness = embedding_inputs(preset, device=device)
     free_dims = preset.num_dims - preset.num_variance_dims
-    precisions = torch.cat([PRECISION_SCALE * log_precisions.exp(),
-                            torch.full((preset.num_voxels, free_dims), FREE_DIM_PRECISION,
-                                       device=device)], dim=1)  # [N, E]
+    precisions = torch.cat(
+        [
+            PRECISION_SCALE * log_precisions.exp(),
+            torch.full((preset.num_voxels, free_dims), FREE_DIM_PRECISION, device=device),
+        ],
+        dim=1,
+    )  # [N, E]
     foreground = instance_id_map(preset, device=device).flatten() >= 0  # [N], ~30 %
 
     def cluster():
-        return greedy_cluster(embeddings, precisions, seediness, foreground,
-                              max_instances=preset.max_clusters, backend=backend)
+        return greedy_cluster(
+            embeddings,
+            precisions,
+            seediness,
+            foreground,
+            max_instances=preset.max_clusters,
+            backend=backend,
+        )
 
     return preset, foreground, cluster
 
@@ -53,6 +64,11 @@ def test_greedy_cluster(benchmark, preset_name, backend):
     per_seed = bytes_per_seed(num_voxels, num_foreground, preset.num_dims)
     setup_and_final = num_voxels * (1 + 4 + 1 + 1 + 8) + num_foreground * 4 * preset.num_dims
     info = benchmark.extra_info
-    info.update(num_voxels=num_voxels, num_foreground=num_foreground, num_seeds=num_seeds,
-                bytes_per_seed=per_seed, bytes_all_seeds=per_seed * num_seeds)
+    info.update(
+        num_voxels=num_voxels,
+        num_foreground=num_foreground,
+        num_seeds=num_seeds,
+        bytes_per_seed=per_seed,
+        bytes_all_seeds=per_seed * num_seeds,
+    )
     run_benchmark(benchmark, cluster, bytes_moved=per_seed * num_seeds + setup_and_final)

@@ -23,6 +23,7 @@ median wall time) and, on a GPU, ``gpu_busy_fraction``: the union of the device'
 copy intervals in a ``torch.profiler`` trace of one more prediction over its wall time (the
 profiler's host overhead makes it a lower bound).
 """
+
 import dataclasses
 import time
 
@@ -37,8 +38,9 @@ from stemseg_fast.synthetic import synthetic_video
 
 ON_GPU = torch.cuda.is_available()
 # (preset, frames, height, width)
-CASES = ([("youtube_vis", 16, 640, 1152), ("ovis", 16, 640, 1152)] if ON_GPU
-         else [("tiny", 8, 64, 96)])
+CASES = (
+    [("youtube_vis", 16, 640, 1152), ("ovis", 16, 640, 1152)] if ON_GPU else [("tiny", 8, 64, 96)]
+)
 PATHS = ("reference", "fast") if ON_GPU else ("reference",)
 
 
@@ -58,9 +60,12 @@ def setup_inference(preset_name, path, frames, height, width, max_instances=None
     fast = path == "fast"
     torch.manual_seed(0)
     model = build_stemseg(config, fused=fast, backend="triton" if fast else "reference")
-    predictor = Predictor(model, device=bench_device(),
-                          backend="triton" if fast else "reference",
-                          precision="bf16" if fast else "fp32")
+    predictor = Predictor(
+        model,
+        device=bench_device(),
+        backend="triton" if fast else "reference",
+        precision="bf16" if fast else "fp32",
+    )
     video = synthetic_video(num_frames=frames, height=height, width=width, seed=0).frames
     return predictor, video
 
@@ -108,18 +113,23 @@ def gpu_busy_fraction(fn):
         fn()
         torch.cuda.synchronize()
         wall = time.perf_counter() - start
-    intervals = [(event.time_range.start, event.time_range.end) for event in trace.events()
-                 if event.device_type == DeviceType.CUDA]
+    intervals = [
+        (event.time_range.start, event.time_range.end)
+        for event in trace.events()
+        if event.device_type == DeviceType.CUDA
+    ]
     return _busy_seconds(intervals) / wall
 
 
 @pytest.mark.parametrize("tracks", TRACK_COUNTS)
 @pytest.mark.parametrize("preset_name,height,width", STEADY_CASES)
 def test_inference_steady_state(benchmark, preset_name, height, width, tracks):
-    predictor, video = setup_inference(preset_name, STEADY_PATH, STEADY_FRAMES, height, width,
-                                       max_instances=tracks)
-    benchmark.group = (f"inference-steady_state-{preset_name}-{STEADY_FRAMES}x{height}x{width}"
-                       f"-{tracks}_tracks")
+    predictor, video = setup_inference(
+        preset_name, STEADY_PATH, STEADY_FRAMES, height, width, max_instances=tracks
+    )
+    benchmark.group = (
+        f"inference-steady_state-{preset_name}-{STEADY_FRAMES}x{height}x{width}-{tracks}_tracks"
+    )
     last = {}
 
     def predict():
@@ -129,8 +139,13 @@ def test_inference_steady_state(benchmark, preset_name, height, width, tracks):
     benchmark.pedantic(predict, rounds=STEADY_ROUNDS, warmup_rounds=0)
     prediction = last["prediction"]
     info = benchmark.extra_info
-    info.update(device=str(bench_device()), frames=STEADY_FRAMES, path=STEADY_PATH,
-                max_instances_per_clip=tracks, num_tracks=int(len(prediction.track_ids)))
+    info.update(
+        device=str(bench_device()),
+        frames=STEADY_FRAMES,
+        path=STEADY_PATH,
+        max_instances_per_clip=tracks,
+        num_tracks=int(len(prediction.track_ids)),
+    )
     for stage in (*STAGES, "total"):
         info[f"seconds_{stage}"] = prediction.timings[stage]
         if prediction.timings[stage] > 0:

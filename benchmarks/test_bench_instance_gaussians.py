@@ -3,6 +3,7 @@
 Bytes: read N*(E + (E-F)) floats and N ids, write K*(2E+1); backward reads ids, r and the tiny
 [K, E] gradients and writes N*(2E-F) floats.
 """
+
 import pytest
 import torch
 from harness import backends, bench_device, presets, run_benchmark
@@ -24,8 +25,14 @@ def setup_instance_gaussians(preset_name, backend, *, requires_grad):
     ids = instance_id_map(preset, device=device).flatten()
 
     def forward():
-        return instance_gaussians(embeddings, log_precisions, ids, preset.num_instances,
-                                  backend=backend, **OFFICIAL_PRECISIONS)
+        return instance_gaussians(
+            embeddings,
+            log_precisions,
+            ids,
+            preset.num_instances,
+            backend=backend,
+            **OFFICIAL_PRECISIONS,
+        )
 
     return preset, embeddings, log_precisions, forward
 
@@ -43,7 +50,8 @@ def test_instance_gaussians_forward(benchmark, preset_name, backend):
 @pytest.mark.parametrize("preset_name", PRESET_NAMES)
 def test_instance_gaussians_forward_backward(benchmark, preset_name, backend):
     preset, embeddings, log_precisions, forward = setup_instance_gaussians(
-        preset_name, backend, requires_grad=True)
+        preset_name, backend, requires_grad=True
+    )
     benchmark.group = f"instance_gaussians-forward_backward-{preset_name}"
 
     def forward_backward():

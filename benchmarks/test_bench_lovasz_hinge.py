@@ -7,6 +7,7 @@ several); chunk pass K*N*(8 + 1); gradient pass K*N*(4 + 8 + 1 + 4): about 51 by
 element. Backward reads the held K*N*4 gradient and writes K*N*4. The reference moves several
 times more (gather, two cumsums, division, difference, product, each a [K, N] pass).
 """
+
 import pytest
 import torch
 from harness import backends, bench_device, presets, run_benchmark

@@ -4,6 +4,7 @@ and the full network forward per clip (backbone on T frames + decoders + heads).
 GPU: the real presets at their network input (YouTube-VIS 720p -> 640 x 1152, T = 8; OVIS the
 same size with X-101). CPU: the tiny preset at a small clip, reference blocks only.
 """
+
 import functools
 
 import pytest
@@ -14,15 +15,21 @@ from stemseg_fast.model import PRESETS, build_stemseg
 
 ON_GPU = torch.cuda.is_available()
 # (preset, frames, height, width)
-CASES = ([("youtube_vis", 8, 640, 1152), ("ovis", 8, 640, 1152), ("davis", 16, 704, 1248)] if ON_GPU
-         else [("tiny", 4, 64, 96)])
+CASES = (
+    [("youtube_vis", 8, 640, 1152), ("ovis", 8, 640, 1152), ("davis", 16, 704, 1248)]
+    if ON_GPU
+    else [("tiny", 4, 64, 96)]
+)
 
 
 @functools.lru_cache(maxsize=None)
 def _built_model(preset_name, backend):
     """Each network once per module: building an R-101/X-101 costs seconds of a GPU budget."""
-    model = build_stemseg(PRESETS[preset_name], fused=backend == "triton",
-                          backend="triton" if backend == "triton" else "reference")
+    model = build_stemseg(
+        PRESETS[preset_name],
+        fused=backend == "triton",
+        backend="triton" if backend == "triton" else "reference",
+    )
     return model.to(bench_device()).eval()
 
 
@@ -56,8 +63,9 @@ def test_backbone_per_frame(benchmark, preset_name, frames, height, width, dtype
 @pytest.mark.parametrize("dtype_name", list(_dtypes()))
 @pytest.mark.parametrize("backend", backends())
 @pytest.mark.parametrize("preset_name,frames,height,width", CASES)
-def test_network_forward_per_clip(benchmark, preset_name, frames, height, width, backend,
-                                  dtype_name):
+def test_network_forward_per_clip(
+    benchmark, preset_name, frames, height, width, backend, dtype_name
+):
     model, autocast = setup_model(preset_name, backend, _dtypes()[dtype_name])
     benchmark.group = f"network-forward_per_clip-{dtype_name}-{preset_name}"
     clip = torch.randn(1, 3, frames, height, width, device=bench_device())

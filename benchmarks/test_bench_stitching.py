@@ -8,6 +8,7 @@ for the counters); the second reads 2 x 4 overlapping frames of int64 labels and
 for the histogram, and relabels and counts its 4 new frames: about (8 * 3 + 4 * 2 + 1 + 4 * 3)
 * HW * 8 bytes.
 """
+
 import dataclasses
 
 import pytest
@@ -26,8 +27,10 @@ def setup_stitching(preset_name):
     stride = preset.num_frames - OVERLAP
     video = dataclasses.replace(preset, num_frames=preset.num_frames + stride)
     ids = instance_id_map(video, device=bench_device())  # [T + stride, H, W]
-    clips = [(list(range(start, start + preset.num_frames)),
-              ids[start:start + preset.num_frames]) for start in (0, stride)]
+    clips = [
+        (list(range(start, start + preset.num_frames)), ids[start : start + preset.num_frames])
+        for start in (0, stride)
+    ]
     # the second clip numbers its clusters differently, as a new clustering would
     second_frames, second_labels = clips[1]
     renumbered = (second_labels + 7) % preset.num_instances

@@ -5,6 +5,7 @@ GPU: the ytvis preset (R-101-FPN) on a clip of the ``ytvis720_T8`` preset (T = 8
 640 x 1152, stride-4 map 160 x 288, K = 10 instances), fp32 and bf16 autocast, Triton decoder
 blocks. CPU: the tiny preset on a 4 x 64 x 96 clip.
 """
+
 import functools
 
 import pytest
@@ -38,8 +39,16 @@ def training_batch(preset, num_classes, device):
     semantic = torch.where(ids >= 0, categories[ids.clamp(min=0)], 0)
     height, width = preset.height * STRIDE, preset.width * STRIDE
     images = torch.randn(1, 3, preset.num_frames, height, width, device=device)
-    return ClipBatch(images, ids[None], torch.zeros_like(ids, dtype=torch.uint8)[None],
-                     semantic[None], [None], [categories], [(height, width)], ["benchmark"])
+    return ClipBatch(
+        images,
+        ids[None],
+        torch.zeros_like(ids, dtype=torch.uint8)[None],
+        semantic[None],
+        [None],
+        [categories],
+        [(height, width)],
+        ["benchmark"],
+    )
 
 
 @pytest.mark.parametrize("dtype_name", list(DTYPES))
@@ -48,10 +57,12 @@ def test_training_step(benchmark, losses, dtype_name):
     device = bench_device()
     config = MODEL_PRESETS[MODEL]
     model = _built_model()
-    objective = STEmSegObjective(LossConfig(implementation=losses),
-                                 free_dim_precision=config.free_dim_precision)
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-5,
-                                momentum=0.9, nesterov=True)
+    objective = STEmSegObjective(
+        LossConfig(implementation=losses), free_dim_precision=config.free_dim_precision
+    )
+    optimizer = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=1e-5, momentum=0.9, nesterov=True
+    )
     batch = training_batch(PRESETS[CLIP], config.num_classes, device)
     dtype = DTYPES[dtype_name]
     benchmark.group = f"training_step-{dtype_name}-{MODEL}-{CLIP}"

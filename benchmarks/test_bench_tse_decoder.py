@@ -5,6 +5,7 @@ Inputs are the four FPN volumes of one clip at a preset's stride-4 map (P2..P5, 
 Bytes (fp32, the fewest a decoder pass must move): read the four volumes, write every branch
 output once and the fused result: dominated by P2 (256 x N) and the 4x branch (c4 x N).
 """
+
 import pytest
 import torch
 from harness import COMPILED, backends, bench_device, compile_reference, presets, run_benchmark
@@ -12,7 +13,11 @@ from presets import PRESETS
 
 from stemseg_fast.model import TSEDecoder
 
-GPU_PRESET_NAMES = ("ytvis720_T8", "ovis_T8_stride4", "davis_T16")  # also the static report's (benchmarks/compiled.py)
+GPU_PRESET_NAMES = (
+    "ytvis720_T8",
+    "ovis_T8_stride4",
+    "davis_T16",
+)  # also the static report's (benchmarks/compiled.py)
 PRESET_NAMES = presets(GPU_PRESET_NAMES, ("cpu_small",))
 WIDTHS = {"embedding": (256, 256, 128, 128), "semantic_ytvis": (256, 256, 256, 256)}
 DTYPES = {"fp32": None, "bf16": torch.bfloat16}
@@ -27,18 +32,31 @@ COMPILE_BASELINE = torch.cuda.is_available()
 def build_decoder(backend, widths_name, *, requires_grad, layout="ncdhw"):
     """``backend``: "reference" (official op sequence, eager), "compiled" (that sequence
     compiled by Inductor) or "triton" (fused blocks); ``layout``: a key of LAYOUTS."""
-    decoder = TSEDecoder(256, WIDTHS[widths_name], fused=backend == "triton",
-                         backend="triton" if backend == "triton" else "reference",
-                         channels_last=LAYOUTS[layout])
+    decoder = TSEDecoder(
+        256,
+        WIDTHS[widths_name],
+        fused=backend == "triton",
+        backend="triton" if backend == "triton" else "reference",
+        channels_last=LAYOUTS[layout],
+    )
     decoder = decoder.to(bench_device()).requires_grad_(requires_grad)
     return compile_reference(decoder) if backend == COMPILED else decoder
 
 
 def decoder_features(preset, *, requires_grad):
     """The four FPN volumes (P2..P5) of one clip at the preset's stride-4 map."""
-    return [torch.randn(1, 256, preset.num_frames, preset.height * 4 // stride,
-                        preset.width * 4 // stride, device=bench_device(),
-                        requires_grad=requires_grad) for stride in (4, 8, 16, 32)]
+    return [
+        torch.randn(
+            1,
+            256,
+            preset.num_frames,
+            preset.height * 4 // stride,
+            preset.width * 4 // stride,
+            device=bench_device(),
+            requires_grad=requires_grad,
+        )
+        for stride in (4, 8, 16, 32)
+    ]
 
 
 def setup_decoder(preset_name, backend, widths_name, *, requires_grad, layout="ncdhw"):
@@ -64,16 +82,19 @@ def _dtypes():
 @pytest.mark.parametrize("backend", backends(compiled=COMPILE_BASELINE))
 @pytest.mark.parametrize("preset_name", PRESET_NAMES)
 def test_tse_decoder_forward(benchmark, preset_name, backend, widths_name, dtype_name, layout):
-    preset, decoder, features = setup_decoder(preset_name, backend, widths_name,
-                                              requires_grad=False, layout=layout)
+    preset, decoder, features = setup_decoder(
+        preset_name, backend, widths_name, requires_grad=False, layout=layout
+    )
     # the NCDHW groups keep their earlier names, so results stay comparable across runs
     suffix = "" if layout == "ncdhw" else f"-{layout}"
     benchmark.group = f"tse_decoder-forward-{widths_name}-{dtype_name}{suffix}-{preset_name}"
     dtype = DTYPES[dtype_name]
 
     def forward():
-        with torch.no_grad(), torch.autocast(bench_device().type, dtype=dtype,
-                                             enabled=dtype is not None):
+        with (
+            torch.no_grad(),
+            torch.autocast(bench_device().type, dtype=dtype, enabled=dtype is not None),
+        ):
             return decoder(features)
 
     run_benchmark(benchmark, forward, bytes_moved=_bytes_moved(preset, WIDTHS[widths_name]))
@@ -83,8 +104,7 @@ def test_tse_decoder_forward(benchmark, preset_name, backend, widths_name, dtype
 @pytest.mark.parametrize("backend", backends(compiled=COMPILE_BASELINE))
 @pytest.mark.parametrize("preset_name", PRESET_NAMES)
 def test_tse_decoder_forward_backward(benchmark, preset_name, backend, dtype_name):
-    preset, decoder, features = setup_decoder(preset_name, backend, "embedding",
-                                              requires_grad=True)
+    preset, decoder, features = setup_decoder(preset_name, backend, "embedding", requires_grad=True)
     benchmark.group = f"tse_decoder-forward_backward-embedding-{dtype_name}-{preset_name}"
     dtype = DTYPES[dtype_name]
     parameters = list(decoder.parameters())
@@ -94,5 +114,6 @@ def test_tse_decoder_forward_backward(benchmark, preset_name, backend, dtype_nam
             out = decoder(features)
         torch.autograd.grad(out.float().square().mean(), parameters + features)
 
-    run_benchmark(benchmark, forward_backward,
-                  bytes_moved=3 * _bytes_moved(preset, WIDTHS["embedding"]))
+    run_benchmark(
+        benchmark, forward_backward, bytes_moved=3 * _bytes_moved(preset, WIDTHS["embedding"])
+    )

@@ -9,6 +9,7 @@ when ``@triton.jit`` decorates a function: ``TRITON_INTERPRET=1`` must be in the
 before ``stemseg_fast.kernels`` is imported (``tests/conftest.py`` sets it). The probe kernel
 below is decorated together with every other kernel, so it reports the mode they all got.
 """
+
 import os
 
 import torch

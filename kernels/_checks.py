@@ -2,6 +2,7 @@
 
 Plain ``ValueError``/``TypeError`` (never ``assert``, which ``python -O`` strips).
 """
+
 from collections.abc import Collection, Sequence
 
 import torch
@@ -14,8 +15,13 @@ def _describe_shape(shape):
     return "[" + ", ".join("*" if size is None else str(size) for size in shape) + "]"
 
 
-def check_tensor(name: str, tensor: torch.Tensor, *, shape: Sequence[int | None] | None = None,
-                 dtypes: Collection[torch.dtype] | None = None) -> torch.Tensor:
+def check_tensor(
+    name: str,
+    tensor: torch.Tensor,
+    *,
+    shape: Sequence[int | None] | None = None,
+    dtypes: Collection[torch.dtype] | None = None,
+) -> torch.Tensor:
     """Check that ``tensor`` is a tensor with ``shape`` (``None`` entries match any size)
     and one of ``dtypes``. Returns the tensor so checks read as assignments."""
     if not isinstance(tensor, torch.Tensor):
@@ -72,5 +78,7 @@ def check_int32_indexable(name: str, size: int, what: str = "elements") -> None:
     """Kernels index inside one row (or one tensor) with int32 lanes: ``size`` must be < 2^31.
     Row starts are 64-bit (``_launch.row_start``), so only per-row extents are limited."""
     if size >= INT32_LIMIT:
-        raise ValueError(f"{name} has {size} {what}; the Triton kernels index them with int32 "
-                         f"and take fewer than 2**31 (split the input)")
+        raise ValueError(
+            f"{name} has {size} {what}; the Triton kernels index them with int32 "
+            f"and take fewer than 2**31 (split the input)"
+        )

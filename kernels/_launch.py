@@ -1,5 +1,6 @@
 """Launch helpers shared by the Triton ops: block sizes, contiguity at the boundary, AMP, and
 64-bit row offsets."""
+
 import functools
 from collections.abc import Callable
 
@@ -14,7 +15,9 @@ def ensure_contiguous(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(ctx, *args, **kwargs):
         args = [a.contiguous() if isinstance(a, torch.Tensor) else a for a in args]
-        kwargs = {k: v.contiguous() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
+        kwargs = {
+            k: v.contiguous() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()
+        }
         return fn(ctx, *args, **kwargs)
 
     return wrapper
@@ -28,7 +31,6 @@ def block_size_for(n: int, *, minimum: int = 16, maximum: int = 1024) -> int:
 def accumulation_dtype(*dtypes: torch.dtype) -> torch.dtype:
     """fp64 stays fp64 (references and tests); everything else accumulates and returns fp32."""
     return torch.float64 if torch.float64 in dtypes else torch.float32
-
 
 
 @triton.jit

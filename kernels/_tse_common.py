@@ -15,6 +15,7 @@ of BLOCK_C channels of BLOCK_W pixels per program, affine vectors), so in both l
 loads are contiguous (NDHWC read with w along the lanes would load one 2- or 4-byte element
 every C elements).
 """
+
 from collections.abc import Sequence
 
 import torch
@@ -48,10 +49,14 @@ def layout_strides(shape: Sequence[int], channels_last: bool) -> tuple[int, ...]
     (computed from the layout: a size-1 dim's own stride can be anything)."""
     _, channels, frames, height, width = shape
     if channels_last:
-        return (frames * height * width * channels, 1, height * width * channels,
-                width * channels, channels)
-    return (channels * frames * height * width, frames * height * width, height * width,
-            width, 1)
+        return (
+            frames * height * width * channels,
+            1,
+            height * width * channels,
+            width * channels,
+            channels,
+        )
+    return (channels * frames * height * width, frames * height * width, height * width, width, 1)
 
 
 def row_tiling(height: int, width: int) -> tuple[int, int, int, int, int]:
@@ -61,6 +66,7 @@ def row_tiling(height: int, width: int) -> tuple[int, int, int, int, int]:
     The width minimises instructions per stored output: the sm_90 SASS of the row loops costs
     about 0.8 x (one column's work) per row and thread for the scalar row set-up, plus one
     column's work per column a thread holds; lanes past ``width`` are paid but not stored."""
+
     def cost(lanes):
         columns_per_thread = lanes // 32
         used = width / (triton.cdiv(width, lanes) * lanes)
@@ -68,8 +74,13 @@ def row_tiling(height: int, width: int) -> tuple[int, int, int, int, int]:
 
     block_w = min((128, 64, 32), key=cost)
     rows_per_program = min(MAX_ROWS_PER_PROGRAM, height)
-    return (block_w, 1, rows_per_program, triton.cdiv(height, rows_per_program),
-            triton.cdiv(width, block_w))
+    return (
+        block_w,
+        1,
+        rows_per_program,
+        triton.cdiv(height, rows_per_program),
+        triton.cdiv(width, block_w),
+    )
 
 
 def channel_tiling(channels: int, height: int, width: int) -> tuple[int, int, int, int, int, int]:
@@ -79,16 +90,24 @@ def channel_tiling(channels: int, height: int, width: int) -> tuple[int, int, in
     block_c = min(MAX_CHANNEL_BLOCK, triton.next_power_of_2(channels))
     block_w = min(triton.next_power_of_2(width), CHANNELS_LAST_TILE // block_c)
     rows_per_program = min(MAX_ROWS_PER_PROGRAM, height)
-    return (block_c, block_w, rows_per_program, triton.cdiv(height, rows_per_program),
-            triton.cdiv(width, block_w), triton.cdiv(channels, block_c))
+    return (
+        block_c,
+        block_w,
+        rows_per_program,
+        triton.cdiv(height, rows_per_program),
+        triton.cdiv(width, block_w),
+        triton.cdiv(channels, block_c),
+    )
 
 
 def check_grid(name: str, tensor: torch.Tensor) -> None:
     """B * C and T fit a CUDA grid axis each; one batch element is int32-indexable."""
     batch, channels, frames = tensor.shape[:3]
     if batch * channels > MAX_GRID_DIM or frames > MAX_GRID_DIM:
-        raise ValueError(f"{name} must have B * C and T at most {MAX_GRID_DIM} (a CUDA grid "
-                         f"axis each), got shape {list(tensor.shape)}")
+        raise ValueError(
+            f"{name} must have B * C and T at most {MAX_GRID_DIM} (a CUDA grid "
+            f"axis each), got shape {list(tensor.shape)}"
+        )
     check_int32_indexable(f"each batch element of {name}", tensor[0].numel())
 
 
@@ -99,4 +118,3 @@ def memory_layout(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
     if x.is_contiguous(memory_format=torch.channels_last_3d):
         return x, True
     return x.contiguous(), False
-

@@ -61,6 +61,7 @@ Official quirks and the choices here (reference section 9, items 4 and 5):
   precisions) -> smoothness 0 (official: NaN).
 * Ties in the Lovász sort are broken by voxel index (stable sort), see :mod:`lovasz_hinge`.
 """
+
 from typing import NamedTuple
 
 import torch
@@ -69,11 +70,22 @@ import triton
 import triton.language as tl
 
 from ._backend import resolve_backend
-from ._checks import (FLOAT_DTYPES, INDEX_DTYPES, check_index_range, check_int32_indexable,
-                      check_positive, check_same_device, check_same_size, check_tensor)
+from ._checks import (
+    FLOAT_DTYPES,
+    INDEX_DTYPES,
+    check_index_range,
+    check_int32_indexable,
+    check_positive,
+    check_same_device,
+    check_same_size,
+    check_tensor,
+)
 from ._launch import accumulation_dtype, block_size_for, ensure_contiguous, row_start
-from .gaussian_probability import (check_register_dims, gaussian_probability_bwd,
-                                   gaussian_probability_reference)
+from .gaussian_probability import (
+    check_register_dims,
+    gaussian_probability_bwd,
+    gaussian_probability_reference,
+)
 from .instance_gaussians import instance_gaussians_reference, instance_gaussians_triton
 from .lovasz_hinge import lovasz_hinge_from_errors, lovasz_hinge_reference
 
@@ -93,12 +105,18 @@ class EmbeddingLossTerms(NamedTuple):
     seediness_background: torch.Tensor  # scalar
     num_instances: torch.Tensor  # scalar int64: ids with at least one voxel
 
-    def total(self, lovasz_weight: float = LOVASZ_WEIGHT,
-              smoothness_weight: float = SMOOTHNESS_WEIGHT,
-              seediness_weight: float = SEEDINESS_WEIGHT) -> torch.Tensor:
+    def total(
+        self,
+        lovasz_weight: float = LOVASZ_WEIGHT,
+        smoothness_weight: float = SMOOTHNESS_WEIGHT,
+        seediness_weight: float = SEEDINESS_WEIGHT,
+    ) -> torch.Tensor:
         """Weighted sum with the official weights (equal to the official loss of a 1-clip batch)."""
-        return (lovasz_weight * self.lovasz + smoothness_weight * self.smoothness
-                + seediness_weight * self.seediness)
+        return (
+            lovasz_weight * self.lovasz
+            + smoothness_weight * self.smoothness
+            + seediness_weight * self.seediness
+        )
 
 
 class SemanticLossTerms(NamedTuple):
@@ -119,12 +137,18 @@ def _zero_touching(*tensors):
     return sum(t.sum() for t in tensors) * 0.0
 
 
-def embedding_loss_reference(embeddings: torch.Tensor, log_precisions: torch.Tensor,
-                             seediness: torch.Tensor, instance_ids: torch.Tensor,
-                             ignore_mask: torch.Tensor | None = None,
-                             num_instances: int | None = None, *, precision_scale: float,
-                             free_dim_precision: float,
-                             exclude_ignored_from_lovasz: bool = False) -> EmbeddingLossTerms:
+def embedding_loss_reference(
+    embeddings: torch.Tensor,
+    log_precisions: torch.Tensor,
+    seediness: torch.Tensor,
+    instance_ids: torch.Tensor,
+    ignore_mask: torch.Tensor | None = None,
+    num_instances: int | None = None,
+    *,
+    precision_scale: float,
+    free_dim_precision: float,
+    exclude_ignored_from_lovasz: bool = False,
+) -> EmbeddingLossTerms:
     """The official per-instance loop, instance by instance (one gather, one [N, E] probability
     pass and one sort each), with the id map in place of the mask stack. Syncs per instance."""
     dtype = accumulation_dtype(embeddings.dtype, log_precisions.dtype, seediness.dtype)
@@ -134,8 +158,9 @@ def embedding_loss_reference(embeddings: torch.Tensor, log_precisions: torch.Ten
     if num_instances is None:
         num_instances = int(instance_ids.max()) + 1 if instance_ids.numel() else 0
     excluded = _excluded_from_lovasz(instance_ids, ignore_mask, exclude_ignored_from_lovasz)
-    free = torch.full((num_dims - num_variance_dims,), free_dim_precision, dtype=dtype,
-                      device=embeddings.device)
+    free = torch.full(
+        (num_dims - num_variance_dims,), free_dim_precision, dtype=dtype, device=embeddings.device
+    )
     zero = embeddings.new_zeros(())
     lovasz, smoothness, seediness_terms = [], [], []
     for k in range(num_instances):
@@ -147,8 +172,9 @@ def embedding_loss_reference(embeddings: torch.Tensor, log_precisions: torch.Ten
         instance_embeddings = embeddings[members]  # [n_k, E]
         instance_log_precisions = log_precisions[members]  # [n_k, E-F]
         mean = instance_embeddings.mean(dim=0)  # [E]
-        precision = torch.cat([(precision_scale * instance_log_precisions.exp()).mean(dim=0),
-                               free])  # [E]
+        precision = torch.cat(
+            [(precision_scale * instance_log_precisions.exp()).mean(dim=0), free]
+        )  # [E]
         prob = torch.exp(-0.5 * ((embeddings - mean).square() * precision).sum(dim=1))  # [N]
         logits = 2.0 * prob - 1.0  # [N]
         kept = slice(None) if excluded is None else ~excluded
@@ -174,16 +200,31 @@ def embedding_loss_reference(embeddings: torch.Tensor, log_precisions: torch.Ten
     lovasz, smoothness, seediness_terms = stack(lovasz), stack(smoothness), stack(seediness_terms)
     if num_valid == 0:
         touch = _zero_touching(embeddings, log_precisions, seediness)
-        return EmbeddingLossTerms(touch, touch, touch, lovasz, smoothness, seediness_terms,
-                                  zero, counts.new_tensor(0))
+        return EmbeddingLossTerms(
+            touch, touch, touch, lovasz, smoothness, seediness_terms, zero, counts.new_tensor(0)
+        )
     return EmbeddingLossTerms(
-        lovasz.sum() / num_valid, smoothness.sum() / num_valid,
+        lovasz.sum() / num_valid,
+        smoothness.sum() / num_valid,
         (seediness_terms.sum() + seediness_background) / (num_valid + 1),
-        lovasz, smoothness, seediness_terms, seediness_background, counts.new_tensor(num_valid))
+        lovasz,
+        smoothness,
+        seediness_terms,
+        seediness_background,
+        counts.new_tensor(num_valid),
+    )
 
 
-def _combine_terms(lovasz_per_instance, own_probability, log_precisions, seediness,
-                   instance_ids, ignore_mask, counts, dtype):
+def _combine_terms(
+    lovasz_per_instance,
+    own_probability,
+    log_precisions,
+    seediness,
+    instance_ids,
+    ignore_mask,
+    counts,
+    dtype,
+):
     """Smoothness, seediness and the means over instances, batched and without host syncs.
 
     ``own_probability`` [N] is p_{id_i}(i) (detached; any value where id_i = -1)."""
@@ -200,11 +241,13 @@ def _combine_terms(lovasz_per_instance, own_probability, log_precisions, seedine
     log_precisions = log_precisions.to(dtype)
     if num_instances and num_variance_dims:  # K = 0: safe_ids would index an empty table
         sums = zeros(num_instances, num_variance_dims, dtype=dtype).index_add(
-            0, safe_ids, torch.where(member[:, None], log_precisions, 0.0))  # [K, E-F]
+            0, safe_ids, torch.where(member[:, None], log_precisions, 0.0)
+        )  # [K, E-F]
         deviation = log_precisions - (sums / denominators[:, None])[safe_ids]  # [N, E-F]
         squared = torch.where(member, deviation.square().sum(dim=1), 0.0)  # [N]
         smoothness = zeros(num_instances, dtype=dtype).index_add(0, safe_ids, squared) / (
-            denominators * num_variance_dims)  # [K]
+            denominators * num_variance_dims
+        )  # [K]
     else:
         smoothness = zeros(num_instances, dtype=dtype)
 
@@ -216,7 +259,8 @@ def _combine_terms(lovasz_per_instance, own_probability, log_precisions, seedine
     background = ~member
     counted = background if ignore_mask is None else background & ~ignore_mask
     seediness_background = torch.where(counted, seediness.square(), 0.0).sum() / (
-        background.sum().clamp(min=1).to(dtype))
+        background.sum().clamp(min=1).to(dtype)
+    )
 
     lovasz_per_instance = torch.where(valid, lovasz_per_instance, 0.0)
     smoothness = torch.where(valid, smoothness, 0.0)
@@ -227,30 +271,47 @@ def _combine_terms(lovasz_per_instance, own_probability, log_precisions, seedine
         lovasz_per_instance.sum() / mean_denominator,
         smoothness.sum() / mean_denominator,
         (seediness_instance.sum() + has_instances * seediness_background) / (num_valid + 1),
-        lovasz_per_instance, smoothness, seediness_instance,
-        has_instances * seediness_background, num_valid)
+        lovasz_per_instance,
+        smoothness,
+        seediness_instance,
+        has_instances * seediness_background,
+        num_valid,
+    )
 
 
 def _with_zero_instances(terms, *inputs):
     touch = _zero_touching(*inputs)
-    return terms._replace(lovasz=terms.lovasz + touch, smoothness=terms.smoothness + touch,
-                          seediness=terms.seediness + touch)
+    return terms._replace(
+        lovasz=terms.lovasz + touch,
+        smoothness=terms.smoothness + touch,
+        seediness=terms.seediness + touch,
+    )
 
 
-def embedding_loss_batched_reference(embeddings: torch.Tensor, log_precisions: torch.Tensor,
-                                     seediness: torch.Tensor, instance_ids: torch.Tensor,
-                                     ignore_mask: torch.Tensor | None = None,
-                                     num_instances: int | None = None, *,
-                                     precision_scale: float, free_dim_precision: float,
-                                     exclude_ignored_from_lovasz: bool = False
-                                     ) -> EmbeddingLossTerms:
+def embedding_loss_batched_reference(
+    embeddings: torch.Tensor,
+    log_precisions: torch.Tensor,
+    seediness: torch.Tensor,
+    instance_ids: torch.Tensor,
+    ignore_mask: torch.Tensor | None = None,
+    num_instances: int | None = None,
+    *,
+    precision_scale: float,
+    free_dim_precision: float,
+    exclude_ignored_from_lovasz: bool = False,
+) -> EmbeddingLossTerms:
     """All instances at once in plain PyTorch ([K, N, E] intermediates, one batched sort)."""
     dtype = accumulation_dtype(embeddings.dtype, log_precisions.dtype, seediness.dtype)
     if num_instances is None:
         num_instances = int(instance_ids.max()) + 1 if instance_ids.numel() else 0
     means, precisions, counts = instance_gaussians_reference(
-        embeddings.to(dtype), log_precisions.to(dtype), instance_ids, num_instances,
-        precision_scale=precision_scale, free_dim_precision=free_dim_precision)
+        embeddings.to(dtype),
+        log_precisions.to(dtype),
+        instance_ids,
+        num_instances,
+        precision_scale=precision_scale,
+        free_dim_precision=free_dim_precision,
+    )
     prob = gaussian_probability_reference(embeddings.to(dtype), means, precisions)  # [K, N]
     logits = 2.0 * prob - 1.0  # [K, N]
     instance_range = torch.arange(num_instances, device=instance_ids.device)
@@ -261,10 +322,14 @@ def embedding_loss_batched_reference(embeddings: torch.Tensor, log_precisions: t
         logits = torch.where(excluded[None, :], -2.0, logits)
     lovasz = lovasz_hinge_reference(logits, labels)  # [K]
     safe_ids = instance_ids.clamp(min=0).long()
-    own_probability = prob.detach().gather(0, safe_ids[None, :])[0] if num_instances else (
-        prob.new_zeros(instance_ids.shape))  # [N]
-    terms = _combine_terms(lovasz, own_probability, log_precisions, seediness, instance_ids,
-                           ignore_mask, counts, dtype)
+    own_probability = (
+        prob.detach().gather(0, safe_ids[None, :])[0]
+        if num_instances
+        else (prob.new_zeros(instance_ids.shape))
+    )  # [N]
+    terms = _combine_terms(
+        lovasz, own_probability, log_precisions, seediness, instance_ids, ignore_mask, counts, dtype
+    )
     if num_instances == 0:
         terms = _with_zero_instances(terms, embeddings, log_precisions, seediness)
     return terms
@@ -279,9 +344,13 @@ def _embedding_loss_errors_kernel(
     excluded_ptr,  # [N] uint8, 1 = dropped from every Lovász row (if HAS_EXCLUDED)
     errors_ptr,  # [K, N] output: hinge errors 1 - (2p - 1) sign (-1 where excluded)
     own_prob_ptr,  # [N] output: p_{id_i}(i), 0 where id_i = -1
-    N, K,
-    E: tl.constexpr, HAS_EXCLUDED: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, E_PAD: tl.constexpr,
+    N,
+    K,
+    E: tl.constexpr,
+    HAS_EXCLUDED: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    E_PAD: tl.constexpr,
 ):
     pid_k = tl.program_id(1)
     n_offs = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -289,8 +358,11 @@ def _embedding_loss_errors_kernel(
     d_offs = tl.arange(0, E_PAD)
     n_mask, k_mask, d_mask = n_offs < N, k_offs < K, d_offs < E
     acc_dtype = errors_ptr.dtype.element_ty
-    emb = tl.load(emb_ptr + n_offs[:, None] * E + d_offs[None, :],
-                  mask=n_mask[:, None] & d_mask[None, :], other=0.0).to(acc_dtype)
+    emb = tl.load(
+        emb_ptr + n_offs[:, None] * E + d_offs[None, :],
+        mask=n_mask[:, None] & d_mask[None, :],
+        other=0.0,
+    ).to(acc_dtype)
     kd_mask = k_mask[:, None] & d_mask[None, :]
     means = tl.load(means_ptr + k_offs[:, None] * E + d_offs[None, :], mask=kd_mask, other=0.0)
     prec = tl.load(prec_ptr + k_offs[:, None] * E + d_offs[None, :], mask=kd_mask, other=0.0)
@@ -304,14 +376,20 @@ def _embedding_loss_errors_kernel(
     if HAS_EXCLUDED:
         excluded = tl.load(excluded_ptr + n_offs, mask=n_mask, other=0) != 0
         errors = tl.where(excluded[None, :], -1.0, errors)
-    tl.store(errors_ptr + row_start(k_offs, N)[:, None] + n_offs[None, :], errors.to(acc_dtype),
-             mask=k_mask[:, None] & n_mask[None, :])
+    tl.store(
+        errors_ptr + row_start(k_offs, N)[:, None] + n_offs[None, :],
+        errors.to(acc_dtype),
+        mask=k_mask[:, None] & n_mask[None, :],
+    )
     # Each voxel's own probability comes from the one K-block holding its id; block 0 writes
     # the zeros of voxels of no instance.
     in_block = (ids >= pid_k * BLOCK_K) & (ids < pid_k * BLOCK_K + BLOCK_K)
     own = tl.sum(tl.where(member, prob, 0.0), axis=0)
-    tl.store(own_prob_ptr + n_offs, tl.where(in_block, own, 0.0).to(acc_dtype),
-             mask=n_mask & (in_block | ((ids < 0) & (pid_k == 0))))
+    tl.store(
+        own_prob_ptr + n_offs,
+        tl.where(in_block, own, 0.0).to(acc_dtype),
+        mask=n_mask & (in_block | ((ids < 0) & (pid_k == 0))),
+    )
 
 
 _BLOCK_N = 128
@@ -334,15 +412,25 @@ class _EmbeddingLovaszFunction(torch.autograd.Function):
             block_k = block_size_for(num_instances, minimum=1, maximum=_MAX_BLOCK_K)
             grid = (triton.cdiv(num_voxels, _BLOCK_N), max(1, triton.cdiv(num_instances, block_k)))
             _embedding_loss_errors_kernel[grid](
-                embeddings, means, precisions, instance_ids,
-                instance_ids if excluded is None else excluded, errors, own_probability,
-                num_voxels, num_instances,
-                E=num_dims, HAS_EXCLUDED=excluded is not None,
-                BLOCK_N=_BLOCK_N, BLOCK_K=block_k, E_PAD=triton.next_power_of_2(num_dims),
+                embeddings,
+                means,
+                precisions,
+                instance_ids,
+                instance_ids if excluded is None else excluded,
+                errors,
+                own_probability,
+                num_voxels,
+                num_instances,
+                E=num_dims,
+                HAS_EXCLUDED=excluded is not None,
+                BLOCK_N=_BLOCK_N,
+                BLOCK_K=block_k,
+                E_PAD=triton.next_power_of_2(num_dims),
             )
         # errors = 1 - (2p - 1) sign: d error / d p = -2 sign, hence input_scale 2.
-        lovasz, grad_probability = lovasz_hinge_from_errors(errors, instance_ids=instance_ids,
-                                                            input_scale=2.0)
+        lovasz, grad_probability = lovasz_hinge_from_errors(
+            errors, instance_ids=instance_ids, input_scale=2.0
+        )
         ctx.save_for_backward(embeddings, means, precisions, grad_probability)
         ctx.mark_non_differentiable(own_probability)
         return lovasz, own_probability
@@ -352,42 +440,76 @@ class _EmbeddingLovaszFunction(torch.autograd.Function):
     def backward(ctx, grad_lovasz, _grad_own_probability):
         embeddings, means, precisions, grad_probability = ctx.saved_tensors
         grad_embeddings, grad_means, grad_precisions = gaussian_probability_bwd(
-            embeddings, means, precisions, grad_probability, row_scale=grad_lovasz.contiguous())
+            embeddings, means, precisions, grad_probability, row_scale=grad_lovasz.contiguous()
+        )
         # embeddings, means, precisions, instance_ids, excluded
-        return (grad_embeddings.to(embeddings.dtype), grad_means.to(means.dtype),
-                grad_precisions.to(precisions.dtype), None, None)
+        return (
+            grad_embeddings.to(embeddings.dtype),
+            grad_means.to(means.dtype),
+            grad_precisions.to(precisions.dtype),
+            None,
+            None,
+        )
 
 
-def _embedding_loss_triton(embeddings, log_precisions, seediness, instance_ids, ignore_mask,
-                           num_instances, precision_scale, free_dim_precision,
-                           exclude_ignored_from_lovasz):
+def _embedding_loss_triton(
+    embeddings,
+    log_precisions,
+    seediness,
+    instance_ids,
+    ignore_mask,
+    num_instances,
+    precision_scale,
+    free_dim_precision,
+    exclude_ignored_from_lovasz,
+):
     dtype = accumulation_dtype(embeddings.dtype, log_precisions.dtype, seediness.dtype)
     ids32 = instance_ids.to(torch.int32)
     # Unchecked: the public op would re-check the ids (one more host sync).
     means, precisions, counts = instance_gaussians_triton(
-        embeddings, log_precisions, ids32, num_instances, precision_scale=precision_scale,
-        free_dim_precision=free_dim_precision)
+        embeddings,
+        log_precisions,
+        ids32,
+        num_instances,
+        precision_scale=precision_scale,
+        free_dim_precision=free_dim_precision,
+    )
     excluded = _excluded_from_lovasz(instance_ids, ignore_mask, exclude_ignored_from_lovasz)
     lovasz, own_probability = _EmbeddingLovaszFunction.apply(
-        embeddings, means, precisions, ids32,
-        None if excluded is None else excluded.to(torch.uint8))
-    terms = _combine_terms(lovasz.to(dtype), own_probability, log_precisions, seediness,
-                           instance_ids, ignore_mask, counts, dtype)
+        embeddings, means, precisions, ids32, None if excluded is None else excluded.to(torch.uint8)
+    )
+    terms = _combine_terms(
+        lovasz.to(dtype),
+        own_probability,
+        log_precisions,
+        seediness,
+        instance_ids,
+        ignore_mask,
+        counts,
+        dtype,
+    )
     if num_instances == 0:
         terms = _with_zero_instances(terms, embeddings, log_precisions, seediness)
     return terms
 
 
-def _check_clip(embeddings, log_precisions, seediness, instance_ids, ignore_mask,
-                num_instances):
+def _check_clip(embeddings, log_precisions, seediness, instance_ids, ignore_mask, num_instances):
     check_tensor("embeddings", embeddings, shape=(None, None), dtypes=FLOAT_DTYPES)
     check_tensor("log_precisions", log_precisions, shape=(None, None), dtypes=FLOAT_DTYPES)
     check_tensor("seediness", seediness, shape=(None,), dtypes=FLOAT_DTYPES)
     check_tensor("instance_ids", instance_ids, shape=(None,), dtypes=INDEX_DTYPES)
-    sizes = dict(embeddings=embeddings.shape[0], log_precisions=log_precisions.shape[0],
-                 seediness=seediness.shape[0], instance_ids=instance_ids.shape[0])
-    devices = dict(embeddings=embeddings, log_precisions=log_precisions, seediness=seediness,
-                   instance_ids=instance_ids)
+    sizes = dict(
+        embeddings=embeddings.shape[0],
+        log_precisions=log_precisions.shape[0],
+        seediness=seediness.shape[0],
+        instance_ids=instance_ids.shape[0],
+    )
+    devices = dict(
+        embeddings=embeddings,
+        log_precisions=log_precisions,
+        seediness=seediness,
+        instance_ids=instance_ids,
+    )
     if ignore_mask is not None:
         check_tensor("ignore_mask", ignore_mask, shape=(None,), dtypes=(torch.bool,))
         sizes["ignore_mask"], devices["ignore_mask"] = ignore_mask.shape[0], ignore_mask
@@ -396,7 +518,8 @@ def _check_clip(embeddings, log_precisions, seediness, instance_ids, ignore_mask
     if log_precisions.shape[1] > embeddings.shape[1]:
         raise ValueError(
             f"log_precisions must have at most E = {embeddings.shape[1]} columns (one per "
-            f"non-free embedding dim), got {log_precisions.shape[1]}")
+            f"non-free embedding dim), got {log_precisions.shape[1]}"
+        )
     if num_instances is None:
         num_instances = int(instance_ids.max()) + 1 if instance_ids.numel() else 0
     if num_instances < 0:
@@ -405,12 +528,19 @@ def _check_clip(embeddings, log_precisions, seediness, instance_ids, ignore_mask
     return num_instances
 
 
-def embedding_loss(embeddings: torch.Tensor, log_precisions: torch.Tensor,
-                   seediness: torch.Tensor, instance_ids: torch.Tensor,
-                   ignore_mask: torch.Tensor | None = None, num_instances: int | None = None, *,
-                   precision_scale: float, free_dim_precision: float,
-                   exclude_ignored_from_lovasz: bool = False,
-                   backend: str = "auto") -> EmbeddingLossTerms:
+def embedding_loss(
+    embeddings: torch.Tensor,
+    log_precisions: torch.Tensor,
+    seediness: torch.Tensor,
+    instance_ids: torch.Tensor,
+    ignore_mask: torch.Tensor | None = None,
+    num_instances: int | None = None,
+    *,
+    precision_scale: float,
+    free_dim_precision: float,
+    exclude_ignored_from_lovasz: bool = False,
+    backend: str = "auto",
+) -> EmbeddingLossTerms:
     """Lovász, variance-smoothness and seediness losses of one clip (module docstring).
 
     Args:
@@ -435,25 +565,46 @@ def embedding_loss(embeddings: torch.Tensor, log_precisions: torch.Tensor,
         ``terms.total()`` applies the official weights 1 / 10 / 1. Differentiable in
         embeddings, log_precisions and seediness.
     """
-    num_instances = _check_clip(embeddings, log_precisions, seediness, instance_ids,
-                                ignore_mask, num_instances)
+    num_instances = _check_clip(
+        embeddings, log_precisions, seediness, instance_ids, ignore_mask, num_instances
+    )
     check_positive("precision_scale", precision_scale)
     check_positive("free_dim_precision", free_dim_precision)
     if resolve_backend(backend, embeddings, log_precisions, seediness) == "reference":
         return embedding_loss_batched_reference(
-            embeddings, log_precisions, seediness, instance_ids, ignore_mask, num_instances,
-            precision_scale=precision_scale, free_dim_precision=free_dim_precision,
-            exclude_ignored_from_lovasz=exclude_ignored_from_lovasz)
+            embeddings,
+            log_precisions,
+            seediness,
+            instance_ids,
+            ignore_mask,
+            num_instances,
+            precision_scale=precision_scale,
+            free_dim_precision=free_dim_precision,
+            exclude_ignored_from_lovasz=exclude_ignored_from_lovasz,
+        )
     check_int32_indexable("embeddings", embeddings.numel())
     check_register_dims(embeddings.shape[1])
-    return _embedding_loss_triton(embeddings, log_precisions, seediness, instance_ids,
-                                  ignore_mask, num_instances, precision_scale,
-                                  free_dim_precision, exclude_ignored_from_lovasz)
+    return _embedding_loss_triton(
+        embeddings,
+        log_precisions,
+        seediness,
+        instance_ids,
+        ignore_mask,
+        num_instances,
+        precision_scale,
+        free_dim_precision,
+        exclude_ignored_from_lovasz,
+    )
 
 
-def semantic_loss(class_logits: torch.Tensor, foreground_logits: torch.Tensor,
-                  semantic_targets: torch.Tensor, ignore_mask: torch.Tensor | None = None, *,
-                  exclude_ignored_from_cross_entropy: bool = False) -> SemanticLossTerms:
+def semantic_loss(
+    class_logits: torch.Tensor,
+    foreground_logits: torch.Tensor,
+    semantic_targets: torch.Tensor,
+    ignore_mask: torch.Tensor | None = None,
+    *,
+    exclude_ignored_from_cross_entropy: bool = False,
+) -> SemanticLossTerms:
     """Semantic cross-entropy and foreground BCE of one clip (reference 3.4), plain PyTorch.
 
     Official: ``CrossEntropyLoss.forward`` averages F.cross_entropy over *all* voxels (its
@@ -476,8 +627,11 @@ def semantic_loss(class_logits: torch.Tensor, foreground_logits: torch.Tensor,
     check_tensor("class_logits", class_logits, shape=(None, None), dtypes=FLOAT_DTYPES)
     check_tensor("foreground_logits", foreground_logits, shape=(None,), dtypes=FLOAT_DTYPES)
     check_tensor("semantic_targets", semantic_targets, shape=(None,), dtypes=INDEX_DTYPES)
-    sizes = dict(class_logits=class_logits.shape[0], foreground_logits=foreground_logits.shape[0],
-                 semantic_targets=semantic_targets.shape[0])
+    sizes = dict(
+        class_logits=class_logits.shape[0],
+        foreground_logits=foreground_logits.shape[0],
+        semantic_targets=semantic_targets.shape[0],
+    )
     if ignore_mask is not None:
         check_tensor("ignore_mask", ignore_mask, shape=(None,), dtypes=(torch.bool,))
         sizes["ignore_mask"] = ignore_mask.shape[0]
@@ -485,8 +639,9 @@ def semantic_loss(class_logits: torch.Tensor, foreground_logits: torch.Tensor,
     check_index_range("semantic_targets", semantic_targets, 0, class_logits.shape[1])
     dtype = accumulation_dtype(class_logits.dtype, foreground_logits.dtype)
     targets = semantic_targets.long()
-    kept = (torch.ones_like(targets, dtype=torch.bool) if ignore_mask is None
-            else ~ignore_mask)  # [N]
+    kept = (
+        torch.ones_like(targets, dtype=torch.bool) if ignore_mask is None else ~ignore_mask
+    )  # [N]
     num_kept = kept.sum().clamp(min=1).to(dtype)
     per_voxel_ce = F.cross_entropy(class_logits.to(dtype), targets, reduction="none")  # [N]
     if exclude_ignored_from_cross_entropy:
@@ -494,6 +649,7 @@ def semantic_loss(class_logits: torch.Tensor, foreground_logits: torch.Tensor,
     else:
         cross_entropy = per_voxel_ce.mean()
     per_voxel_bce = F.binary_cross_entropy_with_logits(
-        foreground_logits.to(dtype), (targets > 0).to(dtype), reduction="none")  # [N]
+        foreground_logits.to(dtype), (targets > 0).to(dtype), reduction="none"
+    )  # [N]
     foreground = torch.where(kept, per_voxel_bce, 0.0).sum() / num_kept
     return SemanticLossTerms(cross_entropy, foreground)

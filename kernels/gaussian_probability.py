@@ -29,18 +29,25 @@ per-tile partial sums [N / 1024, K, E] x 2: again about 4 bytes per (k, i) eleme
 moves about (3E + 3) * 4 bytes per (k, i) element in each direction (difference, square,
 weighted sum, exp, each written and read back, and saved for autograd).
 """
+
 import torch
 import triton
 import triton.language as tl
 
 from ._backend import resolve_backend
-from ._checks import (FLOAT_DTYPES, check_int32_indexable, check_same_device, check_same_size,
-                      check_tensor)
+from ._checks import (
+    FLOAT_DTYPES,
+    check_int32_indexable,
+    check_same_device,
+    check_same_size,
+    check_tensor,
+)
 from ._launch import accumulation_dtype, ensure_contiguous, row_start
 
 
-def gaussian_probability_reference(embeddings: torch.Tensor, means: torch.Tensor,
-                                   precisions: torch.Tensor) -> torch.Tensor:
+def gaussian_probability_reference(
+    embeddings: torch.Tensor, means: torch.Tensor, precisions: torch.Tensor
+) -> torch.Tensor:
     """Plain PyTorch, as the official compute_prob_map but batched over the K instances."""
     dtype = accumulation_dtype(embeddings.dtype, means.dtype, precisions.dtype)
     difference = embeddings.to(dtype)[None, :, :] - means.to(dtype)[:, None, :]  # [K, N, E]
@@ -62,8 +69,9 @@ def _column(emb_ptr, n_offs, n_mask, d: tl.constexpr, E: tl.constexpr, acc_dtype
 
 
 @triton.jit
-def _folded_term(column, means_ptr, prec_ptr, k, d: tl.constexpr, E: tl.constexpr,
-                 acc_dtype: tl.constexpr):
+def _folded_term(
+    column, means_ptr, prec_ptr, k, d: tl.constexpr, E: tl.constexpr, acc_dtype: tl.constexpr
+):
     """-1/2 log2(e) b_kd (e_d - mu_kd)^2 for one column (scalars b, mu of row k)."""
     mean = tl.load(means_ptr + k * E + d).to(acc_dtype)
     weight = tl.load(prec_ptr + k * E + d).to(acc_dtype) * _NEG_HALF_LOG2_E
@@ -77,8 +85,11 @@ def _gaussian_probability_fwd_kernel(
     means_ptr,  # [K, E]
     prec_ptr,  # [K, E]
     prob_ptr,  # [K, N] output
-    N, K,
-    E: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    N,
+    K,
+    E: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
 ):
     # BLOCK_N voxels along the lanes with their E <= 8 embedding columns in registers (loaded
     # once); then BLOCK_K instance rows one after the other (unrolled; rows past K skipped by a
@@ -122,8 +133,7 @@ def _gaussian_probability_fwd_kernel(
 #   grad_b partial for this N-tile:    -1/2 sum_i w_ki delta_kid^2  -> [tiles, K, E]
 # Partials are summed in a fixed order afterwards (no atomics: deterministic).
 @triton.jit
-def _difference(column, means_ptr, k, d: tl.constexpr, E: tl.constexpr,
-                acc_dtype: tl.constexpr):
+def _difference(column, means_ptr, k, d: tl.constexpr, E: tl.constexpr, acc_dtype: tl.constexpr):
     """delta_kd = e_d - mu_kd of BLOCK_N voxels (the zero column past E)."""
     if d < E:
         return column - tl.load(means_ptr + k * E + d).to(acc_dtype)
@@ -139,8 +149,17 @@ def _precision(prec_ptr, k, d: tl.constexpr, E: tl.constexpr, acc_dtype: tl.cons
 
 
 @triton.jit
-def _column_backward(grad_column, difference, weight, precision, part_means_ptr, part_prec_ptr,
-                     kd_offset, d: tl.constexpr, E: tl.constexpr):
+def _column_backward(
+    grad_column,
+    difference,
+    weight,
+    precision,
+    part_means_ptr,
+    part_prec_ptr,
+    kd_offset,
+    d: tl.constexpr,
+    E: tl.constexpr,
+):
     """One column's share: this tile's sums for grad_mu_kd and grad_b_kd (stored), and
     -w b_kd delta_kd added to the voxels' gradient column."""
     if d < E:
@@ -167,8 +186,12 @@ def _gaussian_probability_bwd_kernel(
     grad_emb_ptr,  # [KB, N, E] per-K-block partial gradient of the embeddings
     part_grad_means_ptr,  # [tiles, K, E] per-tile partial gradient of the means
     part_grad_prec_ptr,  # [tiles, K, E] per-tile partial gradient of the precisions
-    N, K,
-    E: tl.constexpr, HAS_ROW_SCALE: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    N,
+    K,
+    E: tl.constexpr,
+    HAS_ROW_SCALE: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
 ):
     # As the forward: BLOCK_N voxels along the lanes, their E <= 8 columns and gradient columns
     # in registers, the BLOCK_K rows unrolled (rows past K skipped by a uniform branch); per row
@@ -228,29 +251,38 @@ def _gaussian_probability_bwd_kernel(
                 distance += b6 * d6 * d6
             if E > 7:
                 distance += b7 * d7 * d7
-            grad = tl.load(grad_prob_ptr + row_start(k, N) + n_offs, mask=n_mask,
-                           other=0.0).to(acc_dtype)
+            grad = tl.load(grad_prob_ptr + row_start(k, N) + n_offs, mask=n_mask, other=0.0).to(
+                acc_dtype
+            )
             if HAS_ROW_SCALE:
                 grad = grad * tl.load(row_scale_ptr + k).to(acc_dtype)
             # where, not a product: padded voxels must not contribute even as 0 * inf.
             weight = tl.where(n_mask, grad * tl.exp2(_NEG_HALF_LOG2_E * distance), 0.0)
             kd_offset = (pid_n * K + k) * E
-            g0 = _column_backward(g0, d0, weight, b0, part_grad_means_ptr, part_grad_prec_ptr,
-                                  kd_offset, 0, E)
-            g1 = _column_backward(g1, d1, weight, b1, part_grad_means_ptr, part_grad_prec_ptr,
-                                  kd_offset, 1, E)
-            g2 = _column_backward(g2, d2, weight, b2, part_grad_means_ptr, part_grad_prec_ptr,
-                                  kd_offset, 2, E)
-            g3 = _column_backward(g3, d3, weight, b3, part_grad_means_ptr, part_grad_prec_ptr,
-                                  kd_offset, 3, E)
-            g4 = _column_backward(g4, d4, weight, b4, part_grad_means_ptr, part_grad_prec_ptr,
-                                  kd_offset, 4, E)
-            g5 = _column_backward(g5, d5, weight, b5, part_grad_means_ptr, part_grad_prec_ptr,
-                                  kd_offset, 5, E)
-            g6 = _column_backward(g6, d6, weight, b6, part_grad_means_ptr, part_grad_prec_ptr,
-                                  kd_offset, 6, E)
-            g7 = _column_backward(g7, d7, weight, b7, part_grad_means_ptr, part_grad_prec_ptr,
-                                  kd_offset, 7, E)
+            g0 = _column_backward(
+                g0, d0, weight, b0, part_grad_means_ptr, part_grad_prec_ptr, kd_offset, 0, E
+            )
+            g1 = _column_backward(
+                g1, d1, weight, b1, part_grad_means_ptr, part_grad_prec_ptr, kd_offset, 1, E
+            )
+            g2 = _column_backward(
+                g2, d2, weight, b2, part_grad_means_ptr, part_grad_prec_ptr, kd_offset, 2, E
+            )
+            g3 = _column_backward(
+                g3, d3, weight, b3, part_grad_means_ptr, part_grad_prec_ptr, kd_offset, 3, E
+            )
+            g4 = _column_backward(
+                g4, d4, weight, b4, part_grad_means_ptr, part_grad_prec_ptr, kd_offset, 4, E
+            )
+            g5 = _column_backward(
+                g5, d5, weight, b5, part_grad_means_ptr, part_grad_prec_ptr, kd_offset, 5, E
+            )
+            g6 = _column_backward(
+                g6, d6, weight, b6, part_grad_means_ptr, part_grad_prec_ptr, kd_offset, 6, E
+            )
+            g7 = _column_backward(
+                g7, d7, weight, b7, part_grad_means_ptr, part_grad_prec_ptr, kd_offset, 7, E
+            )
     grad_emb_ptr += row_start(pid_k, N * E)
     _store_column(grad_emb_ptr, g0, n_offs, n_mask, 0, E)
     _store_column(grad_emb_ptr, g1, n_offs, n_mask, 1, E)
@@ -275,8 +307,10 @@ _MAX_BLOCK_K = 16  # rows unrolled per program
 def check_register_dims(num_dims: int) -> None:
     """The Triton kernels hold the E embedding columns in registers (c0 .. c7)."""
     if num_dims > _MAX_DIMS:
-        raise ValueError(f"embeddings must have at most {_MAX_DIMS} dims E for the Triton "
-                         f"backend (its columns live in registers), got {num_dims}")
+        raise ValueError(
+            f"embeddings must have at most {_MAX_DIMS} dims E for the Triton "
+            f"backend (its columns live in registers), got {num_dims}"
+        )
 
 
 def _block_k(num_instances):
@@ -285,8 +319,9 @@ def _block_k(num_instances):
     return min(_MAX_BLOCK_K, triton.cdiv(max(num_instances, 1), 4) * 4)
 
 
-def gaussian_probability_fwd(embeddings: torch.Tensor, means: torch.Tensor,
-                             precisions: torch.Tensor) -> torch.Tensor:
+def gaussian_probability_fwd(
+    embeddings: torch.Tensor, means: torch.Tensor, precisions: torch.Tensor
+) -> torch.Tensor:
     """Launch the forward kernel on contiguous tensors; returns prob [K, N]."""
     num_voxels, num_dims = embeddings.shape
     check_register_dims(num_dims)
@@ -298,16 +333,26 @@ def gaussian_probability_fwd(embeddings: torch.Tensor, means: torch.Tensor,
     block_k = _block_k(num_instances)
     grid = (triton.cdiv(num_voxels, _FWD_BLOCK_N), triton.cdiv(num_instances, block_k))
     _gaussian_probability_fwd_kernel[grid](
-        embeddings, means, precisions, prob, num_voxels, num_instances,
-        E=num_dims, BLOCK_N=_FWD_BLOCK_N, BLOCK_K=block_k,
+        embeddings,
+        means,
+        precisions,
+        prob,
+        num_voxels,
+        num_instances,
+        E=num_dims,
+        BLOCK_N=_FWD_BLOCK_N,
+        BLOCK_K=block_k,
     )
     return prob
 
 
-def gaussian_probability_bwd(embeddings: torch.Tensor, means: torch.Tensor,
-                             precisions: torch.Tensor, grad_prob: torch.Tensor,
-                             row_scale: torch.Tensor | None = None
-                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def gaussian_probability_bwd(
+    embeddings: torch.Tensor,
+    means: torch.Tensor,
+    precisions: torch.Tensor,
+    grad_prob: torch.Tensor,
+    row_scale: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients of sum_ki row_scale_k * grad_prob_ki * prob_ki with respect to embeddings,
     means and precisions, without a [K, N, E] intermediate. All inputs contiguous.
 
@@ -321,22 +366,32 @@ def gaussian_probability_bwd(embeddings: torch.Tensor, means: torch.Tensor,
     dtype = accumulation_dtype(embeddings.dtype, means.dtype, precisions.dtype)
     device = embeddings.device
     if num_instances == 0 or num_voxels == 0:
-        return (torch.zeros(num_voxels, num_dims, dtype=dtype, device=device),
-                torch.zeros(num_instances, num_dims, dtype=dtype, device=device),
-                torch.zeros(num_instances, num_dims, dtype=dtype, device=device))
+        return (
+            torch.zeros(num_voxels, num_dims, dtype=dtype, device=device),
+            torch.zeros(num_instances, num_dims, dtype=dtype, device=device),
+            torch.zeros(num_instances, num_dims, dtype=dtype, device=device),
+        )
     check_register_dims(num_dims)
     block_k = _block_k(num_instances)
     num_k_blocks = triton.cdiv(num_instances, block_k)
     num_tiles = triton.cdiv(num_voxels, _BWD_BLOCK_N)
     grad_emb_parts = torch.empty(num_k_blocks, num_voxels, num_dims, dtype=dtype, device=device)
-    part_grad_means = torch.empty(num_tiles, num_instances, num_dims, dtype=dtype,
-                                  device=device)
+    part_grad_means = torch.empty(num_tiles, num_instances, num_dims, dtype=dtype, device=device)
     part_grad_prec = torch.empty_like(part_grad_means)
     _gaussian_probability_bwd_kernel[(num_tiles, num_k_blocks)](
-        embeddings, means, precisions, grad_prob,
+        embeddings,
+        means,
+        precisions,
+        grad_prob,
         grad_prob if row_scale is None else row_scale,  # unused pointer when no row scale
-        grad_emb_parts, part_grad_means, part_grad_prec, num_voxels, num_instances,
-        E=num_dims, HAS_ROW_SCALE=row_scale is not None, BLOCK_N=_BWD_BLOCK_N,
+        grad_emb_parts,
+        part_grad_means,
+        part_grad_prec,
+        num_voxels,
+        num_instances,
+        E=num_dims,
+        HAS_ROW_SCALE=row_scale is not None,
+        BLOCK_N=_BWD_BLOCK_N,
         BLOCK_K=block_k,
     )
     # Fixed-order sums over the partials: deterministic on every device.
@@ -357,13 +412,22 @@ class _GaussianProbabilityFunction(torch.autograd.Function):
     def backward(ctx, grad_prob):
         embeddings, means, precisions = ctx.saved_tensors
         grad_embeddings, grad_means, grad_precisions = gaussian_probability_bwd(
-            embeddings, means, precisions, grad_prob)
-        return (grad_embeddings.to(embeddings.dtype), grad_means.to(means.dtype),
-                grad_precisions.to(precisions.dtype))
+            embeddings, means, precisions, grad_prob
+        )
+        return (
+            grad_embeddings.to(embeddings.dtype),
+            grad_means.to(means.dtype),
+            grad_precisions.to(precisions.dtype),
+        )
 
 
-def gaussian_probability(embeddings: torch.Tensor, means: torch.Tensor, precisions: torch.Tensor,
-                         *, backend: str = "auto") -> torch.Tensor:
+def gaussian_probability(
+    embeddings: torch.Tensor,
+    means: torch.Tensor,
+    precisions: torch.Tensor,
+    *,
+    backend: str = "auto",
+) -> torch.Tensor:
     """Probability of every voxel under every instance's diagonal Gaussian (unnormalised).
 
     Args:
@@ -379,8 +443,9 @@ def gaussian_probability(embeddings: torch.Tensor, means: torch.Tensor, precisio
     check_tensor("embeddings", embeddings, shape=(None, None), dtypes=FLOAT_DTYPES)
     check_tensor("means", means, shape=(None, None), dtypes=FLOAT_DTYPES)
     check_tensor("precisions", precisions, shape=(None, None), dtypes=FLOAT_DTYPES)
-    check_same_size("E", embeddings=embeddings.shape[1], means=means.shape[1],
-                    precisions=precisions.shape[1])
+    check_same_size(
+        "E", embeddings=embeddings.shape[1], means=means.shape[1], precisions=precisions.shape[1]
+    )
     check_same_size("K", means=means.shape[0], precisions=precisions.shape[0])
     check_same_device(embeddings=embeddings, means=means, precisions=precisions)
     if resolve_backend(backend, embeddings, means, precisions) == "reference":

@@ -62,6 +62,7 @@ The official code runs 20 iterations each compacting the N x E arrays (read N*E*
 arg-max, a distance pass and host syncs, and stacks an [N, K] float32 matrix: at OVIS input
 resolution (N ~ 5.9 M, 30 % foreground, 20 seeds) several GB of traffic and 40+ host round trips.
 """
+
 import math
 
 import torch
@@ -98,11 +99,19 @@ def _voxel_distance_reference(embeddings, centre, bandwidth, distance_rule):
     return squared.sqrt() if distance_rule == "official" else squared
 
 
-def greedy_cluster_reference(embeddings: torch.Tensor, precisions: torch.Tensor,
-                             seediness: torch.Tensor, foreground: torch.Tensor, *,
-                             min_seediness: float, prob_threshold: float,
-                             secondary_threshold: float, max_instances: int, distance_rule: str,
-                             secondary_rule: str) -> torch.Tensor:
+def greedy_cluster_reference(
+    embeddings: torch.Tensor,
+    precisions: torch.Tensor,
+    seediness: torch.Tensor,
+    foreground: torch.Tensor,
+    *,
+    min_seediness: float,
+    prob_threshold: float,
+    secondary_threshold: float,
+    max_instances: int,
+    distance_rule: str,
+    secondary_rule: str,
+) -> torch.Tensor:
     """SequentialClustering._process step by step, with its host syncs, on the foreground
     voxels. Arguments as :func:`greedy_cluster`; returns labels [N] int64."""
     num_voxels = embeddings.shape[0]
@@ -141,15 +150,17 @@ def greedy_cluster_reference(embeddings: torch.Tensor, precisions: torch.Tensor,
             run_secondary = cluster > 0
             break
         run_secondary = True
-        distance = _voxel_distance_reference(fg_embeddings, fg_embeddings[seed],
-                                             fg_precisions[seed], distance_rule)  # [M]
+        distance = _voxel_distance_reference(
+            fg_embeddings, fg_embeddings[seed], fg_precisions[seed], distance_rule
+        )  # [M]
         distance = torch.where(available, distance, float32_scalar(ASSIGNED_DISTANCE_SENTINEL))
         if best_distance is None:
             best_distance, best_cluster = distance, torch.zeros_like(fg_labels)
         else:
             # NaN propagates as in torch.max / torch.min over the stacked distances
-            better = ((distance > best_distance if farthest else distance < best_distance)
-                      | (distance.isnan() & ~best_distance.isnan()))
+            better = (distance > best_distance if farthest else distance < best_distance) | (
+                distance.isnan() & ~best_distance.isnan()
+            )
             best_distance = torch.where(better, distance, best_distance)
             best_cluster = torch.where(better, cluster, best_cluster)
         fg_labels = torch.where(available & (distance < primary_limit), cluster, fg_labels)
@@ -171,8 +182,16 @@ _STOP, _NUM_CLUSTERS, _NONE_LEFT = 0, 1, 2
 
 
 @triton.jit
-def _voxel_distance(emb_ptr, n_offs, mask, centres_ptr, bandwidths_ptr, cluster,
-                    E: tl.constexpr, OFFICIAL_DISTANCE: tl.constexpr):
+def _voxel_distance(
+    emb_ptr,
+    n_offs,
+    mask,
+    centres_ptr,
+    bandwidths_ptr,
+    cluster,
+    E: tl.constexpr,
+    OFFICIAL_DISTANCE: tl.constexpr,
+):
     # d (official) or d^2 (paper) of BLOCK voxels to Gaussian `cluster`; the E terms are added
     # in order, one column at a time, to round exactly as the reference does.
     squared = tl.zeros(n_offs.shape, dtype=tl.float32)
@@ -188,7 +207,7 @@ def _voxel_distance(emb_ptr, n_offs, mask, centres_ptr, bandwidths_ptr, cluster,
 
 
 # Seediness keys (constexpr: read inside the kernels)
-_NO_KEY = tl.constexpr(-2**31)  # below the key of every float32, -inf included: "no voxel"
+_NO_KEY = tl.constexpr(-(2**31))  # below the key of every float32, -inf included: "no voxel"
 _NAN_KEY = tl.constexpr(2**31 - 1)  # above the key of +inf
 
 
@@ -246,8 +265,7 @@ def _greedy_cluster_init_kernel(
 
 
 @triton.jit
-def _partials_argmax(part_key_ptr, part_index_ptr, start, P, N, running,
-                     BLOCK_P: tl.constexpr):
+def _partials_argmax(part_key_ptr, part_index_ptr, start, P, N, running, BLOCK_P: tl.constexpr):
     p_offs = start + tl.arange(0, BLOCK_P)
     p_mask = (p_offs < P) & running
     keys = tl.load(part_key_ptr + p_offs, mask=p_mask, other=_NO_KEY)
@@ -265,15 +283,20 @@ def _greedy_cluster_select_seed_kernel(
     centres_ptr,  # [max_instances, E] float32 (row num_clusters written)
     bandwidths_ptr,  # [max_instances, E] float32 (row num_clusters written)
     control_ptr,  # [4] int32
-    P, N, min_seediness_key,
-    E: tl.constexpr, E_PAD: tl.constexpr, BLOCK_P: tl.constexpr,
+    P,
+    N,
+    min_seediness_key,
+    E: tl.constexpr,
+    E_PAD: tl.constexpr,
+    BLOCK_P: tl.constexpr,
 ):
     running = tl.load(control_ptr + 0) == 0
     num_clusters = tl.load(control_ptr + 1)
     best, index = _partials_argmax(part_key_ptr, part_index_ptr, 0, P, N, running, BLOCK_P)
     for start in range(BLOCK_P, P, BLOCK_P):  # in order: ties keep the lowest voxel index
-        chunk_best, chunk_index = _partials_argmax(part_key_ptr, part_index_ptr, start, P, N,
-                                                   running, BLOCK_P)
+        chunk_best, chunk_index = _partials_argmax(
+            part_key_ptr, part_index_ptr, start, P, N, running, BLOCK_P
+        )
         take = (chunk_best > best) | ((chunk_best == best) & (chunk_index < index))
         best = tl.where(take, chunk_best, best)
         index = tl.where(take, chunk_index, index)
@@ -302,8 +325,11 @@ def _greedy_cluster_assign_kernel(
     control_ptr,  # [4] int32
     part_key_ptr,  # [P] int32 (written: next seed's partial arg-max key)
     part_index_ptr,  # [P] int32
-    N, primary_limit,
-    E: tl.constexpr, OFFICIAL_DISTANCE: tl.constexpr, BLOCK: tl.constexpr,
+    N,
+    primary_limit,
+    E: tl.constexpr,
+    OFFICIAL_DISTANCE: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
     pid = tl.program_id(0)
     running = tl.load(control_ptr + 0) == 0
@@ -312,11 +338,11 @@ def _greedy_cluster_assign_kernel(
     in_range = (n_offs < N) & running
     state = tl.load(state_ptr + n_offs, mask=in_range, other=-2)
     available = state == -1
-    distance = _voxel_distance(emb_ptr, n_offs, available, centres_ptr, bandwidths_ptr,
-                               cluster, E, OFFICIAL_DISTANCE)
+    distance = _voxel_distance(
+        emb_ptr, n_offs, available, centres_ptr, bandwidths_ptr, cluster, E, OFFICIAL_DISTANCE
+    )
     assigned = available & (distance < primary_limit)
-    tl.store(state_ptr + n_offs, tl.zeros((BLOCK,), tl.int8) + cluster.to(tl.int8),
-             mask=assigned)
+    tl.store(state_ptr + n_offs, tl.zeros((BLOCK,), tl.int8) + cluster.to(tl.int8), mask=assigned)
     still_available = available & (assigned == 0)
     seediness = tl.load(seediness_ptr + n_offs, mask=still_available, other=0.0)
     best, index = _block_argmax(seediness, still_available, n_offs, N)
@@ -332,8 +358,12 @@ def _greedy_cluster_finalize_kernel(
     bandwidths_ptr,  # [max_instances, E] float32
     control_ptr,  # [4] int32
     labels_ptr,  # [N] int64 (written)
-    N, max_instances, secondary_limit,
-    E: tl.constexpr, OFFICIAL_DISTANCE: tl.constexpr, FARTHEST: tl.constexpr,
+    N,
+    max_instances,
+    secondary_limit,
+    E: tl.constexpr,
+    OFFICIAL_DISTANCE: tl.constexpr,
+    FARTHEST: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
     pid = tl.program_id(0)
@@ -348,16 +378,18 @@ def _greedy_cluster_finalize_kernel(
     if FARTHEST:
         # official stale mask: after max_instances iterations the voxels of the last cluster
         # are offered again; the farthest cluster wins
-        candidates = candidates | (in_range & run_secondary & completed
-                                   & (state == num_clusters - 1))
+        candidates = candidates | (
+            in_range & run_secondary & completed & (state == num_clusters - 1)
+        )
         best_distance = tl.full((BLOCK,), float("-inf"), tl.float32)
     else:
         best_distance = tl.full((BLOCK,), float("inf"), tl.float32)
     best_cluster = tl.zeros((BLOCK,), dtype=tl.int32)
     for cluster in range(0, max_instances):
         active = candidates & (cluster < num_clusters)
-        distance = _voxel_distance(emb_ptr, n_offs, active, centres_ptr, bandwidths_ptr,
-                                   cluster, E, OFFICIAL_DISTANCE)
+        distance = _voxel_distance(
+            emb_ptr, n_offs, active, centres_ptr, bandwidths_ptr, cluster, E, OFFICIAL_DISTANCE
+        )
         # strict: first cluster among ties; a NaN distance sticks (torch.max/min propagate it)
         # and then fails the limit below
         if FARTHEST:
@@ -382,9 +414,19 @@ _SELECT_SEED_WARPS = 8
 _EXACT_ROUNDING = dict(enable_fp_fusion=False)
 
 
-def _greedy_cluster_triton(embeddings, precisions, seediness, foreground, *, min_seediness,
-                           prob_threshold, secondary_threshold, max_instances, distance_rule,
-                           secondary_rule):
+def _greedy_cluster_triton(
+    embeddings,
+    precisions,
+    seediness,
+    foreground,
+    *,
+    min_seediness,
+    prob_threshold,
+    secondary_threshold,
+    max_instances,
+    distance_rule,
+    secondary_rule,
+):
     num_voxels, num_dims = embeddings.shape
     device = embeddings.device
     embeddings = embeddings.float().contiguous()
@@ -404,25 +446,60 @@ def _greedy_cluster_triton(embeddings, precisions, seediness, foreground, *, min
     control = torch.zeros(4, dtype=torch.int32, device=device)
     official_distance = distance_rule == "official"
     grid = (num_blocks,)
-    _greedy_cluster_init_kernel[grid](foreground, seediness, state, part_key, part_index,
-                                      num_voxels, BLOCK=_BLOCK)
+    _greedy_cluster_init_kernel[grid](
+        foreground, seediness, state, part_key, part_index, num_voxels, BLOCK=_BLOCK
+    )
     primary_limit = distance_limit(prob_threshold)
     block_p = min(triton.next_power_of_2(num_blocks), _BLOCK_P)
     for _ in range(max_instances):  # fixed launches, no sync: the stop flag lives on the device
         _greedy_cluster_select_seed_kernel[(1,)](
-            part_key, part_index, embeddings, precisions, centres, bandwidths, control,
-            num_blocks, num_voxels, seediness_order_key(min_seediness),
-            E=num_dims, E_PAD=triton.next_power_of_2(num_dims), BLOCK_P=block_p,
-            num_warps=_SELECT_SEED_WARPS)
+            part_key,
+            part_index,
+            embeddings,
+            precisions,
+            centres,
+            bandwidths,
+            control,
+            num_blocks,
+            num_voxels,
+            seediness_order_key(min_seediness),
+            E=num_dims,
+            E_PAD=triton.next_power_of_2(num_dims),
+            BLOCK_P=block_p,
+            num_warps=_SELECT_SEED_WARPS,
+        )
         _greedy_cluster_assign_kernel[grid](
-            embeddings, seediness, state, centres, bandwidths, control, part_key, part_index,
-            num_voxels, primary_limit,
-            E=num_dims, OFFICIAL_DISTANCE=official_distance, BLOCK=_BLOCK, **_EXACT_ROUNDING)
+            embeddings,
+            seediness,
+            state,
+            centres,
+            bandwidths,
+            control,
+            part_key,
+            part_index,
+            num_voxels,
+            primary_limit,
+            E=num_dims,
+            OFFICIAL_DISTANCE=official_distance,
+            BLOCK=_BLOCK,
+            **_EXACT_ROUNDING,
+        )
     _greedy_cluster_finalize_kernel[grid](
-        embeddings, state, centres, bandwidths, control, labels, num_voxels, max_instances,
+        embeddings,
+        state,
+        centres,
+        bandwidths,
+        control,
+        labels,
+        num_voxels,
+        max_instances,
         distance_limit(secondary_threshold),
-        E=num_dims, OFFICIAL_DISTANCE=official_distance,
-        FARTHEST=secondary_rule == "official", BLOCK=_BLOCK, **_EXACT_ROUNDING)
+        E=num_dims,
+        OFFICIAL_DISTANCE=official_distance,
+        FARTHEST=secondary_rule == "official",
+        BLOCK=_BLOCK,
+        **_EXACT_ROUNDING,
+    )
     return labels
 
 
@@ -438,11 +515,20 @@ def _check_choice(name, value, choices):
 
 @torch.compiler.disable
 @torch.no_grad()
-def greedy_cluster(embeddings: torch.Tensor, precisions: torch.Tensor, seediness: torch.Tensor,
-                   foreground: torch.Tensor, *, min_seediness: float = 0.8,
-                   prob_threshold: float = 0.5, secondary_threshold: float = 0.3,
-                   max_instances: int = 20, distance_rule: str = "official",
-                   secondary_rule: str = "official", backend: str = "auto") -> torch.Tensor:
+def greedy_cluster(
+    embeddings: torch.Tensor,
+    precisions: torch.Tensor,
+    seediness: torch.Tensor,
+    foreground: torch.Tensor,
+    *,
+    min_seediness: float = 0.8,
+    prob_threshold: float = 0.5,
+    secondary_threshold: float = 0.3,
+    max_instances: int = 20,
+    distance_rule: str = "official",
+    secondary_rule: str = "official",
+    backend: str = "auto",
+) -> torch.Tensor:
     """Greedy seeded clustering of one clip (official ``SequentialClustering``), see the module
     docstring for the algorithm, the official quirks kept by default and the fixes offered.
 
@@ -472,10 +558,15 @@ def greedy_cluster(embeddings: torch.Tensor, precisions: torch.Tensor, seediness
     check_tensor("precisions", precisions, shape=tuple(embeddings.shape), dtypes=FLOAT_DTYPES)
     check_tensor("seediness", seediness, shape=(None,), dtypes=FLOAT_DTYPES)
     check_tensor("foreground", foreground, shape=(None,), dtypes=(torch.bool,))
-    check_same_size("N", embeddings=embeddings.shape[0], seediness=seediness.shape[0],
-                    foreground=foreground.shape[0])
-    check_same_device(embeddings=embeddings, precisions=precisions, seediness=seediness,
-                      foreground=foreground)
+    check_same_size(
+        "N",
+        embeddings=embeddings.shape[0],
+        seediness=seediness.shape[0],
+        foreground=foreground.shape[0],
+    )
+    check_same_device(
+        embeddings=embeddings, precisions=precisions, seediness=seediness, foreground=foreground
+    )
     _check_probability("prob_threshold", prob_threshold)
     _check_probability("secondary_threshold", secondary_threshold)
     if not isinstance(max_instances, int) or not 0 <= max_instances <= 127:
@@ -484,10 +575,16 @@ def greedy_cluster(embeddings: torch.Tensor, precisions: torch.Tensor, seediness
     _check_choice("secondary_rule", secondary_rule, SECONDARY_RULES)
     if embeddings.shape[0] >= 2**31 - 1:
         raise ValueError(
-            f"embeddings must have fewer than 2**31 - 1 voxels, got {embeddings.shape[0]}")
-    options = dict(min_seediness=float(min_seediness), prob_threshold=float(prob_threshold),
-                   secondary_threshold=float(secondary_threshold), max_instances=max_instances,
-                   distance_rule=distance_rule, secondary_rule=secondary_rule)
+            f"embeddings must have fewer than 2**31 - 1 voxels, got {embeddings.shape[0]}"
+        )
+    options = dict(
+        min_seediness=float(min_seediness),
+        prob_threshold=float(prob_threshold),
+        secondary_threshold=float(secondary_threshold),
+        max_instances=max_instances,
+        distance_rule=distance_rule,
+        secondary_rule=secondary_rule,
+    )
     if resolve_backend(backend, embeddings, precisions, seediness, foreground) == "reference":
         return greedy_cluster_reference(embeddings, precisions, seediness, foreground, **options)
     return _greedy_cluster_triton(embeddings, precisions, seediness, foreground, **options)
@@ -496,10 +593,17 @@ def greedy_cluster(embeddings: torch.Tensor, precisions: torch.Tensor, seediness
 class GreedyCluster(nn.Module):
     """Clustering with fixed hyper-parameters. See :func:`greedy_cluster`."""
 
-    def __init__(self, *, min_seediness: float = 0.8, prob_threshold: float = 0.5,
-                 secondary_threshold: float = 0.3, max_instances: int = 20,
-                 distance_rule: str = "official", secondary_rule: str = "official",
-                 backend: str = "auto") -> None:
+    def __init__(
+        self,
+        *,
+        min_seediness: float = 0.8,
+        prob_threshold: float = 0.5,
+        secondary_threshold: float = 0.3,
+        max_instances: int = 20,
+        distance_rule: str = "official",
+        secondary_rule: str = "official",
+        backend: str = "auto",
+    ) -> None:
         super().__init__()
         self.min_seediness = min_seediness
         self.prob_threshold = prob_threshold
@@ -509,16 +613,31 @@ class GreedyCluster(nn.Module):
         self.secondary_rule = secondary_rule
         self.backend = backend
 
-    def forward(self, embeddings: torch.Tensor, precisions: torch.Tensor,
-                seediness: torch.Tensor, foreground: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        embeddings: torch.Tensor,
+        precisions: torch.Tensor,
+        seediness: torch.Tensor,
+        foreground: torch.Tensor,
+    ) -> torch.Tensor:
         return greedy_cluster(
-            embeddings, precisions, seediness, foreground, min_seediness=self.min_seediness,
-            prob_threshold=self.prob_threshold, secondary_threshold=self.secondary_threshold,
-            max_instances=self.max_instances, distance_rule=self.distance_rule,
-            secondary_rule=self.secondary_rule, backend=self.backend)
+            embeddings,
+            precisions,
+            seediness,
+            foreground,
+            min_seediness=self.min_seediness,
+            prob_threshold=self.prob_threshold,
+            secondary_threshold=self.secondary_threshold,
+            max_instances=self.max_instances,
+            distance_rule=self.distance_rule,
+            secondary_rule=self.secondary_rule,
+            backend=self.backend,
+        )
 
     def extra_repr(self) -> str:
-        return (f"min_seediness={self.min_seediness}, prob_threshold={self.prob_threshold}, "
-                f"secondary_threshold={self.secondary_threshold}, "
-                f"max_instances={self.max_instances}, distance_rule={self.distance_rule!r}, "
-                f"secondary_rule={self.secondary_rule!r}, backend={self.backend!r}")
+        return (
+            f"min_seediness={self.min_seediness}, prob_threshold={self.prob_threshold}, "
+            f"secondary_threshold={self.secondary_threshold}, "
+            f"max_instances={self.max_instances}, distance_rule={self.distance_rule!r}, "
+            f"secondary_rule={self.secondary_rule!r}, backend={self.backend!r}"
+        )

@@ -44,6 +44,7 @@ output: 3 frames x 3 columns, the +-1 columns from L1; the rows' sums are kept i
 reused by the three output rows they feed), with w along the lanes in NCDHW and c along the
 lanes in channels-last-3d (one kernel per layout, each reading whole contiguous runs).
 """
+
 import torch
 import torch.nn.functional as F
 import triton
@@ -52,9 +53,17 @@ import triton.language as tl
 from ._backend import resolve_backend
 from ._checks import FLOAT_DTYPES, check_positive, check_tensor
 from ._launch import accumulation_dtype
-from ._tse_common import (CHANNELS_LAST_TILE, CHANNELS_LAST_WARPS, MAX_CHANNEL_BLOCK,
-                          channel_offset, channel_tiling, check_grid, layout_strides,
-                          memory_layout, row_tiling)
+from ._tse_common import (
+    CHANNELS_LAST_TILE,
+    CHANNELS_LAST_WARPS,
+    MAX_CHANNEL_BLOCK,
+    channel_offset,
+    channel_tiling,
+    check_grid,
+    layout_strides,
+    memory_layout,
+    row_tiling,
+)
 
 POOL_KERNEL = (3, 3, 3)
 POOL_STRIDE = (2, 1, 1)
@@ -75,9 +84,14 @@ def temporal_avg_pool(y: torch.Tensor) -> torch.Tensor:
     return F.avg_pool3d(F.pad(y, (1, 1, 1, 1, 1, 1)), POOL_KERNEL, POOL_STRIDE)
 
 
-def group_norm_relu_pool_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                                   num_groups: int, eps: float = 1e-5,
-                                   pool: bool = False) -> torch.Tensor:
+def group_norm_relu_pool_reference(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    num_groups: int,
+    eps: float = 1e-5,
+    pool: bool = False,
+) -> torch.Tensor:
     """Plain PyTorch: ``GroupNorm -> ReLU [-> AvgPool3d]`` exactly as the official decoder."""
     y = F.relu(F.group_norm(x, num_groups, weight, bias, eps))  # [B, C, T, H, W]
     if pool:
@@ -103,7 +117,13 @@ def _chan_merge(count, mean, m2, other_count, other_mean, other_m2):
 def _group_norm_partial_stats_kernel(
     x_ptr,  # [B, C, T, H, W] (NCDHW memory: a group is one contiguous run)
     partial_ptr,  # [B*G, num_splits, 3] (count, mean, M2) per chunk
-    G, group_channels, group_size, chunk, num_splits, stride_b, stride_c,
+    G,
+    group_channels,
+    group_size,
+    chunk,
+    num_splits,
+    stride_b,
+    stride_c,
     BLOCK: tl.constexpr,
 ):
     bg = tl.program_id(0)
@@ -122,8 +142,9 @@ def _group_norm_partial_stats_kernel(
         valid = (j < start + chunk) & (j < group_size)
         x = tl.load(group_ptr + j, mask=valid, other=0.0).to(acc_dtype)
         tile_count = tl.sum(valid.to(acc_dtype), axis=0)
-        tile_mean = tl.sum(x, axis=0) / tl.maximum(tile_count, 1.0,
-                                                   propagate_nan=tl.PropagateNan.ALL)
+        tile_mean = tl.sum(x, axis=0) / tl.maximum(
+            tile_count, 1.0, propagate_nan=tl.PropagateNan.ALL
+        )
         centred = tl.where(valid, x - tile_mean, 0.0)
         tile_m2 = tl.sum(centred * centred, axis=0)
         count, mean, m2 = _chan_merge(count, mean, m2, tile_count, tile_mean, tile_m2)
@@ -143,8 +164,14 @@ def _group_norm_partial_stats_kernel(
 def _group_norm_partial_stats_channels_last_kernel(
     x_ptr,  # [B, T, H, W, C] memory (channels-last-3d)
     partial_ptr,  # [B*C, num_splits, 3] (count, mean, M2) per channel and chunk
-    C, S, chunk, num_splits, stride_b, num_c_tiles,
-    BLOCK_S: tl.constexpr, BLOCK_C: tl.constexpr,
+    C,
+    S,
+    chunk,
+    num_splits,
+    stride_b,
+    num_c_tiles,
+    BLOCK_S: tl.constexpr,
+    BLOCK_C: tl.constexpr,
 ):
     split = tl.program_id(0)
     b = tl.program_id(1) // num_c_tiles
@@ -162,8 +189,9 @@ def _group_norm_partial_stats_channels_last_kernel(
         valid = s_valid & c_inside[None, :]
         x = tl.load(batch_ptr + s[:, None] * C + c[None, :], mask=valid, other=0.0).to(acc_dtype)
         tile_count = tl.sum(s_valid.to(acc_dtype), axis=0)  # [1], the same for every channel
-        tile_mean = tl.sum(x, axis=0) / tl.maximum(tile_count, 1.0,
-                                                   propagate_nan=tl.PropagateNan.ALL)
+        tile_mean = tl.sum(x, axis=0) / tl.maximum(
+            tile_count, 1.0, propagate_nan=tl.PropagateNan.ALL
+        )
         centred = tl.where(valid, x - tile_mean[None, :], 0.0)
         tile_m2 = tl.sum(centred * centred, axis=0)
         count, mean, m2 = _chan_merge(count, mean, m2, tile_count, tile_mean, tile_m2)
@@ -182,7 +210,8 @@ def _group_norm_finalize_stats_kernel(
     partial_ptr,  # [B*G, run, 3]
     mean_ptr,  # [B*G]
     rstd_ptr,  # [B*G]
-    run, eps,
+    run,
+    eps,
     BLOCK_P: tl.constexpr,
 ):
     bg = tl.program_id(0)
@@ -195,9 +224,14 @@ def _group_norm_finalize_stats_kernel(
         p = block_start + tl.arange(0, BLOCK_P)
         inside = p < run
         block_count, block_mean, block_m2 = tl.reduce(
-            (tl.load(base + p * 3, mask=inside, other=0.0),
-             tl.load(base + p * 3 + 1, mask=inside, other=0.0),
-             tl.load(base + p * 3 + 2, mask=inside, other=0.0)), 0, _chan_merge)
+            (
+                tl.load(base + p * 3, mask=inside, other=0.0),
+                tl.load(base + p * 3 + 1, mask=inside, other=0.0),
+                tl.load(base + p * 3 + 2, mask=inside, other=0.0),
+            ),
+            0,
+            _chan_merge,
+        )
         count, mean, m2 = _chan_merge(count, mean, m2, block_count, block_mean, block_m2)
     variance = m2 / tl.maximum(count, 1.0, propagate_nan=tl.PropagateNan.ALL)
     tl.store(mean_ptr + bg, mean)
@@ -219,8 +253,9 @@ def _num_streaming_multiprocessors(device):
 def _split_count(num_programs_per_split, work, block, device):
     """Chunks of ``work`` elements (one group, or one batch element's voxels in channels-last)
     so that every SM gets a few programs and no chunk is under a tile."""
-    wanted = triton.cdiv(_PROGRAMS_PER_SM * _num_streaming_multiprocessors(device),
-                         max(num_programs_per_split, 1))
+    wanted = triton.cdiv(
+        _PROGRAMS_PER_SM * _num_streaming_multiprocessors(device), max(num_programs_per_split, 1)
+    )
     return max(1, min(wanted, triton.cdiv(work, block)))
 
 
@@ -251,16 +286,34 @@ def _group_norm_stats(x, num_groups, eps, channels_last, *, block=None, num_spli
     rstd = torch.empty(total_groups, dtype=dtype, device=x.device)
     if channels_last:
         _group_norm_partial_stats_channels_last_kernel[(num_splits, batch * c_tiles)](
-            x, partial, channels, spatial, chunk, num_splits, stride_b, c_tiles,
-            BLOCK_S=block, BLOCK_C=block_c, num_warps=CHANNELS_LAST_WARPS,
+            x,
+            partial,
+            channels,
+            spatial,
+            chunk,
+            num_splits,
+            stride_b,
+            c_tiles,
+            BLOCK_S=block,
+            BLOCK_C=block_c,
+            num_warps=CHANNELS_LAST_WARPS,
         )
     else:
         _group_norm_partial_stats_kernel[(total_groups, num_splits)](
-            x, partial, num_groups, group_channels, group_size, chunk, num_splits, stride_b,
-            stride_c, BLOCK=block,
+            x,
+            partial,
+            num_groups,
+            group_channels,
+            group_size,
+            chunk,
+            num_splits,
+            stride_b,
+            stride_c,
+            BLOCK=block,
         )
-    _group_norm_finalize_stats_kernel[(total_groups,)](partial, mean, rstd, run, eps,
-                                                       BLOCK_P=_FINALIZE_BLOCK)
+    _group_norm_finalize_stats_kernel[(total_groups,)](
+        partial, mean, rstd, run, eps, BLOCK_P=_FINALIZE_BLOCK
+    )
     return mean, rstd
 
 
@@ -290,9 +343,15 @@ def _channel_affine(mean_ptr, rstd_ptr, weight_ptr, bias_ptr, b, c, C, G):
 def _group_norm_relu_kernel(
     x_ptr,  # [B, C, T, H, W]
     out_ptr,  # [B, C, T, H, W], same layout
-    mean_ptr, rstd_ptr,  # [B*G]
-    weight_ptr, bias_ptr,  # [C]
-    C, S, G, stride_b, stride_c,
+    mean_ptr,
+    rstd_ptr,  # [B*G]
+    weight_ptr,
+    bias_ptr,  # [C]
+    C,
+    S,
+    G,
+    stride_b,
+    stride_c,
     BLOCK: tl.constexpr,
 ):
     # One (b, c) per program row of the grid: its affine is two scalars, its voxels one
@@ -314,17 +373,25 @@ def _group_norm_relu_kernel(
 def _group_norm_relu_channels_last_kernel(
     x_ptr,  # [B, T, H, W, C] memory (channels-last-3d)
     out_ptr,  # same shape and memory
-    mean_ptr, rstd_ptr,  # [B*G]
-    weight_ptr, bias_ptr,  # [C]
-    C, S, G, stride_b, num_c_tiles,
-    BLOCK_S: tl.constexpr, BLOCK_C: tl.constexpr,
+    mean_ptr,
+    rstd_ptr,  # [B*G]
+    weight_ptr,
+    bias_ptr,  # [C]
+    C,
+    S,
+    G,
+    stride_b,
+    num_c_tiles,
+    BLOCK_S: tl.constexpr,
+    BLOCK_C: tl.constexpr,
 ):
     # A [BLOCK_S voxels, BLOCK_C channels] tile, c along the lanes as in memory; the affine is
     # one scale and shift vector over the tile's channels.
     b = tl.program_id(1) // num_c_tiles
     c = (tl.program_id(1) % num_c_tiles) * BLOCK_C + tl.arange(0, BLOCK_C)
-    scale, shift = _channel_affine(mean_ptr, rstd_ptr, weight_ptr, bias_ptr, b,
-                                   tl.minimum(c, C - 1), C, G)
+    scale, shift = _channel_affine(
+        mean_ptr, rstd_ptr, weight_ptr, bias_ptr, b, tl.minimum(c, C - 1), C, G
+    )
     acc_dtype = mean_ptr.dtype.element_ty
     s = tl.program_id(0) * BLOCK_S + tl.arange(0, BLOCK_S)
     valid = (s < S)[:, None] & (c < C)[None, :]
@@ -344,12 +411,25 @@ def _group_norm_relu_channels_last_kernel(
 def _group_norm_relu_pool_kernel(
     x_ptr,  # [B, C, T, H, W]
     out_ptr,  # [B, C, T_out, H, W], same layout
-    mean_ptr, rstd_ptr,  # [B*G]
-    weight_ptr, bias_ptr,  # [C]
-    C, G, T, H, W,
-    x_stride_b, x_stride_c, x_stride_t, x_stride_h, x_stride_w,
-    out_stride_b, out_stride_c, out_stride_t,  # out's h and w strides are x's
-    rows_per_program, num_w_tiles,
+    mean_ptr,
+    rstd_ptr,  # [B*G]
+    weight_ptr,
+    bias_ptr,  # [C]
+    C,
+    G,
+    T,
+    H,
+    W,
+    x_stride_b,
+    x_stride_c,
+    x_stride_t,
+    x_stride_h,
+    x_stride_w,
+    out_stride_b,
+    out_stride_c,
+    out_stride_t,  # out's h and w strides are x's
+    rows_per_program,
+    num_w_tiles,
     BLOCK_W: tl.constexpr,
 ):
     tile = tl.program_id(0)
@@ -389,14 +469,19 @@ def _group_norm_relu_pool_kernel(
                 x_left = tl.load(left + row_offset).to(acc_dtype)
                 x_middle = tl.load(middle + row_offset).to(acc_dtype)
                 x_right = tl.load(right + row_offset).to(acc_dtype)
-                row_sum += (tl.where(left_inside, _relu(x_left * scale + shift), 0.0)
-                            + _relu(x_middle * scale + shift)
-                            + tl.where(right_inside, _relu(x_right * scale + shift), 0.0))
+                row_sum += (
+                    tl.where(left_inside, _relu(x_left * scale + shift), 0.0)
+                    + _relu(x_middle * scale + shift)
+                    + tl.where(right_inside, _relu(x_right * scale + shift), 0.0)
+                )
         h_out = h - 1
         written = (h_out >= first_row) & (h_out < H) & (w < W)  # the first two steps fill
         total = above + centre + row_sum
-        tl.store(out_columns + h_out * x_stride_h, (total / 27.0).to(out_ptr.dtype.element_ty),
-                 mask=written)
+        tl.store(
+            out_columns + h_out * x_stride_h,
+            (total / 27.0).to(out_ptr.dtype.element_ty),
+            mask=written,
+        )
         above = centre
         centre = row_sum
 
@@ -410,13 +495,25 @@ def _group_norm_relu_pool_kernel(
 def _group_norm_relu_pool_channels_last_kernel(
     x_ptr,  # [B, T, H, W, C] memory (channels-last-3d)
     out_ptr,  # [B, T_out, H, W, C] memory
-    mean_ptr, rstd_ptr,  # [B*G]
-    weight_ptr, bias_ptr,  # [C]
-    C, G, T, H, W,
-    x_stride_b, x_stride_t, x_stride_h,  # x's w stride is C, its c stride 1
-    out_stride_b, out_stride_t,  # out's h, w and c strides are x's
-    rows_per_program, num_w_tiles, num_c_tiles,
-    BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr,
+    mean_ptr,
+    rstd_ptr,  # [B*G]
+    weight_ptr,
+    bias_ptr,  # [C]
+    C,
+    G,
+    T,
+    H,
+    W,
+    x_stride_b,
+    x_stride_t,
+    x_stride_h,  # x's w stride is C, its c stride 1
+    out_stride_b,
+    out_stride_t,  # out's h, w and c strides are x's
+    rows_per_program,
+    num_w_tiles,
+    num_c_tiles,
+    BLOCK_W: tl.constexpr,
+    BLOCK_C: tl.constexpr,
 ):
     tile = tl.program_id(0)
     t_out = tl.program_id(1)
@@ -425,8 +522,9 @@ def _group_norm_relu_pool_channels_last_kernel(
     # lanes past C load nothing (a mask constant over aligned runs of channels, so loads stay
     # vectorised) and take the last channel's affine
     c_inside = (c < C)[None, :]
-    scale, shift = _channel_affine(mean_ptr, rstd_ptr, weight_ptr, bias_ptr, b,
-                                   tl.minimum(c, C - 1), C, G)
+    scale, shift = _channel_affine(
+        mean_ptr, rstd_ptr, weight_ptr, bias_ptr, b, tl.minimum(c, C - 1), C, G
+    )
     scale = scale[None, :]
     shift = shift[None, :]
     acc_dtype = mean_ptr.dtype.element_ty
@@ -458,14 +556,19 @@ def _group_norm_relu_pool_channels_last_kernel(
                 x_left = tl.load(left + row_offset, mask=c_inside).to(acc_dtype)
                 x_middle = tl.load(middle + row_offset, mask=c_inside).to(acc_dtype)
                 x_right = tl.load(right + row_offset, mask=c_inside).to(acc_dtype)
-                row_sum += (tl.where(left_inside, _relu(x_left * scale + shift), 0.0)
-                            + _relu(x_middle * scale + shift)
-                            + tl.where(right_inside, _relu(x_right * scale + shift), 0.0))
+                row_sum += (
+                    tl.where(left_inside, _relu(x_left * scale + shift), 0.0)
+                    + _relu(x_middle * scale + shift)
+                    + tl.where(right_inside, _relu(x_right * scale + shift), 0.0)
+                )
         h_out = h - 1
         written = stored & (h_out >= first_row) & (h_out < H)  # the first two steps fill
         total = above + centre + row_sum
-        tl.store(out_columns + h_out * x_stride_h, (total / 27.0).to(out_ptr.dtype.element_ty),
-                 mask=written)
+        tl.store(
+            out_columns + h_out * x_stride_h,
+            (total / 27.0).to(out_ptr.dtype.element_ty),
+            mask=written,
+        )
         above = centre
         centre = row_sum
 
@@ -489,19 +592,42 @@ def _group_norm_relu_pool_ncdhw(x, weight, bias, mean, rstd, num_groups, pool):
         out = torch.empty_like(x)
         spatial = frames * height * width
         _group_norm_relu_kernel[(triton.cdiv(spatial, _APPLY_BLOCK), batch * channels)](
-            x, out, mean, rstd, weight, bias, channels, spatial, num_groups,
-            x_strides[0], x_strides[1], BLOCK=_APPLY_BLOCK,
+            x,
+            out,
+            mean,
+            rstd,
+            weight,
+            bias,
+            channels,
+            spatial,
+            num_groups,
+            x_strides[0],
+            x_strides[1],
+            BLOCK=_APPLY_BLOCK,
         )
         return out
     out_frames = pooled_num_frames(frames)
-    out = torch.empty(batch, channels, out_frames, height, width, dtype=x.dtype,
-                      device=x.device)
+    out = torch.empty(batch, channels, out_frames, height, width, dtype=x.dtype, device=x.device)
     out_strides = layout_strides(out.shape, False)
     block_w, num_warps, rows_per_program, row_tiles, w_tiles = row_tiling(height, width)
     _group_norm_relu_pool_kernel[(row_tiles * w_tiles, out_frames, batch * channels)](
-        x, out, mean, rstd, weight, bias, channels, num_groups, frames, height, width,
-        *x_strides, *out_strides[:3], rows_per_program, w_tiles,
-        BLOCK_W=block_w, num_warps=num_warps,
+        x,
+        out,
+        mean,
+        rstd,
+        weight,
+        bias,
+        channels,
+        num_groups,
+        frames,
+        height,
+        width,
+        *x_strides,
+        *out_strides[:3],
+        rows_per_program,
+        w_tiles,
+        BLOCK_W=block_w,
+        num_warps=num_warps,
     )
     return out
 
@@ -511,25 +637,64 @@ def _group_norm_relu_pool_channels_last(x, weight, bias, mean, rstd, num_groups,
     batch, channels, frames, height, width = x.shape
     x_strides = layout_strides(x.shape, True)
     block_c, block_w, rows_per_program, row_tiles, w_tiles, c_tiles = channel_tiling(
-        channels, height, width)
+        channels, height, width
+    )
     if not pool:
         out = torch.empty_like(x, memory_format=torch.channels_last_3d)
         spatial = frames * height * width
         block_s = CHANNELS_LAST_TILE // block_c
         _group_norm_relu_channels_last_kernel[(triton.cdiv(spatial, block_s), batch * c_tiles)](
-            x, out, mean, rstd, weight, bias, channels, spatial, num_groups, x_strides[0],
-            c_tiles, BLOCK_S=block_s, BLOCK_C=block_c, num_warps=CHANNELS_LAST_WARPS,
+            x,
+            out,
+            mean,
+            rstd,
+            weight,
+            bias,
+            channels,
+            spatial,
+            num_groups,
+            x_strides[0],
+            c_tiles,
+            BLOCK_S=block_s,
+            BLOCK_C=block_c,
+            num_warps=CHANNELS_LAST_WARPS,
         )
         return out
     out_frames = pooled_num_frames(frames)
-    out = torch.empty(batch, channels, out_frames, height, width, dtype=x.dtype,
-                      device=x.device, memory_format=torch.channels_last_3d)
+    out = torch.empty(
+        batch,
+        channels,
+        out_frames,
+        height,
+        width,
+        dtype=x.dtype,
+        device=x.device,
+        memory_format=torch.channels_last_3d,
+    )
     out_strides = layout_strides(out.shape, True)
     _group_norm_relu_pool_channels_last_kernel[(row_tiles * w_tiles, out_frames, batch * c_tiles)](
-        x, out, mean, rstd, weight, bias, channels, num_groups, frames, height, width,
-        x_strides[0], x_strides[2], x_strides[3], out_strides[0], out_strides[2],
-        rows_per_program, w_tiles, c_tiles,
-        BLOCK_W=block_w, BLOCK_C=block_c, num_warps=CHANNELS_LAST_WARPS,
+        x,
+        out,
+        mean,
+        rstd,
+        weight,
+        bias,
+        channels,
+        num_groups,
+        frames,
+        height,
+        width,
+        x_strides[0],
+        x_strides[2],
+        x_strides[3],
+        out_strides[0],
+        out_strides[2],
+        rows_per_program,
+        w_tiles,
+        c_tiles,
+        BLOCK_W=block_w,
+        BLOCK_C=block_c,
+        num_warps=CHANNELS_LAST_WARPS,
     )
     return out
 
@@ -545,15 +710,16 @@ def _group_norm_relu_pool_bwd(grad_out, x, weight, bias, mean, rstd, num_groups,
     dtype = mean.dtype
     if pool:  # the pool is linear: its VJP does not depend on the point, zeros will do
         with torch.enable_grad():
-            point = torch.zeros(x.shape, dtype=grad_out.dtype, device=x.device,
-                                requires_grad=True)
+            point = torch.zeros(x.shape, dtype=grad_out.dtype, device=x.device, requires_grad=True)
             (grad_y,) = torch.autograd.grad(temporal_avg_pool(point), point, grad_out)
     else:
         grad_y = grad_out
     grouped = (batch, num_groups, -1)
     per_channel = (1, channels) + (1,) * (x.dim() - 2)
-    x_hat = ((x.to(dtype).reshape(grouped) - mean.view(batch, num_groups, 1))
-             * rstd.view(batch, num_groups, 1)).reshape(x.shape)
+    x_hat = (
+        (x.to(dtype).reshape(grouped) - mean.view(batch, num_groups, 1))
+        * rstd.view(batch, num_groups, 1)
+    ).reshape(x.shape)
     pre_activation = x_hat * weight.to(dtype).view(per_channel) + bias.to(dtype).view(per_channel)
     grad_n = torch.where(pre_activation > 0, grad_y.to(dtype), 0.0)
     reduce_dims = [0] + list(range(2, x.dim()))
@@ -562,9 +728,13 @@ def _group_norm_relu_pool_bwd(grad_out, x, weight, bias, mean, rstd, num_groups,
     u = (grad_n * weight.to(dtype).view(per_channel)).reshape(grouped)
     x_hat = x_hat.reshape(grouped)
     grad_x = rstd.view(batch, num_groups, 1) * (
-        u - u.mean(-1, keepdim=True) - x_hat * (u * x_hat).mean(-1, keepdim=True))
-    return (grad_x.reshape(x.shape).to(x.dtype), grad_weight.to(weight.dtype),
-            grad_bias.to(bias.dtype))
+        u - u.mean(-1, keepdim=True) - x_hat * (u * x_hat).mean(-1, keepdim=True)
+    )
+    return (
+        grad_x.reshape(x.shape).to(x.dtype),
+        grad_weight.to(weight.dtype),
+        grad_bias.to(bias.dtype),
+    )
 
 
 class _GroupNormReLUPoolFunction(torch.autograd.Function):
@@ -580,14 +750,22 @@ class _GroupNormReLUPoolFunction(torch.autograd.Function):
     def backward(ctx, grad_out):
         x, weight, bias, mean, rstd = ctx.saved_tensors
         grad_x, grad_weight, grad_bias = _group_norm_relu_pool_bwd(
-            grad_out.contiguous(), x, weight, bias, mean, rstd, ctx.num_groups, ctx.pool)
+            grad_out.contiguous(), x, weight, bias, mean, rstd, ctx.num_groups, ctx.pool
+        )
         # x, weight, bias, num_groups, eps, pool
         return grad_x, grad_weight, grad_bias, None, None, None
 
 
-def group_norm_relu_pool(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                         num_groups: int, *, eps: float = 1e-5, pool: bool = False,
-                         backend: str = "auto") -> torch.Tensor:
+def group_norm_relu_pool(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    num_groups: int,
+    *,
+    eps: float = 1e-5,
+    pool: bool = False,
+    backend: str = "auto",
+) -> torch.Tensor:
     """GroupNorm, ReLU and (optionally) the decoder's temporal AvgPool3d in one pass.
 
     Args:
@@ -616,6 +794,6 @@ def group_norm_relu_pool(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
     if resolve_backend(backend, x, weight, bias) == "reference":
         return group_norm_relu_pool_reference(x, weight, bias, num_groups, eps, pool)
     check_grid("x", x)
-    return _GroupNormReLUPoolFunction.apply(x, weight, bias, int(num_groups), float(eps),
-                                            bool(pool))
-
+    return _GroupNormReLUPoolFunction.apply(
+        x, weight, bias, int(num_groups), float(eps), bool(pool)
+    )

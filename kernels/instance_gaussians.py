@@ -23,6 +23,7 @@ second kernel sums the P partials in a fixed order. Every tile compares its voxe
 ids (K * BLOCK_N compares), cheap next to the loads for the K <= 100 instances of a clip.
 The backward is one gather pass: read ids and r, write the N * (2E - F) input gradients.
 """
+
 from typing import NamedTuple
 
 import torch
@@ -30,8 +31,16 @@ import triton
 import triton.language as tl
 
 from ._backend import resolve_backend
-from ._checks import (FLOAT_DTYPES, INDEX_DTYPES, check_index_range, check_int32_indexable,
-                      check_positive, check_same_device, check_same_size, check_tensor)
+from ._checks import (
+    FLOAT_DTYPES,
+    INDEX_DTYPES,
+    check_index_range,
+    check_int32_indexable,
+    check_positive,
+    check_same_device,
+    check_same_size,
+    check_tensor,
+)
 from ._launch import accumulation_dtype, ensure_contiguous
 
 
@@ -41,10 +50,15 @@ class InstanceGaussians(NamedTuple):
     counts: torch.Tensor  # [K] int64, member voxels per instance
 
 
-def instance_gaussians_reference(embeddings: torch.Tensor, log_precisions: torch.Tensor,
-                                 instance_ids: torch.Tensor, num_instances: int, *,
-                                 precision_scale: float,
-                                 free_dim_precision: float) -> InstanceGaussians:
+def instance_gaussians_reference(
+    embeddings: torch.Tensor,
+    log_precisions: torch.Tensor,
+    instance_ids: torch.Tensor,
+    num_instances: int,
+    *,
+    precision_scale: float,
+    free_dim_precision: float,
+) -> InstanceGaussians:
     """Plain PyTorch: scatter-add the member voxels of each instance, then divide."""
     dtype = accumulation_dtype(embeddings.dtype, log_precisions.dtype)
     num_dims, num_variance_dims = embeddings.shape[1], log_precisions.shape[1]
@@ -57,8 +71,12 @@ def instance_gaussians_reference(embeddings: torch.Tensor, log_precisions: torch
     denominators = counts.clamp(min=1).to(dtype)[:, None]  # [K, 1]
     means = zeros(num_instances, num_dims).index_add(0, member_ids, embeddings) / denominators
     predicted = zeros(num_instances, num_variance_dims).index_add(0, member_ids, precisions)
-    free = torch.full((num_instances, num_dims - num_variance_dims), free_dim_precision,
-                      dtype=dtype, device=embeddings.device)
+    free = torch.full(
+        (num_instances, num_dims - num_variance_dims),
+        free_dim_precision,
+        dtype=dtype,
+        device=embeddings.device,
+    )
     return InstanceGaussians(means, torch.cat([predicted / denominators, free], dim=1), counts)
 
 
@@ -70,9 +88,15 @@ def _instance_gaussians_partial_kernel(
     part_emb_ptr,  # [P, K, E] per-program sums of member embeddings
     part_prec_ptr,  # [P, K, E] per-program sums of member precisions (columns >= EV unused)
     part_count_ptr,  # [P, K] per-program member counts
-    N, K, chunk,
-    E: tl.constexpr, EV: tl.constexpr, PRECISION_SCALE: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, E_PAD: tl.constexpr,
+    N,
+    K,
+    chunk,
+    E: tl.constexpr,
+    EV: tl.constexpr,
+    PRECISION_SCALE: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    E_PAD: tl.constexpr,
 ):
     pid = tl.program_id(0)
     k_offs = tl.program_id(1) * BLOCK_K + tl.arange(0, BLOCK_K)
@@ -87,10 +111,16 @@ def _instance_gaussians_partial_kernel(
         n_mask = (n_offs < start + chunk) & (n_offs < N)
         ids = tl.load(ids_ptr + n_offs, mask=n_mask, other=-1)
         member = ids[:, None] == k_offs[None, :]  # [BLOCK_N, BLOCK_K]
-        emb = tl.load(emb_ptr + n_offs[:, None] * E + d_offs[None, :],
-                      mask=n_mask[:, None] & (d_offs[None, :] < E), other=0.0).to(acc_dtype)
-        logp = tl.load(logp_ptr + n_offs[:, None] * EV + d_offs[None, :],
-                       mask=n_mask[:, None] & (d_offs[None, :] < EV), other=0.0).to(acc_dtype)
+        emb = tl.load(
+            emb_ptr + n_offs[:, None] * E + d_offs[None, :],
+            mask=n_mask[:, None] & (d_offs[None, :] < E),
+            other=0.0,
+        ).to(acc_dtype)
+        logp = tl.load(
+            logp_ptr + n_offs[:, None] * EV + d_offs[None, :],
+            mask=n_mask[:, None] & (d_offs[None, :] < EV),
+            other=0.0,
+        ).to(acc_dtype)
         prec = PRECISION_SCALE * tl.exp(logp)
         # where, not a product with the 0/1 mask: exp(r) may overflow to inf outside S_k.
         acc_emb += tl.sum(tl.where(member[:, :, None], emb[:, None, :], 0.0), axis=0)
@@ -112,8 +142,13 @@ def _instance_gaussians_finalize_kernel(
     means_ptr,  # [K, E]
     precisions_ptr,  # [K, E]
     counts_ptr,  # [K] int64
-    P, K, free_dim_precision,
-    E: tl.constexpr, EV: tl.constexpr, BLOCK_K: tl.constexpr, E_PAD: tl.constexpr,
+    P,
+    K,
+    free_dim_precision,
+    E: tl.constexpr,
+    EV: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    E_PAD: tl.constexpr,
     BLOCK_P: tl.constexpr,
 ):
     # BLOCK_P partials per step as one [BLOCK_P, BLOCK_K, E_PAD] tile reduced over P: P / BLOCK_P
@@ -135,8 +170,14 @@ def _instance_gaussians_finalize_kernel(
         pkd_mask = p_mask[:, None, None] & kd_mask[None, :, :]
         sum_emb += tl.sum(tl.load(part_emb_ptr + pkd_offs, mask=pkd_mask, other=0.0), axis=0)
         sum_prec += tl.sum(tl.load(part_prec_ptr + pkd_offs, mask=pkd_mask, other=0.0), axis=0)
-        count += tl.sum(tl.load(part_count_ptr + p_offs[:, None] * K + k_offs[None, :],
-                                mask=p_mask[:, None] & k_mask[None, :], other=0.0), axis=0)
+        count += tl.sum(
+            tl.load(
+                part_count_ptr + p_offs[:, None] * K + k_offs[None, :],
+                mask=p_mask[:, None] & k_mask[None, :],
+                other=0.0,
+            ),
+            axis=0,
+        )
     denominator = tl.maximum(count, 1.0, propagate_nan=tl.PropagateNan.ALL)[:, None]
     precisions = tl.where(d_offs[None, :] < EV, sum_prec / denominator, free_dim_precision)
     tl.store(means_ptr + kd_offs, sum_emb / denominator, mask=kd_mask)
@@ -158,8 +199,11 @@ def _instance_gaussians_bwd_kernel(
     grad_emb_ptr,  # [N, E]
     grad_logp_ptr,  # [N, EV]
     N,
-    E: tl.constexpr, EV: tl.constexpr, PRECISION_SCALE: tl.constexpr,
-    BLOCK_N: tl.constexpr, E_PAD: tl.constexpr,
+    E: tl.constexpr,
+    EV: tl.constexpr,
+    PRECISION_SCALE: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    E_PAD: tl.constexpr,
 ):
     n_offs = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     d_offs = tl.arange(0, E_PAD)
@@ -172,20 +216,29 @@ def _instance_gaussians_bwd_kernel(
     safe_count = tl.maximum(count, 1.0, propagate_nan=tl.PropagateNan.ALL)
     inv_count = tl.where(member, 1.0 / safe_count, 0.0)[:, None]
     emb_mask = (n_mask & member)[:, None] & (d_offs[None, :] < E)
-    grad_mean = tl.load(grad_means_ptr + safe_ids[:, None] * E + d_offs[None, :], mask=emb_mask,
-                        other=0.0)
+    grad_mean = tl.load(
+        grad_means_ptr + safe_ids[:, None] * E + d_offs[None, :], mask=emb_mask, other=0.0
+    )
     store_emb = n_mask[:, None] & (d_offs[None, :] < E)
-    tl.store(grad_emb_ptr + n_offs[:, None] * E + d_offs[None, :],
-             (grad_mean * inv_count).to(grad_emb_ptr.dtype.element_ty), mask=store_emb)
+    tl.store(
+        grad_emb_ptr + n_offs[:, None] * E + d_offs[None, :],
+        (grad_mean * inv_count).to(grad_emb_ptr.dtype.element_ty),
+        mask=store_emb,
+    )
     logp_mask = (n_mask & member)[:, None] & (d_offs[None, :] < EV)
-    grad_prec = tl.load(grad_prec_ptr + safe_ids[:, None] * E + d_offs[None, :], mask=logp_mask,
-                        other=0.0)
-    logp = tl.load(logp_ptr + n_offs[:, None] * EV + d_offs[None, :], mask=logp_mask,
-                   other=0.0).to(acc_dtype)
+    grad_prec = tl.load(
+        grad_prec_ptr + safe_ids[:, None] * E + d_offs[None, :], mask=logp_mask, other=0.0
+    )
+    logp = tl.load(logp_ptr + n_offs[:, None] * EV + d_offs[None, :], mask=logp_mask, other=0.0).to(
+        acc_dtype
+    )
     grad_logp = tl.where(logp_mask, grad_prec * PRECISION_SCALE * tl.exp(logp) * inv_count, 0.0)
     store_logp = n_mask[:, None] & (d_offs[None, :] < EV)
-    tl.store(grad_logp_ptr + n_offs[:, None] * EV + d_offs[None, :],
-             grad_logp.to(grad_logp_ptr.dtype.element_ty), mask=store_logp)
+    tl.store(
+        grad_logp_ptr + n_offs[:, None] * EV + d_offs[None, :],
+        grad_logp.to(grad_logp_ptr.dtype.element_ty),
+        mask=store_logp,
+    )
 
 
 _BLOCK_N = 256
@@ -194,8 +247,9 @@ _MAX_PROGRAMS = 512  # enough to fill 132 SMs several times; bounds the [P, K, E
 _FINALIZE_BLOCK_P = 64  # [64, 16, E_PAD] tiles: the 512 partials in 8 steps
 
 
-def _instance_gaussians_fwd(embeddings, log_precisions, instance_ids, num_instances,
-                            precision_scale, free_dim_precision):
+def _instance_gaussians_fwd(
+    embeddings, log_precisions, instance_ids, num_instances, precision_scale, free_dim_precision
+):
     num_voxels, num_dims = embeddings.shape
     num_variance_dims = log_precisions.shape[1]
     dtype = accumulation_dtype(embeddings.dtype, log_precisions.dtype)
@@ -213,34 +267,72 @@ def _instance_gaussians_fwd(embeddings, log_precisions, instance_ids, num_instan
     e_pad = triton.next_power_of_2(num_dims)
     grid = (num_programs, triton.cdiv(num_instances, _BLOCK_K))
     _instance_gaussians_partial_kernel[grid](
-        embeddings, log_precisions, instance_ids, part_emb, part_prec, part_count,
-        num_voxels, num_instances, chunk,
-        E=num_dims, EV=num_variance_dims, PRECISION_SCALE=precision_scale,
-        BLOCK_N=_BLOCK_N, BLOCK_K=_BLOCK_K, E_PAD=e_pad,
+        embeddings,
+        log_precisions,
+        instance_ids,
+        part_emb,
+        part_prec,
+        part_count,
+        num_voxels,
+        num_instances,
+        chunk,
+        E=num_dims,
+        EV=num_variance_dims,
+        PRECISION_SCALE=precision_scale,
+        BLOCK_N=_BLOCK_N,
+        BLOCK_K=_BLOCK_K,
+        E_PAD=e_pad,
     )
     _instance_gaussians_finalize_kernel[(triton.cdiv(num_instances, _BLOCK_K),)](
-        part_emb, part_prec, part_count, means, precisions, counts,
-        num_programs, num_instances, float(free_dim_precision),
-        E=num_dims, EV=num_variance_dims, BLOCK_K=_BLOCK_K, E_PAD=e_pad,
+        part_emb,
+        part_prec,
+        part_count,
+        means,
+        precisions,
+        counts,
+        num_programs,
+        num_instances,
+        float(free_dim_precision),
+        E=num_dims,
+        EV=num_variance_dims,
+        BLOCK_K=_BLOCK_K,
+        E_PAD=e_pad,
         BLOCK_P=_FINALIZE_BLOCK_P,
     )
     return means, precisions, counts
 
 
-def _instance_gaussians_bwd(grad_means, grad_precisions, counts, log_precisions, instance_ids,
-                            embeddings_dtype, precision_scale):
+def _instance_gaussians_bwd(
+    grad_means,
+    grad_precisions,
+    counts,
+    log_precisions,
+    instance_ids,
+    embeddings_dtype,
+    precision_scale,
+):
     num_voxels, num_variance_dims = log_precisions.shape
     num_dims = grad_means.shape[1]
-    grad_embeddings = torch.empty(num_voxels, num_dims, dtype=embeddings_dtype,
-                                  device=log_precisions.device)
+    grad_embeddings = torch.empty(
+        num_voxels, num_dims, dtype=embeddings_dtype, device=log_precisions.device
+    )
     grad_log_precisions = torch.empty_like(log_precisions)
     if num_voxels == 0:
         return grad_embeddings, grad_log_precisions
     _instance_gaussians_bwd_kernel[(triton.cdiv(num_voxels, _BLOCK_N),)](
-        grad_means, grad_precisions, counts, log_precisions, instance_ids,
-        grad_embeddings, grad_log_precisions, num_voxels,
-        E=num_dims, EV=num_variance_dims, PRECISION_SCALE=precision_scale,
-        BLOCK_N=_BLOCK_N, E_PAD=triton.next_power_of_2(num_dims),
+        grad_means,
+        grad_precisions,
+        counts,
+        log_precisions,
+        instance_ids,
+        grad_embeddings,
+        grad_log_precisions,
+        num_voxels,
+        E=num_dims,
+        EV=num_variance_dims,
+        PRECISION_SCALE=precision_scale,
+        BLOCK_N=_BLOCK_N,
+        E_PAD=triton.next_power_of_2(num_dims),
     )
     return grad_embeddings, grad_log_precisions
 
@@ -248,11 +340,23 @@ def _instance_gaussians_bwd(grad_means, grad_precisions, counts, log_precisions,
 class _InstanceGaussiansFunction(torch.autograd.Function):
     @staticmethod
     @ensure_contiguous
-    def forward(ctx, embeddings, log_precisions, instance_ids, num_instances, precision_scale,
-                free_dim_precision):
+    def forward(
+        ctx,
+        embeddings,
+        log_precisions,
+        instance_ids,
+        num_instances,
+        precision_scale,
+        free_dim_precision,
+    ):
         means, precisions, counts = _instance_gaussians_fwd(
-            embeddings, log_precisions, instance_ids, num_instances, precision_scale,
-            free_dim_precision)
+            embeddings,
+            log_precisions,
+            instance_ids,
+            num_instances,
+            precision_scale,
+            free_dim_precision,
+        )
         ctx.save_for_backward(counts, log_precisions, instance_ids)
         ctx.embeddings_dtype = embeddings.dtype
         ctx.precision_scale = precision_scale
@@ -269,30 +373,52 @@ class _InstanceGaussiansFunction(torch.autograd.Function):
         if grad_precisions is None:
             grad_precisions = torch.zeros_like(grad_means)
         grad_embeddings, grad_log_precisions = _instance_gaussians_bwd(
-            grad_means, grad_precisions, counts, log_precisions, instance_ids,
-            ctx.embeddings_dtype, ctx.precision_scale)
+            grad_means,
+            grad_precisions,
+            counts,
+            log_precisions,
+            instance_ids,
+            ctx.embeddings_dtype,
+            ctx.precision_scale,
+        )
         # embeddings, log_precisions, instance_ids, num_instances, precision_scale,
         # free_dim_precision
         return grad_embeddings, grad_log_precisions, None, None, None, None
 
 
-def instance_gaussians_triton(embeddings: torch.Tensor, log_precisions: torch.Tensor,
-                              instance_ids: torch.Tensor, num_instances: int, *,
-                              precision_scale: float,
-                              free_dim_precision: float) -> InstanceGaussians:
+def instance_gaussians_triton(
+    embeddings: torch.Tensor,
+    log_precisions: torch.Tensor,
+    instance_ids: torch.Tensor,
+    num_instances: int,
+    *,
+    precision_scale: float,
+    free_dim_precision: float,
+) -> InstanceGaussians:
     """The Triton path of :func:`instance_gaussians` without its argument checks, for fused ops
     that have checked the same inputs already (the id range check syncs with the device).
     ``instance_ids`` must be int32; differentiable like :func:`instance_gaussians`."""
     means, precisions, counts = _InstanceGaussiansFunction.apply(
-        embeddings, log_precisions, instance_ids, num_instances, float(precision_scale),
-        float(free_dim_precision))
+        embeddings,
+        log_precisions,
+        instance_ids,
+        num_instances,
+        float(precision_scale),
+        float(free_dim_precision),
+    )
     return InstanceGaussians(means, precisions, counts)
 
 
-def instance_gaussians(embeddings: torch.Tensor, log_precisions: torch.Tensor,
-                       instance_ids: torch.Tensor, num_instances: int | None = None, *,
-                       precision_scale: float, free_dim_precision: float,
-                       backend: str = "auto") -> InstanceGaussians:
+def instance_gaussians(
+    embeddings: torch.Tensor,
+    log_precisions: torch.Tensor,
+    instance_ids: torch.Tensor,
+    num_instances: int | None = None,
+    *,
+    precision_scale: float,
+    free_dim_precision: float,
+    backend: str = "auto",
+) -> InstanceGaussians:
     """Mean embedding and mean precision of every instance of a clip.
 
     Args:
@@ -315,10 +441,15 @@ def instance_gaussians(embeddings: torch.Tensor, log_precisions: torch.Tensor,
     check_tensor("embeddings", embeddings, shape=(None, None), dtypes=FLOAT_DTYPES)
     check_tensor("log_precisions", log_precisions, shape=(None, None), dtypes=FLOAT_DTYPES)
     check_tensor("instance_ids", instance_ids, shape=(None,), dtypes=INDEX_DTYPES)
-    check_same_size("N", embeddings=embeddings.shape[0], log_precisions=log_precisions.shape[0],
-                    instance_ids=instance_ids.shape[0])
-    check_same_device(embeddings=embeddings, log_precisions=log_precisions,
-                      instance_ids=instance_ids)
+    check_same_size(
+        "N",
+        embeddings=embeddings.shape[0],
+        log_precisions=log_precisions.shape[0],
+        instance_ids=instance_ids.shape[0],
+    )
+    check_same_device(
+        embeddings=embeddings, log_precisions=log_precisions, instance_ids=instance_ids
+    )
     if log_precisions.shape[1] > embeddings.shape[1]:
         raise ValueError(
             f"log_precisions must have at most E = {embeddings.shape[1]} columns (one per "
@@ -332,10 +463,20 @@ def instance_gaussians(embeddings: torch.Tensor, log_precisions: torch.Tensor,
         raise ValueError(f"num_instances must be >= 0, got {num_instances}")
     check_index_range("instance_ids", instance_ids, -1, num_instances)
     if resolve_backend(backend, embeddings, log_precisions) == "reference":
-        return instance_gaussians_reference(embeddings, log_precisions, instance_ids,
-                                            num_instances, precision_scale=precision_scale,
-                                            free_dim_precision=free_dim_precision)
+        return instance_gaussians_reference(
+            embeddings,
+            log_precisions,
+            instance_ids,
+            num_instances,
+            precision_scale=precision_scale,
+            free_dim_precision=free_dim_precision,
+        )
     check_int32_indexable("embeddings", embeddings.numel())
-    return instance_gaussians_triton(embeddings, log_precisions, instance_ids.to(torch.int32),
-                                     num_instances, precision_scale=precision_scale,
-                                     free_dim_precision=free_dim_precision)
+    return instance_gaussians_triton(
+        embeddings,
+        log_precisions,
+        instance_ids.to(torch.int32),
+        num_instances,
+        precision_scale=precision_scale,
+        free_dim_precision=free_dim_precision,
+    )

@@ -40,13 +40,19 @@ which only scales it by the upstream gradient per row: **memory held between for
 backward is one [K, N] tensor in the accumulation dtype (4 bytes per element in float32)**;
 the sorted errors and the int64 permutation (12 bytes per element) are freed after forward.
 """
+
 import torch
 import triton
 import triton.language as tl
 
 from ._backend import resolve_backend
-from ._checks import (FLOAT_DTYPES, INDEX_DTYPES, check_int32_indexable, check_same_device,
-                      check_tensor)
+from ._checks import (
+    FLOAT_DTYPES,
+    INDEX_DTYPES,
+    check_int32_indexable,
+    check_same_device,
+    check_tensor,
+)
 from ._launch import accumulation_dtype, ensure_contiguous, row_start
 
 LABEL_DTYPES = FLOAT_DTYPES + INDEX_DTYPES + (torch.bool,)
@@ -103,8 +109,10 @@ def _lovasz_chunk_positives_kernel(
     labels_ptr,  # [K, N] labels (unless LABELS_FROM_IDS)
     ids_ptr,  # [N] int32 instance ids (if LABELS_FROM_IDS)
     chunk_positives_ptr,  # [K, C] int32 output: positives per chunk of the sorted order
-    N, C,
-    LABELS_FROM_IDS: tl.constexpr, BLOCK: tl.constexpr,
+    N,
+    C,
+    LABELS_FROM_IDS: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
     chunk, row = tl.program_id(0), tl.program_id(1)
     offs = chunk * BLOCK + tl.arange(0, BLOCK)
@@ -124,8 +132,11 @@ def _lovasz_gradient_kernel(
     positives_ptr,  # [K] int32 positives per row (gts)
     partial_loss_ptr,  # [K, C] output: per-chunk loss partials
     grad_input_ptr,  # [K, N] output: d loss_k / d input, at unsorted positions
-    N, C,
-    INPUT_SCALE: tl.constexpr, LABELS_FROM_IDS: tl.constexpr, BLOCK: tl.constexpr,
+    N,
+    C,
+    INPUT_SCALE: tl.constexpr,
+    LABELS_FROM_IDS: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
     chunk, row = tl.program_id(0), tl.program_id(1)
     offs = chunk * BLOCK + tl.arange(0, BLOCK)
@@ -143,8 +154,9 @@ def _lovasz_gradient_kernel(
     safe_union = tl.where(mask, union, 1.0)
     previous_union = safe_union - 1.0  # U_{j-1} for a negative at j
     safe_previous_union = tl.maximum(previous_union, 1.0, propagate_nan=tl.PropagateNan.ALL)
-    negative_grad = tl.where(previous_union > 0,
-                             intersection / (safe_previous_union * safe_union), 1.0)
+    negative_grad = tl.where(
+        previous_union > 0, intersection / (safe_previous_union * safe_union), 1.0
+    )
     grad = tl.where(label != 0, 1.0 / safe_union, negative_grad)
     # torch's relu: zero gradient at and below 0; a NaN error passes (its loss term is NaN and
     # its gradient flows, as relu's backward `x <= 0 ? 0 : grad` does)
@@ -158,9 +170,13 @@ def _lovasz_gradient_kernel(
 _BLOCK = 1024
 
 
-def lovasz_hinge_from_errors(errors: torch.Tensor, *, labels: torch.Tensor | None = None,
-                             instance_ids: torch.Tensor | None = None,
-                             input_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+def lovasz_hinge_from_errors(
+    errors: torch.Tensor,
+    *,
+    labels: torch.Tensor | None = None,
+    instance_ids: torch.Tensor | None = None,
+    input_scale: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Lovász hinge of rows of precomputed hinge errors (contiguous [K, N], accumulation dtype).
 
     Row k's labels are ``labels[k] != 0`` or, with ``instance_ids`` ([N] int32), the voxels
@@ -172,8 +188,10 @@ def lovasz_hinge_from_errors(errors: torch.Tensor, *, labels: torch.Tensor | Non
     num_rows, num_voxels = errors.shape
     device, dtype = errors.device, errors.dtype
     if num_rows == 0 or num_voxels == 0:
-        return (torch.zeros(num_rows, dtype=dtype, device=device),
-                torch.zeros(num_rows, num_voxels, dtype=dtype, device=device))
+        return (
+            torch.zeros(num_rows, dtype=dtype, device=device),
+            torch.zeros(num_rows, num_voxels, dtype=dtype, device=device),
+        )
     sorted_errors, perm = torch.sort(errors, dim=1, descending=True, stable=True)
     labels_from_ids = instance_ids is not None
     labels_arg = instance_ids if labels_from_ids else labels
@@ -182,8 +200,14 @@ def lovasz_hinge_from_errors(errors: torch.Tensor, *, labels: torch.Tensor | Non
     chunk_positives = torch.empty(num_rows, num_chunks, dtype=torch.int32, device=device)
     grid = (num_chunks, num_rows)
     _lovasz_chunk_positives_kernel[grid](
-        perm, labels_arg, ids_arg, chunk_positives, num_voxels, num_chunks,
-        LABELS_FROM_IDS=labels_from_ids, BLOCK=_BLOCK,
+        perm,
+        labels_arg,
+        ids_arg,
+        chunk_positives,
+        num_voxels,
+        num_chunks,
+        LABELS_FROM_IDS=labels_from_ids,
+        BLOCK=_BLOCK,
     )
     chunk_ends = chunk_positives.cumsum(dim=1, dtype=torch.int32)  # [K, C]
     chunk_offsets = chunk_ends - chunk_positives
@@ -191,9 +215,19 @@ def lovasz_hinge_from_errors(errors: torch.Tensor, *, labels: torch.Tensor | Non
     partial_loss = torch.empty(num_rows, num_chunks, dtype=dtype, device=device)
     grad_input = torch.empty(num_rows, num_voxels, dtype=dtype, device=device)
     _lovasz_gradient_kernel[grid](
-        sorted_errors, perm, labels_arg, ids_arg, chunk_offsets, positives, partial_loss,
-        grad_input, num_voxels, num_chunks,
-        INPUT_SCALE=float(input_scale), LABELS_FROM_IDS=labels_from_ids, BLOCK=_BLOCK,
+        sorted_errors,
+        perm,
+        labels_arg,
+        ids_arg,
+        chunk_offsets,
+        positives,
+        partial_loss,
+        grad_input,
+        num_voxels,
+        num_chunks,
+        INPUT_SCALE=float(input_scale),
+        LABELS_FROM_IDS=labels_from_ids,
+        BLOCK=_BLOCK,
     )
     return partial_loss.sum(dim=1), grad_input
 
@@ -204,7 +238,8 @@ def _lovasz_hinge_errors(logits, labels):
     total = logits.numel()
     if total:
         _lovasz_hinge_errors_kernel[(triton.cdiv(total, _BLOCK),)](
-            logits, labels, errors, total, BLOCK=_BLOCK)
+            logits, labels, errors, total, BLOCK=_BLOCK
+        )
     return errors
 
 
@@ -227,8 +262,9 @@ class _LovaszHingeFunction(torch.autograd.Function):
         return (grad_logits * grad_loss[:, None]).to(ctx.logits_dtype), None
 
 
-def lovasz_hinge(logits: torch.Tensor, labels: torch.Tensor, *,
-                 backend: str = "auto") -> torch.Tensor:
+def lovasz_hinge(
+    logits: torch.Tensor, labels: torch.Tensor, *, backend: str = "auto"
+) -> torch.Tensor:
     """Binary Lovász hinge of every row (Berman's flat version: one row = one image/instance).
 
     Args:
@@ -244,8 +280,9 @@ def lovasz_hinge(logits: torch.Tensor, labels: torch.Tensor, *,
     check_tensor("logits", logits, shape=(None, None), dtypes=FLOAT_DTYPES)
     check_tensor("labels", labels, shape=(None, None), dtypes=LABEL_DTYPES)
     if labels.shape != logits.shape:
-        raise ValueError(f"labels must have the shape of logits {list(logits.shape)}, got "
-                         f"{list(labels.shape)}")
+        raise ValueError(
+            f"labels must have the shape of logits {list(logits.shape)}, got {list(labels.shape)}"
+        )
     check_same_device(logits=logits, labels=labels)
     if resolve_backend(backend, logits) == "reference":
         return lovasz_hinge_reference(logits, labels)

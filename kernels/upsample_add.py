@@ -24,6 +24,7 @@ with c along the lanes.
 Memory traffic (bf16, N high voxels, C channels): read high and write out (2 * 2 N C bytes),
 read low (N C / 4 or / 8, re-reads from L1/L2): about 4.5 N C bytes, in either layout.
 """
+
 import torch
 import torch.nn.functional as F
 import triton
@@ -32,8 +33,15 @@ import triton.language as tl
 from ._backend import resolve_backend
 from ._checks import FLOAT_DTYPES, check_tensor
 from ._launch import accumulation_dtype
-from ._tse_common import (CHANNELS_LAST_WARPS, channel_offset, channel_tiling, check_grid,
-                          layout_strides, memory_layout, row_tiling)
+from ._tse_common import (
+    CHANNELS_LAST_WARPS,
+    channel_offset,
+    channel_tiling,
+    check_grid,
+    layout_strides,
+    memory_layout,
+    row_tiling,
+)
 
 
 def upsample_add_reference(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
@@ -45,8 +53,9 @@ def upsample_add_reference(low: torch.Tensor, high: torch.Tensor) -> torch.Tenso
 @triton.jit
 def _source_index(dst, scale, size_in):
     """PyTorch's align_corners=False source coordinate: (i0, i1, weight of i1)."""
-    src = tl.maximum((dst.to(scale.dtype) + 0.5) * scale - 0.5, 0.0,
-                     propagate_nan=tl.PropagateNan.ALL)
+    src = tl.maximum(
+        (dst.to(scale.dtype) + 0.5) * scale - 0.5, 0.0, propagate_nan=tl.PropagateNan.ALL
+    )
     i0 = src.to(tl.int32)  # src >= 0, so truncation is floor
     i1 = tl.where(i0 < size_in - 1, i0 + 1, i0)
     return i0, i1, src - i0.to(scale.dtype)
@@ -64,10 +73,24 @@ def _upsample_add_kernel(
     high_ptr,  # [B, C, T, H, W], same layout as low
     out_ptr,  # [B, C, T, H, W], same layout and strides as high
     scales_ptr,  # [3] in / out for t, h, w, in the accumulation dtype
-    C, t_in, h_in, w_in, H, W,
-    low_stride_b, low_stride_c, low_stride_t, low_stride_h, low_stride_w,
-    high_stride_b, high_stride_c, high_stride_t, high_stride_h, high_stride_w,
-    rows_per_program, num_w_tiles,
+    C,
+    t_in,
+    h_in,
+    w_in,
+    H,
+    W,
+    low_stride_b,
+    low_stride_c,
+    low_stride_t,
+    low_stride_h,
+    low_stride_w,
+    high_stride_b,
+    high_stride_c,
+    high_stride_t,
+    high_stride_h,
+    high_stride_w,
+    rows_per_program,
+    num_w_tiles,
     BLOCK_W: tl.constexpr,
 ):
     tile = tl.program_id(0)
@@ -112,8 +135,9 @@ def _upsample_add_kernel(
                 frame_value += h_weight * (w0_weight * x0 + w1_weight * x1)
             up += t_weight * frame_value
         high = tl.load(high_columns + h * high_stride_h).to(acc_dtype)
-        tl.store(out_columns + h * high_stride_h, (high + up).to(out_ptr.dtype.element_ty),
-                 mask=valid)
+        tl.store(
+            out_columns + h * high_stride_h, (high + up).to(out_ptr.dtype.element_ty), mask=valid
+        )
 
 
 # The channels-last kernel: the same blend on [BLOCK_W, BLOCK_C] tiles of pixels x channels
@@ -127,11 +151,23 @@ def _upsample_add_channels_last_kernel(
     high_ptr,  # [B, T, H, W, C] memory
     out_ptr,  # [B, T, H, W, C] memory, high's strides
     scales_ptr,  # [3] in / out for t, h, w, in the accumulation dtype
-    C, t_in, h_in, w_in, H, W,
-    low_stride_b, low_stride_t, low_stride_h,  # low's w stride is C, its c stride 1
-    high_stride_b, high_stride_t, high_stride_h,  # high's w stride is C, its c stride 1
-    rows_per_program, num_w_tiles, num_c_tiles,
-    BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr,
+    C,
+    t_in,
+    h_in,
+    w_in,
+    H,
+    W,
+    low_stride_b,
+    low_stride_t,
+    low_stride_h,  # low's w stride is C, its c stride 1
+    high_stride_b,
+    high_stride_t,
+    high_stride_h,  # high's w stride is C, its c stride 1
+    rows_per_program,
+    num_w_tiles,
+    num_c_tiles,
+    BLOCK_W: tl.constexpr,
+    BLOCK_C: tl.constexpr,
 ):
     tile = tl.program_id(0)
     t = tl.program_id(1)
@@ -153,8 +189,9 @@ def _upsample_add_channels_last_kernel(
     column1 = low_base + (w1 * C)[:, None]
     frame0 = t0 * low_stride_t
     frame1 = t1 * low_stride_t
-    high_offset = (b.to(tl.int64) * high_stride_b + t * high_stride_t + c[None, :]
-                   + (w_clamped * C)[:, None])
+    high_offset = (
+        b.to(tl.int64) * high_stride_b + t * high_stride_t + c[None, :] + (w_clamped * C)[:, None]
+    )
     h_scale = tl.load(scales_ptr + 1)
     first_row = (tile // num_w_tiles) * rows_per_program
     for step in range(rows_per_program):
@@ -186,26 +223,60 @@ def _upsample_add_fwd(low, high):
     frames, height, width = high.shape[2:]
     out = torch.empty_like(high, memory_format=memory_format)
     # in / out per axis, rounded to the accumulation dtype as PyTorch's upsampling does.
-    scales = torch.tensor([t_in / frames, h_in / height, w_in / width],
-                          dtype=accumulation_dtype(low.dtype), device=low.device)
+    scales = torch.tensor(
+        [t_in / frames, h_in / height, w_in / width],
+        dtype=accumulation_dtype(low.dtype),
+        device=low.device,
+    )
     low_strides = layout_strides(low.shape, channels_last)
     high_strides = layout_strides(high.shape, channels_last)
     if channels_last:
         block_c, block_w, rows_per_program, row_tiles, w_tiles, c_tiles = channel_tiling(
-            channels, height, width)
+            channels, height, width
+        )
         _upsample_add_channels_last_kernel[(row_tiles * w_tiles, frames, batch * c_tiles)](
-            low, high, out, scales, channels, t_in, h_in, w_in, height, width,
-            low_strides[0], low_strides[2], low_strides[3],
-            high_strides[0], high_strides[2], high_strides[3],
-            rows_per_program, w_tiles, c_tiles,
-            BLOCK_W=block_w, BLOCK_C=block_c, num_warps=CHANNELS_LAST_WARPS,
+            low,
+            high,
+            out,
+            scales,
+            channels,
+            t_in,
+            h_in,
+            w_in,
+            height,
+            width,
+            low_strides[0],
+            low_strides[2],
+            low_strides[3],
+            high_strides[0],
+            high_strides[2],
+            high_strides[3],
+            rows_per_program,
+            w_tiles,
+            c_tiles,
+            BLOCK_W=block_w,
+            BLOCK_C=block_c,
+            num_warps=CHANNELS_LAST_WARPS,
         )
         return out
     block_w, num_warps, rows_per_program, row_tiles, w_tiles = row_tiling(height, width)
     _upsample_add_kernel[(row_tiles * w_tiles, frames, batch * channels)](
-        low, high, out, scales, channels, t_in, h_in, w_in, height, width,
-        *low_strides, *high_strides, rows_per_program, w_tiles,
-        BLOCK_W=block_w, num_warps=num_warps,
+        low,
+        high,
+        out,
+        scales,
+        channels,
+        t_in,
+        h_in,
+        w_in,
+        height,
+        width,
+        *low_strides,
+        *high_strides,
+        rows_per_program,
+        w_tiles,
+        BLOCK_W=block_w,
+        num_warps=num_warps,
     )
     return out
 
@@ -222,7 +293,8 @@ class _UpsampleAddFunction(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
         grad_low = torch.ops.aten.upsample_trilinear3d_backward(
-            grad_out.contiguous(), list(grad_out.shape[2:]), list(ctx.low_shape), False)
+            grad_out.contiguous(), list(grad_out.shape[2:]), list(ctx.low_shape), False
+        )
         return grad_low.to(ctx.low_dtype), grad_out
 
 
@@ -239,14 +311,19 @@ def upsample_add(low: torch.Tensor, high: torch.Tensor, *, backend: str = "auto"
         Tensor[B, C, T, H, W] in high's dtype; differentiable in both inputs.
     """
     check_tensor("low", low, shape=(None, None, None, None, None), dtypes=FLOAT_DTYPES)
-    check_tensor("high", high, shape=(low.shape[0], low.shape[1], None, None, None),
-                 dtypes=FLOAT_DTYPES)
+    check_tensor(
+        "high", high, shape=(low.shape[0], low.shape[1], None, None, None), dtypes=FLOAT_DTYPES
+    )
     if low.dtype != high.dtype:
         raise TypeError(f"low and high must share a dtype, got {low.dtype} and {high.dtype}")
-    if any(size_low < 1 or size_low > size_high
-           for size_low, size_high in zip(low.shape[2:], high.shape[2:])):
-        raise ValueError(f"low's T, H, W must be in [1, high's], got low {list(low.shape)} "
-                         f"and high {list(high.shape)}")
+    if any(
+        size_low < 1 or size_low > size_high
+        for size_low, size_high in zip(low.shape[2:], high.shape[2:])
+    ):
+        raise ValueError(
+            f"low's T, H, W must be in [1, high's], got low {list(low.shape)} "
+            f"and high {list(high.shape)}"
+        )
     if high.numel() == 0:
         raise ValueError(f"high must not be empty, got shape {list(high.shape)}")
     if resolve_backend(backend, low, high) == "reference":

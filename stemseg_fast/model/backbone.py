@@ -15,6 +15,7 @@ modeling/backbone/{backbone,resnet,fpn,make_layers}.py, maskrcnn-benchmark conve
 Module names equal the official ones (``body.stem.conv1``, ``body.layer3.22.bn2``,
 ``fpn.fpn_inner1`` ...), so an official backbone state dict maps by a prefix rule only.
 """
+
 from typing import Any, List, Sequence
 
 import torch
@@ -71,8 +72,16 @@ class Bottleneck(nn.Module):
         stride: spatial stride of the block (2 in the first block of res3..res5).
     """
 
-    def __init__(self, in_channels: int, bottleneck_channels: int, out_channels: int, *,
-                 num_groups: int, stride_in_1x1: bool, stride: int) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        bottleneck_channels: int,
+        out_channels: int,
+        *,
+        num_groups: int,
+        stride_in_1x1: bool,
+        stride: int,
+    ) -> None:
         super().__init__()
         self.downsample = None
         if in_channels != out_channels:
@@ -83,8 +92,15 @@ class Bottleneck(nn.Module):
         stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
         self.conv1 = nn.Conv2d(in_channels, bottleneck_channels, 1, stride=stride_1x1, bias=False)
         self.bn1 = FrozenBatchNorm2d(bottleneck_channels)
-        self.conv2 = nn.Conv2d(bottleneck_channels, bottleneck_channels, 3, stride=stride_3x3,
-                               padding=1, groups=num_groups, bias=False)
+        self.conv2 = nn.Conv2d(
+            bottleneck_channels,
+            bottleneck_channels,
+            3,
+            stride=stride_3x3,
+            padding=1,
+            groups=num_groups,
+            bias=False,
+        )
         self.bn2 = FrozenBatchNorm2d(bottleneck_channels)
         self.conv3 = nn.Conv2d(bottleneck_channels, out_channels, 1, bias=False)
         self.bn3 = FrozenBatchNorm2d(out_channels)
@@ -111,9 +127,17 @@ class ResNetBody(nn.Module):
         freeze_at: 0 trains everything, 1 freezes the stem, k >= 2 also res2..res{k}.
     """
 
-    def __init__(self, blocks_per_stage: Sequence[int], *, num_groups: int = 1,
-                 width_per_group: int = 64, stride_in_1x1: bool = True, stem_channels: int = 64,
-                 res2_out_channels: int = 256, freeze_at: int = 2) -> None:
+    def __init__(
+        self,
+        blocks_per_stage: Sequence[int],
+        *,
+        num_groups: int = 1,
+        width_per_group: int = 64,
+        stride_in_1x1: bool = True,
+        stem_channels: int = 64,
+        res2_out_channels: int = 256,
+        freeze_at: int = 2,
+    ) -> None:
         super().__init__()
         if len(blocks_per_stage) != 4:
             raise ValueError(f"blocks_per_stage must list 4 stages, got {list(blocks_per_stage)}")
@@ -126,9 +150,16 @@ class ResNetBody(nn.Module):
             blocks = []
             for block_index in range(num_blocks):
                 stride = 2 if index > 0 and block_index == 0 else 1
-                blocks.append(Bottleneck(in_channels, bottleneck_channels, out_channels,
-                                         num_groups=num_groups, stride_in_1x1=stride_in_1x1,
-                                         stride=stride))
+                blocks.append(
+                    Bottleneck(
+                        in_channels,
+                        bottleneck_channels,
+                        out_channels,
+                        num_groups=num_groups,
+                        stride_in_1x1=stride_in_1x1,
+                        stride=stride,
+                    )
+                )
                 in_channels = out_channels
             self.add_module(f"layer{index + 1}", nn.Sequential(*blocks))
             self.out_channels.append(out_channels)
@@ -169,8 +200,9 @@ class FPN(nn.Module):
         self.num_levels = len(in_channels)
         for level, channels in enumerate(in_channels, start=1):
             self.add_module(f"fpn_inner{level}", _kaiming_uniform_conv(channels, out_channels, 1))
-            self.add_module(f"fpn_layer{level}",
-                            _kaiming_uniform_conv(out_channels, out_channels, 3))
+            self.add_module(
+                f"fpn_layer{level}", _kaiming_uniform_conv(out_channels, out_channels, 3)
+            )
 
     def forward(self, features: Sequence[torch.Tensor]) -> List[torch.Tensor]:
         top = self.num_levels
@@ -178,8 +210,9 @@ class FPN(nn.Module):
         results = [getattr(self, f"fpn_layer{top}")(last_inner)]
         for level in range(top - 1, 0, -1):
             lateral = getattr(self, f"fpn_inner{level}")(features[level - 1])
-            top_down = F.interpolate(last_inner, size=lateral.shape[-2:], mode="bilinear",
-                                     align_corners=False)
+            top_down = F.interpolate(
+                last_inner, size=lateral.shape[-2:], mode="bilinear", align_corners=False
+            )
             last_inner = lateral + top_down
             results.insert(0, getattr(self, f"fpn_layer{level}")(last_inner))
         return results
@@ -202,14 +235,27 @@ class Backbone(nn.Module):
         return self.fpn(self.body(images))
 
 
-def build_backbone(blocks_per_stage: Sequence[int], *, num_groups: int = 1,
-                   width_per_group: int = 64, stride_in_1x1: bool = True,
-                   stem_channels: int = 64, res2_out_channels: int = 256,
-                   fpn_channels: int = 256, freeze_at: int = 2) -> Backbone:
+def build_backbone(
+    blocks_per_stage: Sequence[int],
+    *,
+    num_groups: int = 1,
+    width_per_group: int = 64,
+    stride_in_1x1: bool = True,
+    stem_channels: int = 64,
+    res2_out_channels: int = 256,
+    fpn_channels: int = 256,
+    freeze_at: int = 2,
+) -> Backbone:
     """A :class:`Backbone`; see :class:`ResNetBody` and :class:`FPN` for the arguments."""
-    body = ResNetBody(blocks_per_stage, num_groups=num_groups, width_per_group=width_per_group,
-                      stride_in_1x1=stride_in_1x1, stem_channels=stem_channels,
-                      res2_out_channels=res2_out_channels, freeze_at=freeze_at)
+    body = ResNetBody(
+        blocks_per_stage,
+        num_groups=num_groups,
+        width_per_group=width_per_group,
+        stride_in_1x1=stride_in_1x1,
+        stem_channels=stem_channels,
+        res2_out_channels=res2_out_channels,
+        freeze_at=freeze_at,
+    )
     return Backbone(body, FPN(body.out_channels, fpn_channels))
 
 
@@ -225,5 +271,6 @@ def resnet101_fpn(**kwargs: Any) -> Backbone:
 
 def resnext101_32x8d_fpn(**kwargs: Any) -> Backbone:
     """X-101-32x8d-FPN (maskrcnn-benchmark settings: 32 groups of 8, stride in the 3x3)."""
-    return build_backbone((3, 4, 23, 3), num_groups=32, width_per_group=8, stride_in_1x1=False,
-                          **kwargs)
+    return build_backbone(
+        (3, 4, 23, 3), num_groups=32, width_per_group=8, stride_in_1x1=False, **kwargs
+    )

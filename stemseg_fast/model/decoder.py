@@ -23,6 +23,7 @@ official ones (``block_32x.4.weight`` is the second conv), in both modes:
   official ``conv(cat(up(x), skip))`` up to rounding. The kernels run through ``backend``
   (``"auto"``: Triton on CUDA, PyTorch on CPU).
 """
+
 from typing import NamedTuple, Sequence
 
 import torch
@@ -53,13 +54,18 @@ def temporal_schedule(num_frames: int) -> TemporalSchedule:
         return TemporalSchedule((True, True, False), (1, 2, 2))
     if num_frames in (16, 24, 32):
         return TemporalSchedule((True, True, True), (2, 2, 2))
-    raise ValueError(f"num_frames (T) must be one of {SUPPORTED_NUM_FRAMES} for the TSE "
-                     f"decoder, got {num_frames}")
+    raise ValueError(
+        f"num_frames (T) must be one of {SUPPORTED_NUM_FRAMES} for the TSE "
+        f"decoder, got {num_frames}"
+    )
 
 
 def _conv_gn_relu_pool(in_channels, out_channels, num_groups, with_pool):
-    layers = [nn.Conv3d(in_channels, out_channels, 3, padding=1),
-              nn.GroupNorm(num_groups, out_channels), nn.ReLU(inplace=True)]
+    layers = [
+        nn.Conv3d(in_channels, out_channels, 3, padding=1),
+        nn.GroupNorm(num_groups, out_channels),
+        nn.ReLU(inplace=True),
+    ]
     if with_pool:
         layers.append(TemporalAvgPool3d())
     return layers
@@ -86,16 +92,25 @@ class TSEDecoder(nn.Module):
         channels_last: run the 3-D convs and fused blocks on channels-last-3d tensors.
     """
 
-    def __init__(self, in_channels: int = 256, widths: Sequence[int] = (256, 256, 128, 128), *,
-                 num_groups: int = 32, fused: bool = False, backend: str = "auto",
-                 channels_last: bool = False) -> None:
+    def __init__(
+        self,
+        in_channels: int = 256,
+        widths: Sequence[int] = (256, 256, 128, 128),
+        *,
+        num_groups: int = 32,
+        fused: bool = False,
+        backend: str = "auto",
+        channels_last: bool = False,
+    ) -> None:
         super().__init__()
         if len(widths) != 4:
             raise ValueError(f"widths must be (c32, c16, c8, c4), got {list(widths)}")
         for width in widths:
             if width % num_groups:
-                raise ValueError(f"every decoder width must be a multiple of num_groups="
-                                 f"{num_groups}, got widths {list(widths)}")
+                raise ValueError(
+                    f"every decoder width must be a multiple of num_groups="
+                    f"{num_groups}, got widths {list(widths)}"
+                )
         self.widths = tuple(widths)
         self.fused = fused
         self.backend = backend
@@ -103,8 +118,12 @@ class TSEDecoder(nn.Module):
         for (name, depth), width in zip(BRANCH_DEPTHS.items(), widths):
             layers = []
             for index in range(depth):
-                layers += _conv_gn_relu_pool(in_channels if index == 0 else width, width,
-                                             num_groups, with_pool=name != "block_4x")
+                layers += _conv_gn_relu_pool(
+                    in_channels if index == 0 else width,
+                    width,
+                    num_groups,
+                    with_pool=name != "block_4x",
+                )
             self.add_module(name, nn.Sequential(*layers))
         c32, c16, c8, c4 = widths
         self.conv_16 = nn.Conv3d(c32 + c16, c16, 1, bias=False)
@@ -124,8 +143,15 @@ class TSEDecoder(nn.Module):
             active = layers_per_stage == 4 and pool_active[index]
             x = conv(x)
             if self.fused:
-                x = group_norm_relu_pool(x, norm.weight, norm.bias, norm.num_groups,
-                                         eps=norm.eps, pool=active, backend=self.backend)
+                x = group_norm_relu_pool(
+                    x,
+                    norm.weight,
+                    norm.bias,
+                    norm.num_groups,
+                    eps=norm.eps,
+                    pool=active,
+                    backend=self.backend,
+                )
             else:
                 x = block[first + 2](norm(x))
                 if active:
@@ -138,8 +164,7 @@ class TSEDecoder(nn.Module):
             low = F.conv3d(x, conv.weight[:, :low_channels])  # W_a x at low resolution
             high = F.conv3d(skip, conv.weight[:, low_channels:])  # W_b skip
             return upsample_add(low.to(high.dtype), high, backend=self.backend)
-        x = F.interpolate(x, scale_factor=(time_scale, 2, 2), mode="trilinear",
-                          align_corners=False)
+        x = F.interpolate(x, scale_factor=(time_scale, 2, 2), mode="trilinear", align_corners=False)
         return conv(torch.cat([x.to(skip.dtype), skip], dim=1))
 
     def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -159,4 +184,3 @@ class TSEDecoder(nn.Module):
         x = self._fuse(self.conv_16, x32, x16, s0)
         x = self._fuse(self.conv_8, x, x8, s1)
         return self._fuse(self.conv_4, x, x4, s2)
-

@@ -29,6 +29,7 @@ get the fixed ``FREE_DIM_PRECISION`` (official FREE_DIM_STDS = [0.3, 0.3]). The 
 these numbers; the kernels take them as arguments (:func:`stemseg_fast.kernels.
 instance_gaussians`, :func:`stemseg_fast.kernels.embedding_loss`).
 """
+
 from dataclasses import dataclass
 from typing import Union
 
@@ -84,10 +85,16 @@ def get_embedding_mode(mode: Union[str, "EmbeddingMode"]) -> "EmbeddingMode":
     return EMBEDDING_MODES[mode]
 
 
-def spatiotemporal_grid(mode: Union[str, EmbeddingMode], num_frames: int, height: int,
-                        width: int, *, time_scale: float = 1.0,
-                        dtype: torch.dtype = torch.float32,
-                        device: Union[torch.device, str, None] = None) -> torch.Tensor:
+def spatiotemporal_grid(
+    mode: Union[str, EmbeddingMode],
+    num_frames: int,
+    height: int,
+    width: int,
+    *,
+    time_scale: float = 1.0,
+    dtype: torch.dtype = torch.float32,
+    device: Union[torch.device, str, None] = None,
+) -> torch.Tensor:
     """The fixed coordinate grid that embeddings are offsets from.
 
     Args:
@@ -116,8 +123,9 @@ def spatiotemporal_grid(mode: Union[str, EmbeddingMode], num_frames: int, height
     return grid.to(dtype)
 
 
-def mix_embeddings(raw_offsets: torch.Tensor, mode: Union[str, EmbeddingMode], *,
-                   time_scale: float = 1.0) -> torch.Tensor:
+def mix_embeddings(
+    raw_offsets: torch.Tensor, mode: Union[str, EmbeddingMode], *, time_scale: float = 1.0
+) -> torch.Tensor:
     """Embeddings from the network's raw offsets: ``tanh(0.25 * z) + grid``.
 
     Args:
@@ -128,9 +136,20 @@ def mix_embeddings(raw_offsets: torch.Tensor, mode: Union[str, EmbeddingMode], *
         Tensor[B, E, T, H, W], same dtype, differentiable in ``raw_offsets``.
     """
     mode = get_embedding_mode(mode)
-    check_tensor("raw_offsets", raw_offsets, shape=(None, mode.num_dims, None, None, None),
-                 dtypes=FLOAT_DTYPES)
+    check_tensor(
+        "raw_offsets",
+        raw_offsets,
+        shape=(None, mode.num_dims, None, None, None),
+        dtypes=FLOAT_DTYPES,
+    )
     _, _, num_frames, height, width = raw_offsets.shape
-    grid = spatiotemporal_grid(mode, num_frames, height, width, time_scale=time_scale,
-                               dtype=raw_offsets.dtype, device=raw_offsets.device)
+    grid = spatiotemporal_grid(
+        mode,
+        num_frames,
+        height,
+        width,
+        time_scale=time_scale,
+        dtype=raw_offsets.dtype,
+        device=raw_offsets.device,
+    )
     return torch.tanh(TANH_PRESCALE * raw_offsets) + grid

@@ -6,6 +6,7 @@ the long side would then exceed ``max_dim`` (then the long side is ``max_dim``),
 (align_corners=False); minus the Caffe mean (no std); zero-padded bottom/right to a multiple of
 32, i.e. padding equals the mean colour in pixel space.
 """
+
 import functools
 import math
 from typing import NamedTuple, Tuple
@@ -27,8 +28,7 @@ def resized_size(height: int, width: int, min_dim: int, max_dim: int) -> Tuple[i
     return round(scale * height), round(scale * width)
 
 
-def padded_size(height: int, width: int,
-                divisor: int = SIZE_DIVISIBILITY) -> Tuple[int, int]:
+def padded_size(height: int, width: int, divisor: int = SIZE_DIVISIBILITY) -> Tuple[int, int]:
     """(H, W) rounded up to multiples of ``divisor``."""
     return math.ceil(height / divisor) * divisor, math.ceil(width / divisor) * divisor
 
@@ -58,8 +58,9 @@ def preprocess_clip(frames: torch.Tensor, min_dim: int, max_dim: int) -> Preproc
     new_height, new_width = resized_size(height, width, min_dim, max_dim)
     images = frames.permute(0, 3, 1, 2).float()  # [T, 3, H, W]
     if (new_height, new_width) != (height, width):
-        images = F.interpolate(images, size=(new_height, new_width), mode="bilinear",
-                               align_corners=False)
+        images = F.interpolate(
+            images, size=(new_height, new_width), mode="bilinear", align_corners=False
+        )
     images = images - _image_mean(images.device, images.dtype)
     pad_height, pad_width = padded_size(new_height, new_width)
     images = F.pad(images, (0, pad_width - new_width, 0, pad_height - new_height))

@@ -13,6 +13,7 @@ Example::
                                                          clip_overlap=2))
     model = build_stemseg(config)
 """
+
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Optional, Tuple
 
@@ -70,12 +71,18 @@ class InferenceConfig:
     def __post_init__(self):
         # Settings reach here from --set, checkpoints and config files: check type and range
         # now, naming the setting, rather than fail deep inside interpolate or a kernel.
-        for name in ("min_seediness", "primary_prob_threshold", "secondary_prob_threshold",
-                     "foreground_threshold"):
+        for name in (
+            "min_seediness",
+            "primary_prob_threshold",
+            "secondary_prob_threshold",
+            "foreground_threshold",
+        ):
             self._set(name, _number_in(getattr(self, name), name, 0.0, 1.0))
         if self.stitch_iou_threshold is not None:
-            self._set("stitch_iou_threshold",
-                      _number_in(self.stitch_iou_threshold, "stitch_iou_threshold", 0.0, 1.0))
+            self._set(
+                "stitch_iou_threshold",
+                _number_in(self.stitch_iou_threshold, "stitch_iou_threshold", 0.0, 1.0),
+            )
         _integer_in(self.clip_length, "clip_length", 1, 256)
         _integer_in(self.clip_overlap, "clip_overlap", 0, self.clip_length - 1)
         _integer_in(self.max_instances_per_clip, "max_instances_per_clip", 1, 1024)
@@ -83,14 +90,20 @@ class InferenceConfig:
         _integer_in(self.min_dim, "min_dim", 32, MAX_INPUT_DIM)
         _integer_in(self.max_dim, "max_dim", self.min_dim, MAX_INPUT_DIM)
         if not isinstance(self.cluster_at_full_resolution, bool):
-            raise ValueError(f"inference setting cluster_at_full_resolution must be true or "
-                             f"false, got {self.cluster_at_full_resolution!r}")
-        for name, choices in (("foreground_source", ("semantic", "seediness")),
-                              ("distance_rule", ("official", "paper")),
-                              ("secondary_rule", ("official", "nearest"))):
+            raise ValueError(
+                f"inference setting cluster_at_full_resolution must be true or "
+                f"false, got {self.cluster_at_full_resolution!r}"
+            )
+        for name, choices in (
+            ("foreground_source", ("semantic", "seediness")),
+            ("distance_rule", ("official", "paper")),
+            ("secondary_rule", ("official", "nearest")),
+        ):
             if getattr(self, name) not in choices:
-                raise ValueError(f"inference setting {name} must be one of "
-                                 f"{', '.join(choices)}, got {getattr(self, name)!r}")
+                raise ValueError(
+                    f"inference setting {name} must be one of "
+                    f"{', '.join(choices)}, got {getattr(self, name)!r}"
+                )
 
     def _set(self, name, value):
         object.__setattr__(self, name, value)
@@ -100,17 +113,20 @@ MAX_INPUT_DIM = 8192  # pixels; a frame side beyond it is a typo, not a video
 
 
 def _number_in(value, name, low, high):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not low <= value <= high:  # NaN fails both comparisons
-        raise ValueError(f"inference setting {name} must be a number in [{low:g}, {high:g}], got "
-                         f"{value!r}")
+    if (
+        isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high
+    ):  # NaN fails both comparisons
+        raise ValueError(
+            f"inference setting {name} must be a number in [{low:g}, {high:g}], got {value!r}"
+        )
     return float(value)
 
 
 def _integer_in(value, name, low, high):
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"inference setting {name} must be an integer in [{low}, {high}], got "
-                         f"{value!r}")
+        raise ValueError(
+            f"inference setting {name} must be an integer in [{low}, {high}], got {value!r}"
+        )
 
 
 @dataclass(frozen=True)
@@ -136,8 +152,10 @@ class STEmSegConfig:
 
     def __post_init__(self):
         if self.category_names is not None and len(self.category_names) != self.num_classes - 1:
-            raise ValueError(f"category_names must name the {self.num_classes - 1} classes "
-                             f"after the background, got {len(self.category_names)} names")
+            raise ValueError(
+                f"category_names must name the {self.num_classes - 1} classes "
+                f"after the background, got {len(self.category_names)} names"
+            )
 
     def to_dict(self) -> dict:
         """Plain dict (tuples, numbers, strings) for checkpoints."""
@@ -155,12 +173,20 @@ class STEmSegConfig:
 # The range of every number a config dict may set (checkpoints, training's model_overrides),
 # by dataclass and field; the inference constants check themselves (InferenceConfig).
 MODEL_FIELD_RANGES = {
-    "STEmSegConfig": {"num_classes": Range(2), "free_dim_precision": POSITIVE,
-                      "train_clip_length": AT_LEAST_1},
-    "BackboneConfig": {"blocks_per_stage": AT_LEAST_1, "num_groups": AT_LEAST_1,
-                       "width_per_group": AT_LEAST_1, "stem_channels": AT_LEAST_1,
-                       "res2_out_channels": AT_LEAST_1, "fpn_channels": AT_LEAST_1,
-                       "freeze_at": Range(0, 5)},
+    "STEmSegConfig": {
+        "num_classes": Range(2),
+        "free_dim_precision": POSITIVE,
+        "train_clip_length": AT_LEAST_1,
+    },
+    "BackboneConfig": {
+        "blocks_per_stage": AT_LEAST_1,
+        "num_groups": AT_LEAST_1,
+        "width_per_group": AT_LEAST_1,
+        "stem_channels": AT_LEAST_1,
+        "res2_out_channels": AT_LEAST_1,
+        "fpn_channels": AT_LEAST_1,
+        "freeze_at": Range(0, 5),
+    },
     "DecoderConfig": {"widths": AT_LEAST_1, "num_groups": AT_LEAST_1},
 }
 
@@ -172,40 +198,93 @@ PRESETS = {
     config.name: config
     for config in (
         STEmSegConfig(
-            "youtube_vis", backbone=R101, embedding_mode="xyff",
-            semantic_decoder=DecoderConfig(widths=(256, 256, 256, 256)), num_classes=41,
+            "youtube_vis",
+            backbone=R101,
+            embedding_mode="xyff",
+            semantic_decoder=DecoderConfig(widths=(256, 256, 256, 256)),
+            num_classes=41,
             category_names=YOUTUBE_VIS_CATEGORIES,
-            inference=InferenceConfig(clip_length=8, clip_overlap=4, max_tracks=10,
-                                      min_dim=640, max_dim=1196,
-                                      cluster_at_full_resolution=True)),
+            inference=InferenceConfig(
+                clip_length=8,
+                clip_overlap=4,
+                max_tracks=10,
+                min_dim=640,
+                max_dim=1196,
+                cluster_at_full_resolution=True,
+            ),
+        ),
         STEmSegConfig(
-            "davis", backbone=R101, embedding_mode="xyff", seediness_decoder=DecoderConfig(),
-            semantic_decoder=None, num_classes=2, train_clip_length=16,
-            inference=InferenceConfig(clip_length=16, clip_overlap=6, max_tracks=20,
-                                      foreground_source="seediness", foreground_threshold=0.25,
-                                      min_dim=736, max_dim=1248,
-                                      cluster_at_full_resolution=False)),
+            "davis",
+            backbone=R101,
+            embedding_mode="xyff",
+            seediness_decoder=DecoderConfig(),
+            semantic_decoder=None,
+            num_classes=2,
+            train_clip_length=16,
+            inference=InferenceConfig(
+                clip_length=16,
+                clip_overlap=6,
+                max_tracks=20,
+                foreground_source="seediness",
+                foreground_threshold=0.25,
+                min_dim=736,
+                max_dim=1248,
+                cluster_at_full_resolution=False,
+            ),
+        ),
         STEmSegConfig(
-            "kitti_mots", backbone=R101, embedding_mode="xyt", num_classes=3,
+            "kitti_mots",
+            backbone=R101,
+            embedding_mode="xyt",
+            num_classes=3,
             category_names=("car", "pedestrian"),
-            inference=InferenceConfig(clip_length=8, clip_overlap=4, min_seediness=0.95,
-                                      max_tracks=1000, min_dim=800, max_dim=1948,
-                                      cluster_at_full_resolution=False)),
+            inference=InferenceConfig(
+                clip_length=8,
+                clip_overlap=4,
+                min_seediness=0.95,
+                max_tracks=1000,
+                min_dim=800,
+                max_dim=1948,
+                cluster_at_full_resolution=False,
+            ),
+        ),
         STEmSegConfig(
-            "ovis", backbone=X101_32X8D, embedding_mode="xyff", num_classes=26,
+            "ovis",
+            backbone=X101_32X8D,
+            embedding_mode="xyff",
+            num_classes=26,
             category_names=OVIS_CATEGORIES,
-            inference=InferenceConfig(clip_length=8, clip_overlap=4, max_tracks=20,
-                                      min_dim=640, max_dim=1196,
-                                      cluster_at_full_resolution=True)),
+            inference=InferenceConfig(
+                clip_length=8,
+                clip_overlap=4,
+                max_tracks=20,
+                min_dim=640,
+                max_dim=1196,
+                cluster_at_full_resolution=True,
+            ),
+        ),
         # Tests and the demo: one bottleneck per stage, narrow everything; a CPU forward on a
         # 4 x 64 x 96 clip takes a small fraction of a second.
         STEmSegConfig(
             "tiny",
-            backbone=BackboneConfig(blocks_per_stage=(1, 1, 1, 1), width_per_group=8,
-                                    stem_channels=16, res2_out_channels=32, fpn_channels=32),
-            embedding_mode="xyff", embedding_decoder=DecoderConfig(widths=(32, 32, 32, 32)),
-            semantic_decoder=DecoderConfig(widths=(32, 32, 32, 32)), num_classes=3,
-            inference=InferenceConfig(clip_length=4, clip_overlap=2, min_dim=64, max_dim=96,
-                                      cluster_at_full_resolution=False)),
+            backbone=BackboneConfig(
+                blocks_per_stage=(1, 1, 1, 1),
+                width_per_group=8,
+                stem_channels=16,
+                res2_out_channels=32,
+                fpn_channels=32,
+            ),
+            embedding_mode="xyff",
+            embedding_decoder=DecoderConfig(widths=(32, 32, 32, 32)),
+            semantic_decoder=DecoderConfig(widths=(32, 32, 32, 32)),
+            num_classes=3,
+            inference=InferenceConfig(
+                clip_length=4,
+                clip_overlap=2,
+                min_dim=64,
+                max_dim=96,
+                cluster_at_full_resolution=False,
+            ),
+        ),
     )
 }

@@ -13,6 +13,7 @@ Heads, on the c4-channel stride-4 volume of their decoder (all 1x1x1 convs):
 
 Outputs are float32 whatever the autocast dtype (losses and clustering read them).
 """
+
 from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
@@ -40,8 +41,13 @@ class EmbeddingHead(nn.Module):
         with_seediness: predict seediness here (False when a separate seediness head exists).
     """
 
-    def __init__(self, decoder: TSEDecoder, embedding_mode: Union[str, EmbeddingMode], *,
-                 with_seediness: bool = True) -> None:
+    def __init__(
+        self,
+        decoder: TSEDecoder,
+        embedding_mode: Union[str, EmbeddingMode],
+        *,
+        with_seediness: bool = True,
+    ) -> None:
         super().__init__()
         self.decoder = decoder
         self.embedding_mode = get_embedding_mode(embedding_mode)
@@ -50,8 +56,9 @@ class EmbeddingHead(nn.Module):
         self.conv_variance = nn.Conv3d(channels, self.embedding_mode.num_variance_dims, 1)
         self.conv_seediness = nn.Conv3d(channels, 1, 1, bias=False) if with_seediness else None
 
-    def forward(self, features: Sequence[torch.Tensor]
-                ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    def forward(
+        self, features: Sequence[torch.Tensor]
+    ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
         x = self.decoder(features)
         embeddings = mix_embeddings(self.conv_embedding(x).float(), self.embedding_mode)
         log_precisions = self.conv_variance(x).float()
@@ -84,13 +91,20 @@ class STEmSeg(nn.Module):
         semantic_head: :class:`OutputHead` with NUM_CLASSES + 1 channels, or None.
     """
 
-    def __init__(self, backbone: Backbone, embedding_head: EmbeddingHead, *,
-                 seediness_head: Optional[OutputHead] = None,
-                 semantic_head: Optional[OutputHead] = None) -> None:
+    def __init__(
+        self,
+        backbone: Backbone,
+        embedding_head: EmbeddingHead,
+        *,
+        seediness_head: Optional[OutputHead] = None,
+        semantic_head: Optional[OutputHead] = None,
+    ) -> None:
         super().__init__()
         if (seediness_head is None) == (embedding_head.conv_seediness is None):
-            raise ValueError("seediness must come from exactly one place: pass seediness_head "
-                             "if and only if embedding_head was built with_seediness=False")
+            raise ValueError(
+                "seediness must come from exactly one place: pass seediness_head "
+                "if and only if embedding_head was built with_seediness=False"
+            )
         self.backbone = backbone
         self.embedding_head = embedding_head
         self.seediness_head = seediness_head
@@ -126,8 +140,10 @@ class STEmSeg(nn.Module):
             raise ValueError(f"clip must have shape [B, 3, T, H, W], got {list(clip.shape)}")
         batch, _, frames, height, width = clip.shape
         if height % 32 or width % 32:
-            raise ValueError(f"clip height and width must be multiples of 32 (pad with "
-                             f"pad_to_multiple), got {height}x{width}")
+            raise ValueError(
+                f"clip height and width must be multiples of 32 (pad with "
+                f"pad_to_multiple), got {height}x{width}"
+            )
         images = clip.transpose(1, 2).reshape(batch * frames, 3, height, width)
         features = self.backbone(images)  # [B*T, C, h, w] per level
         volumes = [f.view(batch, frames, *f.shape[1:]).transpose(1, 2) for f in features]
@@ -135,12 +151,23 @@ class STEmSeg(nn.Module):
 
 
 def _decoder(in_channels, config: DecoderConfig, fused, backend, channels_last):
-    return TSEDecoder(in_channels, config.widths, num_groups=config.num_groups, fused=fused,
-                      backend=backend, channels_last=channels_last)
+    return TSEDecoder(
+        in_channels,
+        config.widths,
+        num_groups=config.num_groups,
+        fused=fused,
+        backend=backend,
+        channels_last=channels_last,
+    )
 
 
-def build_stemseg(config: STEmSegConfig, *, fused: bool = False, backend: str = "auto",
-                  channels_last: bool = False) -> STEmSeg:
+def build_stemseg(
+    config: STEmSegConfig,
+    *,
+    fused: bool = False,
+    backend: str = "auto",
+    channels_last: bool = False,
+) -> STEmSeg:
     """Build the network a preset describes.
 
     Args:
@@ -151,24 +178,33 @@ def build_stemseg(config: STEmSegConfig, *, fused: bool = False, backend: str = 
     """
     b = config.backbone
     backbone = build_backbone(
-        b.blocks_per_stage, num_groups=b.num_groups, width_per_group=b.width_per_group,
-        stride_in_1x1=b.stride_in_1x1, stem_channels=b.stem_channels,
-        res2_out_channels=b.res2_out_channels, fpn_channels=b.fpn_channels,
-        freeze_at=b.freeze_at)
+        b.blocks_per_stage,
+        num_groups=b.num_groups,
+        width_per_group=b.width_per_group,
+        stride_in_1x1=b.stride_in_1x1,
+        stem_channels=b.stem_channels,
+        res2_out_channels=b.res2_out_channels,
+        fpn_channels=b.fpn_channels,
+        freeze_at=b.freeze_at,
+    )
     channels = b.fpn_channels
     options = dict(fused=fused, backend=backend, channels_last=channels_last)
-    embedding_head = EmbeddingHead(_decoder(channels, config.embedding_decoder, **options),
-                                   config.embedding_mode,
-                                   with_seediness=config.seediness_decoder is None)
+    embedding_head = EmbeddingHead(
+        _decoder(channels, config.embedding_decoder, **options),
+        config.embedding_mode,
+        with_seediness=config.seediness_decoder is None,
+    )
     seediness_head = None
     if config.seediness_decoder is not None:
         seediness_head = OutputHead(_decoder(channels, config.seediness_decoder, **options), 1)
     semantic_head = None
     if config.semantic_decoder is not None:
-        semantic_head = OutputHead(_decoder(channels, config.semantic_decoder, **options),
-                                   config.num_classes + 1)
-    model = STEmSeg(backbone, embedding_head, seediness_head=seediness_head,
-                    semantic_head=semantic_head)
+        semantic_head = OutputHead(
+            _decoder(channels, config.semantic_decoder, **options), config.num_classes + 1
+        )
+    model = STEmSeg(
+        backbone, embedding_head, seediness_head=seediness_head, semantic_head=semantic_head
+    )
     model.config = config
     return model
 

@@ -1,6 +1,7 @@
 """Poisoned outputs: ``torch.empty``/``empty_like``/``new_empty`` called from
 ``stemseg_fast.kernels`` return NaN-filled (floats) or sentinel-filled (integers) buffers, so an
 element a kernel forgets to write fails the comparison (after fla's tests/conftest.py)."""
+
 import functools
 import sys
 

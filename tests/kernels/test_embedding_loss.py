@@ -10,11 +10,19 @@ embedding_loss_module = importlib.import_module("stemseg_fast.kernels.embedding_
 embedding_loss = with_official_precisions(embedding_loss_module.embedding_loss)
 embedding_loss_reference = with_official_precisions(embedding_loss_module.embedding_loss_reference)
 embedding_loss_batched_reference = with_official_precisions(
-    embedding_loss_module.embedding_loss_batched_reference)
+    embedding_loss_module.embedding_loss_batched_reference
+)
 semantic_loss = embedding_loss_module.semantic_loss
 
-TERM_NAMES = ["lovasz", "smoothness", "seediness", "lovasz_per_instance",
-              "smoothness_per_instance", "seediness_per_instance", "seediness_background"]
+TERM_NAMES = [
+    "lovasz",
+    "smoothness",
+    "seediness",
+    "lovasz_per_instance",
+    "smoothness_per_instance",
+    "seediness_per_instance",
+    "seediness_background",
+]
 INPUT_NAMES = ["embeddings", "log_precisions", "seediness"]
 
 # (N voxels, E, E-F, K ids, vanished ids, background fraction, ignore fraction)
@@ -32,8 +40,9 @@ CASES = [
 ]
 
 
-def make_clip(num_voxels, num_dims, num_variance_dims, num_instances, vanished, background,
-              ignore, rng):
+def make_clip(
+    num_voxels, num_dims, num_variance_dims, num_instances, vanished, background, ignore, rng
+):
     """A clip whose instances sit around their own centres (so probabilities span (0, 1))."""
     ids = torch.randint(0, max(num_instances, 1), (num_voxels,), generator=rng)
     ids[torch.rand(num_voxels, generator=rng) < background] = -1
@@ -41,12 +50,12 @@ def make_clip(num_voxels, num_dims, num_variance_dims, num_instances, vanished, 
         ids[ids == vanished_id] = -1
     if num_instances == 0:
         ids.fill_(-1)
-    centres = 0.6 * torch.randn(max(num_instances, 1), num_dims, generator=rng,
-                                dtype=torch.float64)
+    centres = 0.6 * torch.randn(max(num_instances, 1), num_dims, generator=rng, dtype=torch.float64)
     embeddings = 0.25 * torch.randn(num_voxels, num_dims, generator=rng, dtype=torch.float64)
     embeddings += torch.where(ids[:, None] >= 0, centres[ids.clamp(min=0)], 0.0)
-    log_precisions = 0.3 * torch.randn(num_voxels, num_variance_dims, generator=rng,
-                                       dtype=torch.float64)
+    log_precisions = 0.3 * torch.randn(
+        num_voxels, num_variance_dims, generator=rng, dtype=torch.float64
+    )
     seediness = torch.rand(num_voxels, generator=rng, dtype=torch.float64)
     ignore_mask = torch.rand(num_voxels, generator=rng) < ignore
     return (embeddings, log_precisions, seediness), ids, ignore_mask
@@ -62,8 +71,9 @@ def terms_of(result):
 
 def assert_terms_close(result, expected, *, dtype=None, label=""):
     for name in TERM_NAMES:
-        assert_close(getattr(result, name), getattr(expected, name), dtype=dtype,
-                     name=f"{label}{name}")
+        assert_close(
+            getattr(result, name), getattr(expected, name), dtype=dtype, name=f"{label}{name}"
+        )
     assert int(result.num_instances) == int(expected.num_instances)
 
 
@@ -77,11 +87,13 @@ def test_fused_triton_matches_per_instance_reference(case, exclude, device, rng)
     reference_inputs = [leaf(x, torch.float64, "cpu") for x in inputs64]
     options = dict(exclude_ignored_from_lovasz=exclude)
     expected = embedding_loss_reference(*reference_inputs, ids, ignore, num_instances, **options)
-    result = embedding_loss(*inputs, ids.to(device), ignore.to(device), num_instances,
-                            backend="triton", **options)
+    result = embedding_loss(
+        *inputs, ids.to(device), ignore.to(device), num_instances, backend="triton", **options
+    )
     assert_terms_close(result, expected)
-    compare_gradients(terms_of(result), terms_of(expected), inputs, reference_inputs, rng,
-                      names=INPUT_NAMES)
+    compare_gradients(
+        terms_of(result), terms_of(expected), inputs, reference_inputs, rng, names=INPUT_NAMES
+    )
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -91,13 +103,21 @@ def test_batched_reference_matches_per_instance_reference(case, rng):
     inputs = [leaf(x, torch.float64, "cpu") for x in inputs64]
     reference_inputs = [leaf(x, torch.float64, "cpu") for x in inputs64]
     for exclude in (False, True):
-        expected = embedding_loss_reference(*reference_inputs, ids, ignore, num_instances,
-                                            exclude_ignored_from_lovasz=exclude)
-        result = embedding_loss(*inputs, ids, ignore, num_instances, backend="reference",
-                                exclude_ignored_from_lovasz=exclude)
+        expected = embedding_loss_reference(
+            *reference_inputs, ids, ignore, num_instances, exclude_ignored_from_lovasz=exclude
+        )
+        result = embedding_loss(
+            *inputs,
+            ids,
+            ignore,
+            num_instances,
+            backend="reference",
+            exclude_ignored_from_lovasz=exclude,
+        )
         assert_terms_close(result, expected, label=f"exclude={exclude} ")
-        compare_gradients(terms_of(result), terms_of(expected), inputs, reference_inputs, rng,
-                          names=INPUT_NAMES)
+        compare_gradients(
+            terms_of(result), terms_of(expected), inputs, reference_inputs, rng, names=INPUT_NAMES
+        )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -106,13 +126,11 @@ def test_fused_triton_low_precision_values(dtype, device, rng):
     the Lovász subgradient is order dependent, and float32 rounding reorders near-ties)."""
     inputs64, ids, ignore = make_clip(257, 4, 2, 7, (3,), 0.4, 0.2, rng)
     inputs = [x.to(device, dtype) for x in inputs64]
-    expected = embedding_loss_reference(*[x.to(dtype).double() for x in inputs64], ids,
-                                        ignore, 7)
+    expected = embedding_loss_reference(*[x.to(dtype).double() for x in inputs64], ids, ignore, 7)
     result = embedding_loss(*inputs, ids.to(device), ignore.to(device), 7, backend="triton")
     assert result.lovasz.dtype == torch.float32
     for name in TERM_NAMES:  # the inputs were rounded; the computation is float32
-        assert_close(getattr(result, name), getattr(expected, name), dtype=torch.float32,
-                     name=name)
+        assert_close(getattr(result, name), getattr(expected, name), dtype=torch.float32, name=name)
 
 
 def test_reference_gradcheck(rng):
@@ -122,19 +140,29 @@ def test_reference_gradcheck(rng):
     geometry_terms = ["lovasz", "smoothness", "lovasz_per_instance", "smoothness_per_instance"]
     seediness_terms = ["seediness", "seediness_per_instance", "seediness_background"]
     for _ in range(2):
-        (embeddings, log_precisions, seediness), ids, ignore = make_clip(17, 3, 2, 3, (), 0.3,
-                                                                         0.3, rng)
+        (embeddings, log_precisions, seediness), ids, ignore = make_clip(
+            17, 3, 2, 3, (), 0.3, 0.3, rng
+        )
         for loss_fn in (embedding_loss_reference, embedding_loss_batched_reference):
             torch.autograd.gradcheck(
-                lambda e, r: tuple(getattr(loss_fn(e, r, seediness, ids, ignore, 3), name)
-                                   for name in geometry_terms),
+                lambda e, r: tuple(
+                    getattr(loss_fn(e, r, seediness, ids, ignore, 3), name)
+                    for name in geometry_terms
+                ),
                 (embeddings.requires_grad_(True), log_precisions.requires_grad_(True)),
-                fast_mode=True)
+                fast_mode=True,
+            )
             torch.autograd.gradcheck(
-                lambda s: tuple(getattr(loss_fn(embeddings.detach(), log_precisions.detach(), s,
-                                                ids, ignore, 3), name)
-                                for name in seediness_terms),
-                (seediness.requires_grad_(True),), fast_mode=True)
+                lambda s: tuple(
+                    getattr(
+                        loss_fn(embeddings.detach(), log_precisions.detach(), s, ids, ignore, 3),
+                        name,
+                    )
+                    for name in seediness_terms
+                ),
+                (seediness.requires_grad_(True),),
+                fast_mode=True,
+            )
 
 
 def test_vanished_id_does_not_shift_other_instances(device, rng):
@@ -147,8 +175,11 @@ def test_vanished_id_does_not_shift_other_instances(device, rng):
         dense = embedding_loss(*inputs64, compact, ignore, 2, backend=backend)
         for name in ("lovasz", "smoothness", "seediness"):
             assert_close(getattr(sparse, name), getattr(dense, name), name=f"{backend} {name}")
-        assert_close(sparse.lovasz_per_instance[[0, 2]], dense.lovasz_per_instance,
-                     name=f"{backend} per instance")
+        assert_close(
+            sparse.lovasz_per_instance[[0, 2]],
+            dense.lovasz_per_instance,
+            name=f"{backend} per instance",
+        )
         assert int(sparse.num_instances) == 2
 
 
@@ -163,15 +194,21 @@ def test_ignore_handling_options(device, rng):
     for backend in ("reference", "triton"):
         official = embedding_loss(*inputs64, ids, ignore, 4, backend=backend)
         unmasked = embedding_loss(*inputs64, ids, no_ignore, 4, backend=backend)
-        assert_close(official.lovasz_per_instance, unmasked.lovasz_per_instance,
-                     name=f"{backend} official lovasz")
-        excluded = embedding_loss(*inputs64, ids, ignore, 4, backend=backend,
-                                  exclude_ignored_from_lovasz=True)
+        assert_close(
+            official.lovasz_per_instance,
+            unmasked.lovasz_per_instance,
+            name=f"{backend} official lovasz",
+        )
+        excluded = embedding_loss(
+            *inputs64, ids, ignore, 4, backend=backend, exclude_ignored_from_lovasz=True
+        )
         kept = ~ignored_background
-        removed = embedding_loss(*[x[kept] for x in inputs64], ids[kept], None, 4,
-                                 backend=backend)
-        assert_close(excluded.lovasz_per_instance, removed.lovasz_per_instance,
-                     name=f"{backend} excluded lovasz")
+        removed = embedding_loss(*[x[kept] for x in inputs64], ids[kept], None, 4, backend=backend)
+        assert_close(
+            excluded.lovasz_per_instance,
+            removed.lovasz_per_instance,
+            name=f"{backend} excluded lovasz",
+        )
 
 
 @pytest.mark.fixed_seed(0)
@@ -183,8 +220,9 @@ def test_excluding_ignored_background_changes_the_lovasz(device, rng):
     inputs64[0][ignored_background] = inputs64[0][ids == 0].mean(dim=0)
     for backend in ("reference", "triton"):
         official = embedding_loss(*inputs64, ids, ignore, 4, backend=backend)
-        excluded = embedding_loss(*inputs64, ids, ignore, 4, backend=backend,
-                                  exclude_ignored_from_lovasz=True)
+        excluded = embedding_loss(
+            *inputs64, ids, ignore, 4, backend=backend, exclude_ignored_from_lovasz=True
+        )
         assert excluded.lovasz_per_instance[0] < official.lovasz_per_instance[0] - 0.01
 
 
@@ -198,8 +236,7 @@ def test_seediness_background_by_hand(device):
     ids = torch.tensor([0, -1, -1, -1], device=device)
     ignore = torch.tensor([False, False, False, True], device=device)
     for backend in ("reference", "triton"):
-        terms = embedding_loss(embeddings, log_precisions, seediness, ids, ignore,
-                               backend=backend)
+        terms = embedding_loss(embeddings, log_precisions, seediness, ids, ignore, backend=backend)
         background = torch.tensor(0.29 / 3, dtype=torch.float64)
         assert_close(terms.seediness_background, background, name=f"{backend} background")
         assert_close(terms.seediness, background / 2, name=f"{backend} seediness")  # / (K + 1)
@@ -208,8 +245,9 @@ def test_seediness_background_by_hand(device):
 
 def test_no_background_voxel_gives_zero_background_term(device, rng):
     inputs64, ids, ignore = make_clip(30, 4, 2, 2, (), 0.0, 0.0, rng)
-    terms = embedding_loss(*[x.to(device) for x in inputs64], ids.to(device), None, 2,
-                           backend="triton")
+    terms = embedding_loss(
+        *[x.to(device) for x in inputs64], ids.to(device), None, 2, backend="triton"
+    )
     assert float(terms.seediness_background) == 0.0 and torch.isfinite(terms.seediness)
 
 
@@ -270,47 +308,65 @@ def test_semantic_loss_official_and_fixed(rng):
     nonignore = 1.0 - ignore.double()
     official_ce = (F.cross_entropy(logits, targets) * nonignore).sum() / nonignore.sum()
     assert_close(official.cross_entropy, official_ce, name="official cross-entropy")
-    fixed = semantic_loss(logits, foreground_logits, targets, ignore,
-                          exclude_ignored_from_cross_entropy=True)
-    assert_close(fixed.cross_entropy, F.cross_entropy(logits[~ignore], targets[~ignore]),
-                 name="fixed cross-entropy")
-    expected_fg = F.binary_cross_entropy_with_logits(foreground_logits[~ignore],
-                                                     (targets[~ignore] > 0).double())
+    fixed = semantic_loss(
+        logits, foreground_logits, targets, ignore, exclude_ignored_from_cross_entropy=True
+    )
+    assert_close(
+        fixed.cross_entropy,
+        F.cross_entropy(logits[~ignore], targets[~ignore]),
+        name="fixed cross-entropy",
+    )
+    expected_fg = F.binary_cross_entropy_with_logits(
+        foreground_logits[~ignore], (targets[~ignore] > 0).double()
+    )
     assert_close(official.foreground, expected_fg, name="foreground")
     assert_close(fixed.foreground, expected_fg, name="foreground (fixed)")
     all_ignored = semantic_loss(logits, foreground_logits, targets, torch.ones_like(ignore))
     assert float(all_ignored.foreground) == 0.0
 
 
-@pytest.mark.parametrize("kwargs,error,match", [
-    (dict(embeddings=torch.zeros(5)), ValueError, r"embeddings must have shape \[\*, \*\]"),
-    (dict(log_precisions=torch.zeros(5, 5)), ValueError, "at most E = 4"),
-    (dict(seediness=torch.zeros(4)), ValueError, "size N must agree"),
-    (dict(ignore_mask=torch.zeros(5)), TypeError, "ignore_mask must have dtype"),
-    (dict(ignore_mask=torch.zeros(6, dtype=torch.bool)), ValueError, "size N must agree"),
-    (dict(instance_ids=torch.tensor([0, 1, 2, 3, 3])), ValueError, r"values in \[-1, 3\)"),
-    (dict(num_instances=-1), ValueError, "num_instances must be >= 0"),
-    (dict(free_dim_precision=-1.0), ValueError, "free_dim_precision must be > 0"),
-    (dict(backend="cuda"), ValueError, "backend must be one of"),
-])
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        (dict(embeddings=torch.zeros(5)), ValueError, r"embeddings must have shape \[\*, \*\]"),
+        (dict(log_precisions=torch.zeros(5, 5)), ValueError, "at most E = 4"),
+        (dict(seediness=torch.zeros(4)), ValueError, "size N must agree"),
+        (dict(ignore_mask=torch.zeros(5)), TypeError, "ignore_mask must have dtype"),
+        (dict(ignore_mask=torch.zeros(6, dtype=torch.bool)), ValueError, "size N must agree"),
+        (dict(instance_ids=torch.tensor([0, 1, 2, 3, 3])), ValueError, r"values in \[-1, 3\)"),
+        (dict(num_instances=-1), ValueError, "num_instances must be >= 0"),
+        (dict(free_dim_precision=-1.0), ValueError, "free_dim_precision must be > 0"),
+        (dict(backend="cuda"), ValueError, "backend must be one of"),
+    ],
+)
 def test_bad_arguments_are_named(kwargs, error, match):
-    arguments = dict(embeddings=torch.zeros(5, 4), log_precisions=torch.zeros(5, 2),
-                     seediness=torch.zeros(5), instance_ids=torch.zeros(5, dtype=torch.long),
-                     num_instances=3)
+    arguments = dict(
+        embeddings=torch.zeros(5, 4),
+        log_precisions=torch.zeros(5, 2),
+        seediness=torch.zeros(5),
+        instance_ids=torch.zeros(5, dtype=torch.long),
+        num_instances=3,
+    )
     arguments.update(kwargs)
     with pytest.raises(error, match=match):
         embedding_loss(**arguments)
 
 
-@pytest.mark.parametrize("kwargs,error,match", [
-    (dict(class_logits=torch.zeros(5)), ValueError, r"class_logits must have shape"),
-    (dict(semantic_targets=torch.full((5,), 3)), ValueError, r"values in \[0, 3\)"),
-    (dict(foreground_logits=torch.zeros(4)), ValueError, "size N must agree"),
-    (dict(ignore_mask=torch.zeros(5, dtype=torch.uint8)), TypeError, "ignore_mask must have"),
-])
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        (dict(class_logits=torch.zeros(5)), ValueError, r"class_logits must have shape"),
+        (dict(semantic_targets=torch.full((5,), 3)), ValueError, r"values in \[0, 3\)"),
+        (dict(foreground_logits=torch.zeros(4)), ValueError, "size N must agree"),
+        (dict(ignore_mask=torch.zeros(5, dtype=torch.uint8)), TypeError, "ignore_mask must have"),
+    ],
+)
 def test_semantic_loss_bad_arguments_are_named(kwargs, error, match):
-    arguments = dict(class_logits=torch.zeros(5, 3), foreground_logits=torch.zeros(5),
-                     semantic_targets=torch.zeros(5, dtype=torch.long))
+    arguments = dict(
+        class_logits=torch.zeros(5, 3),
+        foreground_logits=torch.zeros(5),
+        semantic_targets=torch.zeros(5, dtype=torch.long),
+    )
     arguments.update(kwargs)
     with pytest.raises(error, match=match):
         semantic_loss(**arguments)

@@ -38,8 +38,14 @@ def test_backward_at_several_tiles(num_voxels, monkeypatch, device, rng):
     expected = gaussian_probability(*reference_inputs, backend="reference")
     result = gaussian_probability(*inputs, backend="triton")
     assert_close(result, expected, name="prob")
-    compare_gradients([result], [expected], inputs, reference_inputs, rng,
-                      names=["embeddings", "means", "precisions"])
+    compare_gradients(
+        [result],
+        [expected],
+        inputs,
+        reference_inputs,
+        rng,
+        names=["embeddings", "means", "precisions"],
+    )
 
 
 def make_inputs(num_voxels, num_dims, num_instances, rng):
@@ -47,15 +53,15 @@ def make_inputs(num_voxels, num_dims, num_instances, rng):
     # trained magnitude (10 * exp(r), free dims 11.1) so probabilities cover (0, 1].
     embeddings = -2.3 + 0.5 * torch.randn(num_voxels, num_dims, generator=rng, dtype=torch.float64)
     means = -2.3 + 0.5 * torch.randn(num_instances, num_dims, generator=rng, dtype=torch.float64)
-    precisions = 10.0 * torch.exp(0.5 * torch.randn(num_instances, num_dims, generator=rng,
-                                                    dtype=torch.float64))
+    precisions = 10.0 * torch.exp(
+        0.5 * torch.randn(num_instances, num_dims, generator=rng, dtype=torch.float64)
+    )
     return embeddings, means, precisions
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 @pytest.mark.parametrize("num_voxels,num_dims,num_instances", CASES)
-def test_triton_matches_float64_reference(num_voxels, num_dims, num_instances, dtype, device,
-                                          rng):
+def test_triton_matches_float64_reference(num_voxels, num_dims, num_instances, dtype, device, rng):
     inputs64 = make_inputs(num_voxels, num_dims, num_instances, rng)
     inputs = [leaf(x, dtype, device) for x in inputs64]
     reference_inputs = [leaf(x.detach().to(dtype), torch.float64, "cpu") for x in inputs]
@@ -64,28 +70,38 @@ def test_triton_matches_float64_reference(num_voxels, num_dims, num_instances, d
     result_dtype = torch.float64 if dtype == torch.float64 else torch.float32
     assert result.dtype == result_dtype and result.shape == (num_instances, num_voxels)
     assert_close(result, expected, dtype=result_dtype, name="prob")
-    compare_gradients([result], [expected], inputs, reference_inputs, rng,
-                      names=["embeddings", "means", "precisions"], dtype=dtype)
+    compare_gradients(
+        [result],
+        [expected],
+        inputs,
+        reference_inputs,
+        rng,
+        names=["embeddings", "means", "precisions"],
+        dtype=dtype,
+    )
 
 
 def test_values_by_hand(device):
     # One instance at the origin with precisions (1, 4): voxel (1, 0) has squared distance 1,
     # voxel (0, 1) has 4, the origin 0 -> exp(-1/2), exp(-2), 1.
-    embeddings = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]], dtype=torch.float64,
-                              device=device)
+    embeddings = torch.tensor(
+        [[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]], dtype=torch.float64, device=device
+    )
     means = torch.zeros(1, 2, dtype=torch.float64, device=device)
     precisions = torch.tensor([[1.0, 4.0]], dtype=torch.float64, device=device)
     expected = torch.exp(torch.tensor([[-0.5, -2.0, 0.0]], dtype=torch.float64))
     for backend in ("reference", "triton"):
-        assert_close(gaussian_probability(embeddings, means, precisions, backend=backend),
-                     expected, name=backend)
+        assert_close(
+            gaussian_probability(embeddings, means, precisions, backend=backend),
+            expected,
+            name=backend,
+        )
 
 
 def test_reference_gradcheck(rng):
     for _ in range(3):
         inputs = [x.requires_grad_(True) for x in make_inputs(13, 3, 4, rng)]
-        torch.autograd.gradcheck(lambda *xs: gaussian_probability(*xs, backend="reference"),
-                                 inputs)
+        torch.autograd.gradcheck(lambda *xs: gaussian_probability(*xs, backend="reference"), inputs)
 
 
 def test_gradients_flow_through_instance_gaussians_into_member_voxels(device, rng):
@@ -95,14 +111,24 @@ def test_gradients_flow_through_instance_gaussians_into_member_voxels(device, rn
     log_precisions = 0.5 * torch.randn(num_voxels, 2, generator=rng, dtype=torch.float64)
     outputs, leaves = {}, {}
     for backend, where in (("triton", device), ("reference", "cpu")):
-        leaves[backend] = [leaf(embeddings, torch.float64, where),
-                           leaf(log_precisions, torch.float64, where)]
-        means, precisions, _ = instance_gaussians(*leaves[backend], ids.to(where), 5,
-                                                  backend=backend)
-        outputs[backend] = gaussian_probability(leaves[backend][0], means, precisions,
-                                                backend=backend)
-    compare_gradients([outputs["triton"]], [outputs["reference"]], leaves["triton"],
-                      leaves["reference"], rng, names=["embeddings", "log_precisions"])
+        leaves[backend] = [
+            leaf(embeddings, torch.float64, where),
+            leaf(log_precisions, torch.float64, where),
+        ]
+        means, precisions, _ = instance_gaussians(
+            *leaves[backend], ids.to(where), 5, backend=backend
+        )
+        outputs[backend] = gaussian_probability(
+            leaves[backend][0], means, precisions, backend=backend
+        )
+    compare_gradients(
+        [outputs["triton"]],
+        [outputs["reference"]],
+        leaves["triton"],
+        leaves["reference"],
+        rng,
+        names=["embeddings", "log_precisions"],
+    )
 
 
 def test_non_contiguous_inputs(device, rng):
@@ -114,8 +140,9 @@ def test_non_contiguous_inputs(device, rng):
     transposed_means = means.t().contiguous().t()  # same values, column-major strides
     assert not transposed_means.is_contiguous()
     expected = gaussian_probability(embeddings, means, precisions, backend="reference")
-    result = gaussian_probability(strided, transposed_means.to(device), precisions.to(device),
-                                  backend="triton")
+    result = gaussian_probability(
+        strided, transposed_means.to(device), precisions.to(device), backend="triton"
+    )
     assert_close(result, expected, name="prob")
 
 
@@ -129,8 +156,9 @@ def test_poisoned_outputs_catch_a_kernel_that_writes_nothing(monkeypatch, device
         def __getitem__(self, grid):
             return lambda *args, **kwargs: None
 
-    monkeypatch.setattr(gaussian_probability_module, "_gaussian_probability_fwd_kernel",
-                        SkippedKernel())
+    monkeypatch.setattr(
+        gaussian_probability_module, "_gaussian_probability_fwd_kernel", SkippedKernel()
+    )
     result = gaussian_probability(*(x.to(device) for x in inputs), backend="triton")
     with pytest.raises(AssertionError, match="differ"):
         assert_close(result, expected, name="prob")
@@ -145,18 +173,25 @@ def test_result_changes_with_input(device, rng):
     assert torch.equal(before[0], after[0]) and not torch.equal(before[1], after[1])
 
 
-@pytest.mark.parametrize("kwargs,error,match", [
-    (dict(embeddings=torch.zeros(5)), ValueError, r"embeddings must have shape \[\*, \*\]"),
-    (dict(means=torch.zeros(3, 2)), ValueError, "size E must agree"),
-    (dict(precisions=torch.ones(2, 4)), ValueError, "size K must agree"),
-    (dict(precisions=torch.ones(3, 4, dtype=torch.int64)), TypeError,
-     "precisions must have dtype"),
-    (dict(means="zeros"), TypeError, "means must be a torch.Tensor"),
-    (dict(backend="gpu"), ValueError, "backend must be one of"),
-])
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        (dict(embeddings=torch.zeros(5)), ValueError, r"embeddings must have shape \[\*, \*\]"),
+        (dict(means=torch.zeros(3, 2)), ValueError, "size E must agree"),
+        (dict(precisions=torch.ones(2, 4)), ValueError, "size K must agree"),
+        (
+            dict(precisions=torch.ones(3, 4, dtype=torch.int64)),
+            TypeError,
+            "precisions must have dtype",
+        ),
+        (dict(means="zeros"), TypeError, "means must be a torch.Tensor"),
+        (dict(backend="gpu"), ValueError, "backend must be one of"),
+    ],
+)
 def test_bad_arguments_are_named(kwargs, error, match):
-    arguments = dict(embeddings=torch.zeros(5, 4), means=torch.zeros(3, 4),
-                     precisions=torch.ones(3, 4))
+    arguments = dict(
+        embeddings=torch.zeros(5, 4), means=torch.zeros(3, 4), precisions=torch.ones(3, 4)
+    )
     arguments.update(kwargs)
     with pytest.raises(error, match=match):
         gaussian_probability(**arguments)

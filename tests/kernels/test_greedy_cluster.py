@@ -39,15 +39,20 @@ CASES = [
 ]
 # Every rule on every case: the rules on one case run by default, the full product is slow.
 RULE_CASES = [
-    pytest.param(*case.values, *rule.values, id=f"{case.id}-{rule.id}",
-                 marks=() if case.id == "tied-seediness-N1025" or rule.id == "official-farthest"
-                 else pytest.mark.slow)
-    for case in CASES for rule in RULES
+    pytest.param(
+        *case.values,
+        *rule.values,
+        id=f"{case.id}-{rule.id}",
+        marks=()
+        if case.id == "tied-seediness-N1025" or rule.id == "official-farthest"
+        else pytest.mark.slow,
+    )
+    for case in CASES
+    for rule in RULES
 ]
 
 
-def make_inputs(num_voxels, num_dims, foreground_fraction, seediness_levels, bandwidth_scale,
-                rng):
+def make_inputs(num_voxels, num_dims, foreground_fraction, seediness_levels, bandwidth_scale, rng):
     """A few blobs in embedding space so seeds gather real clusters; seediness high near the
     blob centres, quantised to ``seediness_levels`` values (ties) when that is not 0."""
     num_blobs = 6
@@ -64,8 +69,17 @@ def make_inputs(num_voxels, num_dims, foreground_fraction, seediness_levels, ban
     return embeddings, precisions, seediness, foreground
 
 
-def official_clustering(embeddings, precisions, seediness, foreground, *, min_seediness=0.8,
-                        prob_threshold=0.5, secondary_threshold=0.3, max_instances=20):
+def official_clustering(
+    embeddings,
+    precisions,
+    seediness,
+    foreground,
+    *,
+    min_seediness=0.8,
+    prob_threshold=0.5,
+    secondary_threshold=0.3,
+    max_instances=20,
+):
     """The official SequentialClustering._process as it runs: compaction of the foreground and
     of the unassigned voxels every iteration, probabilities through exp(-d/2), the [M, K]
     stack and its max. Written independently of the library as the parity oracle."""
@@ -103,16 +117,29 @@ def assert_same_labels(actual, expected, name):
     differ = (actual != expected).nonzero().squeeze(1)
     assert differ.numel() == 0, (
         f"{name}: {differ.numel()} of {expected.numel()} labels differ; first voxels "
-        f"{differ[:5].tolist()}: {actual[differ[:5]].tolist()} vs {expected[differ[:5]].tolist()}")
+        f"{differ[:5].tolist()}: {actual[differ[:5]].tolist()} vs {expected[differ[:5]].tolist()}"
+    )
 
 
 @pytest.mark.parametrize(
-    "num_voxels,num_dims,fg,levels,max_instances,scale,distance_rule,secondary_rule", RULE_CASES)
-def test_triton_matches_reference(num_voxels, num_dims, fg, levels, max_instances, scale,
-                                  distance_rule, secondary_rule, device, rng):
+    "num_voxels,num_dims,fg,levels,max_instances,scale,distance_rule,secondary_rule", RULE_CASES
+)
+def test_triton_matches_reference(
+    num_voxels,
+    num_dims,
+    fg,
+    levels,
+    max_instances,
+    scale,
+    distance_rule,
+    secondary_rule,
+    device,
+    rng,
+):
     inputs = make_inputs(num_voxels, num_dims, fg, levels, scale, rng)
-    options = dict(max_instances=max_instances, distance_rule=distance_rule,
-                   secondary_rule=secondary_rule)
+    options = dict(
+        max_instances=max_instances, distance_rule=distance_rule, secondary_rule=secondary_rule
+    )
     expected = greedy_cluster(*inputs, backend="reference", **options)
     result = greedy_cluster(*(x.to(device) for x in inputs), backend="triton", **options)
     assert_same_labels(result, expected, "triton vs reference")
@@ -130,8 +157,9 @@ def test_cases_reach_what_their_names_say(rng):
 
 
 @pytest.mark.parametrize("num_voxels,num_dims,fg,levels,max_instances,scale", CASES)
-def test_reference_matches_official_semantics(num_voxels, num_dims, fg, levels, max_instances,
-                                              scale, rng):
+def test_reference_matches_official_semantics(
+    num_voxels, num_dims, fg, levels, max_instances, scale, rng
+):
     inputs = make_inputs(num_voxels, num_dims, fg, levels, scale, rng)
     expected = official_clustering(*inputs, max_instances=max_instances)
     result = greedy_cluster(*inputs, max_instances=max_instances, backend="reference")
@@ -167,12 +195,18 @@ HAND_WORKED = [
     # two iterations run in full: the stale mask offers voxels 2, 3, 4 of cluster 1 again; voxel
     # 2 moves to its farthest cluster 0 (d = 1.5: p = 0.47 > 0.3); 3 and 4 are too far (d >= 2.5)
     pytest.param(dict(max_instances=2), [0, 0, 0, 1, 1, -1, -1, 0, -1], id="stale-mask"),
-    pytest.param(dict(max_instances=2, secondary_rule="nearest"), [0, 0, 1, 1, 1, 1, 0, 1, -1],
-                 id="stale-mask-fixed"),
+    pytest.param(
+        dict(max_instances=2, secondary_rule="nearest"),
+        [0, 0, 1, 1, 1, 1, 0, 1, -1],
+        id="stale-mask-fixed",
+    ),
     # paper rule: primary d < 1.177, secondary d < 1.552; voxel 7 is only near cluster 1
     pytest.param(dict(distance_rule="paper"), [0, 0, 1, 1, 1, -1, -1, -1, -1], id="paper"),
-    pytest.param(dict(distance_rule="paper", secondary_rule="nearest"),
-                 [0, 0, 1, 1, 1, -1, -1, 1, -1], id="paper-nearest"),
+    pytest.param(
+        dict(distance_rule="paper", secondary_rule="nearest"),
+        [0, 0, 1, 1, 1, -1, -1, 1, -1],
+        id="paper-nearest",
+    ),
     # a single seed: the loop completes, the secondary step sees one cluster
     pytest.param(dict(max_instances=1), [0, 0, 0, -1, -1, -1, 0, 0, -1], id="one-seed"),
     pytest.param(dict(min_seediness=0.96), [-1] * 9, id="no-seed"),
@@ -187,11 +221,15 @@ def test_hand_worked_case_reference(options, expected):
         assert official_clustering(*inputs, **options).tolist() == expected
 
 
-@pytest.mark.parametrize("options,expected", [
-    pytest.param(*case.values, id=case.id,
-                 marks=() if case.id == "stale-mask" else pytest.mark.slow)
-    for case in HAND_WORKED
-])
+@pytest.mark.parametrize(
+    "options,expected",
+    [
+        pytest.param(
+            *case.values, id=case.id, marks=() if case.id == "stale-mask" else pytest.mark.slow
+        )
+        for case in HAND_WORKED
+    ],
+)
 def test_hand_worked_case_triton(options, expected, device):
     inputs = [x.to(device) for x in hand_worked_inputs()]
     assert greedy_cluster(*inputs, backend="triton", **options).tolist() == expected
@@ -220,22 +258,27 @@ def test_equal_seediness_takes_the_lowest_index(device):
     seediness = torch.tensor([0.5, 0.9, 0.9, 0.9])
     foreground = torch.ones(4, dtype=torch.bool)
     for backend in ("reference", "triton"):
-        tensors = [x.to(device) if backend == "triton" else x
-                   for x in (embeddings, torch.ones_like(embeddings), seediness, foreground)]
+        tensors = [
+            x.to(device) if backend == "triton" else x
+            for x in (embeddings, torch.ones_like(embeddings), seediness, foreground)
+        ]
         labels = greedy_cluster(*tensors, max_instances=4, backend=backend)
         assert labels.tolist() == [-1, 0, 1, 2], backend
 
 
 def test_dtypes_and_layouts(device, rng):
     embeddings, precisions, seediness, foreground = make_inputs(211, 4, 0.7, 0, 3.0, rng)
-    expected = greedy_cluster(embeddings, precisions, seediness, foreground, max_instances=4,
-                              backend="reference")
+    expected = greedy_cluster(
+        embeddings, precisions, seediness, foreground, max_instances=4, backend="reference"
+    )
     wide = torch.zeros(211, 8)
     wide[:, ::2] = embeddings
     strided = wide[:, ::2]
     assert not strided.is_contiguous()
-    for tensors in ([strided, precisions, seediness, foreground],
-                    [embeddings.double(), precisions.double(), seediness.double(), foreground]):
+    for tensors in (
+        [strided, precisions, seediness, foreground],
+        [embeddings.double(), precisions.double(), seediness.double(), foreground],
+    ):
         for backend in ("reference", "triton"):
             moved = [x.to(device) if backend == "triton" else x for x in tensors]
             labels = greedy_cluster(*moved, max_instances=4, backend=backend)
@@ -252,8 +295,7 @@ def test_poisoned_outputs_catch_a_kernel_that_writes_nothing(monkeypatch, device
         def __getitem__(self, grid):
             return lambda *args, **kwargs: None
 
-    monkeypatch.setattr(greedy_cluster_module, "_greedy_cluster_finalize_kernel",
-                        SkippedKernel())
+    monkeypatch.setattr(greedy_cluster_module, "_greedy_cluster_finalize_kernel", SkippedKernel())
     result = greedy_cluster(*(x.to(device) for x in inputs), max_instances=2, backend="triton")
     with pytest.raises(AssertionError, match="labels differ"):
         assert_same_labels(result, expected, "skipped finalize")
@@ -262,7 +304,8 @@ def test_poisoned_outputs_catch_a_kernel_that_writes_nothing(monkeypatch, device
 @pytest.mark.fixed_seed(0)
 def test_result_changes_with_input(device, rng):
     embeddings, precisions, seediness, foreground = (
-        x.to(device) for x in make_inputs(200, 4, 1.0, 0, 2.0, rng))
+        x.to(device) for x in make_inputs(200, 4, 1.0, 0, 2.0, rng)
+    )
     options = dict(max_instances=3, backend="triton")
     before = greedy_cluster(embeddings, precisions, seediness, foreground, **options)
     seediness[before == 0] = 0.0  # the first cluster's voxels can no longer seed
@@ -273,13 +316,15 @@ def test_result_changes_with_input(device, rng):
 def test_module_matches_function_and_repr(rng):
     inputs = make_inputs(90, 4, 0.9, 0, 2.0, rng)
     module = GreedyCluster(max_instances=5, secondary_rule="nearest", backend="reference")
-    expected = greedy_cluster(*inputs, max_instances=5, secondary_rule="nearest",
-                              backend="reference")
+    expected = greedy_cluster(
+        *inputs, max_instances=5, secondary_rule="nearest", backend="reference"
+    )
     assert torch.equal(module(*inputs), expected)
     assert repr(module) == (
         "GreedyCluster(min_seediness=0.8, prob_threshold=0.5, secondary_threshold=0.3, "
         "max_instances=5, distance_rule='official', secondary_rule='nearest', "
-        "backend='reference')")
+        "backend='reference')"
+    )
 
 
 @pytest.mark.gpu
@@ -301,22 +346,29 @@ def test_whole_loop_replays_in_a_cuda_graph(rng):
         assert_same_labels(labels, greedy_cluster(*fresh, backend="reference"), "graph replay")
 
 
-@pytest.mark.parametrize("kwargs,error,match", [
-    (dict(embeddings=torch.zeros(5)), ValueError, r"embeddings must have shape \[\*, \*\]"),
-    (dict(precisions=torch.ones(5, 3)), ValueError, r"precisions must have shape \[5, 4\]"),
-    (dict(seediness=torch.zeros(4)), ValueError, "size N must agree"),
-    (dict(foreground=torch.ones(5)), TypeError, "foreground must have dtype"),
-    (dict(prob_threshold=1.0), ValueError, r"prob_threshold must be a probability in \(0, 1\)"),
-    (dict(secondary_threshold=0.0), ValueError, "secondary_threshold must be a probability"),
-    (dict(max_instances=-1), ValueError, r"max_instances must be an int in \[0, 127\]"),
-    (dict(max_instances=200), ValueError, "max_instances must be an int"),
-    (dict(distance_rule="gaussian"), ValueError, "distance_rule must be one of"),
-    (dict(secondary_rule="farthest"), ValueError, "secondary_rule must be one of"),
-    (dict(backend="cuda"), ValueError, "backend must be one of"),
-])
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        (dict(embeddings=torch.zeros(5)), ValueError, r"embeddings must have shape \[\*, \*\]"),
+        (dict(precisions=torch.ones(5, 3)), ValueError, r"precisions must have shape \[5, 4\]"),
+        (dict(seediness=torch.zeros(4)), ValueError, "size N must agree"),
+        (dict(foreground=torch.ones(5)), TypeError, "foreground must have dtype"),
+        (dict(prob_threshold=1.0), ValueError, r"prob_threshold must be a probability in \(0, 1\)"),
+        (dict(secondary_threshold=0.0), ValueError, "secondary_threshold must be a probability"),
+        (dict(max_instances=-1), ValueError, r"max_instances must be an int in \[0, 127\]"),
+        (dict(max_instances=200), ValueError, "max_instances must be an int"),
+        (dict(distance_rule="gaussian"), ValueError, "distance_rule must be one of"),
+        (dict(secondary_rule="farthest"), ValueError, "secondary_rule must be one of"),
+        (dict(backend="cuda"), ValueError, "backend must be one of"),
+    ],
+)
 def test_bad_arguments_are_named(kwargs, error, match):
-    arguments = dict(embeddings=torch.zeros(5, 4), precisions=torch.ones(5, 4),
-                     seediness=torch.zeros(5), foreground=torch.ones(5, dtype=torch.bool))
+    arguments = dict(
+        embeddings=torch.zeros(5, 4),
+        precisions=torch.ones(5, 4),
+        seediness=torch.zeros(5),
+        foreground=torch.ones(5, dtype=torch.bool),
+    )
     arguments.update(kwargs)
     with pytest.raises(error, match=match):
         greedy_cluster(**arguments)
@@ -339,8 +391,7 @@ def _nan_cases():
         pytest.param((embeddings, precisions, late_nan, foreground), id="nan-seediness"),
         pytest.param((nan_point, precisions, seediness, foreground), id="nan-embedding"),
         pytest.param((nan_seed, precisions, seediness, foreground), id="nan-seed-centre"),
-        pytest.param((nan_second_seed, precisions, seediness, foreground),
-                     id="nan-second-centre"),
+        pytest.param((nan_second_seed, precisions, seediness, foreground), id="nan-second-centre"),
     ]
 
 
@@ -367,13 +418,33 @@ def _order_key_kernel(values_ptr, keys_ptr, BLOCK: tl.constexpr):
 
 
 def test_order_key_orders_like_torch_argmax(device):
-    special = [float("nan"), float("inf"), float("-inf"), 0.0, -0.0, 1e-45, -1e-45, 0.8, -0.8,
-               3.4e38, -3.4e38, 1.0, float("nan"), -float("nan"), 0.5, 0.25]
+    special = [
+        float("nan"),
+        float("inf"),
+        float("-inf"),
+        0.0,
+        -0.0,
+        1e-45,
+        -1e-45,
+        0.8,
+        -0.8,
+        3.4e38,
+        -3.4e38,
+        1.0,
+        float("nan"),
+        -float("nan"),
+        0.5,
+        0.25,
+    ]
     values = torch.tensor(special, dtype=torch.float32)
     keys = torch.empty(len(special), dtype=torch.int32, device=device)
     _order_key_kernel[(1,)](values.to(device), keys, BLOCK=len(special))
-    python_keys = [greedy_cluster_module.seediness_order_key(v) if v == v
-                   else greedy_cluster_module._NAN_KEY.value for v in values.tolist()]
+    python_keys = [
+        greedy_cluster_module.seediness_order_key(v)
+        if v == v
+        else greedy_cluster_module._NAN_KEY.value
+        for v in values.tolist()
+    ]
     assert keys.cpu().tolist() == python_keys
     for i, a in enumerate(values.tolist()):
         for j, b in enumerate(values.tolist()):

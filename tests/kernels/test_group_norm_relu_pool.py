@@ -2,8 +2,14 @@ import importlib
 
 import pytest
 import torch
-from helpers import (assert_close, assert_within_dtype_error, compare_gradients, gradients, leaf,
-                     random_upstream)
+from helpers import (
+    assert_close,
+    assert_within_dtype_error,
+    compare_gradients,
+    gradients,
+    leaf,
+    random_upstream,
+)
 
 group_norm_relu_pool_module = importlib.import_module("stemseg_fast.kernels.group_norm_relu_pool")
 group_norm_relu_pool = group_norm_relu_pool_module.group_norm_relu_pool
@@ -20,8 +26,9 @@ NORM_CASES = [
 
 def _norm_inputs(batch, channels, frames, height, width, rng, offset=-2.3):
     # Off zero, as conv outputs with a bias are (the statistics test below goes much further).
-    x = offset + 0.5 * torch.randn(batch, channels, frames, height, width, generator=rng,
-                                   dtype=torch.float64)
+    x = offset + 0.5 * torch.randn(
+        batch, channels, frames, height, width, generator=rng, dtype=torch.float64
+    )
     weight = torch.randn(channels, generator=rng, dtype=torch.float64)
     bias = 0.3 * torch.randn(channels, generator=rng, dtype=torch.float64)
     return x, weight, bias
@@ -29,8 +36,9 @@ def _norm_inputs(batch, channels, frames, height, width, rng, offset=-2.3):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("batch,channels,groups,frames,height,width,pool", NORM_CASES)
-def test_group_norm_relu_pool_matches_float64_reference(batch, channels, groups, frames, height,
-                                                        width, pool, dtype, device, rng):
+def test_group_norm_relu_pool_matches_float64_reference(
+    batch, channels, groups, frames, height, width, pool, dtype, device, rng
+):
     tensors = _norm_inputs(batch, channels, frames, height, width, rng)
     inputs = [leaf(t, dtype, device) for t in tensors]
     reference_inputs = [leaf(t.detach().to(dtype), torch.float64, "cpu") for t in inputs]
@@ -39,8 +47,15 @@ def test_group_norm_relu_pool_matches_float64_reference(batch, channels, groups,
     assert result.dtype == dtype
     assert_close(result, expected, dtype=dtype, name="out")
     if dtype == torch.float64:
-        compare_gradients([result], [expected], inputs, reference_inputs, rng,
-                          names=["x", "weight", "bias"], dtype=dtype)
+        compare_gradients(
+            [result],
+            [expected],
+            inputs,
+            reference_inputs,
+            rng,
+            names=["x", "weight", "bias"],
+            dtype=dtype,
+        )
         return
     # A group of few, close values has a tiny variance: its input gradient is ill-conditioned
     # (rstd amplifies rounding), so fp32 gradients are judged against PyTorch's own fp32 error.
@@ -48,11 +63,14 @@ def test_group_norm_relu_pool_matches_float64_reference(batch, channels, groups,
     same_dtype = group_norm_relu_pool(*same_dtype_inputs, groups, pool=pool, backend="reference")
     upstream = random_upstream([expected], rng)
     for name, grad, reference_grad, baseline_grad in zip(
-            ["x", "weight", "bias"], gradients([result], inputs, upstream),
-            gradients([expected], reference_inputs, upstream),
-            gradients([same_dtype], same_dtype_inputs, upstream)):
-        assert_within_dtype_error(grad, reference_grad, baseline_grad, name=f"grad of {name}",
-                                  atol=1e-5)
+        ["x", "weight", "bias"],
+        gradients([result], inputs, upstream),
+        gradients([expected], reference_inputs, upstream),
+        gradients([same_dtype], same_dtype_inputs, upstream),
+    ):
+        assert_within_dtype_error(
+            grad, reference_grad, baseline_grad, name=f"grad of {name}", atol=1e-5
+        )
 
 
 # Real tiling: the flat 1024-element blocks of the statistics and apply kernels at block - 1,
@@ -74,15 +92,17 @@ TILING_CASES = [
 
 @pytest.mark.parametrize("channels_last", [False, True], ids=["ncdhw", "channels-last"])
 @pytest.mark.parametrize("batch,channels,groups,frames,height,width,pool", TILING_CASES)
-def test_group_norm_relu_pool_at_real_tiling(batch, channels, groups, frames, height, width, pool,
-                                             channels_last, device, rng):
+def test_group_norm_relu_pool_at_real_tiling(
+    batch, channels, groups, frames, height, width, pool, channels_last, device, rng
+):
     x, weight, bias = _norm_inputs(batch, channels, frames, height, width, rng)
     expected = group_norm_relu_pool(x, weight, bias, groups, pool=pool, backend="reference")
     x = x.float().to(device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last_3d)
-    result = group_norm_relu_pool(x, weight.float().to(device), bias.float().to(device), groups,
-                                  pool=pool, backend="triton")
+    result = group_norm_relu_pool(
+        x, weight.float().to(device), bias.float().to(device), groups, pool=pool, backend="triton"
+    )
     assert_close(result, expected, dtype=torch.float32, name="out")
 
 
@@ -102,16 +122,23 @@ CHANNELS_LAST_TILING_CASES = [
 ]
 
 
-@pytest.mark.parametrize("batch,channels,groups,frames,height,width,pool",
-                         CHANNELS_LAST_TILING_CASES)
-def test_group_norm_relu_pool_at_channels_last_tiling(batch, channels, groups, frames, height,
-                                                      width, pool, device, rng):
+@pytest.mark.parametrize(
+    "batch,channels,groups,frames,height,width,pool", CHANNELS_LAST_TILING_CASES
+)
+def test_group_norm_relu_pool_at_channels_last_tiling(
+    batch, channels, groups, frames, height, width, pool, device, rng
+):
     x, weight, bias = _norm_inputs(batch, channels, frames, height, width, rng)
     expected = group_norm_relu_pool(x, weight, bias, groups, pool=pool, backend="reference")
     for memory_format in (torch.contiguous_format, torch.channels_last_3d):
-        result = group_norm_relu_pool(x.float().to(device).contiguous(memory_format=memory_format),
-                                      weight.float().to(device), bias.float().to(device), groups,
-                                      pool=pool, backend="triton")
+        result = group_norm_relu_pool(
+            x.float().to(device).contiguous(memory_format=memory_format),
+            weight.float().to(device),
+            bias.float().to(device),
+            groups,
+            pool=pool,
+            backend="triton",
+        )
         assert result.is_contiguous(memory_format=memory_format)
         assert_close(result, expected, dtype=torch.float32, name=f"out ({memory_format})")
 
@@ -121,8 +148,9 @@ def test_group_norm_relu_pool_channels_last(pool, device, rng):
     x, weight, bias = _norm_inputs(2, 4, 3, 4, 5, rng)
     expected = group_norm_relu_pool(x, weight, bias, 2, pool=pool, backend="reference")
     x_cl = x.to(device).contiguous(memory_format=torch.channels_last_3d)
-    result = group_norm_relu_pool(x_cl, weight.to(device), bias.to(device), 2, pool=pool,
-                                  backend="triton")
+    result = group_norm_relu_pool(
+        x_cl, weight.to(device), bias.to(device), 2, pool=pool, backend="triton"
+    )
     assert result.is_contiguous(memory_format=torch.channels_last_3d)
     assert_close(result, expected, name="channels-last out")
 
@@ -131,8 +159,9 @@ def test_group_norm_relu_pool_channels_last(pool, device, rng):
 def test_split_statistics_merge(num_splits, device, rng):
     # Tiles of 16 and several chunks per group exercise both levels of the Chan merge.
     x = 1000.0 + torch.randn(2, 4, 2, 5, 7, generator=rng, dtype=torch.float64)
-    mean, rstd = group_norm_relu_pool_module._group_norm_stats(x.to(device), 2, 1e-5, False,
-                                                              block=16, num_splits=num_splits)
+    mean, rstd = group_norm_relu_pool_module._group_norm_stats(
+        x.to(device), 2, 1e-5, False, block=16, num_splits=num_splits
+    )
     grouped = x.reshape(4, -1)
     assert_close(mean, grouped.mean(1), name="mean")
     assert_close(rstd, (grouped.var(1, unbiased=False) + 1e-5).rsqrt(), name="rstd")
@@ -144,8 +173,9 @@ def test_channels_last_split_statistics_merge(num_splits, device, rng):
     # of a pixel in one tile.
     x = 1000.0 + torch.randn(2, 6, 2, 5, 7, generator=rng, dtype=torch.float64)
     x_cl = x.to(device).contiguous(memory_format=torch.channels_last_3d)
-    mean, rstd = group_norm_relu_pool_module._group_norm_stats(x_cl, 3, 1e-5, True, block=2,
-                                                               num_splits=num_splits)
+    mean, rstd = group_norm_relu_pool_module._group_norm_stats(
+        x_cl, 3, 1e-5, True, block=2, num_splits=num_splits
+    )
     grouped = x.reshape(6, -1)
     assert_close(mean, grouped.mean(1), name="mean")
     assert_close(rstd, (grouped.var(1, unbiased=False) + 1e-5).rsqrt(), name="rstd")
@@ -173,21 +203,23 @@ def test_split_count_fills_the_device():
     assert split_count(32, 100, 1024, cpu) == 1  # never below one tile per chunk
 
 
-
 def test_reference_gradcheck(rng):
     for _ in range(2):
         x, weight, bias = (t.requires_grad_(True) for t in _norm_inputs(1, 4, 2, 3, 3, rng))
         torch.autograd.gradcheck(
-            lambda *a: group_norm_relu_pool_module.group_norm_relu_pool_reference(*a, 2, 1e-5,
-                                                                                 True),
-            (x, weight, bias))
+            lambda *a: group_norm_relu_pool_module.group_norm_relu_pool_reference(
+                *a, 2, 1e-5, True
+            ),
+            (x, weight, bias),
+        )
 
 
 @pytest.mark.slow
 def test_triton_backward_gradcheck(device, rng):
     x, weight, bias = (leaf(t, torch.float64, device) for t in _norm_inputs(1, 2, 3, 2, 3, rng))
     torch.autograd.gradcheck(
-        lambda *a: group_norm_relu_pool(*a, 1, pool=True, backend="triton"), (x, weight, bias))
+        lambda *a: group_norm_relu_pool(*a, 1, pool=True, backend="triton"), (x, weight, bias)
+    )
 
 
 @pytest.mark.fixed_seed(0)
@@ -198,8 +230,9 @@ def test_comparison_can_fail(device, rng):
     # weight of a channel whose outputs are all negative left the output unchanged).
     changed_bias = bias.clone()
     changed_bias[1] += 100.0
-    result = group_norm_relu_pool(x.to(device), weight.to(device), changed_bias.to(device), 2,
-                                  backend="triton")
+    result = group_norm_relu_pool(
+        x.to(device), weight.to(device), changed_bias.to(device), 2, backend="triton"
+    )
     with pytest.raises(AssertionError, match="elements differ"):
         assert_close(result, expected, name="out")
 

@@ -32,8 +32,9 @@ def test_partial_programs_loop_over_several_tiles(num_voxels, monkeypatch, devic
     monkeypatch.setattr(instance_gaussians_module, "_MAX_PROGRAMS", 2)
     embeddings, log_precisions, ids = make_inputs(num_voxels, 4, 2, 5, 0.3, rng)
     expected = instance_gaussians(embeddings, log_precisions, ids, 5, backend="reference")
-    result = instance_gaussians(embeddings.to(device), log_precisions.to(device), ids.to(device),
-                                5, backend="triton")
+    result = instance_gaussians(
+        embeddings.to(device), log_precisions.to(device), ids.to(device), 5, backend="triton"
+    )
     assert_close(result.means, expected.means, name="means")
     assert_close(result.precisions, expected.precisions, name="precisions")
     assert torch.equal(result.counts.cpu(), expected.counts)
@@ -52,10 +53,12 @@ def make_inputs(num_voxels, num_dims, num_variance_dims, num_instances, backgrou
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 @pytest.mark.parametrize("num_voxels,num_dims,num_variance_dims,num_instances,background", CASES)
-def test_triton_matches_float64_reference(num_voxels, num_dims, num_variance_dims, num_instances,
-                                          background, dtype, device, rng):
-    embeddings, log_precisions, ids = make_inputs(num_voxels, num_dims, num_variance_dims,
-                                                  num_instances, background, rng)
+def test_triton_matches_float64_reference(
+    num_voxels, num_dims, num_variance_dims, num_instances, background, dtype, device, rng
+):
+    embeddings, log_precisions, ids = make_inputs(
+        num_voxels, num_dims, num_variance_dims, num_instances, background, rng
+    )
     # Inputs are rounded to the test dtype first, so the reference sees the same numbers.
     inputs = [leaf(embeddings, dtype, device), leaf(log_precisions, dtype, device)]
     reference_inputs = [leaf(x.detach().to(dtype), torch.float64, "cpu") for x in inputs]
@@ -67,26 +70,48 @@ def test_triton_matches_float64_reference(num_voxels, num_dims, num_variance_dim
     assert_close(result.means, expected.means, dtype=result_dtype, name="means")
     assert_close(result.precisions, expected.precisions, dtype=result_dtype, name="precisions")
     assert torch.equal(result.counts.cpu(), expected.counts)
-    compare_gradients(list(result[:2]), list(expected[:2]), inputs, reference_inputs, rng,
-                      names=["embeddings", "log_precisions"], dtype=dtype)
+    compare_gradients(
+        list(result[:2]),
+        list(expected[:2]),
+        inputs,
+        reference_inputs,
+        rng,
+        names=["embeddings", "log_precisions"],
+        dtype=dtype,
+    )
 
 
 def test_values_by_hand(device):
     # Two instances over four voxels; voxel 2 belongs to none.
-    embeddings = torch.tensor([[1.0, 2.0, 0.5], [3.0, 4.0, 0.1], [9.0, 9.0, 9.0], [5.0, 0.0, 0.3]],
-                              dtype=torch.float64, device=device)
-    log_precisions = torch.log(torch.tensor([[0.1, 0.2], [0.3, 0.4], [5.0, 5.0], [0.2, 0.2]],
-                                            dtype=torch.float64, device=device))
+    embeddings = torch.tensor(
+        [[1.0, 2.0, 0.5], [3.0, 4.0, 0.1], [9.0, 9.0, 9.0], [5.0, 0.0, 0.3]],
+        dtype=torch.float64,
+        device=device,
+    )
+    log_precisions = torch.log(
+        torch.tensor(
+            [[0.1, 0.2], [0.3, 0.4], [5.0, 5.0], [0.2, 0.2]], dtype=torch.float64, device=device
+        )
+    )
     ids = torch.tensor([0, 0, -1, 1], device=device)
     for backend in ("reference", "triton"):
-        means, precisions, counts = instance_gaussians(embeddings, log_precisions, ids, 3,
-                                                       backend=backend)
-        assert_close(means, torch.tensor([[2.0, 3.0, 0.3], [5.0, 0.0, 0.3], [0.0, 0.0, 0.0]],
-                                         dtype=torch.float64), name=f"{backend} means")
+        means, precisions, counts = instance_gaussians(
+            embeddings, log_precisions, ids, 3, backend=backend
+        )
+        assert_close(
+            means,
+            torch.tensor([[2.0, 3.0, 0.3], [5.0, 0.0, 0.3], [0.0, 0.0, 0.0]], dtype=torch.float64),
+            name=f"{backend} means",
+        )
         # mean of 10*exp(r): instance 0 -> (1 + 3)/2, (2 + 4)/2; instance 1 -> 2, 2.
         free = FREE_DIM_PRECISION
-        assert_close(precisions, torch.tensor([[2.0, 3.0, free], [2.0, 2.0, free], [0.0, 0.0, free]],
-                                              dtype=torch.float64), name=f"{backend} precisions")
+        assert_close(
+            precisions,
+            torch.tensor(
+                [[2.0, 3.0, free], [2.0, 2.0, free], [0.0, 0.0, free]], dtype=torch.float64
+            ),
+            name=f"{backend} precisions",
+        )
         assert counts.tolist() == [2, 1, 0]
 
 
@@ -97,7 +122,8 @@ def test_reference_gradcheck(rng):
         log_precisions.requires_grad_(True)
         torch.autograd.gradcheck(
             lambda e, r: tuple(instance_gaussians(e, r, ids, 3, backend="reference")[:2]),
-            (embeddings, log_precisions))
+            (embeddings, log_precisions),
+        )
 
 
 def test_non_contiguous_inputs(device, rng):
@@ -106,8 +132,9 @@ def test_non_contiguous_inputs(device, rng):
     wide[:, ::2] = embeddings
     strided = wide[:, ::2].to(device)  # non-contiguous view
     assert not strided.is_contiguous()
-    result = instance_gaussians(strided, log_precisions.to(device), ids.to(device), 4,
-                                backend="triton")
+    result = instance_gaussians(
+        strided, log_precisions.to(device), ids.to(device), 4, backend="triton"
+    )
     expected = instance_gaussians(embeddings, log_precisions, ids, 4, backend="reference")
     assert_close(result.means, expected.means, name="means")
 
@@ -119,8 +146,9 @@ def test_overflowing_precision_outside_the_instance_does_not_leak(device):
     log_precisions[4] = 1000.0
     ids = torch.tensor([0, 0, 1, 1, -1])
     for backend in ("reference", "triton"):
-        _, precisions, _ = instance_gaussians(embeddings.to(device), log_precisions.to(device),
-                                              ids.to(device), 2, backend=backend)
+        _, precisions, _ = instance_gaussians(
+            embeddings.to(device), log_precisions.to(device), ids.to(device), 2, backend=backend
+        )
         assert torch.isfinite(precisions).all(), backend
 
 
@@ -134,10 +162,12 @@ def test_poisoned_outputs_catch_a_kernel_that_writes_nothing(monkeypatch, device
         def __getitem__(self, grid):
             return lambda *args, **kwargs: None
 
-    monkeypatch.setattr(instance_gaussians_module, "_instance_gaussians_finalize_kernel",
-                        SkippedKernel())
-    result = instance_gaussians(embeddings.to(device), log_precisions.to(device), ids.to(device), 3,
-                                backend="triton")
+    monkeypatch.setattr(
+        instance_gaussians_module, "_instance_gaussians_finalize_kernel", SkippedKernel()
+    )
+    result = instance_gaussians(
+        embeddings.to(device), log_precisions.to(device), ids.to(device), 3, backend="triton"
+    )
     with pytest.raises(AssertionError, match="differ"):
         assert_close(result.means, expected.means, name="means")
 
@@ -157,33 +187,44 @@ def test_num_instances_defaults_to_max_id_plus_one():
     assert result.means.shape == (3, 4)
 
 
-@pytest.mark.parametrize("kwargs,error,match", [
-    (dict(embeddings=torch.zeros(5)), ValueError, r"embeddings must have shape \[\*, \*\]"),
-    (dict(log_precisions=torch.zeros(5, 5)), ValueError, "at most E = 4"),
-    (dict(instance_ids=torch.zeros(4, dtype=torch.long)), ValueError, "size N must agree"),
-    (dict(instance_ids=torch.zeros(5)), TypeError, "instance_ids must have dtype"),
-    (dict(instance_ids=torch.tensor([0, 1, 2, 3, 3])), ValueError, r"values in \[-1, 3\)"),
-    (dict(embeddings=torch.zeros(5, 4, dtype=torch.int32)), TypeError, "embeddings must have dtype"),
-    (dict(free_dim_precision=0.0), ValueError, "free_dim_precision must be > 0"),
-    (dict(backend="cuda"), ValueError, "backend must be one of"),
-])
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        (dict(embeddings=torch.zeros(5)), ValueError, r"embeddings must have shape \[\*, \*\]"),
+        (dict(log_precisions=torch.zeros(5, 5)), ValueError, "at most E = 4"),
+        (dict(instance_ids=torch.zeros(4, dtype=torch.long)), ValueError, "size N must agree"),
+        (dict(instance_ids=torch.zeros(5)), TypeError, "instance_ids must have dtype"),
+        (dict(instance_ids=torch.tensor([0, 1, 2, 3, 3])), ValueError, r"values in \[-1, 3\)"),
+        (
+            dict(embeddings=torch.zeros(5, 4, dtype=torch.int32)),
+            TypeError,
+            "embeddings must have dtype",
+        ),
+        (dict(free_dim_precision=0.0), ValueError, "free_dim_precision must be > 0"),
+        (dict(backend="cuda"), ValueError, "backend must be one of"),
+    ],
+)
 def test_bad_arguments_are_named(kwargs, error, match):
-    arguments = dict(embeddings=torch.zeros(5, 4), log_precisions=torch.zeros(5, 2),
-                     instance_ids=torch.zeros(5, dtype=torch.long), num_instances=3)
+    arguments = dict(
+        embeddings=torch.zeros(5, 4),
+        log_precisions=torch.zeros(5, 2),
+        instance_ids=torch.zeros(5, dtype=torch.long),
+        num_instances=3,
+    )
     arguments.update(kwargs)
     with pytest.raises(error, match=match):
         instance_gaussians(**arguments)
 
 
 @pytest.mark.parametrize("finalize_block", [1, 2, 4])
-def test_finalize_reduces_the_partials_in_several_tiles(finalize_block, monkeypatch, device,
-                                                         rng):
+def test_finalize_reduces_the_partials_in_several_tiles(finalize_block, monkeypatch, device, rng):
     """1300 voxels give 6 partial programs; tiles of 1, 2 or 4 partials take 6, 3, 2 steps."""
     monkeypatch.setattr(instance_gaussians_module, "_FINALIZE_BLOCK_P", finalize_block)
     embeddings, log_precisions, ids = make_inputs(1300, 4, 2, 5, 0.3, rng)
     expected = instance_gaussians(embeddings, log_precisions, ids, 5, backend="reference")
-    result = instance_gaussians(embeddings.to(device), log_precisions.to(device), ids.to(device),
-                                5, backend="triton")
+    result = instance_gaussians(
+        embeddings.to(device), log_precisions.to(device), ids.to(device), 5, backend="triton"
+    )
     assert_close(result.means, expected.means, name="means")
     assert_close(result.precisions, expected.precisions, name="precisions")
     assert torch.equal(result.counts.cpu(), expected.counts)

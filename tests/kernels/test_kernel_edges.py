@@ -12,14 +12,19 @@
   clip caps it at 512) to put 5000 voxels of one instance into one program. 2048 is where a
   half-precision accumulator would stop counting exactly.
 """
+
 import importlib
 
 import pytest
 import torch
 from helpers import assert_close, compare_gradients, leaf, with_official_precisions
 
-from stemseg_fast.kernels import (embedding_loss, gaussian_probability, greedy_cluster,
-                                  instance_gaussians)
+from stemseg_fast.kernels import (
+    embedding_loss,
+    gaussian_probability,
+    greedy_cluster,
+    instance_gaussians,
+)
 from stemseg_fast.kernels.embedding_loss import embedding_loss_reference
 
 embedding_loss = with_official_precisions(embedding_loss)
@@ -51,8 +56,9 @@ def test_seediness_exactly_at_the_threshold_seeds(threshold, device):
     for value, clusters in ((at, 2), (below, 1)):
         inputs = [t.to(device) for t in two_separated_blobs(threshold, float(value))]
         for backend in ("reference", "triton"):
-            labels = greedy_cluster(*inputs, min_seediness=threshold, secondary_threshold=0.3,
-                                    backend=backend).cpu()
+            labels = greedy_cluster(
+                *inputs, min_seediness=threshold, secondary_threshold=0.3, backend=backend
+            ).cpu()
             assert int(labels.max()) + 1 == clusters, (backend, float(value))
             if clusters == 2:
                 assert (labels[10:] == 1).all() and (labels[:10] == 0).all()
@@ -64,8 +70,9 @@ def many_instances_clip(rng, num_voxels=1500, num_instances=37, vanished=(3, 16,
     for k in vanished:
         ids[ids == k] = -1
     centres = 0.6 * torch.randn(num_instances, 4, generator=rng, dtype=torch.float64)
-    embeddings = centres[ids.clamp(min=0)] + 0.2 * torch.randn(num_voxels, 4, generator=rng,
-                                                                 dtype=torch.float64)
+    embeddings = centres[ids.clamp(min=0)] + 0.2 * torch.randn(
+        num_voxels, 4, generator=rng, dtype=torch.float64
+    )
     log_precisions = 0.3 * torch.randn(num_voxels, 2, generator=rng, dtype=torch.float64)
     seediness = torch.rand(num_voxels, generator=rng, dtype=torch.float64)
     ignore = torch.rand(num_voxels, generator=rng) < 0.1
@@ -79,21 +86,33 @@ def test_embedding_loss_over_three_k_blocks(exclude, device, rng):
     reference_inputs = [leaf(t.detach(), torch.float64, "cpu") for t in inputs]
     options = dict(exclude_ignored_from_lovasz=exclude)
     expected = embedding_loss_reference(*reference_inputs, ids, ignore, num_instances, **options)
-    result = embedding_loss(*inputs, ids.to(device), ignore.to(device), num_instances,
-                            backend="triton", **options)
+    result = embedding_loss(
+        *inputs, ids.to(device), ignore.to(device), num_instances, backend="triton", **options
+    )
     assert int(result.num_instances) == int(expected.num_instances) == num_instances - 4
-    for name in ("lovasz_per_instance", "smoothness_per_instance", "seediness_per_instance",
-                 "seediness_background"):
-        assert_close(getattr(result, name), getattr(expected, name), dtype=torch.float32,
-                     name=name)
-    compare_gradients([result.total()], [expected.total()], inputs, reference_inputs, rng,
-                      names=["embeddings", "log_precisions", "seediness"], dtype=torch.float32)
+    for name in (
+        "lovasz_per_instance",
+        "smoothness_per_instance",
+        "seediness_per_instance",
+        "seediness_background",
+    ):
+        assert_close(getattr(result, name), getattr(expected, name), dtype=torch.float32, name=name)
+    compare_gradients(
+        [result.total()],
+        [expected.total()],
+        inputs,
+        reference_inputs,
+        rng,
+        names=["embeddings", "log_precisions", "seediness"],
+        dtype=torch.float32,
+    )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("programs", [1, 2])
-def test_instance_statistics_with_5000_members_in_one_chunk(programs, dtype, device, rng,
-                                                            monkeypatch):
+def test_instance_statistics_with_5000_members_in_one_chunk(
+    programs, dtype, device, rng, monkeypatch
+):
     monkeypatch.setattr(instance_gaussians_module, "_MAX_PROGRAMS", programs)
     num_voxels = 5003 * programs
     ids = torch.zeros(num_voxels, dtype=torch.int64)
@@ -109,8 +128,15 @@ def test_instance_statistics_with_5000_members_in_one_chunk(programs, dtype, dev
     assert torch.equal(result.counts.cpu(), expected.counts)
     assert_close(result.means, expected.means, dtype=torch.float32, name="means")
     assert_close(result.precisions, expected.precisions, dtype=torch.float32, name="precisions")
-    compare_gradients(list(result[:2]), list(expected[:2]), inputs, reference_inputs, rng,
-                      names=["embeddings", "log_precisions"], dtype=dtype)
+    compare_gradients(
+        list(result[:2]),
+        list(expected[:2]),
+        inputs,
+        reference_inputs,
+        rng,
+        names=["embeddings", "log_precisions"],
+        dtype=dtype,
+    )
 
 
 def test_probability_backward_sums_an_instance_over_many_voxel_tiles(device, rng):
@@ -125,5 +151,12 @@ def test_probability_backward_sums_an_instance_over_many_voxel_tiles(device, rng
     expected = gaussian_probability(*reference_inputs, backend="reference")
     result = gaussian_probability(*inputs, backend="triton")
     assert_close(result, expected, dtype=torch.float32, name="probability")
-    compare_gradients([result], [expected], inputs, reference_inputs, rng,
-                      names=["embeddings", "means", "precisions"], dtype=torch.float32)
+    compare_gradients(
+        [result],
+        [expected],
+        inputs,
+        reference_inputs,
+        rng,
+        names=["embeddings", "means", "precisions"],
+        dtype=torch.float32,
+    )

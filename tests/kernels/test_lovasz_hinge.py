@@ -37,8 +37,9 @@ def make_inputs(num_rows, num_voxels, positive_fraction, rng, *, quantised=True)
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 @pytest.mark.parametrize("num_rows,num_voxels,positive_fraction", CASES)
-def test_triton_matches_float64_reference(num_rows, num_voxels, positive_fraction, dtype,
-                                          device, rng):
+def test_triton_matches_float64_reference(
+    num_rows, num_voxels, positive_fraction, dtype, device, rng
+):
     logits, labels = make_inputs(num_rows, num_voxels, positive_fraction, rng)
     inputs = [leaf(logits, dtype, device)]
     reference_inputs = [leaf(logits, torch.float64, "cpu")]
@@ -47,8 +48,9 @@ def test_triton_matches_float64_reference(num_rows, num_voxels, positive_fractio
     result_dtype = torch.float64 if dtype == torch.float64 else torch.float32
     assert result.dtype == result_dtype and result.shape == (num_rows,)
     assert_close(result, expected, dtype=result_dtype, name="loss")
-    compare_gradients([result], [expected], inputs, reference_inputs, rng, names=["logits"],
-                      dtype=dtype)
+    compare_gradients(
+        [result], [expected], inputs, reference_inputs, rng, names=["logits"], dtype=dtype
+    )
 
 
 @pytest.mark.parametrize("label_dtype", [torch.bool, torch.uint8, torch.int64, torch.float32])
@@ -79,14 +81,18 @@ def test_hand_worked_case(device):
         loss = lovasz_hinge(x, labels, backend=backend)
         assert_close(loss, torch.tensor([5.0 / 6.0], dtype=torch.float64), name=backend)
         loss.sum().backward()
-        assert_close(x.grad, torch.tensor([[0.0, 0.0, 1.0 / 3.0, -1.0 / 3.0]],
-                                          dtype=torch.float64), name=f"{backend} grad")
+        assert_close(
+            x.grad,
+            torch.tensor([[0.0, 0.0, 1.0 / 3.0, -1.0 / 3.0]], dtype=torch.float64),
+            name=f"{backend} grad",
+        )
 
 
 def test_row_without_positives_is_the_largest_error(device):
     # gts = 0: J_j = 1 from the first position, so grad = (1, 0, ...) and loss = relu(max).
-    logits = torch.tensor([[0.25, -3.0, 0.5], [-2.0, -3.0, -4.0]], dtype=torch.float64,
-                          device=device)
+    logits = torch.tensor(
+        [[0.25, -3.0, 0.5], [-2.0, -3.0, -4.0]], dtype=torch.float64, device=device
+    )
     labels = torch.zeros(2, 3, dtype=torch.bool, device=device)
     for backend in ("reference", "triton"):
         loss = lovasz_hinge(logits, labels, backend=backend)
@@ -117,8 +123,9 @@ def test_random_real_logits_float32(device, rng):
 def test_reference_gradcheck(rng):
     for _ in range(5):
         logits, labels = make_inputs(3, 9, 0.5, rng, quantised=False)
-        torch.autograd.gradcheck(lambda x: lovasz_hinge(x, labels, backend="reference"),
-                                 (logits.requires_grad_(True),))
+        torch.autograd.gradcheck(
+            lambda x: lovasz_hinge(x, labels, backend="reference"), (logits.requires_grad_(True),)
+        )
 
 
 def test_non_contiguous_inputs(device, rng):
@@ -153,13 +160,24 @@ def test_result_changes_with_input(device, rng):
     assert before[0] == after[0] and before[1] != after[1]
 
 
-@pytest.mark.parametrize("kwargs,error,match", [
-    (dict(logits=torch.zeros(5)), ValueError, r"logits must have shape \[\*, \*\]"),
-    (dict(labels=torch.zeros(2, 4)), ValueError, r"labels must have the shape of logits \[2, 5\]"),
-    (dict(labels=torch.zeros(2, 5, dtype=torch.complex64)), TypeError, "labels must have dtype"),
-    (dict(logits=torch.zeros(2, 5, dtype=torch.int32)), TypeError, "logits must have dtype"),
-    (dict(backend="fast"), ValueError, "backend must be one of"),
-])
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        (dict(logits=torch.zeros(5)), ValueError, r"logits must have shape \[\*, \*\]"),
+        (
+            dict(labels=torch.zeros(2, 4)),
+            ValueError,
+            r"labels must have the shape of logits \[2, 5\]",
+        ),
+        (
+            dict(labels=torch.zeros(2, 5, dtype=torch.complex64)),
+            TypeError,
+            "labels must have dtype",
+        ),
+        (dict(logits=torch.zeros(2, 5, dtype=torch.int32)), TypeError, "logits must have dtype"),
+        (dict(backend="fast"), ValueError, "backend must be one of"),
+    ],
+)
 def test_bad_arguments_are_named(kwargs, error, match):
     arguments = dict(logits=torch.zeros(2, 5), labels=torch.zeros(2, 5, dtype=torch.bool))
     arguments.update(kwargs)

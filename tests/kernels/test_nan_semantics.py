@@ -5,6 +5,7 @@ asks for; a GPU runs what the kernel asks for, and tl.maximum's default is the N
 ``max.f32``. So two checks: the interpreter (or GPU) run against the PyTorch reference on NaN
 inputs, and the sm_90 PTX of the kernels whose maximum carries data, which must ask for
 ``max.NaN.f32`` and contain no NaN-dropping float max or min."""
+
 import importlib
 import os
 import re
@@ -23,12 +24,16 @@ lovasz_hinge_module = importlib.import_module("stemseg_fast.kernels.lovasz_hinge
 def assert_same_nans(result, expected, name):
     result_nan, expected_nan = result.isnan().cpu(), expected.isnan().cpu()
     assert torch.equal(result_nan, expected_nan), (
-        f"{name}: NaN at {int(result_nan.sum())} elements, expected {int(expected_nan.sum())}")
+        f"{name}: NaN at {int(result_nan.sum())} elements, expected {int(expected_nan.sum())}"
+    )
     assert_close(result.cpu()[~result_nan], expected.cpu()[~expected_nan], name=name)
 
 
-@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last_3d],
-                         ids=["ncdhw", "channels-last"])
+@pytest.mark.parametrize(
+    "memory_format",
+    [torch.contiguous_format, torch.channels_last_3d],
+    ids=["ncdhw", "channels-last"],
+)
 @pytest.mark.parametrize("pool", [False, True])
 def test_group_norm_relu_keeps_a_nan_group_nan(pool, memory_format, device, rng):
     # One NaN voxel: its group's statistics and every output of that group are NaN (F.relu and
@@ -37,20 +42,26 @@ def test_group_norm_relu_keeps_a_nan_group_nan(pool, memory_format, device, rng)
     x[0, 1, 2, 3, 4] = float("nan")
     weight = torch.randn(4, generator=rng, dtype=torch.float64)
     bias = torch.randn(4, generator=rng, dtype=torch.float64)
-    expected = group_norm_relu_pool_module.group_norm_relu_pool(x, weight, bias, 2, pool=pool,
-                                                                backend="reference")
+    expected = group_norm_relu_pool_module.group_norm_relu_pool(
+        x, weight, bias, 2, pool=pool, backend="reference"
+    )
     assert expected[0, :2].isnan().all() and not expected[0, 2:].isnan().any()
     for dtype in (torch.float32, torch.float64):
         result = group_norm_relu_pool_module.group_norm_relu_pool(
             x.to(device, dtype).contiguous(memory_format=memory_format),
-            *(t.to(device, dtype) for t in (weight, bias)), 2, pool=pool, backend="triton")
+            *(t.to(device, dtype) for t in (weight, bias)),
+            2,
+            pool=pool,
+            backend="triton",
+        )
         assert_same_nans(result, expected, f"{dtype} pool={pool}")
 
 
 def test_lovasz_nan_error_gives_a_nan_loss_and_relu_gradient(device):
     # torch: relu(NaN) = NaN enters the loss; relu's backward lets NaN's gradient through.
-    logits = torch.tensor([[2.0, float("nan"), -0.5, 0.25, -3.0], [1.0, 0.5, -1.0, 2.0, 0.0]],
-                          dtype=torch.float64)
+    logits = torch.tensor(
+        [[2.0, float("nan"), -0.5, 0.25, -3.0], [1.0, 0.5, -1.0, 2.0, 0.0]], dtype=torch.float64
+    )
     labels = torch.tensor([[1, 0, 0, 1, 0], [0, 1, 1, 0, 0]], dtype=torch.bool)
     reference_logits = logits.clone().requires_grad_(True)
     expected = lovasz_hinge_module.lovasz_hinge(reference_logits, labels, backend="reference")
@@ -90,7 +101,11 @@ def test_compiled_kernels_propagate_nan(tmp_path):
     record, compiled_environment = record_launches(tmp_path, os.path.abspath(__file__))
     scanned = subprocess.run(
         [sys.executable, "-c", COMPILE_AND_SCAN, str(record), NAN_DROPPING.pattern],
-        cwd=REPO, env=compiled_environment, capture_output=True, text=True)
+        cwd=REPO,
+        env=compiled_environment,
+        capture_output=True,
+        text=True,
+    )
     assert scanned.returncode == 0, scanned.stderr[-3000:]
     propagating, dropping = set(), {}
     for line in scanned.stdout.splitlines():  # one line per launch: name, NaN max?, dropping
@@ -101,6 +116,9 @@ def test_compiled_kernels_propagate_nan(tmp_path):
             dropping[name] = found
     assert not dropping, f"NaN-dropping float max/min in {dropping}"
     # the fused ReLUs were compiled and ask for the NaN-propagating maximum
-    assert {"_group_norm_relu_kernel", "_group_norm_relu_pool_kernel",
-            "_group_norm_relu_channels_last_kernel",
-            "_group_norm_relu_pool_channels_last_kernel"} <= propagating
+    assert {
+        "_group_norm_relu_kernel",
+        "_group_norm_relu_pool_kernel",
+        "_group_norm_relu_channels_last_kernel",
+        "_group_norm_relu_pool_channels_last_kernel",
+    } <= propagating

@@ -2,6 +2,7 @@
 extents still indexed with int32 lanes are checked with a clear error. Tested without
 allocating 2^31 elements: the offset helpers the kernels use run in a small kernel on index
 values whose products overflow int32, and the limits are checked on meta tensors."""
+
 import importlib
 
 import pytest
@@ -36,8 +37,7 @@ def test_row_start_passes_two_to_the_31(device):
 @triton.jit
 def _channel_offset_kernel(out_ptr, b_ptr, c_ptr, stride_b, stride_c):
     i = tl.arange(0, 4)
-    offset = _tse_common.channel_offset(tl.load(b_ptr + i), tl.load(c_ptr + i), stride_b,
-                                        stride_c)
+    offset = _tse_common.channel_offset(tl.load(b_ptr + i), tl.load(c_ptr + i), stride_b, stride_c)
     tl.store(out_ptr + i, offset)
 
 
@@ -60,8 +60,11 @@ def test_tse_channel_offset_passes_two_to_the_31(channels_last, device):
 
 def test_int32_extent_check_names_the_argument():
     check_int32_indexable("embeddings", 2**31 - 1)
-    with pytest.raises(ValueError, match=r"embeddings has 2147483648 elements; .* fewer than "
-                                         r"2\*\*31"):
+    with pytest.raises(
+        ValueError,
+        match=r"embeddings has 2147483648 elements; .* fewer than "
+        r"2\*\*31",
+    ):
         check_int32_indexable("embeddings", 2**31)
 
 
@@ -71,8 +74,7 @@ def test_ops_refuse_extents_past_int32_before_launching():
     embeddings = torch.empty(2**29, 4, device=meta)
     means = torch.empty(3, 4, device=meta)
     with pytest.raises(ValueError, match="embeddings has 2147483648 elements"):
-        gaussian_probability_module.gaussian_probability(embeddings, means, means,
-                                                         backend="triton")
+        gaussian_probability_module.gaussian_probability(embeddings, means, means, backend="triton")
     logits = torch.empty(2, 2**31, device=meta)
     with pytest.raises(ValueError, match="each row of logits has 2147483648 voxels"):
         lovasz_hinge_module.lovasz_hinge(logits, logits.bool(), backend="triton")
@@ -81,6 +83,8 @@ def test_ops_refuse_extents_past_int32_before_launching():
     with pytest.raises(ValueError, match="each batch element of x has 2147483648 elements"):
         group_norm_relu_pool_module.group_norm_relu_pool(x, channel, channel, 32, backend="triton")
     with pytest.raises(ValueError, match="B \\* C and T at most 65535"):
-        upsample_add_module.upsample_add(torch.empty(1, 70000, 1, 1, 1, device=meta),
-                                         torch.empty(1, 70000, 2, 2, 2, device=meta),
-                                         backend="triton")
+        upsample_add_module.upsample_add(
+            torch.empty(1, 70000, 1, 1, 1, device=meta),
+            torch.empty(1, 70000, 2, 2, 2, device=meta),
+            backend="triton",
+        )

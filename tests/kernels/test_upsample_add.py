@@ -19,8 +19,9 @@ UPSAMPLE_CASES = [
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("batch,channels,low_size,high_size", UPSAMPLE_CASES)
-def test_upsample_add_matches_float64_reference(batch, channels, low_size, high_size, dtype,
-                                                device, rng):
+def test_upsample_add_matches_float64_reference(
+    batch, channels, low_size, high_size, dtype, device, rng
+):
     low = -2.3 + 0.5 * torch.randn(batch, channels, *low_size, generator=rng, dtype=torch.float64)
     high = torch.randn(batch, channels, *high_size, generator=rng, dtype=torch.float64)
     inputs = [leaf(low, dtype, device), leaf(high, dtype, device)]
@@ -29,8 +30,9 @@ def test_upsample_add_matches_float64_reference(batch, channels, low_size, high_
     result = upsample_add(*inputs, backend="triton")
     assert result.dtype == dtype
     assert_close(result, expected, dtype=dtype, name="out")
-    compare_gradients([result], [expected], inputs, reference_inputs, rng,
-                      names=["low", "high"], dtype=dtype)
+    compare_gradients(
+        [result], [expected], inputs, reference_inputs, rng, names=["low", "high"], dtype=dtype
+    )
 
 
 # (low t h w, high T H W): high maps of block - 1, block, block + 1 and several 1024-element
@@ -78,9 +80,11 @@ def test_upsample_add_at_channels_last_tiling(channels, low_size, high_size, dev
     high = torch.randn(1, channels, *high_size, generator=rng, dtype=torch.float64)
     expected = upsample_add(low, high, backend="reference")
     for memory_format in (torch.contiguous_format, torch.channels_last_3d):
-        result = upsample_add(low.to(device).contiguous(memory_format=memory_format),
-                              high.to(device).contiguous(memory_format=memory_format),
-                              backend="triton")
+        result = upsample_add(
+            low.to(device).contiguous(memory_format=memory_format),
+            high.to(device).contiguous(memory_format=memory_format),
+            backend="triton",
+        )
         assert result.is_contiguous(memory_format=memory_format)
         assert_close(result, expected, name=f"out ({memory_format})")
 
@@ -90,8 +94,11 @@ def test_upsample_add_channels_last(device, rng):
     high = torch.randn(1, 3, 4, 6, 8, generator=rng, dtype=torch.float64)
     expected = upsample_add(low, high, backend="reference")
     cl = torch.channels_last_3d
-    result = upsample_add(low.to(device).contiguous(memory_format=cl),
-                          high.to(device).contiguous(memory_format=cl), backend="triton")
+    result = upsample_add(
+        low.to(device).contiguous(memory_format=cl),
+        high.to(device).contiguous(memory_format=cl),
+        backend="triton",
+    )
     assert_close(result, expected, name="channels-last out")
 
 
@@ -100,8 +107,9 @@ def test_low_resolution_fusion_equals_official_concat_conv(rng):
     x = torch.randn(1, 5, 2, 3, 4, generator=rng, dtype=torch.float64)
     skip = torch.randn(1, 3, 4, 6, 8, generator=rng, dtype=torch.float64)
     weight = torch.randn(3, 8, 1, 1, 1, generator=rng, dtype=torch.float64)
-    up = torch.nn.functional.interpolate(x, scale_factor=(2, 2, 2), mode="trilinear",
-                                         align_corners=False)
+    up = torch.nn.functional.interpolate(
+        x, scale_factor=(2, 2, 2), mode="trilinear", align_corners=False
+    )
     official = torch.nn.functional.conv3d(torch.cat([up, skip], 1), weight)
     low = torch.nn.functional.conv3d(x, weight[:, :5])
     high = torch.nn.functional.conv3d(skip, weight[:, 5:])

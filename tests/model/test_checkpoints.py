@@ -6,16 +6,26 @@ from pathlib import Path
 import pytest
 import torch
 
-from stemseg_fast.model import (PRESETS, CheckpointMismatchError, build_stemseg,
-                                download_official_checkpoint, load_checkpoint,
-                                load_official_weights, remap_official_state_dict,
-                                save_checkpoint, stemseg_tiny)
+from stemseg_fast.model import (
+    PRESETS,
+    CheckpointMismatchError,
+    build_stemseg,
+    download_official_checkpoint,
+    load_checkpoint,
+    load_official_weights,
+    remap_official_state_dict,
+    save_checkpoint,
+    stemseg_tiny,
+)
 from stemseg_fast.model.checkpoints import OFFICIAL_CHECKPOINT_URLS, read_checkpoint_file
 
 KEYS_DIR = Path("/work/shared/official_checkpoint_keys")
 needs_keys = pytest.mark.skipif(not KEYS_DIR.exists(), reason="official key lists not present")
-OFFICIAL_FILES = {"youtube_vis": "ytvis_r101.json", "davis": "davis_r101.json",
-                  "kitti_mots": "kitti_mots_r101.json"}
+OFFICIAL_FILES = {
+    "youtube_vis": "ytvis_r101.json",
+    "davis": "davis_r101.json",
+    "kitti_mots": "kitti_mots_r101.json",
+}
 
 
 def official_state_dict(file_name, rng):
@@ -45,8 +55,10 @@ def test_every_official_key_maps_with_equal_shapes(preset, rng):
     load_official_weights(model, {"model": official, "iterations": 1000})
     key = "embedding_head.block_32x.4.weight"
     assert torch.equal(model.embedding_head.decoder.block_32x[4].weight, official[key])
-    assert torch.equal(model.backbone.body.layer3[22].bn2.running_var,
-                       official["backbone.body.layer3.22.bn2.running_var"])
+    assert torch.equal(
+        model.backbone.body.layer3[22].bn2.running_var,
+        official["backbone.body.layer3.22.bn2.running_var"],
+    )
 
 
 @needs_keys
@@ -91,8 +103,11 @@ def test_legacy_format_official_file_loads(tmp_path, rng):
         for tensor in source.state_dict().values():
             tensor.add_(0.01 * torch.rand(tensor.shape, generator=rng))
     path = tmp_path / "official.pth"
-    torch.save({"model": as_official(source.state_dict()), "optimizer": {"state": {}},
-                "iterations": 5}, path, _use_new_zipfile_serialization=False)
+    torch.save(
+        {"model": as_official(source.state_dict()), "optimizer": {"state": {}}, "iterations": 5},
+        path,
+        _use_new_zipfile_serialization=False,
+    )
     model = load_official_weights(stemseg_tiny().eval(), path)
     clip = torch.randn(1, 3, 2, 32, 32, generator=rng)
     with torch.no_grad():
@@ -149,7 +164,12 @@ def test_named_download_once_from_file_url(tmp_path, rng):
 def test_official_urls_follow_the_readme():
     assert OFFICIAL_CHECKPOINT_URLS["mask_rcnn_R_101_FPN_backbone"] == (
         "https://omnomnom.vision.rwth-aachen.de/data/STEm-Seg/models/"
-        "mask_rcnn_R_101_FPN_backbone.pth")
-    assert set(OFFICIAL_CHECKPOINT_URLS) == {"youtube_vis", "davis", "kitti_mots",
-                                             "mask_rcnn_R_101_FPN_backbone",
-                                             "mask_rcnn_R_50_FPN_backbone"}
+        "mask_rcnn_R_101_FPN_backbone.pth"
+    )
+    assert set(OFFICIAL_CHECKPOINT_URLS) == {
+        "youtube_vis",
+        "davis",
+        "kitti_mots",
+        "mask_rcnn_R_101_FPN_backbone",
+        "mask_rcnn_R_50_FPN_backbone",
+    }

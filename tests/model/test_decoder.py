@@ -9,8 +9,10 @@ BRANCH_FRAMES = {2: (2, 2, 2), 4: (2, 2, 2), 8: (2, 2, 4), 16: (2, 4, 8), 24: (3
 
 
 def volumes(num_frames, height, width, channels, rng, dtype=torch.float64):
-    return [torch.randn(1, channels, num_frames, height // s, width // s, generator=rng,
-                        dtype=dtype) for s in (4, 8, 16, 32)]
+    return [
+        torch.randn(1, channels, num_frames, height // s, width // s, generator=rng, dtype=dtype)
+        for s in (4, 8, 16, 32)
+    ]
 
 
 def test_temporal_schedule_table():
@@ -41,9 +43,10 @@ def test_output_shapes_and_branch_frames(num_frames, rng):
     features = volumes(num_frames, 64, 96, 32, rng)
     out = decoder(features)
     schedule = temporal_schedule(num_frames)
-    frames = tuple(decoder._branch(name, level, schedule.pool_active).shape[2]
-                   for name, level in zip(("block_32x", "block_16x", "block_8x"),
-                                          features[::-1]))
+    frames = tuple(
+        decoder._branch(name, level, schedule.pool_active).shape[2]
+        for name, level in zip(("block_32x", "block_16x", "block_8x"), features[::-1])
+    )
     assert tuple(out.shape) == (1, 32, num_frames, 16, 24)
     assert tuple(frames) == BRANCH_FRAMES[num_frames]
 
@@ -56,8 +59,10 @@ def small_decoders(**fused_options):
     return reference, fused
 
 
-@pytest.mark.parametrize("num_frames", [2, pytest.param(4, marks=pytest.mark.slow),
-                                        pytest.param(8, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "num_frames",
+    [2, pytest.param(4, marks=pytest.mark.slow), pytest.param(8, marks=pytest.mark.slow)],
+)
 def test_fused_decoder_matches_reference(num_frames, device, rng):
     reference, fused = small_decoders(backend="triton")
     features = volumes(num_frames, 32, 64, 4, rng)
@@ -74,8 +79,7 @@ def test_fused_decoder_gradients(device, rng):
     (reference(features) * upstream).sum().backward()
     fused = fused.to(device)
     (fused([f.to(device) for f in features]) * upstream.to(device)).sum().backward()
-    for (name, p_ref), (_, p_fused) in zip(reference.named_parameters(),
-                                            fused.named_parameters()):
+    for (name, p_ref), (_, p_fused) in zip(reference.named_parameters(), fused.named_parameters()):
         assert_close(p_fused.grad, p_ref.grad, name=f"grad of {name}")
 
 

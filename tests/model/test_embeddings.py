@@ -2,14 +2,23 @@ import pytest
 import torch
 from helpers import assert_close
 
-from stemseg_fast.model.embeddings import (EMBEDDING_MODES, get_embedding_mode, mix_embeddings,
-                                          spatiotemporal_grid)
+from stemseg_fast.model.embeddings import (
+    EMBEDDING_MODES,
+    get_embedding_mode,
+    mix_embeddings,
+    spatiotemporal_grid,
+)
 
 # (mode, E, F, grid axes) from the reference spec, section 2
 MODE_TABLE = [
-    ("xy", 2, 0, ("y", "x")), ("ff", 2, 2, ()), ("xyt", 3, 0, ("t", "y", "x")),
-    ("xyf", 3, 1, ("y", "x")), ("xytf", 4, 1, ("t", "y", "x")), ("xyff", 4, 2, ("y", "x")),
-    ("xytff", 5, 2, ("t", "y", "x")), ("xyfff", 5, 3, ("y", "x")),
+    ("xy", 2, 0, ("y", "x")),
+    ("ff", 2, 2, ()),
+    ("xyt", 3, 0, ("t", "y", "x")),
+    ("xyf", 3, 1, ("y", "x")),
+    ("xytf", 4, 1, ("t", "y", "x")),
+    ("xyff", 4, 2, ("y", "x")),
+    ("xytff", 5, 2, ("t", "y", "x")),
+    ("xyfff", 5, 3, ("y", "x")),
 ]
 
 

@@ -1,4 +1,5 @@
 """``stemseg-fast models``: what exists, what it was trained on, where its file is or would be."""
+
 import torch
 
 from stemseg_fast.cli import main
@@ -12,10 +13,14 @@ def test_models_lists_every_official_file_and_the_bundled_one(tmp_path, capsys, 
     cached.write_bytes(bytes(3 * 2**20))
     assert main(["models"]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith("tiny_synthetic (bundled)\n  preset   tiny, 3 classes: disc, square, "
-                              "triangle")
+    assert printed.startswith(
+        "tiny_synthetic (bundled)\n  preset   tiny, 3 classes: disc, square, triangle"
+    )
     for name, url in OFFICIAL_CHECKPOINT_URLS.items():
         assert f"\n{name}\n" in printed and f"source   {url}" in printed
     assert f"file     {cached} (3 MB)" in printed
     assert f"not downloaded (would be {cached.parent / 'youtube_vis.pth'})" in printed
-    assert "preset   youtube_vis, 40 classes" in printed and "preset   davis, class-agnostic" in printed
+    assert (
+        "preset   youtube_vis, 40 classes" in printed
+        and "preset   davis, class-agnostic" in printed
+    )

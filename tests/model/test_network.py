@@ -4,8 +4,16 @@ import pytest
 import torch
 from helpers import assert_close
 
-from stemseg_fast.model import (PRESETS, STEmSeg, STEmSegConfig, build_stemseg, padded_size,
-                                preprocess_clip, resized_size, stemseg_tiny)
+from stemseg_fast.model import (
+    PRESETS,
+    STEmSeg,
+    STEmSegConfig,
+    build_stemseg,
+    padded_size,
+    preprocess_clip,
+    resized_size,
+    stemseg_tiny,
+)
 from stemseg_fast.model.preprocessing import IMAGE_MEAN_BGR
 
 TINY = PRESETS["tiny"]
@@ -16,9 +24,12 @@ def tiny_version(name):
     preset = PRESETS[name]
     narrow = TINY.embedding_decoder
     return dataclasses.replace(
-        preset, backbone=TINY.backbone, embedding_decoder=narrow,
+        preset,
+        backbone=TINY.backbone,
+        embedding_decoder=narrow,
         seediness_decoder=narrow if preset.seediness_decoder else None,
-        semantic_decoder=narrow if preset.semantic_decoder else None)
+        semantic_decoder=narrow if preset.semantic_decoder else None,
+    )
 
 
 @pytest.mark.parametrize("name", ["youtube_vis", "davis", "kitti_mots", "ovis", "tiny"])
@@ -107,13 +118,16 @@ def test_config_round_trip_and_unknown_keys():
         STEmSegConfig.from_dict(values)
 
 
-@pytest.mark.parametrize("frame,limits,resized,padded", [
-    ((720, 1280), (640, 1196), (640, 1138), (640, 1152)),  # YouTube-VIS 720p
-    ((480, 640), (640, 1196), (640, 853), (640, 864)),
-    ((480, 854), (736, 1248), (701, 1248), (704, 1248)),  # DAVIS
-    ((375, 1242), (736, 1792), (541, 1792), (544, 1792)),  # KITTI-MOTS train
-    ((375, 1242), (800, 1948), (588, 1948), (608, 1952)),  # KITTI-MOTS inference
-])
+@pytest.mark.parametrize(
+    "frame,limits,resized,padded",
+    [
+        ((720, 1280), (640, 1196), (640, 1138), (640, 1152)),  # YouTube-VIS 720p
+        ((480, 640), (640, 1196), (640, 853), (640, 864)),
+        ((480, 854), (736, 1248), (701, 1248), (704, 1248)),  # DAVIS
+        ((375, 1242), (736, 1792), (541, 1792), (544, 1792)),  # KITTI-MOTS train
+        ((375, 1242), (800, 1948), (588, 1948), (608, 1952)),  # KITTI-MOTS inference
+    ],
+)
 def test_resize_rule_worked_examples(frame, limits, resized, padded):
     assert resized_size(*frame, *limits) == resized
     assert padded_size(*resized) == padded

@@ -5,6 +5,7 @@ loaded through the project's checkpoint remap.
 GroupNorm's group count, a pooling slot, a bias, the tanh pre-scale or the grid channel order
 have no shape a key/shape test could see; a forward comparison on random volumes sees them all.
 """
+
 import pytest
 import torch
 from helpers import assert_close
@@ -52,8 +53,10 @@ def project_model_with(official, name, **build_options):
 
 def fpn_volumes(num_frames, generator, channels=256):
     """P2..P5 of a 96 x 96 input (P5 3 x 3, the least AvgPool3d takes): [1, C, T, H/s, W/s]."""
-    return [torch.randn(1, channels, num_frames, 96 // s, 96 // s, generator=generator)
-            for s in (4, 8, 16, 32)]
+    return [
+        torch.randn(1, channels, num_frames, 96 // s, 96 // s, generator=generator)
+        for s in (4, 8, 16, 32)
+    ]
 
 
 @pytest.mark.parametrize("fused", [False, True], ids=["reference", "fused"])
@@ -68,16 +71,19 @@ def test_heads_equal_the_official_modules_at_official_config(name, fused):
     with torch.no_grad():
         want = official(volumes)
         got = model.heads(volumes)
-    for field, ours, theirs in zip(("embeddings", "log_precisions", "seediness",
-                                    "semantic_logits"), got, want):
+    for field, ours, theirs in zip(
+        ("embeddings", "log_precisions", "seediness", "semantic_logits"), got, want
+    ):
         if theirs is None:
             assert ours is None, field
             continue
         if fused:  # re-associated sums: equal up to rounding
             assert_close(ours, theirs, dtype=torch.float16, name=f"{name} {field}")
         else:  # the same ops in the same order: bit-identical (the README's parity claim)
-            assert torch.equal(ours, theirs), f"{name} {field}: not bit-identical, max " \
+            assert torch.equal(ours, theirs), (
+                f"{name} {field}: not bit-identical, max "
                 f"difference {float((ours - theirs).abs().max()):.3g}"
+            )
 
 
 def test_the_head_comparison_can_fail():
@@ -107,8 +113,10 @@ def randomise_frozen_bn(module, generator):
             buffer.copy_(0.5 + torch.rand(buffer.shape, generator=generator))
             buffer[0] = 1e-6
         elif name.endswith(("weight", "bias", "running_mean")):
-            buffer.copy_(0.2 * torch.randn(buffer.shape, generator=generator)
-                         + (1.0 if name.endswith("weight") else 0.0))
+            buffer.copy_(
+                0.2 * torch.randn(buffer.shape, generator=generator)
+                + (1.0 if name.endswith("weight") else 0.0)
+            )
             if name.endswith("weight"):
                 buffer[0] = 1e-3
 
