@@ -25,6 +25,8 @@ Memory traffic (bf16, N high voxels, C channels): read high and write out (2 * 2
 read low (N C / 4 or / 8, re-reads from L1/L2): about 4.5 N C bytes, in either layout.
 """
 
+import functools
+
 import torch
 import torch.nn.functional as F
 import triton
@@ -215,6 +217,15 @@ def _upsample_add_channels_last_kernel(
         tl.store(out_ptr + offsets, (high + up).to(out_ptr.dtype.element_ty), mask=valid)
 
 
+@functools.lru_cache(maxsize=64)
+def _scales(sizes_in, sizes_out, dtype, device):
+    """in / out per axis, rounded to the accumulation dtype as PyTorch's upsampling does; made
+    once per shape and device (a host-to-device copy per call would make the host wait for the
+    device at every decoder step)."""
+    ratios = [size_in / size_out for size_in, size_out in zip(sizes_in, sizes_out)]
+    return torch.tensor(ratios, dtype=dtype, device=device)
+
+
 def _upsample_add_fwd(low, high):
     high, channels_last = memory_layout(high)
     memory_format = torch.channels_last_3d if channels_last else torch.contiguous_format
@@ -222,11 +233,8 @@ def _upsample_add_fwd(low, high):
     batch, channels, t_in, h_in, w_in = low.shape
     frames, height, width = high.shape[2:]
     out = torch.empty_like(high, memory_format=memory_format)
-    # in / out per axis, rounded to the accumulation dtype as PyTorch's upsampling does.
-    scales = torch.tensor(
-        [t_in / frames, h_in / height, w_in / width],
-        dtype=accumulation_dtype(low.dtype),
-        device=low.device,
+    scales = _scales(
+        (t_in, h_in, w_in), (frames, height, width), accumulation_dtype(low.dtype), low.device
     )
     low_strides = layout_strides(low.shape, channels_last)
     high_strides = layout_strides(high.shape, channels_last)
