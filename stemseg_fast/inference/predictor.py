@@ -301,15 +301,7 @@ class Predictor:
 
             bar = tqdm(total=source.num_frames, desc=source.name, unit="frame", leave=False)
         try:
-            prediction = VideoRun(
-                self.model,
-                self.config,
-                source,
-                device=self.device,
-                backend=self.backend,
-                autocast_dtype=_AUTOCAST_DTYPES[self.precision],
-                progress=bar,
-            ).run()
+            prediction = self._video_run(source, progress=bar).run()
             if progress is True and bar.total != prediction.num_frames:  # a misstated length
                 bar.total = prediction.num_frames
                 bar.refresh()
@@ -348,17 +340,18 @@ class Predictor:
             :class:`~stemseg_fast.inference.pipeline.StreamedFrame`, in frame order.
         """
         source = open_video(video, rgb=rgb, name=name, fps=fps)
-        run = VideoRun(
+        yield from self._video_run(source, streaming=True, keep_images=keep_images).stream()
+
+    def _video_run(self, source: FrameSource, **options) -> VideoRun:
+        return VideoRun(
             self.model,
             self.config,
             source,
             device=self.device,
             backend=self.backend,
             autocast_dtype=_AUTOCAST_DTYPES[self.precision],
-            streaming=True,
-            keep_images=keep_images,
+            **options,
         )
-        yield from run.stream()
 
     def __call__(
         self,

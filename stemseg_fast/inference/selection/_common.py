@@ -70,6 +70,29 @@ def track_arrays(
     return ids, arrays
 
 
+def per_class_track_arrays(
+    track_ids: PerTrack,
+    pixel_counts: PerTrack,
+    first_frames: PerTrack,
+    last_frames: PerTrack,
+    per_class: PerTrack,
+    what: str,
+    dtype: npt.DTypeLike,
+) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
+    """:func:`track_arrays` with pixel counts and a [K, C] per-class array named ``what``, whose
+    column 0 is the background (so at least two columns)."""
+    ids, arrays = track_arrays(
+        track_ids,
+        first_frames,
+        last_frames,
+        pixel_counts=(pixel_counts, 1, np.int64),
+        **{what: (per_class, 2, dtype)},
+    )
+    if arrays[what].shape[1] < 2:
+        raise ValueError(f"{what} needs a background column and at least one class")
+    return ids, arrays
+
+
 def official_order(track_ids: np.ndarray, first_frames: np.ndarray) -> np.ndarray:
     """Positions of the real tracks (outliers left out) in the official dict insertion order:
     first frame, then track id."""

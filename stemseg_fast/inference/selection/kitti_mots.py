@@ -9,8 +9,8 @@ from ._common import (
     TrackSelection,
     check_max_tracks,
     official_order,
+    per_class_track_arrays,
     stable_sorted,
-    track_arrays,
 )
 
 KITTI_MOTS_MAX_TRACKS = 1000
@@ -51,15 +51,9 @@ def select_kitti_mots_tracks(
         class_votes (array[K, C] int): per track, voxel counts per argmax label (0 = bg).
     """
     check_max_tracks(max_tracks)
-    ids, arrays = track_arrays(
-        track_ids,
-        first_frames,
-        last_frames,
-        pixel_counts=(pixel_counts, 1, np.int64),
-        class_votes=(class_votes, 2, np.int64),
+    ids, arrays = per_class_track_arrays(
+        track_ids, pixel_counts, first_frames, last_frames, class_votes, "class_votes", np.int64
     )
-    if arrays["class_votes"].shape[1] < 2:
-        raise ValueError("class_votes needs a background column and at least one class")
     kept = stable_sorted(official_order(ids, arrays["first_frames"]), -arrays["pixel_counts"])
     kept = stable_sorted(kept[:max_tracks], arrays["last_frames"] - arrays["first_frames"])
     category_ids = arrays["class_votes"][kept, 1:].argmax(axis=1) + 1

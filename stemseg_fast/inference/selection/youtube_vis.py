@@ -10,8 +10,8 @@ from ._common import (
     TrackSelection,
     by_lifetime_descending,
     check_max_tracks,
+    per_class_track_arrays,
     relative_pixel_counts,
-    track_arrays,
 )
 
 YOUTUBE_VIS_MAX_TRACKS = 10
@@ -41,15 +41,15 @@ def select_youtube_vis_tracks(
             (channel 0 background) summed over the track's voxels at clustering resolution.
     """
     check_max_tracks(max_tracks)
-    ids, arrays = track_arrays(
+    ids, arrays = per_class_track_arrays(
         track_ids,
+        pixel_counts,
         first_frames,
         last_frames,
-        pixel_counts=(pixel_counts, 1, np.int64),
-        class_logit_sums=(class_logit_sums, 2, np.float64),
+        class_logit_sums,
+        "class_logit_sums",
+        np.float64,
     )
-    if arrays["class_logit_sums"].shape[1] < 2:
-        raise ValueError("class_logit_sums needs a background column and at least one class")
     kept = by_lifetime_descending(ids, arrays["first_frames"], arrays["last_frames"])[:max_tracks]
     counts = arrays["pixel_counts"][kept]
     scores = relative_pixel_counts(counts)
