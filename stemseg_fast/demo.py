@@ -50,12 +50,8 @@ def run_demo(
     results = os.path.join(predictions_dir, "results.json")
     write_outputs(predictions, [YOUTUBE_VIS, OVERLAY], predictions_dir, sources=sources)
     frames = sum(prediction.num_frames for prediction in predictions)
-    seconds = {}
-    for prediction in predictions:
-        for stage, value in prediction.timings.items():
-            seconds[stage] = seconds.get(stage, 0.0) + value
     print(f"2. {predictor!r} on {len(predictions)} videos, {frames} frames; frames per second:")
-    print(frame_rate_table(frames, seconds))
+    print(frame_rate_table(frames, [prediction.timings for prediction in predictions]))
 
     scores = evaluate_video_ap(annotations, results, occlusion=True)
     print(f"3. {OVIS} video AP of {results}:")

@@ -40,7 +40,7 @@ from stemseg_fast.io.files import atomic_output, output_path
 from stemseg_fast.io.rle import to_json
 from stemseg_fast.io.video import assign_video_ids, expand_inputs
 from stemseg_fast.model import PRESETS
-from stemseg_fast.outputs.batch import RECORDS_FOLDER, run_batch
+from stemseg_fast.outputs.batch import RECORDS_FOLDER, owned_sources, run_batch
 from stemseg_fast.outputs.overlay import DEFAULT_FPS
 from stemseg_fast.outputs.writing import (
     FORMATS,
@@ -72,24 +72,24 @@ def _formats(values):
 
 def _print_summary(reports, world_size, written):
     frames = sum(report["frames"] for report in reports)
-    seconds = {}
-    for report in reports:
-        for stage, value in report["timings"].items():
-            seconds[stage] = seconds.get(stage, 0.0) + value
     print(
         f"{len(reports)} videos, {frames} frames, {world_size} process"
         f"{'es' if world_size > 1 else ''}; frames per second per process:"
     )
-    print(frame_rate_table(frames, seconds))
+    print(frame_rate_table(frames, [report["timings"] for report in reports]))
     for path in written:
         print(f"wrote {path}")
+
+
+def _check_out_folder(out):
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise CommandError(f"--out {out} exists and is not a folder")
 
 
 def _open_inputs(args, formats):
     """Every input opened and checked, its id and fps set and its output paths free, before
     anything is written; returns (sources, how many were numbered by position)."""
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise CommandError(f"--out {args.out} exists and is not a folder")
+    _check_out_folder(args.out)
     sources = expand_inputs(args.inputs, image_root=args.image_root)
     if not sources:
         raise CommandError(f"the inputs hold no video: {' '.join(args.inputs)}")
@@ -178,12 +178,7 @@ def _batch_progress(sources, context, disabled):
     tell its length)."""
     from tqdm import tqdm
 
-    from stemseg_fast.distributed import shard_items
-
-    lengths = [
-        source.num_frames
-        for _, source in shard_items(sources, context, key=lambda source: source.name)
-    ]
+    lengths = [source.num_frames for source in owned_sources(sources, context)]
     total = None if None in lengths else sum(lengths)
     return tqdm(total=total, desc="infer", unit="frame", disable=disabled, dynamic_ncols=True)
 
@@ -249,8 +244,7 @@ def _stream(args, formats):
             f"video; {', '.join(sorted(set(formats) - set(STREAM_FORMATS)))} "
             f"select and score tracks over a whole video: run without --stream"
         )
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise CommandError(f"--out {args.out} exists and is not a folder")
+    _check_out_folder(args.out)
     target = args.inputs[0]
     source = open_video(
         int(target) if target.isdigit() and not os.path.exists(target) else target, fps=args.fps

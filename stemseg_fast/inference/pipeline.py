@@ -70,7 +70,7 @@ statistics). The official tool leaves the output generation out of its timers (Â
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Iterable, Iterator, Mapping, Optional
 
 import numpy as np
 import torch
@@ -100,9 +100,13 @@ _FRAME_RATE_ROWS = (
 )
 
 
-def frame_rate_table(frames: int, seconds: dict) -> str:
+def frame_rate_table(frames: int, timings: Iterable[Mapping[str, float]]) -> str:
     """Frames per second of each group of :data:`STAGES` and overall, one line each, from
-    ``frames`` and the seconds each stage took over them."""
+    ``frames`` and the per-video seconds per stage they took (``timings``, summed here)."""
+    seconds = {}
+    for video_timings in timings:
+        for stage, value in video_timings.items():
+            seconds[stage] = seconds.get(stage, 0.0) + value
     lines = []
     for label, stages in _FRAME_RATE_ROWS:
         total = sum(seconds.get(stage, 0.0) for stage in stages)

@@ -94,6 +94,11 @@ def _outputs(record) -> VideoOutputs:
     return VideoOutputs(record["entries"], record["video"], 0.0)
 
 
+def owned_sources(sources: Sequence[FrameSource], context: DistributedContext) -> List[FrameSource]:
+    """The sources this rank predicts: dealt round-robin by sorted name."""
+    return [source for _, source in shard_items(sources, context, key=lambda source: source.name)]
+
+
 def run_batch(
     predictor: Predictor,
     sources: Sequence[FrameSource],
@@ -130,9 +135,7 @@ def run_batch(
     result = BatchResult()
     writer = VideoWriter()
     try:
-        owned = [
-            source for _, source in shard_items(sources, context, key=lambda source: source.name)
-        ]
+        owned = owned_sources(sources, context)
         for position, source in enumerate(owned):
             record_path = output_path(out_dir, RECORDS_FOLDER, f"{source.name}.json")
             fingerprint = fingerprints[source.name]

@@ -63,12 +63,17 @@ class VideoOutputs:
     seconds: float
 
 
-def check_formats(formats: Sequence[str], config: STEmSegConfig) -> None:
-    """Raises ``ValueError`` for a format the model cannot produce (``config``: its
-    :class:`~stemseg_fast.model.STEmSegConfig`)."""
+def check_format_names(formats: Sequence[str]) -> None:
+    """Raises ``ValueError`` for a name that is not one of :data:`FORMATS`."""
     unknown = [name for name in formats if name not in FORMATS]
     if unknown:
         raise ValueError(f"formats must be among {', '.join(FORMATS)}, got {unknown[0]!r}")
+
+
+def check_formats(formats: Sequence[str], config: STEmSegConfig) -> None:
+    """Raises ``ValueError`` for a format the model cannot produce (``config``: its
+    :class:`~stemseg_fast.model.STEmSegConfig`)."""
+    check_format_names(formats)
     if KITTI_MOTS in formats and (
         config.semantic_decoder is None or config.num_classes != KITTI_MOTS_NUM_CLASSES
     ):
@@ -256,9 +261,7 @@ def write_outputs(
     sources = [None] * len(predictions) if sources is None else list(sources)
     if len(sources) != len(predictions):
         raise ValueError(f"{len(predictions)} predictions but {len(sources)} sources")
-    unknown = [name for name in formats if name not in FORMATS]
-    if unknown:
-        raise ValueError(f"formats must be among {', '.join(FORMATS)}, got {unknown[0]!r}")
+    check_format_names(formats)
     paths = {
         prediction.name: video_output_paths(out_dir, prediction.name, formats)
         for prediction in predictions
