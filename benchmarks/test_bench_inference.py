@@ -21,7 +21,8 @@ predictions is timed (host work included: hiding it behind the device is the poi
 device events. ``extra_info``: fps per stage (the pipeline's stage timer) and overall (frames /
 median wall time) and, on a GPU, ``gpu_busy_fraction``: the union of the device's kernel and
 copy intervals in a ``torch.profiler`` trace of one more prediction over its wall time (the
-profiler's host overhead makes it a lower bound).
+profiler's host overhead makes it a lower bound). On a GPU it runs with and without
+``cuda_graphs`` (heads and clustering replayed as CUDA graphs), ``extra_info["cuda_graphs"]``.
 """
 
 import dataclasses
@@ -49,9 +50,12 @@ TRACK_COUNTS = (5, 20)
 STEADY_CASES = [("ovis", 640, 1152)] if ON_GPU else [("tiny", 64, 96)]
 STEADY_PATH = "fast" if ON_GPU else "reference"
 STEADY_ROUNDS = 3 if ON_GPU else 1
+GRAPH_MODES = (False, True) if ON_GPU else (False,)
 
 
-def setup_inference(preset_name, path, frames, height, width, max_instances=None):
+def setup_inference(
+    preset_name, path, frames, height, width, max_instances=None, cuda_graphs=False
+):
     preset = PRESETS[preset_name]
     inference = dataclasses.replace(preset.inference, min_seediness=0.0)
     if max_instances is not None:
@@ -65,6 +69,7 @@ def setup_inference(preset_name, path, frames, height, width, max_instances=None
         device=bench_device(),
         backend="triton" if fast else "reference",
         precision="bf16" if fast else "fp32",
+        cuda_graphs=cuda_graphs,
     )
     video = synthetic_video(num_frames=frames, height=height, width=width, seed=0).frames
     return predictor, video
@@ -121,11 +126,18 @@ def gpu_busy_fraction(fn):
     return _busy_seconds(intervals) / wall
 
 
+@pytest.mark.parametrize("cuda_graphs", GRAPH_MODES, ids=lambda on: "graphs" if on else "eager")
 @pytest.mark.parametrize("tracks", TRACK_COUNTS)
 @pytest.mark.parametrize("preset_name,height,width", STEADY_CASES)
-def test_inference_steady_state(benchmark, preset_name, height, width, tracks):
+def test_inference_steady_state(benchmark, preset_name, height, width, tracks, cuda_graphs):
     predictor, video = setup_inference(
-        preset_name, STEADY_PATH, STEADY_FRAMES, height, width, max_instances=tracks
+        preset_name,
+        STEADY_PATH,
+        STEADY_FRAMES,
+        height,
+        width,
+        max_instances=tracks,
+        cuda_graphs=cuda_graphs,
     )
     benchmark.group = (
         f"inference-steady_state-{preset_name}-{STEADY_FRAMES}x{height}x{width}-{tracks}_tracks"
@@ -144,6 +156,8 @@ def test_inference_steady_state(benchmark, preset_name, height, width, tracks):
         frames=STEADY_FRAMES,
         path=STEADY_PATH,
         max_instances_per_clip=tracks,
+        cuda_graphs=cuda_graphs,
+        graph_counts=predictor.clip_steps.counts(),
         num_tracks=int(len(prediction.track_ids)),
     )
     for stage in (*STAGES, "total"):

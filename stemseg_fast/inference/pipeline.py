@@ -26,6 +26,8 @@ stream yields, learnt at its end, never a container's announced count:
    preset clusters at full resolution (official ``--resize_embeddings``), free-dim precisions
    appended, :func:`~stemseg_fast.kernels.greedy_cluster.greedy_cluster` on the clip's foreground
    voxels, :class:`~stemseg_fast.inference.stitching.ClipStitcher` against the previous clip.
+   Heads and clustering are the two calls of :class:`~stemseg_fast.inference.clip_step.
+   ClipSteps`: with ``cuda_graphs`` each is a CUDA graph replayed for every clip of its shape.
 5. **Frames the stitcher hands back are final**: per track present, the official mask path
    and one COCO RLE per track and frame (:mod:`~stemseg_fast.inference.masks`; the masks of a
    clip's frames are queued together and their RLEs collected once the next clip's network
@@ -59,7 +61,8 @@ host go over with ``non_blocking``, cached per clip shape where they repeat):
   (:func:`~stemseg_fast.io.rle.encode_masks`, on a side stream, after the next clip's network
   work is queued): the place where results leave the device; streams also read each track's
   category per frame;
-* at the end of the video: the stage timer's last event and the per-track statistics.
+* at the end of the video: the stage timer's last event and the per-track statistics;
+* with ``cuda_graphs``, once per clip shape and predictor: the capture of its graphs.
 
 Timings (seconds, every stage counted; on CUDA from events at the stage boundaries, read at the
 end of the video, :class:`StageTimer`): ``decode``, ``preprocess``, ``backbone``, ``heads``,
@@ -76,11 +79,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stemseg_fast.kernels.greedy_cluster import greedy_cluster
-from stemseg_fast.model.embeddings import PRECISION_SCALE, get_embedding_mode
+from stemseg_fast.model.embeddings import PRECISION_SCALE
 from stemseg_fast.model.preprocessing import preprocess_clip, resized_size
 from stemseg_fast.tracks import Track
 
+from .clip_step import ClipSteps
 from .clips import clip_positions, streamed_clip_schedule
 from .host_waits import expected_host_wait
 from .masks import EMBEDDING_STRIDE, ClipMaskEncoding, encode_clip_masks
@@ -225,6 +228,9 @@ class VideoRun:
         progress: a tqdm bar (updated per decoded frame) or None.
         streaming: :meth:`stream` frames instead of collecting per-track results.
         keep_images: streams only: each :class:`StreamedFrame` carries its decoded image.
+        steps: the heads and clustering calls (a :class:`~stemseg_fast.inference.clip_step.
+            ClipSteps` of the same model, config, backend and autocast dtype, which a predictor
+            keeps across videos for its CUDA graphs); default: direct calls.
     """
 
     def __init__(
@@ -239,8 +245,12 @@ class VideoRun:
         progress=None,
         streaming=False,
         keep_images=False,
+        steps: Optional[ClipSteps] = None,
     ):
         self.model = model
+        self.steps = steps or ClipSteps(
+            model, config, backend=backend, autocast_dtype=autocast_dtype
+        )
         self.config = config
         self.inference = config.inference
         self.source = source
@@ -248,7 +258,6 @@ class VideoRun:
         self.backend = backend
         self.autocast_dtype = autocast_dtype
         self.progress = progress
-        self.num_free_dims = get_embedding_mode(config.embedding_mode).num_free_dims
         self.num_frames = None  # what the stream yields, known when it ends
         self.frame_size = tuple(source.frame_size)
         self.resized = resized_size(
@@ -324,8 +333,9 @@ class VideoRun:
     # -- stage 2/3: heads, per-frame semantics ---------------------------------------------------
 
     def _heads(self, clip, features):
-        with self._autocast():
-            output = self.model.heads(self.model.stack_clip([features[t] for t in clip]))
+        # Graph replays hand back the graph's own outputs: each is consumed into new tensors
+        # below, before the next clip's replay overwrites it.
+        output = self.steps.heads(*self.model.stack_clip([features[t] for t in clip]))
         frames, positions = clip_positions(clip)
         index = self._position_index(positions)
         embeddings = output.embeddings[0].float().index_select(1, index)  # [E, T', h, w]
@@ -390,44 +400,11 @@ class VideoRun:
 
     # -- stage 4: clustering and stitching -------------------------------------------------------
 
-    def _upsample_clip(self, volume):
-        """[C, T, h, w] -> x4 in space, time scale 1 (official OnlineChainer.resize_tensors)."""
-        if not self.full_resolution:
-            return volume
-        return F.interpolate(
-            volume[None],
-            scale_factor=(1, EMBEDDING_STRIDE, EMBEDDING_STRIDE),
-            mode="trilinear",
-            align_corners=False,
-        )[0]
-
     def _cluster(self, frames, embeddings, precisions, seediness):
-        embeddings = self._upsample_clip(embeddings)
-        precisions = self._upsample_clip(precisions)
-        seediness = self._upsample_clip(seediness)
-        num_dims, num_frames, height, width = embeddings.shape
-        free = precisions.new_full(
-            (self.num_free_dims, num_frames, height, width), self.config.free_dim_precision
-        )
-        precisions = torch.cat([precisions, free])  # [E, T', H, W]
         foreground = torch.stack([self.foreground[t] for t in frames])  # [T', H, W]
-        inference = self.inference
-        labels = greedy_cluster(
-            embeddings.permute(1, 2, 3, 0).reshape(-1, num_dims),
-            precisions.permute(1, 2, 3, 0).reshape(-1, num_dims),
-            seediness.reshape(-1),
-            foreground.reshape(-1),
-            min_seediness=inference.min_seediness,
-            prob_threshold=inference.primary_prob_threshold,
-            secondary_threshold=inference.secondary_prob_threshold,
-            max_instances=inference.max_instances_per_clip,
-            distance_rule=inference.distance_rule,
-            secondary_rule=inference.secondary_rule,
-            backend=self.backend,
-        )
-        stitched = self.stitcher.add_clip(
-            labels.view(num_frames, height, width), frames, foreground=foreground
-        )
+        # A graph replay's labels are overwritten by the next clip's: the stitcher keeps them.
+        labels = self.steps.cluster(embeddings, precisions, seediness, foreground).clone()
+        stitched = self.stitcher.add_clip(labels, frames, foreground=foreground)
         self.timer.charge("clustering")
         return stitched
 

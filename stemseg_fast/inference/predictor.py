@@ -47,6 +47,7 @@ from stemseg_fast.model.checkpoints import (
 from stemseg_fast.model.presets import InferenceConfig
 from stemseg_fast.tracks import VideoTracks
 
+from .clip_step import ClipSteps
 from .pipeline import StreamedFrame, VideoRun
 from .prediction import VideoPrediction
 
@@ -219,6 +220,10 @@ class Predictor:
             ``{"clip_overlap": 2, "min_seediness": 0.7, "distance_rule": "paper"}`` (the
             official command line's -fo, -msp, ...; field names of ``InferenceConfig``).
         progress (bool): a tqdm bar per video.
+        cuda_graphs (bool): capture each clip shape's heads and clustering in CUDA graphs
+            once and replay them (:mod:`stemseg_fast.inference.graphs`): the same outputs
+            with one launch instead of hundreds per clip. Needs a CUDA device and the Triton
+            backend. Off by default until a GPU run has compared it with the direct calls.
     """
 
     def __init__(
@@ -232,6 +237,7 @@ class Predictor:
         category_names: Optional[Mapping[int, str]] = None,
         inference: Optional[Mapping[str, object]] = None,
         progress: bool = False,
+        cuda_graphs: bool = False,
     ):
         self.device = resolve_device(device)
         if backend not in BACKENDS:
@@ -248,8 +254,14 @@ class Predictor:
             )
         if precision == "auto":
             precision = "bf16" if self.device.type == "cuda" else "fp32"
+        if cuda_graphs and (self.device.type != "cuda" or resolved != "triton"):
+            raise ValueError(
+                f"cuda_graphs needs a CUDA device and the triton backend, got device "
+                f"{self.device} with the {resolved} backend"
+            )
         self.backend = backend
         self.precision = precision
+        self.cuda_graphs = cuda_graphs
         model, self.config = load_model(
             checkpoint_or_model, preset, fused=resolved == "triton", backend=backend
         )
@@ -271,6 +283,14 @@ class Predictor:
             category_names = dict(enumerate(self.config.category_names, start=1))
         self.category_names = category_names
         self.progress = progress
+        # One per predictor: captured graphs serve every later video of their clip shapes.
+        self.clip_steps = ClipSteps(
+            self.model,
+            self.config,
+            backend=backend,
+            autocast_dtype=_AUTOCAST_DTYPES[precision],
+            cuda_graphs=cuda_graphs,
+        )
 
     def predict(
         self,
@@ -350,6 +370,7 @@ class Predictor:
             device=self.device,
             backend=self.backend,
             autocast_dtype=_AUTOCAST_DTYPES[self.precision],
+            steps=self.clip_steps,
             **options,
         )
 

@@ -166,6 +166,10 @@ def _bad_cases(tmp_path, checkpoint):
             [frames, "--checkpoint", checkpoint, "--set", "distance_rule=fast"],
             "distance_rule must be one of",
         ),
+        "graphs on the cpu": (
+            [frames, "--checkpoint", checkpoint, "--device", "cpu", "--cuda-graphs"],
+            "--cuda-graphs needs a CUDA device and the triton backend, got --device cpu",
+        ),
     }
 
 
@@ -181,6 +185,7 @@ def _bad_cases(tmp_path, checkpoint):
         "format",
         "unknown setting",
         "bad setting",
+        "graphs on the cpu",
     ],
 )
 def test_bad_input_is_one_error_line_and_no_output(inputs, tmp_path, capsys, case):

@@ -306,7 +306,8 @@ def test_inference_settings_reach_clustering_and_stitching(monkeypatch):
     clip = synthetic_clip(num_frames=8, height=64, width=96, num_objects=3, seed=4)
     calls = {}
     pipeline = importlib.import_module("stemseg_fast.inference.pipeline")
-    real_cluster, real_stitcher = pipeline.greedy_cluster, pipeline.ClipStitcher
+    clip_step = importlib.import_module("stemseg_fast.inference.clip_step")
+    real_cluster, real_stitcher = clip_step.greedy_cluster, pipeline.ClipStitcher
 
     def spy_cluster(*args, **kwargs):
         calls["cluster"] = kwargs
@@ -316,7 +317,7 @@ def test_inference_settings_reach_clustering_and_stitching(monkeypatch):
         calls["stitcher"] = kwargs
         return real_stitcher(**kwargs)
 
-    monkeypatch.setattr(pipeline, "greedy_cluster", spy_cluster)
+    monkeypatch.setattr(clip_step, "greedy_cluster", spy_cluster)
     monkeypatch.setattr(pipeline, "ClipStitcher", spy_stitcher)
     config = dataclasses.replace(tiny_config(), num_classes=4)
     network = OracleNetwork(clip.instance_ids, clip.categories, config)

@@ -1,0 +1,130 @@
+"""The two fixed-shape calls of a clip step, the network heads and the clustering, as callables
+of tensors alone, so that :class:`~stemseg_fast.inference.graphs.CapturedCalls` can capture
+each in a CUDA graph (``cuda_graphs``) and replay it for every clip of its shape.
+
+Neither holds per-video state: a :class:`~stemseg_fast.inference.predictor.Predictor` keeps one
+:class:`ClipSteps` for all its videos, so a shape is captured once per predictor.
+"""
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from stemseg_fast.kernels.greedy_cluster import greedy_cluster
+from stemseg_fast.model.embeddings import get_embedding_mode
+
+from .graphs import CapturedCalls
+from .masks import EMBEDDING_STRIDE
+
+
+class NetworkHeads:
+    """Stacked FPN volumes of one clip -> the model's ``heads`` outputs, in an autocast region
+    of its own (``autocast_dtype``, or float32 when None)."""
+
+    def __init__(self, model: torch.nn.Module, autocast_dtype: Optional[torch.dtype]):
+        self.model = model
+        self.autocast_dtype = autocast_dtype
+
+    def __call__(self, *volumes: torch.Tensor):
+        # The cast cache stays off: a weight cast cached by one call would be freed memory
+        # under a graph captured at the next.
+        with torch.autocast(
+            volumes[0].device.type,
+            dtype=self.autocast_dtype or torch.float32,
+            enabled=self.autocast_dtype is not None,
+            cache_enabled=False,
+        ):
+            return self.model.heads(list(volumes))
+
+
+def upsample_clip(volume: torch.Tensor) -> torch.Tensor:
+    """[C, T, h, w] -> x4 in space, time scale 1 (official ``OnlineChainer.resize_tensors``)."""
+    return F.interpolate(
+        volume[None],
+        scale_factor=(1, EMBEDDING_STRIDE, EMBEDDING_STRIDE),
+        mode="trilinear",
+        align_corners=False,
+    )[0]
+
+
+class ClipClustering:
+    """One clip's stride-4 embeddings [E, T, h, w], predicted precisions [E - F, T, h, w]
+    (already 10 exp(r)), seediness [1, T, h, w] and foreground [T, H, W] at clustering
+    resolution -> cluster labels [T, H, W] int64 (official ``OnlineChainer`` clustering step).
+
+    At full resolution (official ``--resize_embeddings``) the volumes are upsampled x4 first;
+    the F free dims take the config's ``free_dim_precision``.
+    """
+
+    def __init__(self, config, backend: str):
+        self.inference = config.inference
+        self.num_free_dims = get_embedding_mode(config.embedding_mode).num_free_dims
+        self.free_dim_precision = config.free_dim_precision
+        self.backend = backend
+
+    def __call__(
+        self,
+        embeddings: torch.Tensor,
+        precisions: torch.Tensor,
+        seediness: torch.Tensor,
+        foreground: torch.Tensor,
+    ) -> torch.Tensor:
+        if self.inference.cluster_at_full_resolution:
+            embeddings, precisions, seediness = map(
+                upsample_clip, (embeddings, precisions, seediness)
+            )
+        num_dims, num_frames, height, width = embeddings.shape
+        free = precisions.new_full(
+            (self.num_free_dims, num_frames, height, width), self.free_dim_precision
+        )
+        precisions = torch.cat([precisions, free])  # [E, T, H, W]
+        inference = self.inference
+        labels = greedy_cluster(
+            embeddings.permute(1, 2, 3, 0).reshape(-1, num_dims),
+            precisions.permute(1, 2, 3, 0).reshape(-1, num_dims),
+            seediness.reshape(-1),
+            foreground.reshape(-1),
+            min_seediness=inference.min_seediness,
+            prob_threshold=inference.primary_prob_threshold,
+            secondary_threshold=inference.secondary_prob_threshold,
+            max_instances=inference.max_instances_per_clip,
+            distance_rule=inference.distance_rule,
+            secondary_rule=inference.secondary_rule,
+            backend=self.backend,
+        )
+        return labels.view(num_frames, height, width)
+
+
+class ClipSteps:
+    """The heads and the clustering of a clip step, each through :class:`CapturedCalls`
+    (captured per input signature when ``cuda_graphs`` is set, called directly otherwise).
+
+    Args:
+        model: the STEm-Seg model (its ``heads``).
+        config: its :class:`~stemseg_fast.model.STEmSegConfig` with the inference constants
+            the clustering uses.
+        backend: kernel backend of the clustering.
+        autocast_dtype: the heads' autocast dtype, or None for float32.
+        cuda_graphs: capture and replay CUDA graphs (CUDA inputs only).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        config,
+        *,
+        backend: str,
+        autocast_dtype: Optional[torch.dtype],
+        cuda_graphs: bool = False,
+    ):
+        self.heads = CapturedCalls(
+            NetworkHeads(model, autocast_dtype), name="heads", enabled=cuda_graphs
+        )
+        self.cluster = CapturedCalls(
+            ClipClustering(config, backend), name="clustering", enabled=cuda_graphs
+        )
+
+    def counts(self) -> dict:
+        """Captures, replays and eager calls of each step so far."""
+        return {"heads": dict(self.heads.counts), "clustering": dict(self.cluster.counts)}
