@@ -89,7 +89,7 @@ note "install and environment: $SECONDS s"
 # -P: keep the source tree's stemseg_fast/ (which lacks the kernels/ mapping) off sys.path.
 parallel=()
 if "$PYTHON" -c "import xdist" 2>/dev/null; then parallel=(-n 8); fi
-read -r -a test_paths <<<"${RUNBOOK_TESTS:-tests/kernels tests/model tests/inference}"
+read -r -a test_paths <<<"${RUNBOOK_TESTS:-tests/kernels tests/model tests/inference tests/io/test_rle.py}"
 step tests "$limit_tests" "$OUT/tests.log" "$PYTHON" -P -m pytest "${test_paths[@]}" -q \
     -p no:cacheprovider -m "gpu or not slow" "${parallel[@]}"
 

@@ -13,13 +13,13 @@ import pycocotools.mask as mask_utils
 import torch
 import torch.nn.functional as F
 
-from stemseg_fast.io.rle import encode_masks
+from stemseg_fast.io.rle import find_mask_runs, rles_from_runs
 
 from .host_waits import expected_host_wait
 
 EMBEDDING_STRIDE = 4  # decoder outputs are at stride 4 of the padded input (reference §1.5)
 MASK_CHUNK = 16
-# Masks per device RLE call: each call syncs once (its run boundaries' count) and copies back;
+# Masks per device RLE call: each call syncs once (its run boundaries' count);
 # 64 masks of a 640 x 1152 frame hold 47 MB of uint8 on the device.
 ENCODE_BATCH = 64
 
@@ -77,11 +77,12 @@ class ClipMaskEncoding:
             back. Default: the current stream.
 
     On a GPU the constructor only queues the masks on the current stream; :meth:`result` then
-    runs the device RLE (:func:`~stemseg_fast.io.rle.encode_masks`: run boundaries where the
-    masks are, only the run lengths copied back), :data:`ENCODE_BATCH` masks of any frames at
-    a time, on ``side_stream`` once the masks are ready. Its waits (the boundaries' count, the
-    copies) wait for that stream alone, so work queued on the current stream in between (the
-    next clip) keeps the device busy meanwhile. The masks wait on the device: at most a clip's
+    runs the device RLE (:func:`~stemseg_fast.io.rle.find_mask_runs`: run boundaries where the
+    masks are, only they copied back, into pinned memory without waiting),
+    :data:`ENCODE_BATCH` masks of any frames at a time, on ``side_stream`` once the masks are
+    ready. Its waits (each batch's boundary count, then one for all the copies) wait for that
+    stream alone, so work queued on the current stream in between (the next clip) keeps the
+    device busy meanwhile. The masks wait on the device: at most a clip's
     frames x tracks of [H, W] uint8.
 
     On the CPU the constructor encodes each chunk with pycocotools in place, which is faster
@@ -143,19 +144,23 @@ class ClipMaskEncoding:
         if self._masks:
             stream = self._side_stream or torch.cuda.current_stream(self._masks[0].device)
             stream.wait_event(self._ready)
-            # Where results leave the device: the run boundaries' count, then the run lengths.
+            # Where results leave the device: each batch's boundary count, then one wait for
+            # all the batches' run boundaries, copied into pinned memory without waiting.
             with torch.cuda.stream(stream), expected_host_wait():
-                done = 0
+                copied, done = [], 0
                 while self._masks:  # whole chunks, until ENCODE_BATCH masks or more
                     batch, size = [], 0
                     while self._masks and size < ENCODE_BATCH:
                         batch.append(self._masks.pop(0))
                         size += batch[-1].shape[0]
-                    self._store(
-                        self._owners[done : done + size],
-                        encode_masks(torch.cat(batch).transpose(1, 2)),
-                    )
+                    runs = find_mask_runs(torch.cat(batch).transpose(1, 2))
+                    copied.append((self._owners[done : done + size], runs.to_host(pinned=True)))
                     done += size
+                arrived = torch.cuda.Event()
+                arrived.record(stream)
+                arrived.synchronize()
+            for owners, runs in copied:
+                self._store(owners, rles_from_runs(runs))
         return self._rles
 
 

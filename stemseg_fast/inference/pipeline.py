@@ -56,11 +56,11 @@ host go over with ``non_blocking``, cached per clip shape where they repeat):
   (:class:`~stemseg_fast.inference.stitching.ClipStitcher`), plus whatever the clustering
   kernel's own checks read;
 * outputs, per clip: one table of which tracks each final frame holds (it chooses the masks to
-  make), then the run lengths of the clip's masks,
-  :data:`~stemseg_fast.inference.masks.ENCODE_BATCH` masks per copy
-  (:func:`~stemseg_fast.io.rle.encode_masks`, on a side stream, after the next clip's network
-  work is queued): the place where results leave the device; streams also read each track's
-  category per frame;
+  make), then the run boundaries of the clip's masks: their count per
+  :data:`~stemseg_fast.inference.masks.ENCODE_BATCH` masks, and one wait for all of them,
+  copied into pinned memory (:func:`~stemseg_fast.io.rle.find_mask_runs`, on a side stream,
+  after the next clip's network work is queued): the place where results leave the device;
+  streams also read each track's category per frame;
 * at the end of the video: the stage timer's last event and the per-track statistics;
 * with ``cuda_graphs``, once per clip shape and predictor: the capture of its graphs.
 

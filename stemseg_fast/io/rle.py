@@ -9,7 +9,7 @@ allocates without bound. :func:`checked_rle` and :func:`polygons_to_rle` refuse 
 """
 
 import math
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -25,41 +25,89 @@ def encode_mask(mask: np.ndarray) -> Dict[str, Any]:
     return mask_utils.encode(np.asfortranarray(mask.astype(np.uint8, copy=False)))
 
 
+class MaskRuns(NamedTuple):
+    """Where the runs of K masks change value, as :func:`find_mask_runs` finds them.
+
+    Attributes:
+        first_values (Tensor[K] bool): each mask's first pixel (column-major).
+        boundaries_per_mask (Tensor[K] int64): how many of ``ends`` each mask owns, in order.
+        ends (Tensor[B] int32): the column-major positions where a run ends, mask after mask.
+        size (tuple): the masks' (height, width).
+    """
+
+    first_values: torch.Tensor
+    boundaries_per_mask: torch.Tensor
+    ends: torch.Tensor
+    size: Tuple[int, int]
+
+    def to_host(self, *, pinned: bool = False) -> "MaskRuns":
+        """The same runs on the host. ``pinned`` (runs on a CUDA device): copied into
+        page-locked memory without waiting, so read them only once the copying stream has
+        passed this point (an event recorded there has completed); else copied and waited
+        for."""
+        if not pinned or not self.ends.is_cuda:
+            return self._replace(**{name: getattr(self, name).cpu() for name in _RUN_TENSORS})
+        copies = {}
+        for name in _RUN_TENSORS:
+            tensor = getattr(self, name)
+            copies[name] = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True).copy_(
+                tensor, non_blocking=True
+            )
+        return self._replace(**copies)
+
+
+_RUN_TENSORS = ("first_values", "boundaries_per_mask", "ends")
+
+
+def find_mask_runs(masks: torch.Tensor) -> MaskRuns:
+    """The run boundaries of ``K`` binary masks ``[K, H, W]`` (bool or uint8), found where the
+    masks are: a difference along each mask's column-major order, as COCO counts run. On a GPU
+    it waits once, for the boundaries' count; the result stays on the device."""
+    if masks.dim() != 3:
+        raise ValueError(f"masks must have shape [K, H, W], got {list(masks.shape)}")
+    num_masks, height, width = masks.shape
+    if num_masks and height * width == 0:
+        raise ValueError(f"masks must have at least one pixel, got {height}x{width}")
+    flat = (masks != 0).transpose(1, 2).reshape(num_masks, height * width)  # column-major
+    mask_index, position = torch.nonzero(flat[:, 1:] != flat[:, :-1], as_tuple=True)
+    return MaskRuns(
+        first_values=flat[:, 0] if height * width else flat.new_zeros(num_masks),
+        boundaries_per_mask=torch.bincount(mask_index, minlength=num_masks),
+        ends=(position + 1).to(torch.int32),  # a run is shorter than 2^31 pixels
+        size=(height, width),
+    )
+
+
+def rles_from_runs(runs: MaskRuns) -> List[Dict[str, Any]]:
+    """Compressed RLEs of host :class:`MaskRuns`: pycocotools compresses the counts
+    (``frUncompressedRLE``, the same ``rleToString`` that ``encode`` ends with)."""
+    height, width = runs.size
+    size = height * width
+    first_values, per_mask, ends = (getattr(runs, name).numpy() for name in _RUN_TENSORS)
+    if first_values.size == 0:
+        return []
+    uncompressed = []
+    for index, boundaries in enumerate(np.split(ends, np.cumsum(per_mask)[:-1])):
+        edges = np.concatenate(([0], boundaries, [size])).astype(np.int64)
+        counts = np.diff(edges)
+        if first_values[index]:  # COCO counts start with a (possibly empty) run of zeros
+            counts = np.concatenate(([0], counts))
+        uncompressed.append({"size": [height, width], "counts": counts.astype(np.uint32)})
+    return _mask.frUncompressedRLE(uncompressed, height, width)
+
+
 def encode_masks(masks: torch.Tensor) -> List[Dict[str, Any]]:
     """Compressed RLEs of ``K`` binary masks ``[K, H, W]`` (bool or uint8, any device), byte for
-    byte what pycocotools ``encode`` gives, without copying the masks to the host.
+    byte what pycocotools ``encode`` gives, without copying the masks to the host: only the
+    run boundaries come back (2 x 4 bytes per boundary instead of H x W bytes per mask).
 
-    The run boundaries are found where the masks are (a difference along each mask's
-    column-major order, as COCO counts run), and only the run lengths come back to the host:
-    2 x 4 bytes per boundary instead of H x W bytes per mask. pycocotools then compresses the
-    counts (``frUncompressedRLE``, the same ``rleToString`` that ``encode`` ends with).
+    :func:`find_mask_runs`, :meth:`MaskRuns.to_host` and :func:`rles_from_runs` in one; the
+    parts let a caller copy the runs of several batches without waiting between them.
 
     Returns:
         list of K dicts ``{"size": [H, W], "counts": bytes}``.
     """
-    if masks.dim() != 3:
-        raise ValueError(f"masks must have shape [K, H, W], got {list(masks.shape)}")
-    num_masks, height, width = masks.shape
-    if num_masks == 0:
-        return []
-    if height * width == 0:
-        raise ValueError(f"masks must have at least one pixel, got {height}x{width}")
-    flat = (masks != 0).transpose(1, 2).reshape(num_masks, height * width)  # column-major
-    mask_index, position = torch.nonzero(flat[:, 1:] != flat[:, :-1], as_tuple=True)
-    per_mask = torch.bincount(mask_index, minlength=num_masks)
-    # One copy back of what the runs need (int32: a run is shorter than 2^31 pixels).
-    first_values, per_mask, ends = (
-        tensor.cpu().numpy() for tensor in (flat[:, 0], per_mask, (position + 1).to(torch.int32))
-    )
-    size = height * width
-    uncompressed = []
-    for index, boundaries in enumerate(np.split(ends, np.cumsum(per_mask)[:-1])):
-        edges = np.concatenate(([0], boundaries, [size])).astype(np.int64)
-        runs = np.diff(edges)
-        if first_values[index]:  # COCO counts start with a (possibly empty) run of zeros
-            runs = np.concatenate(([0], runs))
-        uncompressed.append({"size": [height, width], "counts": runs.astype(np.uint32)})
-    return _mask.frUncompressedRLE(uncompressed, height, width)
+    return rles_from_runs(find_mask_runs(masks).to_host())
 
 
 def decode_rle(rle: Dict[str, Any]) -> np.ndarray:

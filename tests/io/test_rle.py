@@ -57,6 +57,23 @@ def test_masks_encoded_where_they_are_match_pycocotools_byte_for_byte(height, wi
         assert all(rle["size"] == [height, width] for rle in encoded)
 
 
+@pytest.mark.parametrize("pinned", [False, True], ids=["waited", "pinned"])
+def test_runs_copied_without_waiting_encode_the_same_bytes(rng, device, pinned):
+    import torch
+    from pycocotools import mask as mask_utils
+
+    from stemseg_fast.io.rle import find_mask_runs, rles_from_runs
+
+    generator = np.random.default_rng(int(torch.randint(2**31, (1,), generator=rng)))
+    masks = _adversarial_masks(generator, 37, 23)
+    runs = find_mask_runs(torch.from_numpy(masks).to(device)).to_host(pinned=pinned)
+    if device.type == "cuda":
+        torch.cuda.current_stream().synchronize()  # a pinned copy is read once it has arrived
+    expected = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+    assert [rle["counts"] for rle in rles_from_runs(runs)] == [rle["counts"] for rle in expected]
+    assert all(tensor.device.type == "cpu" for tensor in runs[:3])
+
+
 def test_encode_masks_edges():
     import torch
 
