@@ -7,11 +7,12 @@ Order of work, for clips C_0 .. C_{n-1} of the official schedule
 (:func:`~stemseg_fast.inference.clips.streamed_clip_schedule`): the video's length is what its
 stream yields, learnt at its end, never a container's announced count:
 
-1. **Backbone once per frame.** Before clip j's heads, the frames of C_j not seen yet are decoded,
-   pre-processed (resize rule, mean, pad to 32) and pushed through the backbone as one batch (at
-   most T frames). Features live in a cache keyed by frame index and are dropped as soon as the
-   last clip containing the frame has run its heads (official ``subseq_deps``); a repeated frame
-   of a short, left-padded clip is computed once.
+1. **Backbone once per frame.** Before clip j's heads, the frames of C_j not seen yet are decoded
+   (ahead, by a reader thread that on CUDA also copies them into pinned memory, so their
+   uploads are not waited for), pre-processed (resize rule, mean, pad to 32) and pushed through
+   the backbone as one batch (at most T frames). Features live in a cache keyed by frame index
+   and are dropped as soon as the last clip containing the frame has run its heads (official
+   ``subseq_deps``); a repeated frame of a short, left-padded clip is computed once.
 2. **Heads once per clip** (bf16 autocast on GPU by default). Semantic logits of every
    occurrence of a frame enter its running sum (official: duplicates included), kept at stride 4
    on the device; the embeddings, precisions (10 · exp(r), applied before any upsampling) and
@@ -116,6 +117,15 @@ def frame_rate_table(frames: int, timings: Iterable[Mapping[str, float]]) -> str
         fps = frames / total if total > 0 else float("inf")
         lines.append(f"  {label:<40} {fps:10.2f} fps  ({total:.2f} s)")
     return "\n".join(lines)
+
+
+def pinned_frame(frame: np.ndarray) -> torch.Tensor:
+    """A decoded [H, W, 3] uint8 frame copied into page-locked memory (by the reader thread,
+    off the loop's time), so its upload to the device is a copy the host does not wait for.
+    PyTorch's pinned allocator reuses the memory only once the upload has run."""
+    pinned = torch.empty(frame.shape, dtype=torch.uint8, pin_memory=True)
+    pinned.numpy()[...] = frame
+    return pinned
 
 
 @dataclass
@@ -303,7 +313,10 @@ class VideoRun:
                 self._stream_ended = True
                 break
             if self.keep_images:
-                self._images[self.frames_read] = self._decoded[self.frames_read]
+                decoded = self._decoded[self.frames_read]
+                self._images[self.frames_read] = (
+                    decoded.numpy() if isinstance(decoded, torch.Tensor) else decoded
+                )
             self.frames_read += 1
             if self.progress is not None:
                 self.progress.update(1)
@@ -312,7 +325,14 @@ class VideoRun:
 
     def _backbone(self, frame_indices, features):
         frames = [self._decoded.pop(index) for index in frame_indices]
-        batch = torch.from_numpy(np.stack(frames)).to(self.device, non_blocking=True)
+        if self.device.type == "cuda":  # pinned frames (pinned_frame): uploads not waited for
+            batch = torch.empty(
+                (len(frames), *frames[0].shape), dtype=frames[0].dtype, device=self.device
+            )
+            for slot, frame in zip(batch, frames):
+                slot.copy_(frame, non_blocking=True)
+        else:
+            batch = torch.from_numpy(np.stack(frames))
         images = preprocess_clip(batch, self.inference.min_dim, self.inference.max_dim).clip
         images = images.transpose(0, 1)  # [B, 3, H_pad, W_pad]
         self.timer.charge("preprocess")
@@ -606,7 +626,9 @@ class VideoRun:
         if self._started:
             raise RuntimeError("a VideoRun processes its video once; make a new one")
         self._started = True
-        self._frame_iterator = prefetched(self.source)
+        self._frame_iterator = prefetched(
+            self.source, transform=pinned_frame if self.device.type == "cuda" else None
+        )
         self.timer.restart()
         try:
             yield from self._clip_loop()

@@ -7,7 +7,7 @@ budget). The queue is bounded: at most ``depth`` decoded frames wait, so memory 
 
 import queue
 import threading
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Optional
 
 DEFAULT_DEPTH = 8  # frames decoded ahead: one official clip
 # How long closing waits for a reader blocked in its source (a live camera between frames);
@@ -16,10 +16,13 @@ READER_STOP_SECONDS = 5.0
 _END = object()
 
 
-def prefetched(frames: Iterable, depth: int = DEFAULT_DEPTH) -> Iterator:
-    """``frames``, read by a background thread at most ``depth`` items ahead; an exception of
-    the reader is raised here, at the item where it happened. Closing the returned iterator
-    (or leaving a ``for`` loop) stops the reader and closes ``frames``."""
+def prefetched(
+    frames: Iterable, depth: int = DEFAULT_DEPTH, transform: Optional[Callable] = None
+) -> Iterator:
+    """``frames``, read by a background thread at most ``depth`` items ahead, each passed
+    through ``transform`` there when given; an exception of the reader (or of ``transform``)
+    is raised here, at the item where it happened. Closing the returned iterator (or leaving a
+    ``for`` loop) stops the reader and closes ``frames``."""
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
     items = queue.Queue(maxsize=depth)
@@ -38,7 +41,7 @@ def prefetched(frames: Iterable, depth: int = DEFAULT_DEPTH) -> Iterator:
     def read():
         try:
             for frame in source:
-                if not put((frame, None)):
+                if not put((frame if transform is None else transform(frame), None)):
                     break
             else:
                 put((_END, None))

@@ -92,3 +92,22 @@ def test_overlapped_mask_encoding_writes_the_bytes_of_the_synchronous_one(monkey
     )
     assert len(overlapped.track_ids) > 0
     assert overlapped.rles == synchronous.rles
+
+
+@pytest.mark.gpu
+def test_frames_uploaded_from_pinned_memory_give_the_outputs_of_a_waited_upload(monkeypatch):
+    torch.manual_seed(0)
+    config = PRESETS["tiny"]
+    config = dataclasses.replace(
+        config, inference=dataclasses.replace(config.inference, min_seediness=0.3)
+    )
+    model = build_stemseg(config)
+    clip = synthetic_clip(num_frames=13, height=64, width=96, seed=5)
+    frame = clip.frames[3]
+    pinned = pipeline.pinned_frame(frame)
+    assert pinned.is_pinned() and (pinned.numpy() == frame).all()
+    uploaded = Predictor(model, device="cuda", backend="reference").predict(clip.frames, video_id=1)
+    monkeypatch.setattr(pipeline, "pinned_frame", torch.from_numpy)  # pageable: waited for
+    waited = Predictor(model, device="cuda", backend="reference").predict(clip.frames, video_id=1)
+    assert len(uploaded.track_ids) > 0
+    assert uploaded.rles == waited.rles

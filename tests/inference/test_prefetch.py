@@ -56,3 +56,14 @@ def test_leaving_early_stops_the_reader_and_closes_the_source():
 def test_depth_must_be_positive():
     with pytest.raises(ValueError, match="depth must be >= 1"):
         next(prefetched([1], depth=0))
+
+
+def test_the_transform_runs_on_the_reader_thread():
+    threads = []
+
+    def doubled(item):
+        threads.append(threading.current_thread().name)
+        return 2 * item
+
+    assert list(prefetched(range(5), depth=2, transform=doubled)) == [0, 2, 4, 6, 8]
+    assert threads == ["stemseg-fast-reader"] * 5
