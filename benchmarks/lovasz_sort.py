@@ -51,7 +51,7 @@ from inputs import instance_gaussian_inputs  # noqa: E402
 from presets import PRESETS  # noqa: E402
 from provenance import git_commit, publish  # noqa: E402
 
-from stemseg_fast.fileio import atomic_output  # noqa: E402
+from stemseg_fast.io.files import atomic_output  # noqa: E402
 from stemseg_fast.kernels.gaussian_probability import gaussian_probability_reference  # noqa: E402
 
 START, END = "<!-- lovasz-sort:start -->", "<!-- lovasz-sort:end -->"

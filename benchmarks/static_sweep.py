@@ -26,7 +26,7 @@ from compiled import LABEL, analyse_launch  # noqa: E402
 from provenance import git_commit  # noqa: E402
 from static_table import newest_report  # noqa: E402
 
-from stemseg_fast.fileio import atomic_output  # noqa: E402
+from stemseg_fast.io.files import atomic_output  # noqa: E402
 
 KERNEL_MODULES = (
     "embedding_loss",
