@@ -2,7 +2,7 @@
 with the DAVIS palette (the PASCAL VOC colour map, official ``utils/vis.py::create_color_map``).
 
 Pixel value ``n + 1`` is the track at position ``n`` of ``VideoTracks.tracks`` (order it with
-:func:`stemseg_fast.tracks.select_davis_tracks`); 0 is background; where masks
+:func:`stemseg_fast.inference.selection.davis.select_davis_tracks`); 0 is background; where masks
 overlap the later track wins (official ``DavisOutputGenerator``).
 
 OpenCV cannot write palette PNGs, so this module uses Pillow.

@@ -87,7 +87,7 @@ class KittiMOTSDetection:
 
 def kitti_mots_detections(video_tracks: "VideoTracks") -> List[KittiMOTSDetection]:
     """Detections of one sequence. Track ``n`` of ``video_tracks.tracks`` (1-based position,
-    order it with :func:`stemseg_fast.tracks.select_kitti_mots_tracks`) gets
+    order it with :func:`stemseg_fast.inference.selection.kitti_mots.select_kitti_mots_tracks`) gets
     ``track_id = category_id * 1000 + n``; every frame the track lists is written, empty masks
     included, as the official code does (the post-filter removes them)."""
     if len(video_tracks.tracks) > 999:
