@@ -185,9 +185,22 @@ def describe_argument(value):
     raise TypeError(f"kernel argument of type {type(value).__name__} cannot be recorded")
 
 
-def _record(plan, path):
-    """Run every (op, preset) of ``plan`` and write one JSON line per kernel launch."""
+def apply_patches(patches):
+    """Set module constants, ``{"package.module.NAME": value}`` (a tile size to sweep)."""
+    for target, value in (patches or {}).items():
+        module, name = target.rsplit(".", 1)
+        module = importlib.import_module(module)
+        if not hasattr(module, name):
+            raise AttributeError(f"{module.__name__} has no constant {name}")
+        setattr(module, name, value)
+
+
+def _record(plan, path, patches=None):
+    """Run every (op, preset) of ``plan`` with ``patches`` applied (:func:`apply_patches`) and
+    write one JSON line per kernel launch."""
     from triton.runtime.interpreter import InterpretedFunction
+
+    apply_patches(patches)
 
     labels = {}
 
@@ -222,8 +235,9 @@ def _record(plan, path):
             SCENARIOS[op][0](preset_name, phase)
 
 
-def record_launches(plan):
-    """Launch records of ``plan`` [(op, preset)], recorded in a child process."""
+def record_launches(plan, patches=None):
+    """Launch records of ``plan`` [(op, preset)], recorded in a child process with ``patches``
+    applied (:func:`apply_patches`)."""
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "launches.jsonl")
         environment = dict(os.environ, TRITON_INTERPRET="1")
@@ -234,6 +248,8 @@ def record_launches(plan):
             path,
             "--plan",
             json.dumps(plan),
+            "--patches",
+            json.dumps(patches or {}),
         ]
         result = subprocess.run(command, env=environment, capture_output=True, text=True)
         if result.returncode != 0:
@@ -496,6 +512,70 @@ def _plan(preset_names, ops):
     return plan
 
 
+def analysed_launches(
+    plan, *, patches=None, ipc=DEFAULT_IPC, clock_ghz=DEFAULT_CLOCK_GHZ, jobs=None
+):
+    """The report's rows for ``plan`` [(op, preset)]: one per distinct launch with its count
+    and :func:`analyse_launch`'s reading, recorded with ``patches`` applied."""
+    records = record_launches(plan, patches)
+    distinct = Counter(json.dumps(record, sort_keys=True) for record in records)
+    launches = [json.loads(key) for key in distinct]
+    identity = [
+        {k: v for k, v in launch.items() if k in ("module", "kernel", "args", "kwargs", "grid")}
+        for launch in launches
+    ]
+    unique = list({json.dumps(item, sort_keys=True): item for item in identity}.values())
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs or os.cpu_count(), mp_context=context) as pool:
+        analyses = list(pool.map(_analyse_job, [(item, ipc, clock_ghz) for item in unique]))
+    by_identity = {
+        json.dumps(item, sort_keys=True): analysis for item, analysis in zip(unique, analyses)
+    }
+    rows = []
+    for launch, key in zip(launches, distinct):
+        ident = json.dumps(
+            {k: launch[k] for k in ("module", "kernel", "args", "kwargs", "grid")}, sort_keys=True
+        )
+        rows.append(
+            {
+                "op": launch["op"],
+                "pass": launch["pass"],
+                "variant": launch["variant"],
+                "preset": launch["preset"],
+                "module": launch["module"],
+                "kernel": launch["kernel"],
+                "count": distinct[key],
+                "grid": launch["grid"],
+                "arguments": {"args": launch["args"], "kwargs": launch["kwargs"]},
+                **by_identity[ident],
+            }
+        )
+    return rows
+
+
+def launch_totals(rows):
+    """Launches and predicted µs per (op, pass, variant, preset), failed launches left out."""
+    totals = defaultdict(lambda: {"launches": 0, "predicted_us": defaultdict(float)})
+    for row in rows:
+        if "error" in row:
+            continue
+        total = totals[(row["op"], row["pass"], row["variant"], row["preset"])]
+        total["launches"] += row["count"]
+        for gpu, value in row["predicted_us"].items():
+            total["predicted_us"][gpu] += row["count"] * value
+    return [
+        {
+            "op": op,
+            "pass": pass_,
+            "variant": variant,
+            "preset": preset,
+            "launches": total["launches"],
+            "predicted_us": dict(total["predicted_us"]),
+        }
+        for (op, pass_, variant, preset), total in sorted(totals.items())
+    ]
+
+
 def build_report(
     preset_names=None,
     output_path=None,
@@ -527,47 +607,7 @@ def build_report(
     from stemseg_fast.io.files import atomic_output
 
     ops = list(ops or SCENARIOS)
-    records = record_launches(_plan(preset_names, ops))
-    distinct = Counter(json.dumps(record, sort_keys=True) for record in records)
-    launches = [json.loads(key) for key in distinct]
-    identity = [
-        {k: v for k, v in launch.items() if k in ("module", "kernel", "args", "kwargs", "grid")}
-        for launch in launches
-    ]
-    unique = list({json.dumps(item, sort_keys=True): item for item in identity}.values())
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs or os.cpu_count(), mp_context=context) as pool:
-        analyses = list(pool.map(_analyse_job, [(item, ipc, clock_ghz) for item in unique]))
-    by_identity = {
-        json.dumps(item, sort_keys=True): analysis for item, analysis in zip(unique, analyses)
-    }
-
-    rows = []
-    for launch, key in zip(launches, distinct):
-        ident = json.dumps(
-            {k: launch[k] for k in ("module", "kernel", "args", "kwargs", "grid")}, sort_keys=True
-        )
-        rows.append(
-            {
-                "op": launch["op"],
-                "pass": launch["pass"],
-                "variant": launch["variant"],
-                "preset": launch["preset"],
-                "kernel": launch["kernel"],
-                "count": distinct[key],
-                "grid": launch["grid"],
-                "arguments": {"args": launch["args"], "kwargs": launch["kwargs"]},
-                **by_identity[ident],
-            }
-        )
-    totals = defaultdict(lambda: {"launches": 0, "predicted_us": defaultdict(float)})
-    for row in rows:
-        if "error" in row:
-            continue
-        total = totals[(row["op"], row["pass"], row["variant"], row["preset"])]
-        total["launches"] += row["count"]
-        for gpu, value in row["predicted_us"].items():
-            total["predicted_us"][gpu] += row["count"] * value
+    rows = analysed_launches(_plan(preset_names, ops), ipc=ipc, clock_ghz=clock_ghz, jobs=jobs)
     report = {
         "label": LABEL,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -595,17 +635,7 @@ def build_report(
         },
         "presets": sorted({row["preset"] for row in rows}),
         "launches": rows,
-        "totals": [
-            {
-                "op": op,
-                "pass": pass_,
-                "variant": variant,
-                "preset": preset,
-                "launches": total["launches"],
-                "predicted_us": dict(total["predicted_us"]),
-            }
-            for (op, pass_, variant, preset), total in sorted(totals.items())
-        ],
+        "totals": launch_totals(rows),
         "errors": sum(1 for row in rows if "error" in row),
     }
     output_path = output_path or os.path.join(
@@ -643,10 +673,12 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, help="compiling processes (default: CPU count)")
     parser.add_argument("--record-to", help=argparse.SUPPRESS)
     parser.add_argument("--plan", help=argparse.SUPPRESS)
+    parser.add_argument("--patches", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.record_to:  # the recording child
-        _record([tuple(item) for item in json.loads(args.plan)], args.record_to)
+        plan = [tuple(item) for item in json.loads(args.plan)]
+        _record(plan, args.record_to, json.loads(args.patches or "{}"))
         return 0
     from presets import PRESETS
 
