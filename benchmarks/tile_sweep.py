@@ -31,18 +31,24 @@ KERNELS = "stemseg_fast.kernels"
 
 class TileConstant(NamedTuple):
     """A tile constant: where it is set (every module that holds it by name), the op whose
-    launches it shapes, the kernel module whose launches are summed, the values tried."""
+    launches it shapes, the kernel modules whose launches are summed, the values tried."""
 
     label: str
     targets: Tuple[str, ...]
     op: str
-    module: str
+    modules: Tuple[str, ...]
     values: Tuple[int, ...]
 
 
-def _constant(module, name, op, values, *also):
-    targets = (f"{KERNELS}.{module}.{name}",) + tuple(f"{KERNELS}.{m}.{name}" for m in also)
-    return TileConstant(f"{module}.{name}", targets, op, f"{KERNELS}.{module}", values)
+def _constant(module, name, op, values, *, also=(), launched_by=None):
+    """``module.name``, also held by name in ``also``; its launches are those of
+    ``launched_by`` (default: ``module`` itself)."""
+    targets = tuple(f"{KERNELS}.{m}.{name}" for m in (module, *also))
+    modules = tuple(f"{KERNELS}.{m}" for m in (launched_by or (module,)))
+    return TileConstant(f"{module}.{name}", targets, op, modules, values)
+
+
+_TSE_MODULES = ("group_norm_relu_pool", "upsample_add")
 
 
 CONSTANTS = (
@@ -60,10 +66,12 @@ CONSTANTS = (
         "CHANNELS_LAST_TILE",
         "tse_decoder",
         (512, 1024, 2048),
-        "group_norm_relu_pool",
-        "upsample_add",
+        also=("group_norm_relu_pool",),
+        launched_by=_TSE_MODULES,
     ),
-    _constant("_tse_common", "MAX_ROWS_PER_PROGRAM", "tse_decoder", (4, 8, 16), "upsample_add"),
+    _constant(
+        "_tse_common", "MAX_ROWS_PER_PROGRAM", "tse_decoder", (4, 8, 16), launched_by=_TSE_MODULES
+    ),
 )
 
 
@@ -74,9 +82,9 @@ def current_value(constant: TileConstant) -> int:
     return getattr(importlib.import_module(module), name)
 
 
-def _summary(rows, module):
-    """Predicted µs, launches, registers, local memory of ``module``'s launches in ``rows``."""
-    mine = [row for row in rows if row["module"] == module]
+def _summary(rows, modules):
+    """Predicted µs, launches, registers, local memory of ``modules``' launches in ``rows``."""
+    mine = [row for row in rows if row["module"] in modules]
     failed = [row for row in mine if "error" in row]
     compiled = [row for row in mine if "error" not in row]
     summary = {
@@ -102,7 +110,7 @@ def sweep_constant(constant: TileConstant, jobs: int) -> Dict:
         except RuntimeError as error:  # the entry point refused the value: a result too
             results.append({"value": value, "error": str(error).strip().splitlines()[-1][:300]})
             continue
-        results.append({"value": value, **_summary(rows, constant.module)})
+        results.append({"value": value, **_summary(rows, constant.modules)})
     return {
         "constant": constant.label,
         "op": constant.op,
