@@ -58,6 +58,14 @@ to 8,192 partials: the 5,760 at OVIS input resolution in one load and one reduct
 a stop flag in device memory that every later launch reads (kernels then exit without touching
 memory), so the whole loop can be captured in a CUDA graph.
 
+Layouts: the embeddings and precisions are read through their strides (element (n, e) at
+n * stride(0) + e * stride(1), 64-bit offsets), so the row-major [N, E] tensors and the
+transposed views of channel-first [E, T, H, W] volumes (``volume.flatten(1).t()``, strides
+(1, N), in which each embedding column is read coalesced) are both read in place. A caller
+holding channel-first volumes needs no [N, E] copy of them: at OVIS input resolution (N ~ 5.9 M,
+E = 4) each copy would read and write 2 * 4 * N * E ~ 0.19 GB before the first seed. Only a float
+dtype other than float32 is converted (one copy).
+
 The official code runs 20 iterations each compacting the N x E arrays (read N*E*4 + write), an
 arg-max, a distance pass and host syncs, and stacks an [N, K] float32 matrix: at OVIS input
 resolution (N ~ 5.9 M, 30 % foreground, 20 seeds) several GB of traffic and 40+ host round trips.
@@ -182,8 +190,17 @@ _STOP, _NUM_CLUSTERS, _NONE_LEFT = 0, 1, 2
 
 
 @triton.jit
+def _element_offsets(voxels, dims, stride_n, stride_e):
+    # Offsets of elements (n, e) of an [N, E] tensor read through its strides, in 64 bits: N * E
+    # of a big clip passes 2^31, and so does e * N, the stride of a transposed volume.
+    return tl.cast(voxels, tl.int64) * stride_n + tl.cast(dims, tl.int64) * stride_e
+
+
+@triton.jit
 def _voxel_distance(
     emb_ptr,
+    emb_stride_n,
+    emb_stride_e,
     n_offs,
     mask,
     centres_ptr,
@@ -196,7 +213,8 @@ def _voxel_distance(
     # in order, one column at a time, to round exactly as the reference does.
     squared = tl.zeros(n_offs.shape, dtype=tl.float32)
     for dim in tl.static_range(E):
-        x = tl.load(emb_ptr + n_offs.to(tl.int64) * E + dim, mask=mask, other=0.0)
+        offsets = _element_offsets(n_offs, dim, emb_stride_n, emb_stride_e)
+        x = tl.load(emb_ptr + offsets, mask=mask, other=0.0)
         centre = tl.load(centres_ptr + cluster * E + dim)
         bandwidth = tl.load(bandwidths_ptr + cluster * E + dim)
         difference = x - centre
@@ -278,11 +296,15 @@ def _partials_argmax(part_key_ptr, part_index_ptr, start, P, N, running, BLOCK_P
 def _greedy_cluster_select_seed_kernel(
     part_key_ptr,  # [P] int32
     part_index_ptr,  # [P] int32
-    emb_ptr,  # [N, E] float32
-    prec_ptr,  # [N, E] float32
+    emb_ptr,  # [N, E] float32, element (n, e) at n * emb_stride_n + e * emb_stride_e
+    prec_ptr,  # [N, E] float32, likewise through prec_stride_n, prec_stride_e
     centres_ptr,  # [max_instances, E] float32 (row num_clusters written)
     bandwidths_ptr,  # [max_instances, E] float32 (row num_clusters written)
     control_ptr,  # [4] int32
+    emb_stride_n,
+    emb_stride_e,
+    prec_stride_n,
+    prec_stride_e,
     P,
     N,
     min_seediness_key,
@@ -307,9 +329,17 @@ def _greedy_cluster_select_seed_kernel(
     tl.store(control_ptr + 2, 1, mask=running & (index >= N))
     d_offs = tl.arange(0, E_PAD)
     d_mask = (d_offs < E) & new_seed
-    seed = tl.where(new_seed, index, 0).to(tl.int64)
-    centre = tl.load(emb_ptr + seed * E + d_offs, mask=d_mask, other=0.0)
-    bandwidth = tl.load(prec_ptr + seed * E + d_offs, mask=d_mask, other=0.0)
+    seed = tl.where(new_seed, index, 0)
+    centre = tl.load(
+        emb_ptr + _element_offsets(seed, d_offs, emb_stride_n, emb_stride_e),
+        mask=d_mask,
+        other=0.0,
+    )
+    bandwidth = tl.load(
+        prec_ptr + _element_offsets(seed, d_offs, prec_stride_n, prec_stride_e),
+        mask=d_mask,
+        other=0.0,
+    )
     tl.store(centres_ptr + num_clusters * E + d_offs, centre, mask=d_mask)
     tl.store(bandwidths_ptr + num_clusters * E + d_offs, bandwidth, mask=d_mask)
     tl.store(control_ptr + 1, num_clusters + 1, mask=new_seed)
@@ -317,7 +347,7 @@ def _greedy_cluster_select_seed_kernel(
 
 @triton.jit
 def _greedy_cluster_assign_kernel(
-    emb_ptr,  # [N, E] float32
+    emb_ptr,  # [N, E] float32, element (n, e) at n * emb_stride_n + e * emb_stride_e
     seediness_ptr,  # [N] float32
     state_ptr,  # [N] int8 (newly assigned voxels written)
     centres_ptr,  # [max_instances, E] float32
@@ -325,6 +355,8 @@ def _greedy_cluster_assign_kernel(
     control_ptr,  # [4] int32
     part_key_ptr,  # [P] int32 (written: next seed's partial arg-max key)
     part_index_ptr,  # [P] int32
+    emb_stride_n,
+    emb_stride_e,
     N,
     primary_limit,
     E: tl.constexpr,
@@ -339,7 +371,16 @@ def _greedy_cluster_assign_kernel(
     state = tl.load(state_ptr + n_offs, mask=in_range, other=-2)
     available = state == -1
     distance = _voxel_distance(
-        emb_ptr, n_offs, available, centres_ptr, bandwidths_ptr, cluster, E, OFFICIAL_DISTANCE
+        emb_ptr,
+        emb_stride_n,
+        emb_stride_e,
+        n_offs,
+        available,
+        centres_ptr,
+        bandwidths_ptr,
+        cluster,
+        E,
+        OFFICIAL_DISTANCE,
     )
     assigned = available & (distance < primary_limit)
     tl.store(state_ptr + n_offs, tl.zeros((BLOCK,), tl.int8) + cluster.to(tl.int8), mask=assigned)
@@ -352,12 +393,14 @@ def _greedy_cluster_assign_kernel(
 
 @triton.jit
 def _greedy_cluster_finalize_kernel(
-    emb_ptr,  # [N, E] float32
+    emb_ptr,  # [N, E] float32, element (n, e) at n * emb_stride_n + e * emb_stride_e
     state_ptr,  # [N] int8
     centres_ptr,  # [max_instances, E] float32
     bandwidths_ptr,  # [max_instances, E] float32
     control_ptr,  # [4] int32
     labels_ptr,  # [N] int64 (written)
+    emb_stride_n,
+    emb_stride_e,
     N,
     max_instances,
     secondary_limit,
@@ -388,7 +431,16 @@ def _greedy_cluster_finalize_kernel(
     for cluster in range(0, max_instances):
         active = candidates & (cluster < num_clusters)
         distance = _voxel_distance(
-            emb_ptr, n_offs, active, centres_ptr, bandwidths_ptr, cluster, E, OFFICIAL_DISTANCE
+            emb_ptr,
+            emb_stride_n,
+            emb_stride_e,
+            n_offs,
+            active,
+            centres_ptr,
+            bandwidths_ptr,
+            cluster,
+            E,
+            OFFICIAL_DISTANCE,
         )
         # strict: first cluster among ties; a NaN distance sticks (torch.max/min propagate it)
         # and then fails the limit below
@@ -429,8 +481,10 @@ def _greedy_cluster_triton(
 ):
     num_voxels, num_dims = embeddings.shape
     device = embeddings.device
-    embeddings = embeddings.float().contiguous()
-    precisions = precisions.float().contiguous()
+    # Read in place through their strides whatever the layout (row-major, a transposed
+    # channel-first volume, a slice); only another float dtype is converted, once.
+    embeddings = embeddings.float()
+    precisions = precisions.float()
     seediness = seediness.float().contiguous()
     foreground = foreground.contiguous().view(torch.uint8)
     labels = torch.empty(num_voxels, dtype=torch.int64, device=device)
@@ -460,6 +514,8 @@ def _greedy_cluster_triton(
             centres,
             bandwidths,
             control,
+            *embeddings.stride(),
+            *precisions.stride(),
             num_blocks,
             num_voxels,
             seediness_order_key(min_seediness),
@@ -477,6 +533,7 @@ def _greedy_cluster_triton(
             control,
             part_key,
             part_index,
+            *embeddings.stride(),
             num_voxels,
             primary_limit,
             E=num_dims,
@@ -491,6 +548,7 @@ def _greedy_cluster_triton(
         bandwidths,
         control,
         labels,
+        *embeddings.stride(),
         num_voxels,
         max_instances,
         distance_limit(secondary_threshold),
@@ -531,6 +589,10 @@ def greedy_cluster(
 ) -> torch.Tensor:
     """Greedy seeded clustering of one clip (official ``SequentialClustering``), see the module
     docstring for the algorithm, the official quirks kept by default and the fixes offered.
+
+    ``embeddings`` and ``precisions`` are read in place through their strides: row-major
+    [N, E] tensors and transposed channel-first volumes (``volume.flatten(1).t()``) alike;
+    only a float dtype other than float32 is converted (one copy).
 
     Args:
         embeddings (Tensor[N, E], float): voxel embeddings of the clip (N = T*H*W).

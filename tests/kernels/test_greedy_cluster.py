@@ -285,6 +285,198 @@ def test_dtypes_and_layouts(device, rng):
             assert_same_labels(labels, expected, backend)
 
 
+def channel_first(matrix, frames, height, width):
+    """The contiguous [E, T, H, W] volume whose voxel-major flattening is ``matrix`` [N, E]: the
+    layout the pipeline holds embeddings and precisions in."""
+    return matrix.t().reshape(matrix.shape[1], frames, height, width).contiguous()
+
+
+def voxel_view(volume):
+    """The [N, E] view of a channel-first volume, strides (1, N), no copy (``flatten``, not
+    ``reshape(E, -1)``, which refuses an empty volume)."""
+    return volume.flatten(1).t()
+
+
+# (T, H, W) of channel-first volumes: N around one 1024-voxel block, several blocks, 1 and 0.
+VOLUME_SHAPES = [
+    pytest.param((1, 1, 1), id="N1"),
+    pytest.param((0, 5, 7), id="N0"),
+    pytest.param((3, 11, 31), id="N1023-block-minus-1"),
+    pytest.param((4, 16, 16), id="N1024-block"),
+    pytest.param((5, 5, 41), id="N1025-block-plus-1"),
+    pytest.param((3, 29, 37), id="N3219-four-blocks"),
+]
+
+
+def test_volume_shapes_sit_around_the_block():
+    """The ids above say where N sits against the block; they stay true if the block changes."""
+    block = greedy_cluster_module._BLOCK
+    sizes = [math.prod(shape.values[0]) for shape in VOLUME_SHAPES]
+    assert sizes[2:5] == [block - 1, block, block + 1] and sizes[5] > 3 * block
+
+
+@pytest.mark.parametrize("shape", VOLUME_SHAPES)
+def test_channel_first_views_match_row_major(shape, device, rng):
+    """The transposed views of channel-first volumes (strides (1, N)) give the labels of the
+    row-major [N, E] tensors, on both backends."""
+    num_voxels = math.prod(shape)
+    embeddings, precisions, seediness, foreground = make_inputs(num_voxels, 4, 0.6, 0, 4.0, rng)
+    seediness[:1], foreground[:1] = 0.95, True  # one seed at least, N = 1 included
+    options = dict(max_instances=4)
+    expected = greedy_cluster(
+        embeddings, precisions, seediness, foreground, backend="reference", **options
+    )
+    assert num_voxels == 0 or bool((expected == 0).any())
+    embedding_view = voxel_view(channel_first(embeddings, *shape).to(device))
+    precision_view = voxel_view(channel_first(precisions, *shape).to(device))
+    # (strides along a dim of size 0 or 1 say nothing)
+    assert num_voxels <= 1 or embedding_view.stride() == precision_view.stride() == (1, num_voxels)
+    seediness, foreground = seediness.to(device), foreground.to(device)
+    for backend in ("reference", "triton"):
+        labels = greedy_cluster(
+            embedding_view, precision_view, seediness, foreground, backend=backend, **options
+        )
+        assert_same_labels(labels, expected, f"{backend} on channel-first views")
+
+
+def strided_copies(matrix, rng):
+    """``matrix`` [N, E] as views that are neither row-major nor transposed volumes: every other
+    row of a taller tensor (strides (2E, 1)) and every other voxel of a channel-first volume
+    twice as long (strides (2, 2N)), each starting past the allocation's first element."""
+    num_voxels, num_dims = matrix.shape
+    taller = torch.randn(2 * num_voxels + 1, num_dims, generator=rng)
+    taller[1::2] = matrix
+    longer = torch.randn(num_dims, 2 * num_voxels + 1, generator=rng)
+    longer[:, 1::2] = matrix.t()
+    return {"every-other-row": taller[1::2], "every-other-voxel": longer[:, 1::2].t()}
+
+
+@pytest.mark.parametrize("layout", ["every-other-row", "every-other-voxel"])
+def test_other_strided_views(layout, device, rng):
+    embeddings, precisions, seediness, foreground = make_inputs(1500, 4, 0.6, 0, 4.0, rng)
+    options = dict(max_instances=4)
+    expected = greedy_cluster(
+        embeddings, precisions, seediness, foreground, backend="reference", **options
+    )
+    embedding_view = strided_copies(embeddings, rng)[layout]
+    precision_view = strided_copies(precisions, rng)[layout]
+    assert not embedding_view.is_contiguous() and not embedding_view.t().is_contiguous()
+    inputs = [x.to(device) for x in (embedding_view, precision_view, seediness, foreground)]
+    for backend in ("reference", "triton"):
+        labels = greedy_cluster(*inputs, backend=backend, **options)
+        assert_same_labels(labels, expected, f"{backend} on {layout} views")
+
+
+def test_broadcast_precisions(device, rng):
+    """One precision row for every voxel, expanded (stride 0 along N), read as it is."""
+    embeddings, precisions, seediness, foreground = make_inputs(700, 4, 0.6, 0, 4.0, rng)
+    shared = precisions[:1].expand(700, 4)
+    expected = greedy_cluster(
+        embeddings, shared.contiguous(), seediness, foreground, backend="reference"
+    )
+    inputs = [x.to(device) for x in (embeddings, shared, seediness, foreground)]
+    assert_same_labels(greedy_cluster(*inputs, backend="triton"), expected, "expanded precisions")
+
+
+class RecordingKernel:
+    """Stands in for a Triton kernel: notes each launch's positional arguments, then launches."""
+
+    def __init__(self, kernel):
+        self.kernel, self.launches = kernel, []
+
+    def __getitem__(self, grid):
+        launch = self.kernel[grid]
+
+        def run(*args, **kwargs):
+            self.launches.append(args)
+            return launch(*args, **kwargs)
+
+        return run
+
+
+def record_embedding_arguments(monkeypatch):
+    """Patches the kernels that read the embeddings and precisions; returns a function giving
+    the (embeddings, precisions or None) tensors each launch received."""
+    kernels = {
+        name: RecordingKernel(getattr(greedy_cluster_module, name))
+        for name in (
+            "_greedy_cluster_select_seed_kernel",
+            "_greedy_cluster_assign_kernel",
+            "_greedy_cluster_finalize_kernel",
+        )
+    }
+    for name, kernel in kernels.items():
+        monkeypatch.setattr(greedy_cluster_module, name, kernel)
+
+    def received():
+        seeds = kernels["_greedy_cluster_select_seed_kernel"].launches
+        passes = (
+            kernels["_greedy_cluster_assign_kernel"].launches
+            + kernels["_greedy_cluster_finalize_kernel"].launches
+        )
+        return [(args[2], args[3]) for args in seeds] + [(args[0], None) for args in passes]
+
+    return received
+
+
+def test_float32_volumes_are_read_in_place(monkeypatch, device, rng):
+    """Every launch gets the caller's views themselves (same memory, same strides): no copy."""
+    shape = (3, 9, 13)
+    inputs = make_inputs(math.prod(shape), 4, 0.6, 0, 4.0, rng)
+    embedding_view, precision_view = (
+        voxel_view(channel_first(x, *shape).to(device)) for x in inputs[:2]
+    )
+    received = record_embedding_arguments(monkeypatch)
+    greedy_cluster(
+        embedding_view,
+        precision_view,
+        *(x.to(device) for x in inputs[2:]),
+        max_instances=3,
+        backend="triton",
+    )
+    launches = received()
+    assert len(launches) == 2 * 3 + 1
+    for embeddings, precisions in launches:
+        assert embeddings.data_ptr() == embedding_view.data_ptr()
+        assert embeddings.stride() == embedding_view.stride()
+        if precisions is not None:
+            assert precisions.data_ptr() == precision_view.data_ptr()
+            assert precisions.stride() == precision_view.stride()
+
+
+def test_other_float_dtypes_are_converted_once(monkeypatch, device, rng):
+    inputs = [x.to(device) for x in make_inputs(300, 4, 0.6, 0, 4.0, rng)]
+    embeddings = voxel_view(channel_first(inputs[0], 2, 10, 15)).double()
+    received = record_embedding_arguments(monkeypatch)
+    greedy_cluster(embeddings, *inputs[1:], max_instances=3, backend="triton")
+    converted = {arguments[0].data_ptr() for arguments in received()}
+    assert len(converted) == 1 and converted != {embeddings.data_ptr()}
+    assert received()[0][0].dtype == torch.float32
+
+
+@triton.jit
+def _element_offsets_kernel(out_ptr, voxels_ptr, dims_ptr, stride_n, stride_e):
+    i = tl.arange(0, 4)
+    voxels, dims = tl.load(voxels_ptr + i), tl.load(dims_ptr + i)
+    tl.store(out_ptr + i, greedy_cluster_module._element_offsets(voxels, dims, stride_n, stride_e))
+
+
+@pytest.mark.parametrize("layout", ["row-major", "channel-first"])
+def test_element_offsets_pass_two_to_the_31(layout, device):
+    """The largest clip greedy_cluster takes, N = 2^31 - 2 voxels of E = 4 dims, read either way:
+    the offsets of its far elements pass 2^31 (int32 indices, no [N, E] tensor allocated)."""
+    num_voxels = 2**31 - 2
+    probe = torch.empty(num_voxels, 4, device="meta")
+    stride_n, stride_e = (probe if layout == "row-major" else probe.t().contiguous().t()).stride()
+    voxels = torch.tensor([0, 1, num_voxels - 1, num_voxels - 1], dtype=torch.int32)
+    dims = torch.tensor([3, 2, 0, 3], dtype=torch.int32)
+    out = torch.empty(4, dtype=torch.int64, device=device)
+    _element_offsets_kernel[(1,)](out, voxels.to(device), dims.to(device), stride_n, stride_e)
+    expected = [n * stride_n + e * stride_e for n, e in zip(voxels.tolist(), dims.tolist())]
+    assert out.tolist() == expected
+    assert max(expected) >= 2**31
+
+
 @pytest.mark.fixed_seed(0)
 def test_poisoned_outputs_catch_a_kernel_that_writes_nothing(monkeypatch, device, rng):
     """The comparison can fail: skip the finalize kernel and the poisoned labels must show."""
