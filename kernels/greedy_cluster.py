@@ -64,7 +64,11 @@ transposed views of channel-first [E, T, H, W] volumes (``volume.flatten(1).t()`
 (1, N), in which each embedding column is read coalesced) are both read in place. A caller
 holding channel-first volumes needs no [N, E] copy of them: at OVIS input resolution (N ~ 5.9 M,
 E = 4) each copy would read and write 2 * 4 * N * E ~ 0.19 GB before the first seed. Only a float
-dtype other than float32 is converted (one copy).
+dtype other than float32 is converted (one copy). With ``free_dim_precision`` the precisions hold
+only the P predicted dims (a [P, T, H, W] volume viewed the same way) and the seed launch writes
+the constant into the bandwidth of dims P..E-1 itself: no constant [E - P, T, H, W] block and no
+concatenation (4 N (E - P) written, then 4 N E read and written: ~0.24 GB at OVIS input
+resolution with P = 2). The kernels read the precisions only at the seed voxels (P floats each).
 
 The official code runs 20 iterations each compacting the N x E arrays (read N*E*4 + write), an
 arg-max, a distance pass and host syncs, and stacks an [N, K] float32 matrix: at OVIS input
@@ -72,6 +76,7 @@ resolution (N ~ 5.9 M, 30 % foreground, 20 seeds) several GB of traffic and 40+ 
 """
 
 import math
+import numbers
 
 import torch
 import triton
@@ -119,6 +124,7 @@ def greedy_cluster_reference(
     max_instances: int,
     distance_rule: str,
     secondary_rule: str,
+    free_dim_precision: float | None = None,
 ) -> torch.Tensor:
     """SequentialClustering._process step by step, with its host syncs, on the foreground
     voxels. Arguments as :func:`greedy_cluster`; returns labels [N] int64."""
@@ -129,7 +135,14 @@ def greedy_cluster_reference(
     if foreground_index.numel() == 0:
         return labels
     fg_embeddings = embeddings[foreground_index].float()  # [M, E]
-    fg_precisions = precisions[foreground_index].float()  # [M, E]
+    fg_precisions = precisions[foreground_index].float()  # [M, P], P = E without free dims
+    if free_dim_precision is not None:
+        # the official full precisions: dims P..E-1 filled with the constant (in float32)
+        free = fg_precisions.new_full(
+            (foreground_index.numel(), embeddings.shape[1] - precisions.shape[1]),
+            free_dim_precision,
+        )  # [M, E - P]
+        fg_precisions = torch.cat([fg_precisions, free], dim=1)  # [M, E]
     fg_seediness = seediness[foreground_index].float()  # [M]
     fg_labels = torch.full_like(foreground_index, -1)  # [M]
 
@@ -297,7 +310,7 @@ def _greedy_cluster_select_seed_kernel(
     part_key_ptr,  # [P] int32
     part_index_ptr,  # [P] int32
     emb_ptr,  # [N, E] float32, element (n, e) at n * emb_stride_n + e * emb_stride_e
-    prec_ptr,  # [N, E] float32, likewise through prec_stride_n, prec_stride_e
+    prec_ptr,  # [N, PREDICTED_DIMS] float32, likewise through prec_stride_n, prec_stride_e
     centres_ptr,  # [max_instances, E] float32 (row num_clusters written)
     bandwidths_ptr,  # [max_instances, E] float32 (row num_clusters written)
     control_ptr,  # [4] int32
@@ -308,7 +321,9 @@ def _greedy_cluster_select_seed_kernel(
     P,
     N,
     min_seediness_key,
+    free_dim_precision,  # float32 bandwidth of dims PREDICTED_DIMS..E-1
     E: tl.constexpr,
+    PREDICTED_DIMS: tl.constexpr,
     E_PAD: tl.constexpr,
     BLOCK_P: tl.constexpr,
 ):
@@ -329,6 +344,7 @@ def _greedy_cluster_select_seed_kernel(
     tl.store(control_ptr + 2, 1, mask=running & (index >= N))
     d_offs = tl.arange(0, E_PAD)
     d_mask = (d_offs < E) & new_seed
+    predicted = d_offs < PREDICTED_DIMS
     seed = tl.where(new_seed, index, 0)
     centre = tl.load(
         emb_ptr + _element_offsets(seed, d_offs, emb_stride_n, emb_stride_e),
@@ -337,9 +353,10 @@ def _greedy_cluster_select_seed_kernel(
     )
     bandwidth = tl.load(
         prec_ptr + _element_offsets(seed, d_offs, prec_stride_n, prec_stride_e),
-        mask=d_mask,
+        mask=d_mask & predicted,
         other=0.0,
     )
+    bandwidth = tl.where(predicted, bandwidth, free_dim_precision)
     tl.store(centres_ptr + num_clusters * E + d_offs, centre, mask=d_mask)
     tl.store(bandwidths_ptr + num_clusters * E + d_offs, bandwidth, mask=d_mask)
     tl.store(control_ptr + 1, num_clusters + 1, mask=new_seed)
@@ -478,6 +495,7 @@ def _greedy_cluster_triton(
     max_instances,
     distance_rule,
     secondary_rule,
+    free_dim_precision,
 ):
     num_voxels, num_dims = embeddings.shape
     device = embeddings.device
@@ -505,6 +523,9 @@ def _greedy_cluster_triton(
     )
     primary_limit = distance_limit(prob_threshold)
     block_p = min(triton.next_power_of_2(num_blocks), _BLOCK_P)
+    # Without free_dim_precision every dim is predicted and the constant is never selected.
+    predicted_dims = num_dims if free_dim_precision is None else precisions.shape[1]
+    free_bandwidth = 0.0 if free_dim_precision is None else free_dim_precision
     for _ in range(max_instances):  # fixed launches, no sync: the stop flag lives on the device
         _greedy_cluster_select_seed_kernel[(1,)](
             part_key,
@@ -519,7 +540,9 @@ def _greedy_cluster_triton(
             num_blocks,
             num_voxels,
             seediness_order_key(min_seediness),
+            free_bandwidth,
             E=num_dims,
+            PREDICTED_DIMS=predicted_dims,
             E_PAD=triton.next_power_of_2(num_dims),
             BLOCK_P=block_p,
             num_warps=_SELECT_SEED_WARPS,
@@ -571,6 +594,17 @@ def _check_choice(name, value, choices):
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
+def _float32_bandwidth(name, value):
+    """``value`` rounded to float32, as a float32 tensor filled with it holds it (the kernel
+    takes it as a float32 argument), checked finite and > 0 after the rounding."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number or None, got {type(value).__name__}")
+    rounded = float(torch.tensor(float(value), dtype=torch.float32))
+    if not (math.isfinite(rounded) and rounded > 0.0):
+        raise ValueError(f"{name} must be finite and > 0 in float32, got {value}")
+    return rounded
+
+
 @torch.compiler.disable
 @torch.no_grad()
 def greedy_cluster(
@@ -585,6 +619,7 @@ def greedy_cluster(
     max_instances: int = 20,
     distance_rule: str = "official",
     secondary_rule: str = "official",
+    free_dim_precision: float | None = None,
     backend: str = "auto",
 ) -> torch.Tensor:
     """Greedy seeded clustering of one clip (official ``SequentialClustering``), see the module
@@ -596,9 +631,10 @@ def greedy_cluster(
 
     Args:
         embeddings (Tensor[N, E], float): voxel embeddings of the clip (N = T*H*W).
-        precisions (Tensor[N, E], float, > 0): full per-voxel precisions (bandwidths): the
-            predicted dims already activated (10 * exp(r)) and the free dims filled by the caller
-            (official 1 / 0.3^2). Only the seed voxels' rows are read.
+        precisions (Tensor[N, E] or Tensor[N, P], float, > 0): per-voxel precisions
+            (bandwidths), the predicted dims already activated (10 * exp(r)). Without
+            ``free_dim_precision``: all E dims, the free dims filled by the caller; with it: the
+            P < E predicted dims only. Only the seed voxels' rows are read.
         seediness (Tensor[N], float): seed score per voxel, usually in (0, 1); NaN ranks
             above every number, as in ``torch.argmax`` (module docstring).
         foreground (Tensor[N], bool): voxels taking part; the others get -1.
@@ -609,6 +645,10 @@ def greedy_cluster(
         max_instances (int >= 0): seeds per clip (official 20).
         distance_rule (str): ``"official"`` p = exp(-d/2) or ``"paper"`` p = exp(-d^2/2).
         secondary_rule (str): ``"official"`` (farthest cluster, stale mask) or ``"nearest"``.
+        free_dim_precision (float > 0 or None): the bandwidth of dims P..E-1 when
+            ``precisions`` holds only the first P (official 1 / 0.3^2 for "xyff" embeddings),
+            rounded to float32: the labels equal those of the [N, E] precisions filled with it
+            (``new_full``). None: ``precisions`` holds all E dims.
         backend (str): ``"auto"``, ``"triton"`` or ``"reference"``.
 
     Returns:
@@ -617,7 +657,17 @@ def greedy_cluster(
         exactly. Computed in float32 whatever the input float dtype; no gradient.
     """
     check_tensor("embeddings", embeddings, shape=(None, None), dtypes=FLOAT_DTYPES)
-    check_tensor("precisions", precisions, shape=tuple(embeddings.shape), dtypes=FLOAT_DTYPES)
+    num_voxels, num_dims = embeddings.shape
+    if free_dim_precision is None:
+        check_tensor("precisions", precisions, shape=(num_voxels, num_dims), dtypes=FLOAT_DTYPES)
+    else:
+        free_dim_precision = _float32_bandwidth("free_dim_precision", free_dim_precision)
+        check_tensor("precisions", precisions, shape=(num_voxels, None), dtypes=FLOAT_DTYPES)
+        if precisions.shape[1] >= num_dims:
+            raise ValueError(
+                f"precisions must have fewer than E = {num_dims} columns when "
+                f"free_dim_precision is given (it fills the rest), got {precisions.shape[1]}"
+            )
     check_tensor("seediness", seediness, shape=(None,), dtypes=FLOAT_DTYPES)
     check_tensor("foreground", foreground, shape=(None,), dtypes=(torch.bool,))
     check_same_size(
@@ -646,6 +696,7 @@ def greedy_cluster(
         max_instances=max_instances,
         distance_rule=distance_rule,
         secondary_rule=secondary_rule,
+        free_dim_precision=free_dim_precision,
     )
     if resolve_backend(backend, embeddings, precisions, seediness, foreground) == "reference":
         return greedy_cluster_reference(embeddings, precisions, seediness, foreground, **options)
@@ -664,6 +715,7 @@ class GreedyCluster(nn.Module):
         max_instances: int = 20,
         distance_rule: str = "official",
         secondary_rule: str = "official",
+        free_dim_precision: float | None = None,
         backend: str = "auto",
     ) -> None:
         super().__init__()
@@ -673,6 +725,7 @@ class GreedyCluster(nn.Module):
         self.max_instances = max_instances
         self.distance_rule = distance_rule
         self.secondary_rule = secondary_rule
+        self.free_dim_precision = free_dim_precision
         self.backend = backend
 
     def forward(
@@ -693,6 +746,7 @@ class GreedyCluster(nn.Module):
             max_instances=self.max_instances,
             distance_rule=self.distance_rule,
             secondary_rule=self.secondary_rule,
+            free_dim_precision=self.free_dim_precision,
             backend=self.backend,
         )
 
@@ -701,5 +755,6 @@ class GreedyCluster(nn.Module):
             f"min_seediness={self.min_seediness}, prob_threshold={self.prob_threshold}, "
             f"secondary_threshold={self.secondary_threshold}, "
             f"max_instances={self.max_instances}, distance_rule={self.distance_rule!r}, "
-            f"secondary_rule={self.secondary_rule!r}, backend={self.backend!r}"
+            f"secondary_rule={self.secondary_rule!r}, "
+            f"free_dim_precision={self.free_dim_precision}, backend={self.backend!r}"
         )

@@ -285,6 +285,17 @@ def test_dtypes_and_layouts(device, rng):
             assert_same_labels(labels, expected, backend)
 
 
+# Official FREE_DIM_STDS = [0.3, 0.3]: not a float32 number, so its rounding matters.
+FREE_DIM_PRECISION = 1 / 0.3**2
+
+
+def with_free_dims(predicted, num_dims, value=FREE_DIM_PRECISION):
+    """[N, P] float32 predicted precisions completed to [N, E] as the pipeline did: the free
+    dims filled by ``new_full`` (the float32 of ``value``)."""
+    free = predicted.new_full((predicted.shape[0], num_dims - predicted.shape[1]), value)
+    return torch.cat([predicted, free], dim=1)
+
+
 def channel_first(matrix, frames, height, width):
     """The contiguous [E, T, H, W] volume whose voxel-major flattening is ``matrix`` [N, E]: the
     layout the pipeline holds embeddings and precisions in."""
@@ -419,19 +430,26 @@ def record_embedding_arguments(monkeypatch):
     return received
 
 
-def test_float32_volumes_are_read_in_place(monkeypatch, device, rng):
+@pytest.mark.parametrize("free_dim_precision", [None, FREE_DIM_PRECISION])
+def test_float32_volumes_are_read_in_place(free_dim_precision, monkeypatch, device, rng):
     """Every launch gets the caller's views themselves (same memory, same strides): no copy."""
     shape = (3, 9, 13)
-    inputs = make_inputs(math.prod(shape), 4, 0.6, 0, 4.0, rng)
+    embeddings, precisions, seediness, foreground = make_inputs(
+        math.prod(shape), 4, 0.6, 0, 4.0, rng
+    )
+    if free_dim_precision is not None:
+        precisions = precisions[:, :2]
     embedding_view, precision_view = (
-        voxel_view(channel_first(x, *shape).to(device)) for x in inputs[:2]
+        voxel_view(channel_first(x, *shape).to(device)) for x in (embeddings, precisions)
     )
     received = record_embedding_arguments(monkeypatch)
     greedy_cluster(
         embedding_view,
         precision_view,
-        *(x.to(device) for x in inputs[2:]),
+        seediness.to(device),
+        foreground.to(device),
         max_instances=3,
+        free_dim_precision=free_dim_precision,
         backend="triton",
     )
     launches = received()
@@ -452,6 +470,119 @@ def test_other_float_dtypes_are_converted_once(monkeypatch, device, rng):
     converted = {arguments[0].data_ptr() for arguments in received()}
     assert len(converted) == 1 and converted != {embeddings.data_ptr()}
     assert received()[0][0].dtype == torch.float32
+
+
+@pytest.mark.parametrize("shape", VOLUME_SHAPES)
+def test_free_dims_match_full_precisions(shape, device, rng):
+    """precisions [N, 2] with free_dim_precision ("xyff"), row-major and as the view of a
+    channel-first [2, T, H, W] volume, give the labels of the full [N, 4] precisions."""
+    num_voxels = math.prod(shape)
+    embeddings, precisions, seediness, foreground = make_inputs(num_voxels, 4, 0.6, 0, 4.0, rng)
+    seediness[:1], foreground[:1] = 0.95, True  # one seed at least, N = 1 included
+    predicted = precisions[:, :2]
+    options = dict(max_instances=4)
+    expected = greedy_cluster(
+        embeddings,
+        with_free_dims(predicted, 4),
+        seediness,
+        foreground,
+        backend="reference",
+        **options,
+    )
+    assert num_voxels == 0 or bool((expected == 0).any())
+    embeddings, seediness, foreground = (x.to(device) for x in (embeddings, seediness, foreground))
+    layouts = {
+        "row-major": (embeddings, predicted.contiguous().to(device)),
+        "channel-first": (
+            voxel_view(channel_first(embeddings, *shape)),
+            voxel_view(channel_first(predicted, *shape).to(device)),
+        ),
+    }
+    for layout, (embedding_input, precision_input) in layouts.items():
+        for backend in ("reference", "triton"):
+            labels = greedy_cluster(
+                embedding_input,
+                precision_input,
+                seediness,
+                foreground,
+                free_dim_precision=FREE_DIM_PRECISION,
+                backend=backend,
+                **options,
+            )
+            assert_same_labels(labels, expected, f"{backend}, {layout}, free dims")
+
+
+@pytest.mark.parametrize("predicted_dims", [0, 1, 3])
+def test_any_number_of_free_dims(predicted_dims, device, rng):
+    embeddings, precisions, seediness, foreground = make_inputs(1100, 4, 0.6, 0, 4.0, rng)
+    predicted = precisions[:, :predicted_dims].contiguous()
+    options = dict(max_instances=3, free_dim_precision=2.5)
+    expected = greedy_cluster(
+        embeddings,
+        with_free_dims(predicted, 4, 2.5),
+        seediness,
+        foreground,
+        max_instances=3,
+        backend="reference",
+    )
+    inputs = [x.to(device) for x in (embeddings, predicted, seediness, foreground)]
+    for backend in ("reference", "triton"):
+        labels = greedy_cluster(*inputs, backend=backend, **options)
+        assert_same_labels(labels, expected, f"{backend}, {predicted_dims} predicted dims")
+
+
+def free_dim_boundary_inputs():
+    """A seed at the origin and two voxels along free dim 2 whose official distance to it sits
+    on the primary limit (2 ln 2 in float32) within one float32 step of the free bandwidth b =
+    float32(1 / 0.3^2): voxel 1 is inside with b, outside with the next float32 above b;
+    voxel 2 is inside with the float32 below b, outside with b. Distances as both backends
+    compute them: sqrt((x * x) * b), each step rounded to float32."""
+    bandwidth = torch.tensor(FREE_DIM_PRECISION, dtype=torch.float32)
+    above = torch.nextafter(bandwidth, torch.tensor(math.inf))
+    below = torch.nextafter(bandwidth, torch.tensor(0.0))
+    limit = torch.tensor(greedy_cluster_module.distance_limit(0.5), dtype=torch.float32)
+    start = (limit / bandwidth.sqrt()).view(torch.int32)
+    offsets = (start + torch.arange(-64, 65, dtype=torch.int32)).view(torch.float32)
+
+    def inside(bandwidth):
+        return (offsets * offsets * bandwidth).sqrt() < limit
+
+    inside_with_b = offsets[inside(bandwidth) & ~inside(above)]
+    outside_with_b = offsets[inside(below) & ~inside(bandwidth)]
+    assert inside_with_b.numel() and outside_with_b.numel()
+    embeddings = torch.zeros(3, 4)
+    embeddings[1, 2], embeddings[2, 2] = inside_with_b[0], outside_with_b[0]
+    seediness = torch.tensor([0.9, 0.1, 0.1])
+    return embeddings, torch.ones(3, 2), seediness, torch.ones(3, dtype=torch.bool), below, above
+
+
+def test_free_dim_precision_is_its_float32_value(device):
+    """The free dims take exactly float32(free_dim_precision): one float32 step either way
+    changes a label. The secondary threshold equals the primary one, so only the primary
+    assignment decides."""
+    *inputs, below, above = free_dim_boundary_inputs()
+    options = dict(max_instances=1, secondary_threshold=0.5)
+    # the float32 neighbours of b label differently: the case resolves one float32 step
+    embeddings, predicted, seediness, foreground = inputs
+    for bandwidth, expected in ((below, [0, 0, 0]), (above, [0, -1, -1])):
+        full = with_free_dims(predicted, 4, float(bandwidth))
+        labels = greedy_cluster(embeddings, full, seediness, foreground, **options)
+        assert labels.tolist() == expected, float(bandwidth)
+    for backend in ("reference", "triton"):
+        tensors = [x.to(device) if backend == "triton" else x for x in inputs]
+        embeddings, predicted, seediness, foreground = tensors
+        full_form = greedy_cluster(
+            embeddings,
+            with_free_dims(predicted, 4),
+            seediness,
+            foreground,
+            backend=backend,
+            **options,
+        )
+        free_form = greedy_cluster(
+            *tensors, free_dim_precision=FREE_DIM_PRECISION, backend=backend, **options
+        )
+        assert full_form.tolist() == free_form.tolist() == [0, 0, -1], backend
 
 
 @triton.jit
@@ -506,17 +637,34 @@ def test_result_changes_with_input(device, rng):
 
 
 def test_module_matches_function_and_repr(rng):
-    inputs = make_inputs(90, 4, 0.9, 0, 2.0, rng)
+    embeddings, precisions, seediness, foreground = make_inputs(90, 4, 0.9, 0, 2.0, rng)
     module = GreedyCluster(max_instances=5, secondary_rule="nearest", backend="reference")
     expected = greedy_cluster(
-        *inputs, max_instances=5, secondary_rule="nearest", backend="reference"
+        embeddings,
+        precisions,
+        seediness,
+        foreground,
+        max_instances=5,
+        secondary_rule="nearest",
+        backend="reference",
     )
-    assert torch.equal(module(*inputs), expected)
+    assert torch.equal(module(embeddings, precisions, seediness, foreground), expected)
     assert repr(module) == (
         "GreedyCluster(min_seediness=0.8, prob_threshold=0.5, secondary_threshold=0.3, "
         "max_instances=5, distance_rule='official', secondary_rule='nearest', "
-        "backend='reference')"
+        "free_dim_precision=None, backend='reference')"
     )
+    free_dims = GreedyCluster(max_instances=5, free_dim_precision=2.5, backend="reference")
+    expected = greedy_cluster(
+        embeddings,
+        with_free_dims(precisions[:, :2], 4, 2.5),
+        seediness,
+        foreground,
+        max_instances=5,
+        backend="reference",
+    )
+    assert torch.equal(free_dims(embeddings, precisions[:, :2], seediness, foreground), expected)
+    assert "free_dim_precision=2.5, backend='reference')" in repr(free_dims)
 
 
 @pytest.mark.gpu
@@ -552,6 +700,26 @@ def test_whole_loop_replays_in_a_cuda_graph(rng):
         (dict(distance_rule="gaussian"), ValueError, "distance_rule must be one of"),
         (dict(secondary_rule="farthest"), ValueError, "secondary_rule must be one of"),
         (dict(backend="cuda"), ValueError, "backend must be one of"),
+        (dict(free_dim_precision=0.0), ValueError, "free_dim_precision must be finite and > 0"),
+        (dict(free_dim_precision=-1.0), ValueError, "free_dim_precision must be finite"),
+        (dict(free_dim_precision=math.inf), ValueError, "free_dim_precision must be finite"),
+        (dict(free_dim_precision=math.nan), ValueError, "free_dim_precision must be finite"),
+        # finite as a Python float, but not in float32: inf and 0 there
+        (dict(free_dim_precision=1e39), ValueError, "free_dim_precision must be finite"),
+        (dict(free_dim_precision=1e-50), ValueError, "free_dim_precision must be finite"),
+        (dict(free_dim_precision="11.1"), TypeError, "free_dim_precision must be a real number"),
+        (dict(free_dim_precision=True), TypeError, "free_dim_precision must be a real number"),
+        (
+            dict(free_dim_precision=11.1),
+            ValueError,
+            r"precisions must have fewer than E = 4 columns when free_dim_precision is given",
+        ),
+        (
+            dict(precisions=torch.ones(4, 2), free_dim_precision=11.1),
+            ValueError,
+            r"precisions must have shape \[5, \*\]",
+        ),
+        (dict(precisions=torch.ones(5, 2)), ValueError, r"precisions must have shape \[5, 4\]"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, error, match):
