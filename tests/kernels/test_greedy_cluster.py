@@ -463,6 +463,7 @@ def test_float32_volumes_are_read_in_place(free_dim_precision, monkeypatch, devi
 
 
 def test_other_float_dtypes_are_converted_once(monkeypatch, device, rng):
+    """A float64 input reaches every launch as one float32 copy, made once per call."""
     inputs = [x.to(device) for x in make_inputs(300, 4, 0.6, 0, 4.0, rng)]
     embeddings = voxel_view(channel_first(inputs[0], 2, 10, 15)).double()
     received = record_embedding_arguments(monkeypatch)
@@ -668,19 +669,37 @@ def test_module_matches_function_and_repr(rng):
 
 
 @pytest.mark.gpu
-def test_whole_loop_replays_in_a_cuda_graph(rng):
+@pytest.mark.parametrize("pipeline_form", [False, True], ids=["row-major", "volume-views"])
+def test_whole_loop_replays_in_a_cuda_graph(pipeline_form, rng):
     """No host synchronisation inside: the launch sequence captured once replays on new
-    inputs written into the same buffers and still matches the reference."""
-    inputs = [x.cuda() for x in make_inputs(5000, 4, 0.5, 0, 4.0, rng)]
-    greedy_cluster(*inputs, backend="triton")  # compile outside the capture
+    inputs written into the same buffers and still matches the reference; also in the form the
+    pipeline calls it, views of channel-first volumes with the free dims as a constant."""
+    shape = (2, 50, 50)
+    options = dict(free_dim_precision=FREE_DIM_PRECISION) if pipeline_form else {}
+
+    def buffers(embeddings, precisions, seediness, foreground):
+        if not pipeline_form:
+            return [x.cuda() for x in (embeddings, precisions, seediness, foreground)]
+        embedding_view, precision_view = (
+            voxel_view(channel_first(x, *shape).cuda()) for x in (embeddings, precisions[:, :2])
+        )
+        return [embedding_view, precision_view, seediness.cuda(), foreground.cuda()]
+
+    inputs = buffers(*make_inputs(math.prod(shape), 4, 0.5, 0, 4.0, rng))
+    greedy_cluster(*inputs, backend="triton", **options)  # compile outside the capture
     torch.cuda.synchronize()
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
-        labels = greedy_cluster(*inputs, backend="triton")
+        labels = greedy_cluster(*inputs, backend="triton", **options)
     for _ in range(2):
-        fresh = make_inputs(5000, 4, 0.5, 0, 4.0, rng)
+        embeddings, precisions, seediness, foreground = make_inputs(
+            math.prod(shape), 4, 0.5, 0, 4.0, rng
+        )
+        if pipeline_form:
+            precisions = with_free_dims(precisions[:, :2], 4)
+        fresh = [embeddings, precisions, seediness, foreground]
         for buffer, value in zip(inputs, fresh):
-            buffer.copy_(value)
+            buffer.copy_(value[:, : buffer.shape[1]] if buffer.dim() == 2 else value)
         graph.replay()
         torch.cuda.synchronize()
         assert_same_labels(labels, greedy_cluster(*fresh, backend="reference"), "graph replay")
