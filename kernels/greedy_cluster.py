@@ -58,12 +58,25 @@ to 8,192 partials: the 5,760 at OVIS input resolution in one load and one reduct
 a stop flag in device memory that every later launch reads (kernels then exit without touching
 memory), so the whole loop can be captured in a CUDA graph.
 
+Layouts: the embeddings and precisions are read through their strides (element (n, e) at
+n * stride(0) + e * stride(1), 64-bit offsets), so the row-major [N, E] tensors and the
+transposed views of channel-first [E, T, H, W] volumes (``volume.flatten(1).t()``, strides
+(1, N), in which each embedding column is read coalesced) are both read in place. A caller
+holding channel-first volumes needs no [N, E] copy of them: at OVIS input resolution (N ~ 5.9 M,
+E = 4) each copy would read and write 2 * 4 * N * E ~ 0.19 GB before the first seed. Only a float
+dtype other than float32 is converted (one copy). With ``free_dim_precision`` the precisions hold
+only the P predicted dims (a [P, T, H, W] volume viewed the same way) and the seed launch writes
+the constant into the bandwidth of dims P..E-1 itself: no constant [E - P, T, H, W] block and no
+concatenation (4 N (E - P) written, then 4 N E read and written: ~0.24 GB at OVIS input
+resolution with P = 2). The kernels read the precisions only at the seed voxels (P floats each).
+
 The official code runs 20 iterations each compacting the N x E arrays (read N*E*4 + write), an
 arg-max, a distance pass and host syncs, and stacks an [N, K] float32 matrix: at OVIS input
 resolution (N ~ 5.9 M, 30 % foreground, 20 seeds) several GB of traffic and 40+ host round trips.
 """
 
 import math
+import numbers
 
 import torch
 import triton
@@ -111,6 +124,7 @@ def greedy_cluster_reference(
     max_instances: int,
     distance_rule: str,
     secondary_rule: str,
+    free_dim_precision: float | None = None,
 ) -> torch.Tensor:
     """SequentialClustering._process step by step, with its host syncs, on the foreground
     voxels. Arguments as :func:`greedy_cluster`; returns labels [N] int64."""
@@ -121,7 +135,14 @@ def greedy_cluster_reference(
     if foreground_index.numel() == 0:
         return labels
     fg_embeddings = embeddings[foreground_index].float()  # [M, E]
-    fg_precisions = precisions[foreground_index].float()  # [M, E]
+    fg_precisions = precisions[foreground_index].float()  # [M, P], P = E without free dims
+    if free_dim_precision is not None:
+        # the official full precisions: dims P..E-1 filled with the constant (in float32)
+        free = fg_precisions.new_full(
+            (foreground_index.numel(), embeddings.shape[1] - precisions.shape[1]),
+            free_dim_precision,
+        )  # [M, E - P]
+        fg_precisions = torch.cat([fg_precisions, free], dim=1)  # [M, E]
     fg_seediness = seediness[foreground_index].float()  # [M]
     fg_labels = torch.full_like(foreground_index, -1)  # [M]
 
@@ -182,8 +203,17 @@ _STOP, _NUM_CLUSTERS, _NONE_LEFT = 0, 1, 2
 
 
 @triton.jit
+def _element_offsets(voxels, dims, stride_n, stride_e):
+    # Offsets of elements (n, e) of an [N, E] tensor read through its strides, in 64 bits: N * E
+    # of a big clip passes 2^31, and so does e * N, the stride of a transposed volume.
+    return tl.cast(voxels, tl.int64) * stride_n + tl.cast(dims, tl.int64) * stride_e
+
+
+@triton.jit
 def _voxel_distance(
     emb_ptr,
+    emb_stride_n,
+    emb_stride_e,
     n_offs,
     mask,
     centres_ptr,
@@ -196,7 +226,8 @@ def _voxel_distance(
     # in order, one column at a time, to round exactly as the reference does.
     squared = tl.zeros(n_offs.shape, dtype=tl.float32)
     for dim in tl.static_range(E):
-        x = tl.load(emb_ptr + n_offs.to(tl.int64) * E + dim, mask=mask, other=0.0)
+        offsets = _element_offsets(n_offs, dim, emb_stride_n, emb_stride_e)
+        x = tl.load(emb_ptr + offsets, mask=mask, other=0.0)
         centre = tl.load(centres_ptr + cluster * E + dim)
         bandwidth = tl.load(bandwidths_ptr + cluster * E + dim)
         difference = x - centre
@@ -278,15 +309,21 @@ def _partials_argmax(part_key_ptr, part_index_ptr, start, P, N, running, BLOCK_P
 def _greedy_cluster_select_seed_kernel(
     part_key_ptr,  # [P] int32
     part_index_ptr,  # [P] int32
-    emb_ptr,  # [N, E] float32
-    prec_ptr,  # [N, E] float32
+    emb_ptr,  # [N, E] float32, element (n, e) at n * emb_stride_n + e * emb_stride_e
+    prec_ptr,  # [N, PREDICTED_DIMS] float32, likewise through prec_stride_n, prec_stride_e
     centres_ptr,  # [max_instances, E] float32 (row num_clusters written)
     bandwidths_ptr,  # [max_instances, E] float32 (row num_clusters written)
     control_ptr,  # [4] int32
+    emb_stride_n,
+    emb_stride_e,
+    prec_stride_n,
+    prec_stride_e,
     P,
     N,
     min_seediness_key,
+    free_dim_precision,  # float32 bandwidth of dims PREDICTED_DIMS..E-1
     E: tl.constexpr,
+    PREDICTED_DIMS: tl.constexpr,
     E_PAD: tl.constexpr,
     BLOCK_P: tl.constexpr,
 ):
@@ -307,9 +344,19 @@ def _greedy_cluster_select_seed_kernel(
     tl.store(control_ptr + 2, 1, mask=running & (index >= N))
     d_offs = tl.arange(0, E_PAD)
     d_mask = (d_offs < E) & new_seed
-    seed = tl.where(new_seed, index, 0).to(tl.int64)
-    centre = tl.load(emb_ptr + seed * E + d_offs, mask=d_mask, other=0.0)
-    bandwidth = tl.load(prec_ptr + seed * E + d_offs, mask=d_mask, other=0.0)
+    predicted = d_offs < PREDICTED_DIMS
+    seed = tl.where(new_seed, index, 0)
+    centre = tl.load(
+        emb_ptr + _element_offsets(seed, d_offs, emb_stride_n, emb_stride_e),
+        mask=d_mask,
+        other=0.0,
+    )
+    bandwidth = tl.load(
+        prec_ptr + _element_offsets(seed, d_offs, prec_stride_n, prec_stride_e),
+        mask=d_mask & predicted,
+        other=0.0,
+    )
+    bandwidth = tl.where(predicted, bandwidth, free_dim_precision)
     tl.store(centres_ptr + num_clusters * E + d_offs, centre, mask=d_mask)
     tl.store(bandwidths_ptr + num_clusters * E + d_offs, bandwidth, mask=d_mask)
     tl.store(control_ptr + 1, num_clusters + 1, mask=new_seed)
@@ -317,7 +364,7 @@ def _greedy_cluster_select_seed_kernel(
 
 @triton.jit
 def _greedy_cluster_assign_kernel(
-    emb_ptr,  # [N, E] float32
+    emb_ptr,  # [N, E] float32, element (n, e) at n * emb_stride_n + e * emb_stride_e
     seediness_ptr,  # [N] float32
     state_ptr,  # [N] int8 (newly assigned voxels written)
     centres_ptr,  # [max_instances, E] float32
@@ -325,6 +372,8 @@ def _greedy_cluster_assign_kernel(
     control_ptr,  # [4] int32
     part_key_ptr,  # [P] int32 (written: next seed's partial arg-max key)
     part_index_ptr,  # [P] int32
+    emb_stride_n,
+    emb_stride_e,
     N,
     primary_limit,
     E: tl.constexpr,
@@ -339,7 +388,16 @@ def _greedy_cluster_assign_kernel(
     state = tl.load(state_ptr + n_offs, mask=in_range, other=-2)
     available = state == -1
     distance = _voxel_distance(
-        emb_ptr, n_offs, available, centres_ptr, bandwidths_ptr, cluster, E, OFFICIAL_DISTANCE
+        emb_ptr,
+        emb_stride_n,
+        emb_stride_e,
+        n_offs,
+        available,
+        centres_ptr,
+        bandwidths_ptr,
+        cluster,
+        E,
+        OFFICIAL_DISTANCE,
     )
     assigned = available & (distance < primary_limit)
     tl.store(state_ptr + n_offs, tl.zeros((BLOCK,), tl.int8) + cluster.to(tl.int8), mask=assigned)
@@ -352,12 +410,14 @@ def _greedy_cluster_assign_kernel(
 
 @triton.jit
 def _greedy_cluster_finalize_kernel(
-    emb_ptr,  # [N, E] float32
+    emb_ptr,  # [N, E] float32, element (n, e) at n * emb_stride_n + e * emb_stride_e
     state_ptr,  # [N] int8
     centres_ptr,  # [max_instances, E] float32
     bandwidths_ptr,  # [max_instances, E] float32
     control_ptr,  # [4] int32
     labels_ptr,  # [N] int64 (written)
+    emb_stride_n,
+    emb_stride_e,
     N,
     max_instances,
     secondary_limit,
@@ -388,7 +448,16 @@ def _greedy_cluster_finalize_kernel(
     for cluster in range(0, max_instances):
         active = candidates & (cluster < num_clusters)
         distance = _voxel_distance(
-            emb_ptr, n_offs, active, centres_ptr, bandwidths_ptr, cluster, E, OFFICIAL_DISTANCE
+            emb_ptr,
+            emb_stride_n,
+            emb_stride_e,
+            n_offs,
+            active,
+            centres_ptr,
+            bandwidths_ptr,
+            cluster,
+            E,
+            OFFICIAL_DISTANCE,
         )
         # strict: first cluster among ties; a NaN distance sticks (torch.max/min propagate it)
         # and then fails the limit below
@@ -426,11 +495,14 @@ def _greedy_cluster_triton(
     max_instances,
     distance_rule,
     secondary_rule,
+    free_dim_precision,
 ):
     num_voxels, num_dims = embeddings.shape
     device = embeddings.device
-    embeddings = embeddings.float().contiguous()
-    precisions = precisions.float().contiguous()
+    # Read in place through their strides whatever the layout (row-major, a transposed
+    # channel-first volume, a slice); only another float dtype is converted, once.
+    embeddings = embeddings.float()
+    precisions = precisions.float()
     seediness = seediness.float().contiguous()
     foreground = foreground.contiguous().view(torch.uint8)
     labels = torch.empty(num_voxels, dtype=torch.int64, device=device)
@@ -451,6 +523,9 @@ def _greedy_cluster_triton(
     )
     primary_limit = distance_limit(prob_threshold)
     block_p = min(triton.next_power_of_2(num_blocks), _BLOCK_P)
+    # Without free_dim_precision every dim is predicted and the constant is never selected.
+    predicted_dims = num_dims if free_dim_precision is None else precisions.shape[1]
+    free_bandwidth = 0.0 if free_dim_precision is None else free_dim_precision
     for _ in range(max_instances):  # fixed launches, no sync: the stop flag lives on the device
         _greedy_cluster_select_seed_kernel[(1,)](
             part_key,
@@ -460,10 +535,14 @@ def _greedy_cluster_triton(
             centres,
             bandwidths,
             control,
+            *embeddings.stride(),
+            *precisions.stride(),
             num_blocks,
             num_voxels,
             seediness_order_key(min_seediness),
+            free_bandwidth,
             E=num_dims,
+            PREDICTED_DIMS=predicted_dims,
             E_PAD=triton.next_power_of_2(num_dims),
             BLOCK_P=block_p,
             num_warps=_SELECT_SEED_WARPS,
@@ -477,6 +556,7 @@ def _greedy_cluster_triton(
             control,
             part_key,
             part_index,
+            *embeddings.stride(),
             num_voxels,
             primary_limit,
             E=num_dims,
@@ -491,6 +571,7 @@ def _greedy_cluster_triton(
         bandwidths,
         control,
         labels,
+        *embeddings.stride(),
         num_voxels,
         max_instances,
         distance_limit(secondary_threshold),
@@ -513,6 +594,17 @@ def _check_choice(name, value, choices):
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
+def _float32_bandwidth(name, value):
+    """``value`` rounded to float32, as a float32 tensor filled with it holds it (the kernel
+    takes it as a float32 argument), checked finite and > 0 after the rounding."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number or None, got {type(value).__name__}")
+    rounded = float(torch.tensor(float(value), dtype=torch.float32))
+    if not (math.isfinite(rounded) and rounded > 0.0):
+        raise ValueError(f"{name} must be finite and > 0 in float32, got {value}")
+    return rounded
+
+
 @torch.compiler.disable
 @torch.no_grad()
 def greedy_cluster(
@@ -527,16 +619,22 @@ def greedy_cluster(
     max_instances: int = 20,
     distance_rule: str = "official",
     secondary_rule: str = "official",
+    free_dim_precision: float | None = None,
     backend: str = "auto",
 ) -> torch.Tensor:
     """Greedy seeded clustering of one clip (official ``SequentialClustering``), see the module
     docstring for the algorithm, the official quirks kept by default and the fixes offered.
 
+    ``embeddings`` and ``precisions`` are read in place through their strides: row-major
+    [N, E] tensors and transposed channel-first volumes (``volume.flatten(1).t()``) alike;
+    only a float dtype other than float32 is converted (one copy).
+
     Args:
         embeddings (Tensor[N, E], float): voxel embeddings of the clip (N = T*H*W).
-        precisions (Tensor[N, E], float, > 0): full per-voxel precisions (bandwidths): the
-            predicted dims already activated (10 * exp(r)) and the free dims filled by the caller
-            (official 1 / 0.3^2). Only the seed voxels' rows are read.
+        precisions (Tensor[N, E] or Tensor[N, P], float, > 0): per-voxel precisions
+            (bandwidths), the predicted dims already activated (10 * exp(r)). Without
+            ``free_dim_precision``: all E dims, the free dims filled by the caller; with it: the
+            P < E predicted dims only. Only the seed voxels' rows are read.
         seediness (Tensor[N], float): seed score per voxel, usually in (0, 1); NaN ranks
             above every number, as in ``torch.argmax`` (module docstring).
         foreground (Tensor[N], bool): voxels taking part; the others get -1.
@@ -547,6 +645,10 @@ def greedy_cluster(
         max_instances (int >= 0): seeds per clip (official 20).
         distance_rule (str): ``"official"`` p = exp(-d/2) or ``"paper"`` p = exp(-d^2/2).
         secondary_rule (str): ``"official"`` (farthest cluster, stale mask) or ``"nearest"``.
+        free_dim_precision (float > 0 or None): the bandwidth of dims P..E-1 when
+            ``precisions`` holds only the first P (official 1 / 0.3^2 for "xyff" embeddings),
+            rounded to float32: the labels equal those of the [N, E] precisions filled with it
+            (``new_full``). None: ``precisions`` holds all E dims.
         backend (str): ``"auto"``, ``"triton"`` or ``"reference"``.
 
     Returns:
@@ -555,7 +657,17 @@ def greedy_cluster(
         exactly. Computed in float32 whatever the input float dtype; no gradient.
     """
     check_tensor("embeddings", embeddings, shape=(None, None), dtypes=FLOAT_DTYPES)
-    check_tensor("precisions", precisions, shape=tuple(embeddings.shape), dtypes=FLOAT_DTYPES)
+    num_voxels, num_dims = embeddings.shape
+    if free_dim_precision is None:
+        check_tensor("precisions", precisions, shape=(num_voxels, num_dims), dtypes=FLOAT_DTYPES)
+    else:
+        free_dim_precision = _float32_bandwidth("free_dim_precision", free_dim_precision)
+        check_tensor("precisions", precisions, shape=(num_voxels, None), dtypes=FLOAT_DTYPES)
+        if precisions.shape[1] >= num_dims:
+            raise ValueError(
+                f"precisions must have fewer than E = {num_dims} columns when "
+                f"free_dim_precision is given (it fills the rest), got {precisions.shape[1]}"
+            )
     check_tensor("seediness", seediness, shape=(None,), dtypes=FLOAT_DTYPES)
     check_tensor("foreground", foreground, shape=(None,), dtypes=(torch.bool,))
     check_same_size(
@@ -584,6 +696,7 @@ def greedy_cluster(
         max_instances=max_instances,
         distance_rule=distance_rule,
         secondary_rule=secondary_rule,
+        free_dim_precision=free_dim_precision,
     )
     if resolve_backend(backend, embeddings, precisions, seediness, foreground) == "reference":
         return greedy_cluster_reference(embeddings, precisions, seediness, foreground, **options)
@@ -602,6 +715,7 @@ class GreedyCluster(nn.Module):
         max_instances: int = 20,
         distance_rule: str = "official",
         secondary_rule: str = "official",
+        free_dim_precision: float | None = None,
         backend: str = "auto",
     ) -> None:
         super().__init__()
@@ -611,6 +725,7 @@ class GreedyCluster(nn.Module):
         self.max_instances = max_instances
         self.distance_rule = distance_rule
         self.secondary_rule = secondary_rule
+        self.free_dim_precision = free_dim_precision
         self.backend = backend
 
     def forward(
@@ -631,6 +746,7 @@ class GreedyCluster(nn.Module):
             max_instances=self.max_instances,
             distance_rule=self.distance_rule,
             secondary_rule=self.secondary_rule,
+            free_dim_precision=self.free_dim_precision,
             backend=self.backend,
         )
 
@@ -639,5 +755,6 @@ class GreedyCluster(nn.Module):
             f"min_seediness={self.min_seediness}, prob_threshold={self.prob_threshold}, "
             f"secondary_threshold={self.secondary_threshold}, "
             f"max_instances={self.max_instances}, distance_rule={self.distance_rule!r}, "
-            f"secondary_rule={self.secondary_rule!r}, backend={self.backend!r}"
+            f"secondary_rule={self.secondary_rule!r}, "
+            f"free_dim_precision={self.free_dim_precision}, backend={self.backend!r}"
         )

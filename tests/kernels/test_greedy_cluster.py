@@ -285,6 +285,330 @@ def test_dtypes_and_layouts(device, rng):
             assert_same_labels(labels, expected, backend)
 
 
+# Official FREE_DIM_STDS = [0.3, 0.3]: not a float32 number, so its rounding matters.
+FREE_DIM_PRECISION = 1 / 0.3**2
+
+
+def with_free_dims(predicted, num_dims, value=FREE_DIM_PRECISION):
+    """[N, P] float32 predicted precisions completed to [N, E] as the pipeline did: the free
+    dims filled by ``new_full`` (the float32 of ``value``)."""
+    free = predicted.new_full((predicted.shape[0], num_dims - predicted.shape[1]), value)
+    return torch.cat([predicted, free], dim=1)
+
+
+def channel_first(matrix, frames, height, width):
+    """The contiguous [E, T, H, W] volume whose voxel-major flattening is ``matrix`` [N, E]: the
+    layout the pipeline holds embeddings and precisions in."""
+    return matrix.t().reshape(matrix.shape[1], frames, height, width).contiguous()
+
+
+def voxel_view(volume):
+    """The [N, E] view of a channel-first volume, strides (1, N), no copy (``flatten``, not
+    ``reshape(E, -1)``, which refuses an empty volume)."""
+    return volume.flatten(1).t()
+
+
+# (T, H, W) of channel-first volumes: N around one 1024-voxel block, several blocks, 1 and 0.
+VOLUME_SHAPES = [
+    pytest.param((1, 1, 1), id="N1"),
+    pytest.param((0, 5, 7), id="N0"),
+    pytest.param((3, 11, 31), id="N1023-block-minus-1"),
+    pytest.param((4, 16, 16), id="N1024-block"),
+    pytest.param((5, 5, 41), id="N1025-block-plus-1"),
+    pytest.param((3, 29, 37), id="N3219-four-blocks"),
+]
+
+
+def test_volume_shapes_sit_around_the_block():
+    """The ids above say where N sits against the block; they stay true if the block changes."""
+    block = greedy_cluster_module._BLOCK
+    sizes = [math.prod(shape.values[0]) for shape in VOLUME_SHAPES]
+    assert sizes[2:5] == [block - 1, block, block + 1] and sizes[5] > 3 * block
+
+
+@pytest.mark.parametrize("shape", VOLUME_SHAPES)
+def test_channel_first_views_match_row_major(shape, device, rng):
+    """The transposed views of channel-first volumes (strides (1, N)) give the labels of the
+    row-major [N, E] tensors, on both backends."""
+    num_voxels = math.prod(shape)
+    embeddings, precisions, seediness, foreground = make_inputs(num_voxels, 4, 0.6, 0, 4.0, rng)
+    seediness[:1], foreground[:1] = 0.95, True  # one seed at least, N = 1 included
+    options = dict(max_instances=4)
+    expected = greedy_cluster(
+        embeddings, precisions, seediness, foreground, backend="reference", **options
+    )
+    assert num_voxels == 0 or bool((expected == 0).any())
+    embedding_view = voxel_view(channel_first(embeddings, *shape).to(device))
+    precision_view = voxel_view(channel_first(precisions, *shape).to(device))
+    # (strides along a dim of size 0 or 1 say nothing)
+    assert num_voxels <= 1 or embedding_view.stride() == precision_view.stride() == (1, num_voxels)
+    seediness, foreground = seediness.to(device), foreground.to(device)
+    for backend in ("reference", "triton"):
+        labels = greedy_cluster(
+            embedding_view, precision_view, seediness, foreground, backend=backend, **options
+        )
+        assert_same_labels(labels, expected, f"{backend} on channel-first views")
+
+
+def strided_copies(matrix, rng):
+    """``matrix`` [N, E] as views that are neither row-major nor transposed volumes: every other
+    row of a taller tensor (strides (2E, 1)) and every other voxel of a channel-first volume
+    twice as long (strides (2, 2N)), each starting past the allocation's first element."""
+    num_voxels, num_dims = matrix.shape
+    taller = torch.randn(2 * num_voxels + 1, num_dims, generator=rng)
+    taller[1::2] = matrix
+    longer = torch.randn(num_dims, 2 * num_voxels + 1, generator=rng)
+    longer[:, 1::2] = matrix.t()
+    return {"every-other-row": taller[1::2], "every-other-voxel": longer[:, 1::2].t()}
+
+
+@pytest.mark.parametrize("layout", ["every-other-row", "every-other-voxel"])
+def test_other_strided_views(layout, device, rng):
+    embeddings, precisions, seediness, foreground = make_inputs(1500, 4, 0.6, 0, 4.0, rng)
+    options = dict(max_instances=4)
+    expected = greedy_cluster(
+        embeddings, precisions, seediness, foreground, backend="reference", **options
+    )
+    embedding_view = strided_copies(embeddings, rng)[layout]
+    precision_view = strided_copies(precisions, rng)[layout]
+    assert not embedding_view.is_contiguous() and not embedding_view.t().is_contiguous()
+    inputs = [x.to(device) for x in (embedding_view, precision_view, seediness, foreground)]
+    for backend in ("reference", "triton"):
+        labels = greedy_cluster(*inputs, backend=backend, **options)
+        assert_same_labels(labels, expected, f"{backend} on {layout} views")
+
+
+def test_broadcast_precisions(device, rng):
+    """One precision row for every voxel, expanded (stride 0 along N), read as it is."""
+    embeddings, precisions, seediness, foreground = make_inputs(700, 4, 0.6, 0, 4.0, rng)
+    shared = precisions[:1].expand(700, 4)
+    expected = greedy_cluster(
+        embeddings, shared.contiguous(), seediness, foreground, backend="reference"
+    )
+    inputs = [x.to(device) for x in (embeddings, shared, seediness, foreground)]
+    assert_same_labels(greedy_cluster(*inputs, backend="triton"), expected, "expanded precisions")
+
+
+class RecordingKernel:
+    """Stands in for a Triton kernel: notes each launch's positional arguments, then launches."""
+
+    def __init__(self, kernel):
+        self.kernel, self.launches = kernel, []
+
+    def __getitem__(self, grid):
+        launch = self.kernel[grid]
+
+        def run(*args, **kwargs):
+            self.launches.append(args)
+            return launch(*args, **kwargs)
+
+        return run
+
+
+def record_embedding_arguments(monkeypatch):
+    """Patches the kernels that read the embeddings and precisions; returns a function giving
+    the (embeddings, precisions or None) tensors each launch received."""
+    kernels = {
+        name: RecordingKernel(getattr(greedy_cluster_module, name))
+        for name in (
+            "_greedy_cluster_select_seed_kernel",
+            "_greedy_cluster_assign_kernel",
+            "_greedy_cluster_finalize_kernel",
+        )
+    }
+    for name, kernel in kernels.items():
+        monkeypatch.setattr(greedy_cluster_module, name, kernel)
+
+    def received():
+        seeds = kernels["_greedy_cluster_select_seed_kernel"].launches
+        passes = (
+            kernels["_greedy_cluster_assign_kernel"].launches
+            + kernels["_greedy_cluster_finalize_kernel"].launches
+        )
+        return [(args[2], args[3]) for args in seeds] + [(args[0], None) for args in passes]
+
+    return received
+
+
+@pytest.mark.parametrize("free_dim_precision", [None, FREE_DIM_PRECISION])
+def test_float32_volumes_are_read_in_place(free_dim_precision, monkeypatch, device, rng):
+    """Every launch gets the caller's views themselves (same memory, same strides): no copy."""
+    shape = (3, 9, 13)
+    embeddings, precisions, seediness, foreground = make_inputs(
+        math.prod(shape), 4, 0.6, 0, 4.0, rng
+    )
+    if free_dim_precision is not None:
+        precisions = precisions[:, :2]
+    embedding_view, precision_view = (
+        voxel_view(channel_first(x, *shape).to(device)) for x in (embeddings, precisions)
+    )
+    received = record_embedding_arguments(monkeypatch)
+    greedy_cluster(
+        embedding_view,
+        precision_view,
+        seediness.to(device),
+        foreground.to(device),
+        max_instances=3,
+        free_dim_precision=free_dim_precision,
+        backend="triton",
+    )
+    launches = received()
+    assert len(launches) == 2 * 3 + 1
+    for embeddings, precisions in launches:
+        assert embeddings.data_ptr() == embedding_view.data_ptr()
+        assert embeddings.stride() == embedding_view.stride()
+        if precisions is not None:
+            assert precisions.data_ptr() == precision_view.data_ptr()
+            assert precisions.stride() == precision_view.stride()
+
+
+def test_other_float_dtypes_are_converted_once(monkeypatch, device, rng):
+    """A float64 input reaches every launch as one float32 copy, made once per call."""
+    inputs = [x.to(device) for x in make_inputs(300, 4, 0.6, 0, 4.0, rng)]
+    embeddings = voxel_view(channel_first(inputs[0], 2, 10, 15)).double()
+    received = record_embedding_arguments(monkeypatch)
+    greedy_cluster(embeddings, *inputs[1:], max_instances=3, backend="triton")
+    converted = {arguments[0].data_ptr() for arguments in received()}
+    assert len(converted) == 1 and converted != {embeddings.data_ptr()}
+    assert received()[0][0].dtype == torch.float32
+
+
+@pytest.mark.parametrize("shape", VOLUME_SHAPES)
+def test_free_dims_match_full_precisions(shape, device, rng):
+    """precisions [N, 2] with free_dim_precision ("xyff"), row-major and as the view of a
+    channel-first [2, T, H, W] volume, give the labels of the full [N, 4] precisions."""
+    num_voxels = math.prod(shape)
+    embeddings, precisions, seediness, foreground = make_inputs(num_voxels, 4, 0.6, 0, 4.0, rng)
+    seediness[:1], foreground[:1] = 0.95, True  # one seed at least, N = 1 included
+    predicted = precisions[:, :2]
+    options = dict(max_instances=4)
+    expected = greedy_cluster(
+        embeddings,
+        with_free_dims(predicted, 4),
+        seediness,
+        foreground,
+        backend="reference",
+        **options,
+    )
+    assert num_voxels == 0 or bool((expected == 0).any())
+    embeddings, seediness, foreground = (x.to(device) for x in (embeddings, seediness, foreground))
+    layouts = {
+        "row-major": (embeddings, predicted.contiguous().to(device)),
+        "channel-first": (
+            voxel_view(channel_first(embeddings, *shape)),
+            voxel_view(channel_first(predicted, *shape).to(device)),
+        ),
+    }
+    for layout, (embedding_input, precision_input) in layouts.items():
+        for backend in ("reference", "triton"):
+            labels = greedy_cluster(
+                embedding_input,
+                precision_input,
+                seediness,
+                foreground,
+                free_dim_precision=FREE_DIM_PRECISION,
+                backend=backend,
+                **options,
+            )
+            assert_same_labels(labels, expected, f"{backend}, {layout}, free dims")
+
+
+@pytest.mark.parametrize("predicted_dims", [0, 1, 3])
+def test_any_number_of_free_dims(predicted_dims, device, rng):
+    embeddings, precisions, seediness, foreground = make_inputs(1100, 4, 0.6, 0, 4.0, rng)
+    predicted = precisions[:, :predicted_dims].contiguous()
+    options = dict(max_instances=3, free_dim_precision=2.5)
+    expected = greedy_cluster(
+        embeddings,
+        with_free_dims(predicted, 4, 2.5),
+        seediness,
+        foreground,
+        max_instances=3,
+        backend="reference",
+    )
+    inputs = [x.to(device) for x in (embeddings, predicted, seediness, foreground)]
+    for backend in ("reference", "triton"):
+        labels = greedy_cluster(*inputs, backend=backend, **options)
+        assert_same_labels(labels, expected, f"{backend}, {predicted_dims} predicted dims")
+
+
+def free_dim_boundary_inputs():
+    """A seed at the origin and two voxels along free dim 2 whose official distance to it sits
+    on the primary limit (2 ln 2 in float32) within one float32 step of the free bandwidth b =
+    float32(1 / 0.3^2): voxel 1 is inside with b, outside with the next float32 above b;
+    voxel 2 is inside with the float32 below b, outside with b. Distances as both backends
+    compute them: sqrt((x * x) * b), each step rounded to float32."""
+    bandwidth = torch.tensor(FREE_DIM_PRECISION, dtype=torch.float32)
+    above = torch.nextafter(bandwidth, torch.tensor(math.inf))
+    below = torch.nextafter(bandwidth, torch.tensor(0.0))
+    limit = torch.tensor(greedy_cluster_module.distance_limit(0.5), dtype=torch.float32)
+    start = (limit / bandwidth.sqrt()).view(torch.int32)
+    offsets = (start + torch.arange(-64, 65, dtype=torch.int32)).view(torch.float32)
+
+    def inside(bandwidth):
+        return (offsets * offsets * bandwidth).sqrt() < limit
+
+    inside_with_b = offsets[inside(bandwidth) & ~inside(above)]
+    outside_with_b = offsets[inside(below) & ~inside(bandwidth)]
+    assert inside_with_b.numel() and outside_with_b.numel()
+    embeddings = torch.zeros(3, 4)
+    embeddings[1, 2], embeddings[2, 2] = inside_with_b[0], outside_with_b[0]
+    seediness = torch.tensor([0.9, 0.1, 0.1])
+    return embeddings, torch.ones(3, 2), seediness, torch.ones(3, dtype=torch.bool), below, above
+
+
+def test_free_dim_precision_is_its_float32_value(device):
+    """The free dims take exactly float32(free_dim_precision): one float32 step either way
+    changes a label. The secondary threshold equals the primary one, so only the primary
+    assignment decides."""
+    *inputs, below, above = free_dim_boundary_inputs()
+    options = dict(max_instances=1, secondary_threshold=0.5)
+    # the float32 neighbours of b label differently: the case resolves one float32 step
+    embeddings, predicted, seediness, foreground = inputs
+    for bandwidth, expected in ((below, [0, 0, 0]), (above, [0, -1, -1])):
+        full = with_free_dims(predicted, 4, float(bandwidth))
+        labels = greedy_cluster(embeddings, full, seediness, foreground, **options)
+        assert labels.tolist() == expected, float(bandwidth)
+    for backend in ("reference", "triton"):
+        tensors = [x.to(device) if backend == "triton" else x for x in inputs]
+        embeddings, predicted, seediness, foreground = tensors
+        full_form = greedy_cluster(
+            embeddings,
+            with_free_dims(predicted, 4),
+            seediness,
+            foreground,
+            backend=backend,
+            **options,
+        )
+        free_form = greedy_cluster(
+            *tensors, free_dim_precision=FREE_DIM_PRECISION, backend=backend, **options
+        )
+        assert full_form.tolist() == free_form.tolist() == [0, 0, -1], backend
+
+
+@triton.jit
+def _element_offsets_kernel(out_ptr, voxels_ptr, dims_ptr, stride_n, stride_e):
+    i = tl.arange(0, 4)
+    voxels, dims = tl.load(voxels_ptr + i), tl.load(dims_ptr + i)
+    tl.store(out_ptr + i, greedy_cluster_module._element_offsets(voxels, dims, stride_n, stride_e))
+
+
+@pytest.mark.parametrize("layout", ["row-major", "channel-first"])
+def test_element_offsets_pass_two_to_the_31(layout, device):
+    """The largest clip greedy_cluster takes, N = 2^31 - 2 voxels of E = 4 dims, read either way:
+    the offsets of its far elements pass 2^31 (int32 indices, no [N, E] tensor allocated)."""
+    num_voxels = 2**31 - 2
+    probe = torch.empty(num_voxels, 4, device="meta")
+    stride_n, stride_e = (probe if layout == "row-major" else probe.t().contiguous().t()).stride()
+    voxels = torch.tensor([0, 1, num_voxels - 1, num_voxels - 1], dtype=torch.int32)
+    dims = torch.tensor([3, 2, 0, 3], dtype=torch.int32)
+    out = torch.empty(4, dtype=torch.int64, device=device)
+    _element_offsets_kernel[(1,)](out, voxels.to(device), dims.to(device), stride_n, stride_e)
+    expected = [n * stride_n + e * stride_e for n, e in zip(voxels.tolist(), dims.tolist())]
+    assert out.tolist() == expected
+    assert max(expected) >= 2**31
+
+
 @pytest.mark.fixed_seed(0)
 def test_poisoned_outputs_catch_a_kernel_that_writes_nothing(monkeypatch, device, rng):
     """The comparison can fail: skip the finalize kernel and the poisoned labels must show."""
@@ -314,33 +638,68 @@ def test_result_changes_with_input(device, rng):
 
 
 def test_module_matches_function_and_repr(rng):
-    inputs = make_inputs(90, 4, 0.9, 0, 2.0, rng)
+    embeddings, precisions, seediness, foreground = make_inputs(90, 4, 0.9, 0, 2.0, rng)
     module = GreedyCluster(max_instances=5, secondary_rule="nearest", backend="reference")
     expected = greedy_cluster(
-        *inputs, max_instances=5, secondary_rule="nearest", backend="reference"
+        embeddings,
+        precisions,
+        seediness,
+        foreground,
+        max_instances=5,
+        secondary_rule="nearest",
+        backend="reference",
     )
-    assert torch.equal(module(*inputs), expected)
+    assert torch.equal(module(embeddings, precisions, seediness, foreground), expected)
     assert repr(module) == (
         "GreedyCluster(min_seediness=0.8, prob_threshold=0.5, secondary_threshold=0.3, "
         "max_instances=5, distance_rule='official', secondary_rule='nearest', "
-        "backend='reference')"
+        "free_dim_precision=None, backend='reference')"
     )
+    free_dims = GreedyCluster(max_instances=5, free_dim_precision=2.5, backend="reference")
+    expected = greedy_cluster(
+        embeddings,
+        with_free_dims(precisions[:, :2], 4, 2.5),
+        seediness,
+        foreground,
+        max_instances=5,
+        backend="reference",
+    )
+    assert torch.equal(free_dims(embeddings, precisions[:, :2], seediness, foreground), expected)
+    assert "free_dim_precision=2.5, backend='reference')" in repr(free_dims)
 
 
 @pytest.mark.gpu
-def test_whole_loop_replays_in_a_cuda_graph(rng):
+@pytest.mark.parametrize("pipeline_form", [False, True], ids=["row-major", "volume-views"])
+def test_whole_loop_replays_in_a_cuda_graph(pipeline_form, rng):
     """No host synchronisation inside: the launch sequence captured once replays on new
-    inputs written into the same buffers and still matches the reference."""
-    inputs = [x.cuda() for x in make_inputs(5000, 4, 0.5, 0, 4.0, rng)]
-    greedy_cluster(*inputs, backend="triton")  # compile outside the capture
+    inputs written into the same buffers and still matches the reference; also in the form the
+    pipeline calls it, views of channel-first volumes with the free dims as a constant."""
+    shape = (2, 50, 50)
+    options = dict(free_dim_precision=FREE_DIM_PRECISION) if pipeline_form else {}
+
+    def buffers(embeddings, precisions, seediness, foreground):
+        if not pipeline_form:
+            return [x.cuda() for x in (embeddings, precisions, seediness, foreground)]
+        embedding_view, precision_view = (
+            voxel_view(channel_first(x, *shape).cuda()) for x in (embeddings, precisions[:, :2])
+        )
+        return [embedding_view, precision_view, seediness.cuda(), foreground.cuda()]
+
+    inputs = buffers(*make_inputs(math.prod(shape), 4, 0.5, 0, 4.0, rng))
+    greedy_cluster(*inputs, backend="triton", **options)  # compile outside the capture
     torch.cuda.synchronize()
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
-        labels = greedy_cluster(*inputs, backend="triton")
+        labels = greedy_cluster(*inputs, backend="triton", **options)
     for _ in range(2):
-        fresh = make_inputs(5000, 4, 0.5, 0, 4.0, rng)
+        embeddings, precisions, seediness, foreground = make_inputs(
+            math.prod(shape), 4, 0.5, 0, 4.0, rng
+        )
+        if pipeline_form:
+            precisions = with_free_dims(precisions[:, :2], 4)
+        fresh = [embeddings, precisions, seediness, foreground]
         for buffer, value in zip(inputs, fresh):
-            buffer.copy_(value)
+            buffer.copy_(value[:, : buffer.shape[1]] if buffer.dim() == 2 else value)
         graph.replay()
         torch.cuda.synchronize()
         assert_same_labels(labels, greedy_cluster(*fresh, backend="reference"), "graph replay")
@@ -360,6 +719,26 @@ def test_whole_loop_replays_in_a_cuda_graph(rng):
         (dict(distance_rule="gaussian"), ValueError, "distance_rule must be one of"),
         (dict(secondary_rule="farthest"), ValueError, "secondary_rule must be one of"),
         (dict(backend="cuda"), ValueError, "backend must be one of"),
+        (dict(free_dim_precision=0.0), ValueError, "free_dim_precision must be finite and > 0"),
+        (dict(free_dim_precision=-1.0), ValueError, "free_dim_precision must be finite"),
+        (dict(free_dim_precision=math.inf), ValueError, "free_dim_precision must be finite"),
+        (dict(free_dim_precision=math.nan), ValueError, "free_dim_precision must be finite"),
+        # finite as a Python float, but not in float32: inf and 0 there
+        (dict(free_dim_precision=1e39), ValueError, "free_dim_precision must be finite"),
+        (dict(free_dim_precision=1e-50), ValueError, "free_dim_precision must be finite"),
+        (dict(free_dim_precision="11.1"), TypeError, "free_dim_precision must be a real number"),
+        (dict(free_dim_precision=True), TypeError, "free_dim_precision must be a real number"),
+        (
+            dict(free_dim_precision=11.1),
+            ValueError,
+            r"precisions must have fewer than E = 4 columns when free_dim_precision is given",
+        ),
+        (
+            dict(precisions=torch.ones(4, 2), free_dim_precision=11.1),
+            ValueError,
+            r"precisions must have shape \[5, \*\]",
+        ),
+        (dict(precisions=torch.ones(5, 2)), ValueError, r"precisions must have shape \[5, 4\]"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, error, match):
