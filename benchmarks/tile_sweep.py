@@ -3,12 +3,15 @@ launches recorded again at its benchmark presets (grids follow the tiles, as the
 compute them) and read as the static sm_90 report reads them (``compiled.py``). Static
 estimates, not measurements; no GPU needed.
 
-    python benchmarks/tile_sweep.py [--only LABEL ...] [--jobs N] [--out PATH]
+    python benchmarks/tile_sweep.py [--only LABEL ...] [--jobs N] [--out PATH] [--readme README.md]
+    python benchmarks/tile_sweep.py --from RESULT.json --readme README.md   (render only)
 
 Per constant and value: the predicted H100 µs of the launches of the constant's own kernel
 module, summed over the op's presets, passes and variants, against the current value; most
 registers and local (spill) bytes of those launches; and whether every launch compiled. Writes
-``benchmarks/results/sm90-tiles/<yyyy-mm-dd>.json`` unless ``--out`` names another file.
+``benchmarks/results/sm90-tiles/<yyyy-mm-dd>.json`` unless ``--out`` names another file;
+``--readme`` renders the table between ``<!-- sm90-tiles:start -->`` and
+``<!-- sm90-tiles:end -->``.
 """
 
 import argparse
@@ -22,11 +25,12 @@ BENCHMARKS_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, BENCHMARKS_DIR)
 
 from compiled import LABEL, _plan, analysed_launches  # noqa: E402
-from provenance import git_commit  # noqa: E402
+from provenance import git_commit, replace_between_markers  # noqa: E402
 
 from stemseg_fast.io.files import atomic_output  # noqa: E402
 
 KERNELS = "stemseg_fast.kernels"
+START, END = "<!-- sm90-tiles:start -->", "<!-- sm90-tiles:end -->"
 
 
 class TileConstant(NamedTuple):
@@ -120,10 +124,10 @@ def sweep_constant(constant: TileConstant, jobs: int) -> Dict:
     }
 
 
-def render(report: Dict) -> str:
+def render(report: Dict, path: str) -> str:
     lines = [
-        f"{LABEL}: tile sweep (commit {report['git_commit'][:10]}), predicted H100 µs of the "
-        "constant's own kernels over its op's benchmark presets",
+        f"{LABEL}: tile sweep `{path}` (commit {report['git_commit'][:10]}), predicted H100 µs "
+        "of the constant's own kernels over its op's benchmark presets",
         "",
         "| constant | value | µs | / current | registers (max) | local bytes (max) | compiled |",
         "|---|---:|---:|---:|---:|---:|---|",
@@ -157,7 +161,14 @@ def main(argv: List[str] = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="LABEL", help=f"some of: {', '.join(labels)}")
     parser.add_argument("--jobs", type=int, default=os.cpu_count())
     parser.add_argument("--out", help="result file (default: results/sm90-tiles/DATE.json)")
+    parser.add_argument("--from", dest="result", help="render this result file, sweep nothing")
+    parser.add_argument("--readme", help="render the table into this file between the markers")
     args = parser.parse_args(argv)
+    if args.result:
+        with open(args.result, encoding="utf-8") as handle:
+            report = json.load(handle)
+        _publish(report, args.result, args.readme)
+        return 0
     for label in args.only or ():
         if label not in labels:
             parser.error(
@@ -179,8 +190,15 @@ def main(argv: List[str] = None) -> int:
         with open(partial, "w", encoding="utf-8") as handle:
             json.dump(report, handle, indent=1)
             handle.write("\n")
-    print(render(report))
+    _publish(report, out, args.readme)
     return 0
+
+
+def _publish(report, path, readme):
+    table = render(report, os.path.relpath(os.path.abspath(path), os.path.dirname(BENCHMARKS_DIR)))
+    print(table)
+    if readme:
+        replace_between_markers(readme, table, START, END)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,8 @@ class ClipClustering:
     resolution -> cluster labels [T, H, W] int64 (official ``OnlineChainer`` clustering step).
 
     At full resolution (official ``--resize_embeddings``) the volumes are upsampled x4 first;
-    the F free dims take the config's ``free_dim_precision``.
+    the F free dims take the config's ``free_dim_precision``. The clustering reads the volumes
+    where they are: no [N, E] copy, no constant block for the free dims.
     """
 
     def __init__(self, config, backend: str):
@@ -74,17 +75,16 @@ class ClipClustering:
             embeddings, precisions, seediness = map(
                 upsample_clip, (embeddings, precisions, seediness)
             )
-        num_dims, num_frames, height, width = embeddings.shape
-        free = precisions.new_full(
-            (self.num_free_dims, num_frames, height, width), self.free_dim_precision
-        )
-        precisions = torch.cat([precisions, free])  # [E, T, H, W]
+        num_frames, height, width = embeddings.shape[1:]
         inference = self.inference
+        # [N, E] and [N, E - F] views of the channel-first volumes (strides (1, N)), read in
+        # place; the kernel gives the free dims their constant bandwidth itself.
         labels = greedy_cluster(
-            embeddings.permute(1, 2, 3, 0).reshape(-1, num_dims),
-            precisions.permute(1, 2, 3, 0).reshape(-1, num_dims),
+            embeddings.flatten(1).t(),
+            precisions.flatten(1).t(),
             seediness.reshape(-1),
             foreground.reshape(-1),
+            free_dim_precision=self.free_dim_precision if self.num_free_dims else None,
             min_seediness=inference.min_seediness,
             prob_threshold=inference.primary_prob_threshold,
             secondary_threshold=inference.secondary_prob_threshold,

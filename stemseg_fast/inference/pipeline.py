@@ -24,9 +24,10 @@ stream yields, learnt at its end, never a container's announced count:
    entry per clip); the running sums are freed.
 4. **A clip is clustered** once all its frames are final (one or two clips after its heads):
    embeddings, precisions and seediness upsampled x4 trilinearly in space (time scale 1) when the
-   preset clusters at full resolution (official ``--resize_embeddings``), free-dim precisions
-   appended, :func:`~stemseg_fast.kernels.greedy_cluster.greedy_cluster` on the clip's foreground
-   voxels, :class:`~stemseg_fast.inference.stitching.ClipStitcher` against the previous clip.
+   preset clusters at full resolution (official ``--resize_embeddings``), then
+   :func:`~stemseg_fast.kernels.greedy_cluster.greedy_cluster` on the clip's foreground voxels
+   (reading the channel-first volumes in place, the free dims' precision a constant),
+   :class:`~stemseg_fast.inference.stitching.ClipStitcher` against the previous clip.
    Heads and clustering are the two calls of :class:`~stemseg_fast.inference.clip_step.
    ClipSteps`: with ``cuda_graphs`` each is a CUDA graph replayed for every clip of its shape.
 5. **Frames the stitcher hands back are final**: per track present, the official mask path
