@@ -1,5 +1,6 @@
 """greedy_cluster: one clip's seeded clustering, official reference loop vs the on-device Triton
-loop, at OVIS input resolution (clustering at full resolution) and at stride 4.
+loop, at OVIS input resolution (clustering at full resolution) and at stride 4, on inputs laid
+out as the pipeline passes them (channel-first volumes, the free dims' precision a constant).
 
 Bytes: each seed pass reads the 1-byte state of all N voxels plus, for the available
 foreground voxels, E float32 embeddings and the float32 seediness (the next seed's arg-max is
@@ -10,7 +11,6 @@ and embeddings, write N int64 labels): N * (1 + 4 + 1) + N * (1 + 8) + N_fg * 4E
 """
 
 import pytest
-import torch
 from harness import backends, bench_device, presets, run_benchmark
 from inputs import embedding_inputs, instance_id_map
 from presets import PRESETS
@@ -27,14 +27,11 @@ def setup_greedy_cluster(preset_name, backend):
     preset = PRESETS[preset_name]
     device = bench_device()
     embeddings, log_precisions, seediness = embedding_inputs(preset, device=device)
+    # As the pipeline holds them: channel-first volumes, read through [N, E] views
+    # (strides (1, N)), and only the predicted dims' precisions.
+    embeddings = embeddings.t().contiguous().t()
+    precisions = (PRECISION_SCALE * log_precisions.exp()).t().contiguous().t()  # [N, P]
     free_dims = preset.num_dims - preset.num_variance_dims
-    precisions = torch.cat(
-        [
-            PRECISION_SCALE * log_precisions.exp(),
-            torch.full((preset.num_voxels, free_dims), FREE_DIM_PRECISION, device=device),
-        ],
-        dim=1,
-    )  # [N, E]
     foreground = instance_id_map(preset, device=device).flatten() >= 0  # [N], ~30 %
 
     def cluster():
@@ -44,6 +41,7 @@ def setup_greedy_cluster(preset_name, backend):
             seediness,
             foreground,
             max_instances=preset.max_clusters,
+            free_dim_precision=FREE_DIM_PRECISION if free_dims else None,
             backend=backend,
         )
 
