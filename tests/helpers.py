@@ -142,6 +142,28 @@ def untrained_tiny_config():
     )
 
 
+def fast_tiny_predictor(*, full_resolution=True, cuda_graphs=False):
+    """The untrained tiny preset on the GPU's fast path (fused Triton decoder blocks, Triton
+    clustering, bf16), clustering at full resolution or at stride 4."""
+    import dataclasses
+
+    import torch
+
+    from stemseg_fast.inference.predictor import Predictor
+    from stemseg_fast.model import build_stemseg
+
+    config = untrained_tiny_config()
+    config = dataclasses.replace(
+        config,
+        inference=dataclasses.replace(config.inference, cluster_at_full_resolution=full_resolution),
+    )
+    torch.manual_seed(0)
+    model = build_stemseg(config, fused=True, backend="triton")
+    return Predictor(
+        model, device="cuda", backend="triton", precision="bf16", cuda_graphs=cuda_graphs
+    )
+
+
 def save_untrained_tiny_checkpoint(path, seed=0):
     """A random-init tiny network (``untrained_tiny_config``, weights from ``seed``) saved in
     our format; returns the path as str."""

@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from stemseg_fast.kernels.greedy_cluster import greedy_cluster
+from stemseg_fast.kernels.greedy_cluster import GreedyCluster
 from stemseg_fast.model.embeddings import get_embedding_mode
 
 from .graphs import CapturedCalls
@@ -59,10 +59,19 @@ class ClipClustering:
     """
 
     def __init__(self, config, backend: str):
-        self.inference = config.inference
-        self.num_free_dims = get_embedding_mode(config.embedding_mode).num_free_dims
-        self.free_dim_precision = config.free_dim_precision
-        self.backend = backend
+        inference = config.inference
+        self.full_resolution = inference.cluster_at_full_resolution
+        num_free_dims = get_embedding_mode(config.embedding_mode).num_free_dims
+        self.clustering = GreedyCluster(
+            min_seediness=inference.min_seediness,
+            prob_threshold=inference.primary_prob_threshold,
+            secondary_threshold=inference.secondary_prob_threshold,
+            max_instances=inference.max_instances_per_clip,
+            distance_rule=inference.distance_rule,
+            secondary_rule=inference.secondary_rule,
+            free_dim_precision=config.free_dim_precision if num_free_dims else None,
+            backend=backend,
+        )
 
     def __call__(
         self,
@@ -71,29 +80,19 @@ class ClipClustering:
         seediness: torch.Tensor,
         foreground: torch.Tensor,
     ) -> torch.Tensor:
-        if self.inference.cluster_at_full_resolution:
+        if self.full_resolution:
             embeddings, precisions, seediness = map(
                 upsample_clip, (embeddings, precisions, seediness)
             )
-        num_frames, height, width = embeddings.shape[1:]
-        inference = self.inference
         # [N, E] and [N, E - F] views of the channel-first volumes (strides (1, N)), read in
         # place; the kernel gives the free dims their constant bandwidth itself.
-        labels = greedy_cluster(
+        labels = self.clustering(
             embeddings.flatten(1).t(),
             precisions.flatten(1).t(),
             seediness.reshape(-1),
             foreground.reshape(-1),
-            free_dim_precision=self.free_dim_precision if self.num_free_dims else None,
-            min_seediness=inference.min_seediness,
-            prob_threshold=inference.primary_prob_threshold,
-            secondary_threshold=inference.secondary_prob_threshold,
-            max_instances=inference.max_instances_per_clip,
-            distance_rule=inference.distance_rule,
-            secondary_rule=inference.secondary_rule,
-            backend=self.backend,
         )
-        return labels.view(num_frames, height, width)
+        return labels.view(foreground.shape)
 
 
 class ClipSteps:

@@ -2,10 +2,9 @@
 one capture per input signature and predictor, failures fall back with a warning, and a
 replayed video syncs only where marked. The GPU tests run in benchmarks/gpu_check.sh."""
 
-import dataclasses
-
 import pytest
 import torch
+from helpers import fast_tiny_predictor
 
 from stemseg_fast.inference.graphs import CapturedCalls
 from stemseg_fast.inference.predictor import Predictor
@@ -47,21 +46,6 @@ def test_a_capture_that_syncs_warns_and_runs_eagerly():
     assert captured.counts == {"captures": 0, "replays": 0, "eager": 2}
 
 
-def _tiny_predictor(cuda_graphs, full_resolution=True):
-    preset = PRESETS["tiny"]
-    config = dataclasses.replace(
-        preset,
-        inference=dataclasses.replace(
-            preset.inference, min_seediness=0.3, cluster_at_full_resolution=full_resolution
-        ),
-    )
-    torch.manual_seed(0)
-    model = build_stemseg(config, fused=True, backend="triton")
-    return Predictor(
-        model, device="cuda", backend="triton", precision="bf16", cuda_graphs=cuda_graphs
-    )
-
-
 def _same_prediction(actual, expected):
     assert actual.rles == expected.rles
     for field in ("track_ids", "pixel_counts", "first_frames", "last_frames"):
@@ -76,8 +60,8 @@ def _same_prediction(actual, expected):
 @pytest.mark.gpu
 @pytest.mark.parametrize("full_resolution", [False, True], ids=["stride4", "fullres"])
 def test_graph_replays_give_the_direct_calls_outputs(full_resolution):
-    direct = _tiny_predictor(cuda_graphs=False, full_resolution=full_resolution)
-    graphed = _tiny_predictor(cuda_graphs=True, full_resolution=full_resolution)
+    direct = fast_tiny_predictor(full_resolution=full_resolution)
+    graphed = fast_tiny_predictor(full_resolution=full_resolution, cuda_graphs=True)
     # 13 frames: regular clips and an end-aligned one; 3 frames: a left-padded short clip
     videos = [synthetic_clip(num_frames=n, height=64, width=96, seed=n).frames for n in (13, 3)]
     for video in videos + videos:  # the second round replays graphs captured in the first
@@ -94,7 +78,7 @@ def test_graph_replays_give_the_direct_calls_outputs(full_resolution):
 
 @pytest.mark.gpu
 def test_a_replayed_video_syncs_only_where_marked():
-    predictor = _tiny_predictor(cuda_graphs=True)
+    predictor = fast_tiny_predictor(cuda_graphs=True)
     video = synthetic_clip(num_frames=13, height=64, width=96, seed=2).frames
     predictor.predict(video, video_id=1)  # captures: they wait on purpose, once per shape
     torch.cuda.set_sync_debug_mode("error")

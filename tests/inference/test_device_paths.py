@@ -1,10 +1,9 @@
 """Paths only a GPU runs in the pipeline (run by benchmarks/gpu_check.sh)."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
+from helpers import untrained_tiny_config
 from pycocotools import mask as mask_utils
 
 from stemseg_fast.inference import pipeline
@@ -66,11 +65,7 @@ def test_masks_encoded_on_a_side_stream_wait_for_late_masks():
 @pytest.mark.gpu
 def test_overlapped_mask_encoding_writes_the_bytes_of_the_synchronous_one(monkeypatch):
     torch.manual_seed(0)
-    config = PRESETS["tiny"]
-    config = dataclasses.replace(
-        config, inference=dataclasses.replace(config.inference, min_seediness=0.3)
-    )
-    model = build_stemseg(config)
+    model = build_stemseg(untrained_tiny_config())
     clip = synthetic_clip(num_frames=13, height=64, width=96, seed=2)  # 3 clips, overlapping
     overlapped = Predictor(model, device="cuda", backend="reference").predict(
         clip.frames, video_id=1
@@ -97,11 +92,7 @@ def test_overlapped_mask_encoding_writes_the_bytes_of_the_synchronous_one(monkey
 @pytest.mark.gpu
 def test_frames_uploaded_from_pinned_memory_give_the_outputs_of_a_waited_upload(monkeypatch):
     torch.manual_seed(0)
-    config = PRESETS["tiny"]
-    config = dataclasses.replace(
-        config, inference=dataclasses.replace(config.inference, min_seediness=0.3)
-    )
-    model = build_stemseg(config)
+    model = build_stemseg(untrained_tiny_config())
     clip = synthetic_clip(num_frames=13, height=64, width=96, seed=5)
     frame = clip.frames[3]
     pinned = pipeline.pinned_frame(frame)

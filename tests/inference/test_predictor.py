@@ -307,17 +307,17 @@ def test_inference_settings_reach_clustering_and_stitching(monkeypatch):
     calls = {}
     pipeline = importlib.import_module("stemseg_fast.inference.pipeline")
     clip_step = importlib.import_module("stemseg_fast.inference.clip_step")
-    real_cluster, real_stitcher = clip_step.greedy_cluster, pipeline.ClipStitcher
+    real_cluster, real_stitcher = clip_step.GreedyCluster, pipeline.ClipStitcher
 
-    def spy_cluster(*args, **kwargs):
+    def spy_cluster(**kwargs):
         calls["cluster"] = kwargs
-        return real_cluster(*args, **kwargs)
+        return real_cluster(**kwargs)
 
     def spy_stitcher(**kwargs):
         calls["stitcher"] = kwargs
         return real_stitcher(**kwargs)
 
-    monkeypatch.setattr(clip_step, "greedy_cluster", spy_cluster)
+    monkeypatch.setattr(clip_step, "GreedyCluster", spy_cluster)
     monkeypatch.setattr(pipeline, "ClipStitcher", spy_stitcher)
     config = dataclasses.replace(tiny_config(), num_classes=4)
     network = OracleNetwork(clip.instance_ids, clip.categories, config)

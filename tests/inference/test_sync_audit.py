@@ -3,15 +3,12 @@ synchronising call outside the places marked with
 :func:`~stemseg_fast.inference.host_waits.expected_host_wait` (listed in the pipeline's
 docstring) raises. Run by benchmarks/gpu_check.sh."""
 
-import dataclasses
-
 import pytest
 import torch
+from helpers import fast_tiny_predictor
 
 from stemseg_fast.inference import pipeline
 from stemseg_fast.inference.host_waits import expected_host_wait
-from stemseg_fast.inference.predictor import Predictor
-from stemseg_fast.model import PRESETS, build_stemseg
 from stemseg_fast.synthetic import synthetic_clip
 
 
@@ -29,16 +26,7 @@ def test_outside_a_marked_place_a_sync_raises():
 
 
 def _fast_tiny(full_resolution):
-    preset = PRESETS["tiny"]
-    config = dataclasses.replace(
-        preset,
-        inference=dataclasses.replace(
-            preset.inference, min_seediness=0.3, cluster_at_full_resolution=full_resolution
-        ),
-    )
-    torch.manual_seed(0)
-    model = build_stemseg(config, fused=True, backend="triton")
-    predictor = Predictor(model, device="cuda", backend="triton", precision="bf16")
+    predictor = fast_tiny_predictor(full_resolution=full_resolution)
     video = synthetic_clip(num_frames=13, height=64, width=96, seed=2).frames  # 3 clips
     predictor.predict(video, video_id=1)  # warm-up: compiling and autotuning wait on purpose
     return predictor, video
