@@ -66,6 +66,23 @@ def check_index_range(name: str, tensor: torch.Tensor, low: int, high: int) -> N
         )
 
 
+def instance_count(instance_ids: torch.Tensor, num_instances: int | None = None) -> int:
+    """``num_instances`` if given, else the highest instance id + 1 (0 when there is none).
+    Reading the ids syncs with the device once."""
+    if num_instances is not None:
+        return num_instances
+    return int(instance_ids.max()) + 1 if instance_ids.numel() else 0
+
+
+def checked_instance_count(instance_ids: torch.Tensor, num_instances: int | None) -> int:
+    """:func:`instance_count`, checked: >= 0, and every id in ``[-1, num_instances)``."""
+    num_instances = instance_count(instance_ids, num_instances)
+    if num_instances < 0:
+        raise ValueError(f"num_instances must be >= 0, got {num_instances}")
+    check_index_range("instance_ids", instance_ids, -1, num_instances)
+    return num_instances
+
+
 def check_positive(name: str, value: float) -> None:
     if not value > 0:
         raise ValueError(f"{name} must be > 0, got {value}")

@@ -75,10 +75,12 @@ from ._checks import (
     INDEX_DTYPES,
     check_index_range,
     check_int32_indexable,
+    checked_instance_count,
     check_positive,
     check_same_device,
     check_same_size,
     check_tensor,
+    instance_count,
 )
 from ._launch import accumulation_dtype, block_size_for, ensure_contiguous, row_start
 from .gaussian_probability import (
@@ -155,8 +157,7 @@ def embedding_loss_reference(
     embeddings, log_precisions = embeddings.to(dtype), log_precisions.to(dtype)
     seediness = seediness.to(dtype)
     num_dims, num_variance_dims = embeddings.shape[1], log_precisions.shape[1]
-    if num_instances is None:
-        num_instances = int(instance_ids.max()) + 1 if instance_ids.numel() else 0
+    num_instances = instance_count(instance_ids, num_instances)
     excluded = _excluded_from_lovasz(instance_ids, ignore_mask, exclude_ignored_from_lovasz)
     free = torch.full(
         (num_dims - num_variance_dims,), free_dim_precision, dtype=dtype, device=embeddings.device
@@ -302,8 +303,7 @@ def embedding_loss_batched_reference(
 ) -> EmbeddingLossTerms:
     """All instances at once in plain PyTorch ([K, N, E] intermediates, one batched sort)."""
     dtype = accumulation_dtype(embeddings.dtype, log_precisions.dtype, seediness.dtype)
-    if num_instances is None:
-        num_instances = int(instance_ids.max()) + 1 if instance_ids.numel() else 0
+    num_instances = instance_count(instance_ids, num_instances)
     means, precisions, counts = instance_gaussians_reference(
         embeddings.to(dtype),
         log_precisions.to(dtype),
@@ -520,11 +520,7 @@ def _check_clip(embeddings, log_precisions, seediness, instance_ids, ignore_mask
             f"log_precisions must have at most E = {embeddings.shape[1]} columns (one per "
             f"non-free embedding dim), got {log_precisions.shape[1]}"
         )
-    if num_instances is None:
-        num_instances = int(instance_ids.max()) + 1 if instance_ids.numel() else 0
-    if num_instances < 0:
-        raise ValueError(f"num_instances must be >= 0, got {num_instances}")
-    check_index_range("instance_ids", instance_ids, -1, num_instances)
+    num_instances = checked_instance_count(instance_ids, num_instances)
     return num_instances
 
 

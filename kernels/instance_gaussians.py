@@ -34,8 +34,8 @@ from ._backend import resolve_backend
 from ._checks import (
     FLOAT_DTYPES,
     INDEX_DTYPES,
-    check_index_range,
     check_int32_indexable,
+    checked_instance_count,
     check_positive,
     check_same_device,
     check_same_size,
@@ -457,11 +457,7 @@ def instance_gaussians(
         )
     check_positive("precision_scale", precision_scale)
     check_positive("free_dim_precision", free_dim_precision)
-    if num_instances is None:
-        num_instances = int(instance_ids.max()) + 1 if instance_ids.numel() else 0
-    if num_instances < 0:
-        raise ValueError(f"num_instances must be >= 0, got {num_instances}")
-    check_index_range("instance_ids", instance_ids, -1, num_instances)
+    num_instances = checked_instance_count(instance_ids, num_instances)
     if resolve_backend(backend, embeddings, log_precisions) == "reference":
         return instance_gaussians_reference(
             embeddings,
