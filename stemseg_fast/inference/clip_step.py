@@ -18,23 +18,28 @@ from .graphs import CapturedCalls
 from .masks import EMBEDDING_STRIDE
 
 
+def network_autocast(device_type: str, autocast_dtype: Optional[torch.dtype]) -> torch.autocast:
+    """The network's autocast region: ``autocast_dtype``, or float32 when None. The cast cache
+    stays off: a weight cast cached by one call would be freed memory under a graph captured at
+    the next (and each weight is cast once per call anyway)."""
+    return torch.autocast(
+        device_type,
+        dtype=autocast_dtype or torch.float32,
+        enabled=autocast_dtype is not None,
+        cache_enabled=False,
+    )
+
+
 class NetworkHeads:
     """Stacked FPN volumes of one clip -> the model's ``heads`` outputs, in an autocast region
-    of its own (``autocast_dtype``, or float32 when None)."""
+    of its own (:func:`network_autocast`)."""
 
     def __init__(self, model: torch.nn.Module, autocast_dtype: Optional[torch.dtype]):
         self.model = model
         self.autocast_dtype = autocast_dtype
 
     def __call__(self, *volumes: torch.Tensor):
-        # The cast cache stays off: a weight cast cached by one call would be freed memory
-        # under a graph captured at the next.
-        with torch.autocast(
-            volumes[0].device.type,
-            dtype=self.autocast_dtype or torch.float32,
-            enabled=self.autocast_dtype is not None,
-            cache_enabled=False,
-        ):
+        with network_autocast(volumes[0].device.type, self.autocast_dtype):
             return self.model.heads(list(volumes))
 
 

@@ -85,7 +85,7 @@ from stemseg_fast.model.embeddings import PRECISION_SCALE
 from stemseg_fast.model.preprocessing import preprocess_clip, resized_size
 from stemseg_fast.tracks import Track
 
-from .clip_step import ClipSteps
+from .clip_step import ClipSteps, network_autocast
 from .clips import clip_positions, streamed_clip_schedule
 from .host_waits import expected_host_wait
 from .masks import EMBEDDING_STRIDE, ClipMaskEncoding, encode_clip_masks
@@ -266,7 +266,6 @@ class VideoRun:
         self.inference = config.inference
         self.source = source
         self.device = torch.device(device)
-        self.backend = backend
         self.autocast_dtype = autocast_dtype
         self.progress = progress
         self.num_frames = None  # what the stream yields, known when it ends
@@ -337,19 +336,12 @@ class VideoRun:
         images = preprocess_clip(batch, self.inference.min_dim, self.inference.max_dim).clip
         images = images.transpose(0, 1)  # [B, 3, H_pad, W_pad]
         self.timer.charge("preprocess")
-        with self._autocast():
+        with network_autocast(self.device.type, self.autocast_dtype):
             levels = self.model.backbone_features(images)  # each [B, C, h, w]
         for offset, index in enumerate(frame_indices):
             # Views of the batch: the batch is freed once its last frame leaves the cache.
             features[index] = [level[offset : offset + 1] for level in levels]
         self.timer.charge("backbone")
-
-    def _autocast(self):
-        return torch.autocast(
-            self.device.type,
-            dtype=self.autocast_dtype or torch.float32,
-            enabled=self.autocast_dtype is not None,
-        )
 
     # -- stage 2/3: heads, per-frame semantics ---------------------------------------------------
 
