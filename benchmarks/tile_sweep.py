@@ -16,6 +16,7 @@ registers and local (spill) bytes of those launches; and whether every launch co
 
 import argparse
 import datetime
+import importlib
 import json
 import os
 import sys
@@ -80,8 +81,6 @@ CONSTANTS = (
 
 
 def current_value(constant: TileConstant) -> int:
-    import importlib
-
     module, name = constant.targets[0].rsplit(".", 1)
     return getattr(importlib.import_module(module), name)
 
